@@ -1,0 +1,186 @@
+//! The `catalog` module: the shop's products, served from an in-memory snapshot of its table.
+//!
+//! - Owns: table `catalog_products` (migrations in `cleave-migrations::catalog`).
+//! - Provides: [`catalog_api::CatalogApi`] through [`CatalogModule`].
+//! - Requires: nothing.
+//!
+//! The catalog is read on every page and changes rarely, so reads come from a snapshot held in
+//! memory (swapped atomically) rather than a query per call. The snapshot is loaded at start
+//! and reloaded every `modules.catalog.refresh_secs`, which bounds how stale a replica can be
+//! after a change made by another process.
+
+mod entity;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use catalog_api::{CatalogApi, CatalogError, Product, validate_query};
+use cleave_kernel::CallContext;
+use cleave_kernel::types::{Money, ProductId};
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryOrder};
+use serde::{Deserialize, Serialize};
+
+/// Settings of `[modules.catalog]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Seconds between reloads of the product snapshot from the database; 0 turns reloading
+    /// off.
+    pub refresh_secs: u64,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self { refresh_secs: 30 }
+    }
+}
+
+/// What the catalog needs from other modules: nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogDeps;
+
+struct Snapshot {
+    products: Vec<Product>,
+    by_id: HashMap<ProductId, usize>,
+}
+
+/// The catalog, in process.
+pub struct CatalogModule {
+    db: DatabaseConnection,
+    snapshot: ArcSwap<Snapshot>,
+}
+
+impl CatalogModule {
+    /// Loads the product snapshot and, when `config.refresh_secs > 0`, starts reloading it in
+    /// the background for as long as the module lives.
+    ///
+    /// # Errors
+    /// [`CatalogError`] when the products cannot be read.
+    pub async fn start(
+        db: DatabaseConnection,
+        config: &CatalogConfig,
+        _deps: CatalogDeps,
+    ) -> Result<Arc<Self>, CatalogError> {
+        let snapshot = load(&db).await.map_err(storage_error)?;
+        let module = Arc::new(Self {
+            db,
+            snapshot: ArcSwap::from_pointee(snapshot),
+        });
+        if config.refresh_secs > 0 {
+            let weak = Arc::downgrade(&module);
+            let period = Duration::from_secs(config.refresh_secs);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(module) = weak.upgrade() else { break };
+                    if let Err(e) = module.reload().await {
+                        tracing::warn!(error = %e, "catalog snapshot reload failed; keeping the last one");
+                    }
+                }
+            });
+        }
+        Ok(module)
+    }
+
+    /// Reloads the snapshot from the database now.
+    ///
+    /// # Errors
+    /// [`CatalogError`] when the products cannot be read; the old snapshot stays.
+    pub async fn reload(&self) -> Result<(), CatalogError> {
+        let snapshot = load(&self.db).await.map_err(storage_error)?;
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// A product by id, straight from the snapshot: the direct-call baseline of the
+    /// benchmarks.
+    pub fn product(&self, id: &ProductId) -> Option<Product> {
+        let snap = self.snapshot.load();
+        snap.by_id.get(id).map(|&i| snap.products[i].clone())
+    }
+}
+
+async fn load(db: &DatabaseConnection) -> Result<Snapshot, DbErr> {
+    let rows = entity::Entity::find()
+        .order_by_asc(entity::Column::Id)
+        .all(db)
+        .await?;
+    let mut products = Vec::with_capacity(rows.len());
+    for row in rows {
+        products.push(to_product(row)?);
+    }
+    let by_id = products
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.clone(), i))
+        .collect();
+    Ok(Snapshot { products, by_id })
+}
+
+fn to_product(row: entity::Model) -> Result<Product, DbErr> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        DbErr::Custom(format!("catalog_products row {}: bad {what}: {e}", row.id))
+    };
+    Ok(Product {
+        id: ProductId::parse(row.id.clone()).map_err(|e| bad("id", &e))?,
+        price_usd: Money::new(&row.price_currency_code, row.price_units, row.price_nanos)
+            .map_err(|e| bad("price", &e))?,
+        categories: serde_json::from_str(&row.categories).map_err(|e| bad("categories", &e))?,
+        name: row.name,
+        description: row.description,
+        picture: row.picture,
+    })
+}
+
+fn storage_error(err: DbErr) -> CatalogError {
+    if cleave_kernel::db::is_unavailable(&err) {
+        CatalogError::Unavailable {
+            reason: err.to_string(),
+        }
+    } else {
+        CatalogError::Internal {
+            reason: err.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl CatalogApi for CatalogModule {
+    async fn list_products(&self, _ctx: &CallContext) -> Result<Vec<Product>, CatalogError> {
+        Ok(self.snapshot.load().products.clone())
+    }
+
+    async fn get_product(
+        &self,
+        _ctx: &CallContext,
+        id: ProductId,
+    ) -> Result<Product, CatalogError> {
+        self.product(&id)
+            .ok_or_else(|| CatalogError::ProductNotFound { id: id.to_string() })
+    }
+
+    async fn search_products(
+        &self,
+        _ctx: &CallContext,
+        query: String,
+    ) -> Result<Vec<Product>, CatalogError> {
+        validate_query(&query)?;
+        let q = query.trim().to_lowercase();
+        let snap = self.snapshot.load();
+        Ok(snap
+            .products
+            .iter()
+            .filter(|p| {
+                q.is_empty()
+                    || p.name.to_lowercase().contains(&q)
+                    || p.description.to_lowercase().contains(&q)
+            })
+            .cloned()
+            .collect())
+    }
+}

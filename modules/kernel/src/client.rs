@@ -1,0 +1,443 @@
+//! The one remote-call pipeline. Every module's HTTP client sends its calls through a
+//! [`RemoteClient`]: a tower service stack over one pooled, keep-alive `reqwest::Client` per
+//! target module. Layers that every remote call needs (today: the deadline; later: retries,
+//! circuit breaking, tracing, metrics, service auth, load balancing) are added here, in
+//! [`RemoteClient::new`], and no module client changes.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceExt};
+use url::Url;
+
+pub use reqwest::Method;
+
+use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER};
+use crate::error::{ApiError, PROBLEM_JSON, Problem};
+use crate::http::ReadinessCheck;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// One call to a remote module, before it is encoded on the wire.
+#[derive(Debug, Clone)]
+pub struct RemoteRequest {
+    /// The context of the call chain: its request id and deadline travel as headers.
+    pub ctx: CallContext,
+    /// HTTP method.
+    pub method: Method,
+    /// Path and query below the module's base url, e.g. `/api/catalog/v1/products`.
+    pub path: String,
+    /// JSON body, already encoded.
+    pub body: Option<Vec<u8>>,
+}
+
+/// The raw answer of a remote module.
+#[derive(Debug, Clone)]
+pub struct RemoteResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Whether the body is `application/problem+json`.
+    pub is_problem: bool,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Why a remote call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RemoteError {
+    /// No answer: connection refused or reset, DNS failure, TLS failure.
+    #[error("module {module} is unreachable: {reason}")]
+    Unreachable {
+        /// The module called.
+        module: &'static str,
+        /// What the transport said.
+        reason: String,
+    },
+    /// The deadline passed before the answer arrived.
+    #[error("module {module} did not answer before the deadline")]
+    DeadlineExceeded {
+        /// The module called.
+        module: &'static str,
+    },
+    /// The module answered with an error ([`Problem`]).
+    #[error("module {module} answered {}: {}", .problem.status, .problem.code)]
+    Problem {
+        /// The module called.
+        module: &'static str,
+        /// Its answer.
+        problem: Box<Problem>,
+    },
+    /// The module answered something that is not our protocol.
+    #[error("module {module} answered unexpectedly (HTTP {status}): {reason}")]
+    Protocol {
+        /// The module called.
+        module: &'static str,
+        /// HTTP status of the answer.
+        status: u16,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl RemoteError {
+    /// Turns a failed remote call into the caller-facing contract error: a 4xx problem whose
+    /// code belongs to `E` becomes that variant (the same error an in-process call gives);
+    /// everything else (no answer, deadline, 5xx, foreign codes) becomes `E::unavailable`.
+    pub fn into_api_error<E: ApiError>(self) -> E {
+        if let RemoteError::Problem { problem, .. } = &self {
+            if problem.status < 500 {
+                if let Some(err) = problem.decode::<E>() {
+                    return err;
+                }
+            }
+        }
+        tracing::warn!(error = %self, "remote call failed");
+        E::unavailable(self.to_string())
+    }
+}
+
+/// Connection and timeout settings of the calls to one module.
+#[derive(Debug, Clone)]
+pub struct RemoteSettings {
+    /// Longest a single call may take when the caller set no earlier deadline.
+    pub timeout: Duration,
+    /// Longest to wait for a TCP connection.
+    pub connect_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// Most idle connections kept per host.
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for RemoteSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
+            pool_idle_timeout: Duration::from_secs(60),
+            pool_max_idle_per_host: 64,
+        }
+    }
+}
+
+/// The type-erased service stack every remote call runs through.
+pub type Pipeline = BoxCloneSyncService<RemoteRequest, RemoteResponse, RemoteError>;
+
+/// A handle to one remote module: its base url and the pipeline to reach it. Cheap to clone;
+/// clones share the connection pool.
+#[derive(Clone)]
+pub struct RemoteClient {
+    module: &'static str,
+    base: Url,
+    pipeline: Pipeline,
+}
+
+impl fmt::Debug for RemoteClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteClient")
+            .field("module", &self.module)
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteClient {
+    /// Builds the pipeline to `module` at `base` (e.g. `http://10.0.0.7:8080`).
+    ///
+    /// # Errors
+    /// [`RemoteError::Unreachable`] when the HTTP client cannot be built (TLS setup).
+    pub fn new(
+        module: &'static str,
+        base: Url,
+        settings: &RemoteSettings,
+    ) -> Result<Self, RemoteError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .pool_idle_timeout(settings.pool_idle_timeout)
+            .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| RemoteError::Unreachable {
+                module,
+                reason: e.to_string(),
+            })?;
+        let transport = HttpTransport {
+            module,
+            base: base.clone(),
+            http,
+        };
+        let pipeline = tower::ServiceBuilder::new()
+            .layer(DeadlineLayer {
+                module,
+                default_timeout: settings.timeout,
+            })
+            .service(transport);
+        Ok(Self {
+            module,
+            base,
+            pipeline: BoxCloneSyncService::new(pipeline),
+        })
+    }
+
+    /// The module this client calls.
+    pub fn module(&self) -> &'static str {
+        self.module
+    }
+
+    /// The module's base url.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// Sends one request through the pipeline.
+    ///
+    /// # Errors
+    /// [`RemoteError`] when the module cannot be reached in time. A non-2xx answer is *not* an
+    /// error here; see [`RemoteClient::get_json`] and friends.
+    pub async fn call(&self, req: RemoteRequest) -> Result<RemoteResponse, RemoteError> {
+        self.pipeline.clone().oneshot(req).await
+    }
+
+    /// `GET path` and decode a JSON answer.
+    ///
+    /// # Errors
+    /// [`RemoteError`]: transport failure, deadline, an error answer or a body that does not
+    /// decode as `T`.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        path: &str,
+    ) -> Result<T, RemoteError> {
+        let res = self
+            .call(self.request(ctx, Method::GET, path, None))
+            .await?;
+        self.decode(res)
+    }
+
+    /// Sends `body` as JSON with `method` and decodes a JSON answer.
+    ///
+    /// # Errors
+    /// As [`RemoteClient::get_json`].
+    pub async fn send_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, RemoteError> {
+        let body = serde_json::to_vec(body).map_err(|e| RemoteError::Protocol {
+            module: self.module,
+            status: 0,
+            reason: format!("cannot encode request: {e}"),
+        })?;
+        let res = self
+            .call(self.request(ctx, method, path, Some(body)))
+            .await?;
+        self.decode(res)
+    }
+
+    /// Sends a request without body and expects a 2xx answer whose body is ignored.
+    ///
+    /// # Errors
+    /// As [`RemoteClient::get_json`].
+    pub async fn send_empty(
+        &self,
+        ctx: &CallContext,
+        method: Method,
+        path: &str,
+    ) -> Result<(), RemoteError> {
+        let res = self.call(self.request(ctx, method, path, None)).await?;
+        self.check_status(&res)
+    }
+
+    fn request(
+        &self,
+        ctx: &CallContext,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> RemoteRequest {
+        RemoteRequest {
+            ctx: ctx.clone(),
+            method,
+            path: path.to_owned(),
+            body,
+        }
+    }
+
+    fn check_status(&self, res: &RemoteResponse) -> Result<(), RemoteError> {
+        if (200..300).contains(&res.status) {
+            return Ok(());
+        }
+        if res.is_problem {
+            if let Ok(problem) = serde_json::from_slice::<Problem>(&res.body) {
+                return Err(RemoteError::Problem {
+                    module: self.module,
+                    problem: Box::new(problem),
+                });
+            }
+        }
+        Err(RemoteError::Protocol {
+            module: self.module,
+            status: res.status,
+            reason: "error answer without a problem body".into(),
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, res: RemoteResponse) -> Result<T, RemoteError> {
+        self.check_status(&res)?;
+        serde_json::from_slice(&res.body).map_err(|e| RemoteError::Protocol {
+            module: self.module,
+            status: res.status,
+            reason: format!("body does not decode: {e}"),
+        })
+    }
+}
+
+/// Readiness of a remote module: its `/health/live` answers 200.
+#[async_trait]
+impl ReadinessCheck for RemoteClient {
+    fn name(&self) -> String {
+        format!("module:{}", self.module)
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let ctx = CallContext::root().with_timeout(Duration::from_secs(2));
+        let res = self
+            .call(self.request(&ctx, Method::GET, "/health/live", None))
+            .await
+            .map_err(|e| e.to_string())?;
+        if res.status == 200 {
+            Ok(())
+        } else {
+            Err(format!("answered HTTP {}", res.status))
+        }
+    }
+}
+
+/// The innermost service: encodes the request and context on the wire with reqwest.
+#[derive(Clone)]
+struct HttpTransport {
+    module: &'static str,
+    base: Url,
+    http: reqwest::Client,
+}
+
+impl Service<RemoteRequest> for HttpTransport {
+    type Response = RemoteResponse;
+    type Error = RemoteError;
+    type Future = BoxFuture<Result<RemoteResponse, RemoteError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RemoteError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: RemoteRequest) -> Self::Future {
+        let module = self.module;
+        let url = format!("{}{}", self.base.as_str().trim_end_matches('/'), req.path);
+        let mut builder = self
+            .http
+            .request(req.method, url)
+            .header(ACCEPT, "application/json")
+            .header(REQUEST_ID_HEADER, req.ctx.request_id().as_str());
+        if let Some(left) = req.ctx.remaining() {
+            builder = builder.header(DEADLINE_HEADER, left.as_millis().to_string());
+        }
+        if let Some(body) = req.body {
+            builder = builder
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body);
+        }
+        Box::pin(async move {
+            let unreachable = |e: reqwest::Error| RemoteError::Unreachable {
+                module,
+                reason: error_text(&e),
+            };
+            let res = builder.send().await.map_err(unreachable)?;
+            let status = res.status().as_u16();
+            let is_problem = res
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+            let body = res.bytes().await.map_err(unreachable)?.to_vec();
+            Ok(RemoteResponse {
+                status,
+                is_problem,
+                body,
+            })
+        })
+    }
+}
+
+fn error_text(e: &reqwest::Error) -> String {
+    crate::error::error_chain(e)
+}
+
+/// Bounds every call by the caller's deadline or the module's default timeout, whichever is
+/// sooner, and tells the callee the remaining budget.
+#[derive(Clone)]
+struct DeadlineLayer {
+    module: &'static str,
+    default_timeout: Duration,
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+    fn layer(&self, inner: S) -> Deadline<S> {
+        Deadline {
+            inner,
+            module: self.module,
+            default_timeout: self.default_timeout,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Deadline<S> {
+    inner: S,
+    module: &'static str,
+    default_timeout: Duration,
+}
+
+impl<S> Service<RemoteRequest> for Deadline<S>
+where
+    S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
+    S::Future: Send + 'static,
+{
+    type Response = RemoteResponse;
+    type Error = RemoteError;
+    type Future = BoxFuture<Result<RemoteResponse, RemoteError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RemoteError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: RemoteRequest) -> Self::Future {
+        let module = self.module;
+        req.ctx = req.ctx.with_timeout(self.default_timeout);
+        let budget = req.ctx.remaining().unwrap_or(self.default_timeout);
+        if budget.is_zero() {
+            return Box::pin(async move { Err(RemoteError::DeadlineExceeded { module }) });
+        }
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            tokio::time::timeout(budget, fut)
+                .await
+                .unwrap_or(Err(RemoteError::DeadlineExceeded { module }))
+        })
+    }
+}
+
+/// Percent-encodes `value` for use in a query string or path segment.
+pub fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}

@@ -1,0 +1,173 @@
+//! The call context: what travels with every module call, local or remote.
+//!
+//! Locally it is passed by reference. Over HTTP the request id travels as `x-request-id` and the
+//! deadline as the remaining budget in milliseconds (`x-cleave-deadline-ms`), which avoids
+//! comparing clocks across machines. The principal slot is filled by the identity layer; it is
+//! not sent over the wire until calls between processes can prove who is calling.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Header carrying the remaining time budget of the call, in milliseconds.
+pub const DEADLINE_HEADER: &str = "x-cleave-deadline-ms";
+
+/// Correlates every log line and remote call made for one incoming request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// A fresh, time-ordered id (UUID v7).
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// Accepts an id from a caller if it is short and printable; anything else is replaced by a
+    /// fresh one, so a client cannot inject log lines or huge values.
+    pub fn from_header(raw: Option<&str>) -> Self {
+        match raw {
+            Some(v)
+                if !v.is_empty()
+                    && v.len() <= 128
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+            {
+                Self(v.to_owned())
+            }
+            _ => Self::generate(),
+        }
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who the call is made for. Filled by the identity layer; `None` for anonymous calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Subject: the user id.
+    pub subject: String,
+    /// Roles granted to the subject.
+    pub roles: Vec<String>,
+}
+
+/// Request id, deadline and principal of one call chain.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    request_id: RequestId,
+    deadline: Option<Instant>,
+    principal: Option<Principal>,
+}
+
+impl CallContext {
+    /// A new root context with a fresh request id, no deadline and no principal: for CLI
+    /// commands, background jobs and tests.
+    pub fn root() -> Self {
+        Self {
+            request_id: RequestId::generate(),
+            deadline: None,
+            principal: None,
+        }
+    }
+
+    /// A context for an incoming request.
+    pub fn new(request_id: RequestId, deadline: Option<Instant>) -> Self {
+        Self {
+            request_id,
+            deadline,
+            principal: None,
+        }
+    }
+
+    /// Same context with a deadline `budget` from now, keeping an earlier existing one.
+    #[must_use]
+    pub fn with_timeout(mut self, budget: Duration) -> Self {
+        let proposed = Instant::now() + budget;
+        self.deadline = Some(match self.deadline {
+            Some(existing) if existing < proposed => existing,
+            _ => proposed,
+        });
+        self
+    }
+
+    /// Same context acting for `principal`.
+    #[must_use]
+    pub fn with_principal(mut self, principal: Principal) -> Self {
+        self.principal = Some(principal);
+        self
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &RequestId {
+        &self.request_id
+    }
+
+    /// When the whole call chain must be done, if anyone set a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Time left before the deadline (zero once passed), or `None` without a deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The principal, if the call is made for someone.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
+    /// Parses the deadline header of an incoming request into an absolute deadline.
+    pub fn deadline_from_header(raw: Option<&str>) -> Option<Instant> {
+        let ms: u64 = raw?.trim().parse().ok()?;
+        // A budget beyond a day is nonsense; ignore it rather than overflow.
+        (ms <= 86_400_000).then(|| Instant::now() + Duration::from_millis(ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_from_header_replaces_unsafe_values() {
+        assert_eq!(RequestId::from_header(Some("abc-123")).as_str(), "abc-123");
+        assert_ne!(
+            RequestId::from_header(Some("evil\nline")).as_str(),
+            "evil\nline"
+        );
+        assert_ne!(
+            RequestId::from_header(Some(&"a".repeat(200)))
+                .as_str()
+                .len(),
+            200
+        );
+        assert!(!RequestId::from_header(None).as_str().is_empty());
+    }
+
+    #[test]
+    fn with_timeout_keeps_the_earlier_deadline() {
+        let ctx = CallContext::root().with_timeout(Duration::from_secs(1));
+        let first = ctx.deadline().unwrap();
+        let ctx = ctx.with_timeout(Duration::from_secs(60));
+        assert_eq!(ctx.deadline().unwrap(), first);
+    }
+
+    #[test]
+    fn deadline_header_is_a_budget_in_milliseconds() {
+        assert!(CallContext::deadline_from_header(Some("250")).is_some());
+        assert!(CallContext::deadline_from_header(Some("soon")).is_none());
+        assert!(CallContext::deadline_from_header(Some("999999999999")).is_none());
+        assert!(CallContext::deadline_from_header(None).is_none());
+    }
+}

@@ -1,0 +1,90 @@
+//! Database connections. SQLite (a file, created on first use) by default; PostgreSQL when the
+//! url says `postgres://`. Modules get a `DatabaseConnection` and own their tables (`<m>_*`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+use crate::http::ReadinessCheck;
+
+/// The file a `sqlite:` url points at, if it is a file (not `:memory:`).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Connects, creating the SQLite file and its directory when needed.
+///
+/// SQLite runs in WAL mode (readers do not block the writer) with full fsync, so a committed
+/// write survives a crash.
+///
+/// # Errors
+/// [`DbErr`] when the database cannot be reached or the directory cannot be created.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    let is_sqlite = url.starts_with("sqlite:");
+    if let Some(path) = sqlite_path(url) {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbErr::Custom(format!(
+                    "cannot create database directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(if is_sqlite { 1 } else { 0 })
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    let db = Database::connect(opts).await?;
+    if is_sqlite {
+        db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+    }
+    Ok(db)
+}
+
+/// Whether a database error means "the database is not reachable" (a dependency problem:
+/// 503) rather than "our query is wrong" (a bug: 500).
+pub fn is_unavailable(err: &DbErr) -> bool {
+    matches!(err, DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
+}
+
+/// Readiness of the process's database: a trivial query answers.
+pub struct DatabaseReadiness(pub DatabaseConnection);
+
+#[async_trait]
+impl ReadinessCheck for DatabaseReadiness {
+    fn name(&self) -> String {
+        "database".into()
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_path_reads_file_urls_only() {
+        assert_eq!(
+            sqlite_path("sqlite://data/c.db?mode=rwc"),
+            Some(PathBuf::from("data/c.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x.db"),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://localhost/test"), None);
+    }
+}

@@ -1,0 +1,318 @@
+//! The error model.
+//!
+//! Every contract has one error enum implementing [`ApiError`]: each variant has a stable wire
+//! code (`"<module>.<snake_case>"`) and an HTTP status. Errors cross the wire as
+//! `application/problem+json` ([`Problem`], RFC 9457) whose `code` and `params` members let the
+//! remote client rebuild the same variant, so a caller sees the same error whether the module
+//! runs in its process or another. [`Failure`] is the one place errors become responses.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error of a module contract (or of the kernel) with a stable code and an HTTP status.
+///
+/// Implementors serialize adjacently tagged as `{"code": "...", "params": {...}}`
+/// (`#[serde(tag = "code", content = "params")]`), with each variant renamed to its code.
+pub trait ApiError:
+    std::error::Error + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// The stable wire code of this error, e.g. `catalog.product_not_found`.
+    fn code(&self) -> &'static str;
+
+    /// The HTTP status the error maps to. 4xx: the caller's mistake; 503/504: a dependency;
+    /// 500: a bug in our code.
+    fn status(&self) -> StatusCode;
+
+    /// The error a caller gets when the module (or one it depends on) cannot be reached.
+    fn unavailable(reason: String) -> Self;
+
+    /// A short, human summary that is the same for every occurrence of this code.
+    fn title(&self) -> &'static str {
+        self.status().canonical_reason().unwrap_or("Error")
+    }
+}
+
+/// An `application/problem+json` body (RFC 9457) with Cleave's extension members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type: `urn:cleave:problem:<code>`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong this time. Absent on 5xx: causes are logged, not sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Stable machine-readable code, e.g. `cart.invalid_quantity`.
+    pub code: String,
+    /// Typed fields of the error variant, so a remote client can rebuild it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    /// The request id, to find the logs of this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl Problem {
+    /// Builds a problem for `code` with the given status.
+    pub fn new(status: StatusCode, code: &str, title: &str, detail: Option<String>) -> Self {
+        Self {
+            kind: format!("urn:cleave:problem:{code}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+            params: None,
+            request_id: None,
+        }
+    }
+
+    /// Rebuilds the typed error this problem describes, if its code is one of `E`'s.
+    pub fn decode<E: ApiError>(&self) -> Option<E> {
+        let mut tagged = serde_json::Map::new();
+        tagged.insert("code".into(), serde_json::Value::String(self.code.clone()));
+        if let Some(params) = &self.params {
+            tagged.insert("params".into(), params.clone());
+        }
+        serde_json::from_value(serde_json::Value::Object(tagged)).ok()
+    }
+}
+
+/// Renders an error with its whole `source()` chain, for logs.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
+/// An error on its way to becoming an HTTP response. Handlers return `Result<_, Failure>`;
+/// `?` converts any [`ApiError`].
+pub struct Failure {
+    status: StatusCode,
+    problem: Problem,
+}
+
+impl Failure {
+    /// The status the response will have.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The problem body the response will carry.
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+}
+
+impl<E: ApiError> From<E> for Failure {
+    fn from(err: E) -> Self {
+        let status = err.status();
+        let mut problem = Problem::new(status, err.code(), err.title(), None);
+        if status.is_server_error() {
+            // The cause may name hosts, queries or internals: log it, don't send it.
+            tracing::error!(code = err.code(), status = status.as_u16(), error = %error_chain(&err), "request failed");
+        } else {
+            problem.detail = Some(err.to_string());
+            problem.params = serde_json::to_value(&err)
+                .ok()
+                .and_then(|mut v| v.get_mut("params").map(serde_json::Value::take));
+        }
+        Self { status, problem }
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Failure({} {})", self.status, self.problem.code)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.problem.code, self.problem.title)
+    }
+}
+
+impl ResponseError for Failure {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        problem_response(self.status, self.problem.clone())
+    }
+}
+
+/// Writes `problem` as an `application/problem+json` response, stamped with the current
+/// request id.
+pub fn problem_response(status: StatusCode, mut problem: Problem) -> HttpResponse {
+    if problem.request_id.is_none() {
+        problem.request_id = crate::http::current_request_id().map(|id| id.to_string());
+    }
+    let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
+    HttpResponse::build(status)
+        .content_type(PROBLEM_JSON)
+        .body(body)
+}
+
+/// Errors raised by the kernel itself, before or around a module's handler.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "params")]
+pub enum KernelError {
+    /// The body is not valid JSON or does not match the expected shape.
+    #[serde(rename = "cleave.invalid_json")]
+    #[error("invalid JSON body: {detail}")]
+    InvalidJson {
+        /// What the parser said.
+        detail: String,
+    },
+    /// A path segment has the wrong form.
+    #[serde(rename = "cleave.invalid_path")]
+    #[error("invalid path: {detail}")]
+    InvalidPath {
+        /// What is wrong.
+        detail: String,
+    },
+    /// The query string has the wrong form.
+    #[serde(rename = "cleave.invalid_query")]
+    #[error("invalid query string: {detail}")]
+    InvalidQuery {
+        /// What is wrong.
+        detail: String,
+    },
+    /// The body is larger than this route accepts.
+    #[serde(rename = "cleave.payload_too_large")]
+    #[error("request body is larger than {limit_bytes} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit_bytes: usize,
+    },
+    /// The body is not `application/json`.
+    #[serde(rename = "cleave.unsupported_media_type")]
+    #[error("request body must be application/json")]
+    UnsupportedMediaType,
+    /// No route matches the path.
+    #[serde(rename = "cleave.route_not_found")]
+    #[error("no route matches this path")]
+    RouteNotFound,
+    /// The route exists but not for this method.
+    #[serde(rename = "cleave.method_not_allowed")]
+    #[error("this route does not accept this method")]
+    MethodNotAllowed,
+    /// The request could not be read (other 4xx from the HTTP layer).
+    #[serde(rename = "cleave.bad_request")]
+    #[error("bad request: {detail}")]
+    BadRequest {
+        /// What is wrong.
+        detail: String,
+    },
+    /// This process neither hosts the module nor knows where it runs.
+    #[serde(rename = "cleave.module_not_placed")]
+    #[error("module {module} is not hosted by this process and has no configured url")]
+    ModuleNotPlaced {
+        /// The module.
+        module: String,
+    },
+    /// A readiness check failed.
+    #[serde(rename = "cleave.not_ready")]
+    #[error("not ready: {failed}")]
+    NotReady {
+        /// The failing checks.
+        failed: String,
+    },
+    /// A bug: something that should not happen did.
+    #[serde(rename = "cleave.internal")]
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError for KernelError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson { .. } => "cleave.invalid_json",
+            Self::InvalidPath { .. } => "cleave.invalid_path",
+            Self::InvalidQuery { .. } => "cleave.invalid_query",
+            Self::PayloadTooLarge { .. } => "cleave.payload_too_large",
+            Self::UnsupportedMediaType => "cleave.unsupported_media_type",
+            Self::RouteNotFound => "cleave.route_not_found",
+            Self::MethodNotAllowed => "cleave.method_not_allowed",
+            Self::BadRequest { .. } => "cleave.bad_request",
+            Self::ModuleNotPlaced { .. } => "cleave.module_not_placed",
+            Self::NotReady { .. } => "cleave.not_ready",
+            Self::Internal => "cleave.internal",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson { .. }
+            | Self::InvalidPath { .. }
+            | Self::InvalidQuery { .. }
+            | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::ModuleNotPlaced { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn unavailable(reason: String) -> Self {
+        Self::NotReady { failed: reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_round_trips_a_typed_error_through_code_and_params() {
+        let err = KernelError::PayloadTooLarge { limit_bytes: 10 };
+        let failure = Failure::from(err.clone());
+        assert_eq!(failure.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let wire = serde_json::to_string(failure.problem()).unwrap();
+        let back: Problem = serde_json::from_str(&wire).unwrap();
+        assert_eq!(back.code, "cleave.payload_too_large");
+        assert_eq!(back.decode::<KernelError>(), Some(err));
+    }
+
+    #[test]
+    fn unit_variants_decode_without_params() {
+        let p = Problem::new(
+            StatusCode::NOT_FOUND,
+            "cleave.route_not_found",
+            "Not Found",
+            None,
+        );
+        assert_eq!(p.decode::<KernelError>(), Some(KernelError::RouteNotFound));
+    }
+
+    #[test]
+    fn unknown_codes_do_not_decode() {
+        let p = Problem::new(StatusCode::NOT_FOUND, "cart.nope", "Not Found", None);
+        assert_eq!(p.decode::<KernelError>(), None);
+    }
+
+    #[test]
+    fn server_errors_carry_no_detail() {
+        let failure = Failure::from(KernelError::Internal);
+        assert!(failure.problem().detail.is_none());
+        assert!(failure.problem().params.is_none());
+    }
+}

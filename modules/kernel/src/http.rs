@@ -1,0 +1,241 @@
+//! The server side shared by every module's REST API: the request scope (request id, deadline,
+//! access log), extractor limits and errors as problem+json, the catch-all that turns any bare
+//! error response into problem+json, and health endpoints.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use async_trait::async_trait;
+use tracing::Instrument;
+
+use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER, RequestId};
+use crate::error::{ApiError, Failure, KernelError, PROBLEM_JSON, Problem, problem_response};
+
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: RequestId;
+}
+
+/// The id of the request being served by the current task, if any.
+pub fn current_request_id() -> Option<RequestId> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Middleware (use with `actix_web::middleware::from_fn`): gives every request a request id
+/// and a [`CallContext`], runs it inside a tracing span carrying the id (so every log line of the
+/// request has it), echoes the id in the response, turns any bare error response into
+/// problem+json and logs one access line.
+///
+/// # Errors
+/// Passes on errors of inner services unchanged.
+pub async fn request_scope(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let request_id = RequestId::from_header(header(REQUEST_ID_HEADER));
+    let deadline = CallContext::deadline_from_header(header(DEADLINE_HEADER));
+    req.extensions_mut()
+        .insert(CallContext::new(request_id.clone(), deadline));
+
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let started = Instant::now();
+    let res = CURRENT_REQUEST_ID
+        .scope(request_id.clone(), next.call(req).instrument(span.clone()))
+        .await?;
+    let mut res = ensure_problem_body(res.map_into_boxed_body(), &request_id);
+    if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+    }
+    let status = res.status().as_u16();
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    span.in_scope(|| tracing::info!(status, elapsed_us, "request completed"));
+    Ok(res)
+}
+
+/// Error responses made by actix itself (no route, wrong method, unreadable request) have no
+/// problem body; give them one so that every error a client sees has the same shape.
+fn ensure_problem_body(
+    res: ServiceResponse<BoxBody>,
+    request_id: &RequestId,
+) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return res;
+    }
+    let err = match status {
+        StatusCode::NOT_FOUND => KernelError::RouteNotFound,
+        StatusCode::METHOD_NOT_ALLOWED => KernelError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => KernelError::PayloadTooLarge { limit_bytes: 0 },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => KernelError::UnsupportedMediaType,
+        s if s.is_client_error() => KernelError::BadRequest {
+            detail: s.canonical_reason().unwrap_or("bad request").to_owned(),
+        },
+        _ => KernelError::Internal,
+    };
+    let mut problem = Problem::new(status, err.code(), err.title(), None);
+    if status.is_client_error() {
+        problem.detail = Some(err.to_string());
+    }
+    problem.request_id = Some(request_id.to_string());
+    let (req, _) = res.into_parts();
+    ServiceResponse::new(req, problem_response(status, problem))
+}
+
+impl FromRequest for CallContext {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ctx = req
+            .extensions()
+            .get::<CallContext>()
+            .cloned()
+            .unwrap_or_else(|| {
+                let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+                CallContext::new(
+                    RequestId::from_header(header(REQUEST_ID_HEADER)),
+                    CallContext::deadline_from_header(header(DEADLINE_HEADER)),
+                )
+            });
+        ready(Ok(ctx))
+    }
+}
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest JSON body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Registers extractor configs whose errors are problem+json with stable codes:
+/// `cleave.invalid_json`, `cleave.payload_too_large`, `cleave.unsupported_media_type`,
+/// `cleave.invalid_path`, `cleave.invalid_query`.
+pub fn configure_extractors(cfg: &mut web::ServiceConfig, limits: HttpLimits) {
+    let limit = limits.max_body_bytes;
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(limit)
+            .error_handler(move |err, _| {
+                use actix_web::error::JsonPayloadError as J;
+                let kernel = match &err {
+                    J::OverflowKnownLength { .. } | J::Overflow { .. } => {
+                        KernelError::PayloadTooLarge { limit_bytes: limit }
+                    }
+                    J::ContentType => KernelError::UnsupportedMediaType,
+                    J::Deserialize(e) => KernelError::InvalidJson {
+                        detail: e.to_string(),
+                    },
+                    other => KernelError::BadRequest {
+                        detail: other.to_string(),
+                    },
+                };
+                Failure::from(kernel).into()
+            }),
+    )
+    .app_data(web::PayloadConfig::default().limit(limit))
+    .app_data(web::PathConfig::default().error_handler(|err, _| {
+        Failure::from(KernelError::InvalidPath {
+            detail: err.to_string(),
+        })
+        .into()
+    }))
+    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+        Failure::from(KernelError::InvalidQuery {
+            detail: err.to_string(),
+        })
+        .into()
+    }));
+}
+
+/// Answers every route of `module` with 503 `cleave.module_not_placed`: for a module this
+/// process neither hosts nor knows the url of.
+pub fn configure_not_placed(cfg: &mut web::ServiceConfig, module: &'static str) {
+    cfg.service(
+        web::scope(&format!("/api/{module}")).default_service(web::to(move || async move {
+            Err::<HttpResponse, _>(Failure::from(KernelError::ModuleNotPlaced {
+                module: module.to_owned(),
+            }))
+        })),
+    );
+}
+
+/// Something `/health/ready` checks: the database, a remote module.
+#[async_trait]
+pub trait ReadinessCheck: Send + Sync {
+    /// Name shown in the readiness report, e.g. `database` or `module:catalog`.
+    fn name(&self) -> String;
+    /// `Ok` when ready; otherwise why not.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// `GET /health/live` (the process serves HTTP) and `GET /health/ready` (every check passes;
+/// otherwise 503 `cleave.not_ready` naming the failing checks).
+pub fn configure_health(cfg: &mut web::ServiceConfig, checks: Arc<Vec<Arc<dyn ReadinessCheck>>>) {
+    cfg.route(
+        "/health/live",
+        web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "live"})) }),
+    )
+    .route(
+        "/health/ready",
+        web::get().to(move || {
+            let checks = checks.clone();
+            async move {
+                let results = futures::future::join_all(
+                    checks
+                        .iter()
+                        .map(|c| async move { (c.name(), c.check().await) }),
+                )
+                .await;
+                let mut report = serde_json::Map::new();
+                let mut failed = Vec::new();
+                for (name, result) in results {
+                    match result {
+                        Ok(()) => {
+                            report.insert(name, "ok".into());
+                        }
+                        Err(why) => {
+                            tracing::warn!(check = %name, reason = %why, "readiness check failed");
+                            failed.push(name.clone());
+                            report.insert(name, why.into());
+                        }
+                    }
+                }
+                if failed.is_empty() {
+                    Ok(HttpResponse::Ok()
+                        .json(serde_json::json!({"status": "ready", "checks": report})))
+                } else {
+                    Err(Failure::from(KernelError::NotReady {
+                        failed: failed.join(", "),
+                    }))
+                }
+            }
+        }),
+    );
+}

@@ -1,0 +1,29 @@
+//! Cleave's kernel: the runtime plumbing every module shares and no module owns.
+//!
+//! - [`module`]: what a module is ([`module::ModuleSpec`], [`module::Module`]).
+//! - [`context`]: the [`context::CallContext`] (request id, deadline, principal) that travels
+//!   through every local and remote call.
+//! - [`error`]: the error model: stable codes, `application/problem+json`, status mapping.
+//! - [`types`]: the shared value types modules refer to each other by (ids, [`types::Money`]).
+//! - [`http`]: the server side: request ids, problem responses, extractor limits.
+//! - [`client`]: the one remote-call pipeline (reqwest + tower layers) behind every module client.
+//! - [`config`]: layered configuration (figment) with errors that name the key and its source.
+//! - [`db`]: database connections (SQLite by default, PostgreSQL by URL).
+//! - [`telemetry`]: JSON or pretty logs with the request id on every line.
+
+pub mod client;
+pub mod config;
+pub mod context;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod module;
+pub mod telemetry;
+pub mod types;
+
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use async_trait::async_trait;
+pub use context::CallContext;
+pub use error::{ApiError, Failure, Problem};

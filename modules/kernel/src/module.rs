@@ -1,0 +1,325 @@
+//! What a module is, and where each module runs for this process.
+//!
+//! A module is a bounded context reached only through its contract trait (`<m>-api`). Its
+//! [`ModuleSpec`] names what it owns, provides and requires. A [`PlacementPlan`] decides, from
+//! `--modules` and the configured urls, which modules this process hosts, which it calls over
+//! HTTP, and which it cannot reach at all; it refuses plans that cannot work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+
+use url::Url;
+
+/// Static description of a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleSpec {
+    /// The module's name: its config section, its route prefix `/api/<name>/v1`.
+    pub name: &'static str,
+    /// What data it owns.
+    pub owns: &'static str,
+    /// The operations of its contract.
+    pub provides: &'static [&'static str],
+    /// Modules it calls (must be hosted or have a url wherever it is hosted).
+    pub requires: &'static [&'static str],
+}
+
+/// Where one module runs, seen from this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// In this process: calls are plain async calls.
+    Hosted,
+    /// In another process at this url: calls go over HTTP.
+    Remote(Url),
+    /// Nowhere this process knows of: its routes answer 503 `cleave.module_not_placed`.
+    Absent,
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Placement::Hosted => f.write_str("hosted here"),
+            Placement::Remote(url) => write!(f, "remote at {url}"),
+            Placement::Absent => f.write_str("not available (not hosted, no url)"),
+        }
+    }
+}
+
+/// A placement that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    /// A module name nobody knows.
+    #[error("unknown module {name:?} in {origin}; known modules: {known}")]
+    UnknownModule {
+        /// The name given.
+        name: String,
+        /// Where it was given (`--modules`, `modules.<name>`).
+        origin: String,
+        /// The known names.
+        known: String,
+    },
+    /// `--modules` was given but empty.
+    #[error("--modules (server.modules) names no module; known modules: {known}")]
+    NothingHosted {
+        /// The known names.
+        known: String,
+    },
+    /// A hosted module requires one this process can neither run nor reach.
+    #[error(
+        "module {module} requires {requires}, which is neither hosted by this process (add it to \
+         --modules) nor given a url (set modules.{requires}.url or CLEAVE_MODULES__{upper}__URL)"
+    )]
+    MissingDependency {
+        /// The hosted module.
+        module: &'static str,
+        /// What it requires.
+        requires: &'static str,
+        /// `requires` in upper case, for the env var name.
+        upper: String,
+    },
+    /// A module that is not hosted points back at this process: every call would loop.
+    #[error(
+        "modules.{module}.url ({url}) points at this process's own listen address {listen}, but \
+         this process does not host {module}: calls would loop forever"
+    )]
+    SelfForward {
+        /// The module.
+        module: &'static str,
+        /// Its url.
+        url: Url,
+        /// Our listen address.
+        listen: SocketAddr,
+    },
+}
+
+/// The placement of every module for this process.
+#[derive(Debug, Clone)]
+pub struct PlacementPlan {
+    entries: Vec<(ModuleSpec, Placement)>,
+}
+
+impl PlacementPlan {
+    /// Decides placements.
+    ///
+    /// - `hosted = None`: host every module that has no url; the others are remote.
+    /// - `hosted = Some(list)`: host exactly those (a url configured for a hosted module is how
+    ///   *other* processes reach it, so one config can serve every process); others are remote
+    ///   when they have a url, otherwise absent.
+    ///
+    /// # Errors
+    /// [`PlacementError`] for unknown names, an empty list, a hosted module whose requirement
+    /// is unreachable, or a url that points back at this process.
+    pub fn resolve(
+        specs: &[ModuleSpec],
+        hosted: Option<&[String]>,
+        urls: &BTreeMap<String, Url>,
+        listen: SocketAddr,
+    ) -> Result<Self, PlacementError> {
+        let known = specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ");
+        let find = |name: &str, origin: &str| {
+            specs
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.name)
+                .ok_or_else(|| PlacementError::UnknownModule {
+                    name: name.to_owned(),
+                    origin: origin.to_owned(),
+                    known: known.clone(),
+                })
+        };
+        for name in urls.keys() {
+            find(name, &format!("modules.{name}.url"))?;
+        }
+        let hosted: BTreeSet<&'static str> = match hosted {
+            None => specs
+                .iter()
+                .filter(|s| !urls.contains_key(s.name))
+                .map(|s| s.name)
+                .collect(),
+            Some(list) => {
+                let set = list
+                    .iter()
+                    .map(|n| find(n.trim(), "--modules"))
+                    .collect::<Result<BTreeSet<_>, _>>()?;
+                if set.is_empty() {
+                    return Err(PlacementError::NothingHosted { known });
+                }
+                set
+            }
+        };
+        let entries: Vec<(ModuleSpec, Placement)> = specs
+            .iter()
+            .map(|s| {
+                let placement = if hosted.contains(s.name) {
+                    Placement::Hosted
+                } else if let Some(url) = urls.get(s.name) {
+                    Placement::Remote(url.clone())
+                } else {
+                    Placement::Absent
+                };
+                (*s, placement)
+            })
+            .collect();
+        let plan = Self { entries };
+        for (spec, placement) in &plan.entries {
+            match placement {
+                Placement::Hosted => {
+                    for req in spec.requires {
+                        if plan.placement(req) == &Placement::Absent {
+                            return Err(PlacementError::MissingDependency {
+                                module: spec.name,
+                                requires: req,
+                                upper: req.to_uppercase(),
+                            });
+                        }
+                    }
+                }
+                Placement::Remote(url) if points_at(url, listen) => {
+                    return Err(PlacementError::SelfForward {
+                        module: spec.name,
+                        url: url.clone(),
+                        listen,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Where `module` runs. Unknown names are [`Placement::Absent`].
+    pub fn placement(&self, module: &str) -> &Placement {
+        self.entries
+            .iter()
+            .find(|(s, _)| s.name == module)
+            .map_or(&Placement::Absent, |(_, p)| p)
+    }
+
+    /// Every module with its placement, in declaration order.
+    pub fn entries(&self) -> &[(ModuleSpec, Placement)] {
+        &self.entries
+    }
+
+    /// Names of the modules this process hosts.
+    pub fn hosted(&self) -> Vec<&'static str> {
+        self.entries
+            .iter()
+            .filter(|(_, p)| *p == Placement::Hosted)
+            .map(|(s, _)| s.name)
+            .collect()
+    }
+}
+
+fn points_at(url: &Url, listen: SocketAddr) -> bool {
+    if url.port_or_known_default() != Some(listen.port()) {
+        return false;
+    }
+    let local_names = ["localhost", "127.0.0.1", "[::1]", "::1", "0.0.0.0"];
+    match url.host_str() {
+        Some(h) => {
+            local_names.contains(&h) && (listen.ip().is_loopback() || listen.ip().is_unspecified())
+                || h == listen.ip().to_string()
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPECS: &[ModuleSpec] = &[
+        ModuleSpec {
+            name: "catalog",
+            owns: "",
+            provides: &[],
+            requires: &[],
+        },
+        ModuleSpec {
+            name: "recommendation",
+            owns: "",
+            provides: &[],
+            requires: &["catalog"],
+        },
+    ];
+    fn listen() -> SocketAddr {
+        "127.0.0.1:8080".parse().unwrap()
+    }
+    fn urls(pairs: &[(&str, &str)]) -> BTreeMap<String, Url> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Url::parse(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn without_modules_flag_everything_without_url_is_hosted() {
+        let plan = PlacementPlan::resolve(SPECS, None, &urls(&[]), listen()).unwrap();
+        assert_eq!(plan.hosted(), vec!["catalog", "recommendation"]);
+        let plan = PlacementPlan::resolve(
+            SPECS,
+            None,
+            &urls(&[("catalog", "http://10.1.1.1:8080")]),
+            listen(),
+        )
+        .unwrap();
+        assert_eq!(plan.hosted(), vec!["recommendation"]);
+        assert!(matches!(plan.placement("catalog"), Placement::Remote(_)));
+    }
+
+    #[test]
+    fn hosting_a_module_without_its_requirement_is_refused() {
+        let err = PlacementPlan::resolve(
+            SPECS,
+            Some(&["recommendation".into()]),
+            &urls(&[]),
+            listen(),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            PlacementError::MissingDependency {
+                requires: "catalog",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("CLEAVE_MODULES__CATALOG__URL"));
+    }
+
+    #[test]
+    fn unknown_and_empty_module_lists_are_refused() {
+        let err = PlacementPlan::resolve(SPECS, Some(&["carts".into()]), &urls(&[]), listen())
+            .unwrap_err();
+        assert!(matches!(err, PlacementError::UnknownModule { .. }));
+        let err = PlacementPlan::resolve(SPECS, Some(&[]), &urls(&[]), listen()).unwrap_err();
+        assert!(matches!(err, PlacementError::NothingHosted { .. }));
+        let err = PlacementPlan::resolve(SPECS, None, &urls(&[("ads", "http://x:1")]), listen())
+            .unwrap_err();
+        assert!(matches!(err, PlacementError::UnknownModule { .. }));
+    }
+
+    #[test]
+    fn a_url_pointing_back_at_this_process_is_refused() {
+        let err = PlacementPlan::resolve(
+            SPECS,
+            Some(&["recommendation".into()]),
+            &urls(&[("catalog", "http://localhost:8080")]),
+            listen(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, PlacementError::SelfForward { .. }));
+    }
+
+    #[test]
+    fn a_hosted_module_may_also_have_a_url_for_other_processes() {
+        let plan = PlacementPlan::resolve(
+            SPECS,
+            Some(&["catalog".into()]),
+            &urls(&[("catalog", "http://catalog:8080")]),
+            listen(),
+        )
+        .unwrap();
+        assert_eq!(plan.placement("catalog"), &Placement::Hosted);
+        assert_eq!(plan.placement("recommendation"), &Placement::Absent);
+    }
+}

@@ -1,0 +1,150 @@
+//! Test helpers (feature `test-util`): fresh databases and servers on random ports.
+//!
+//! Every database test runs on a fresh SQLite file, and again on a fresh PostgreSQL database
+//! when `CLEAVE_TEST_DATABASE_URL` is set (CI sets it). If the variable is set and PostgreSQL
+//! cannot be reached, the helpers panic: a test never passes by skipping a backend.
+
+use std::net::TcpListener;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use url::Url;
+
+use crate::http::{HttpLimits, configure_extractors, request_scope};
+
+/// Environment variable naming an admin connection to a PostgreSQL server for tests.
+pub const TEST_DATABASE_URL_ENV: &str = "CLEAVE_TEST_DATABASE_URL";
+
+/// A database of its own for one test. Dropping it removes it.
+pub struct TestDb {
+    /// `sqlite` or `postgres`: printed in assertion messages.
+    pub backend: &'static str,
+    /// Connection url of this database.
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A fresh SQLite file in a temporary directory.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory for a test database");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        Self {
+            backend: "sqlite",
+            url,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database created through the admin url.
+    ///
+    /// # Panics
+    /// When PostgreSQL cannot be reached or refuses to create the database.
+    pub async fn postgres(admin_url: &str) -> Self {
+        let name = format!("cleave_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("{TEST_DATABASE_URL_ENV}={admin_url} is unreachable: {e}"));
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let _ = admin.close().await;
+        let mut url = Url::parse(admin_url).expect("CLEAVE_TEST_DATABASE_URL is a url");
+        url.set_path(&name);
+        Self {
+            backend: "postgres",
+            url: url.to_string(),
+            _dir: None,
+            pg: Some((admin_url.to_owned(), name)),
+        }
+    }
+
+    /// Connects to this database (schema not created; run the module's migrator).
+    ///
+    /// # Panics
+    /// When the connection fails.
+    pub async fn connect(&self) -> DatabaseConnection {
+        crate::db::connect(&self.url, 5)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {} test database: {e}", self.backend))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.pg.take() {
+            // Async drop does not exist: drop the database from a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let admin = Database::connect(&admin_url).await.ok()?;
+                    admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await
+                        .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// The databases every database test runs on: SQLite always, PostgreSQL when
+/// `CLEAVE_TEST_DATABASE_URL` is set.
+pub async fn test_databases() -> Vec<TestDb> {
+    let mut dbs = vec![TestDb::sqlite()];
+    if let Ok(url) = std::env::var(TEST_DATABASE_URL_ENV) {
+        if !url.is_empty() {
+            dbs.push(TestDb::postgres(&url).await);
+        }
+    }
+    dbs
+}
+
+/// A server on a random loopback port, with the kernel's middleware and extractor configs.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: Url,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestServer {
+    /// Starts serving the routes `configure` registers.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub fn spawn<F>(configure: F) -> Self
+    where
+        F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");
+        let port = listener.local_addr().expect("local address").port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(request_scope))
+                .configure(|c| configure_extractors(c, HttpLimits::default()))
+                .configure(configure.clone())
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen on the bound port")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        let base_url = Url::parse(&format!("http://127.0.0.1:{port}")).expect("url");
+        Self { base_url, handle }
+    }
+
+    /// Stops the server, letting in-flight requests finish.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
