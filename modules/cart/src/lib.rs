@@ -1,1 +1,151 @@
-//! placeholder
+//! The `cart` module: carts persisted per user id.
+//!
+//! - Owns: table `cart_items` (migrations in `cleave-migrations::cart`).
+//! - Provides: [`cart_api::CartApi`] through [`CartModule`].
+//! - Requires: nothing.
+//!
+//! `add_item` is one transaction: an upsert that adds to the line atomically (so concurrent
+//! adds are not lost), then the limits are checked and the transaction rolled back if the
+//! addition broke one.
+
+mod entity;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cart_api::{Cart, CartApi, CartError, CartItem, MAX_LINES, MAX_QUANTITY, validate_quantity};
+use cleave_kernel::CallContext;
+use cleave_kernel::types::{ProductId, UserId};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+
+/// Settings of `[modules.cart]`: none yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CartConfig {}
+
+/// What the cart module needs from other modules: nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CartDeps;
+
+/// The cart module, in process.
+pub struct CartModule {
+    db: DatabaseConnection,
+}
+
+impl CartModule {
+    /// The module over its (migrated) database.
+    pub fn new(db: DatabaseConnection, _config: &CartConfig, _deps: CartDeps) -> Arc<Self> {
+        Arc::new(Self { db })
+    }
+}
+
+fn storage_error(err: DbErr) -> CartError {
+    if cleave_kernel::db::is_unavailable(&err) {
+        CartError::Unavailable {
+            reason: err.to_string(),
+        }
+    } else {
+        CartError::Internal {
+            reason: err.to_string(),
+        }
+    }
+}
+
+async fn load_cart(db: &impl ConnectionTrait, user_id: UserId) -> Result<Cart, CartError> {
+    let rows = entity::Entity::find()
+        .filter(entity::Column::UserId.eq(user_id.as_str()))
+        .order_by_asc(entity::Column::ProductId)
+        .all(db)
+        .await
+        .map_err(storage_error)?;
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            Ok(CartItem {
+                product_id: ProductId::parse(r.product_id).map_err(|e| CartError::Internal {
+                    reason: e.to_string(),
+                })?,
+                quantity: i64::from(r.quantity),
+            })
+        })
+        .collect::<Result<_, CartError>>()?;
+    Ok(Cart { user_id, items })
+}
+
+#[async_trait]
+impl CartApi for CartModule {
+    async fn add_item(
+        &self,
+        _ctx: &CallContext,
+        user_id: UserId,
+        product_id: ProductId,
+        quantity: i64,
+    ) -> Result<Cart, CartError> {
+        validate_quantity(quantity)?;
+        let added = i32::try_from(quantity).map_err(|_| CartError::InvalidQuantity {
+            quantity,
+            max: MAX_QUANTITY,
+        })?;
+        let tx = self.db.begin().await.map_err(storage_error)?;
+        let line = entity::ActiveModel {
+            user_id: ActiveValue::Set(user_id.to_string()),
+            product_id: ActiveValue::Set(product_id.to_string()),
+            quantity: ActiveValue::Set(added),
+        };
+        entity::Entity::insert(line)
+            .on_conflict(
+                OnConflict::columns([entity::Column::UserId, entity::Column::ProductId])
+                    .value(
+                        entity::Column::Quantity,
+                        Expr::col((entity::Entity, entity::Column::Quantity)).add(added),
+                    )
+                    .to_owned(),
+            )
+            .exec_without_returning(&tx)
+            .await
+            .map_err(storage_error)?;
+        let total = entity::Entity::find_by_id((user_id.to_string(), product_id.to_string()))
+            .one(&tx)
+            .await
+            .map_err(storage_error)?
+            .map_or(0, |l| i64::from(l.quantity));
+        if total > MAX_QUANTITY {
+            tx.rollback().await.map_err(storage_error)?;
+            return Err(CartError::QuantityLimitExceeded {
+                product_id: product_id.to_string(),
+                max: MAX_QUANTITY,
+            });
+        }
+        let lines = entity::Entity::find()
+            .filter(entity::Column::UserId.eq(user_id.as_str()))
+            .count(&tx)
+            .await
+            .map_err(storage_error)?;
+        if lines > MAX_LINES as u64 {
+            tx.rollback().await.map_err(storage_error)?;
+            return Err(CartError::TooManyItems { max: MAX_LINES });
+        }
+        let cart = load_cart(&tx, user_id).await?;
+        tx.commit().await.map_err(storage_error)?;
+        tracing::debug!(product_id = %product_id, quantity, "item added to cart");
+        Ok(cart)
+    }
+
+    async fn get_cart(&self, _ctx: &CallContext, user_id: UserId) -> Result<Cart, CartError> {
+        load_cart(&self.db, user_id).await
+    }
+
+    async fn empty_cart(&self, _ctx: &CallContext, user_id: UserId) -> Result<(), CartError> {
+        entity::Entity::delete_many()
+            .filter(entity::Column::UserId.eq(user_id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(storage_error)?;
+        Ok(())
+    }
+}

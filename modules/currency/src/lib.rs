@@ -1,1 +1,120 @@
-//! placeholder
+//! The `currency` module: EUR-based reference rates and exact conversion between them.
+//!
+//! - Owns: table `currency_rates` (migrations in `cleave-migrations::currency`).
+//! - Provides: [`currency_api::CurrencyApi`] through [`CurrencyModule`].
+//! - Requires: nothing.
+//!
+//! Rates are stored as decimal strings and conversion uses `rust_decimal`, so 1 EUR is exactly
+//! 1.1305 USD and back, with no floating-point drift.
+
+mod entity;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cleave_kernel::CallContext;
+use cleave_kernel::types::{CurrencyCode, Money};
+use currency_api::{CurrencyApi, CurrencyError};
+use rust_decimal::Decimal;
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use serde::{Deserialize, Serialize};
+
+/// Settings of `[modules.currency]`: none yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CurrencyConfig {}
+
+/// What the currency module needs from other modules: nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CurrencyDeps;
+
+/// The currency module, in process.
+pub struct CurrencyModule {
+    db: DatabaseConnection,
+}
+
+impl CurrencyModule {
+    /// The module over its (migrated) database.
+    pub fn new(db: DatabaseConnection, _config: &CurrencyConfig, _deps: CurrencyDeps) -> Arc<Self> {
+        Arc::new(Self { db })
+    }
+
+    async fn rate(&self, code: &str) -> Result<Decimal, CurrencyError> {
+        let unsupported = || CurrencyError::UnsupportedCurrency {
+            currency_code: code.to_owned(),
+        };
+        if CurrencyCode::parse(code).is_err() {
+            return Err(unsupported());
+        }
+        let row = entity::Entity::find_by_id(code.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(storage_error)?
+            .ok_or_else(unsupported)?;
+        Decimal::from_str(&row.per_eur).map_err(|e| CurrencyError::Internal {
+            reason: format!("rate of {code} is not a decimal: {e}"),
+        })
+    }
+}
+
+fn storage_error(err: DbErr) -> CurrencyError {
+    if cleave_kernel::db::is_unavailable(&err) {
+        CurrencyError::Unavailable {
+            reason: err.to_string(),
+        }
+    } else {
+        CurrencyError::Internal {
+            reason: err.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl CurrencyApi for CurrencyModule {
+    async fn supported_currencies(
+        &self,
+        _ctx: &CallContext,
+    ) -> Result<Vec<CurrencyCode>, CurrencyError> {
+        let rows = entity::Entity::find()
+            .filter(entity::Column::Code.is_not_null())
+            .order_by_asc(entity::Column::Code)
+            .all(&self.db)
+            .await
+            .map_err(storage_error)?;
+        rows.into_iter()
+            .map(|r| {
+                CurrencyCode::parse(r.code).map_err(|e| CurrencyError::Internal {
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    async fn convert(
+        &self,
+        _ctx: &CallContext,
+        from: Money,
+        to_code: String,
+    ) -> Result<Money, CurrencyError> {
+        let from_rate = self.rate(&from.currency_code).await?;
+        let to_rate = self.rate(&to_code).await?;
+        from.validate().map_err(|e| CurrencyError::InvalidMoney {
+            detail: e.to_string(),
+        })?;
+        if from.currency_code == to_code {
+            return Ok(from);
+        }
+        // Multiply first, then divide: keeps the most significant digits.
+        let converted = from
+            .to_decimal()
+            .checked_mul(to_rate)
+            .and_then(|v| v.checked_div(from_rate))
+            .ok_or_else(|| CurrencyError::InvalidMoney {
+                detail: format!("{from} is too large to convert"),
+            })?;
+        Money::from_decimal(&to_code, converted).map_err(|e| CurrencyError::InvalidMoney {
+            detail: e.to_string(),
+        })
+    }
+}

@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
-use url::Url;
 
 pub use reqwest::Method;
+pub use url::Url;
 
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER};
 use crate::error::{ApiError, PROBLEM_JSON, Problem};

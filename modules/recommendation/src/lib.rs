@@ -1,1 +1,115 @@
-//! placeholder
+//! The `recommendation` module: suggests other catalog products.
+//!
+//! - Owns: nothing.
+//! - Provides: [`recommendation_api::RecommendationApi`] through [`RecommendationModule`].
+//! - Requires: `catalog` (through [`catalog_api::CatalogApi`] only).
+//!
+//! Like Boutique's service it picks at random among the other products, but the randomness is
+//! seeded by the user and the products asked about: the same page shows the same suggestions
+//! on reload, and the answer is the same whichever process computes it.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use catalog_api::CatalogApi;
+use cleave_kernel::CallContext;
+use cleave_kernel::types::{ProductId, UserId};
+use recommendation_api::{MAX_RESULTS, RecommendationApi, RecommendationError, validate_input};
+use serde::{Deserialize, Serialize};
+
+/// Settings of `[modules.recommendation]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecommendationConfig {
+    /// How many products to recommend, 1 to 5.
+    pub max_results: usize,
+}
+
+impl Default for RecommendationConfig {
+    fn default() -> Self {
+        Self {
+            max_results: MAX_RESULTS,
+        }
+    }
+}
+
+impl RecommendationConfig {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// `(key, message)` naming the bad key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(1..=MAX_RESULTS).contains(&self.max_results) {
+            return Err((
+                "max_results",
+                format!("must be between 1 and {MAX_RESULTS}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The modules recommendation calls.
+#[derive(Clone)]
+pub struct RecommendationDeps {
+    /// The catalog, local or remote.
+    pub catalog: Arc<dyn CatalogApi>,
+}
+
+/// The recommendation module, in process.
+pub struct RecommendationModule {
+    max_results: usize,
+    catalog: Arc<dyn CatalogApi>,
+}
+
+impl RecommendationModule {
+    /// The module over its dependencies.
+    pub fn new(config: &RecommendationConfig, deps: RecommendationDeps) -> Arc<Self> {
+        Arc::new(Self {
+            max_results: config.max_results.clamp(1, MAX_RESULTS),
+            catalog: deps.catalog,
+        })
+    }
+}
+
+fn rank(seed: u64, id: &ProductId) -> u64 {
+    // SipHash with fixed keys: the same in every process of the same build.
+    let mut h = DefaultHasher::new();
+    seed.hash(&mut h);
+    id.hash(&mut h);
+    h.finish()
+}
+
+#[async_trait]
+impl RecommendationApi for RecommendationModule {
+    async fn list_recommendations(
+        &self,
+        ctx: &CallContext,
+        user_id: UserId,
+        product_ids: Vec<ProductId>,
+    ) -> Result<Vec<ProductId>, RecommendationError> {
+        validate_input(&product_ids)?;
+        let products = self.catalog.list_products(ctx).await.map_err(|e| {
+            RecommendationError::Unavailable {
+                reason: format!("catalog: {e}"),
+            }
+        })?;
+        let exclude: HashSet<&ProductId> = product_ids.iter().collect();
+        let mut seed_hasher = DefaultHasher::new();
+        user_id.hash(&mut seed_hasher);
+        let mut sorted_input: Vec<&ProductId> = exclude.iter().copied().collect();
+        sorted_input.sort();
+        sorted_input.hash(&mut seed_hasher);
+        let seed = seed_hasher.finish();
+        let mut candidates: Vec<ProductId> = products
+            .into_iter()
+            .map(|p| p.id)
+            .filter(|id| !exclude.contains(id))
+            .collect();
+        candidates.sort_by_key(|id| rank(seed, id));
+        candidates.truncate(self.max_results);
+        Ok(candidates)
+    }
+}

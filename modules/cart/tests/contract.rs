@@ -1,0 +1,80 @@
+//! The cart contract suite against the module in process and over HTTP.
+
+use std::sync::Arc;
+
+use cart::{CartConfig, CartDeps, CartModule};
+use cart_api::{CartApi, CartClient, contract};
+use cleave_kernel::client::{RemoteClient, RemoteSettings};
+use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cleave_migrations::MigratorTrait;
+
+async fn start(db: &TestDb) -> Arc<CartModule> {
+    let conn = db.connect().await;
+    cleave_migrations::cart::Migrator::up(&conn, None)
+        .await
+        .expect("migrate cart");
+    CartModule::new(conn, &CartConfig::default(), CartDeps)
+}
+
+#[tokio::test]
+async fn cart_in_process_meets_the_contract() {
+    for db in test_databases().await {
+        let module = start(&db).await;
+        contract::run(&format!("in-process/{}", db.backend), module.as_ref()).await;
+    }
+}
+
+#[tokio::test]
+async fn cart_over_http_meets_the_contract() {
+    for db in test_databases().await {
+        let api: Arc<dyn CartApi> = start(&db).await;
+        let server = TestServer::spawn(move |cfg| cart_api::http::configure(cfg, api.clone()));
+        let remote = RemoteClient::new("cart", server.base_url.clone(), &RemoteSettings::default())
+            .expect("client");
+        contract::run(&format!("http/{}", db.backend), &CartClient::new(remote)).await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_adds_to_one_line_are_all_counted() {
+    use cleave_kernel::CallContext;
+    use cleave_kernel::types::{ProductId, UserId};
+
+    for db in test_databases().await {
+        let module = start(&db).await;
+        let user = UserId::parse("concurrent-user").expect("user");
+        let product = ProductId::parse("6E92ZMYYFZ").expect("product");
+        let adds = (0..20).map(|_| {
+            let (module, user, product) = (module.clone(), user.clone(), product.clone());
+            tokio::spawn(async move {
+                module
+                    .add_item(&CallContext::root(), user, product, 1)
+                    .await
+            })
+        });
+        for result in futures_join(adds).await {
+            result.expect("task").expect("add");
+        }
+        let cart = module
+            .get_cart(&CallContext::root(), user)
+            .await
+            .expect("cart");
+        assert_eq!(cart.items.len(), 1, "{}", db.backend);
+        assert_eq!(
+            cart.items[0].quantity, 20,
+            "{}: every add counted",
+            db.backend
+        );
+    }
+}
+
+async fn futures_join<T>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<Result<T, tokio::task::JoinError>> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await);
+    }
+    out
+}
