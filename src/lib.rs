@@ -1,1 +1,6 @@
-//! placeholder
+//! Cleave's composition root as a library: configuration, wiring and the command line, so that
+//! tests can start the real application in process (`wiring::assemble` + `wiring::bind`).
+
+pub mod cli;
+pub mod config;
+pub mod wiring;

@@ -1,1 +1,30 @@
-fn main() {}
+//! The `cleave` binary: parses the command line and hands over to [`cleave::cli`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cleave::cli::{Cli, CliError, run};
+
+fn main() -> ExitCode {
+    // One TLS crypto provider for the whole process (see README: rustls with aws-lc-rs).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Config(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Other(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 /// Settings of `[modules.cart]`: none yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct CartConfig {}
 
 /// What the cart module needs from other modules: nothing.

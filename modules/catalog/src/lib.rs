@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 /// Settings of `[modules.catalog]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct CatalogConfig {
     /// Seconds between reloads of the product snapshot from the database; 0 turns reloading
     /// off.

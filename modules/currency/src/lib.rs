@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 /// Settings of `[modules.currency]`: none yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct CurrencyConfig {}
 
 /// What the currency module needs from other modules: nothing.

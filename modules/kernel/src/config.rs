@@ -82,8 +82,12 @@ pub fn layered<D: Serialize>(
     defaults: &D,
     sources: &ConfigSources,
 ) -> Result<Figment, ConfigError> {
-    let mut figment = Figment::from(Serialized::defaults(defaults))
-        .merge(Toml::file_exact(sources.dir.join("default.toml")));
+    let mut figment = Figment::from(Serialized::defaults(defaults));
+    // default.toml is optional (a container may ship none); the others were asked for.
+    let default_file = sources.dir.join("default.toml");
+    if default_file.is_file() {
+        figment = figment.merge(Toml::file_exact(default_file));
+    }
     if let Some(env) = &sources.env {
         let path = sources.dir.join(format!("{env}.toml"));
         require_file(&path, "CLEAVE_ENV", "env var CLEAVE_ENV")?;

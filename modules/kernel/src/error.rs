@@ -33,6 +33,12 @@ pub trait ApiError:
     /// The error a caller gets when the module (or one it depends on) cannot be reached.
     fn unavailable(reason: String) -> Self;
 
+    /// Whether `detail` and `params` may be sent to the caller. By default only for 4xx: the
+    /// cause of a 5xx may name hosts or internals, so it is logged instead.
+    fn expose_detail(&self) -> bool {
+        !self.status().is_server_error()
+    }
+
     /// A short, human summary that is the same for every occurrence of this code.
     fn title(&self) -> &'static str {
         self.status().canonical_reason().unwrap_or("Error")
@@ -123,9 +129,9 @@ impl<E: ApiError> From<E> for Failure {
         let status = err.status();
         let mut problem = Problem::new(status, err.code(), err.title(), None);
         if status.is_server_error() {
-            // The cause may name hosts, queries or internals: log it, don't send it.
             tracing::error!(code = err.code(), status = status.as_u16(), error = %error_chain(&err), "request failed");
-        } else {
+        }
+        if err.expose_detail() {
             problem.detail = Some(err.to_string());
             problem.params = serde_json::to_value(&err)
                 .ok()
@@ -274,6 +280,12 @@ impl ApiError for KernelError {
 
     fn unavailable(reason: String) -> Self {
         Self::NotReady { failed: reason }
+    }
+
+    fn expose_detail(&self) -> bool {
+        // Placement and readiness details name modules and checks, nothing secret; they are
+        // what an operator needs to see.
+        !matches!(self, Self::Internal)
     }
 }
 

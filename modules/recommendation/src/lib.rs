@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 /// Settings of `[modules.recommendation]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct RecommendationConfig {
     /// How many products to recommend, 1 to 5.
     pub max_results: usize,

@@ -1,0 +1,328 @@
+//! The application's configuration: the sections every process has (`server`, `database`,
+//! `log`, `remote`) and one `[modules.<m>]` section per module, loaded in layers by the
+//! kernel and validated here so that start-up fails with the key, its origin and the problem.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cleave_kernel::client::RemoteSettings;
+use cleave_kernel::config::{ConfigError, ConfigSources, layered};
+use cleave_kernel::telemetry::LogFormat;
+use figment::Figment;
+use figment::value::{Dict, Value};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+use crate::wiring::SPECS;
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Modules to host (`--modules`); absent: every module without a url.
+    #[serde(deserialize_with = "module_list", skip_serializing_if = "Option::is_none")]
+    pub modules: Option<Vec<String>>,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            modules: None,
+            workers: 0,
+            shutdown_timeout_secs: 30,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Accepts `"a,b"` (handy in env vars) as well as `["a", "b"]`.
+fn module_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match Raw::deserialize(d)? {
+        Raw::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        Raw::Many(v) => v,
+    }))
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connection url (`sqlite://...` or `postgres://...`); absent: a SQLite file in
+    /// `data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Where the default SQLite file lives.
+    pub data_dir: PathBuf,
+    /// Connection pool size.
+    pub max_connections: u32,
+    /// Whether `serve` applies the migrations of the modules it hosts.
+    pub migrate: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: None, data_dir: PathBuf::from("data"), max_connections: 10, migrate: true }
+    }
+}
+
+impl DatabaseConfig {
+    /// The url to connect to.
+    pub fn effective_url(&self) -> String {
+        self.url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("cleave.db").display())
+        })
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `auto` (pretty on a terminal, JSON otherwise), `json` or `pretty`.
+    pub format: LogFormat,
+    /// Filter directive, e.g. `info` or `info,cleave_kernel=debug`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Auto, level: "info".into() }
+    }
+}
+
+/// `[remote]`: defaults for calls to modules in other processes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// Longest a call may take, unless the caller's deadline is sooner.
+    pub timeout_ms: u64,
+    /// Longest to wait for a connection.
+    pub connect_timeout_ms: u64,
+    /// How long idle pooled connections are kept.
+    pub pool_idle_timeout_secs: u64,
+    /// Most idle connections kept per target.
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        let d = RemoteSettings::default();
+        Self {
+            timeout_ms: u64::try_from(d.timeout.as_millis()).unwrap_or(5000),
+            connect_timeout_ms: u64::try_from(d.connect_timeout.as_millis()).unwrap_or(1000),
+            pool_idle_timeout_secs: d.pool_idle_timeout.as_secs(),
+            pool_max_idle_per_host: d.pool_max_idle_per_host,
+        }
+    }
+}
+
+/// Everything but the module sections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppConfig {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[database]`
+    pub database: DatabaseConfig,
+    /// `[log]`
+    pub log: LogConfig,
+    /// `[remote]`
+    pub remote: RemoteConfig,
+    /// `[modules.*]`, validated per module by [`Settings::load`].
+    #[serde(skip_serializing)]
+    pub modules: BTreeMap<String, Value>,
+}
+
+/// Keys every `[modules.<m>]` section may have, whatever the module.
+const PLACEMENT_KEYS: [&str; 2] = ["url", "timeout_ms"];
+
+/// Placement keys of one module.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+struct Placement {
+    url: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+/// How to reach one remote module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteTarget {
+    /// Its base url.
+    pub url: Url,
+    /// Its call timeout, when it differs from `remote.timeout_ms`.
+    pub timeout_ms: Option<u64>,
+}
+
+/// The loaded, validated configuration and the figment it came from (for `config show`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The merged layers.
+    pub figment: Figment,
+    /// The common sections.
+    pub app: AppConfig,
+    /// `modules.<m>.url` (and timeout) of every module that has one.
+    pub targets: BTreeMap<String, RemoteTarget>,
+    /// `[modules.catalog]`
+    pub catalog: catalog::CatalogConfig,
+    /// `[modules.currency]`
+    pub currency: currency::CurrencyConfig,
+    /// `[modules.cart]`
+    pub cart: cart::CartConfig,
+    /// `[modules.recommendation]`
+    pub recommendation: recommendation::RecommendationConfig,
+}
+
+/// Values given on the command line; they override every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<SocketAddr>,
+    /// `--modules`
+    pub modules: Option<Vec<String>>,
+}
+
+impl Settings {
+    /// Loads and validates every layer.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad key, where its value came from and what is wrong.
+    pub fn load(sources: &ConfigSources, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = layered(&AppConfig::default(), sources)?;
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(("server.listen", listen.to_string()));
+        }
+        if let Some(modules) = &overrides.modules {
+            figment = figment.merge(("server.modules", modules.clone()));
+        }
+        Self::from_figment(figment)
+    }
+
+    /// Validates an already layered figment.
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let top: Dict = figment.extract().map_err(|e| ConfigError::from_figment(e, &figment))?;
+        for key in top.keys() {
+            if !["server", "database", "log", "remote", "modules"].contains(&key.as_str()) {
+                return Err(ConfigError::at(
+                    &figment,
+                    key,
+                    "unknown section; known: server, database, log, remote, modules",
+                ));
+            }
+        }
+        let app: AppConfig = figment.extract().map_err(|e| ConfigError::from_figment(e, &figment))?;
+        let mut targets = BTreeMap::new();
+        for name in app.modules.keys() {
+            let Some(spec) = SPECS.iter().find(|s| s.name == name) else {
+                let known: Vec<_> = SPECS.iter().map(|s| s.name).collect();
+                return Err(ConfigError::at(
+                    &figment,
+                    &format!("modules.{name}"),
+                    format!("unknown module; known modules: {}", known.join(", ")),
+                ));
+            };
+            let placement: Placement = section(&figment, spec.name)?;
+            if let Some(raw) = placement.url {
+                let key = format!("modules.{name}.url");
+                let url = Url::parse(&raw)
+                    .map_err(|e| ConfigError::at(&figment, &key, format!("not a url: {e}")))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                    return Err(ConfigError::at(
+                        &figment,
+                        &key,
+                        "must be an http:// or https:// url with a host, e.g. http://catalog:8080",
+                    ));
+                }
+                targets.insert(name.clone(), RemoteTarget { url, timeout_ms: placement.timeout_ms });
+            }
+        }
+        let catalog = module_section::<catalog::CatalogConfig>(&figment, "catalog")?;
+        let currency = module_section::<currency::CurrencyConfig>(&figment, "currency")?;
+        let cart = module_section::<cart::CartConfig>(&figment, "cart")?;
+        let recommendation =
+            module_section::<recommendation::RecommendationConfig>(&figment, "recommendation")?;
+        recommendation.validate().map_err(|(key, msg)| {
+            ConfigError::at(&figment, &format!("modules.recommendation.{key}"), msg)
+        })?;
+        if app.database.max_connections == 0 {
+            return Err(ConfigError::at(&figment, "database.max_connections", "must be at least 1"));
+        }
+        if app.server.max_body_bytes == 0 {
+            return Err(ConfigError::at(&figment, "server.max_body_bytes", "must be at least 1"));
+        }
+        if app.remote.timeout_ms == 0 {
+            return Err(ConfigError::at(&figment, "remote.timeout_ms", "must be at least 1"));
+        }
+        Ok(Self { figment, app, targets, catalog, currency, cart, recommendation })
+    }
+
+    /// Call settings for `module`.
+    pub fn remote_settings(&self, module: &str) -> RemoteSettings {
+        let r = &self.app.remote;
+        let timeout_ms =
+            self.targets.get(module).and_then(|t| t.timeout_ms).unwrap_or(r.timeout_ms);
+        RemoteSettings {
+            timeout: std::time::Duration::from_millis(timeout_ms),
+            connect_timeout: std::time::Duration::from_millis(r.connect_timeout_ms),
+            pool_idle_timeout: std::time::Duration::from_secs(r.pool_idle_timeout_secs),
+            pool_max_idle_per_host: r.pool_max_idle_per_host,
+        }
+    }
+}
+
+/// Extracts `[modules.<name>]` as `T`, with error keys in full.
+fn section<T: DeserializeOwned + Default>(figment: &Figment, name: &str) -> Result<T, ConfigError> {
+    let key = format!("modules.{name}");
+    if figment.find_value(&key).is_err() {
+        return Ok(T::default());
+    }
+    figment.focus(&key).extract().map_err(|e| {
+        let mut err = ConfigError::from_figment(e, figment);
+        err.key = if err.key == "(root)" { key.clone() } else { format!("{key}.{}", err.key) };
+        err.origin = cleave_kernel::config::origin_of(figment, &err.key);
+        err
+    })
+}
+
+/// A module's own settings: its section minus the placement keys, refusing unknown keys.
+fn module_section<T: DeserializeOwned + Default + Serialize>(
+    figment: &Figment,
+    name: &str,
+) -> Result<T, ConfigError> {
+    let known: Vec<String> = match serde_json::to_value(T::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    if let Ok(Value::Dict(_, dict)) = figment.find_value(&format!("modules.{name}")) {
+        for key in dict.keys() {
+            if !PLACEMENT_KEYS.contains(&key.as_str()) && !known.contains(key) {
+                let mut all: Vec<&str> = PLACEMENT_KEYS.to_vec();
+                all.extend(known.iter().map(String::as_str));
+                return Err(ConfigError::at(
+                    figment,
+                    &format!("modules.{name}.{key}"),
+                    format!("unknown key; [modules.{name}] takes: {}", all.join(", ")),
+                ));
+            }
+        }
+    }
+    section(figment, name)
+}

@@ -1,0 +1,282 @@
+//! The composition root: the only place that names module implementations. It decides where
+//! every module runs (from the config), builds each hosted module with its dependencies
+//! (local modules or HTTP clients), mounts every module's REST routes (served in process or
+//! forwarded), and runs the HTTP server with graceful shutdown.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use cart_api::{CartApi, CartClient};
+use catalog_api::{CatalogApi, CatalogClient};
+use cleave_kernel::client::RemoteClient;
+use cleave_kernel::db::DatabaseReadiness;
+use cleave_kernel::error::KernelError;
+use cleave_kernel::http::{
+    HttpLimits, ReadinessCheck, configure_extractors, configure_health, configure_not_placed,
+    request_scope,
+};
+use cleave_kernel::module::{ModuleSpec, Placement, PlacementPlan};
+use cleave_kernel::Failure;
+use currency_api::{CurrencyApi, CurrencyClient};
+use recommendation_api::{RecommendationApi, RecommendationClient};
+use sea_orm::DatabaseConnection;
+
+use crate::config::Settings;
+
+/// Every module, in dependency order (a module comes after those it requires).
+pub const SPECS: [ModuleSpec; 4] =
+    [catalog_api::SPEC, currency_api::SPEC, cart_api::SPEC, recommendation_api::SPEC];
+
+/// Modules whose tables live in the database (they need a connection when hosted).
+const WITH_TABLES: [&str; 3] = ["catalog", "currency", "cart"];
+
+/// Whether `module` has tables (and so migrations).
+pub fn has_tables(module: &str) -> bool {
+    WITH_TABLES.contains(&module)
+}
+
+/// The modules of one process: each is its in-process implementation, an HTTP client to the
+/// process that hosts it, or absent.
+#[derive(Clone)]
+pub struct Shop {
+    /// Where each module runs.
+    pub plan: PlacementPlan,
+    /// The catalog, if reachable.
+    pub catalog: Option<Arc<dyn CatalogApi>>,
+    /// The currency module, if reachable.
+    pub currency: Option<Arc<dyn CurrencyApi>>,
+    /// The cart, if reachable.
+    pub cart: Option<Arc<dyn CartApi>>,
+    /// Recommendations, if reachable.
+    pub recommendation: Option<Arc<dyn RecommendationApi>>,
+    /// What `/health/ready` checks.
+    pub checks: Vec<Arc<dyn ReadinessCheck>>,
+    /// This process's database, when a hosted module needs one.
+    pub db: Option<DatabaseConnection>,
+}
+
+/// Decides placements from the settings.
+///
+/// # Errors
+/// When the placement is incomplete or contradictory.
+pub fn plan(settings: &Settings) -> anyhow::Result<PlacementPlan> {
+    let urls = settings.targets.iter().map(|(k, t)| (k.clone(), t.url.clone())).collect();
+    PlacementPlan::resolve(
+        &SPECS,
+        settings.app.server.modules.as_deref(),
+        &urls,
+        settings.app.server.listen,
+    )
+    .context("invalid module placement")
+}
+
+/// Connects to the database and applies the migrations of `modules`.
+///
+/// # Errors
+/// When the database is unreachable or a migration fails.
+pub async fn migrate(settings: &Settings, modules: &[&str]) -> anyhow::Result<DatabaseConnection> {
+    let url = settings.app.database.effective_url();
+    let db = cleave_kernel::db::connect(&url, settings.app.database.max_connections)
+        .await
+        .with_context(|| {
+            format!("cannot open database {}", cleave_kernel::config::redact_url_password(&url))
+        })?;
+    for module in modules {
+        cleave_migrations::migrate_up(&db, module)
+            .await
+            .with_context(|| format!("migrations of module {module} failed"))?;
+        tracing::info!(module, "migrations applied");
+    }
+    Ok(db)
+}
+
+fn remote(settings: &Settings, plan: &PlacementPlan, module: &'static str) -> anyhow::Result<Option<RemoteClient>> {
+    match plan.placement(module) {
+        Placement::Remote(url) => Ok(Some(
+            RemoteClient::new(module, url.clone(), &settings.remote_settings(module))
+                .with_context(|| format!("cannot build the HTTP client for module {module}"))?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// Builds the modules of this process.
+///
+/// # Errors
+/// When the placement is invalid, the database cannot be opened or migrated, or a module
+/// fails to start.
+pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
+    let plan = plan(settings)?;
+    let hosted = plan.hosted();
+    let mut checks: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
+
+    let db = if hosted.iter().any(|m| WITH_TABLES.contains(m)) {
+        let to_migrate: Vec<&str> = if settings.app.database.migrate {
+            hosted.iter().copied().filter(|m| WITH_TABLES.contains(m)).collect()
+        } else {
+            Vec::new()
+        };
+        let db = migrate(settings, &to_migrate).await?;
+        checks.push(Arc::new(DatabaseReadiness(db.clone())));
+        Some(db)
+    } else {
+        None
+    };
+    let conn = || db.clone().context("a hosted module needs the database");
+
+    let mut add_remote = |client: RemoteClient| {
+        checks.push(Arc::new(client.clone()));
+        client
+    };
+
+    let catalog: Option<Arc<dyn CatalogApi>> = match plan.placement("catalog") {
+        Placement::Hosted => Some(
+            catalog::CatalogModule::start(conn()?, &settings.catalog, catalog::CatalogDeps)
+                .await
+                .map_err(|e| anyhow::anyhow!("catalog failed to start: {e}"))?,
+        ),
+        Placement::Remote(_) => remote(settings, &plan, "catalog")?
+            .map(|c| CatalogClient::new(add_remote(c)).into_api()),
+        Placement::Absent => None,
+    };
+    let currency: Option<Arc<dyn CurrencyApi>> = match plan.placement("currency") {
+        Placement::Hosted => Some(currency::CurrencyModule::new(
+            conn()?,
+            &settings.currency,
+            currency::CurrencyDeps,
+        )),
+        Placement::Remote(_) => remote(settings, &plan, "currency")?
+            .map(|c| CurrencyClient::new(add_remote(c)).into_api()),
+        Placement::Absent => None,
+    };
+    let cart: Option<Arc<dyn CartApi>> = match plan.placement("cart") {
+        Placement::Hosted => Some(cart::CartModule::new(conn()?, &settings.cart, cart::CartDeps)),
+        Placement::Remote(_) => {
+            remote(settings, &plan, "cart")?.map(|c| CartClient::new(add_remote(c)).into_api())
+        }
+        Placement::Absent => None,
+    };
+    let recommendation: Option<Arc<dyn RecommendationApi>> =
+        match plan.placement("recommendation") {
+            Placement::Hosted => Some(recommendation::RecommendationModule::new(
+                &settings.recommendation,
+                recommendation::RecommendationDeps {
+                    catalog: catalog.clone().context("recommendation requires catalog")?,
+                },
+            )),
+            Placement::Remote(_) => remote(settings, &plan, "recommendation")?
+                .map(|c| RecommendationClient::new(add_remote(c)).into_api()),
+            Placement::Absent => None,
+        };
+
+    Ok(Shop { plan, catalog, currency, cart, recommendation, checks, db })
+}
+
+impl Shop {
+    /// Mounts every module's REST routes (in process, forwarded, or 503 when absent) and the
+    /// health endpoints.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        configure_health(cfg, Arc::new(self.checks.clone()));
+        match &self.catalog {
+            Some(api) => catalog_api::http::configure(cfg, api.clone()),
+            None => configure_not_placed(cfg, "catalog"),
+        }
+        match &self.currency {
+            Some(api) => currency_api::http::configure(cfg, api.clone()),
+            None => configure_not_placed(cfg, "currency"),
+        }
+        match &self.cart {
+            Some(api) => cart_api::http::configure(cfg, api.clone()),
+            None => configure_not_placed(cfg, "cart"),
+        }
+        match &self.recommendation {
+            Some(api) => recommendation_api::http::configure(cfg, api.clone()),
+            None => configure_not_placed(cfg, "recommendation"),
+        }
+    }
+}
+
+/// A running server.
+pub struct Running {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    /// Stops the server.
+    pub handle: actix_web::dev::ServerHandle,
+    /// Completes when the server has stopped.
+    pub server: actix_web::dev::Server,
+}
+
+/// Binds the listen address and builds the server (not yet polled).
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
+    let server_cfg = &settings.app.server;
+    let listener = TcpListener::bind(server_cfg.listen)
+        .with_context(|| format!("cannot listen on {} (server.listen)", server_cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let limits = HttpLimits { max_body_bytes: server_cfg.max_body_bytes };
+    let workers = if server_cfg.workers == 0 {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        server_cfg.workers
+    };
+    let server = HttpServer::new(move || {
+        let shop = shop.clone();
+        App::new()
+            .wrap(from_fn(request_scope))
+            .configure(|c| configure_extractors(c, limits))
+            .configure(move |c| shop.configure(c))
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(Failure::from(KernelError::RouteNotFound))
+            }))
+    })
+    .workers(workers)
+    .shutdown_timeout(server_cfg.shutdown_timeout_secs)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(Running { addr, handle: server.handle(), server })
+}
+
+/// Runs the server until SIGTERM or SIGINT, then drains in-flight requests (up to
+/// `server.shutdown_timeout_secs`) and returns.
+///
+/// # Errors
+/// When the server fails.
+pub async fn run_until_signalled(running: Running) -> anyhow::Result<()> {
+    let handle = running.handle.clone();
+    tokio::spawn(async move {
+        let signal = wait_for_signal().await;
+        tracing::info!(signal, "shutdown signal received; draining in-flight requests");
+        handle.stop(true).await;
+    });
+    running.server.await.context("server failed")?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
