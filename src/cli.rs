@@ -100,18 +100,27 @@ fn load(cli_config: Option<PathBuf>, overrides: &Overrides) -> Result<Settings, 
 /// # Errors
 /// [`CliError`] describing what failed.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command.unwrap_or(Command::Serve { modules: None, listen: None }) {
+    match cli.command.unwrap_or(Command::Serve {
+        modules: None,
+        listen: None,
+    }) {
         Command::Serve { modules, listen } => {
             let settings = load(cli.config, &Overrides { listen, modules })?;
-            let _log = cleave_kernel::telemetry::init(settings.app.log.format, &settings.app.log.level)
-                .map_err(|e| anyhow::anyhow!(e))?;
+            let _log =
+                cleave_kernel::telemetry::init(settings.app.log.format, &settings.app.log.level)
+                    .map_err(|e| anyhow::anyhow!(e))?;
             serve(settings).await?;
         }
         Command::Migrate { module } => {
             let settings = load(cli.config, &Overrides::default())?;
-            let _log = cleave_kernel::telemetry::init(settings.app.log.format, &settings.app.log.level)
-                .map_err(|e| anyhow::anyhow!(e))?;
-            let all: Vec<&str> = SPECS.iter().map(|s| s.name).filter(|m| wiring::has_tables(m)).collect();
+            let _log =
+                cleave_kernel::telemetry::init(settings.app.log.format, &settings.app.log.level)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            let all: Vec<&str> = SPECS
+                .iter()
+                .map(|s| s.name)
+                .filter(|m| wiring::has_tables(m))
+                .collect();
             let modules: Vec<&str> = match &module {
                 None => all,
                 Some(m) if wiring::has_tables(m) => vec![m.as_str()],
@@ -131,24 +140,56 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let _ = db.close().await;
             println!("migrated: {}", modules.join(", "));
         }
-        Command::Config { action: ConfigAction::Show } => {
+        Command::Config {
+            action: ConfigAction::Show,
+        } => {
             let settings = load(cli.config, &Overrides::default())?;
             for (key, value, origin) in effective(&settings.figment)? {
                 println!("{key} = {value}    # {origin}");
             }
         }
-        Command::Config { action: ConfigAction::Check { modules } } => {
-            let settings = load(cli.config, &Overrides { listen: None, modules })?;
+        Command::Config {
+            action: ConfigAction::Check { modules },
+        } => {
+            let settings = load(
+                cli.config,
+                &Overrides {
+                    listen: None,
+                    modules,
+                },
+            )?;
             let plan = wiring::plan(&settings)?;
-            println!("configuration is valid; this process would host: {}", plan.hosted().join(", "));
+            println!(
+                "configuration is valid; this process would host: {}",
+                plan.hosted().join(", ")
+            );
         }
         Command::Modules { modules } => {
-            let settings = load(cli.config, &Overrides { listen: None, modules })?;
+            let settings = load(
+                cli.config,
+                &Overrides {
+                    listen: None,
+                    modules,
+                },
+            )?;
             let plan = wiring::plan(&settings)?;
-            println!("{:<16} {:<40} {:<14} OWNS", "MODULE", "PLACEMENT", "REQUIRES");
+            println!(
+                "{:<16} {:<40} {:<14} OWNS",
+                "MODULE", "PLACEMENT", "REQUIRES"
+            );
             for (spec, placement) in plan.entries() {
-                let requires = if spec.requires.is_empty() { "-".to_owned() } else { spec.requires.join(",") };
-                println!("{:<16} {:<40} {:<14} {}", spec.name, placement.to_string(), requires, spec.owns);
+                let requires = if spec.requires.is_empty() {
+                    "-".to_owned()
+                } else {
+                    spec.requires.join(",")
+                };
+                println!(
+                    "{:<16} {:<40} {:<14} {}",
+                    spec.name,
+                    placement.to_string(),
+                    requires,
+                    spec.owns
+                );
             }
         }
     }
@@ -164,7 +205,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
                 tracing::info!(module = spec.name, url = %url, "module is remote; calls and routes are forwarded");
             }
             Placement::Absent => {
-                tracing::warn!(module = spec.name, "module is neither hosted nor reachable; its routes answer 503");
+                tracing::warn!(
+                    module = spec.name,
+                    "module is neither hosted nor reachable; its routes answer 503"
+                );
             }
         }
     }

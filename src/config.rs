@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use cleave_kernel::client::RemoteSettings;
-use cleave_kernel::config::{ConfigError, ConfigSources, layered};
+use cleave_kernel::config::{ConfigError, ConfigSources, Named, layered};
 use cleave_kernel::telemetry::LogFormat;
 use figment::Figment;
 use figment::value::{Dict, Value};
@@ -24,7 +24,10 @@ pub struct ServerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
     /// Modules to host (`--modules`); absent: every module without a url.
-    #[serde(deserialize_with = "module_list", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "module_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub modules: Option<Vec<String>>,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
@@ -55,7 +58,12 @@ fn module_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
         Many(Vec<String>),
     }
     Ok(Some(match Raw::deserialize(d)? {
-        Raw::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        Raw::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
         Raw::Many(v) => v,
     }))
 }
@@ -78,7 +86,12 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: None, data_dir: PathBuf::from("data"), max_connections: 10, migrate: true }
+        Self {
+            url: None,
+            data_dir: PathBuf::from("data"),
+            max_connections: 10,
+            migrate: true,
+        }
     }
 }
 
@@ -86,7 +99,10 @@ impl DatabaseConfig {
     /// The url to connect to.
     pub fn effective_url(&self) -> String {
         self.url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("cleave.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("cleave.db").display()
+            )
         })
     }
 }
@@ -103,7 +119,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Auto, level: "info".into() }
+        Self {
+            format: LogFormat::Auto,
+            level: "info".into(),
+        }
     }
 }
 
@@ -205,10 +224,16 @@ impl Settings {
     pub fn load(sources: &ConfigSources, overrides: &Overrides) -> Result<Self, ConfigError> {
         let mut figment = layered(&AppConfig::default(), sources)?;
         if let Some(listen) = overrides.listen {
-            figment = figment.merge(("server.listen", listen.to_string()));
+            figment = figment.merge(Named::new(
+                "command line (--listen)",
+                ("server.listen", listen.to_string()),
+            ));
         }
         if let Some(modules) = &overrides.modules {
-            figment = figment.merge(("server.modules", modules.clone()));
+            figment = figment.merge(Named::new(
+                "command line (--modules)",
+                ("server.modules", modules.clone()),
+            ));
         }
         Self::from_figment(figment)
     }
@@ -218,7 +243,9 @@ impl Settings {
     /// # Errors
     /// As [`Settings::load`].
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let top: Dict = figment.extract().map_err(|e| ConfigError::from_figment(e, &figment))?;
+        let top: Dict = figment
+            .extract()
+            .map_err(|e| ConfigError::from_figment(e, &figment))?;
         for key in top.keys() {
             if !["server", "database", "log", "remote", "modules"].contains(&key.as_str()) {
                 return Err(ConfigError::at(
@@ -228,7 +255,9 @@ impl Settings {
                 ));
             }
         }
-        let app: AppConfig = figment.extract().map_err(|e| ConfigError::from_figment(e, &figment))?;
+        let app: AppConfig = figment
+            .extract()
+            .map_err(|e| ConfigError::from_figment(e, &figment))?;
         let mut targets = BTreeMap::new();
         for name in app.modules.keys() {
             let Some(spec) = SPECS.iter().find(|s| s.name == name) else {
@@ -251,7 +280,13 @@ impl Settings {
                         "must be an http:// or https:// url with a host, e.g. http://catalog:8080",
                     ));
                 }
-                targets.insert(name.clone(), RemoteTarget { url, timeout_ms: placement.timeout_ms });
+                targets.insert(
+                    name.clone(),
+                    RemoteTarget {
+                        url,
+                        timeout_ms: placement.timeout_ms,
+                    },
+                );
             }
         }
         let catalog = module_section::<catalog::CatalogConfig>(&figment, "catalog")?;
@@ -263,22 +298,45 @@ impl Settings {
             ConfigError::at(&figment, &format!("modules.recommendation.{key}"), msg)
         })?;
         if app.database.max_connections == 0 {
-            return Err(ConfigError::at(&figment, "database.max_connections", "must be at least 1"));
+            return Err(ConfigError::at(
+                &figment,
+                "database.max_connections",
+                "must be at least 1",
+            ));
         }
         if app.server.max_body_bytes == 0 {
-            return Err(ConfigError::at(&figment, "server.max_body_bytes", "must be at least 1"));
+            return Err(ConfigError::at(
+                &figment,
+                "server.max_body_bytes",
+                "must be at least 1",
+            ));
         }
         if app.remote.timeout_ms == 0 {
-            return Err(ConfigError::at(&figment, "remote.timeout_ms", "must be at least 1"));
+            return Err(ConfigError::at(
+                &figment,
+                "remote.timeout_ms",
+                "must be at least 1",
+            ));
         }
-        Ok(Self { figment, app, targets, catalog, currency, cart, recommendation })
+        Ok(Self {
+            figment,
+            app,
+            targets,
+            catalog,
+            currency,
+            cart,
+            recommendation,
+        })
     }
 
     /// Call settings for `module`.
     pub fn remote_settings(&self, module: &str) -> RemoteSettings {
         let r = &self.app.remote;
-        let timeout_ms =
-            self.targets.get(module).and_then(|t| t.timeout_ms).unwrap_or(r.timeout_ms);
+        let timeout_ms = self
+            .targets
+            .get(module)
+            .and_then(|t| t.timeout_ms)
+            .unwrap_or(r.timeout_ms);
         RemoteSettings {
             timeout: std::time::Duration::from_millis(timeout_ms),
             connect_timeout: std::time::Duration::from_millis(r.connect_timeout_ms),
@@ -296,7 +354,11 @@ fn section<T: DeserializeOwned + Default>(figment: &Figment, name: &str) -> Resu
     }
     figment.focus(&key).extract().map_err(|e| {
         let mut err = ConfigError::from_figment(e, figment);
-        err.key = if err.key == "(root)" { key.clone() } else { format!("{key}.{}", err.key) };
+        err.key = if err.key == "(root)" {
+            key.clone()
+        } else {
+            format!("{key}.{}", err.key)
+        };
         err.origin = cleave_kernel::config::origin_of(figment, &err.key);
         err
     })

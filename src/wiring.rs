@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use cart_api::{CartApi, CartClient};
 use catalog_api::{CatalogApi, CatalogClient};
+use cleave_kernel::Failure;
 use cleave_kernel::client::RemoteClient;
 use cleave_kernel::db::DatabaseReadiness;
 use cleave_kernel::error::KernelError;
@@ -19,7 +20,6 @@ use cleave_kernel::http::{
     request_scope,
 };
 use cleave_kernel::module::{ModuleSpec, Placement, PlacementPlan};
-use cleave_kernel::Failure;
 use currency_api::{CurrencyApi, CurrencyClient};
 use recommendation_api::{RecommendationApi, RecommendationClient};
 use sea_orm::DatabaseConnection;
@@ -27,8 +27,12 @@ use sea_orm::DatabaseConnection;
 use crate::config::Settings;
 
 /// Every module, in dependency order (a module comes after those it requires).
-pub const SPECS: [ModuleSpec; 4] =
-    [catalog_api::SPEC, currency_api::SPEC, cart_api::SPEC, recommendation_api::SPEC];
+pub const SPECS: [ModuleSpec; 4] = [
+    catalog_api::SPEC,
+    currency_api::SPEC,
+    cart_api::SPEC,
+    recommendation_api::SPEC,
+];
 
 /// Modules whose tables live in the database (they need a connection when hosted).
 const WITH_TABLES: [&str; 3] = ["catalog", "currency", "cart"];
@@ -63,7 +67,11 @@ pub struct Shop {
 /// # Errors
 /// When the placement is incomplete or contradictory.
 pub fn plan(settings: &Settings) -> anyhow::Result<PlacementPlan> {
-    let urls = settings.targets.iter().map(|(k, t)| (k.clone(), t.url.clone())).collect();
+    let urls = settings
+        .targets
+        .iter()
+        .map(|(k, t)| (k.clone(), t.url.clone()))
+        .collect();
     PlacementPlan::resolve(
         &SPECS,
         settings.app.server.modules.as_deref(),
@@ -82,7 +90,10 @@ pub async fn migrate(settings: &Settings, modules: &[&str]) -> anyhow::Result<Da
     let db = cleave_kernel::db::connect(&url, settings.app.database.max_connections)
         .await
         .with_context(|| {
-            format!("cannot open database {}", cleave_kernel::config::redact_url_password(&url))
+            format!(
+                "cannot open database {}",
+                cleave_kernel::config::redact_url_password(&url)
+            )
         })?;
     for module in modules {
         cleave_migrations::migrate_up(&db, module)
@@ -93,7 +104,11 @@ pub async fn migrate(settings: &Settings, modules: &[&str]) -> anyhow::Result<Da
     Ok(db)
 }
 
-fn remote(settings: &Settings, plan: &PlacementPlan, module: &'static str) -> anyhow::Result<Option<RemoteClient>> {
+fn remote(
+    settings: &Settings,
+    plan: &PlacementPlan,
+    module: &'static str,
+) -> anyhow::Result<Option<RemoteClient>> {
     match plan.placement(module) {
         Placement::Remote(url) => Ok(Some(
             RemoteClient::new(module, url.clone(), &settings.remote_settings(module))
@@ -115,7 +130,11 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
 
     let db = if hosted.iter().any(|m| WITH_TABLES.contains(m)) {
         let to_migrate: Vec<&str> = if settings.app.database.migrate {
-            hosted.iter().copied().filter(|m| WITH_TABLES.contains(m)).collect()
+            hosted
+                .iter()
+                .copied()
+                .filter(|m| WITH_TABLES.contains(m))
+                .collect()
         } else {
             Vec::new()
         };
@@ -153,26 +172,38 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         Placement::Absent => None,
     };
     let cart: Option<Arc<dyn CartApi>> = match plan.placement("cart") {
-        Placement::Hosted => Some(cart::CartModule::new(conn()?, &settings.cart, cart::CartDeps)),
+        Placement::Hosted => Some(cart::CartModule::new(
+            conn()?,
+            &settings.cart,
+            cart::CartDeps,
+        )),
         Placement::Remote(_) => {
             remote(settings, &plan, "cart")?.map(|c| CartClient::new(add_remote(c)).into_api())
         }
         Placement::Absent => None,
     };
-    let recommendation: Option<Arc<dyn RecommendationApi>> =
-        match plan.placement("recommendation") {
-            Placement::Hosted => Some(recommendation::RecommendationModule::new(
-                &settings.recommendation,
-                recommendation::RecommendationDeps {
-                    catalog: catalog.clone().context("recommendation requires catalog")?,
-                },
-            )),
-            Placement::Remote(_) => remote(settings, &plan, "recommendation")?
-                .map(|c| RecommendationClient::new(add_remote(c)).into_api()),
-            Placement::Absent => None,
-        };
+    let recommendation: Option<Arc<dyn RecommendationApi>> = match plan.placement("recommendation")
+    {
+        Placement::Hosted => Some(recommendation::RecommendationModule::new(
+            &settings.recommendation,
+            recommendation::RecommendationDeps {
+                catalog: catalog.clone().context("recommendation requires catalog")?,
+            },
+        )),
+        Placement::Remote(_) => remote(settings, &plan, "recommendation")?
+            .map(|c| RecommendationClient::new(add_remote(c)).into_api()),
+        Placement::Absent => None,
+    };
 
-    Ok(Shop { plan, catalog, currency, cart, recommendation, checks, db })
+    Ok(Shop {
+        plan,
+        catalog,
+        currency,
+        cart,
+        recommendation,
+        checks,
+        db,
+    })
 }
 
 impl Shop {
@@ -218,7 +249,9 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(server_cfg.listen)
         .with_context(|| format!("cannot listen on {} (server.listen)", server_cfg.listen))?;
     let addr = listener.local_addr()?;
-    let limits = HttpLimits { max_body_bytes: server_cfg.max_body_bytes };
+    let limits = HttpLimits {
+        max_body_bytes: server_cfg.max_body_bytes,
+    };
     let workers = if server_cfg.workers == 0 {
         std::thread::available_parallelism().map_or(1, usize::from)
     } else {
@@ -239,7 +272,11 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     .disable_signals()
     .listen(listener)?
     .run();
-    Ok(Running { addr, handle: server.handle(), server })
+    Ok(Running {
+        addr,
+        handle: server.handle(),
+        server,
+    })
 }
 
 /// Runs the server until SIGTERM or SIGINT, then drains in-flight requests (up to
@@ -251,7 +288,10 @@ pub async fn run_until_signalled(running: Running) -> anyhow::Result<()> {
     let handle = running.handle.clone();
     tokio::spawn(async move {
         let signal = wait_for_signal().await;
-        tracing::info!(signal, "shutdown signal received; draining in-flight requests");
+        tracing::info!(
+            signal,
+            "shutdown signal received; draining in-flight requests"
+        );
         handle.stop(true).await;
     });
     running.server.await.context("server failed")?;

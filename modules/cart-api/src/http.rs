@@ -18,7 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn CartApi>) {
                     .route(web::get().to(get_cart))
                     .route(web::delete().to(empty_cart)),
             )
-            .route("/carts/{user_id}/items", web::post().to(add_item)),
+            .service(web::resource("/carts/{user_id}/items").route(web::post().to(add_item))),
     );
 }
 

@@ -21,8 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn CatalogApi>) {
     cfg.service(
         web::scope("/api/catalog/v1")
             .app_data(web::Data::from(api))
-            .route("/products", web::get().to(list_products))
-            .route("/products/{id}", web::get().to(get_product)),
+            .service(web::resource("/products").route(web::get().to(list_products)))
+            .service(web::resource("/products/{id}").route(web::get().to(get_product))),
     );
 }
 

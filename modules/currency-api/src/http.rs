@@ -12,8 +12,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn CurrencyApi>) {
     cfg.service(
         web::scope("/api/currency/v1")
             .app_data(web::Data::from(api))
-            .route("/currencies", web::get().to(currencies))
-            .route("/convert", web::post().to(convert)),
+            .service(web::resource("/currencies").route(web::get().to(currencies)))
+            .service(web::resource("/convert").route(web::post().to(convert))),
     );
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Value};
-use figment::{Figment, Metadata, Profile, Source};
+use figment::{Figment, Metadata, Provider, Source};
 use serde::Serialize;
 
 /// A configuration problem: which key, where its value came from, what is wrong.
@@ -82,7 +82,10 @@ pub fn layered<D: Serialize>(
     defaults: &D,
     sources: &ConfigSources,
 ) -> Result<Figment, ConfigError> {
-    let mut figment = Figment::from(Serialized::defaults(defaults));
+    let mut figment = Figment::from(Named::new(
+        "built-in default",
+        Serialized::defaults(defaults),
+    ));
     // default.toml is optional (a container may ship none); the others were asked for.
     let default_file = sources.dir.join("default.toml");
     if default_file.is_file() {
@@ -116,6 +119,30 @@ fn require_file(path: &Path, key: &str, origin: &str) -> Result<(), ConfigError>
     }
 }
 
+/// A provider under a name of our choosing, so origins read "built-in default" or
+/// "command line" rather than a Rust type name.
+pub struct Named<P> {
+    name: &'static str,
+    inner: P,
+}
+
+impl<P: Provider> Named<P> {
+    /// Wraps `inner`, reporting its values as coming from `name`.
+    pub fn new(name: &'static str, inner: P) -> Self {
+        Self { name, inner }
+    }
+}
+
+impl<P: Provider> Provider for Named<P> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name)
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, Dict>, figment::Error> {
+        self.inner.data()
+    }
+}
+
 /// Where the value of `key` came from, in words.
 pub fn origin_of(figment: &Figment, key: &str) -> String {
     figment
@@ -126,16 +153,10 @@ pub fn origin_of(figment: &Figment, key: &str) -> String {
 fn describe(md: &Metadata, key: &str) -> String {
     match &md.source {
         Some(Source::File(path)) => format!("file {}", path.display()),
-        Some(Source::Code(_)) => {
-            if md.name.contains("Serialized") || md.name.contains("default") {
-                "built-in default".to_owned()
-            } else {
-                md.name.to_string()
-            }
-        }
+        // Our env provider maps CLEAVE_A__B to a.b; map back (figment's own interpolation
+        // does not know about the split).
         _ if md.name.contains("environment") => {
-            let parts: Vec<&str> = key.split('.').collect();
-            format!("env var {}", md.interpolate(&Profile::Default, &parts))
+            format!("env var CLEAVE_{}", key.to_uppercase().replace('.', "__"))
         }
         _ => md.name.to_string(),
     }

@@ -21,7 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn RecommendationApi>) 
     cfg.service(
         web::scope("/api/recommendation/v1")
             .app_data(web::Data::from(api))
-            .route("/recommendations", web::get().to(recommendations)),
+            .service(web::resource("/recommendations").route(web::get().to(recommendations))),
     );
 }
 

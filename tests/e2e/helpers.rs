@@ -1,0 +1,217 @@
+//! Starting the application in process, and calling it.
+
+use std::sync::Arc;
+
+use cleave::config::{AppConfig, Settings};
+use cleave::wiring;
+use cleave_kernel::testing::TestDb;
+use figment::Figment;
+use figment::providers::Serialized;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use url::Url;
+
+/// One running application.
+pub(crate) struct TestApp {
+    pub(crate) base: Url,
+    handle: actix_web::dev::ServerHandle,
+    _db: Option<Arc<TestDb>>,
+}
+
+impl TestApp {
+    /// Starts the app with `keys` (dotted key, value) over the built-in defaults, listening
+    /// on a random port, with its own `db`.
+    pub(crate) async fn start(db: Option<Arc<TestDb>>, keys: &[(&str, Value)]) -> Self {
+        let mut figment = Figment::from(Serialized::defaults(AppConfig::default()))
+            .merge(("server.listen", "127.0.0.1:0"))
+            .merge(("server.workers", 1));
+        if let Some(db) = &db {
+            figment = figment.merge(("database.url", db.url.clone()));
+        }
+        for (k, v) in keys {
+            figment = figment.merge((*k, v.clone()));
+        }
+        let settings = Settings::from_figment(figment).expect("valid test settings");
+        let shop = wiring::assemble(&settings).await.expect("assemble");
+        let running = wiring::bind(&settings, shop).expect("bind");
+        let base = Url::parse(&format!("http://{}", running.addr)).expect("url");
+        let handle = running.handle.clone();
+        tokio::spawn(running.server);
+        Self {
+            base,
+            handle,
+            _db: db,
+        }
+    }
+
+    /// Every module in one process.
+    pub(crate) async fn single(db: Arc<TestDb>) -> Self {
+        Self::start(Some(db), &[]).await
+    }
+
+    pub(crate) async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base.as_str().trim_end_matches('/'), path)
+    }
+}
+
+/// What a call answered: status, content type and JSON body (request ids removed, so answers
+/// of different runs compare equal).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) content_type: String,
+    pub(crate) body: Value,
+}
+
+impl Answer {
+    /// Asserts a problem+json answer with `status` and `code`.
+    #[track_caller]
+    pub(crate) fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "status of {self:?}");
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "content type of {self:?}"
+        );
+        assert_eq!(self.body["code"], code, "code of {self:?}");
+        assert_eq!(self.body["status"], status, "status member of {self:?}");
+        assert!(self.body["title"].is_string(), "title of {self:?}");
+    }
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// Sends a request with an optional raw body (JSON content type) and reads the answer.
+pub(crate) async fn call(base: &str, method: Method, path: &str, body: Option<&str>) -> Answer {
+    let mut req = client().request(method, format!("{}{path}", base.trim_end_matches('/')));
+    if let Some(body) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let res = req.send().await.expect("request sent");
+    read(res).await
+}
+
+pub(crate) async fn read(res: reqwest::Response) -> Answer {
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = res.bytes().await.expect("body");
+    let mut body: Value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    if let Some(obj) = body.as_object_mut() {
+        if content_type.starts_with("application/problem+json") {
+            assert!(
+                obj.remove("request_id").is_some_and(|v| v.is_string()),
+                "problem has a request id"
+            );
+        }
+    }
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+pub(crate) async fn get(base: &str, path: &str) -> Answer {
+    call(base, Method::GET, path, None).await
+}
+
+/// The same API calls, in order, against `base`: what must answer the same in every
+/// placement. Cart calls use `user` so runs on a shared database do not collide.
+pub(crate) async fn script(base: &str, user: &str) -> Vec<(String, Answer)> {
+    let calls: Vec<(Method, String, Option<String>)> = vec![
+        (Method::GET, "/api/catalog/v1/products".into(), None),
+        (
+            Method::GET,
+            "/api/catalog/v1/products/OLJCESPC7Z".into(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/catalog/v1/products?q=KITCHEN".into(),
+            None,
+        ),
+        (Method::GET, "/api/catalog/v1/products?q=glass".into(), None),
+        (
+            Method::GET,
+            "/api/catalog/v1/products/NOSUCHTHING".into(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/catalog/v1/products/bad%20id".into(),
+            None,
+        ),
+        (Method::GET, "/api/currency/v1/currencies".into(), None),
+        (
+            Method::POST,
+            "/api/currency/v1/convert".into(),
+            Some(
+                r#"{"from":{"currency_code":"USD","units":109,"nanos":990000000},"to_code":"EUR"}"#
+                    .into(),
+            ),
+        ),
+        (
+            Method::POST,
+            "/api/currency/v1/convert".into(),
+            Some(r#"{"from":{"currency_code":"USD","units":1,"nanos":0},"to_code":"XYZ"}"#.into()),
+        ),
+        (Method::GET, format!("/api/cart/v1/carts/{user}"), None),
+        (
+            Method::POST,
+            format!("/api/cart/v1/carts/{user}/items"),
+            Some(r#"{"product_id":"OLJCESPC7Z","quantity":2}"#.into()),
+        ),
+        (
+            Method::POST,
+            format!("/api/cart/v1/carts/{user}/items"),
+            Some(r#"{"product_id":"66VCHSJNUP","quantity":1}"#.into()),
+        ),
+        (
+            Method::POST,
+            format!("/api/cart/v1/carts/{user}/items"),
+            Some(r#"{"product_id":"66VCHSJNUP","quantity":0}"#.into()),
+        ),
+        (Method::GET, format!("/api/cart/v1/carts/{user}"), None),
+        (Method::DELETE, format!("/api/cart/v1/carts/{user}"), None),
+        (Method::GET, format!("/api/cart/v1/carts/{user}"), None),
+        (
+            Method::GET,
+            format!(
+                "/api/recommendation/v1/recommendations?user_id={user}&product_ids=OLJCESPC7Z,66VCHSJNUP"
+            ),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/recommendation/v1/recommendations?user_id=x&product_ids=bad!".into(),
+            None,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (method, path, body) in calls {
+        let label = format!("{method} {path}");
+        out.push((label, call(base, method, &path, body.as_deref()).await));
+    }
+    out
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of the `cleave` application: the real app started in process on port 0
+//! with a fresh database, and the real binary run as OS processes.
+
+mod api;
+mod cli;
+mod helpers;
+mod process;
+mod split;
