@@ -128,8 +128,11 @@ impl<E: ApiError> From<E> for Failure {
     fn from(err: E) -> Self {
         let status = err.status();
         let mut problem = Problem::new(status, err.code(), err.title(), None);
-        if status.is_server_error() {
+        // 500 is a bug of ours; 503/504 is a dependency having a bad day.
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(code = err.code(), status = status.as_u16(), error = %error_chain(&err), "request failed");
+        } else if status.is_server_error() {
+            tracing::warn!(code = err.code(), status = status.as_u16(), error = %error_chain(&err), "request failed");
         }
         if err.expose_detail() {
             problem.detail = Some(err.to_string());

@@ -1,0 +1,36 @@
+# Everyday recipes. `just --list` shows them.
+
+# Run the whole shop on http://127.0.0.1:8080 (every module, SQLite under ./data).
+run:
+    cargo run --release
+
+# The test suite (SQLite; set CLEAVE_TEST_DATABASE_URL to run it on PostgreSQL too).
+test:
+    cargo test --workspace --locked
+
+# What CI runs: services checked, fmt, clippy, tests on SQLite and PostgreSQL.
+ci:
+    bash .ci/run
+
+# Format and lint.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Benchmarks: module-call costs (criterion) and HTTP throughput against baselines (wrk).
+bench:
+    cargo bench --locked --bench module_calls
+    scripts/bench-http.sh
+
+# Apply migrations to the configured database.
+migrate:
+    cargo run --release -- migrate
+
+# Catalog in its own process on :8081, everything else on :8080 calling it (two terminals).
+split-catalog:
+    CLEAVE_SERVER__LISTEN=127.0.0.1:8081 CLEAVE_DATABASE__DATA_DIR=data/catalog cargo run --release -- serve --modules catalog &
+    CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:8081 cargo run --release -- serve --modules currency,cart,recommendation
+
+# Build the container image (needs a Docker engine).
+image:
+    docker build -t cleave:dev .

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# HTTP throughput of GET /api/catalog/v1/products/{id}, four set-ups measured in one run:
+#   bare    a bare actix-web handler answering the same JSON from memory (baseline)
+#   single  cleave, every module in one process
+#   split   cleave front process forwarding to catalog in a second cleave process
+#   hop     a hand-written actix + reqwest forwarding hop to that same catalog process
+# Every server runs one worker; wrk runs one thread. Rounds are interleaved and the median
+# is reported, with the ratios the goals are stated in. Loopback only; every run is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${BENCH_DURATION:-10s}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+ROUNDS=${BENCH_ROUNDS:-3}
+PATH_UNDER_TEST=/api/catalog/v1/products/OLJCESPC7Z
+
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  fi
+  command -v wrk >/dev/null || { echo "bench-http: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+fi
+
+cargo build --release --locked --bin cleave --example bench-bare --example bench-forward
+BIN=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+start() { # name, then the command
+  local name=$1; shift
+  "$@" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+}
+cleave_env() { # data dir name, listen port
+  echo "CLEAVE_SERVER__LISTEN=127.0.0.1:$2 CLEAVE_SERVER__WORKERS=1 CLEAVE_LOG__FORMAT=json CLEAVE_DATABASE__DATA_DIR=$work/$1"
+}
+
+start bare "$BIN/examples/bench-bare" 127.0.0.1:18190
+start single env $(cleave_env single 18191) "$BIN/cleave" serve
+start catalog env $(cleave_env catalog 18192) "$BIN/cleave" serve --modules catalog
+start front env $(cleave_env front 18193) CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:18192 \
+  "$BIN/cleave" serve --modules currency,cart,recommendation
+start hop "$BIN/examples/bench-forward" 127.0.0.1:18194 http://127.0.0.1:18192
+
+declare -A url=(
+  [bare]=http://127.0.0.1:18190$PATH_UNDER_TEST
+  [single]=http://127.0.0.1:18191$PATH_UNDER_TEST
+  [split]=http://127.0.0.1:18193$PATH_UNDER_TEST
+  [hop]=http://127.0.0.1:18194$PATH_UNDER_TEST
+)
+setups=(bare single split hop)
+
+for s in "${setups[@]}"; do
+  ok=
+  for _ in $(seq 1 150); do
+    if curl -fsS -o /dev/null "${url[$s]}"; then ok=1; break; fi
+    sleep 0.2
+  done
+  [ -n "$ok" ] || { echo "bench-http: $s did not come up; logs in $work" >&2; cat "$work"/*.log >&2; exit 1; }
+  # The answers must be the same JSON, or the comparison means nothing.
+  curl -fsS "${url[$s]}" >"$work/$s.json"
+done
+for s in single split hop; do
+  cmp -s "$work/bare.json" "$work/$s.json" || { echo "bench-http: $s answers differently from bare" >&2; exit 1; }
+done
+
+for s in "${setups[@]}"; do wrk -t1 -c"$CONNECTIONS" -d2s "${url[$s]}" >/dev/null; done # warm-up
+
+declare -A results
+for round in $(seq 1 "$ROUNDS"); do
+  for s in "${setups[@]}"; do
+    out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${url[$s]}")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+    errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
+    [ -z "$errors" ] || { echo "bench-http: $s had errors: $errors" >&2; exit 1; }
+    results[$s]+="$rps "
+    echo "round $round  $s  $rps req/s  p50 $p50" >&2
+  done
+done
+
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+b=$(median "${results[bare]}"); s1=$(median "${results[single]}")
+sp=$(median "${results[split]}"); h=$(median "${results[hop]}")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+
+cat <<MD
+### HTTP: GET $PATH_UNDER_TEST ($(date -u +%Y-%m-%d), $ROUNDS rounds x $DURATION, $CONNECTIONS connections, wrk -t1, 1 server worker)
+
+| set-up | median req/s | all rounds |
+| --- | ---: | --- |
+| bare actix handler (baseline) | $b | ${results[bare]}|
+| cleave, one process | $s1 | ${results[single]}|
+| hand-written actix+reqwest hop -> cleave catalog | $h | ${results[hop]}|
+| cleave split: front -> cleave catalog | $sp | ${results[split]}|
+
+| goal | ratio | target |
+| --- | ---: | ---: |
+| one process / bare | $(ratio "$s1" "$b") | >= 0.70 |
+| split / hand-written hop | $(ratio "$sp" "$h") | >= 0.90 |
+MD
