@@ -115,6 +115,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// Filter directive, e.g. `info` or `info,cleave_kernel=debug`; `RUST_LOG` wins.
     pub level: String,
+    /// Log every request at `info`; otherwise only 4xx and 5xx (the rest at `debug`).
+    pub access: bool,
 }
 
 impl Default for LogConfig {
@@ -122,6 +124,7 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Auto,
             level: "info".into(),
+            access: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! (local modules or HTTP clients), mounts every module's REST routes (served in process or
 //! forwarded), and runs the HTTP server with graceful shutdown.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use cleave_kernel::Failure;
 use cleave_kernel::client::RemoteClient;
 use cleave_kernel::db::DatabaseReadiness;
 use cleave_kernel::error::KernelError;
+use cleave_kernel::forward::configure_forward;
 use cleave_kernel::http::{
     HttpLimits, ReadinessCheck, configure_extractors, configure_health, configure_not_placed,
     request_scope,
@@ -56,6 +58,8 @@ pub struct Shop {
     pub cart: Option<Arc<dyn CartApi>>,
     /// Recommendations, if reachable.
     pub recommendation: Option<Arc<dyn RecommendationApi>>,
+    /// Clients of the modules that run elsewhere: their routes are forwarded through these.
+    pub remotes: BTreeMap<&'static str, RemoteClient>,
     /// What `/health/ready` checks.
     pub checks: Vec<Arc<dyn ReadinessCheck>>,
     /// This process's database, when a hosted module needs one.
@@ -146,8 +150,10 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
     };
     let conn = || db.clone().context("a hosted module needs the database");
 
+    let mut remotes = BTreeMap::new();
     let mut add_remote = |client: RemoteClient| {
         checks.push(Arc::new(client.clone()));
+        remotes.insert(client.module(), client.clone());
         client
     };
 
@@ -201,31 +207,43 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         currency,
         cart,
         recommendation,
+        remotes,
         checks,
         db,
     })
 }
 
 impl Shop {
-    /// Mounts every module's REST routes (in process, forwarded, or 503 when absent) and the
-    /// health endpoints.
+    /// Mounts every module's REST routes: served in process for hosted modules, forwarded as
+    /// they are to the hosting process for remote ones, 503 for absent ones; and the health
+    /// endpoints.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         configure_health(cfg, Arc::new(self.checks.clone()));
-        match &self.catalog {
-            Some(api) => catalog_api::http::configure(cfg, api.clone()),
-            None => configure_not_placed(cfg, "catalog"),
-        }
-        match &self.currency {
-            Some(api) => currency_api::http::configure(cfg, api.clone()),
-            None => configure_not_placed(cfg, "currency"),
-        }
-        match &self.cart {
-            Some(api) => cart_api::http::configure(cfg, api.clone()),
-            None => configure_not_placed(cfg, "cart"),
-        }
-        match &self.recommendation {
-            Some(api) => recommendation_api::http::configure(cfg, api.clone()),
-            None => configure_not_placed(cfg, "recommendation"),
+        for spec in SPECS {
+            if let Some(remote) = self.remotes.get(spec.name) {
+                configure_forward(cfg, remote.clone());
+                continue;
+            }
+            match spec.name {
+                "catalog" => self
+                    .catalog
+                    .clone()
+                    .map(|api| catalog_api::http::configure(cfg, api)),
+                "currency" => self
+                    .currency
+                    .clone()
+                    .map(|api| currency_api::http::configure(cfg, api)),
+                "cart" => self
+                    .cart
+                    .clone()
+                    .map(|api| cart_api::http::configure(cfg, api)),
+                "recommendation" => self
+                    .recommendation
+                    .clone()
+                    .map(|api| recommendation_api::http::configure(cfg, api)),
+                _ => None,
+            }
+            .unwrap_or_else(|| configure_not_placed(cfg, spec.name));
         }
     }
 }
@@ -251,6 +269,7 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let limits = HttpLimits {
         max_body_bytes: server_cfg.max_body_bytes,
+        log_every_request: settings.app.log.access,
     };
     let workers = if server_cfg.workers == 0 {
         std::thread::available_parallelism().map_or(1, usize::from)

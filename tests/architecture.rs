@@ -16,11 +16,21 @@ use serde_json::Value;
 fn metadata() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo metadata");
-    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("metadata is JSON")
 }
 
@@ -32,8 +42,10 @@ struct Crate {
 /// Every rule broken by the workspace described by `meta`, in words.
 fn violations(meta: &Value) -> Vec<String> {
     let packages = meta["packages"].as_array().expect("packages");
-    let members: BTreeSet<String> =
-        packages.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect();
+    let members: BTreeSet<String> = packages
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(String::from))
+        .collect();
     let mut crates = BTreeMap::new();
     for p in packages {
         let name = p["name"].as_str().expect("name").to_owned();
@@ -46,13 +58,20 @@ fn violations(meta: &Value) -> Vec<String> {
                 members.contains(&dep).then(|| (dep, d["kind"] == "dev"))
             })
             .collect();
-        let allowed = p["metadata"]["module"]["allowed-dependencies"].as_array().map(|a| {
-            a.iter().filter_map(|v| v.as_str().map(String::from)).collect()
-        });
+        let allowed = p["metadata"]["module"]["allowed-dependencies"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            });
         crates.insert(name, Crate { deps, allowed });
     }
-    let modules: BTreeSet<String> =
-        crates.iter().filter(|(_, c)| c.allowed.is_some()).map(|(n, _)| n.clone()).collect();
+    let modules: BTreeSet<String> = crates
+        .iter()
+        .filter(|(_, c)| c.allowed.is_some())
+        .map(|(n, _)| n.clone())
+        .collect();
 
     let mut found = Vec::new();
     for (name, c) in &crates {
@@ -74,14 +93,18 @@ fn violations(meta: &Value) -> Vec<String> {
             }
             dev_extra.insert("cleave-migrations".into());
         } else {
-            found.push(format!("{name} is neither kernel, migrations, an -api crate nor a module"));
+            found.push(format!(
+                "{name} is neither kernel, migrations, an -api crate nor a module"
+            ));
             continue;
         }
         for (dep, dev) in &c.deps {
             let ok = permitted.contains(dep) || (*dev && dev_extra.contains(dep));
             if !ok {
                 let kind = if *dev { "dev-dependency" } else { "dependency" };
-                found.push(format!("{name} has a {kind} on {dep}, which it may not use"));
+                found.push(format!(
+                    "{name} has a {kind} on {dep}, which it may not use"
+                ));
             }
         }
     }
@@ -89,7 +112,11 @@ fn violations(meta: &Value) -> Vec<String> {
     // The allowed-dependency graph must be acyclic.
     let graph: BTreeMap<&str, Vec<&str>> = crates
         .iter()
-        .filter_map(|(n, c)| c.allowed.as_ref().map(|a| (n.as_str(), a.iter().map(String::as_str).collect())))
+        .filter_map(|(n, c)| {
+            c.allowed
+                .as_ref()
+                .map(|a| (n.as_str(), a.iter().map(String::as_str).collect()))
+        })
         .collect();
     fn visit<'a>(
         n: &'a str,
@@ -102,7 +129,10 @@ fn violations(meta: &Value) -> Vec<String> {
             return;
         }
         if let Some(i) = path.iter().position(|p| *p == n) {
-            found.push(format!("dependency cycle: {} -> {n}", path[i..].join(" -> ")));
+            found.push(format!(
+                "dependency cycle: {} -> {n}",
+                path[i..].join(" -> ")
+            ));
             return;
         }
         path.push(n);
@@ -131,7 +161,11 @@ fn package_mut<'a>(meta: &'a mut Value, name: &str) -> &'a mut Value {
 #[test]
 fn the_workspace_respects_module_boundaries() {
     let found = violations(&metadata());
-    assert!(found.is_empty(), "boundary violations:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "boundary violations:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -158,10 +192,15 @@ fn every_module_declares_the_same_requirements_at_build_and_run_time() {
 fn a_module_depending_on_another_modules_implementation_is_caught() {
     let mut meta = metadata();
     let rec = package_mut(&mut meta, "recommendation");
-    rec["dependencies"].as_array_mut().expect("deps").push(serde_json::json!({"name": "catalog", "kind": null}));
+    rec["dependencies"]
+        .as_array_mut()
+        .expect("deps")
+        .push(serde_json::json!({"name": "catalog", "kind": null}));
     let found = violations(&meta);
     assert!(
-        found.iter().any(|v| v == "recommendation has a dependency on catalog, which it may not use"),
+        found
+            .iter()
+            .any(|v| v == "recommendation has a dependency on catalog, which it may not use"),
         "{found:?}"
     );
 }
@@ -170,18 +209,34 @@ fn a_module_depending_on_another_modules_implementation_is_caught() {
 fn calling_a_module_that_is_not_allowed_is_caught() {
     let mut meta = metadata();
     let cart = package_mut(&mut meta, "cart");
-    cart["dependencies"].as_array_mut().expect("deps").push(serde_json::json!({"name": "catalog-api", "kind": null}));
+    cart["dependencies"]
+        .as_array_mut()
+        .expect("deps")
+        .push(serde_json::json!({"name": "catalog-api", "kind": null}));
     let found = violations(&meta);
-    assert!(found.iter().any(|v| v.contains("cart has a dependency on catalog-api")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("cart has a dependency on catalog-api")),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn an_api_crate_depending_on_an_implementation_is_caught() {
     let mut meta = metadata();
     let api = package_mut(&mut meta, "recommendation-api");
-    api["dependencies"].as_array_mut().expect("deps").push(serde_json::json!({"name": "catalog", "kind": "dev"}));
+    api["dependencies"]
+        .as_array_mut()
+        .expect("deps")
+        .push(serde_json::json!({"name": "catalog", "kind": "dev"}));
     let found = violations(&meta);
-    assert!(found.iter().any(|v| v.contains("recommendation-api has a dev-dependency on catalog")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("recommendation-api has a dev-dependency on catalog")),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -190,5 +245,8 @@ fn a_cycle_of_allowed_dependencies_is_caught() {
     package_mut(&mut meta, "catalog")["metadata"]["module"]["allowed-dependencies"] =
         serde_json::json!(["recommendation"]);
     let found = violations(&meta);
-    assert!(found.iter().any(|v| v.starts_with("dependency cycle")), "{found:?}");
+    assert!(
+        found.iter().any(|v| v.starts_with("dependency cycle")),
+        "{found:?}"
+    );
 }

@@ -9,8 +9,13 @@ async fn main() -> std::io::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18091".into());
-    let target = args.next().unwrap_or_else(|| "http://127.0.0.1:18092".into());
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().map_err(std::io::Error::other)?;
+    let target = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:18092".into());
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .map_err(std::io::Error::other)?;
     HttpServer::new(move || {
         let (client, target) = (client.clone(), target.clone());
         App::new().route(
@@ -24,7 +29,10 @@ async fn main() -> std::io::Result<()> {
                         .await
                         .map_err(actix_web::error::ErrorBadGateway)?;
                     let status = res.status().as_u16();
-                    let body = res.bytes().await.map_err(actix_web::error::ErrorBadGateway)?;
+                    let body = res
+                        .bytes()
+                        .await
+                        .map_err(actix_web::error::ErrorBadGateway)?;
                     Ok::<_, actix_web::Error>(
                         HttpResponse::build(
                             actix_web::http::StatusCode::from_u16(status)

@@ -189,20 +189,51 @@ fn the_container_settings_come_from_the_production_file_and_env() {
     let config_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
     let out = cleave(
         &["config", "show"],
-        &[("CLEAVE_ENV", "production"), ("CLEAVE_CONFIG_DIR", config_dir), ("CLEAVE_SERVER__MODULES", "catalog,cart")],
+        &[
+            ("CLEAVE_ENV", "production"),
+            ("CLEAVE_CONFIG_DIR", config_dir),
+            ("CLEAVE_SERVER__MODULES", "catalog,cart"),
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    let listen = text.lines().find(|l| l.starts_with("server.listen")).expect("listen");
-    assert!(listen.contains("0.0.0.0:8080") && listen.contains("production.toml"), "{listen}");
-    let modules = text.lines().find(|l| l.starts_with("server.modules")).expect("modules");
-    assert!(modules.contains("env var CLEAVE_SERVER__MODULES"), "{modules}");
+    let listen = text
+        .lines()
+        .find(|l| l.starts_with("server.listen"))
+        .expect("listen");
+    assert!(
+        listen.contains("0.0.0.0:8080") && listen.contains("production.toml"),
+        "{listen}"
+    );
+    let modules = text
+        .lines()
+        .find(|l| l.starts_with("server.modules"))
+        .expect("modules");
+    assert!(
+        modules.contains("env var CLEAVE_SERVER__MODULES"),
+        "{modules}"
+    );
     let out = cleave(&["modules"], &[("CLEAVE_SERVER__MODULES", "catalog,cart")]);
     let text = stdout(&out);
-    assert!(text.lines().any(|l| l.starts_with("catalog") && l.contains("hosted here")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("currency") && l.contains("not available")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("catalog") && l.contains("hosted here")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("currency") && l.contains("not available")),
+        "{text}"
+    );
 
-    let out = cleave(&["config", "check"], &[("CLEAVE_ENV", "staging"), ("CLEAVE_CONFIG_DIR", config_dir)]);
+    let out = cleave(
+        &["config", "check"],
+        &[("CLEAVE_ENV", "staging"), ("CLEAVE_CONFIG_DIR", config_dir)],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("staging.toml does not exist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("staging.toml does not exist"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -117,13 +117,13 @@ pub(crate) async fn read(res: reqwest::Response) -> Answer {
             )
         })
     };
-    if let Some(obj) = body.as_object_mut() {
-        if content_type.starts_with("application/problem+json") {
-            assert!(
-                obj.remove("request_id").is_some_and(|v| v.is_string()),
-                "problem has a request id"
-            );
-        }
+    if let Some(obj) = body.as_object_mut()
+        && content_type.starts_with("application/problem+json")
+    {
+        assert!(
+            obj.remove("request_id").is_some_and(|v| v.is_string()),
+            "problem has a request id"
+        );
     }
     Answer {
         status,

@@ -159,19 +159,51 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
 async fn every_request_log_line_carries_its_request_id() {
     let db = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}?mode=rwc", db.path().join("c.db").display());
+    let mut app = Cleave::serve(
+        &[],
+        &[
+            ("CLEAVE_DATABASE__URL", url),
+            ("CLEAVE_LOG__ACCESS", "true".into()),
+        ],
+    );
+    for (id, path, status) in [
+        ("log-trace-77", "/api/catalog/v1/products/NOPE", 404),
+        ("log-trace-78", "/api/catalog/v1/products/OLJCESPC7Z", 200),
+    ] {
+        let res = crate::helpers::client()
+            .get(format!("{}{path}", app.base()))
+            .header("x-request-id", id)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), status);
+        let line = app
+            .wait_for_log(|v| v["message"] == "request completed" && v["span"]["request_id"] == id);
+        assert_eq!(line["status"], status);
+        assert_eq!(line["path"], path);
+        assert_eq!(line["method"], "GET");
+    }
+}
+
+#[tokio::test]
+async fn by_default_only_failed_requests_get_an_access_line() {
+    let db = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", db.path().join("c.db").display());
     let mut app = Cleave::serve(&[], &[("CLEAVE_DATABASE__URL", url)]);
-    let res = crate::helpers::client()
-        .get(format!("{}/api/catalog/v1/products/NOPE", app.base()))
-        .header("x-request-id", "log-trace-77")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status(), 404);
-    let line = app.wait_for_log(|v| {
-        v["message"] == "request completed" && v["span"]["request_id"] == "log-trace-77"
-    });
-    assert_eq!(line["status"], 404);
-    assert_eq!(line["span"]["path"], "/api/catalog/v1/products/NOPE");
+    let base = app.base();
+    assert_eq!(
+        get(&base, "/api/catalog/v1/products/OLJCESPC7Z")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get(&base, "/api/catalog/v1/products/NOPE").await.status,
+        404
+    );
+    // Lines come in order: the first access line must be the 404's, not the 200's.
+    let line = app.wait_for_log(|v| v["message"] == "request completed");
+    assert_eq!(line["status"], 404, "{line}");
 }
 
 #[tokio::test]

@@ -6,7 +6,17 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
 
-const PRODUCTS: [(&str, &str, &str, i64, i32, &[&str]); 9] = [
+/// id, name, description, price units, price nanos, categories.
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    i64,
+    i32,
+    &'static [&'static str],
+);
+
+const PRODUCTS: [Row; 9] = [
     (
         "0PUK6V6EV0",
         "Candle Holder",

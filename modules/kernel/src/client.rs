@@ -35,8 +35,11 @@ pub struct RemoteRequest {
     pub method: Method,
     /// Path and query below the module's base url, e.g. `/api/catalog/v1/products`.
     pub path: String,
-    /// JSON body, already encoded.
+    /// The body, already encoded.
     pub body: Option<Vec<u8>>,
+    /// Media type of the body (`application/json` for module calls; whatever the client sent
+    /// when a request is forwarded).
+    pub content_type: Option<String>,
 }
 
 /// The raw answer of a remote module.
@@ -46,8 +49,10 @@ pub struct RemoteResponse {
     pub status: u16,
     /// Whether the body is `application/problem+json`.
     pub is_problem: bool,
-    /// The body.
-    pub body: Vec<u8>,
+    /// The answer's media type.
+    pub content_type: Option<String>,
+    /// The body (shared, not copied, on its way to a forwarded response).
+    pub body: actix_web::web::Bytes,
 }
 
 /// Why a remote call failed.
@@ -92,12 +97,11 @@ impl RemoteError {
     /// code belongs to `E` becomes that variant (the same error an in-process call gives);
     /// everything else (no answer, deadline, 5xx, foreign codes) becomes `E::unavailable`.
     pub fn into_api_error<E: ApiError>(self) -> E {
-        if let RemoteError::Problem { problem, .. } = &self {
-            if problem.status < 500 {
-                if let Some(err) = problem.decode::<E>() {
-                    return err;
-                }
-            }
+        if let RemoteError::Problem { problem, .. } = &self
+            && problem.status < 500
+            && let Some(err) = problem.decode::<E>()
+        {
+            return err;
         }
         tracing::warn!(error = %self, "remote call failed");
         E::unavailable(self.to_string())
@@ -269,6 +273,7 @@ impl RemoteClient {
             ctx: ctx.clone(),
             method,
             path: path.to_owned(),
+            content_type: body.is_some().then(|| "application/json".to_owned()),
             body,
         }
     }
@@ -277,13 +282,13 @@ impl RemoteClient {
         if (200..300).contains(&res.status) {
             return Ok(());
         }
-        if res.is_problem {
-            if let Ok(problem) = serde_json::from_slice::<Problem>(&res.body) {
-                return Err(RemoteError::Problem {
-                    module: self.module,
-                    problem: Box::new(problem),
-                });
-            }
+        if res.is_problem
+            && let Ok(problem) = serde_json::from_slice::<Problem>(&res.body)
+        {
+            return Err(RemoteError::Problem {
+                module: self.module,
+                problem: Box::new(problem),
+            });
         }
         Err(RemoteError::Protocol {
             module: self.module,
@@ -351,10 +356,15 @@ impl Service<RemoteRequest> for HttpTransport {
         if let Some(left) = req.ctx.remaining() {
             builder = builder.header(DEADLINE_HEADER, left.as_millis().to_string());
         }
+        if let Some(ct) = req
+            .content_type
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            builder = builder.header(CONTENT_TYPE, ct);
+        }
         if let Some(body) = req.body {
-            builder = builder
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(body);
+            builder = builder.body(body);
         }
         Box::pin(async move {
             let unreachable = |e: reqwest::Error| RemoteError::Unreachable {
@@ -363,15 +373,19 @@ impl Service<RemoteRequest> for HttpTransport {
             };
             let res = builder.send().await.map_err(unreachable)?;
             let status = res.status().as_u16();
-            let is_problem = res
+            let content_type = res
                 .headers()
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            let is_problem = content_type
+                .as_deref()
                 .is_some_and(|v| v.starts_with(PROBLEM_JSON));
-            let body = res.bytes().await.map_err(unreachable)?.to_vec();
+            let body = res.bytes().await.map_err(unreachable)?;
             Ok(RemoteResponse {
                 status,
                 is_problem,
+                content_type,
                 body,
             })
         })

@@ -27,15 +27,15 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 /// [`DbErr`] when the database cannot be reached or the directory cannot be created.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     let is_sqlite = url.starts_with("sqlite:");
-    if let Some(path) = sqlite_path(url) {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                DbErr::Custom(format!(
-                    "cannot create database directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
+    if let Some(path) = sqlite_path(url)
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DbErr::Custom(format!(
+                "cannot create database directory {}: {e}",
+                dir.display()
+            ))
+        })?;
     }
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(max_connections)

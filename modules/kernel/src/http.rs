@@ -30,7 +30,7 @@ pub fn current_request_id() -> Option<RequestId> {
 /// Middleware (use with `actix_web::middleware::from_fn`): gives every request a request id
 /// and a [`CallContext`], runs it inside a tracing span carrying the id (so every log line of the
 /// request has it), echoes the id in the response, turns any bare error response into
-/// problem+json and logs one access line.
+/// problem+json and logs an access line (see [`HttpLimits::log_every_request`]).
 ///
 /// # Errors
 /// Passes on errors of inner services unchanged.
@@ -44,12 +44,14 @@ pub async fn request_scope(
     req.extensions_mut()
         .insert(CallContext::new(request_id.clone(), deadline));
 
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        method = %req.method(),
-        path = %req.path(),
-    );
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let log_every_request = req
+        .app_data::<HttpLimits>()
+        .is_some_and(|l| l.log_every_request);
+    // Only the request id lives in the span: span fields are formatted on every request, so
+    // keep them few. Method and path go on the access line.
+    let span = tracing::info_span!("request", request_id = %request_id);
     let started = Instant::now();
     let res = CURRENT_REQUEST_ID
         .scope(request_id.clone(), next.call(req).instrument(span.clone()))
@@ -59,9 +61,18 @@ pub async fn request_scope(
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
     }
-    let status = res.status().as_u16();
+    let status = res.status();
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    span.in_scope(|| tracing::info!(status, elapsed_us, "request completed"));
+    let code = status.as_u16();
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!(status = code, %method, %path, elapsed_us, "request completed");
+        } else if status.is_client_error() || log_every_request {
+            tracing::info!(status = code, %method, %path, elapsed_us, "request completed");
+        } else {
+            tracing::debug!(status = code, %method, %path, elapsed_us, "request completed");
+        }
+    });
     Ok(res)
 }
 
@@ -119,17 +130,22 @@ impl FromRequest for CallContext {
     }
 }
 
-/// Limits of the HTTP layer.
+/// Limits and logging of the HTTP layer.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     /// Largest JSON body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Log an access line at `info` for every request. Otherwise only 4xx (`info`) and 5xx
+    /// (`warn`) are logged, the rest at `debug`: a JSON line per request costs about as much
+    /// as serving a catalog read (see docs/BENCHMARKS.md).
+    pub log_every_request: bool,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            log_every_request: false,
         }
     }
 }
@@ -139,39 +155,40 @@ impl Default for HttpLimits {
 /// `cleave.invalid_path`, `cleave.invalid_query`.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig, limits: HttpLimits) {
     let limit = limits.max_body_bytes;
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(limit)
-            .error_handler(move |err, _| {
-                use actix_web::error::JsonPayloadError as J;
-                let kernel = match &err {
-                    J::OverflowKnownLength { .. } | J::Overflow { .. } => {
-                        KernelError::PayloadTooLarge { limit_bytes: limit }
-                    }
-                    J::ContentType => KernelError::UnsupportedMediaType,
-                    J::Deserialize(e) => KernelError::InvalidJson {
-                        detail: e.to_string(),
-                    },
-                    other => KernelError::BadRequest {
-                        detail: other.to_string(),
-                    },
-                };
-                Failure::from(kernel).into()
-            }),
-    )
-    .app_data(web::PayloadConfig::default().limit(limit))
-    .app_data(web::PathConfig::default().error_handler(|err, _| {
-        Failure::from(KernelError::InvalidPath {
-            detail: err.to_string(),
-        })
-        .into()
-    }))
-    .app_data(web::QueryConfig::default().error_handler(|err, _| {
-        Failure::from(KernelError::InvalidQuery {
-            detail: err.to_string(),
-        })
-        .into()
-    }));
+    cfg.app_data(limits)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limit)
+                .error_handler(move |err, _| {
+                    use actix_web::error::JsonPayloadError as J;
+                    let kernel = match &err {
+                        J::OverflowKnownLength { .. } | J::Overflow { .. } => {
+                            KernelError::PayloadTooLarge { limit_bytes: limit }
+                        }
+                        J::ContentType => KernelError::UnsupportedMediaType,
+                        J::Deserialize(e) => KernelError::InvalidJson {
+                            detail: e.to_string(),
+                        },
+                        other => KernelError::BadRequest {
+                            detail: other.to_string(),
+                        },
+                    };
+                    Failure::from(kernel).into()
+                }),
+        )
+        .app_data(web::PayloadConfig::default().limit(limit))
+        .app_data(web::PathConfig::default().error_handler(|err, _| {
+            Failure::from(KernelError::InvalidPath {
+                detail: err.to_string(),
+            })
+            .into()
+        }))
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            Failure::from(KernelError::InvalidQuery {
+                detail: err.to_string(),
+            })
+            .into()
+        }));
 }
 
 /// Answers every route of `module` with 503 `cleave.module_not_placed`: for a module this

@@ -7,6 +7,7 @@
 //! - [`types`]: the shared value types modules refer to each other by (ids, [`types::Money`]).
 //! - [`http`]: the server side: request ids, problem responses, extractor limits.
 //! - [`client`]: the one remote-call pipeline (reqwest + tower layers) behind every module client.
+//! - [`forward`]: a module's public routes forwarded, through that pipeline, to where it runs.
 //! - [`config`]: layered configuration (figment) with errors that name the key and its source.
 //! - [`db`]: database connections (SQLite by default, PostgreSQL by URL).
 //! - [`telemetry`]: JSON or pretty logs with the request id on every line.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod forward;
 pub mod http;
 pub mod module;
 pub mod telemetry;

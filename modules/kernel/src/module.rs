@@ -86,7 +86,7 @@ pub enum PlacementError {
         /// The module.
         module: &'static str,
         /// Its url.
-        url: Url,
+        url: String,
         /// Our listen address.
         listen: SocketAddr,
     },
@@ -177,7 +177,7 @@ impl PlacementPlan {
                 Placement::Remote(url) if points_at(url, listen) => {
                     return Err(PlacementError::SelfForward {
                         module: spec.name,
-                        url: url.clone(),
+                        url: url.to_string(),
                         listen,
                     });
                 }

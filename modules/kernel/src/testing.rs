@@ -100,10 +100,10 @@ impl Drop for TestDb {
 /// `CLEAVE_TEST_DATABASE_URL` is set.
 pub async fn test_databases() -> Vec<TestDb> {
     let mut dbs = vec![TestDb::sqlite()];
-    if let Ok(url) = std::env::var(TEST_DATABASE_URL_ENV) {
-        if !url.is_empty() {
-            dbs.push(TestDb::postgres(&url).await);
-        }
+    if let Ok(url) = std::env::var(TEST_DATABASE_URL_ENV)
+        && !url.is_empty()
+    {
+        dbs.push(TestDb::postgres(&url).await);
     }
     dbs
 }

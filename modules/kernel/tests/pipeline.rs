@@ -10,8 +10,15 @@ use cleave_kernel::error::{ApiError, KernelError};
 use cleave_kernel::testing::TestServer;
 
 fn client(url: Url, timeout: Duration) -> RemoteClient {
-    RemoteClient::new("probe", url, &RemoteSettings { timeout, ..RemoteSettings::default() })
-        .expect("client")
+    RemoteClient::new(
+        "probe",
+        url,
+        &RemoteSettings {
+            timeout,
+            ..RemoteSettings::default()
+        },
+    )
+    .expect("client")
 }
 
 fn echo_context(cfg: &mut web::ServiceConfig) {
@@ -25,7 +32,10 @@ fn echo_context(cfg: &mut web::ServiceConfig) {
             }))
         }),
     )
-    .route("/bare-500", web::get().to(|| async { HttpResponse::InternalServerError().body("oops") }))
+    .route(
+        "/bare-500",
+        web::get().to(|| async { HttpResponse::InternalServerError().body("oops") }),
+    )
     .route(
         "/problem",
         web::get().to(|| async {
@@ -44,18 +54,29 @@ async fn request_id_and_deadline_travel_with_the_call() {
     let echoed: serde_json::Value = remote.get_json(&ctx, "/echo").await.expect("echo");
     assert_eq!(echoed["request_id"], ctx.request_id().as_str());
     assert_eq!(echoed["has_deadline"], true);
-    assert!(echoed["budget_ms"].as_u64().is_some_and(|ms| ms <= 10_000), "{echoed}");
+    assert!(
+        echoed["budget_ms"].as_u64().is_some_and(|ms| ms <= 10_000),
+        "{echoed}"
+    );
     // Without a caller deadline the module timeout becomes the budget.
-    let echoed: serde_json::Value = remote.get_json(&CallContext::root(), "/echo").await.expect("echo");
+    let echoed: serde_json::Value = remote
+        .get_json(&CallContext::root(), "/echo")
+        .await
+        .expect("echo");
     assert_eq!(echoed["has_deadline"], true);
-    assert!(echoed["budget_ms"].as_u64().is_some_and(|ms| ms <= 30_000), "{echoed}");
+    assert!(
+        echoed["budget_ms"].as_u64().is_some_and(|ms| ms <= 30_000),
+        "{echoed}"
+    );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_call_that_gets_no_answer_ends_at_the_deadline() {
     // Accepts connections and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = Url::parse(&format!("http://{}", listener.local_addr().expect("addr"))).expect("url");
     let holder = tokio::spawn(async move {
         let mut held = Vec::new();
@@ -64,10 +85,20 @@ async fn a_call_that_gets_no_answer_ends_at_the_deadline() {
         }
     });
     let remote = client(url, Duration::from_millis(200));
-    let err = remote.get_json::<serde_json::Value>(&CallContext::root(), "/x").await.unwrap_err();
-    assert!(matches!(err, RemoteError::DeadlineExceeded { module: "probe" }), "{err:?}");
+    let err = remote
+        .get_json::<serde_json::Value>(&CallContext::root(), "/x")
+        .await
+        .expect_err("the call must fail");
+    assert!(
+        matches!(err, RemoteError::DeadlineExceeded { module: "probe" }),
+        "{err:?}"
+    );
     let as_api: KernelError = err.into_api_error();
-    assert_eq!(as_api.code(), "cleave.not_ready", "deadline becomes the caller's unavailable");
+    assert_eq!(
+        as_api.code(),
+        "cleave.not_ready",
+        "deadline becomes the caller's unavailable"
+    );
     holder.abort();
 }
 
@@ -76,26 +107,52 @@ async fn an_expired_deadline_is_not_even_sent() {
     let server = TestServer::spawn(echo_context);
     let remote = client(server.base_url.clone(), Duration::from_secs(5));
     let ctx = CallContext::root().with_timeout(Duration::ZERO);
-    let err = remote.get_json::<serde_json::Value>(&ctx, "/echo").await.unwrap_err();
-    assert!(matches!(err, RemoteError::DeadlineExceeded { .. }), "{err:?}");
+    let err = remote
+        .get_json::<serde_json::Value>(&ctx, "/echo")
+        .await
+        .expect_err("the call must fail");
+    assert!(
+        matches!(err, RemoteError::DeadlineExceeded { .. }),
+        "{err:?}"
+    );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn refused_connections_and_bare_errors_are_unavailable_not_domain_errors() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("a").port();
-    let remote = client(Url::parse(&format!("http://127.0.0.1:{port}")).expect("url"), Duration::from_secs(5));
-    let err = remote.get_json::<serde_json::Value>(&CallContext::root(), "/x").await.unwrap_err();
+    // Port 1 (tcpmux): privileged, so no test server can take it; nothing listens there.
+    let port: u16 = 1;
+    let remote = client(
+        Url::parse(&format!("http://127.0.0.1:{port}")).expect("url"),
+        Duration::from_secs(5),
+    );
+    let err = remote
+        .get_json::<serde_json::Value>(&CallContext::root(), "/x")
+        .await
+        .expect_err("the call must fail");
     assert!(matches!(err, RemoteError::Unreachable { .. }), "{err:?}");
 
     let server = TestServer::spawn(echo_context);
     let remote = client(server.base_url.clone(), Duration::from_secs(5));
-    let err = remote.get_json::<serde_json::Value>(&CallContext::root(), "/bare-500").await.unwrap_err();
-    assert!(matches!(err, RemoteError::Protocol { status: 500, .. }), "{err:?}");
+    let err = remote
+        .get_json::<serde_json::Value>(&CallContext::root(), "/bare-500")
+        .await
+        .expect_err("the call must fail");
+    // Whatever shape a remote 500 has, the caller sees its own "unavailable", never a 500.
+    let typed: KernelError = err.into_api_error();
+    assert!(matches!(typed, KernelError::NotReady { .. }), "{typed:?}");
 
     // A 4xx problem with a known code comes back as the same typed error.
-    let err = remote.get_json::<serde_json::Value>(&CallContext::root(), "/problem").await.unwrap_err();
+    let err = remote
+        .get_json::<serde_json::Value>(&CallContext::root(), "/problem")
+        .await
+        .expect_err("the call must fail");
     let typed: KernelError = err.into_api_error();
-    assert_eq!(typed, KernelError::InvalidQuery { detail: "bad q".into() });
+    assert_eq!(
+        typed,
+        KernelError::InvalidQuery {
+            detail: "bad q".into()
+        }
+    );
     server.stop().await;
 }
