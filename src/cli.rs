@@ -106,16 +106,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }) {
         Command::Serve { modules, listen } => {
             let settings = load(cli.config, &Overrides { listen, modules })?;
-            let _log =
-                cleave_kernel::telemetry::init(settings.app.log.format, &settings.app.log.level)
-                    .map_err(|e| anyhow::anyhow!(e))?;
+            let _log = init_logs(&settings)?;
             serve(settings).await?;
         }
         Command::Migrate { module } => {
             let settings = load(cli.config, &Overrides::default())?;
-            let _log =
-                cleave_kernel::telemetry::init(settings.app.log.format, &settings.app.log.level)
-                    .map_err(|e| anyhow::anyhow!(e))?;
+            let _log = init_logs(&settings)?;
             let all: Vec<&str> = SPECS
                 .iter()
                 .map(|s| s.name)
@@ -194,6 +190,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+fn init_logs(settings: &Settings) -> anyhow::Result<cleave_kernel::telemetry::LogGuard> {
+    cleave_kernel::telemetry::init(settings.app.log.format, &settings.app.log.level)
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -147,6 +147,10 @@ impl ApiError for CartError {
     fn unavailable(reason: String) -> Self {
         Self::Unavailable { reason }
     }
+
+    fn internal(reason: String) -> Self {
+        Self::Internal { reason }
+    }
 }
 
 /// The cart contract. Reach the cart module only through this trait.

@@ -45,15 +45,7 @@ impl CartModule {
 }
 
 fn storage_error(err: DbErr) -> CartError {
-    if cleave_kernel::db::is_unavailable(&err) {
-        CartError::Unavailable {
-            reason: err.to_string(),
-        }
-    } else {
-        CartError::Internal {
-            reason: err.to_string(),
-        }
-    }
+    cleave_kernel::db::storage_error(&err)
 }
 
 async fn load_cart(db: &impl ConnectionTrait, user_id: UserId) -> Result<Cart, CartError> {

@@ -128,6 +128,10 @@ impl ApiError for CatalogError {
     fn unavailable(reason: String) -> Self {
         Self::Unavailable { reason }
     }
+
+    fn internal(reason: String) -> Self {
+        Self::Internal { reason }
+    }
 }
 
 /// The catalog contract. Reach the catalog only through this trait.

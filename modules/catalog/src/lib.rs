@@ -138,15 +138,7 @@ fn to_product(row: entity::Model) -> Result<Product, DbErr> {
 }
 
 fn storage_error(err: DbErr) -> CatalogError {
-    if cleave_kernel::db::is_unavailable(&err) {
-        CatalogError::Unavailable {
-            reason: err.to_string(),
-        }
-    } else {
-        CatalogError::Internal {
-            reason: err.to_string(),
-        }
-    }
+    cleave_kernel::db::storage_error(&err)
 }
 
 #[async_trait]

@@ -106,6 +106,10 @@ impl ApiError for CurrencyError {
     fn unavailable(reason: String) -> Self {
         Self::Unavailable { reason }
     }
+
+    fn internal(reason: String) -> Self {
+        Self::Internal { reason }
+    }
 }
 
 /// The currency contract. Reach the currency module only through this trait.

@@ -59,15 +59,7 @@ impl CurrencyModule {
 }
 
 fn storage_error(err: DbErr) -> CurrencyError {
-    if cleave_kernel::db::is_unavailable(&err) {
-        CurrencyError::Unavailable {
-            reason: err.to_string(),
-        }
-    } else {
-        CurrencyError::Internal {
-            reason: err.to_string(),
-        }
-    }
+    cleave_kernel::db::storage_error(&err)
 }
 
 #[async_trait]

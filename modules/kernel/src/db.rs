@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
+use crate::error::ApiError;
 use crate::http::ReadinessCheck;
 
 /// The file a `sqlite:` url points at, if it is a file (not `:memory:`).
@@ -54,6 +55,16 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
 /// 503) rather than "our query is wrong" (a bug: 500).
 pub fn is_unavailable(err: &DbErr) -> bool {
     matches!(err, DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
+}
+
+/// A database error as a contract error: unreachable storage is `E::unavailable` (503),
+/// anything else `E::internal` (500, a bug of ours).
+pub fn storage_error<E: ApiError>(err: &DbErr) -> E {
+    if is_unavailable(err) {
+        E::unavailable(err.to_string())
+    } else {
+        E::internal(err.to_string())
+    }
 }
 
 /// Readiness of the process's database: a trivial query answers.

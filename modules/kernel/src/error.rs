@@ -33,6 +33,9 @@ pub trait ApiError:
     /// The error a caller gets when the module (or one it depends on) cannot be reached.
     fn unavailable(reason: String) -> Self;
 
+    /// The error for a bug of ours (500). `reason` is logged, never sent.
+    fn internal(reason: String) -> Self;
+
     /// Whether `detail` and `params` may be sent to the caller. By default only for 4xx: the
     /// cause of a 5xx may name hosts or internals, so it is logged instead.
     fn expose_detail(&self) -> bool {
@@ -283,6 +286,10 @@ impl ApiError for KernelError {
 
     fn unavailable(reason: String) -> Self {
         Self::NotReady { failed: reason }
+    }
+
+    fn internal(_reason: String) -> Self {
+        Self::Internal
     }
 
     fn expose_detail(&self) -> bool {

@@ -5,7 +5,9 @@
 use std::io::IsTerminal;
 
 use serde::{Deserialize, Serialize};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::NonBlockingBuilder;
+/// Keeps the log writer thread alive; dropping it flushes queued lines.
+pub use tracing_appender::non_blocking::WorkerGuard as LogGuard;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -29,7 +31,7 @@ pub enum LogFormat {
 ///
 /// # Errors
 /// When the filter does not parse or a subscriber is already installed.
-pub fn init(format: LogFormat, filter: &str) -> Result<WorkerGuard, String> {
+pub fn init(format: LogFormat, filter: &str) -> Result<LogGuard, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(from_env) if !from_env.is_empty() => EnvFilter::try_new(from_env),
         _ => EnvFilter::try_new(filter),

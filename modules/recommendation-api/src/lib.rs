@@ -113,6 +113,10 @@ impl ApiError for RecommendationError {
     fn unavailable(reason: String) -> Self {
         Self::Unavailable { reason }
     }
+
+    fn internal(reason: String) -> Self {
+        Self::Internal { reason }
+    }
 }
 
 /// The recommendation contract.
