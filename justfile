@@ -26,9 +26,12 @@ bench:
 migrate:
     cargo run --release -- migrate
 
-# Catalog in its own process on :8081, everything else on :8080 calling it (two terminals).
+# Split demo, terminal 1: the catalog alone on :8081, with its own database.
 split-catalog:
-    CLEAVE_SERVER__LISTEN=127.0.0.1:8081 CLEAVE_DATABASE__DATA_DIR=data/catalog cargo run --release -- serve --modules catalog &
+    CLEAVE_DATABASE__DATA_DIR=data/catalog cargo run --release -- serve --modules catalog --listen 127.0.0.1:8081
+
+# Split demo, terminal 2: everything else on :8080, calling the catalog on :8081.
+split-rest:
     CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:8081 cargo run --release -- serve --modules currency,cart,recommendation
 
 # Build the container image (needs a Docker engine).

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use cleave_kernel::config::{ConfigError, ConfigSources, effective};
-use cleave_kernel::module::Placement;
+use cleave_kernel::module::{Placement, PlacementError};
 
 use crate::config::{Overrides, Settings};
 use crate::wiring::{self, SPECS};
@@ -75,8 +75,16 @@ pub enum ConfigAction {
 pub enum CliError {
     /// Bad configuration (exit code 2).
     Config(ConfigError),
+    /// A placement that cannot work (exit code 2).
+    Placement(PlacementError),
     /// Anything else (exit code 1).
     Other(anyhow::Error),
+}
+
+impl From<PlacementError> for CliError {
+    fn from(e: PlacementError) -> Self {
+        Self::Placement(e)
+    }
 }
 
 impl From<ConfigError> for CliError {
@@ -106,6 +114,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }) {
         Command::Serve { modules, listen } => {
             let settings = load(cli.config, &Overrides { listen, modules })?;
+            wiring::plan(&settings)?;
             let _log = init_logs(&settings)?;
             serve(settings).await?;
         }
@@ -203,7 +212,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         match placement {
             Placement::Hosted => tracing::info!(module = spec.name, "hosting module"),
             Placement::Remote(url) => {
-                tracing::info!(module = spec.name, url = %url, "module is remote; calls and routes are forwarded");
+                let url = cleave_kernel::config::redact_url_password(url.as_str());
+                tracing::info!(module = spec.name, %url, "module is remote; calls and routes are forwarded");
             }
             Placement::Absent => {
                 tracing::warn!(

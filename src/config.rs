@@ -314,12 +314,19 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        if app.remote.timeout_ms == 0 {
-            return Err(ConfigError::at(
-                &figment,
-                "remote.timeout_ms",
-                "must be at least 1",
-            ));
+        for (key, value) in [
+            ("remote.timeout_ms", app.remote.timeout_ms),
+            ("remote.connect_timeout_ms", app.remote.connect_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::at(&figment, key, "must be at least 1"));
+            }
+        }
+        for (name, target) in &targets {
+            if target.timeout_ms == Some(0) {
+                let key = format!("modules.{name}.timeout_ms");
+                return Err(ConfigError::at(&figment, &key, "must be at least 1"));
+            }
         }
         Ok(Self {
             figment,

@@ -25,6 +25,10 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
+        Err(CliError::Placement(e)) => {
+            eprintln!("error: invalid module placement: {e}");
+            ExitCode::from(2)
+        }
         Err(CliError::Other(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -21,7 +21,7 @@ use cleave_kernel::http::{
     HttpLimits, ReadinessCheck, configure_extractors, configure_health, configure_not_placed,
     request_scope,
 };
-use cleave_kernel::module::{ModuleSpec, Placement, PlacementPlan};
+use cleave_kernel::module::{ModuleSpec, Placement, PlacementError, PlacementPlan};
 use currency_api::{CurrencyApi, CurrencyClient};
 use recommendation_api::{RecommendationApi, RecommendationClient};
 use sea_orm::DatabaseConnection;
@@ -70,7 +70,7 @@ pub struct Shop {
 ///
 /// # Errors
 /// When the placement is incomplete or contradictory.
-pub fn plan(settings: &Settings) -> anyhow::Result<PlacementPlan> {
+pub fn plan(settings: &Settings) -> Result<PlacementPlan, PlacementError> {
     let urls = settings
         .targets
         .iter()
@@ -82,7 +82,6 @@ pub fn plan(settings: &Settings) -> anyhow::Result<PlacementPlan> {
         &urls,
         settings.app.server.listen,
     )
-    .context("invalid module placement")
 }
 
 /// Connects to the database and applies the migrations of `modules`.

@@ -84,7 +84,13 @@ async fn one_process_serves_every_module_api() {
 
 #[tokio::test]
 async fn bad_input_gets_problem_json_4xx_never_500() {
-    let db = test_databases().await.remove(0);
+    for db in test_databases().await {
+        bad_input_on(db).await;
+    }
+}
+
+async fn bad_input_on(db: cleave_kernel::testing::TestDb) {
+    let backend = db.backend;
     let app = TestApp::single(Arc::new(db)).await;
     let base = app.base.to_string();
     let items = "/api/cart/v1/carts/u1/items";

@@ -6,9 +6,14 @@ use std::process::{Command, Output};
 fn cleave(args: &[&str], env: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().expect("dir");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cleave"));
-    cmd.args(args)
-        .current_dir(dir.path())
-        .env("CLEAVE_LOG__FORMAT", "json");
+    cmd.args(args).current_dir(dir.path());
+    // Only what the test sets: nothing from the environment it runs in.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CLEAVE_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("CLEAVE_LOG__FORMAT", "json");
     for (k, v) in env {
         cmd.env(k, v);
     }

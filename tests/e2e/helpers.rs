@@ -207,6 +207,15 @@ pub(crate) async fn script(base: &str, user: &str) -> Vec<(String, Answer)> {
             "/api/recommendation/v1/recommendations?user_id=x&product_ids=bad!".into(),
             None,
         ),
+        (
+            Method::POST,
+            format!("/api/cart/v1/carts/{user}/items"),
+            Some(format!(
+                r#"{{"product_id":"OLJCESPC7Z","quantity":1,"pad":"{}"}}"#,
+                "x".repeat(70_000)
+            )),
+        ),
+        (Method::PUT, "/api/currency/v1/currencies".into(), None),
     ];
     let mut out = Vec::new();
     for (method, path, body) in calls {

@@ -39,6 +39,11 @@ impl Cleave {
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CLEAVE_") && !env.iter().any(|(k, _)| *k == key) {
+                cmd.env_remove(&key);
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

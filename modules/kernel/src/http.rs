@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use tracing::Instrument;
 
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER, RequestId};
-use crate::error::{ApiError, Failure, KernelError, PROBLEM_JSON, Problem, problem_response};
+use crate::error::{Failure, KernelError, PROBLEM_JSON, problem_response};
 
 tokio::task_local! {
     static CURRENT_REQUEST_ID: RequestId;
@@ -94,17 +94,21 @@ fn ensure_problem_body(
     let err = match status {
         StatusCode::NOT_FOUND => KernelError::RouteNotFound,
         StatusCode::METHOD_NOT_ALLOWED => KernelError::MethodNotAllowed,
-        StatusCode::PAYLOAD_TOO_LARGE => KernelError::PayloadTooLarge { limit_bytes: 0 },
+        StatusCode::PAYLOAD_TOO_LARGE => KernelError::PayloadTooLarge {
+            limit_bytes: res
+                .request()
+                .app_data::<HttpLimits>()
+                .map_or(0, |l| l.max_body_bytes),
+        },
         StatusCode::UNSUPPORTED_MEDIA_TYPE => KernelError::UnsupportedMediaType,
         s if s.is_client_error() => KernelError::BadRequest {
             detail: s.canonical_reason().unwrap_or("bad request").to_owned(),
         },
         _ => KernelError::Internal,
     };
-    let mut problem = Problem::new(status, err.code(), err.title(), None);
-    if status.is_client_error() {
-        problem.detail = Some(err.to_string());
-    }
+    // The same problem a handler returning `err` would give, with the status actix chose.
+    let mut problem = Failure::from(err).problem().clone();
+    problem.status = status.as_u16();
     problem.request_id = Some(request_id.to_string());
     let (req, _) = res.into_parts();
     ServiceResponse::new(req, problem_response(status, problem))

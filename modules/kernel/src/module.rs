@@ -39,7 +39,13 @@ impl fmt::Display for Placement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Placement::Hosted => f.write_str("hosted here"),
-            Placement::Remote(url) => write!(f, "remote at {url}"),
+            Placement::Remote(url) => {
+                write!(
+                    f,
+                    "remote at {}",
+                    crate::config::redact_url_password(url.as_str())
+                )
+            }
             Placement::Absent => f.write_str("not available (not hosted, no url)"),
         }
     }

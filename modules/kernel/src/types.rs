@@ -17,6 +17,10 @@ fn check_token(kind: &str, raw: &str, max: usize, extra: &[char]) -> Result<(), 
             "{kind} must be 1 to {max} characters long"
         )));
     }
+    if raw.chars().all(|c| c == '.') {
+        // "." and ".." would change the meaning of a url path they are put in.
+        return Err(InvalidValue(format!("{kind} cannot be made of dots only")));
+    }
     if let Some(bad) = raw
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || extra.contains(c)))
@@ -319,6 +323,9 @@ mod tests {
         assert!(ProductId::parse("x".repeat(65)).is_err());
         assert!(UserId::parse("session:3f2a-77").is_ok());
         assert!(UserId::parse("../etc").is_err());
+        assert!(UserId::parse("..").is_err());
+        assert!(UserId::parse(".").is_err());
+        assert!(UserId::parse("a.b").is_ok());
         assert!(CurrencyCode::parse("usd").is_err());
         assert!(CurrencyCode::parse("USD").is_ok());
     }

@@ -9,7 +9,6 @@
 //! on reload, and the answer is the same whichever process computes it.
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -74,12 +73,21 @@ impl RecommendationModule {
     }
 }
 
+/// FNV-1a, 64 bit: a fixed, documented algorithm, so every build and every process ranks
+/// alike (std's `DefaultHasher` may change between Rust releases).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.iter().chain(&[0xff]) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
 fn rank(seed: u64, id: &ProductId) -> u64 {
-    // SipHash with fixed keys: the same in every process of the same build.
-    let mut h = DefaultHasher::new();
-    seed.hash(&mut h);
-    id.hash(&mut h);
-    h.finish()
+    fnv1a(&[&seed.to_le_bytes(), id.as_str().as_bytes()])
 }
 
 #[async_trait]
@@ -97,12 +105,10 @@ impl RecommendationApi for RecommendationModule {
             }
         })?;
         let exclude: HashSet<&ProductId> = product_ids.iter().collect();
-        let mut seed_hasher = DefaultHasher::new();
-        user_id.hash(&mut seed_hasher);
-        let mut sorted_input: Vec<&ProductId> = exclude.iter().copied().collect();
-        sorted_input.sort();
-        sorted_input.hash(&mut seed_hasher);
-        let seed = seed_hasher.finish();
+        let mut sorted_input: Vec<&str> = exclude.iter().map(|id| id.as_str()).collect();
+        sorted_input.sort_unstable();
+        let joined = sorted_input.join(",");
+        let seed = fnv1a(&[user_id.as_str().as_bytes(), joined.as_bytes()]);
         let mut candidates: Vec<ProductId> = products
             .into_iter()
             .map(|p| p.id)
