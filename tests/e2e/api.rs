@@ -241,7 +241,7 @@ async fn bad_input_on(db: cleave_kernel::testing::TestDb) {
         let answer = call(&base, method.clone(), &path, body.as_deref()).await;
         assert!(
             answer.status.as_u16() < 500,
-            "{method} {path} gave {answer:?}"
+            "[{backend}] {method} {path} gave {answer:?}"
         );
         answer.assert_problem(status, code);
     }
