@@ -18,8 +18,8 @@ use cleave_kernel::CallContext;
 use cleave_kernel::types::{ProductId, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +84,17 @@ impl CartApi for CartModule {
             max: MAX_QUANTITY,
         })?;
         let tx = self.db.begin().await.map_err(storage_error)?;
+        if tx.get_database_backend() == DbBackend::Postgres {
+            // Serialise additions to one cart, so two concurrent adds of new products cannot
+            // both see 99 lines and both commit (READ COMMITTED). SQLite serialises writers.
+            tx.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                [format!("cart:{user_id}").into()],
+            ))
+            .await
+            .map_err(storage_error)?;
+        }
         let line = entity::ActiveModel {
             user_id: ActiveValue::Set(user_id.to_string()),
             product_id: ActiveValue::Set(product_id.to_string()),

@@ -78,3 +78,46 @@ async fn futures_join<T>(
     }
     out
 }
+
+#[tokio::test]
+async fn concurrent_adds_of_new_products_never_exceed_the_line_limit() {
+    use cart_api::{CartError, MAX_LINES};
+    use cleave_kernel::CallContext;
+    use cleave_kernel::types::{ProductId, UserId};
+
+    for db in test_databases().await {
+        let module = start(&db).await;
+        let user = UserId::parse("crowded-cart").expect("user");
+        let extra = 10;
+        let adds: Vec<_> = (0..MAX_LINES + extra)
+            .map(|i| {
+                let (module, user) = (module.clone(), user.clone());
+                let product = ProductId::parse(format!("P{i:04}")).expect("product");
+                tokio::spawn(async move {
+                    module
+                        .add_item(&CallContext::root(), user, product, 1)
+                        .await
+                })
+            })
+            .collect();
+        let mut refused = 0;
+        for add in adds {
+            match add.await.expect("task") {
+                Ok(_) => {}
+                Err(CartError::TooManyItems { .. }) => refused += 1,
+                Err(other) => panic!("{}: {other:?}", db.backend),
+            }
+        }
+        let cart = module
+            .get_cart(&CallContext::root(), user)
+            .await
+            .expect("cart");
+        assert_eq!(
+            cart.items.len(),
+            MAX_LINES,
+            "{}: the limit holds under concurrency",
+            db.backend
+        );
+        assert_eq!(refused, extra, "{}", db.backend);
+    }
+}
