@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, RuntimeErr};
 
 use crate::error::ApiError;
 use crate::http::ReadinessCheck;
@@ -54,7 +54,26 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
 /// Whether a database error means "the database is not reachable" (a dependency problem:
 /// 503) rather than "our query is wrong" (a bug: 500).
 pub fn is_unavailable(err: &DbErr) -> bool {
-    matches!(err, DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+                Sqlx::Database(db) => db.code().is_some_and(|code| unavailable_code(&code)),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Database error codes that mean "try later", not "your query is wrong": SQLite busy and
+/// locked (5, 6 and their extended codes), PostgreSQL connection exceptions (class 08),
+/// shutdown and overload (57P01-57P03, 53300).
+fn unavailable_code(code: &str) -> bool {
+    let sqlite_busy = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+    sqlite_busy || code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 /// A database error as a contract error: unreachable storage is `E::unavailable` (503),
@@ -84,6 +103,16 @@ impl ReadinessCheck for DatabaseReadiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_locked_and_connection_codes_mean_unavailable() {
+        for code in ["5", "6", "517", "262", "08006", "08001", "57P01", "53300"] {
+            assert!(unavailable_code(code), "{code}");
+        }
+        for code in ["19", "2067", "23505", "42P01", "22P02"] {
+            assert!(!unavailable_code(code), "{code}");
+        }
+    }
 
     #[test]
     fn sqlite_path_reads_file_urls_only() {
