@@ -98,7 +98,7 @@ async fn two_os_processes_answer_like_one_and_fail_fast_when_one_dies() {
             &["--modules", "catalog"],
             &[("CLEAVE_DATABASE__URL", catalog_db.url.clone())],
         );
-        let main = Cleave::serve(
+        let mut main = Cleave::serve(
             &["--modules", "currency,cart,recommendation"],
             &[
                 ("CLEAVE_DATABASE__URL", main_db.url.clone()),
@@ -121,9 +121,22 @@ async fn two_os_processes_answer_like_one_and_fail_fast_when_one_dies() {
 
         catalog.kill();
         // Calls that need the catalog: 503 problem+json (connection refused: no waiting).
-        get(&base, "/api/catalog/v1/products/OLJCESPC7Z")
+        let res = crate::helpers::client()
+            .get(format!("{base}/api/catalog/v1/products/OLJCESPC7Z"))
+            .header("x-request-id", "dead-catalog-1")
+            .send()
+            .await
+            .expect("send");
+        crate::helpers::read(res)
             .await
             .assert_problem(503, "catalog.unavailable");
+        // The handler's own log line (not just the access line) carries the request id.
+        let line = main.wait_for_log(|v| {
+            v["message"] == "forwarded request failed"
+                && v["span"]["request_id"] == "dead-catalog-1"
+        });
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["module"], "catalog");
         get(
             &base,
             "/api/recommendation/v1/recommendations?user_id=u&product_ids=",
