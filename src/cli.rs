@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use cleave_kernel::config::{ConfigError, ConfigSources, effective};
-use cleave_kernel::module::{Placement, PlacementError};
+use cleave_kernel::module::{Placement, PlacementError, PlacementPlan};
 
 use crate::config::{Overrides, Settings};
 use crate::wiring::{self, SPECS};
@@ -156,28 +156,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Config {
             action: ConfigAction::Check { modules },
         } => {
-            let settings = load(
-                cli.config,
-                &Overrides {
-                    listen: None,
-                    modules,
-                },
-            )?;
-            let plan = wiring::plan(&settings)?;
+            let plan = load_plan(cli.config, modules)?;
             println!(
                 "configuration is valid; this process would host: {}",
                 plan.hosted().join(", ")
             );
         }
         Command::Modules { modules } => {
-            let settings = load(
-                cli.config,
-                &Overrides {
-                    listen: None,
-                    modules,
-                },
-            )?;
-            let plan = wiring::plan(&settings)?;
+            let plan = load_plan(cli.config, modules)?;
             println!(
                 "{:<16} {:<40} {:<14} OWNS",
                 "MODULE", "PLACEMENT", "REQUIRES"
@@ -199,6 +185,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The placement this process would have with `--modules modules`.
+fn load_plan(
+    cli_config: Option<PathBuf>,
+    modules: Option<Vec<String>>,
+) -> Result<PlacementPlan, CliError> {
+    let overrides = Overrides {
+        listen: None,
+        modules,
+    };
+    Ok(wiring::plan(&load(cli_config, &overrides)?)?)
 }
 
 fn init_logs(settings: &Settings) -> anyhow::Result<cleave_kernel::telemetry::LogGuard> {

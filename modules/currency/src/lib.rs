@@ -17,7 +17,7 @@ use cleave_kernel::CallContext;
 use cleave_kernel::types::{CurrencyCode, Money};
 use currency_api::{CurrencyApi, CurrencyError};
 use rust_decimal::Decimal;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
 
 /// Settings of `[modules.currency]`: none yet.
@@ -69,7 +69,6 @@ impl CurrencyApi for CurrencyModule {
         _ctx: &CallContext,
     ) -> Result<Vec<CurrencyCode>, CurrencyError> {
         let rows = entity::Entity::find()
-            .filter(entity::Column::Code.is_not_null())
             .order_by_asc(entity::Column::Code)
             .all(&self.db)
             .await

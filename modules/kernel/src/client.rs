@@ -7,6 +7,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ pub use reqwest::Method;
 pub use url::Url;
 
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER};
-use crate::error::{ApiError, PROBLEM_JSON, Problem};
+use crate::error::{ApiError, Problem, is_problem_json};
 use crate::http::ReadinessCheck;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -47,8 +48,6 @@ pub struct RemoteRequest {
 pub struct RemoteResponse {
     /// HTTP status.
     pub status: u16,
-    /// Whether the body is `application/problem+json`.
-    pub is_problem: bool,
     /// The answer's media type.
     pub content_type: Option<String>,
     /// The body (shared, not copied, on its way to a forwarded response).
@@ -175,7 +174,7 @@ impl RemoteClient {
             })?;
         let transport = HttpTransport {
             module,
-            base: base.clone(),
+            base: Arc::from(base.as_str().trim_end_matches('/')),
             http,
         };
         let pipeline = tower::ServiceBuilder::new()
@@ -282,7 +281,7 @@ impl RemoteClient {
         if (200..300).contains(&res.status) {
             return Ok(());
         }
-        if res.is_problem
+        if is_problem_json(res.content_type.as_deref())
             && let Ok(problem) = serde_json::from_slice::<Problem>(&res.body)
         {
             return Err(RemoteError::Problem {
@@ -332,7 +331,8 @@ impl ReadinessCheck for RemoteClient {
 #[derive(Clone)]
 struct HttpTransport {
     module: &'static str,
-    base: Url,
+    /// Base url without its trailing slash; the pipeline is cloned per call, so share it.
+    base: Arc<str>,
     http: reqwest::Client,
 }
 
@@ -347,7 +347,7 @@ impl Service<RemoteRequest> for HttpTransport {
 
     fn call(&mut self, req: RemoteRequest) -> Self::Future {
         let module = self.module;
-        let url = format!("{}{}", self.base.as_str().trim_end_matches('/'), req.path);
+        let url = format!("{}{}", self.base, req.path);
         let mut builder = self
             .http
             .request(req.method, url)
@@ -378,13 +378,9 @@ impl Service<RemoteRequest> for HttpTransport {
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(String::from);
-            let is_problem = content_type
-                .as_deref()
-                .is_some_and(|v| v.starts_with(PROBLEM_JSON));
             let body = res.bytes().await.map_err(unreachable)?;
             Ok(RemoteResponse {
                 status,
-                is_problem,
                 content_type,
                 body,
             })

@@ -16,6 +16,11 @@ use serde::{Deserialize, Serialize};
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// Whether a `content-type` value is `application/problem+json` (parameters allowed).
+pub fn is_problem_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|v| v.starts_with(PROBLEM_JSON))
+}
+
 /// An error of a module contract (or of the kernel) with a stable code and an HTTP status.
 ///
 /// Implementors serialize adjacently tagged as `{"code": "...", "params": {...}}`

@@ -9,14 +9,14 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use async_trait::async_trait;
 use tracing::Instrument;
 
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER, RequestId};
-use crate::error::{Failure, KernelError, PROBLEM_JSON, problem_response};
+use crate::error::{Failure, KernelError, is_problem_json, problem_response};
 
 tokio::task_local! {
     static CURRENT_REQUEST_ID: RequestId;
@@ -38,11 +38,9 @@ pub async fn request_scope(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let request_id = RequestId::from_header(header(REQUEST_ID_HEADER));
-    let deadline = CallContext::deadline_from_header(header(DEADLINE_HEADER));
-    req.extensions_mut()
-        .insert(CallContext::new(request_id.clone(), deadline));
+    let ctx = context_from_headers(req.headers());
+    let request_id = ctx.request_id().clone();
+    req.extensions_mut().insert(ctx);
 
     let method = req.method().clone();
     let path = req.path().to_owned();
@@ -83,11 +81,11 @@ fn ensure_problem_body(
     request_id: &RequestId,
 ) -> ServiceResponse<BoxBody> {
     let status = res.status();
-    let is_problem = res
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+    let is_problem = is_problem_json(
+        res.headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return res;
     }
@@ -114,6 +112,15 @@ fn ensure_problem_body(
     ServiceResponse::new(req, problem_response(status, problem))
 }
 
+/// The call context a request's headers describe (a fresh request id when it has none).
+fn context_from_headers(headers: &HeaderMap) -> CallContext {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    CallContext::new(
+        RequestId::from_header(header(REQUEST_ID_HEADER)),
+        CallContext::deadline_from_header(header(DEADLINE_HEADER)),
+    )
+}
+
 impl FromRequest for CallContext {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
@@ -123,13 +130,7 @@ impl FromRequest for CallContext {
             .extensions()
             .get::<CallContext>()
             .cloned()
-            .unwrap_or_else(|| {
-                let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-                CallContext::new(
-                    RequestId::from_header(header(REQUEST_ID_HEADER)),
-                    CallContext::deadline_from_header(header(DEADLINE_HEADER)),
-                )
-            });
+            .unwrap_or_else(|| context_from_headers(req.headers()));
         ready(Ok(ctx))
     }
 }
