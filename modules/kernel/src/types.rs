@@ -250,6 +250,104 @@ impl fmt::Display for Money {
     }
 }
 
+/// Longest accepted address field, in characters.
+pub const MAX_ADDRESS_FIELD: usize = 200;
+
+/// A postal address, as in Online Boutique. Shipping owns the concept; checkout and the
+/// storefront pass it along.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    /// Street and number.
+    pub street_address: String,
+    /// City.
+    pub city: String,
+    /// State, province or region (may be empty: not every country has one).
+    pub state: String,
+    /// Country.
+    pub country: String,
+    /// Postal code.
+    pub zip_code: String,
+}
+
+impl Address {
+    /// Checks that the required fields are present and no field is too long or holds control
+    /// characters.
+    ///
+    /// # Errors
+    /// [`InvalidValue`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        let fields = [
+            ("street_address", &self.street_address, true),
+            ("city", &self.city, true),
+            ("state", &self.state, false),
+            ("country", &self.country, true),
+            ("zip_code", &self.zip_code, true),
+        ];
+        for (name, value, required) in fields {
+            if required && value.trim().is_empty() {
+                return Err(InvalidValue(format!("address field {name} is required")));
+            }
+            if value.chars().count() > MAX_ADDRESS_FIELD {
+                return Err(InvalidValue(format!(
+                    "address field {name} is longer than {MAX_ADDRESS_FIELD} characters"
+                )));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(InvalidValue(format!(
+                    "address field {name} contains a control character"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A payment card as the shopper typed it. Its `Debug` form shows only the last four digits
+/// and never the CVV, so it can sit in structs that get logged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditCard {
+    /// The card number (digits; spaces and dashes are tolerated and ignored).
+    pub number: String,
+    /// The 3 or 4 digit security code.
+    pub cvv: String,
+    /// Expiry year, four digits.
+    pub expiration_year: i32,
+    /// Expiry month, 1 to 12.
+    pub expiration_month: u32,
+}
+
+impl CreditCard {
+    /// The number's digits, with spaces and dashes dropped; `None` if anything else is in it.
+    pub fn digits(&self) -> Option<String> {
+        let mut out = String::with_capacity(self.number.len());
+        for c in self.number.chars() {
+            match c {
+                '0'..='9' => out.push(c),
+                ' ' | '-' => {}
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+
+    /// The last four digits (fewer if the number is shorter), safe to store and show.
+    pub fn last4(&self) -> String {
+        let digits = self.digits().unwrap_or_default();
+        digits[digits.len().saturating_sub(4)..].to_owned()
+    }
+}
+
+impl fmt::Debug for CreditCard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreditCard")
+            .field("number", &format_args!("****{}", self.last4()))
+            .field("cvv", &"***")
+            .field("expiration_year", &self.expiration_year)
+            .field("expiration_month", &self.expiration_month)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,5 +426,58 @@ mod tests {
         assert!(UserId::parse("a.b").is_ok());
         assert!(CurrencyCode::parse("usd").is_err());
         assert!(CurrencyCode::parse("USD").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod card_and_address_tests {
+    use super::*;
+
+    #[test]
+    fn a_card_debug_form_hides_the_number_and_cvv() {
+        let card = CreditCard {
+            number: "4111-1111-1111-1234".into(),
+            cvv: "987".into(),
+            expiration_year: 2030,
+            expiration_month: 1,
+        };
+        let shown = format!("{card:?}");
+        assert!(shown.contains("****1234"), "{shown}");
+        assert!(!shown.contains("4111"), "{shown}");
+        assert!(!shown.contains("987"), "{shown}");
+        assert_eq!(card.digits().as_deref(), Some("4111111111111234"));
+    }
+
+    #[test]
+    fn a_card_number_with_letters_has_no_digits() {
+        let card = CreditCard {
+            number: "4111x".into(),
+            cvv: "1".into(),
+            expiration_year: 2030,
+            expiration_month: 1,
+        };
+        assert_eq!(card.digits(), None);
+    }
+
+    #[test]
+    fn an_address_needs_street_city_country_and_zip() {
+        let ok = Address {
+            street_address: "1600 Amphitheatre Parkway".into(),
+            city: "Mountain View".into(),
+            state: String::new(),
+            country: "United States".into(),
+            zip_code: "94043".into(),
+        };
+        assert!(ok.validate().is_ok());
+        let missing = Address {
+            city: " ".into(),
+            ..ok.clone()
+        };
+        assert!(missing.validate().unwrap_err().0.contains("city"));
+        let long = Address {
+            zip_code: "9".repeat(MAX_ADDRESS_FIELD + 1),
+            ..ok
+        };
+        assert!(long.validate().unwrap_err().0.contains("zip_code"));
     }
 }
