@@ -2,9 +2,14 @@
 //! (`seaql_migrations_<module>`), so a module's schema can move to another database with it.
 //! One file per migration (sea-orm derives the migration's name from the file name).
 
+pub mod ads;
 pub mod cart;
 pub mod catalog;
+pub mod checkout;
 pub mod currency;
+pub mod email;
+pub mod events;
+pub mod shipping;
 
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
@@ -22,6 +27,11 @@ pub async fn migrate_up(
         "catalog" => catalog::Migrator::up(db, None).await,
         "currency" => currency::Migrator::up(db, None).await,
         "cart" => cart::Migrator::up(db, None).await,
+        "ads" => ads::Migrator::up(db, None).await,
+        "shipping" => shipping::Migrator::up(db, None).await,
+        "checkout" => checkout::Migrator::up(db, None).await,
+        "email" => email::Migrator::up(db, None).await,
+        "events" => events::Migrator::up(db, None).await,
         _ => Ok(()),
     }
 }

@@ -41,7 +41,13 @@ pub struct RemoteRequest {
     /// Media type of the body (`application/json` for module calls; whatever the client sent
     /// when a request is forwarded).
     pub content_type: Option<String>,
+    /// Further request headers the callee's contract defines (e.g. `idempotency-key`).
+    pub headers: Vec<(&'static str, String)>,
 }
+
+/// Request headers of a module's contract that travel with a call (and are kept when a
+/// request is forwarded), besides the kernel's own context headers.
+pub const CONTRACT_HEADERS: [&str; 1] = ["idempotency-key"];
 
 /// The raw answer of a remote module.
 #[derive(Debug, Clone)]
@@ -236,14 +242,30 @@ impl RemoteClient {
         path: &str,
         body: &B,
     ) -> Result<T, RemoteError> {
+        self.send_json_with(ctx, method, path, body, Vec::new())
+            .await
+    }
+
+    /// As [`RemoteClient::send_json`], with extra contract headers (see [`CONTRACT_HEADERS`]).
+    ///
+    /// # Errors
+    /// As [`RemoteClient::get_json`].
+    pub async fn send_json_with<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        ctx: &CallContext,
+        method: Method,
+        path: &str,
+        body: &B,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<T, RemoteError> {
         let body = serde_json::to_vec(body).map_err(|e| RemoteError::Protocol {
             module: self.module,
             status: 0,
             reason: format!("cannot encode request: {e}"),
         })?;
-        let res = self
-            .call(self.request(ctx, method, path, Some(body)))
-            .await?;
+        let mut req = self.request(ctx, method, path, Some(body));
+        req.headers = headers;
+        let res = self.call(req).await?;
         self.decode(res)
     }
 
@@ -274,6 +296,7 @@ impl RemoteClient {
             path: path.to_owned(),
             content_type: body.is_some().then(|| "application/json".to_owned()),
             body,
+            headers: Vec::new(),
         }
     }
 
@@ -362,6 +385,9 @@ impl Service<RemoteRequest> for HttpTransport {
             .and_then(|v| HeaderValue::from_str(v).ok())
         {
             builder = builder.header(CONTENT_TYPE, ct);
+        }
+        for (name, value) in req.headers {
+            builder = builder.header(name, value);
         }
         if let Some(body) = req.body {
             builder = builder.body(body);

@@ -9,7 +9,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::CallContext;
-use crate::client::{Method, RemoteClient, RemoteRequest};
+use crate::client::{CONTRACT_HEADERS, Method, RemoteClient, RemoteRequest};
 use crate::error::{Problem, problem_response};
 
 struct Forward {
@@ -64,6 +64,13 @@ async fn forward(
         path,
         body: (!body.is_empty()).then(|| body.to_vec()),
         content_type,
+        headers: CONTRACT_HEADERS
+            .iter()
+            .filter_map(|&name| {
+                let value = req.headers().get(name)?.to_str().ok()?;
+                Some((name, value.to_owned()))
+            })
+            .collect(),
     };
     match fwd.remote.call(remote_req).await {
         // A bug in the other process is, for this one, a dependency failing.

@@ -7,6 +7,7 @@
 //! - [`types`]: the shared value types modules refer to each other by (ids, [`types::Money`]).
 //! - [`http`]: the server side: request ids, problem responses, extractor limits.
 //! - [`client`]: the one remote-call pipeline (reqwest + tower layers) behind every module client.
+//! - [`events`]: events between modules through a transactional outbox and an event bus.
 //! - [`forward`]: a module's public routes forwarded, through that pipeline, to where it runs.
 //! - [`config`]: layered configuration (figment) with errors that name the key and its source.
 //! - [`db`]: database connections (SQLite by default, PostgreSQL by URL).
@@ -17,6 +18,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod forward;
 pub mod http;
 pub mod module;

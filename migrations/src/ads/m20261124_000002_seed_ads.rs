@@ -1,0 +1,103 @@
+//! The seed ads: one per Online Boutique product, filed under the product's first category,
+//! as Boutique's adservice files its ads by category.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub(super) struct Migration;
+
+/// id, category, product id, text.
+type Row = (&'static str, &'static str, &'static str, &'static str);
+
+const ADS: [Row; 9] = [
+    (
+        "candle-holder",
+        "decor",
+        "0PUK6V6EV0",
+        "Candle holder for sale. 30% off, and the candles are on us.",
+    ),
+    (
+        "watch",
+        "accessories",
+        "1YMWWN1N4O",
+        "Watch for sale. Buy one, get a second strap free.",
+    ),
+    (
+        "hairdryer",
+        "hair",
+        "2ZYFJ3GM2N",
+        "Hairdryer for sale. 10% off, small enough for your carry-on.",
+    ),
+    (
+        "tank-top",
+        "clothing",
+        "66VCHSJNUP",
+        "Tank top for sale. 20% off.",
+    ),
+    (
+        "mug",
+        "kitchen",
+        "6E92ZMYYFZ",
+        "Mug for sale. Buy two, get a third one free.",
+    ),
+    (
+        "bamboo-glass-jar",
+        "kitchen",
+        "9SIQT8TOJO",
+        "Bamboo glass jar for sale. 10% off, keep your coffee fresh.",
+    ),
+    (
+        "loafers",
+        "footwear",
+        "L9ECAV7KIM",
+        "Loafers for sale. Buy one pair, get the second at half price.",
+    ),
+    (
+        "salt-and-pepper-shakers",
+        "kitchen",
+        "LS4PSXUNUM",
+        "Salt and pepper shakers for sale. 15% off the pair.",
+    ),
+    (
+        "sunglasses",
+        "accessories",
+        "OLJCESPC7Z",
+        "Sunglasses for sale. 25% off, summer starts now.",
+    ),
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut insert = Query::insert();
+        insert.into_table(Alias::new("ads_ads")).columns([
+            Alias::new("id"),
+            Alias::new("category"),
+            Alias::new("redirect_url"),
+            Alias::new("text"),
+        ]);
+        for (id, category, product_id, text) in ADS {
+            insert
+                .values([
+                    id.into(),
+                    category.into(),
+                    format!("/product/{product_id}").into(),
+                    text.into(),
+                ])
+                .map_err(|e| DbErr::Custom(format!("seed ad {id}: {e}")))?;
+        }
+        manager.exec_stmt(insert).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let ids = ADS.iter().map(|a| a.0);
+        manager
+            .exec_stmt(
+                Query::delete()
+                    .from_table(Alias::new("ads_ads"))
+                    .and_where(Expr::col(Alias::new("id")).is_in(ids))
+                    .to_owned(),
+            )
+            .await
+    }
+}

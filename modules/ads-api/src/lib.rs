@@ -1,0 +1,216 @@
+//! Contract of the `ads` module: text ads shown next to the products a shopper looks at.
+//!
+//! - Owns: ads by category (redirect url and text).
+//! - Provides: [`AdsApi`]: `get_ads`.
+//! - Requires: nothing.
+//!
+//! As in Boutique's adservice, each context key (a product category) selects the ads of that
+//! category; when none matches, [`MAX_ADS`] random ads are served instead.
+//!
+//! REST (served by [`http::configure`], called by [`AdsClient`]):
+//! `GET /api/ads/v1/ads?context_keys=a,b` (comma separated; empty or missing means no keys).
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use async_trait::async_trait;
+use cleave_kernel::CallContext;
+use cleave_kernel::client::{RemoteClient, encode};
+use cleave_kernel::error::ApiError;
+use cleave_kernel::module::ModuleSpec;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "test-util")]
+pub mod contract;
+pub mod http;
+
+/// The module's name, config section and route prefix.
+pub const MODULE: &str = "ads";
+
+/// Most context keys one request may carry.
+pub const MAX_CONTEXT_KEYS: usize = 20;
+/// Longest context key accepted, in characters.
+pub const MAX_KEY_CHARS: usize = 64;
+/// How many random ads are served when no context key matches (Boutique serves 2).
+pub const MAX_ADS: usize = 2;
+/// Most ads served for matching context keys.
+pub const MAX_MATCHED_ADS: usize = 5;
+
+/// What the ads module is.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: MODULE,
+    owns: "ads",
+    provides: &["get_ads"],
+    requires: &[],
+};
+
+/// One text ad.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ad {
+    /// Where a click leads, e.g. `/product/66VCHSJNUP`.
+    pub redirect_url: String,
+    /// The ad's text, e.g. `Tank top for sale. 20% off.`
+    pub text: String,
+}
+
+/// What to show ads about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdsRequest {
+    /// Product categories of the page, e.g. `kitchen`; compared trimmed and ignoring case. At
+    /// most [`MAX_CONTEXT_KEYS`], each 1 to [`MAX_KEY_CHARS`] ASCII letters, digits, `-`, `_`
+    /// or spaces.
+    pub context_keys: Vec<String>,
+}
+
+/// Answer of `GET /ads`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ads {
+    /// The ads to show.
+    pub ads: Vec<Ad>,
+}
+
+/// Errors of the ads contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "params")]
+pub enum AdsError {
+    /// More than [`MAX_CONTEXT_KEYS`] context keys.
+    #[serde(rename = "ads.too_many_keys")]
+    #[error("at most {max} context keys may be given")]
+    TooManyKeys {
+        /// The limit.
+        max: usize,
+    },
+    /// A context key is empty, too long or has characters outside the accepted set.
+    #[serde(rename = "ads.invalid_context_key")]
+    #[error("invalid context key: {detail}")]
+    InvalidContextKey {
+        /// What is wrong.
+        detail: String,
+    },
+    /// The ads module (or its storage) cannot be reached.
+    #[serde(rename = "ads.unavailable")]
+    #[error("ads are unavailable: {reason}")]
+    Unavailable {
+        /// Why (logged, not sent).
+        #[serde(skip)]
+        reason: String,
+    },
+    /// A bug in the ads module.
+    #[serde(rename = "ads.internal")]
+    #[error("ads internal error: {reason}")]
+    Internal {
+        /// What went wrong (logged, not sent).
+        #[serde(skip)]
+        reason: String,
+    },
+}
+
+impl ApiError for AdsError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::TooManyKeys { .. } => "ads.too_many_keys",
+            Self::InvalidContextKey { .. } => "ads.invalid_context_key",
+            Self::Unavailable { .. } => "ads.unavailable",
+            Self::Internal { .. } => "ads.internal",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::TooManyKeys { .. } | Self::InvalidContextKey { .. } => StatusCode::BAD_REQUEST,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn unavailable(reason: String) -> Self {
+        Self::Unavailable { reason }
+    }
+
+    fn internal(reason: String) -> Self {
+        Self::Internal { reason }
+    }
+}
+
+/// The ads contract. Reach the ads module only through this trait.
+#[async_trait]
+pub trait AdsApi: Send + Sync {
+    /// The ads of the categories named by `req.context_keys` (trimmed, ignoring case): every
+    /// match once, ordered by category, at most [`MAX_MATCHED_ADS`]. When no key matches, or
+    /// none is given, [`MAX_ADS`] distinct ads chosen at random (fewer if fewer exist).
+    ///
+    /// # Errors
+    /// [`AdsError::TooManyKeys`], [`AdsError::InvalidContextKey`] (see
+    /// [`validate_context_keys`]); [`AdsError::Unavailable`].
+    async fn get_ads(&self, ctx: &CallContext, req: AdsRequest) -> Result<Ads, AdsError>;
+}
+
+/// Checks the context keys of a request; shared by every implementation so they answer alike.
+///
+/// # Errors
+/// [`AdsError::TooManyKeys`] for more than [`MAX_CONTEXT_KEYS`] keys;
+/// [`AdsError::InvalidContextKey`] for a key that is blank, longer than [`MAX_KEY_CHARS`]
+/// characters, or holds a character other than an ASCII letter, digit, `-`, `_` or space.
+pub fn validate_context_keys(keys: &[String]) -> Result<(), AdsError> {
+    if keys.len() > MAX_CONTEXT_KEYS {
+        return Err(AdsError::TooManyKeys {
+            max: MAX_CONTEXT_KEYS,
+        });
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let invalid = |detail: String| AdsError::InvalidContextKey { detail };
+        if key.trim().is_empty() {
+            return Err(invalid(format!("context key {i} is empty")));
+        }
+        if key.chars().count() > MAX_KEY_CHARS {
+            return Err(invalid(format!(
+                "context key {i} is longer than {MAX_KEY_CHARS} characters"
+            )));
+        }
+        if let Some(bad) = key
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' ')))
+        {
+            return Err(invalid(format!(
+                "context key {i} contains {bad:?}; only ASCII letters, digits, '-', '_' and \
+                 spaces are allowed"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The ads module in another process, reached over its REST API.
+#[derive(Debug, Clone)]
+pub struct AdsClient {
+    remote: RemoteClient,
+}
+
+impl AdsClient {
+    /// A client calling through `remote`.
+    pub fn new(remote: RemoteClient) -> Self {
+        Self { remote }
+    }
+
+    /// As a shared contract object.
+    pub fn into_api(self) -> Arc<dyn AdsApi> {
+        Arc::new(self)
+    }
+}
+
+#[async_trait]
+impl AdsApi for AdsClient {
+    async fn get_ads(&self, ctx: &CallContext, req: AdsRequest) -> Result<Ads, AdsError> {
+        // Validated here too: a key holding ',' would otherwise be split in two on the wire,
+        // and an empty key would vanish instead of being refused as it is in process.
+        validate_context_keys(&req.context_keys)?;
+        let path = format!(
+            "/api/ads/v1/ads?context_keys={}",
+            encode(&req.context_keys.join(","))
+        );
+        self.remote
+            .get_json(ctx, &path)
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+}

@@ -1,0 +1,200 @@
+//! The `ads` module: text ads by product category, served from memory.
+//!
+//! - Owns: table `ads_ads` (migrations in `cleave-migrations::ads`).
+//! - Provides: [`ads_api::AdsApi`] through [`AdsModule`].
+//! - Requires: nothing.
+//!
+//! Ads are asked for on every page and change rarely, so the whole table is read once, at
+//! start, and kept in memory ordered by category then id; a changed table takes effect at the
+//! next start. Random picks draw on `uuid`'s v4 generator (the operating system's randomness),
+//! which the workspace already has, rather than a random-number crate for a few bits a request.
+
+mod entity;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ads_api::{
+    Ad, Ads, AdsApi, AdsError, AdsRequest, MAX_ADS, MAX_MATCHED_ADS, validate_context_keys,
+};
+use async_trait::async_trait;
+use cleave_kernel::CallContext;
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+use serde::{Deserialize, Serialize};
+
+/// Settings of `[modules.ads]`: none yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdsConfig {}
+
+/// What the ads module needs from other modules: nothing.
+#[derive(Debug, Clone, Default)]
+pub struct AdsDeps;
+
+/// One ad held in memory, with its normalised category.
+struct StoredAd {
+    category: String,
+    ad: Ad,
+}
+
+/// The ads module, in process.
+pub struct AdsModule {
+    /// Every ad, ordered by category then id.
+    ads: Vec<StoredAd>,
+}
+
+impl AdsModule {
+    /// Loads every ad from the (migrated) database.
+    ///
+    /// # Errors
+    /// [`AdsError`] when the ads cannot be read.
+    pub async fn start(
+        db: DatabaseConnection,
+        _config: &AdsConfig,
+        _deps: AdsDeps,
+    ) -> Result<Arc<Self>, AdsError> {
+        let ads = load(&db).await.map_err(storage_error)?;
+        tracing::info!(ads = ads.len(), "ads loaded");
+        Ok(Arc::new(Self { ads }))
+    }
+
+    /// The ads whose category is one of `keys`, each once, in stored order, at most
+    /// [`MAX_MATCHED_ADS`].
+    fn matching(&self, keys: &[String]) -> Vec<Ad> {
+        let keys: BTreeSet<String> = keys.iter().map(|k| normalize(k)).collect();
+        self.ads
+            .iter()
+            .filter(|stored| keys.contains(&stored.category))
+            .take(MAX_MATCHED_ADS)
+            .map(|stored| stored.ad.clone())
+            .collect()
+    }
+
+    /// [`MAX_ADS`] distinct ads chosen at random (all of them when there are fewer).
+    fn random(&self) -> Vec<Ad> {
+        random_indices(self.ads.len(), MAX_ADS, random_below)
+            .into_iter()
+            .filter_map(|i| self.ads.get(i))
+            .map(|stored| stored.ad.clone())
+            .collect()
+    }
+}
+
+/// How categories and context keys are compared.
+fn normalize(key: &str) -> String {
+    key.trim().to_ascii_lowercase()
+}
+
+async fn load(db: &DatabaseConnection) -> Result<Vec<StoredAd>, DbErr> {
+    let mut rows: Vec<(String, String, Ad)> = entity::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let ad = Ad {
+                redirect_url: row.redirect_url,
+                text: row.text,
+            };
+            (normalize(&row.category), row.id, ad)
+        })
+        .collect();
+    // Sorted here rather than by the database: SQLite and PostgreSQL collate strings
+    // differently, and the order of matched ads is part of the contract.
+    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    Ok(rows
+        .into_iter()
+        .map(|(category, _, ad)| StoredAd { category, ad })
+        .collect())
+}
+
+fn storage_error(err: DbErr) -> AdsError {
+    cleave_kernel::db::storage_error(&err)
+}
+
+/// `k` distinct indices below `n` (all `n` when `k > n`), by a partial Fisher-Yates shuffle.
+/// `below(m)` draws a number in `0..m`; out-of-range draws are folded back into range, so the
+/// picks stay distinct whatever the source returns.
+fn random_indices(n: usize, k: usize, mut below: impl FnMut(usize) -> usize) -> Vec<usize> {
+    let k = k.min(n);
+    let mut pool: Vec<usize> = (0..n).collect();
+    for i in 0..k {
+        let left = n - i;
+        let j = i + below(left) % left;
+        pool.swap(i, j);
+    }
+    pool.truncate(k);
+    pool
+}
+
+/// A number in `0..bound` from the 48 leading random bits of a v4 UUID (the modulo bias is
+/// negligible for the few ads there are).
+fn random_below(bound: usize) -> usize {
+    let bits = (uuid::Uuid::new_v4().as_u128() >> 80) as u64;
+    (bits % bound.max(1) as u64) as usize
+}
+
+#[async_trait]
+impl AdsApi for AdsModule {
+    async fn get_ads(&self, _ctx: &CallContext, req: AdsRequest) -> Result<Ads, AdsError> {
+        validate_context_keys(&req.context_keys)?;
+        let matched = self.matching(&req.context_keys);
+        let ads = if matched.is_empty() {
+            self.random()
+        } else {
+            matched
+        };
+        Ok(Ads { ads })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_distinct_and_in_range(picks: &[usize], n: usize, k: usize) {
+        assert_eq!(picks.len(), k.min(n), "{picks:?} from {n}");
+        let set: BTreeSet<&usize> = picks.iter().collect();
+        assert_eq!(set.len(), picks.len(), "{picks:?} has repeats");
+        assert!(picks.iter().all(|&i| i < n), "{picks:?} out of 0..{n}");
+    }
+
+    #[test]
+    fn random_picks_are_distinct() {
+        for _ in 0..1000 {
+            let picks = random_indices(9, MAX_ADS, random_below);
+            assert_distinct_and_in_range(&picks, 9, MAX_ADS);
+        }
+    }
+
+    #[test]
+    fn random_picks_stay_distinct_whatever_the_source_draws() {
+        let sources: [fn(usize) -> usize; 4] = [|_| 0, |m| m - 1, |_| usize::MAX, |m| m];
+        for source in sources {
+            for n in 0..=6 {
+                for k in 0..=7 {
+                    assert_distinct_and_in_range(&random_indices(n, k, source), n, k);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_picks_reach_every_ad() {
+        let mut seen = BTreeSet::new();
+        for _ in 0..1000 {
+            seen.extend(random_indices(9, MAX_ADS, random_below));
+        }
+        // Missing one of nine in 1000 draws of two has a probability of about 1e-108.
+        assert_eq!(seen, (0..9).collect::<BTreeSet<usize>>());
+    }
+
+    #[test]
+    fn random_below_stays_below_its_bound() {
+        for bound in [1, 2, 9] {
+            for _ in 0..200 {
+                assert!(random_below(bound) < bound, "bound {bound}");
+            }
+        }
+        assert_eq!(random_below(0), 0, "a zero bound does not divide by zero");
+    }
+}

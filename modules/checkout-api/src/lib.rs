@@ -1,0 +1,464 @@
+//! Contract of the `checkout` module: placing orders and reading them back.
+//!
+//! - Owns: orders (with their status and the idempotency key they were placed with).
+//! - Provides: [`CheckoutApi`]: `place_order`, `get_order`, `list_orders`; publishes
+//!   [`OrderPlaced`] (topic `checkout.order_placed`) through the event outbox.
+//! - Requires: cart, catalog, currency, shipping, payment.
+//!
+//! REST (served by [`http::configure`], called by [`CheckoutClient`]):
+//! `POST /api/checkout/v1/orders` (header `Idempotency-Key` optional) → 201 [`Order`],
+//! `GET /api/checkout/v1/orders/{order_id}`, `GET /api/checkout/v1/orders?user_id=...`.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use async_trait::async_trait;
+use cleave_kernel::CallContext;
+use cleave_kernel::client::{Method, RemoteClient, encode};
+use cleave_kernel::error::ApiError;
+use cleave_kernel::events::Topic;
+use cleave_kernel::module::ModuleSpec;
+use cleave_kernel::types::{
+    Address, CreditCard, CurrencyCode, InvalidValue, Money, ProductId, UserId,
+};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "test-util")]
+pub mod contract;
+pub mod http;
+
+/// The module's name, config section and route prefix.
+pub const MODULE: &str = "checkout";
+
+/// The HTTP header that makes `place_order` idempotent.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// Longest accepted e-mail address.
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// What the checkout module is.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: MODULE,
+    owns: "orders",
+    provides: &["place_order", "get_order", "list_orders"],
+    requires: &["cart", "catalog", "currency", "shipping", "payment"],
+};
+
+/// A client-chosen key that makes a `place_order` request safe to retry: 1 to 255 visible
+/// ASCII characters, unique per user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Validates a raw key.
+    ///
+    /// # Errors
+    /// [`InvalidValue`] when it is empty, longer than 255 or holds non-visible characters.
+    pub fn parse(raw: impl Into<String>) -> Result<Self, InvalidValue> {
+        let raw = raw.into();
+        if raw.is_empty() || raw.len() > 255 {
+            return Err(InvalidValue(
+                "an idempotency key is 1 to 255 characters long".into(),
+            ));
+        }
+        if !raw.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(InvalidValue(
+                "an idempotency key holds visible ASCII characters only".into(),
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    /// The key as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IdempotencyKey {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, InvalidValue> {
+        Self::parse(raw)
+    }
+}
+
+impl From<IdempotencyKey> for String {
+    fn from(key: IdempotencyKey) -> String {
+        key.0
+    }
+}
+
+/// What a shopper submits at checkout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceOrderRequest {
+    /// Whose cart is bought (a session id or a user id).
+    pub user_id: UserId,
+    /// The currency prices and the total are charged in.
+    pub user_currency: CurrencyCode,
+    /// Where to ship.
+    pub address: Address,
+    /// Where the confirmation goes.
+    pub email: String,
+    /// The card to charge. Never stored; only its last four digits end up in the order.
+    pub credit_card: CreditCard,
+}
+
+impl PlaceOrderRequest {
+    /// Checks what checkout can check alone: the address and the e-mail address. (Cards are
+    /// the payment module's business.)
+    ///
+    /// # Errors
+    /// [`CheckoutError::InvalidRequest`] naming the field.
+    pub fn validate(&self) -> Result<(), CheckoutError> {
+        let invalid = |detail: String| CheckoutError::InvalidRequest { detail };
+        self.address.validate().map_err(|e| invalid(e.0))?;
+        validate_email(&self.email).map_err(|e| invalid(e.0))
+    }
+}
+
+/// A plausible e-mail address: one `@`, something on each side, a dot in the domain, no
+/// spaces or control characters, at most [`MAX_EMAIL_CHARS`].
+///
+/// # Errors
+/// [`InvalidValue`] saying what is wrong.
+pub fn validate_email(email: &str) -> Result<(), InvalidValue> {
+    let bad = |why: &str| Err(InvalidValue(format!("email {why}")));
+    if email.is_empty() || email.chars().count() > MAX_EMAIL_CHARS {
+        return bad(&format!("must be 1 to {MAX_EMAIL_CHARS} characters long"));
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("must not contain spaces");
+    }
+    match email.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.') =>
+        {
+            Ok(())
+        }
+        _ => bad("is not an address like name@example.com"),
+    }
+}
+
+/// One line of an order, priced in the order's currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderItem {
+    /// The product.
+    pub product_id: ProductId,
+    /// Its name when the order was placed.
+    pub name: String,
+    /// How many.
+    pub quantity: i64,
+    /// Price of one, converted to the order's currency.
+    pub unit_price: Money,
+    /// `unit_price × quantity`.
+    pub cost: Money,
+}
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Charged, shipped and recorded.
+    Placed,
+}
+
+/// A placed order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// The order's id (a UUID).
+    pub order_id: String,
+    /// Who placed it.
+    pub user_id: UserId,
+    /// Its status.
+    pub status: OrderStatus,
+    /// Where the confirmation went.
+    pub email: String,
+    /// Where it ships.
+    pub shipping_address: Address,
+    /// The carrier's tracking id.
+    pub shipping_tracking_id: String,
+    /// Shipping, in the order's currency.
+    pub shipping_cost: Money,
+    /// The lines.
+    pub items: Vec<OrderItem>,
+    /// Items plus shipping: what was charged.
+    pub total: Money,
+    /// The payment's transaction id.
+    pub transaction_id: String,
+    /// Last four digits of the card charged.
+    pub card_last4: String,
+    /// When it was placed (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// Published when an order has been placed (after its transaction committed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    /// The order as placed.
+    pub order: Order,
+}
+
+impl Topic for OrderPlaced {
+    const TOPIC: &'static str = "checkout.order_placed";
+}
+
+/// Errors of the checkout contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "params")]
+pub enum CheckoutError {
+    /// A field of the request is malformed.
+    #[serde(rename = "checkout.invalid_request")]
+    #[error("invalid checkout request: {detail}")]
+    InvalidRequest {
+        /// What is wrong.
+        detail: String,
+    },
+    /// The cart is empty: there is nothing to buy.
+    #[serde(rename = "checkout.empty_cart")]
+    #[error("the cart is empty")]
+    EmptyCart,
+    /// The cart holds a product the catalog does not know (any more).
+    #[serde(rename = "checkout.product_unavailable")]
+    #[error("product {product_id} is no longer sold")]
+    ProductUnavailable {
+        /// The product.
+        product_id: String,
+    },
+    /// The currency is not supported.
+    #[serde(rename = "checkout.unsupported_currency")]
+    #[error("currency {currency_code} is not supported")]
+    UnsupportedCurrency {
+        /// The code given.
+        currency_code: String,
+    },
+    /// The payment was refused: the card is invalid, expired or not accepted. Nothing was
+    /// charged and no order exists.
+    #[serde(rename = "checkout.payment_declined")]
+    #[error("payment declined ({reason}): {detail}")]
+    PaymentDeclined {
+        /// The payment module's error code, e.g. `payment.card_expired`.
+        reason: String,
+        /// Its explanation (never the card number).
+        detail: String,
+    },
+    /// The shipping address was refused by shipping.
+    #[serde(rename = "checkout.invalid_address")]
+    #[error("the address was refused: {detail}")]
+    InvalidAddress {
+        /// Why.
+        detail: String,
+    },
+    /// No order with this id (for this caller).
+    #[serde(rename = "checkout.order_not_found")]
+    #[error("order {order_id} not found")]
+    OrderNotFound {
+        /// The id asked for.
+        order_id: String,
+    },
+    /// The idempotency key was used before with a different request.
+    #[serde(rename = "checkout.idempotency_key_reused")]
+    #[error("the idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
+    /// A request with the same idempotency key is still being processed.
+    #[serde(rename = "checkout.request_in_progress")]
+    #[error("a request with this idempotency key is in progress")]
+    RequestInProgress,
+    /// A module checkout needs cannot be reached (or its storage). Nothing was charged, or
+    /// the charge was refunded.
+    #[serde(rename = "checkout.unavailable")]
+    #[error("checkout is unavailable: {reason}")]
+    Unavailable {
+        /// Why (logged, not sent).
+        #[serde(skip)]
+        reason: String,
+    },
+    /// A bug in the checkout module.
+    #[serde(rename = "checkout.internal")]
+    #[error("checkout internal error: {reason}")]
+    Internal {
+        /// What went wrong (logged, not sent).
+        #[serde(skip)]
+        reason: String,
+    },
+}
+
+impl ApiError for CheckoutError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest { .. } => "checkout.invalid_request",
+            Self::EmptyCart => "checkout.empty_cart",
+            Self::ProductUnavailable { .. } => "checkout.product_unavailable",
+            Self::UnsupportedCurrency { .. } => "checkout.unsupported_currency",
+            Self::PaymentDeclined { .. } => "checkout.payment_declined",
+            Self::InvalidAddress { .. } => "checkout.invalid_address",
+            Self::OrderNotFound { .. } => "checkout.order_not_found",
+            Self::IdempotencyKeyReused => "checkout.idempotency_key_reused",
+            Self::RequestInProgress => "checkout.request_in_progress",
+            Self::Unavailable { .. } => "checkout.unavailable",
+            Self::Internal { .. } => "checkout.internal",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest { .. } | Self::InvalidAddress { .. } => StatusCode::BAD_REQUEST,
+            Self::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
+            Self::OrderNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::RequestInProgress => StatusCode::CONFLICT,
+            Self::EmptyCart
+            | Self::ProductUnavailable { .. }
+            | Self::UnsupportedCurrency { .. }
+            | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn unavailable(reason: String) -> Self {
+        Self::Unavailable { reason }
+    }
+
+    fn internal(reason: String) -> Self {
+        Self::Internal { reason }
+    }
+}
+
+/// The checkout contract. Reach the checkout module only through this trait.
+#[async_trait]
+pub trait CheckoutApi: Send + Sync {
+    /// Buys the user's cart: prices it in `user_currency`, quotes shipping, charges the
+    /// card, ships, records the order, empties the cart and publishes [`OrderPlaced`].
+    /// Either the order is placed or nothing is left charged (a charge made before a later
+    /// step failed is refunded).
+    ///
+    /// With an `idempotency_key`, a repeated request returns the first result and charges
+    /// at most once.
+    ///
+    /// # Errors
+    /// [`CheckoutError::InvalidRequest`], [`CheckoutError::EmptyCart`],
+    /// [`CheckoutError::ProductUnavailable`], [`CheckoutError::UnsupportedCurrency`],
+    /// [`CheckoutError::PaymentDeclined`], [`CheckoutError::InvalidAddress`],
+    /// [`CheckoutError::IdempotencyKeyReused`], [`CheckoutError::RequestInProgress`],
+    /// [`CheckoutError::Unavailable`].
+    async fn place_order(
+        &self,
+        ctx: &CallContext,
+        req: PlaceOrderRequest,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<Order, CheckoutError>;
+
+    /// One placed order.
+    ///
+    /// # Errors
+    /// [`CheckoutError::OrderNotFound`], [`CheckoutError::Unavailable`].
+    async fn get_order(&self, ctx: &CallContext, order_id: String) -> Result<Order, CheckoutError>;
+
+    /// A user's placed orders, newest first.
+    ///
+    /// # Errors
+    /// [`CheckoutError::Unavailable`].
+    async fn list_orders(
+        &self,
+        ctx: &CallContext,
+        user_id: UserId,
+    ) -> Result<Vec<Order>, CheckoutError>;
+}
+
+/// The checkout module in another process, reached over its REST API.
+#[derive(Debug, Clone)]
+pub struct CheckoutClient {
+    remote: RemoteClient,
+}
+
+impl CheckoutClient {
+    /// A client calling through `remote`.
+    pub fn new(remote: RemoteClient) -> Self {
+        Self { remote }
+    }
+
+    /// As a shared contract object.
+    pub fn into_api(self) -> Arc<dyn CheckoutApi> {
+        Arc::new(self)
+    }
+}
+
+#[async_trait]
+impl CheckoutApi for CheckoutClient {
+    async fn place_order(
+        &self,
+        ctx: &CallContext,
+        req: PlaceOrderRequest,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<Order, CheckoutError> {
+        let headers = idempotency_key
+            .map(|k| vec![(IDEMPOTENCY_KEY_HEADER, String::from(k))])
+            .unwrap_or_default();
+        self.remote
+            .send_json_with(ctx, Method::POST, "/api/checkout/v1/orders", &req, headers)
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn get_order(&self, ctx: &CallContext, order_id: String) -> Result<Order, CheckoutError> {
+        self.remote
+            .get_json(
+                ctx,
+                &format!("/api/checkout/v1/orders/{}", encode(&order_id)),
+            )
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn list_orders(
+        &self,
+        ctx: &CallContext,
+        user_id: UserId,
+    ) -> Result<Vec<Order>, CheckoutError> {
+        self.remote
+            .get_json(
+                ctx,
+                &format!(
+                    "/api/checkout/v1/orders?user_id={}",
+                    encode(user_id.as_str())
+                ),
+            )
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_addresses_are_checked_for_shape() {
+        for ok in ["someone@example.com", "a.b+c@shop.co.uk"] {
+            assert!(validate_email(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "no-at.example.com",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "@example.com",
+            "a@.com",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii() {
+        assert!(IdempotencyKey::parse("order-2026-11-24-1").is_ok());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("has space").is_err());
+        assert!(IdempotencyKey::parse("k".repeat(256)).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! The email contract suite in process and over HTTP, and the OrderPlaced subscription.
+
+use std::sync::Arc;
+
+use checkout_api::{Order, OrderItem, OrderPlaced, OrderStatus};
+use cleave_kernel::CallContext;
+use cleave_kernel::client::{RemoteClient, RemoteSettings};
+use cleave_kernel::events::{EventBus, InProcessBus, RelaySettings, enqueue, relay_pass, stats};
+use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cleave_kernel::types::{Money, ProductId, UserId};
+use cleave_migrations::MigratorTrait;
+use email::{EmailConfig, EmailDeps, EmailModule, MailTransport};
+use email_api::{EmailApi, EmailClient, contract};
+
+async fn start(db: &TestDb, config: &EmailConfig) -> Arc<EmailModule> {
+    let conn = db.connect().await;
+    cleave_migrations::email::Migrator::up(&conn, None)
+        .await
+        .expect("migrate email");
+    cleave_migrations::events::Migrator::up(&conn, None)
+        .await
+        .expect("migrate outbox");
+    EmailModule::new(conn, config, EmailDeps)
+}
+
+#[tokio::test]
+async fn email_in_process_meets_the_contract() {
+    for db in test_databases().await {
+        let module = start(&db, &EmailConfig::default()).await;
+        contract::run(&format!("in-process/{}", db.backend), module.as_ref()).await;
+    }
+}
+
+#[tokio::test]
+async fn email_over_http_meets_the_contract() {
+    for db in test_databases().await {
+        let api: Arc<dyn EmailApi> = start(&db, &EmailConfig::default()).await;
+        let server = TestServer::spawn(move |cfg| email_api::http::configure(cfg, api.clone()));
+        let remote =
+            RemoteClient::new("email", server.base_url.clone(), &RemoteSettings::default())
+                .expect("client");
+        contract::run(&format!("http/{}", db.backend), &EmailClient::new(remote)).await;
+        server.stop().await;
+    }
+}
+
+fn usd(units: i64, nanos: i32) -> Money {
+    Money::new("USD", units, nanos).expect("money")
+}
+
+fn placed(order_id: &str) -> OrderPlaced {
+    let address = checkout_api::contract::address();
+    OrderPlaced {
+        order: Order {
+            order_id: order_id.into(),
+            user_id: UserId::parse("shopper").expect("user"),
+            status: OrderStatus::Placed,
+            email: "someone@example.com".into(),
+            shipping_address: address,
+            shipping_tracking_id: "XY-00001-0000001".into(),
+            shipping_cost: usd(8, 990_000_000),
+            items: vec![OrderItem {
+                product_id: ProductId::parse("6E92ZMYYFZ").expect("product"),
+                name: "Mug".into(),
+                quantity: 1,
+                unit_price: usd(8, 990_000_000),
+                cost: usd(8, 990_000_000),
+            }],
+            total: usd(17, 980_000_000),
+            transaction_id: "t-1".into(),
+            card_last4: "0454".into(),
+            created_at: "2026-11-24T10:00:00.000Z".into(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn an_order_placed_event_sends_one_confirmation_even_when_delivered_twice() {
+    for db in test_databases().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = EmailConfig {
+            transport: MailTransport::File,
+            dir: dir.path().to_path_buf(),
+        };
+        let module = start(&db, &config).await;
+        let bus = InProcessBus::new();
+        module.subscribe(bus.as_ref());
+        let conn = db.connect().await;
+        let order_id = format!("o-{}", uuid::Uuid::now_v7());
+        let event_id = enqueue(&conn, &CallContext::root(), &placed(&order_id))
+            .await
+            .expect("enqueue");
+
+        assert!(
+            !relay_pass(&conn, bus.as_ref(), RelaySettings::default())
+                .await
+                .expect("relay")
+        );
+        let stats_after = stats(&conn).await.expect("stats");
+        assert_eq!(
+            stats_after.pending, 0,
+            "{}: the event was accepted",
+            db.backend
+        );
+
+        // A redelivery (as after a crash before the outbox row was marked) sends nothing new.
+        let event = cleave_kernel::events::Event {
+            id: event_id,
+            topic: "checkout.order_placed".into(),
+            payload: serde_json_string(&placed(&order_id)),
+            request_id: "r".into(),
+            created_at_ms: 0,
+        };
+        bus.publish(&event).await.expect("redeliver");
+
+        let sent = module
+            .list_confirmations(&CallContext::root(), order_id.clone())
+            .await
+            .expect("list");
+        assert_eq!(sent.len(), 1, "{}: one confirmation", db.backend);
+        assert_eq!(sent[0].message_id, event_id.to_string());
+        let file = std::fs::read_to_string(dir.path().join(format!("{event_id}.txt")))
+            .expect("mail file written");
+        assert!(file.contains("To: someone@example.com"), "{file}");
+        assert!(file.contains("XY-00001-0000001"), "{file}");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+}
+
+#[tokio::test]
+async fn an_event_stays_pending_while_nobody_in_the_process_subscribes() {
+    for db in test_databases().await {
+        let conn = db.connect().await;
+        cleave_migrations::events::Migrator::up(&conn, None)
+            .await
+            .expect("migrate outbox");
+        enqueue(&conn, &CallContext::root(), &placed("o-lonely"))
+            .await
+            .expect("enqueue");
+        let bus = InProcessBus::new();
+        relay_pass(&conn, bus.as_ref(), RelaySettings::default())
+            .await
+            .expect("relay");
+        assert_eq!(
+            stats(&conn).await.expect("stats").pending,
+            1,
+            "{}",
+            db.backend
+        );
+    }
+}
+
+fn serde_json_string(value: &OrderPlaced) -> String {
+    serde_json::to_string(value).expect("json")
+}

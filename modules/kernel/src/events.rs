@@ -1,0 +1,417 @@
+//! Events between modules, with a transactional outbox.
+//!
+//! A module that publishes writes its event with [`enqueue`] in the *same database
+//! transaction* as the change that causes it, so the event exists exactly when the change
+//! does. After the commit it calls [`Relay::notify`]; the relay (one background task per
+//! process, [`Relay::spawn`]) reads pending events from the `events_outbox` table, hands each
+//! to the [`EventBus`] and marks it published only once the bus has accepted it. A crash
+//! between commit and publish loses nothing: the event is still pending when the process comes
+//! back, and the relay drains the outbox at start.
+//!
+//! Delivery is at least once, so subscribers must apply each event once: dedupe by
+//! [`Event::id`] in the same transaction as the effect (a unique column does it).
+//!
+//! [`InProcessBus`] delivers to subscribers in this process and accepts an event only when
+//! every subscriber has handled it. A broker (NATS JetStream) implements the same
+//! [`EventBus`] trait for split deployments: the outbox and the relay stay as they are.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::CallContext;
+
+/// A typed event: its payload type names its topic.
+pub trait Topic: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The topic, `"<module>.<event>"`, e.g. `checkout.order_placed`.
+    const TOPIC: &'static str;
+}
+
+/// One event as stored and delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Unique id (UUID v7, so ids sort by creation time). Subscribers dedupe by it.
+    pub id: Uuid,
+    /// The topic.
+    pub topic: String,
+    /// The payload, as JSON text.
+    pub payload: String,
+    /// The request that caused the event, for log correlation.
+    pub request_id: String,
+    /// When it was enqueued, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+impl Event {
+    /// The payload as `T`, if the topic is `T`'s.
+    ///
+    /// # Errors
+    /// [`EventError::Payload`] when the topic differs or the payload does not decode.
+    pub fn decode<T: Topic>(&self) -> Result<T, EventError> {
+        if self.topic != T::TOPIC {
+            return Err(EventError::Payload(format!(
+                "event {} has topic {}, not {}",
+                self.id,
+                self.topic,
+                T::TOPIC
+            )));
+        }
+        serde_json::from_str(&self.payload)
+            .map_err(|e| EventError::Payload(format!("event {}: {e}", self.id)))
+    }
+}
+
+/// Why an event could not be stored, decoded or delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// The outbox table could not be written or read.
+    #[error("outbox storage: {0}")]
+    Storage(#[from] DbErr),
+    /// The payload does not encode or decode.
+    #[error("event payload: {0}")]
+    Payload(String),
+    /// No subscriber in this process listens to the topic (and no broker is configured): the
+    /// event stays in the outbox.
+    #[error("no subscriber for topic {0}")]
+    NoSubscriber(String),
+    /// A subscriber failed; the event will be delivered again.
+    #[error("subscriber {subscriber} failed: {reason}")]
+    Handler {
+        /// The subscriber's name.
+        subscriber: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+pub(crate) mod outbox {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "events_outbox")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) id: String,
+        pub(crate) topic: String,
+        pub(crate) payload: String,
+        pub(crate) request_id: String,
+        pub(crate) created_at_ms: i64,
+        pub(crate) published_at_ms: Option<i64>,
+        pub(crate) attempts: i32,
+        pub(crate) next_attempt_at_ms: i64,
+        pub(crate) last_error: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Writes `event` to the outbox through `conn`: pass the transaction that makes the change
+/// the event announces. Returns the event's id.
+///
+/// # Errors
+/// [`EventError::Storage`] or [`EventError::Payload`].
+pub async fn enqueue<T: Topic>(
+    conn: &impl ConnectionTrait,
+    ctx: &CallContext,
+    event: &T,
+) -> Result<Uuid, EventError> {
+    let id = Uuid::now_v7();
+    let payload = serde_json::to_string(event).map_err(|e| EventError::Payload(e.to_string()))?;
+    let now = now_ms();
+    outbox::Entity::insert(outbox::ActiveModel {
+        id: ActiveValue::Set(id.to_string()),
+        topic: ActiveValue::Set(T::TOPIC.to_owned()),
+        payload: ActiveValue::Set(payload),
+        request_id: ActiveValue::Set(ctx.request_id().as_str().to_owned()),
+        created_at_ms: ActiveValue::Set(now),
+        published_at_ms: ActiveValue::Set(None),
+        attempts: ActiveValue::Set(0),
+        next_attempt_at_ms: ActiveValue::Set(now),
+        last_error: ActiveValue::Set(None),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Counts of the outbox, for health and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Events not yet accepted by the bus.
+    pub pending: u64,
+    /// Events delivered.
+    pub published: u64,
+}
+
+/// Counts pending and published events.
+///
+/// # Errors
+/// [`EventError::Storage`].
+pub async fn stats(conn: &impl ConnectionTrait) -> Result<OutboxStats, EventError> {
+    use sea_orm::PaginatorTrait;
+    let pending = outbox::Entity::find()
+        .filter(outbox::Column::PublishedAtMs.is_null())
+        .count(conn)
+        .await?;
+    let published = outbox::Entity::find()
+        .filter(outbox::Column::PublishedAtMs.is_not_null())
+        .count(conn)
+        .await?;
+    Ok(OutboxStats { pending, published })
+}
+
+/// Something that handles the events of one topic. Must be idempotent per [`Event::id`].
+#[async_trait]
+pub trait Subscriber: Send + Sync {
+    /// Applies the event.
+    ///
+    /// # Errors
+    /// Any failure: the event is delivered again later.
+    async fn handle(&self, event: &Event) -> Result<(), EventError>;
+}
+
+/// Where the relay hands events: in process now, a broker later.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Registers `subscriber` (named, for logs) for `topic`.
+    fn subscribe(&self, topic: &'static str, name: &'static str, subscriber: Arc<dyn Subscriber>);
+
+    /// Delivers `event`; `Ok` means the bus accepted it and the outbox may mark it published.
+    ///
+    /// # Errors
+    /// [`EventError::NoSubscriber`] or [`EventError::Handler`]: the event stays pending.
+    async fn publish(&self, event: &Event) -> Result<(), EventError>;
+}
+
+type Subscribers = BTreeMap<&'static str, Vec<(&'static str, Arc<dyn Subscriber>)>>;
+
+/// Delivers events to subscribers in this process, one after the other.
+#[derive(Default)]
+pub struct InProcessBus {
+    subscribers: RwLock<Subscribers>,
+}
+
+impl InProcessBus {
+    /// An empty bus.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Whether anyone in this process listens to `topic`.
+    pub fn has_subscribers(&self, topic: &str) -> bool {
+        self.subscribers
+            .read()
+            .is_ok_and(|s| s.get(topic).is_some_and(|v| !v.is_empty()))
+    }
+}
+
+#[async_trait]
+impl EventBus for InProcessBus {
+    fn subscribe(&self, topic: &'static str, name: &'static str, subscriber: Arc<dyn Subscriber>) {
+        if let Ok(mut subs) = self.subscribers.write() {
+            subs.entry(topic).or_default().push((name, subscriber));
+        }
+    }
+
+    async fn publish(&self, event: &Event) -> Result<(), EventError> {
+        let targets: Vec<_> = self
+            .subscribers
+            .read()
+            .map(|s| s.get(event.topic.as_str()).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        if targets.is_empty() {
+            return Err(EventError::NoSubscriber(event.topic.clone()));
+        }
+        // Every subscriber gets the event even if an earlier one fails; the event is accepted
+        // only when all succeeded, and a redelivery reaches all again (they dedupe).
+        let mut failure = None;
+        for (name, subscriber) in targets {
+            if let Err(e) = subscriber.handle(event).await {
+                failure = Some(EventError::Handler {
+                    subscriber: name.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Settings of the relay (`[events]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// Whether this process delivers events from the outbox at all.
+    pub enabled: bool,
+    /// How often the outbox is checked when nobody calls [`Relay::notify`] (picks up events
+    /// of crashed processes and retries).
+    pub poll_interval: Duration,
+    /// Most events read per pass.
+    pub batch_size: u64,
+    /// Longest wait before a failed event is tried again (backoff doubles up to it).
+    pub max_backoff: Duration,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            poll_interval: Duration::from_secs(2),
+            batch_size: 100,
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The outbox relay of one process. Cheap to clone.
+#[derive(Clone)]
+pub struct Relay {
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    /// A relay that delivers nothing (events stay in the outbox): for processes configured
+    /// with `events.relay = false`.
+    pub fn disabled() -> Self {
+        Self {
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Starts the relay task: drains the outbox at once, then whenever notified and every
+    /// `poll_interval`. Returns a disabled relay when `settings.enabled` is false.
+    pub fn spawn(db: DatabaseConnection, bus: Arc<dyn EventBus>, settings: RelaySettings) -> Self {
+        let relay = Self::disabled();
+        if !settings.enabled {
+            tracing::info!("event relay disabled: events stay in the outbox");
+            return relay;
+        }
+        let wake = relay.wake.clone();
+        tokio::spawn(async move {
+            loop {
+                match relay_pass(&db, bus.as_ref(), settings).await {
+                    Ok(more) if more => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "event relay pass failed"),
+                }
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(settings.poll_interval) => {}
+                }
+            }
+        });
+        relay
+    }
+
+    /// Tells the relay that new events were committed.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Delivers one batch of due events. Returns whether a full batch was read (more may wait).
+///
+/// # Errors
+/// [`EventError::Storage`] when the outbox cannot be read or updated.
+pub async fn relay_pass(
+    db: &DatabaseConnection,
+    bus: &dyn EventBus,
+    settings: RelaySettings,
+) -> Result<bool, EventError> {
+    let now = now_ms();
+    let due = outbox::Entity::find()
+        .filter(outbox::Column::PublishedAtMs.is_null())
+        .filter(outbox::Column::NextAttemptAtMs.lte(now))
+        .order_by_asc(outbox::Column::Id)
+        .limit(settings.batch_size)
+        .all(db)
+        .await?;
+    let full = due.len() as u64 == settings.batch_size;
+    for row in due {
+        let Ok(id) = Uuid::parse_str(&row.id) else {
+            tracing::error!(event_id = %row.id, "outbox row with a malformed id skipped");
+            continue;
+        };
+        let event = Event {
+            id,
+            topic: row.topic.clone(),
+            payload: row.payload.clone(),
+            request_id: row.request_id.clone(),
+            created_at_ms: row.created_at_ms,
+        };
+        match bus.publish(&event).await {
+            Ok(()) => {
+                outbox::Entity::update_many()
+                    .col_expr(outbox::Column::PublishedAtMs, Expr::value(now_ms()))
+                    .col_expr(
+                        outbox::Column::Attempts,
+                        Expr::col(outbox::Column::Attempts).add(1),
+                    )
+                    .filter(outbox::Column::Id.eq(row.id.as_str()))
+                    .exec(db)
+                    .await?;
+                tracing::debug!(event_id = %id, topic = %row.topic, request_id = %row.request_id, "event published");
+            }
+            Err(e) => {
+                let attempts = row.attempts.saturating_add(1);
+                let backoff = backoff_ms(attempts, settings);
+                if matches!(e, EventError::NoSubscriber(_)) && row.attempts == 0 {
+                    tracing::warn!(event_id = %id, topic = %row.topic, "no subscriber in this process: event kept in the outbox");
+                } else if !matches!(e, EventError::NoSubscriber(_)) {
+                    tracing::warn!(event_id = %id, topic = %row.topic, request_id = %row.request_id, attempts, error = %e, "event delivery failed; will retry");
+                }
+                outbox::Entity::update_many()
+                    .col_expr(outbox::Column::Attempts, Expr::value(attempts))
+                    .col_expr(
+                        outbox::Column::NextAttemptAtMs,
+                        Expr::value(now_ms().saturating_add(backoff)),
+                    )
+                    .col_expr(outbox::Column::LastError, Expr::value(e.to_string()))
+                    .filter(outbox::Column::Id.eq(row.id.as_str()))
+                    .exec(db)
+                    .await?;
+            }
+        }
+    }
+    Ok(full)
+}
+
+fn backoff_ms(attempts: i32, settings: RelaySettings) -> i64 {
+    let max = i64::try_from(settings.max_backoff.as_millis()).unwrap_or(i64::MAX);
+    let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    std::cmp::min(500_i64.saturating_mul(1_i64 << exp), max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let s = RelaySettings::default();
+        assert_eq!(backoff_ms(1, s), 500);
+        assert_eq!(backoff_ms(2, s), 1000);
+        assert_eq!(backoff_ms(5, s), 8000);
+        assert_eq!(backoff_ms(30, s), 60_000);
+    }
+}

@@ -1,0 +1,140 @@
+//! The shipping contract suite against the module in process and over HTTP, and shipments
+//! surviving a restart.
+
+use std::sync::Arc;
+
+use cleave_kernel::CallContext;
+use cleave_kernel::client::{RemoteClient, RemoteSettings};
+use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cleave_kernel::types::{Address, ProductId};
+use cleave_migrations::MigratorTrait;
+use shipping::{ShippingConfig, ShippingDeps, ShippingModule};
+use shipping_api::{
+    ShipOrderRequest, ShippingApi, ShippingClient, ShippingError, ShippingItem, contract,
+};
+
+async fn start(db: &TestDb) -> Arc<ShippingModule> {
+    let conn = db.connect().await;
+    cleave_migrations::shipping::Migrator::up(&conn, None)
+        .await
+        .expect("migrate shipping");
+    ShippingModule::new(conn, &ShippingConfig::default(), ShippingDeps)
+}
+
+fn order() -> ShipOrderRequest {
+    ShipOrderRequest {
+        address: Address {
+            street_address: "Kurfürstendamm 21".into(),
+            city: "Berlin".into(),
+            state: String::new(),
+            country: "Germany".into(),
+            zip_code: "10719".into(),
+        },
+        items: vec![ShippingItem {
+            product_id: ProductId::parse("9SIQT8TOJO").expect("product id"),
+            quantity: 4,
+        }],
+    }
+}
+
+#[tokio::test]
+async fn shipping_in_process_meets_the_contract() {
+    for db in test_databases().await {
+        let module = start(&db).await;
+        contract::run(&format!("in-process/{}", db.backend), module.as_ref()).await;
+    }
+}
+
+#[tokio::test]
+async fn shipping_over_http_meets_the_contract() {
+    for db in test_databases().await {
+        let api: Arc<dyn ShippingApi> = start(&db).await;
+        let server = TestServer::spawn(move |cfg| shipping_api::http::configure(cfg, api.clone()));
+        let remote = RemoteClient::new(
+            "shipping",
+            server.base_url.clone(),
+            &RemoteSettings::default(),
+        )
+        .expect("client");
+        contract::run(
+            &format!("http/{}", db.backend),
+            &ShippingClient::new(remote),
+        )
+        .await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_shipment_survives_a_restart_of_the_module() {
+    for db in test_databases().await {
+        let ctx = CallContext::root();
+        let first = start(&db).await;
+        let shipped = first.ship_order(&ctx, order()).await.expect("ship");
+        drop(first);
+
+        // A new module instance over a new connection (migrating again changes nothing).
+        let second = start(&db).await;
+        let read = second
+            .get_shipment(&ctx, shipped.tracking_id.clone())
+            .await
+            .expect("read back");
+        assert_eq!(
+            read, shipped,
+            "{}: the shipment is stored as returned",
+            db.backend
+        );
+        assert_eq!(
+            read.address.state, "",
+            "{}: an empty state stays empty",
+            db.backend
+        );
+        assert_eq!(
+            read.address.street_address, "Kurfürstendamm 21",
+            "{}",
+            db.backend
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_order_stores_nothing() {
+    for db in test_databases().await {
+        let ctx = CallContext::root();
+        let module = start(&db).await;
+        let mut bad = order();
+        bad.items[0].quantity = 0;
+        assert!(
+            matches!(
+                module.ship_order(&ctx, bad).await,
+                Err(ShippingError::InvalidQuantity { .. })
+            ),
+            "{}",
+            db.backend
+        );
+        let count = count_rows(&db).await;
+        assert_eq!(count, 0, "{}: nothing was stored", db.backend);
+        module.ship_order(&ctx, order()).await.expect("ship");
+        assert_eq!(
+            count_rows(&db).await,
+            1,
+            "{}: one shipment stored",
+            db.backend
+        );
+    }
+}
+
+async fn count_rows(db: &TestDb) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let conn = db.connect().await;
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM shipping_shipments",
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    row.try_get::<i64>("", "n").expect("n")
+}
