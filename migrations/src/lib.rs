@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod currency;
 pub mod email;
 pub mod events;
+pub mod payment;
 pub mod shipping;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -28,6 +29,7 @@ pub async fn migrate_up(
         "currency" => currency::Migrator::up(db, None).await,
         "cart" => cart::Migrator::up(db, None).await,
         "ads" => ads::Migrator::up(db, None).await,
+        "payment" => payment::Migrator::up(db, None).await,
         "shipping" => shipping::Migrator::up(db, None).await,
         "checkout" => checkout::Migrator::up(db, None).await,
         "email" => email::Migrator::up(db, None).await,

@@ -1,0 +1,547 @@
+//! Checkout against the real modules: the contract suite in process and over HTTP, and the
+//! saga's failure cases (compensation, lost answers, interruption, idempotency), each checked
+//! in payment's own records: never a charge without an order or a refund.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use cart_api::CartApi;
+use checkout::{CheckoutConfig, CheckoutDeps, CheckoutModule};
+use checkout_api::contract::{self, Fixture, request};
+use checkout_api::{CheckoutApi, CheckoutClient, CheckoutError, IdempotencyKey};
+use cleave_kernel::CallContext;
+use cleave_kernel::client::{RemoteClient, RemoteSettings};
+use cleave_kernel::events::{Relay, now_ms, stats};
+use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cleave_kernel::types::{ProductId, UserId};
+use payment_api::{Charge, ChargeRequest, ChargeStatus, PaymentApi, PaymentClient, PaymentError};
+use sea_orm::DatabaseConnection;
+use shipping_api::{Quote, QuoteRequest, ShipOrderRequest, Shipment, ShippingApi, ShippingError};
+use tokio::sync::{Notify, Semaphore};
+
+/// Every module checkout needs, real, over one database.
+struct Shop {
+    conn: DatabaseConnection,
+    deps: CheckoutDeps,
+    payment: Arc<dyn PaymentApi>,
+}
+
+async fn shop(db: &TestDb) -> Shop {
+    let conn = db.connect().await;
+    for m in [
+        "catalog", "currency", "cart", "shipping", "payment", "checkout", "events",
+    ] {
+        cleave_migrations::migrate_up(&conn, m)
+            .await
+            .expect("migrate");
+    }
+    let catalog =
+        catalog::CatalogModule::start(conn.clone(), &Default::default(), catalog::CatalogDeps)
+            .await
+            .expect("catalog");
+    let payment: Arc<dyn PaymentApi> =
+        payment::PaymentModule::new(conn.clone(), &Default::default(), payment::PaymentDeps);
+    let deps = CheckoutDeps {
+        cart: cart::CartModule::new(conn.clone(), &Default::default(), cart::CartDeps),
+        catalog,
+        currency: currency::CurrencyModule::new(
+            conn.clone(),
+            &Default::default(),
+            currency::CurrencyDeps,
+        ),
+        shipping: shipping::ShippingModule::new(
+            conn.clone(),
+            &Default::default(),
+            shipping::ShippingDeps,
+        ),
+        payment: payment.clone(),
+    };
+    Shop {
+        conn,
+        deps,
+        payment,
+    }
+}
+
+fn checkout_with(shop: &Shop, deps: CheckoutDeps) -> Arc<CheckoutModule> {
+    CheckoutModule::new(
+        shop.conn.clone(),
+        &CheckoutConfig::default(),
+        deps,
+        Relay::disabled(),
+    )
+}
+
+struct CartFixture(Arc<dyn CartApi>);
+
+#[async_trait]
+impl Fixture for CartFixture {
+    async fn add_to_cart(&self, user: &UserId, product: &ProductId, quantity: i64) {
+        self.0
+            .add_item(
+                &CallContext::root(),
+                user.clone(),
+                product.clone(),
+                quantity,
+            )
+            .await
+            .expect("add to cart");
+    }
+
+    async fn cart_lines(&self, user: &UserId) -> usize {
+        self.0
+            .get_cart(&CallContext::root(), user.clone())
+            .await
+            .expect("cart")
+            .items
+            .len()
+    }
+}
+
+fn user() -> UserId {
+    UserId::parse(format!("saga-{}", CallContext::root().request_id())).expect("user")
+}
+
+async fn fill(shop: &Shop, user: &UserId) {
+    CartFixture(shop.deps.cart.clone())
+        .add_to_cart(user, &ProductId::parse("L9ECAV7KIM").expect("id"), 1)
+        .await;
+}
+
+/// The charge payment holds for `reference`, if any.
+async fn charge_for(shop: &Shop, reference: &str) -> Option<Charge> {
+    match shop
+        .payment
+        .find_charge(&CallContext::root(), reference.to_owned())
+        .await
+    {
+        Ok(c) => Some(c),
+        Err(PaymentError::TransactionNotFound { .. }) => None,
+        Err(e) => panic!("find charge: {e:?}"),
+    }
+}
+
+/// Payment that records the reference of every charge asked for.
+struct RecordingPayment {
+    inner: Arc<dyn PaymentApi>,
+    references: Mutex<Vec<String>>,
+    lose_answer: bool,
+    gate: Option<(Arc<Notify>, Arc<Semaphore>)>,
+}
+
+impl RecordingPayment {
+    fn new(inner: Arc<dyn PaymentApi>) -> Self {
+        Self {
+            inner,
+            references: Mutex::new(Vec::new()),
+            lose_answer: false,
+            gate: None,
+        }
+    }
+
+    fn references(&self) -> Vec<String> {
+        self.references.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait]
+impl PaymentApi for RecordingPayment {
+    async fn charge(&self, ctx: &CallContext, req: ChargeRequest) -> Result<Charge, PaymentError> {
+        self.references
+            .lock()
+            .expect("lock")
+            .push(req.reference.clone().unwrap_or_default());
+        if let Some((entered, release)) = &self.gate {
+            entered.notify_one();
+            let _permit = release.acquire().await.expect("gate");
+        }
+        let charged = self.inner.charge(ctx, req).await?;
+        if self.lose_answer {
+            return Err(PaymentError::Unavailable {
+                reason: "answer lost on the way back".into(),
+            });
+        }
+        Ok(charged)
+    }
+    async fn refund(&self, ctx: &CallContext, id: String) -> Result<Charge, PaymentError> {
+        self.inner.refund(ctx, id).await
+    }
+    async fn get_charge(&self, ctx: &CallContext, id: String) -> Result<Charge, PaymentError> {
+        self.inner.get_charge(ctx, id).await
+    }
+    async fn find_charge(&self, ctx: &CallContext, r: String) -> Result<Charge, PaymentError> {
+        self.inner.find_charge(ctx, r).await
+    }
+}
+
+/// Shipping whose `ship_order` fails (or never answers).
+struct BrokenShipping {
+    inner: Arc<dyn ShippingApi>,
+    hang: bool,
+    /// Told when `ship_order` is reached (the charge is recorded by then).
+    entered: Arc<Notify>,
+}
+
+#[async_trait]
+impl ShippingApi for BrokenShipping {
+    async fn get_quote(
+        &self,
+        ctx: &CallContext,
+        req: QuoteRequest,
+    ) -> Result<Quote, ShippingError> {
+        self.inner.get_quote(ctx, req).await
+    }
+    async fn ship_order(
+        &self,
+        _: &CallContext,
+        _: ShipOrderRequest,
+    ) -> Result<Shipment, ShippingError> {
+        self.entered.notify_one();
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        Err(ShippingError::Unavailable {
+            reason: "carrier down".into(),
+        })
+    }
+    async fn get_shipment(&self, ctx: &CallContext, id: String) -> Result<Shipment, ShippingError> {
+        self.inner.get_shipment(ctx, id).await
+    }
+}
+
+#[tokio::test]
+async fn checkout_in_process_meets_the_contract() {
+    for db in test_databases().await {
+        let shop = shop(&db).await;
+        let checkout = checkout_with(&shop, shop.deps.clone());
+        contract::run(
+            &format!("in-process/{}", db.backend),
+            checkout.as_ref(),
+            &CartFixture(shop.deps.cart.clone()),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn checkout_over_http_with_remote_cart_and_payment_meets_the_contract() {
+    for db in test_databases().await {
+        let shop = shop(&db).await;
+        // Cart and payment each behind their own HTTP server, checkout behind a third.
+        let (cart, payment) = (shop.deps.cart.clone(), shop.payment.clone());
+        let cart_server =
+            TestServer::spawn(move |cfg| cart_api::http::configure(cfg, cart.clone()));
+        let payment_server =
+            TestServer::spawn(move |cfg| payment_api::http::configure(cfg, payment.clone()));
+        let client = |m: &'static str, s: &TestServer| {
+            RemoteClient::new(m, s.base_url.clone(), &RemoteSettings::default()).expect("client")
+        };
+        let deps = CheckoutDeps {
+            cart: cart_api::CartClient::new(client("cart", &cart_server)).into_api(),
+            payment: PaymentClient::new(client("payment", &payment_server)).into_api(),
+            ..shop.deps.clone()
+        };
+        let api: Arc<dyn CheckoutApi> = checkout_with(&shop, deps);
+        let checkout_server =
+            TestServer::spawn(move |cfg| checkout_api::http::configure(cfg, api.clone()));
+        let remote = CheckoutClient::new(client("checkout", &checkout_server));
+        contract::run(
+            &format!("http/{}", db.backend),
+            &remote,
+            &CartFixture(shop.deps.cart.clone()),
+        )
+        .await;
+        for s in [checkout_server, payment_server, cart_server] {
+            s.stop().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_shipping_failure_after_the_charge_refunds_it_and_places_no_order() {
+    for db in test_databases().await {
+        let shop = shop(&db).await;
+        let payment = Arc::new(RecordingPayment::new(shop.payment.clone()));
+        let deps = CheckoutDeps {
+            shipping: Arc::new(BrokenShipping {
+                inner: shop.deps.shipping.clone(),
+                hang: false,
+                entered: Arc::new(Notify::new()),
+            }),
+            payment: payment.clone(),
+            ..shop.deps.clone()
+        };
+        let checkout = checkout_with(&shop, deps);
+        let shopper = user();
+        fill(&shop, &shopper).await;
+        let err = checkout
+            .place_order(&CallContext::root(), request(&shopper, "USD"), None)
+            .await
+            .expect_err("fails");
+        assert!(
+            matches!(err, CheckoutError::Unavailable { .. }),
+            "{}: {err:?}",
+            db.backend
+        );
+        let [reference] = payment.references().try_into().expect("one charge asked");
+        let charge = charge_for(&shop, &reference)
+            .await
+            .expect("the card was charged");
+        assert_eq!(
+            charge.status,
+            ChargeStatus::Refunded,
+            "{}: and refunded",
+            db.backend
+        );
+        assert!(
+            checkout
+                .list_orders(&CallContext::root(), shopper.clone())
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert_eq!(
+            CartFixture(shop.deps.cart.clone())
+                .cart_lines(&shopper)
+                .await,
+            1,
+            "the cart is kept"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_charge_whose_answer_was_lost_is_found_by_reference_and_refunded() {
+    for db in test_databases().await {
+        let shop = shop(&db).await;
+        let mut recording = RecordingPayment::new(shop.payment.clone());
+        recording.lose_answer = true;
+        let payment = Arc::new(recording);
+        let checkout = checkout_with(
+            &shop,
+            CheckoutDeps {
+                payment: payment.clone(),
+                ..shop.deps.clone()
+            },
+        );
+        let shopper = user();
+        fill(&shop, &shopper).await;
+        let err = checkout
+            .place_order(&CallContext::root(), request(&shopper, "EUR"), None)
+            .await
+            .expect_err("fails");
+        assert!(matches!(err, CheckoutError::Unavailable { .. }), "{err:?}");
+        let [reference] = payment.references().try_into().expect("one charge");
+        let charge = charge_for(&shop, &reference)
+            .await
+            .expect("the charge happened");
+        assert_eq!(charge.status, ChargeStatus::Refunded, "{}", db.backend);
+        assert!(
+            checkout
+                .list_orders(&CallContext::root(), shopper)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_declined_card_leaves_no_charge_and_no_order() {
+    for db in test_databases().await {
+        let shop = shop(&db).await;
+        let payment = Arc::new(RecordingPayment::new(shop.payment.clone()));
+        let checkout = checkout_with(
+            &shop,
+            CheckoutDeps {
+                payment: payment.clone(),
+                ..shop.deps.clone()
+            },
+        );
+        let shopper = user();
+        fill(&shop, &shopper).await;
+        let mut req = request(&shopper, "USD");
+        req.credit_card.number = "378282246310005".into(); // American Express: not accepted
+        let err = checkout
+            .place_order(&CallContext::root(), req, None)
+            .await
+            .expect_err("declined");
+        assert!(
+            matches!(&err, CheckoutError::PaymentDeclined { reason, .. } if reason == "payment.unsupported_card"),
+            "{err:?}"
+        );
+        let [reference] = payment.references().try_into().expect("one charge asked");
+        assert_eq!(
+            charge_for(&shop, &reference).await,
+            None,
+            "{}: no charge",
+            db.backend
+        );
+        assert!(
+            checkout
+                .list_orders(&CallContext::root(), shopper)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_checkout_is_refunded_by_recovery() {
+    for db in test_databases().await {
+        let shop = shop(&db).await;
+        let payment = Arc::new(RecordingPayment::new(shop.payment.clone()));
+        let entered = Arc::new(Notify::new());
+        let deps = CheckoutDeps {
+            shipping: Arc::new(BrokenShipping {
+                inner: shop.deps.shipping.clone(),
+                hang: true,
+                entered: entered.clone(),
+            }),
+            payment: payment.clone(),
+            ..shop.deps.clone()
+        };
+        let checkout = checkout_with(&shop, deps);
+        let shopper = user();
+        fill(&shop, &shopper).await;
+        // The saga stops for good while shipping (as when its process dies there).
+        let ctx = CallContext::root();
+        let place = checkout.place_order(&ctx, request(&shopper, "USD"), None);
+        tokio::select! {
+            _ = place => panic!("shipping never answers"),
+            () = entered.notified() => {}
+        }
+        let [reference] = payment.references().try_into().expect("one charge");
+        assert_eq!(
+            charge_for(&shop, &reference).await.expect("charged").status,
+            ChargeStatus::Charged
+        );
+
+        // Recovery leaves fresh attempts alone and compensates stale ones.
+        assert_eq!(
+            checkout.recover().await.expect("recover"),
+            0,
+            "too fresh to be taken for dead"
+        );
+        let resolved = checkout
+            .recover_older_than(now_ms() + 1)
+            .await
+            .expect("recover");
+        assert_eq!(resolved, 1, "{}", db.backend);
+        assert_eq!(
+            charge_for(&shop, &reference).await.expect("charge").status,
+            ChargeStatus::Refunded
+        );
+        assert!(
+            checkout
+                .list_orders(&CallContext::root(), shopper)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert_eq!(
+            checkout
+                .recover_older_than(now_ms() + 1)
+                .await
+                .expect("again"),
+            0,
+            "resolved once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_concurrent_duplicate_gets_409_and_a_retry_gets_the_first_order_charged_once() {
+    for db in test_databases().await {
+        let shop = shop(&db).await;
+        let entered = Arc::new(Notify::new());
+        let release = Arc::new(Semaphore::new(0));
+        let mut recording = RecordingPayment::new(shop.payment.clone());
+        recording.gate = Some((entered.clone(), release.clone()));
+        let payment = Arc::new(recording);
+        let checkout = checkout_with(
+            &shop,
+            CheckoutDeps {
+                payment: payment.clone(),
+                ..shop.deps.clone()
+            },
+        );
+        let shopper = user();
+        fill(&shop, &shopper).await;
+        let key = IdempotencyKey::parse("retry-me-1").expect("key");
+
+        let first = {
+            let (checkout, req, key) = (checkout.clone(), request(&shopper, "USD"), key.clone());
+            tokio::spawn(async move {
+                checkout
+                    .place_order(&CallContext::root(), req, Some(key))
+                    .await
+            })
+        };
+        entered.notified().await; // the first request is inside the charge
+        let duplicate = checkout
+            .place_order(
+                &CallContext::root(),
+                request(&shopper, "USD"),
+                Some(key.clone()),
+            )
+            .await;
+        assert!(
+            matches!(duplicate, Err(CheckoutError::RequestInProgress)),
+            "{}: {duplicate:?}",
+            db.backend
+        );
+
+        release.add_permits(10);
+        let order = first.await.expect("task").expect("first order");
+        let retry = checkout
+            .place_order(&CallContext::root(), request(&shopper, "USD"), Some(key))
+            .await
+            .expect("retry");
+        assert_eq!(retry, order);
+        assert_eq!(
+            payment.references().len(),
+            1,
+            "{}: charged once",
+            db.backend
+        );
+        assert_eq!(
+            checkout
+                .list_orders(&CallContext::root(), shopper)
+                .await
+                .expect("list")
+                .len(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_placed_order_writes_order_placed_to_the_outbox_in_its_transaction() {
+    for db in test_databases().await {
+        let shop = shop(&db).await;
+        let checkout = checkout_with(&shop, shop.deps.clone());
+        let shopper = user();
+        fill(&shop, &shopper).await;
+        let before = stats(&shop.conn).await.expect("stats").pending;
+        checkout
+            .place_order(&CallContext::root(), request(&shopper, "USD"), None)
+            .await
+            .expect("order");
+        assert_eq!(
+            stats(&shop.conn).await.expect("stats").pending,
+            before + 1,
+            "{}",
+            db.backend
+        );
+        let mut bad = request(&user(), "USD");
+        bad.email = "x".into();
+        let _ = checkout.place_order(&CallContext::root(), bad, None).await;
+        assert_eq!(
+            stats(&shop.conn).await.expect("stats").pending,
+            before + 1,
+            "no event without an order"
+        );
+    }
+}
