@@ -121,14 +121,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate { module } => {
             let settings = load(cli.config, &Overrides::default())?;
             let _log = init_logs(&settings)?;
-            let all: Vec<&str> = SPECS
-                .iter()
-                .map(|s| s.name)
-                .filter(|m| wiring::has_tables(m))
-                .collect();
+            let names: Vec<&str> = SPECS.iter().map(|s| s.name).collect();
+            let all = wiring::migration_sets(&names);
             let modules: Vec<&str> = match &module {
                 None => all,
-                Some(m) if wiring::has_tables(m) => vec![m.as_str()],
+                Some(m) if wiring::has_tables(m) => wiring::migration_sets(&[m.as_str()]),
                 Some(m) if SPECS.iter().any(|s| s.name == m) => {
                     println!("module {m} has no tables; nothing to migrate");
                     return Ok(());

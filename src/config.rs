@@ -129,6 +129,27 @@ impl Default for LogConfig {
     }
 }
 
+/// `[events]`: delivery of events from the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Whether this process delivers events from the outbox. Turn off to keep events stored
+    /// but undelivered (e.g. while a subscriber is being moved); they are delivered by the
+    /// next process that relays.
+    pub relay: bool,
+    /// How often the outbox is checked besides right after each commit.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            relay: true,
+            poll_interval_ms: 2000,
+        }
+    }
+}
+
 /// `[remote]`: defaults for calls to modules in other processes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -167,6 +188,8 @@ pub struct AppConfig {
     pub log: LogConfig,
     /// `[remote]`
     pub remote: RemoteConfig,
+    /// `[events]`
+    pub events: EventsConfig,
     /// `[modules.*]`, validated per module by [`Settings::load`].
     #[serde(skip_serializing)]
     pub modules: BTreeMap<String, Value>,
@@ -208,6 +231,18 @@ pub struct Settings {
     pub cart: cart::CartConfig,
     /// `[modules.recommendation]`
     pub recommendation: recommendation::RecommendationConfig,
+    /// `[modules.shipping]`
+    pub shipping: shipping::ShippingConfig,
+    /// `[modules.payment]`
+    pub payment: payment::PaymentConfig,
+    /// `[modules.email]`
+    pub email: email::EmailConfig,
+    /// `[modules.ads]`
+    pub ads: ads::AdsConfig,
+    /// `[modules.checkout]`
+    pub checkout: checkout::CheckoutConfig,
+    /// `[modules.storefront]`
+    pub storefront: storefront::StorefrontConfig,
 }
 
 /// Values given on the command line; they override every other layer.
@@ -250,11 +285,12 @@ impl Settings {
             .extract()
             .map_err(|e| ConfigError::from_figment(e, &figment))?;
         for key in top.keys() {
-            if !["server", "database", "log", "remote", "modules"].contains(&key.as_str()) {
+            if !["server", "database", "log", "remote", "events", "modules"].contains(&key.as_str())
+            {
                 return Err(ConfigError::at(
                     &figment,
                     key,
-                    "unknown section; known: server, database, log, remote, modules",
+                    "unknown section; known: server, database, log, remote, events, modules",
                 ));
             }
         }
@@ -300,6 +336,22 @@ impl Settings {
         recommendation.validate().map_err(|(key, msg)| {
             ConfigError::at(&figment, &format!("modules.recommendation.{key}"), msg)
         })?;
+        let shipping = module_section::<shipping::ShippingConfig>(&figment, "shipping")?;
+        let payment = module_section::<payment::PaymentConfig>(&figment, "payment")?;
+        let email = module_section::<email::EmailConfig>(&figment, "email")?;
+        let ads = module_section::<ads::AdsConfig>(&figment, "ads")?;
+        let checkout = module_section::<checkout::CheckoutConfig>(&figment, "checkout")?;
+        checkout.validate().map_err(|(key, msg)| {
+            ConfigError::at(&figment, &format!("modules.checkout.{key}"), msg)
+        })?;
+        let storefront = module_section::<storefront::StorefrontConfig>(&figment, "storefront")?;
+        if app.events.poll_interval_ms == 0 {
+            return Err(ConfigError::at(
+                &figment,
+                "events.poll_interval_ms",
+                "must be at least 1",
+            ));
+        }
         if app.database.max_connections == 0 {
             return Err(ConfigError::at(
                 &figment,
@@ -336,6 +388,12 @@ impl Settings {
             currency,
             cart,
             recommendation,
+            shipping,
+            payment,
+            email,
+            ads,
+            checkout,
+            storefront,
         })
     }
 

@@ -9,13 +9,16 @@ use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use ads_api::{AdsApi, AdsClient};
 use anyhow::Context as _;
 use cart_api::{CartApi, CartClient};
 use catalog_api::{CatalogApi, CatalogClient};
+use checkout_api::{CheckoutApi, CheckoutClient};
 use cleave_kernel::Failure;
 use cleave_kernel::client::RemoteClient;
 use cleave_kernel::db::DatabaseReadiness;
 use cleave_kernel::error::KernelError;
+use cleave_kernel::events::{InProcessBus, Relay, RelaySettings};
 use cleave_kernel::forward::configure_forward;
 use cleave_kernel::http::{
     HttpLimits, ReadinessCheck, configure_extractors, configure_health, configure_not_placed,
@@ -23,25 +26,49 @@ use cleave_kernel::http::{
 };
 use cleave_kernel::module::{ModuleSpec, Placement, PlacementError, PlacementPlan};
 use currency_api::{CurrencyApi, CurrencyClient};
+use email_api::{EmailApi, EmailClient};
+use payment_api::{PaymentApi, PaymentClient};
 use recommendation_api::{RecommendationApi, RecommendationClient};
 use sea_orm::DatabaseConnection;
+use shipping_api::{ShippingApi, ShippingClient};
 
 use crate::config::Settings;
 
 /// Every module, in dependency order (a module comes after those it requires).
-pub const SPECS: [ModuleSpec; 4] = [
+pub const SPECS: [ModuleSpec; 10] = [
     catalog_api::SPEC,
     currency_api::SPEC,
     cart_api::SPEC,
     recommendation_api::SPEC,
+    shipping_api::SPEC,
+    payment_api::SPEC,
+    ads_api::SPEC,
+    email_api::SPEC,
+    checkout_api::SPEC,
+    storefront::SPEC,
 ];
 
 /// Modules whose tables live in the database (they need a connection when hosted).
-const WITH_TABLES: [&str; 3] = ["catalog", "currency", "cart"];
+const WITH_TABLES: [&str; 8] = [
+    "catalog", "currency", "cart", "shipping", "payment", "ads", "email", "checkout",
+];
+
+/// Modules that publish or consume events: where one is hosted, the outbox table is needed.
+const WITH_EVENTS: [&str; 2] = ["checkout", "email"];
 
 /// Whether `module` has tables (and so migrations).
 pub fn has_tables(module: &str) -> bool {
     WITH_TABLES.contains(&module)
+}
+
+/// The migration sets a process hosting `hosted` needs: each module's own, and the kernel's
+/// outbox when a module there publishes or consumes events.
+pub fn migration_sets<'a>(hosted: &[&'a str]) -> Vec<&'a str> {
+    let mut sets: Vec<&str> = hosted.iter().copied().filter(|m| has_tables(m)).collect();
+    if hosted.iter().any(|m| WITH_EVENTS.contains(m)) {
+        sets.push("events");
+    }
+    sets
 }
 
 /// The modules of one process: each is its in-process implementation, an HTTP client to the
@@ -58,6 +85,18 @@ pub struct Shop {
     pub cart: Option<Arc<dyn CartApi>>,
     /// Recommendations, if reachable.
     pub recommendation: Option<Arc<dyn RecommendationApi>>,
+    /// Shipping, if reachable.
+    pub shipping: Option<Arc<dyn ShippingApi>>,
+    /// Payment, if reachable.
+    pub payment: Option<Arc<dyn PaymentApi>>,
+    /// Ads, if reachable.
+    pub ads: Option<Arc<dyn AdsApi>>,
+    /// Email, if reachable.
+    pub email: Option<Arc<dyn EmailApi>>,
+    /// Checkout, if reachable.
+    pub checkout: Option<Arc<dyn CheckoutApi>>,
+    /// The HTML shop, if hosted here.
+    pub storefront: Option<Arc<storefront::Storefront>>,
     /// Clients of the modules that run elsewhere: their routes are forwarded through these.
     pub remotes: BTreeMap<&'static str, RemoteClient>,
     /// What `/health/ready` checks.
@@ -133,11 +172,7 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
 
     let db = if hosted.iter().any(|m| WITH_TABLES.contains(m)) {
         let to_migrate: Vec<&str> = if settings.app.database.migrate {
-            hosted
-                .iter()
-                .copied()
-                .filter(|m| WITH_TABLES.contains(m))
-                .collect()
+            migration_sets(&hosted)
         } else {
             Vec::new()
         };
@@ -200,12 +235,119 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         Placement::Absent => None,
     };
 
+    let shipping: Option<Arc<dyn ShippingApi>> = match plan.placement("shipping") {
+        Placement::Hosted => Some(shipping::ShippingModule::new(
+            conn()?,
+            &settings.shipping,
+            shipping::ShippingDeps,
+        )),
+        Placement::Remote(_) => remote(settings, &plan, "shipping")?
+            .map(|c| ShippingClient::new(add_remote(c)).into_api()),
+        Placement::Absent => None,
+    };
+    let payment: Option<Arc<dyn PaymentApi>> = match plan.placement("payment") {
+        Placement::Hosted => Some(payment::PaymentModule::new(
+            conn()?,
+            &settings.payment,
+            payment::PaymentDeps,
+        )),
+        Placement::Remote(_) => remote(settings, &plan, "payment")?
+            .map(|c| PaymentClient::new(add_remote(c)).into_api()),
+        Placement::Absent => None,
+    };
+    let ads: Option<Arc<dyn AdsApi>> = match plan.placement("ads") {
+        Placement::Hosted => Some(
+            ads::AdsModule::start(conn()?, &settings.ads, ads::AdsDeps)
+                .await
+                .map_err(|e| anyhow::anyhow!("ads failed to start: {e}"))?,
+        ),
+        Placement::Remote(_) => {
+            remote(settings, &plan, "ads")?.map(|c| AdsClient::new(add_remote(c)).into_api())
+        }
+        Placement::Absent => None,
+    };
+
+    // Events: one in-process bus and one outbox relay for the process.
+    let bus = InProcessBus::new();
+    let email: Option<Arc<dyn EmailApi>> = match plan.placement("email") {
+        Placement::Hosted => {
+            let module = email::EmailModule::new(conn()?, &settings.email, email::EmailDeps);
+            module.subscribe(bus.as_ref());
+            Some(module)
+        }
+        Placement::Remote(_) => {
+            remote(settings, &plan, "email")?.map(|c| EmailClient::new(add_remote(c)).into_api())
+        }
+        Placement::Absent => None,
+    };
+    let relay = match &db {
+        Some(db) if hosted.iter().any(|m| WITH_EVENTS.contains(m)) => {
+            let events = &settings.app.events;
+            Relay::spawn(
+                db.clone(),
+                bus.clone(),
+                RelaySettings {
+                    enabled: events.relay,
+                    poll_interval: std::time::Duration::from_millis(events.poll_interval_ms),
+                    ..RelaySettings::default()
+                },
+            )
+        }
+        _ => Relay::disabled(),
+    };
+    let checkout: Option<Arc<dyn CheckoutApi>> = match plan.placement("checkout") {
+        Placement::Hosted => {
+            let need = |m: &str| format!("checkout requires {m}");
+            Some(checkout::CheckoutModule::new(
+                conn()?,
+                &settings.checkout,
+                checkout::CheckoutDeps {
+                    cart: cart.clone().with_context(|| need("cart"))?,
+                    catalog: catalog.clone().with_context(|| need("catalog"))?,
+                    currency: currency.clone().with_context(|| need("currency"))?,
+                    shipping: shipping.clone().with_context(|| need("shipping"))?,
+                    payment: payment.clone().with_context(|| need("payment"))?,
+                },
+                relay,
+            ))
+        }
+        Placement::Remote(_) => remote(settings, &plan, "checkout")?
+            .map(|c| CheckoutClient::new(add_remote(c)).into_api()),
+        Placement::Absent => None,
+    };
+    let storefront = match plan.placement("storefront") {
+        Placement::Hosted => {
+            let need = |m: &str| format!("storefront requires {m}");
+            Some(storefront::Storefront::new(
+                &settings.storefront,
+                storefront::StorefrontDeps {
+                    catalog: catalog.clone().with_context(|| need("catalog"))?,
+                    currency: currency.clone().with_context(|| need("currency"))?,
+                    cart: cart.clone().with_context(|| need("cart"))?,
+                    recommendation: recommendation
+                        .clone()
+                        .with_context(|| need("recommendation"))?,
+                    ads: ads.clone().with_context(|| need("ads"))?,
+                    shipping: shipping.clone().with_context(|| need("shipping"))?,
+                    checkout: checkout.clone().with_context(|| need("checkout"))?,
+                },
+            ))
+        }
+        _ => None,
+    };
+
     Ok(Shop {
         plan,
         catalog,
         currency,
         cart,
         recommendation,
+        shipping,
+        payment,
+        ads,
+        email,
+        checkout,
+        storefront,
         remotes,
         checks,
         db,
@@ -240,10 +382,55 @@ impl Shop {
                     .recommendation
                     .clone()
                     .map(|api| recommendation_api::http::configure(cfg, api)),
+                "shipping" => self
+                    .shipping
+                    .clone()
+                    .map(|api| shipping_api::http::configure(cfg, api)),
+                "payment" => self
+                    .payment
+                    .clone()
+                    .map(|api| payment_api::http::configure(cfg, api)),
+                "ads" => self
+                    .ads
+                    .clone()
+                    .map(|api| ads_api::http::configure(cfg, api)),
+                "email" => self
+                    .email
+                    .clone()
+                    .map(|api| email_api::http::configure(cfg, api)),
+                "checkout" => self
+                    .checkout
+                    .clone()
+                    .map(|api| checkout_api::http::configure(cfg, api)),
+                // Pages, not an API: served where the storefront is hosted, nowhere else.
+                "storefront" => {
+                    if let Some(shop) = self.storefront.clone() {
+                        storefront::configure(cfg, shop);
+                    }
+                    Some(())
+                }
                 _ => None,
             }
             .unwrap_or_else(|| configure_not_placed(cfg, spec.name));
         }
+    }
+}
+
+/// Paths nobody serves: a problem for API callers, the shop's 404 page for people.
+async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, Failure> {
+    let path = req.path();
+    if path.starts_with("/api/") || path.starts_with("/health/") {
+        return Err(Failure::from(KernelError::RouteNotFound));
+    }
+    let accepts_html = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if accepts_html {
+        Ok(storefront::not_found(req).await)
+    } else {
+        Err(Failure::from(KernelError::RouteNotFound))
     }
 }
 
@@ -281,9 +468,7 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
             .wrap(from_fn(request_scope))
             .configure(|c| configure_extractors(c, limits))
             .configure(move |c| shop.configure(c))
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(Failure::from(KernelError::RouteNotFound))
-            }))
+            .default_service(web::to(not_found))
     })
     .workers(workers)
     .shutdown_timeout(server_cfg.shutdown_timeout_secs)

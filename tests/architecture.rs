@@ -3,7 +3,9 @@
 //! - `cleave-kernel` and `cleave-migrations` depend on no workspace crate;
 //! - a `<m>-api` crate depends only on the kernel;
 //! - a module `<m>` depends only on the kernel, `<m>-api`, and `<x>-api` for each `x` in its
-//!   `[package.metadata.module] allowed-dependencies` (tests may add the migrations);
+//!   `[package.metadata.module] allowed-dependencies` (tests may add the migrations), or in
+//!   its `subscribes-to` (modules whose events it consumes: it may use their event types,
+//!   and never calls them, so they are not run-time requirements);
 //! - allowed dependencies name real modules, form no cycle, and match what the module
 //!   declares at run time (`ModuleSpec::requires`), which placement validation relies on;
 //! - only the root `cleave` crate names module implementations.
@@ -37,6 +39,7 @@ fn metadata() -> Value {
 struct Crate {
     deps: Vec<(String, bool)>, // (workspace dependency, is dev-dependency)
     allowed: Option<Vec<String>>,
+    subscribes: Vec<String>,
 }
 
 /// Every rule broken by the workspace described by `meta`, in words.
@@ -65,7 +68,22 @@ fn violations(meta: &Value) -> Vec<String> {
                     .filter_map(|v| v.as_str().map(String::from))
                     .collect()
             });
-        crates.insert(name, Crate { deps, allowed });
+        let subscribes = p["metadata"]["module"]["subscribes-to"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        crates.insert(
+            name,
+            Crate {
+                deps,
+                allowed,
+                subscribes,
+            },
+        );
     }
     let modules: BTreeSet<String> = crates
         .iter()
@@ -88,6 +106,12 @@ fn violations(meta: &Value) -> Vec<String> {
             for x in allowed {
                 if !modules.contains(x) {
                     found.push(format!("{name} allows unknown module {x}"));
+                }
+                permitted.insert(format!("{x}-api"));
+            }
+            for x in &c.subscribes {
+                if !modules.contains(x) {
+                    found.push(format!("{name} subscribes to unknown module {x}"));
                 }
                 permitted.insert(format!("{x}-api"));
             }

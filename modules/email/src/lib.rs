@@ -204,15 +204,15 @@ impl EmailApi for EmailModule {
                 reason: format!("confirmation {} vanished after insert", req.message_id),
             })?;
         let confirmation = to_confirmation(stored);
-        if inserted > 0 {
-            if let Err(e) = self.deliver(&confirmation).await {
-                // Not recorded as sent: remove the row so a redelivery tries again.
-                entity::Entity::delete_by_id(confirmation.message_id.clone())
-                    .exec(&self.db)
-                    .await
-                    .map_err(storage_error)?;
-                return Err(e);
-            }
+        if inserted > 0
+            && let Err(e) = self.deliver(&confirmation).await
+        {
+            // Not recorded as sent: remove the row so a redelivery tries again.
+            entity::Entity::delete_by_id(confirmation.message_id.clone())
+                .exec(&self.db)
+                .await
+                .map_err(storage_error)?;
+            return Err(e);
         }
         Ok(confirmation)
     }

@@ -1,4 +1,5 @@
-//! Checkout against the real modules: the contract suite in process and over HTTP, and the
+//! Checkout against the real modules (composed here, since only the root crate names module
+//! implementations): the contract suite in process and over HTTP, and the
 //! saga's failure cases (compensation, lost answers, interruption, idempotency), each checked
 //! in payment's own records: never a charge without an order or a refund.
 
