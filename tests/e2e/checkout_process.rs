@@ -1,0 +1,248 @@
+//! Checkout across real OS processes: cart, payment and checkout each in its own process
+//! (with its own database), idempotent retries over the wire, a declined card, a payment
+//! process that dies; and the outbox: an `OrderPlaced` committed by a process that is killed
+//! before delivering it arrives after a restart.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{Answer, call, client, get, read};
+use crate::process::Cleave;
+
+fn sqlite_url(dir: &tempfile::TempDir, name: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.path().join(name).display())
+}
+
+fn order_body(user: &str, currency: &str, card: &str) -> String {
+    json!({
+        "user_id": user,
+        "user_currency": currency,
+        "address": {
+            "street_address": "1600 Amphitheatre Parkway",
+            "city": "Mountain View",
+            "state": "CA",
+            "country": "United States",
+            "zip_code": "94043"
+        },
+        "email": "someone@example.com",
+        "credit_card": {
+            "number": card,
+            "cvv": "672",
+            "expiration_year": 2039,
+            "expiration_month": 1
+        }
+    })
+    .to_string()
+}
+
+const GOOD_CARD: &str = "4432-8015-6152-0454";
+
+async fn place(base: &str, body: &str, key: Option<&str>) -> Answer {
+    let mut req = client()
+        .post(format!("{base}/api/checkout/v1/orders"))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(key) = key {
+        req = req.header("idempotency-key", key);
+    }
+    read(req.send().await.expect("send")).await
+}
+
+async fn add(base: &str, user: &str, product: &str, quantity: i64) {
+    let res = call(
+        base,
+        Method::POST,
+        &format!("/api/cart/v1/carts/{user}/items"),
+        Some(&json!({"product_id": product, "quantity": quantity}).to_string()),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{res:?}");
+}
+
+/// Rows in `payment_charges` of the payment process's database.
+async fn charges(url: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = cleave_kernel::db::connect(url, 1)
+        .await
+        .expect("open payment db");
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM payment_charges",
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    row.try_get::<i64>("", "n").expect("n")
+}
+
+#[tokio::test]
+async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let payment_db = sqlite_url(&dir, "payment.db");
+    let cart = Cleave::serve(
+        &["--modules", "cart"],
+        &[("CLEAVE_DATABASE__URL", sqlite_url(&dir, "cart.db"))],
+    );
+    let mut payment = Cleave::serve(
+        &["--modules", "payment"],
+        &[("CLEAVE_DATABASE__URL", payment_db.clone())],
+    );
+    let mut checkout = Cleave::serve(
+        &["--modules", "catalog,currency,shipping,email,checkout"],
+        &[
+            ("CLEAVE_DATABASE__URL", sqlite_url(&dir, "checkout.db")),
+            ("CLEAVE_MODULES__CART__URL", cart.base()),
+            ("CLEAVE_MODULES__PAYMENT__URL", payment.base()),
+        ],
+    );
+    let base = checkout.base();
+    let user = "three-process-shopper";
+    // The cart is reached through the checkout process (forwarded to the cart process).
+    add(&base, user, "OLJCESPC7Z", 2).await;
+    add(&base, user, "6E92ZMYYFZ", 1).await;
+
+    let body = order_body(user, "EUR", GOOD_CARD);
+    let first = place(&base, &body, Some("three-1")).await;
+    assert_eq!(first.status, 201, "{first:?}");
+    let order = first.body.clone();
+    assert_eq!(order["status"], "placed");
+    assert_eq!(order["total"]["currency_code"], "EUR");
+    assert_eq!(order["items"].as_array().map(Vec::len), Some(2));
+    let order_id = order["order_id"].as_str().expect("order id").to_owned();
+
+    // The charge lives in the payment process, under the order's id.
+    let charge = get(
+        &payment.base(),
+        &format!("/api/payment/v1/charges?reference={order_id}"),
+    )
+    .await;
+    assert_eq!(charge.status, 200, "{charge:?}");
+    assert_eq!(charge.body["status"], "charged");
+    assert_eq!(charge.body["amount"], order["total"]);
+    // The cart process emptied the cart.
+    let emptied = get(&cart.base(), &format!("/api/cart/v1/carts/{user}")).await;
+    assert_eq!(emptied.body["items"], json!([]));
+    // The confirmation went out (through the outbox, after the commit).
+    let sent = checkout.wait_for_log(|v| {
+        v["message"] == "order confirmation sent" && v["order_id"] == order_id.as_str()
+    });
+    assert_eq!(sent["level"], "INFO");
+    let confirmations = get(
+        &base,
+        &format!("/api/email/v1/confirmations?order_id={order_id}"),
+    )
+    .await;
+    assert_eq!(confirmations.body.as_array().map(Vec::len), Some(1));
+
+    // A retry with the same key returns the first order and charges nothing more.
+    let charged = charges(&payment_db).await;
+    let retry = place(&base, &body, Some("three-1")).await;
+    assert_eq!(retry.status, 201);
+    assert_eq!(retry.body, order, "same key, same order");
+    assert_eq!(charges(&payment_db).await, charged, "no second charge");
+    // The same key with another request is refused.
+    place(&base, &order_body(user, "USD", GOOD_CARD), Some("three-1"))
+        .await
+        .assert_problem(422, "checkout.idempotency_key_reused");
+    let listed = get(&base, &format!("/api/checkout/v1/orders?user_id={user}")).await;
+    assert_eq!(listed.body, json!([order]));
+
+    // A declined card: 402, no charge, no order, the cart kept.
+    add(&base, user, "L9ECAV7KIM", 1).await;
+    place(&base, &order_body(user, "USD", "4432-8015-6152-0455"), None)
+        .await
+        .assert_problem(402, "checkout.payment_declined");
+    assert_eq!(
+        charges(&payment_db).await,
+        charged,
+        "a decline charges nothing"
+    );
+    let kept = get(&cart.base(), &format!("/api/cart/v1/carts/{user}")).await;
+    assert_eq!(kept.body["items"].as_array().map(Vec::len), Some(1));
+
+    // Payment dies: checkout answers 503, places nothing, keeps the cart.
+    payment.kill();
+    place(&base, &order_body(user, "USD", GOOD_CARD), Some("three-2"))
+        .await
+        .assert_problem(503, "checkout.unavailable");
+    let listed = get(&base, &format!("/api/checkout/v1/orders?user_id={user}")).await;
+    assert_eq!(
+        listed.body.as_array().map(Vec::len),
+        Some(1),
+        "still one order"
+    );
+    let kept = get(&cart.base(), &format!("/api/cart/v1/carts/{user}")).await;
+    assert_eq!(kept.body["items"].as_array().map(Vec::len), Some(1));
+
+    // Checkout cannot tell whether the charge was made (payment did not answer), so the
+    // attempt stays open until payment can say (recovery): the key is busy meanwhile, and
+    // nothing is charged twice.
+    place(&base, &order_body(user, "USD", GOOD_CARD), Some("three-2"))
+        .await
+        .assert_problem(409, "checkout.request_in_progress");
+
+    // Payment comes back (on a new port, so checkout restarts with the new url): the shopper
+    // can buy, with a new key.
+    let payment = Cleave::serve(
+        &["--modules", "payment"],
+        &[("CLEAVE_DATABASE__URL", payment_db.clone())],
+    );
+    drop(checkout);
+    let checkout = Cleave::serve(
+        &["--modules", "catalog,currency,shipping,email,checkout"],
+        &[
+            ("CLEAVE_DATABASE__URL", sqlite_url(&dir, "checkout.db")),
+            ("CLEAVE_MODULES__CART__URL", cart.base()),
+            ("CLEAVE_MODULES__PAYMENT__URL", payment.base()),
+        ],
+    );
+    let again = place(
+        &checkout.base(),
+        &order_body(user, "USD", GOOD_CARD),
+        Some("three-3"),
+    )
+    .await;
+    assert_eq!(again.status, 201, "{again:?}");
+    assert_eq!(charges(&payment_db).await, charged + 1);
+}
+
+#[tokio::test]
+async fn an_order_placed_event_committed_before_a_crash_is_delivered_after_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = sqlite_url(&dir, "shop.db");
+    // A process that commits events but does not deliver them: the state of a process
+    // killed between its commit and its publish.
+    let mut first = Cleave::serve(
+        &[],
+        &[
+            ("CLEAVE_DATABASE__URL", db.clone()),
+            ("CLEAVE_EVENTS__RELAY", "false".into()),
+        ],
+    );
+    let base = first.base();
+    let user = "crash-shopper";
+    add(&base, user, "0PUK6V6EV0", 1).await;
+    let placed = place(&base, &order_body(user, "USD", GOOD_CARD), None).await;
+    assert_eq!(placed.status, 201, "{placed:?}");
+    let order_id = placed.body["order_id"].as_str().expect("id").to_owned();
+    let path = format!("/api/email/v1/confirmations?order_id={order_id}");
+    assert_eq!(get(&base, &path).await.body, json!([]), "not delivered yet");
+    first.kill(); // SIGKILL
+
+    let mut second = Cleave::serve(&[], &[("CLEAVE_DATABASE__URL", db)]);
+    second.wait_for_log(|v| {
+        v["message"] == "order confirmation sent" && v["order_id"] == order_id.as_str()
+    });
+    let sent = get(&second.base(), &path).await;
+    let sent = sent.body.as_array().cloned().unwrap_or_default();
+    assert_eq!(sent.len(), 1, "delivered once after the restart");
+    assert_eq!(sent[0]["to"], "someone@example.com");
+    assert!(
+        sent[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains(&order_id)),
+        "{:?}",
+        sent[0]
+    );
+}
