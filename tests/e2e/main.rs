@@ -8,3 +8,4 @@ mod cli;
 mod helpers;
 mod process;
 mod split;
+mod storefront;

@@ -75,18 +75,23 @@ pub async fn request_scope(
 }
 
 /// Error responses made by actix itself (no route, wrong method, unreadable request) have no
-/// problem body; give them one so that every error a client sees has the same shape.
+/// problem body; give them one so that every error a client sees has the same shape. HTML
+/// error pages (the storefront's) are left as they are.
 fn ensure_problem_body(
     res: ServiceResponse<BoxBody>,
     request_id: &RequestId,
 ) -> ServiceResponse<BoxBody> {
     let status = res.status();
-    let is_problem = is_problem_json(
-        res.headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    );
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    let content_type = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    // An HTML error page was written on purpose, for people: keep it.
+    let is_page = content_type.is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error())
+        || is_problem_json(content_type)
+        || is_page
+    {
         return res;
     }
     let err = match status {

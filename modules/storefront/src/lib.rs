@@ -194,7 +194,9 @@ impl Visit {
             new_session,
             currency,
             path,
-            request_id: CallContext::root().request_id().as_str().to_owned(),
+            request_id: cleave_kernel::http::current_request_id()
+                .map(|id| id.as_str().to_owned())
+                .unwrap_or_default(),
         }
     }
 }

@@ -1,0 +1,340 @@
+//! The storefront over HTTP, as Boutique's load generator and a browser use it: plain form
+//! posts (no token, no Origin header), cookies, redirects, and pages that still render when
+//! optional modules (recommendations, ads) are down.
+
+use std::sync::Arc;
+
+use cleave_kernel::testing::TestDb;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+/// A browser-like session: keeps the cookies the shop sets, follows no redirects itself.
+struct Shopper {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    content_type: String,
+    csp: Option<String>,
+    body: String,
+}
+
+impl Shopper {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: app.url(""),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let jar = self
+            .cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let req = if jar.is_empty() {
+            req
+        } else {
+            req.header(COOKIE, jar)
+        };
+        let res = req.send().await.expect("send");
+        for set in res.headers().get_all(SET_COOKIE) {
+            let raw = set.to_str().expect("cookie");
+            let pair = raw.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies.retain(|(n, _)| n != name);
+                if !value.is_empty() {
+                    self.cookies.push((name.to_owned(), value.to_owned()));
+                }
+            }
+        }
+        let header = |name| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+        };
+        Page {
+            status: res.status(),
+            location: header(LOCATION),
+            content_type: header(CONTENT_TYPE).unwrap_or_default(),
+            csp: header(reqwest::header::CONTENT_SECURITY_POLICY),
+            body: res.text().await.expect("body"),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html");
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(req).await
+    }
+}
+
+const CHECKOUT_FORM: [(&str, &str); 10] = [
+    ("email", "someone@example.com"),
+    ("street_address", "1600 Amphitheatre Parkway"),
+    ("zip_code", "94043"),
+    ("city", "Mountain View"),
+    ("state", "CA"),
+    ("country", "United States"),
+    ("credit_card_number", "4432-8015-6152-0454"),
+    ("credit_card_expiration_month", "1"),
+    ("credit_card_expiration_year", "2039"),
+    ("credit_card_cvv", "672"),
+];
+
+#[tokio::test]
+async fn a_shopper_browses_fills_the_cart_changes_currency_and_checks_out() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let mut s = Shopper::new(&app);
+
+    let home = s.get("/").await;
+    assert_eq!(home.status, 200);
+    assert!(
+        home.content_type.starts_with("text/html"),
+        "{}",
+        home.content_type
+    );
+    assert!(
+        home.csp
+            .as_deref()
+            .is_some_and(|c| c.contains("script-src 'self'")),
+        "pages carry a CSP"
+    );
+    assert_eq!(home.body.matches("href=\"/product/").count() >= 9, true);
+    assert!(home.body.contains("$18.99"), "prices in USD by default");
+    let session = s
+        .cookie("shop_session-id")
+        .expect("a first visit gets a session")
+        .to_owned();
+
+    let product = s.get("/product/OLJCESPC7Z").await;
+    assert_eq!(product.status, 200);
+    assert!(
+        product
+            .body
+            .contains("name=\"product_id\" value=\"OLJCESPC7Z\"")
+    );
+    assert_eq!(
+        s.cookie("shop_session-id"),
+        Some(session.as_str()),
+        "the session is kept"
+    );
+
+    let added = s
+        .post("/cart", &[("product_id", "OLJCESPC7Z"), ("quantity", "2")])
+        .await;
+    assert_eq!(added.status, 303);
+    assert_eq!(added.location.as_deref(), Some("/cart"));
+    let cart = s.get("/cart").await;
+    assert_eq!(cart.status, 200);
+    assert!(cart.body.contains("$39.98"), "2 × $19.99 in the cart");
+
+    // Boutique's load generator posts setCurrency with only the code; we return to the page.
+    let switched = s
+        .post(
+            "/setCurrency",
+            &[("currency_code", "EUR"), ("return_to", "/cart")],
+        )
+        .await;
+    assert_eq!(switched.status, 303);
+    assert_eq!(switched.location.as_deref(), Some("/cart"));
+    assert_eq!(s.cookie("shop_currency"), Some("EUR"));
+    let cart = s.get("/cart").await;
+    assert!(cart.body.contains('€'), "prices in EUR after the switch");
+    // Leaving the shop through return_to is refused.
+    let away = s
+        .post(
+            "/setCurrency",
+            &[("currency_code", "EUR"), ("return_to", "//evil.example/")],
+        )
+        .await;
+    assert_eq!(away.location.as_deref(), Some("/"));
+
+    let confirmation = s.post("/cart/checkout", &CHECKOUT_FORM).await;
+    assert_eq!(confirmation.status, 200, "{}", confirmation.body);
+    assert!(confirmation.body.contains("Your order is complete!"));
+    assert!(confirmation.body.contains('€'));
+    let orders = crate::helpers::get(
+        app.url("").as_str(),
+        &format!("/api/checkout/v1/orders?user_id={session}"),
+    )
+    .await;
+    let orders = orders.body.as_array().cloned().unwrap_or_default();
+    assert_eq!(orders.len(), 1, "the order is the session's");
+    let order_id = orders[0]["order_id"].as_str().expect("id");
+    assert!(
+        confirmation.body.contains(order_id),
+        "the page shows the order id"
+    );
+    let cart = s.get("/cart").await;
+    assert!(
+        !cart.body.contains("$39.98") && !cart.body.contains("credit_card_number"),
+        "empty after the order"
+    );
+
+    let out = s.get("/logout").await;
+    assert_eq!(out.status, 303);
+    assert_eq!(
+        s.cookie("shop_session-id"),
+        None,
+        "logout clears the session"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_declined_card_shows_the_form_again_and_places_nothing() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let mut s = Shopper::new(&app);
+    s.post("/cart", &[("product_id", "L9ECAV7KIM"), ("quantity", "1")])
+        .await;
+    let mut form = CHECKOUT_FORM.to_vec();
+    form[6] = ("credit_card_number", "378282246310005"); // American Express
+    let page = s.post("/cart/checkout", &form).await;
+    assert_eq!(page.status, 402);
+    assert!(page.body.contains("declined"), "{}", page.body);
+    assert!(
+        page.body.contains("credit_card_number"),
+        "the form is shown again"
+    );
+    let session = s.cookie("shop_session-id").expect("session").to_owned();
+    let orders = crate::helpers::get(
+        app.url("").as_str(),
+        &format!("/api/checkout/v1/orders?user_id={session}"),
+    )
+    .await;
+    assert_eq!(orders.body, json!([]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_pages_and_products_get_the_shops_404_page_and_api_callers_a_problem() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let mut s = Shopper::new(&app);
+    for path in ["/product/NOSUCHTHING", "/product/bad%20id", "/no-such-page"] {
+        let page = s.get(path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(page.content_type.starts_with("text/html"), "{path}");
+        assert!(page.body.contains("find that"), "{path}: {}", page.body);
+    }
+    // The page names the request id a person can quote to support.
+    let res = reqwest::Client::new()
+        .get(app.url("/no-such-page"))
+        .header("accept", "text/html")
+        .header("x-request-id", "support-ticket-7")
+        .send()
+        .await
+        .expect("send");
+    assert!(res.text().await.expect("body").contains("support-ticket-7"));
+    let api = crate::helpers::get(app.url("").as_str(), "/no-such-page").await;
+    api.assert_problem(404, "cleave.route_not_found");
+    let bad = s
+        .post("/cart", &[("product_id", "OLJCESPC7Z"), ("quantity", "0")])
+        .await;
+    assert_eq!(bad.status, 400, "quantity 0 is refused");
+    let unknown = s
+        .post("/cart", &[("product_id", "NOSUCHTHING"), ("quantity", "1")])
+        .await;
+    assert_eq!(unknown.status, 400, "unknown products are refused");
+    let currency = s.post("/setCurrency", &[("currency_code", "XXX")]).await;
+    assert_eq!(currency.status, 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pages_render_without_recommendations_and_ads_when_those_modules_are_down() {
+    let app = TestApp::start(
+        Some(Arc::new(TestDb::sqlite())),
+        &[
+            ("modules.recommendation.url", json!("http://127.0.0.1:1")),
+            ("modules.ads.url", json!("http://127.0.0.1:1")),
+            (
+                "server.modules",
+                json!([
+                    "catalog",
+                    "currency",
+                    "cart",
+                    "shipping",
+                    "payment",
+                    "email",
+                    "checkout",
+                    "storefront"
+                ]),
+            ),
+        ],
+    )
+    .await;
+    let mut s = Shopper::new(&app);
+    let home = s.get("/").await;
+    assert_eq!(home.status, 200);
+    let product = s.get("/product/66VCHSJNUP").await;
+    assert_eq!(product.status, 200, "{}", product.body);
+    assert!(product.body.contains("66VCHSJNUP"));
+    s.post("/cart", &[("product_id", "66VCHSJNUP"), ("quantity", "1")])
+        .await;
+    let cart = s.get("/cart").await;
+    assert_eq!(cart.status, 200);
+    let done = s.post("/cart/checkout", &CHECKOUT_FORM).await;
+    assert_eq!(done.status, 200, "checkout works without recommendations");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn static_assets_robots_and_health_are_served_from_the_binary() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let mut s = Shopper::new(&app);
+    for (path, kind) in [
+        ("/static/css/style.css", "text/css"),
+        ("/static/js/app.js", "javascript"),
+        ("/static/img/products/OLJCESPC7Z.svg", "image/svg+xml"),
+        ("/robots.txt", "text/plain"),
+    ] {
+        let res = s.get(path).await;
+        assert_eq!(res.status, 200, "{path}");
+        assert!(
+            res.content_type.contains(kind),
+            "{path}: {}",
+            res.content_type
+        );
+        assert!(!res.body.is_empty());
+    }
+    assert_eq!(s.get("/static/nope.css").await.status, 404);
+    let health = s.get("/_healthz").await;
+    assert_eq!((health.status.as_u16(), health.body.as_str()), (200, "ok"));
+    app.stop().await;
+}
