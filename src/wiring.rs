@@ -462,11 +462,13 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     } else {
         server_cfg.workers
     };
+    let api_doc = crate::openapi::document();
     let server = HttpServer::new(move || {
         let shop = shop.clone();
         App::new()
             .wrap(from_fn(request_scope))
             .configure(|c| configure_extractors(c, limits))
+            .service(crate::openapi::swagger_ui(api_doc.clone()))
             .configure(move |c| shop.configure(c))
             .default_service(web::to(not_found))
     })

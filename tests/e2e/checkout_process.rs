@@ -80,13 +80,18 @@ async fn charges(url: &str) -> i64 {
 async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() {
     let dir = tempfile::tempdir().expect("dir");
     let payment_db = sqlite_url(&dir, "payment.db");
+    // Debug logs everywhere: no level may show a card number.
+    let debug = || ("CLEAVE_LOG__LEVEL", "debug".to_owned());
     let cart = Cleave::serve(
         &["--modules", "cart"],
-        &[("CLEAVE_DATABASE__URL", sqlite_url(&dir, "cart.db"))],
+        &[
+            ("CLEAVE_DATABASE__URL", sqlite_url(&dir, "cart.db")),
+            debug(),
+        ],
     );
     let mut payment = Cleave::serve(
         &["--modules", "payment"],
-        &[("CLEAVE_DATABASE__URL", payment_db.clone())],
+        &[("CLEAVE_DATABASE__URL", payment_db.clone()), debug()],
     );
     let mut checkout = Cleave::serve(
         &["--modules", "catalog,currency,shipping,email,checkout"],
@@ -94,6 +99,7 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
             ("CLEAVE_DATABASE__URL", sqlite_url(&dir, "checkout.db")),
             ("CLEAVE_MODULES__CART__URL", cart.base()),
             ("CLEAVE_MODULES__PAYMENT__URL", payment.base()),
+            debug(),
         ],
     );
     let base = checkout.base();
@@ -160,6 +166,23 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     );
     let kept = get(&cart.base(), &format!("/api/cart/v1/carts/{user}")).await;
     assert_eq!(kept.body["items"].as_array().map(Vec::len), Some(1));
+
+    // No log line of any process, at debug level, holds a full card number or a CVV field.
+    let mut lines = checkout.logged();
+    lines.extend(payment.logged());
+    let mut cart = cart;
+    lines.extend(cart.logged());
+    assert!(lines.len() > 10, "the processes logged: {}", lines.len());
+    for line in &lines {
+        for secret in [
+            "4432801561520454",
+            "4432-8015-6152-0454",
+            "4432-8015-6152-0455",
+            "\"cvv\"",
+        ] {
+            assert!(!line.contains(secret), "a log line shows card data: {line}");
+        }
+    }
 
     // Payment dies: checkout answers 503, places nothing, keeps the cart.
     payment.kill();

@@ -2,10 +2,12 @@
 //! with a fresh database, and the real binary run as OS processes.
 
 mod api;
+mod browser;
 mod checkout_process;
 mod checkout_saga;
 mod cli;
 mod helpers;
+mod openapi;
 mod process;
 mod split;
 mod storefront;

@@ -93,6 +93,14 @@ impl Cleave {
         }
     }
 
+    /// Every line logged so far (waiting for none).
+    pub(crate) fn logged(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
     /// Sends a signal by name (TERM, KILL).
     pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")

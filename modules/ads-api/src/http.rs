@@ -3,10 +3,19 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
-use cleave_kernel::{CallContext, Failure};
+use cleave_kernel::{CallContext, Failure, Problem};
 use serde::Deserialize;
 
-use crate::{AdsApi, AdsRequest};
+use crate::{Ad, Ads, AdsApi, AdsRequest};
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(get_ads),
+    components(schemas(Ad, Ads)),
+    tags((name = "ads", description = "Text ads by product category"))
+)]
+pub struct ApiDoc;
 
 /// Query of `GET /ads`.
 #[derive(Debug, Deserialize)]
@@ -25,6 +34,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn AdsApi>) {
     );
 }
 
+/// The ads of the given categories, or 2 random ads when none matches.
+#[utoipa::path(
+    get,
+    path = "/api/ads/v1/ads",
+    tag = "ads",
+    params(("context_keys" = Option<String>, Query, description = "Comma-separated product categories (at most 20, each 1 to 64 ASCII letters, digits, `-`, `_` or spaces); empty or absent means none")),
+    responses(
+        (status = 200, description = "The ads to show", body = Ads),
+        (status = 400, description = "Too many context keys (`ads.too_many_keys`), invalid context key (`ads.invalid_context_key`) or malformed query string (`cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Ads unavailable (`ads.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_ads(
     ctx: CallContext,
     api: web::Data<dyn AdsApi>,

@@ -45,7 +45,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 };
 
 /// One text ad.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ad {
     /// Where a click leads, e.g. `/product/66VCHSJNUP`.
     pub redirect_url: String,
@@ -63,7 +63,7 @@ pub struct AdsRequest {
 }
 
 /// Answer of `GET /ads`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ads {
     /// The ads to show.
     pub ads: Vec<Ad>,

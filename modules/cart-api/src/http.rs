@@ -4,9 +4,18 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use cleave_kernel::types::UserId;
-use cleave_kernel::{CallContext, Failure};
+use cleave_kernel::{CallContext, Failure, Problem};
 
-use crate::{AddItemRequest, CartApi, CartError};
+use crate::{AddItemRequest, Cart, CartApi, CartError, CartItem};
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(get_cart, empty_cart, add_item),
+    components(schemas(Cart, CartItem, AddItemRequest)),
+    tags((name = "cart", description = "Carts per user or session"))
+)]
+pub struct ApiDoc;
 
 /// Registers `/api/cart/v1/...` on `cfg`, answering from `api`.
 pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn CartApi>) {
@@ -28,6 +37,18 @@ fn user(raw: String) -> Result<UserId, CartError> {
     })
 }
 
+/// The user's cart (empty for a user who has none).
+#[utoipa::path(
+    get,
+    path = "/api/cart/v1/carts/{user_id}",
+    tag = "cart",
+    params(("user_id" = String, Path, description = "Session or user id")),
+    responses(
+        (status = 200, description = "The cart", body = Cart),
+        (status = 400, description = "Malformed user id (`cart.invalid_user_id`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Cart storage unavailable (`cart.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_cart(
     ctx: CallContext,
     api: web::Data<dyn CartApi>,
@@ -37,6 +58,18 @@ async fn get_cart(
     Ok(HttpResponse::Ok().json(api.get_cart(&ctx, user_id).await?))
 }
 
+/// Removes every line of the cart.
+#[utoipa::path(
+    delete,
+    path = "/api/cart/v1/carts/{user_id}",
+    tag = "cart",
+    params(("user_id" = String, Path, description = "Session or user id")),
+    responses(
+        (status = 204, description = "Emptied (also when it was empty)"),
+        (status = 400, description = "Malformed user id (`cart.invalid_user_id`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Cart storage unavailable (`cart.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn empty_cart(
     ctx: CallContext,
     api: web::Data<dyn CartApi>,
@@ -47,6 +80,22 @@ async fn empty_cart(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Adds a quantity of a product (to an existing line if there is one).
+#[utoipa::path(
+    post,
+    path = "/api/cart/v1/carts/{user_id}/items",
+    tag = "cart",
+    params(("user_id" = String, Path, description = "Session or user id")),
+    request_body = AddItemRequest,
+    responses(
+        (status = 200, description = "The cart after the addition", body = Cart),
+        (status = 400, description = "Malformed request or quantity (`cart.invalid_quantity`, `cart.invalid_user_id`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A limit would be exceeded (`cart.quantity_limit_exceeded`, `cart.too_many_items`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Cart storage unavailable (`cart.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn add_item(
     ctx: CallContext,
     api: web::Data<dyn CartApi>,

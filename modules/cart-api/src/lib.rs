@@ -41,7 +41,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 };
 
 /// One line of a cart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CartItem {
     /// The product.
     pub product_id: ProductId,
@@ -50,7 +50,7 @@ pub struct CartItem {
 }
 
 /// A user's cart: its lines ordered by product id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cart {
     /// Whose cart.
     pub user_id: UserId,
@@ -59,7 +59,7 @@ pub struct Cart {
 }
 
 /// Body of `POST /carts/{user_id}/items`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AddItemRequest {
     /// The product to add.
     pub product_id: ProductId,

@@ -5,10 +5,19 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use cleave_kernel::types::ProductId;
-use cleave_kernel::{CallContext, Failure};
+use cleave_kernel::{CallContext, Failure, Problem};
 use serde::Deserialize;
 
-use crate::{CatalogApi, CatalogError, ProductList};
+use crate::{CatalogApi, CatalogError, Product, ProductList};
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_products, get_product),
+    components(schemas(Product, ProductList)),
+    tags((name = "catalog", description = "The products of the shop"))
+)]
+pub struct ApiDoc;
 
 /// Query of `GET /products`.
 #[derive(Debug, Deserialize)]
@@ -26,6 +35,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn CatalogApi>) {
     );
 }
 
+/// Every product, or those whose name or description contains `q` (ignoring case).
+#[utoipa::path(
+    get,
+    path = "/api/catalog/v1/products",
+    tag = "catalog",
+    params(("q" = Option<String>, Query, description = "Search text (at most 200 characters); blank matches every product, absent lists them all")),
+    responses(
+        (status = 200, description = "The products, ordered by id", body = ProductList),
+        (status = 400, description = "Search text too long (`catalog.invalid_query`) or malformed query string (`cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Catalog unavailable (`catalog.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_products(
     ctx: CallContext,
     api: web::Data<dyn CatalogApi>,
@@ -38,6 +59,19 @@ async fn list_products(
     Ok(HttpResponse::Ok().json(ProductList { products }))
 }
 
+/// One product.
+#[utoipa::path(
+    get,
+    path = "/api/catalog/v1/products/{id}",
+    tag = "catalog",
+    params(("id" = String, Path, description = "Product id, e.g. `OLJCESPC7Z`")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        (status = 400, description = "Malformed product id (`catalog.invalid_product_id`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No product has this id (`catalog.product_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Catalog unavailable (`catalog.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_product(
     ctx: CallContext,
     api: web::Data<dyn CatalogApi>,

@@ -39,7 +39,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 };
 
 /// A product of the shop.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     /// Product id, e.g. `OLJCESPC7Z`.
     pub id: ProductId,
@@ -56,7 +56,7 @@ pub struct Product {
 }
 
 /// A list of products, as the REST API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductList {
     /// The products.
     pub products: Vec<Product>,

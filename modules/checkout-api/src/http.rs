@@ -4,12 +4,22 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use cleave_kernel::types::UserId;
-use cleave_kernel::{CallContext, Failure};
+use cleave_kernel::{CallContext, Failure, Problem};
 use serde::Deserialize;
 
 use crate::{
-    CheckoutApi, CheckoutError, IDEMPOTENCY_KEY_HEADER, IdempotencyKey, PlaceOrderRequest,
+    CheckoutApi, CheckoutError, IDEMPOTENCY_KEY_HEADER, IdempotencyKey, Order, OrderItem,
+    OrderStatus, PlaceOrderRequest,
 };
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(place_order, get_order, list_orders),
+    components(schemas(PlaceOrderRequest, Order, OrderItem, OrderStatus)),
+    tags((name = "checkout", description = "Placing orders and reading them back"))
+)]
+pub struct ApiDoc;
 
 /// Registers `/api/checkout/v1/...` on `cfg`, answering from `api`.
 pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn CheckoutApi>) {
@@ -41,6 +51,28 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Checkout
         .transpose()
 }
 
+/// Buys the user's cart: charges the card, ships, records the order and empties the cart.
+#[utoipa::path(
+    post,
+    path = "/api/checkout/v1/orders",
+    tag = "checkout",
+    params((
+        "Idempotency-Key" = Option<String>, Header,
+        description = "Makes the request safe to retry: 1 to 255 visible ASCII characters; a repeat returns the first result and charges at most once"
+    )),
+    request_body = PlaceOrderRequest,
+    responses(
+        (status = 201, description = "The order was placed", body = Order,
+            headers(("Location" = String, description = "URL of the order"))),
+        (status = 400, description = "Malformed request, address or idempotency key (`checkout.invalid_request`, `checkout.invalid_address`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "Payment declined; nothing was charged (`checkout.payment_declined`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this idempotency key is in progress (`checkout.request_in_progress`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The order cannot be placed (`checkout.empty_cart`, `checkout.product_unavailable`, `checkout.unsupported_currency`, `checkout.idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A module checkout needs, or its storage, is unavailable; nothing is left charged (`checkout.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn place_order(
     ctx: CallContext,
     req: HttpRequest,
@@ -57,6 +89,18 @@ async fn place_order(
         .json(order))
 }
 
+/// One placed order.
+#[utoipa::path(
+    get,
+    path = "/api/checkout/v1/orders/{order_id}",
+    tag = "checkout",
+    params(("order_id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 404, description = "No such order (`checkout.order_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Checkout storage unavailable (`checkout.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_order(
     ctx: CallContext,
     api: web::Data<dyn CheckoutApi>,
@@ -70,6 +114,18 @@ struct ListQuery {
     user_id: String,
 }
 
+/// A user's placed orders, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/checkout/v1/orders",
+    tag = "checkout",
+    params(("user_id" = String, Query, description = "Session or user id whose orders to list")),
+    responses(
+        (status = 200, description = "The orders (empty when none)", body = [Order]),
+        (status = 400, description = "Missing or malformed user id (`checkout.invalid_request`, `cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Checkout storage unavailable (`checkout.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_orders(
     ctx: CallContext,
     api: web::Data<dyn CheckoutApi>,

@@ -90,7 +90,7 @@ impl From<IdempotencyKey> for String {
 }
 
 /// What a shopper submits at checkout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlaceOrderRequest {
     /// Whose cart is bought (a session id or a user id).
     pub user_id: UserId,
@@ -145,7 +145,7 @@ pub fn validate_email(email: &str) -> Result<(), InvalidValue> {
 }
 
 /// One line of an order, priced in the order's currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderItem {
     /// The product.
     pub product_id: ProductId,
@@ -160,7 +160,7 @@ pub struct OrderItem {
 }
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Charged, shipped and recorded.
@@ -168,7 +168,7 @@ pub enum OrderStatus {
 }
 
 /// A placed order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Order {
     /// The order's id (a UUID).
     pub order_id: String,

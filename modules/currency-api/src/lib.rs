@@ -34,7 +34,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 };
 
 /// Body of `POST /convert`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConvertRequest {
     /// The amount to convert.
     pub from: Money,
@@ -43,7 +43,7 @@ pub struct ConvertRequest {
 }
 
 /// Answer of `GET /currencies`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CurrencyList {
     /// Supported codes, sorted.
     pub currency_codes: Vec<CurrencyCode>,

@@ -6,8 +6,8 @@
 //! - Requires: nothing.
 //!
 //! REST (served by [`http::configure`], called by [`EmailClient`]):
-//! `POST /api/email/v1/confirmations` → 201 [`Confirmation`] (200 when `message_id` was sent
-//! before), `GET /api/email/v1/confirmations?order_id=...`.
+//! `POST /api/email/v1/confirmations` → 201 [`Confirmation`] (the first one, when `message_id`
+//! was sent before), `GET /api/email/v1/confirmations?order_id=...`.
 
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 };
 
 /// One line of the order being confirmed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SummaryLine {
     /// Product name.
     pub name: String,
@@ -50,7 +50,7 @@ pub struct SummaryLine {
 }
 
 /// What a confirmation says about the order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderSummary {
     /// The order's id.
     pub order_id: String,
@@ -67,7 +67,7 @@ pub struct OrderSummary {
 }
 
 /// A request to confirm an order by e-mail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConfirmationRequest {
     /// Makes sending idempotent: a second request with the same id sends nothing and returns
     /// the first confirmation. For event-driven sends it is the event's id.
@@ -79,7 +79,7 @@ pub struct ConfirmationRequest {
 }
 
 /// A confirmation as sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Confirmation {
     /// The message id (see [`ConfirmationRequest::message_id`]).
     pub message_id: String,

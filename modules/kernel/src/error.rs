@@ -54,7 +54,7 @@ pub trait ApiError:
 }
 
 /// An `application/problem+json` body (RFC 9457) with Cleave's extension members.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type: `urn:cleave:problem:<code>`.
     #[serde(rename = "type", default)]
@@ -70,6 +70,7 @@ pub struct Problem {
     pub code: String,
     /// Typed fields of the error variant, so a remote client can rebuild it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub params: Option<serde_json::Value>,
     /// The request id, to find the logs of this request.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,7 +35,10 @@ fn check_token(kind: &str, raw: &str, max: usize, extra: &[char]) -> Result<(), 
 macro_rules! token_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $max:literal, $extra:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            utoipa::ToSchema,
+        )]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
@@ -90,7 +93,9 @@ token_id!(
 
 /// An ISO 4217 currency code: three upper-case ASCII letters. Whether it is *supported* is the
 /// currency module's business.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct CurrencyCode(String);
 
@@ -141,7 +146,7 @@ const NANOS_PER_UNIT: i64 = 1_000_000_000;
 ///
 /// Invariant (checked by [`Money::validate`]): `nanos` is in `-999_999_999..=999_999_999` and
 /// has the same sign as `units` when both are non-zero.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Money {
     /// ISO 4217 code of the currency.
     pub currency_code: String,
@@ -255,7 +260,7 @@ pub const MAX_ADDRESS_FIELD: usize = 200;
 
 /// A postal address, as in Online Boutique. Shipping owns the concept; checkout and the
 /// storefront pass it along.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Address {
     /// Street and number.
     pub street_address: String,
@@ -304,7 +309,7 @@ impl Address {
 
 /// A payment card as the shopper typed it. Its `Debug` form shows only the last four digits
 /// and never the CVV, so it can sit in structs that get logged.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreditCard {
     /// The card number (digits; spaces and dashes are tolerated and ignored).
     pub number: String,

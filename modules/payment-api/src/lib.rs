@@ -42,7 +42,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 };
 
 /// Body of `POST /charges`: what to charge to which card.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChargeRequest {
     /// The amount, strictly positive, in any well-formed currency.
     pub amount: Money,
@@ -57,7 +57,7 @@ pub struct ChargeRequest {
 }
 
 /// The card networks the shop accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum CardBrand {
     /// VISA: numbers starting with 4, 13, 16 or 19 digits long.
     #[serde(rename = "visa")]
@@ -78,7 +78,7 @@ impl CardBrand {
 }
 
 /// Where a charge stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ChargeStatus {
     /// The amount was charged to the card.
     #[serde(rename = "charged")]
@@ -99,7 +99,7 @@ impl ChargeStatus {
 }
 
 /// One charge, as the payment module keeps it: never with the full card number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Charge {
     /// The charge's id, given by the payment module.
     pub transaction_id: String,

@@ -4,10 +4,19 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use cleave_kernel::types::{ProductId, UserId};
-use cleave_kernel::{CallContext, Failure};
+use cleave_kernel::{CallContext, Failure, Problem};
 use serde::Deserialize;
 
 use crate::{RecommendationApi, RecommendationError, Recommendations};
+
+/// The OpenAPI description of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(recommendations),
+    components(schemas(Recommendations)),
+    tags((name = "recommendation", description = "Products to suggest next to others"))
+)]
+pub struct ApiDoc;
 
 #[derive(Debug, Deserialize)]
 struct Query {
@@ -25,6 +34,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn RecommendationApi>) 
     );
 }
 
+/// Up to 5 catalog products other than the given ones, stable per user and products.
+#[utoipa::path(
+    get,
+    path = "/api/recommendation/v1/recommendations",
+    tag = "recommendation",
+    params(
+        ("user_id" = String, Query, description = "Session or user id"),
+        ("product_ids" = Option<String>, Query, description = "Comma-separated product ids to recommend around (at most 50); empty or absent means none"),
+    ),
+    responses(
+        (status = 200, description = "The recommended product ids", body = Recommendations),
+        (status = 400, description = "Malformed user id (`recommendation.invalid_user_id`), malformed product id (`recommendation.invalid_product_id`), too many product ids (`recommendation.too_many_products`) or malformed query string, e.g. no `user_id` (`cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Recommendations or the catalog unavailable (`recommendation.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn recommendations(
     ctx: CallContext,
     api: web::Data<dyn RecommendationApi>,

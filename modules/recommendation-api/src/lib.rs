@@ -40,7 +40,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 };
 
 /// Answer of `GET /recommendations`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recommendations {
     /// Recommended product ids, at most [`MAX_RESULTS`].
     pub product_ids: Vec<ProductId>,

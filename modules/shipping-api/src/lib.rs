@@ -46,7 +46,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 };
 
 /// One line of what is to be shipped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShippingItem {
     /// The product.
     pub product_id: ProductId,
@@ -55,7 +55,7 @@ pub struct ShippingItem {
 }
 
 /// Body of `POST /quotes`: what a shipment would cost.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuoteRequest {
     /// Where it would go.
     pub address: Address,
@@ -64,14 +64,14 @@ pub struct QuoteRequest {
 }
 
 /// The cost of shipping.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Quote {
     /// In [`QUOTE_CURRENCY`] (US dollars); see [`quote_for`].
     pub cost: Money,
 }
 
 /// Body of `POST /shipments`: ship these items to this address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShipOrderRequest {
     /// Where to ship.
     pub address: Address,
@@ -80,7 +80,7 @@ pub struct ShipOrderRequest {
 }
 
 /// A shipment that was made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Shipment {
     /// Its tracking id, e.g. `AB-12345-1234567` (see [`is_tracking_id`]).
     pub tracking_id: String,
