@@ -93,6 +93,20 @@ impl Cleave {
         }
     }
 
+    /// The first line since the process started that matches, whether it was logged before
+    /// `serve` returned (during start-up) or is still to come.
+    pub(crate) fn find_log(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        let earlier = self
+            .seen
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| pred(v));
+        match earlier {
+            Some(v) => v,
+            None => self.wait_for_log(pred),
+        }
+    }
+
     /// Every line logged so far (waiting for none).
     pub(crate) fn logged(&mut self) -> Vec<String> {
         while let Ok(line) = self.lines.try_recv() {
