@@ -1,5 +1,5 @@
 //! The `cleave` command line: `serve` (the default), `migrate`, `config show|check`,
-//! `modules`.
+//! `modules`, and the identity admin commands `user create`, `token issue`, `keys rotate`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +55,64 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', value_name = "MODULES")]
         modules: Option<Vec<String>>,
     },
+    /// Manage users (in the configured identity database).
+    User {
+        /// create.
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Issue tokens (for operators and tests).
+    Token {
+        /// issue.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Manage the token signing keys.
+    Keys {
+        /// rotate.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// `user` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user. The password is read from standard input (first line), never from
+    /// the command line, where other users of the machine could see it.
+    Create {
+        /// The user's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// A role; repeat for several (default: shopper).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+}
+
+/// `token` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Print a signed access token for `--sub` with the given roles.
+    Issue {
+        /// The subject (user id).
+        #[arg(long)]
+        sub: String,
+        /// A role; repeat for several.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// Lifetime in seconds (at most 900).
+        #[arg(long, default_value_t = 900)]
+        ttl: u64,
+    },
+}
+
+/// `keys` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Make a new signing key current; tokens signed by the previous one stay valid until
+    /// they expire.
+    Rotate,
 }
 
 /// `config` sub-commands.
@@ -159,6 +217,59 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 plan.hosted().join(", ")
             );
         }
+        Command::User {
+            action: UserAction::Create { email, roles },
+        } => {
+            let identity = open_identity(cli.config).await?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = identity_api::Secret(password.trim_end_matches(['\r', '\n']).to_owned());
+            let roles = if roles.is_empty() {
+                vec![cleave_kernel::auth::SHOPPER_ROLE.to_owned()]
+            } else {
+                roles
+            };
+            let user = identity
+                .create_user(&email, &password, &roles)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create the user: {e}"))?;
+            println!(
+                "created user {} ({}) with roles {}",
+                user.user_id,
+                user.email,
+                user.roles.join(",")
+            );
+        }
+        Command::Token {
+            action: TokenAction::Issue { sub, roles, ttl },
+        } => {
+            if ttl == 0 || ttl > cleave_kernel::auth::MAX_ACCESS_TTL_SECS {
+                return Err(CliError::Other(anyhow::anyhow!(
+                    "--ttl must be 1 to {} seconds",
+                    cleave_kernel::auth::MAX_ACCESS_TTL_SECS
+                )));
+            }
+            let identity = open_identity(cli.config).await?;
+            let token = identity
+                .issue_token(&sub, &roles, ttl)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot issue the token: {e}"))?;
+            println!("{token}");
+        }
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => {
+            let identity = open_identity(cli.config).await?;
+            let kid = identity
+                .rotate_keys()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot rotate the keys: {e}"))?;
+            println!(
+                "new signing key {kid}; tokens signed by the previous key stay valid until they expire"
+            );
+        }
         Command::Modules { modules } => {
             let plan = load_plan(cli.config, modules)?;
             println!(
@@ -182,6 +293,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The identity module over the configured database (migrated), for the admin commands.
+async fn open_identity(
+    cli_config: Option<PathBuf>,
+) -> Result<std::sync::Arc<identity::IdentityModule>, CliError> {
+    let settings = load(cli_config, &Overrides::default())?;
+    let db = wiring::migrate(&settings, &["identity"]).await?;
+    Ok(
+        identity::IdentityModule::start(db, &settings.identity, identity::IdentityDeps)
+            .await
+            .map_err(|e| anyhow::anyhow!("identity cannot start: {e}"))?,
+    )
 }
 
 /// The placement this process would have with `--modules modules`.

@@ -243,6 +243,8 @@ pub struct Settings {
     pub checkout: checkout::CheckoutConfig,
     /// `[modules.storefront]`
     pub storefront: storefront::StorefrontConfig,
+    /// `[modules.identity]` (its issuer and audience are also what every process verifies)
+    pub identity: identity::IdentityConfig,
 }
 
 /// Values given on the command line; they override every other layer.
@@ -345,6 +347,10 @@ impl Settings {
             ConfigError::at(&figment, &format!("modules.checkout.{key}"), msg)
         })?;
         let storefront = module_section::<storefront::StorefrontConfig>(&figment, "storefront")?;
+        let identity = module_section::<identity::IdentityConfig>(&figment, "identity")?;
+        identity.validate().map_err(|(key, msg)| {
+            ConfigError::at(&figment, &format!("modules.identity.{key}"), msg)
+        })?;
         if app.events.poll_interval_ms == 0 {
             return Err(ConfigError::at(
                 &figment,
@@ -394,6 +400,7 @@ impl Settings {
             ads,
             checkout,
             storefront,
+            identity,
         })
     }
 

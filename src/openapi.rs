@@ -36,6 +36,7 @@ pub fn document() -> Document {
         ads_api::http::ApiDoc::openapi(),
         email_api::http::ApiDoc::openapi(),
         checkout_api::http::ApiDoc::openapi(),
+        identity_api::http::ApiDoc::openapi(),
     ] {
         doc.merge(part);
     }

@@ -15,18 +15,20 @@ use cart_api::{CartApi, CartClient};
 use catalog_api::{CatalogApi, CatalogClient};
 use checkout_api::{CheckoutApi, CheckoutClient};
 use cleave_kernel::Failure;
+use cleave_kernel::auth::{Authenticator, MAX_LEEWAY_SECS, TokenVerifier};
 use cleave_kernel::client::RemoteClient;
 use cleave_kernel::db::DatabaseReadiness;
 use cleave_kernel::error::KernelError;
 use cleave_kernel::events::{InProcessBus, Relay, RelaySettings};
 use cleave_kernel::forward::configure_forward;
 use cleave_kernel::http::{
-    HttpLimits, ReadinessCheck, configure_extractors, configure_health, configure_not_placed,
-    request_scope,
+    HttpLimits, ReadinessCheck, authenticate, configure_extractors, configure_health,
+    configure_not_placed, request_scope,
 };
 use cleave_kernel::module::{ModuleSpec, Placement, PlacementError, PlacementPlan};
 use currency_api::{CurrencyApi, CurrencyClient};
 use email_api::{EmailApi, EmailClient};
+use identity_api::{IdentityApi, IdentityClient, IdentityKeys, IdentityUsers};
 use payment_api::{PaymentApi, PaymentClient};
 use recommendation_api::{RecommendationApi, RecommendationClient};
 use sea_orm::DatabaseConnection;
@@ -35,7 +37,8 @@ use shipping_api::{ShippingApi, ShippingClient};
 use crate::config::Settings;
 
 /// Every module, in dependency order (a module comes after those it requires).
-pub const SPECS: [ModuleSpec; 10] = [
+pub const SPECS: [ModuleSpec; 11] = [
+    identity_api::SPEC,
     catalog_api::SPEC,
     currency_api::SPEC,
     cart_api::SPEC,
@@ -49,8 +52,8 @@ pub const SPECS: [ModuleSpec; 10] = [
 ];
 
 /// Modules whose tables live in the database (they need a connection when hosted).
-const WITH_TABLES: [&str; 8] = [
-    "catalog", "currency", "cart", "shipping", "payment", "ads", "email", "checkout",
+const WITH_TABLES: [&str; 9] = [
+    "identity", "catalog", "currency", "cart", "shipping", "payment", "ads", "email", "checkout",
 ];
 
 /// Modules that publish or consume events: where one is hosted, the outbox table is needed.
@@ -97,6 +100,10 @@ pub struct Shop {
     pub checkout: Option<Arc<dyn CheckoutApi>>,
     /// The HTML shop, if hosted here.
     pub storefront: Option<Arc<storefront::Storefront>>,
+    /// Identity, if reachable.
+    pub identity: Option<Arc<dyn IdentityApi>>,
+    /// Verifies bearer tokens (when identity is reachable).
+    pub authenticator: Option<Arc<Authenticator>>,
     /// Clients of the modules that run elsewhere: their routes are forwarded through these.
     pub remotes: BTreeMap<&'static str, RemoteClient>,
     /// What `/health/ready` checks.
@@ -191,6 +198,28 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         client
     };
 
+    let identity: Option<Arc<dyn IdentityApi>> = match plan.placement("identity") {
+        Placement::Hosted => Some(
+            identity::IdentityModule::start(conn()?, &settings.identity, identity::IdentityDeps)
+                .await
+                .map_err(|e| anyhow::anyhow!("identity failed to start: {e}"))?,
+        ),
+        Placement::Remote(_) => remote(settings, &plan, "identity")?
+            .map(|c| IdentityClient::new(add_remote(c)).into_api()),
+        Placement::Absent => None,
+    };
+    // Every process verifies tokens itself, from identity's published keys.
+    let authenticator = identity.clone().map(|api| {
+        Arc::new(Authenticator {
+            verifier: TokenVerifier::new(
+                &settings.identity.issuer,
+                &settings.identity.audience,
+                MAX_LEEWAY_SECS,
+                Arc::new(IdentityKeys(api.clone())),
+            ),
+            users: Some(Arc::new(IdentityUsers(api))),
+        })
+    });
     let catalog: Option<Arc<dyn CatalogApi>> = match plan.placement("catalog") {
         Placement::Hosted => Some(
             catalog::CatalogModule::start(conn()?, &settings.catalog, catalog::CatalogDeps)
@@ -348,6 +377,8 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         email,
         checkout,
         storefront,
+        identity,
+        authenticator,
         remotes,
         checks,
         db,
@@ -360,6 +391,9 @@ impl Shop {
     /// endpoints.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         configure_health(cfg, Arc::new(self.checks.clone()));
+        if let Some(auth) = &self.authenticator {
+            cfg.app_data(web::Data::from(auth.clone()));
+        }
         for spec in SPECS {
             if let Some(remote) = self.remotes.get(spec.name) {
                 configure_forward(cfg, remote.clone());
@@ -402,6 +436,10 @@ impl Shop {
                     .checkout
                     .clone()
                     .map(|api| checkout_api::http::configure(cfg, api)),
+                "identity" => self
+                    .identity
+                    .clone()
+                    .map(|api| identity_api::http::configure(cfg, api)),
                 // Pages, not an API: served where the storefront is hosted, nowhere else.
                 "storefront" => {
                     if let Some(shop) = self.storefront.clone() {
@@ -466,6 +504,7 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     let server = HttpServer::new(move || {
         let shop = shop.clone();
         App::new()
+            .wrap(from_fn(authenticate))
             .wrap(from_fn(request_scope))
             .configure(|c| configure_extractors(c, limits))
             .service(crate::openapi::swagger_ui(api_doc.clone()))

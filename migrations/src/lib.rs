@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod currency;
 pub mod email;
 pub mod events;
+pub mod identity;
 pub mod payment;
 pub mod shipping;
 
@@ -33,6 +34,7 @@ pub async fn migrate_up(
         "shipping" => shipping::Migrator::up(db, None).await,
         "checkout" => checkout::Migrator::up(db, None).await,
         "email" => email::Migrator::up(db, None).await,
+        "identity" => identity::Migrator::up(db, None).await,
         "events" => events::Migrator::up(db, None).await,
         _ => Ok(()),
     }

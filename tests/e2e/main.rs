@@ -7,6 +7,7 @@ mod checkout_process;
 mod checkout_saga;
 mod cli;
 mod helpers;
+mod identity;
 mod openapi;
 mod process;
 mod split;

@@ -285,6 +285,91 @@ async fn exercise(base: &str) -> Vec<Seen> {
         Some(json!({"message_id": "x"})),
         &[]
     ));
+    // identity
+    let creds = json!({"email": "doc@example.com", "password": "correct horse"});
+    call!(send(
+        base,
+        Method::POST,
+        "/api/identity/v1/users",
+        Some(creds.clone()),
+        &[]
+    ));
+    call!(send(
+        base,
+        Method::POST,
+        "/api/identity/v1/users",
+        Some(creds.clone()),
+        &[]
+    ));
+    call!(send(
+        base,
+        Method::POST,
+        "/api/identity/v1/users",
+        Some(json!({"email": "x", "password": "correct horse"})),
+        &[]
+    ));
+    let pair = call!(send(
+        base,
+        Method::POST,
+        "/api/identity/v1/tokens",
+        Some(creds.clone()),
+        &[]
+    ));
+    call!(send(
+        base,
+        Method::POST,
+        "/api/identity/v1/tokens",
+        Some(json!({"email": "doc@example.com", "password": "wrong password"})),
+        &[]
+    ));
+    let token = pair["access_token"].as_str().unwrap_or("none").to_owned();
+    let bearer = format!("Bearer {token}");
+    let me = call!(send(
+        base,
+        Method::GET,
+        "/api/identity/v1/me",
+        None,
+        &[("authorization", bearer.as_str())]
+    ));
+    call!(send(base, Method::GET, "/api/identity/v1/me", None, &[]));
+    let user_id = me["user_id"].as_str().unwrap_or("none").to_owned();
+    call!(get(format!("/api/identity/v1/users/{user_id}/active")));
+    call!(get("/api/identity/v1/jwks".into()));
+    let refreshed = call!(send(
+        base,
+        Method::POST,
+        "/api/identity/v1/tokens/refresh",
+        Some(json!({"refresh_token": pair["refresh_token"]})),
+        &[]
+    ));
+    call!(send(
+        base,
+        Method::POST,
+        "/api/identity/v1/tokens/refresh",
+        Some(json!({"refresh_token": pair["refresh_token"]})),
+        &[]
+    ));
+    call!(send(
+        base,
+        Method::POST,
+        "/api/identity/v1/tokens/revoke",
+        Some(json!({"refresh_token": refreshed["refresh_token"]})),
+        &[]
+    ));
+    call!(send(
+        base,
+        Method::DELETE,
+        &format!("/api/identity/v1/users/{user_id}"),
+        None,
+        &[("authorization", bearer.as_str())]
+    ));
+    call!(send(
+        base,
+        Method::DELETE,
+        &format!("/api/identity/v1/users/{user_id}"),
+        None,
+        &[]
+    ));
     seen
 }
 

@@ -47,7 +47,7 @@ pub struct RemoteRequest {
 
 /// Request headers of a module's contract that travel with a call (and are kept when a
 /// request is forwarded), besides the kernel's own context headers.
-pub const CONTRACT_HEADERS: [&str; 1] = ["idempotency-key"];
+pub const CONTRACT_HEADERS: [&str; 2] = ["idempotency-key", "authorization"];
 
 /// The raw answer of a remote module.
 #[derive(Debug, Clone)]
@@ -269,6 +269,28 @@ impl RemoteClient {
         self.decode(res)
     }
 
+    /// Sends `body` as JSON and expects a 2xx answer whose body is ignored (e.g. 204).
+    ///
+    /// # Errors
+    /// As [`RemoteClient::get_json`].
+    pub async fn send_json_no_content<B: Serialize + ?Sized>(
+        &self,
+        ctx: &CallContext,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<(), RemoteError> {
+        let body = serde_json::to_vec(body).map_err(|e| RemoteError::Protocol {
+            module: self.module,
+            status: 0,
+            reason: format!("cannot encode request: {e}"),
+        })?;
+        let res = self
+            .call(self.request(ctx, method, path, Some(body)))
+            .await?;
+        self.check_status(&res)
+    }
+
     /// Sends a request without body and expects a 2xx answer whose body is ignored.
     ///
     /// # Errors
@@ -385,6 +407,16 @@ impl Service<RemoteRequest> for HttpTransport {
             .and_then(|v| HeaderValue::from_str(v).ok())
         {
             builder = builder.header(CONTENT_TYPE, ct);
+        }
+        let forwards_authorization = req.headers.iter().any(|(n, _)| *n == "authorization");
+        if let Some(token) = req
+            .ctx
+            .principal()
+            .and_then(|p| p.access_token.as_deref())
+            .filter(|_| !forwards_authorization)
+        {
+            // The end user's identity travels with the call (token relay).
+            builder = builder.bearer_auth(token);
         }
         for (name, value) in req.headers {
             builder = builder.header(name, value);

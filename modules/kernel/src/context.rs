@@ -51,13 +51,26 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// Who the call is made for. Filled by the identity layer; `None` for anonymous calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who the call is made for. Filled from a verified access token; `None` for anonymous calls.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Principal {
     /// Subject: the user id.
     pub subject: String,
     /// Roles granted to the subject.
     pub roles: Vec<String>,
+    /// The verified access token, relayed on calls to modules in other processes (never
+    /// shown by `Debug`).
+    pub access_token: Option<std::sync::Arc<str>>,
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("subject", &self.subject)
+            .field("roles", &self.roles)
+            .field("access_token", &self.access_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// Request id, deadline and principal of one call chain.

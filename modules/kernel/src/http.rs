@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use tracing::Instrument;
 
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER, RequestId};
-use crate::error::{Failure, KernelError, is_problem_json, problem_response};
+use crate::error::{ApiError, Failure, KernelError, is_problem_json, problem_response};
 
 tokio::task_local! {
     static CURRENT_REQUEST_ID: RequestId;
@@ -115,6 +115,64 @@ fn ensure_problem_body(
     problem.request_id = Some(request_id.to_string());
     let (req, _) = res.into_parts();
     ServiceResponse::new(req, problem_response(status, problem))
+}
+
+/// Middleware (after [`request_scope`]): when the request carries `Authorization: Bearer`,
+/// verifies the token with the app's [`crate::auth::Authenticator`] and puts its principal in
+/// the request's [`CallContext`]; an invalid token is refused with 401 problem+json (and a
+/// `WWW-Authenticate` header), whatever the route. Requests without a token pass as anonymous:
+/// routes decide what needs a principal.
+///
+/// # Errors
+/// Passes on errors of inner services unchanged.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(token) = bearer_token(req.headers()) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let outcome = match req.app_data::<web::Data<crate::auth::Authenticator>>() {
+        Some(auth) => auth.authenticate(&token).await,
+        None => Err(crate::auth::AuthError::Unauthenticated {
+            reason: "this process accepts no access tokens".into(),
+        }),
+    };
+    match outcome {
+        Ok(principal) => {
+            let ctx = req
+                .extensions()
+                .get::<CallContext>()
+                .cloned()
+                .unwrap_or_else(|| context_from_headers(req.headers()));
+            req.extensions_mut().insert(ctx.with_principal(principal));
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        Err(err) => {
+            let unauthenticated = err.status() == StatusCode::UNAUTHORIZED;
+            let mut res = actix_web::ResponseError::error_response(&Failure::from(err));
+            if unauthenticated {
+                res.headers_mut().insert(
+                    actix_web::http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            Ok(req.into_response(res))
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
 }
 
 /// The call context a request's headers describe (a fresh request id when it has none).

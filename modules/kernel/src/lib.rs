@@ -1,5 +1,6 @@
 //! Cleave's kernel: the runtime plumbing every module shares and no module owns.
 //!
+//! - [`auth`]: access tokens (claims, JWKS) and their verification.
 //! - [`module`]: what a module is ([`module::ModuleSpec`], [`module::Module`]).
 //! - [`context`]: the [`context::CallContext`] (request id, deadline, principal) that travels
 //!   through every local and remote call.
@@ -13,6 +14,7 @@
 //! - [`db`]: database connections (SQLite by default, PostgreSQL by URL).
 //! - [`telemetry`]: JSON or pretty logs with the request id on every line.
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod context;

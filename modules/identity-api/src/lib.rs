@@ -1,0 +1,504 @@
+//! Contract of the `identity` module: users, credentials, tokens and signing keys.
+//!
+//! - Owns: users (email, Argon2id password hash, roles), refresh tokens (stored hashed, in
+//!   rotation families), signing keys (Ed25519).
+//! - Provides: [`IdentityApi`]: `register`, `login`, `refresh`, `logout`, `whoami`, `jwks`,
+//!   `user_active`, `delete_user`.
+//! - Requires: nothing.
+//!
+//! REST (served by [`http::configure`], called by [`IdentityClient`]):
+//! `POST /api/identity/v1/users` (register), `POST /api/identity/v1/tokens` (login),
+//! `POST /api/identity/v1/tokens/refresh`, `POST /api/identity/v1/tokens/revoke` (logout),
+//! `GET /api/identity/v1/me`, `GET /api/identity/v1/jwks`,
+//! `GET /api/identity/v1/users/{user_id}/active`, `DELETE /api/identity/v1/users/{user_id}`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use async_trait::async_trait;
+use cleave_kernel::CallContext;
+use cleave_kernel::auth::{Jwks, KeySource};
+use cleave_kernel::client::{Method, RemoteClient, encode};
+use cleave_kernel::error::ApiError;
+use cleave_kernel::module::ModuleSpec;
+use serde::{Deserialize, Serialize};
+
+pub mod http;
+
+/// The module's name, config section and route prefix.
+pub const MODULE: &str = "identity";
+
+/// Shortest accepted password (OWASP: at least 8).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest accepted password (bounds the hashing work one request can ask for).
+pub const MAX_PASSWORD_CHARS: usize = 128;
+
+/// What the identity module is.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: MODULE,
+    owns: "users, credentials, refresh tokens, signing keys",
+    provides: &[
+        "register",
+        "login",
+        "refresh",
+        "logout",
+        "whoami",
+        "jwks",
+        "user_active",
+        "delete_user",
+    ],
+    requires: &[],
+};
+
+/// A secret string (password, token): serialized as is, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Body of register and login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Credentials {
+    /// The e-mail address (compared case-insensitively).
+    pub email: String,
+    /// The password.
+    pub password: Secret,
+}
+
+/// A user as others may see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct User {
+    /// The user id (a UUID): the `sub` of their tokens and the id their cart and orders use.
+    pub user_id: String,
+    /// Their e-mail address, lower-cased.
+    pub email: String,
+    /// Their roles (`shopper`, `admin`).
+    pub roles: Vec<String>,
+    /// When they registered (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// What login and refresh answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenPair {
+    /// A signed JWT (`typ: at+jwt`) for `Authorization: Bearer`.
+    pub access_token: Secret,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// An opaque token for one refresh; a new one comes with each refresh.
+    pub refresh_token: Secret,
+}
+
+/// Body of refresh and logout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RefreshRequest {
+    /// The refresh token.
+    pub refresh_token: Secret,
+}
+
+/// Whether a user exists and may act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserStatus {
+    /// False for deleted or unknown users.
+    pub active: bool,
+}
+
+/// Errors of the identity contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "params")]
+pub enum IdentityError {
+    /// The e-mail address is malformed.
+    #[serde(rename = "identity.invalid_email")]
+    #[error("invalid email: {detail}")]
+    InvalidEmail {
+        /// What is wrong.
+        detail: String,
+    },
+    /// The password is too short or too long.
+    #[serde(rename = "identity.invalid_password")]
+    #[error("a password is {min} to {max} characters long")]
+    InvalidPassword {
+        /// Shortest.
+        min: usize,
+        /// Longest.
+        max: usize,
+    },
+    /// Someone registered with this address already.
+    #[serde(rename = "identity.email_taken")]
+    #[error("this email address is already registered")]
+    EmailTaken,
+    /// Wrong e-mail or password (which one is not said).
+    #[serde(rename = "identity.invalid_credentials")]
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    /// The refresh token is unknown, expired or revoked.
+    #[serde(rename = "identity.invalid_refresh_token")]
+    #[error("the refresh token is not valid")]
+    InvalidRefreshToken,
+    /// A refresh token was used twice: the whole family is revoked (RFC 9700 §4.14.2).
+    #[serde(rename = "identity.refresh_token_reused")]
+    #[error("the refresh token was already used; every token of its session is revoked")]
+    RefreshTokenReused,
+    /// The call needs an authenticated user.
+    #[serde(rename = "identity.unauthenticated")]
+    #[error("this needs an access token")]
+    Unauthenticated,
+    /// The caller may not do this.
+    #[serde(rename = "identity.forbidden")]
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// What is missing.
+        reason: String,
+    },
+    /// No such user.
+    #[serde(rename = "identity.user_not_found")]
+    #[error("user {user_id} not found")]
+    UserNotFound {
+        /// The id asked for.
+        user_id: String,
+    },
+    /// The identity module (or its storage) cannot be reached.
+    #[serde(rename = "identity.unavailable")]
+    #[error("identity is unavailable: {reason}")]
+    Unavailable {
+        /// Why (logged, not sent).
+        #[serde(skip)]
+        reason: String,
+    },
+    /// A bug in the identity module.
+    #[serde(rename = "identity.internal")]
+    #[error("identity internal error: {reason}")]
+    Internal {
+        /// What went wrong (logged, not sent).
+        #[serde(skip)]
+        reason: String,
+    },
+}
+
+impl ApiError for IdentityError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidEmail { .. } => "identity.invalid_email",
+            Self::InvalidPassword { .. } => "identity.invalid_password",
+            Self::EmailTaken => "identity.email_taken",
+            Self::InvalidCredentials => "identity.invalid_credentials",
+            Self::InvalidRefreshToken => "identity.invalid_refresh_token",
+            Self::RefreshTokenReused => "identity.refresh_token_reused",
+            Self::Unauthenticated => "identity.unauthenticated",
+            Self::Forbidden { .. } => "identity.forbidden",
+            Self::UserNotFound { .. } => "identity.user_not_found",
+            Self::Unavailable { .. } => "identity.unavailable",
+            Self::Internal { .. } => "identity.internal",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidEmail { .. } | Self::InvalidPassword { .. } => StatusCode::BAD_REQUEST,
+            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::InvalidCredentials
+            | Self::InvalidRefreshToken
+            | Self::RefreshTokenReused
+            | Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::UserNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn unavailable(reason: String) -> Self {
+        Self::Unavailable { reason }
+    }
+
+    fn internal(reason: String) -> Self {
+        Self::Internal { reason }
+    }
+}
+
+/// Normalises and checks an e-mail address: trimmed, lower-cased, one `@`, a dot in the
+/// domain, no spaces, at most 254 characters.
+///
+/// # Errors
+/// [`IdentityError::InvalidEmail`].
+pub fn normalize_email(raw: &str) -> Result<String, IdentityError> {
+    let email = raw.trim().to_lowercase();
+    let bad = |detail: &str| {
+        Err(IdentityError::InvalidEmail {
+            detail: detail.to_owned(),
+        })
+    };
+    if email.is_empty() || email.chars().count() > 254 {
+        return bad("must be 1 to 254 characters long");
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("must not contain spaces");
+    }
+    match email.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.') =>
+        {
+            Ok(email)
+        }
+        _ => bad("is not an address like name@example.com"),
+    }
+}
+
+/// Checks a password's length.
+///
+/// # Errors
+/// [`IdentityError::InvalidPassword`].
+pub fn check_password(password: &Secret) -> Result<(), IdentityError> {
+    let n = password.expose().chars().count();
+    if (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        Ok(())
+    } else {
+        Err(IdentityError::InvalidPassword {
+            min: MIN_PASSWORD_CHARS,
+            max: MAX_PASSWORD_CHARS,
+        })
+    }
+}
+
+/// The identity contract. Reach the identity module only through this trait.
+#[async_trait]
+pub trait IdentityApi: Send + Sync {
+    /// Creates a shopper account.
+    ///
+    /// # Errors
+    /// [`IdentityError::InvalidEmail`], [`IdentityError::InvalidPassword`],
+    /// [`IdentityError::EmailTaken`], [`IdentityError::Unavailable`].
+    async fn register(&self, ctx: &CallContext, req: Credentials) -> Result<User, IdentityError>;
+
+    /// Checks the credentials and starts a session: an access token and a refresh token.
+    ///
+    /// # Errors
+    /// [`IdentityError::InvalidCredentials`], [`IdentityError::Unavailable`].
+    async fn login(&self, ctx: &CallContext, req: Credentials) -> Result<TokenPair, IdentityError>;
+
+    /// Exchanges a refresh token for a new pair. The old one is spent; using it again revokes
+    /// the session.
+    ///
+    /// # Errors
+    /// [`IdentityError::InvalidRefreshToken`], [`IdentityError::RefreshTokenReused`],
+    /// [`IdentityError::Unavailable`].
+    async fn refresh(
+        &self,
+        ctx: &CallContext,
+        refresh_token: Secret,
+    ) -> Result<TokenPair, IdentityError>;
+
+    /// Ends the session of a refresh token (every token of its family). Unknown tokens are
+    /// fine (logging out twice is not an error).
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`].
+    async fn logout(&self, ctx: &CallContext, refresh_token: Secret) -> Result<(), IdentityError>;
+
+    /// The user the call is made for.
+    ///
+    /// # Errors
+    /// [`IdentityError::Unauthenticated`], [`IdentityError::UserNotFound`],
+    /// [`IdentityError::Unavailable`].
+    async fn whoami(&self, ctx: &CallContext) -> Result<User, IdentityError>;
+
+    /// The public keys tokens are signed with.
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`].
+    async fn jwks(&self, ctx: &CallContext) -> Result<Jwks, IdentityError>;
+
+    /// Whether `user_id` exists and is not deleted.
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`].
+    async fn user_active(
+        &self,
+        ctx: &CallContext,
+        user_id: String,
+    ) -> Result<UserStatus, IdentityError>;
+
+    /// Deletes a user (admins only): their tokens stop working at once.
+    ///
+    /// # Errors
+    /// [`IdentityError::Unauthenticated`], [`IdentityError::Forbidden`],
+    /// [`IdentityError::UserNotFound`], [`IdentityError::Unavailable`].
+    async fn delete_user(&self, ctx: &CallContext, user_id: String) -> Result<(), IdentityError>;
+}
+
+/// Any [`IdentityApi`] as the source of the keys a token verifier uses.
+pub struct IdentityKeys(pub Arc<dyn IdentityApi>);
+
+#[async_trait]
+impl KeySource for IdentityKeys {
+    async fn jwks(&self) -> Result<Jwks, String> {
+        self.0
+            .jwks(&CallContext::root())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Any [`IdentityApi`] as the directory that tells whether a token's user still exists.
+pub struct IdentityUsers(pub Arc<dyn IdentityApi>);
+
+#[async_trait]
+impl cleave_kernel::auth::UserDirectory for IdentityUsers {
+    async fn is_active(&self, subject: &str) -> Result<bool, String> {
+        self.0
+            .user_active(&CallContext::root(), subject.to_owned())
+            .await
+            .map(|s| s.active)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The identity module in another process, reached over its REST API.
+#[derive(Debug, Clone)]
+pub struct IdentityClient {
+    remote: RemoteClient,
+}
+
+impl IdentityClient {
+    /// A client calling through `remote`.
+    pub fn new(remote: RemoteClient) -> Self {
+        Self { remote }
+    }
+
+    /// As a shared contract object.
+    pub fn into_api(self) -> Arc<dyn IdentityApi> {
+        Arc::new(self)
+    }
+}
+
+#[async_trait]
+impl IdentityApi for IdentityClient {
+    async fn register(&self, ctx: &CallContext, req: Credentials) -> Result<User, IdentityError> {
+        self.remote
+            .send_json(ctx, Method::POST, "/api/identity/v1/users", &req)
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn login(&self, ctx: &CallContext, req: Credentials) -> Result<TokenPair, IdentityError> {
+        self.remote
+            .send_json(ctx, Method::POST, "/api/identity/v1/tokens", &req)
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn refresh(
+        &self,
+        ctx: &CallContext,
+        refresh_token: Secret,
+    ) -> Result<TokenPair, IdentityError> {
+        self.remote
+            .send_json(
+                ctx,
+                Method::POST,
+                "/api/identity/v1/tokens/refresh",
+                &RefreshRequest { refresh_token },
+            )
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn logout(&self, ctx: &CallContext, refresh_token: Secret) -> Result<(), IdentityError> {
+        self.remote
+            .send_json_no_content(
+                ctx,
+                Method::POST,
+                "/api/identity/v1/tokens/revoke",
+                &RefreshRequest { refresh_token },
+            )
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn whoami(&self, ctx: &CallContext) -> Result<User, IdentityError> {
+        self.remote
+            .get_json(ctx, "/api/identity/v1/me")
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn jwks(&self, ctx: &CallContext) -> Result<Jwks, IdentityError> {
+        self.remote
+            .get_json(ctx, "/api/identity/v1/jwks")
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn user_active(
+        &self,
+        ctx: &CallContext,
+        user_id: String,
+    ) -> Result<UserStatus, IdentityError> {
+        self.remote
+            .get_json(
+                ctx,
+                &format!("/api/identity/v1/users/{}/active", encode(&user_id)),
+            )
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn delete_user(&self, ctx: &CallContext, user_id: String) -> Result<(), IdentityError> {
+        self.remote
+            .send_empty(
+                ctx,
+                Method::DELETE,
+                &format!("/api/identity/v1/users/{}", encode(&user_id)),
+            )
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let creds = Credentials {
+            email: "a@example.com".into(),
+            password: Secret("hunter2hunter2".into()),
+        };
+        assert!(!format!("{creds:?}").contains("hunter2"));
+        assert_eq!(
+            serde_json::to_value(&creds).expect("json")["password"],
+            "hunter2hunter2"
+        );
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            normalize_email("  Alice@Example.COM ").expect("ok"),
+            "alice@example.com"
+        );
+        assert!(normalize_email("no-at-sign").is_err());
+        assert!(normalize_email("a@b").is_err());
+    }
+}

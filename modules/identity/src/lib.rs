@@ -1,0 +1,561 @@
+//! The `identity` module: users, their sessions and the keys their tokens are signed with.
+//!
+//! - Owns: tables `identity_users`, `identity_refresh_tokens`, `identity_signing_keys`
+//!   (migrations in `cleave-migrations::identity`).
+//! - Provides: [`identity_api::IdentityApi`] through [`IdentityModule`], plus operator
+//!   commands ([`IdentityModule::create_user`], [`IdentityModule::issue_token`],
+//!   [`IdentityModule::rotate_keys`]).
+//! - Requires: nothing.
+//!
+//! Passwords are hashed with Argon2id (m = 19456 KiB, t = 2, p = 1, OWASP's minimum), on the
+//! blocking pool, at most `max_concurrent_hashes` at a time so a login flood cannot take every
+//! core. Access tokens are EdDSA-signed JWTs (`typ: at+jwt`, at most 15 minutes) with `iss`,
+//! `aud`, `sub`, `exp`, `iat`, `jti` and `roles`. Refresh tokens are random, stored as SHA-256
+//! hashes, single use: each refresh spends the token and issues the next one of the same
+//! family; presenting a spent token again revokes the whole family (RFC 9700 §4.14.2).
+//! Rotating keys keeps the old public key published until every token it signed has expired.
+
+mod entity;
+
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use async_trait::async_trait;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use cleave_kernel::CallContext;
+use cleave_kernel::auth::{
+    ACCESS_TOKEN_TYPE, ADMIN_ROLE, AccessClaims, Jwks, MAX_ACCESS_TTL_SECS, MAX_LEEWAY_SECS,
+    PublicJwk, SHOPPER_ROLE,
+};
+use cleave_kernel::events::now_ms;
+use identity_api::{
+    Credentials, IdentityApi, IdentityError, Secret, TokenPair, User, UserStatus, check_password,
+    normalize_email,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    SqlErr, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use entity::{refresh_token, signing_key, user};
+
+/// Settings of `[modules.identity]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdentityConfig {
+    /// The `iss` of the tokens issued.
+    pub issuer: String,
+    /// The `aud` of the tokens issued (every module of the shop accepts it).
+    pub audience: String,
+    /// Access token lifetime, 60 to 900 seconds.
+    pub access_ttl_secs: u64,
+    /// Refresh token lifetime.
+    pub refresh_ttl_secs: u64,
+    /// Most password hashes computed at once (each takes ~19 MiB and a core for tens of ms).
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "cleave".into(),
+            audience: "cleave".into(),
+            access_ttl_secs: MAX_ACCESS_TTL_SECS,
+            refresh_ttl_secs: 14 * 24 * 3600,
+            max_concurrent_hashes: 2,
+        }
+    }
+}
+
+impl IdentityConfig {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// `(key, message)` naming the bad key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(60..=MAX_ACCESS_TTL_SECS).contains(&self.access_ttl_secs) {
+            return Err((
+                "access_ttl_secs",
+                format!("must be between 60 and {MAX_ACCESS_TTL_SECS}"),
+            ));
+        }
+        if self.refresh_ttl_secs < self.access_ttl_secs {
+            return Err((
+                "refresh_ttl_secs",
+                "must be at least access_ttl_secs".into(),
+            ));
+        }
+        if self.max_concurrent_hashes == 0 {
+            return Err(("max_concurrent_hashes", "must be at least 1".into()));
+        }
+        for (key, value) in [("issuer", &self.issuer), ("audience", &self.audience)] {
+            if value.trim().is_empty() {
+                return Err((key, "must not be empty".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the identity module needs from other modules: nothing.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityDeps;
+
+/// The identity module, in process.
+pub struct IdentityModule {
+    db: DatabaseConnection,
+    config: IdentityConfig,
+    hashing: Semaphore,
+    /// A hash of a random password, verified against when the e-mail is unknown, so that
+    /// "no such user" and "wrong password" take the same time.
+    dummy_hash: String,
+}
+
+fn storage_error(err: DbErr) -> IdentityError {
+    cleave_kernel::db::storage_error(&err)
+}
+
+fn internal(reason: impl std::fmt::Display) -> IdentityError {
+    IdentityError::Internal {
+        reason: reason.to_string(),
+    }
+}
+
+fn argon2() -> Result<Argon2<'static>, IdentityError> {
+    let params = Params::new(
+        Params::DEFAULT_M_COST,
+        Params::DEFAULT_T_COST,
+        Params::DEFAULT_P_COST,
+        None,
+    )
+    .map_err(internal)?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+fn sha256_hex(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_token() -> Result<String, IdentityError> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| internal("no randomness"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn roles_of(row: &user::Model) -> Vec<String> {
+    row.roles
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn to_user(row: &user::Model) -> User {
+    User {
+        user_id: row.user_id.clone(),
+        email: row.email.clone(),
+        roles: roles_of(row),
+        created_at: rfc3339(row.created_at_ms),
+    }
+}
+
+/// Checks a role name: lower-case letters, digits, `_` or `-`, 1 to 32 characters.
+fn valid_role(role: &str) -> bool {
+    !role.is_empty()
+        && role.len() <= 32
+        && role
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+impl IdentityModule {
+    /// The module over its (migrated) database. Creates a signing key if there is none.
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`] when the database cannot be used.
+    pub async fn start(
+        db: DatabaseConnection,
+        config: &IdentityConfig,
+        _deps: IdentityDeps,
+    ) -> Result<Arc<Self>, IdentityError> {
+        let module = Self {
+            db,
+            config: config.clone(),
+            hashing: Semaphore::new(config.max_concurrent_hashes),
+            dummy_hash: String::new(),
+        };
+        let dummy = module.hash(&Secret(random_token()?)).await?;
+        let module = Self {
+            dummy_hash: dummy,
+            ..module
+        };
+        if module.active_key().await?.is_none() {
+            module.rotate_keys().await?;
+        }
+        Ok(Arc::new(module))
+    }
+
+    async fn hash(&self, password: &Secret) -> Result<String, IdentityError> {
+        let _permit = self.hashing.acquire().await.map_err(internal)?;
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || {
+            argon2()?
+                .hash_password(password.expose().as_bytes())
+                .map(|h| h.to_string())
+                .map_err(internal)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    async fn verify(&self, password: &Secret, hash: &str) -> Result<bool, IdentityError> {
+        let _permit = self.hashing.acquire().await.map_err(internal)?;
+        let (password, hash) = (password.clone(), hash.to_owned());
+        tokio::task::spawn_blocking(move || {
+            Ok(argon2()?
+                .verify_password(password.expose().as_bytes(), hash.as_str())
+                .is_ok())
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// The newest signing key that is not retired.
+    async fn active_key(&self) -> Result<Option<signing_key::Model>, IdentityError> {
+        signing_key::Entity::find()
+            .filter(signing_key::Column::RetiredAtMs.is_null())
+            .order_by_desc(signing_key::Column::CreatedAtMs)
+            .one(&self.db)
+            .await
+            .map_err(storage_error)
+    }
+
+    /// Creates a new signing key and retires the others; tokens they signed stay valid (their
+    /// public keys stay published) until they expire. Returns the new key id.
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`] when the database cannot be written.
+    pub async fn rotate_keys(&self) -> Result<String, IdentityError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| internal("key generation"))?;
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(internal)?;
+        let kid = uuid::Uuid::now_v7().to_string();
+        let now = now_ms();
+        let tx = self.db.begin().await.map_err(storage_error)?;
+        signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::RetiredAtMs, Expr::value(now))
+            .filter(signing_key::Column::RetiredAtMs.is_null())
+            .exec(&tx)
+            .await
+            .map_err(storage_error)?;
+        signing_key::Entity::insert(signing_key::ActiveModel {
+            kid: ActiveValue::Set(kid.clone()),
+            private_pkcs8: ActiveValue::Set(STANDARD.encode(pkcs8.as_ref())),
+            public_x: ActiveValue::Set(URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())),
+            created_at_ms: ActiveValue::Set(now),
+            retired_at_ms: ActiveValue::Set(None),
+        })
+        .exec_without_returning(&tx)
+        .await
+        .map_err(storage_error)?;
+        tx.commit().await.map_err(storage_error)?;
+        tracing::info!(kid = %kid, "signing key rotated");
+        Ok(kid)
+    }
+
+    /// Signs an access token for `sub` with `roles`, valid `ttl_secs` (at most 15 minutes).
+    ///
+    /// # Errors
+    /// [`IdentityError::Unavailable`]; [`IdentityError::Internal`] without a signing key.
+    pub async fn issue_token(
+        &self,
+        sub: &str,
+        roles: &[String],
+        ttl_secs: u64,
+    ) -> Result<String, IdentityError> {
+        let key = self
+            .active_key()
+            .await?
+            .ok_or_else(|| internal("no signing key"))?;
+        let der = STANDARD.decode(&key.private_pkcs8).map_err(internal)?;
+        let now = now_ms() / 1000;
+        let ttl = i64::try_from(ttl_secs.min(MAX_ACCESS_TTL_SECS)).unwrap_or(60);
+        let claims = AccessClaims {
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
+            sub: sub.to_owned(),
+            exp: now + ttl,
+            iat: now,
+            nbf: None,
+            jti: uuid::Uuid::new_v4().to_string(),
+            roles: roles.to_vec(),
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(&der),
+        )
+        .map_err(internal)
+    }
+
+    /// Creates a user with `roles` (operators: `cleave user create`).
+    ///
+    /// # Errors
+    /// As [`IdentityApi::register`], and [`IdentityError::InvalidEmail`] naming a bad role.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &Secret,
+        roles: &[String],
+    ) -> Result<User, IdentityError> {
+        let email = normalize_email(email)?;
+        check_password(password)?;
+        if let Some(bad) = roles.iter().find(|r| !valid_role(r)) {
+            return Err(IdentityError::InvalidEmail {
+                detail: format!("role {bad:?} is not a valid role name"),
+            });
+        }
+        let hash = self.hash(password).await?;
+        let row = user::Model {
+            user_id: uuid::Uuid::now_v7().to_string(),
+            email,
+            password_hash: hash,
+            roles: roles.join(","),
+            created_at_ms: now_ms(),
+            deleted_at_ms: None,
+        };
+        let active: user::ActiveModel = row.clone().into();
+        match user::Entity::insert(active)
+            .exec_without_returning(&self.db)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(IdentityError::EmailTaken);
+            }
+            Err(e) => return Err(storage_error(e)),
+        }
+        tracing::info!(user_id = %row.user_id, "user created");
+        Ok(to_user(&row))
+    }
+
+    async fn start_session(
+        &self,
+        user: &user::Model,
+        family_id: Option<String>,
+    ) -> Result<TokenPair, IdentityError> {
+        let access = self
+            .issue_token(&user.user_id, &roles_of(user), self.config.access_ttl_secs)
+            .await?;
+        let refresh = random_token()?;
+        let now = now_ms();
+        let ttl_ms =
+            i64::try_from(self.config.refresh_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        refresh_token::Entity::insert(refresh_token::ActiveModel {
+            token_hash: ActiveValue::Set(sha256_hex(&refresh)),
+            family_id: ActiveValue::Set(
+                family_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            ),
+            user_id: ActiveValue::Set(user.user_id.clone()),
+            issued_at_ms: ActiveValue::Set(now),
+            expires_at_ms: ActiveValue::Set(now.saturating_add(ttl_ms)),
+            used_at_ms: ActiveValue::Set(None),
+            revoked_at_ms: ActiveValue::Set(None),
+        })
+        .exec_without_returning(&self.db)
+        .await
+        .map_err(storage_error)?;
+        Ok(TokenPair {
+            access_token: Secret(access),
+            token_type: "Bearer".into(),
+            expires_in: self.config.access_ttl_secs,
+            refresh_token: Secret(refresh),
+        })
+    }
+
+    async fn revoke_family(&self, family_id: &str) -> Result<(), IdentityError> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAtMs, Expr::value(now_ms()))
+            .filter(refresh_token::Column::FamilyId.eq(family_id))
+            .filter(refresh_token::Column::RevokedAtMs.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    async fn live_user(&self, user_id: &str) -> Result<Option<user::Model>, IdentityError> {
+        Ok(user::Entity::find_by_id(user_id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(storage_error)?
+            .filter(|u| u.deleted_at_ms.is_none()))
+    }
+}
+
+#[async_trait]
+impl IdentityApi for IdentityModule {
+    async fn register(&self, _ctx: &CallContext, req: Credentials) -> Result<User, IdentityError> {
+        self.create_user(&req.email, &req.password, &[SHOPPER_ROLE.to_owned()])
+            .await
+    }
+
+    async fn login(
+        &self,
+        _ctx: &CallContext,
+        req: Credentials,
+    ) -> Result<TokenPair, IdentityError> {
+        let email = normalize_email(&req.email).map_err(|_| IdentityError::InvalidCredentials)?;
+        let found = user::Entity::find()
+            .filter(user::Column::Email.eq(email))
+            .one(&self.db)
+            .await
+            .map_err(storage_error)?
+            .filter(|u| u.deleted_at_ms.is_none());
+        let hash = found
+            .as_ref()
+            .map_or(self.dummy_hash.as_str(), |u| u.password_hash.as_str());
+        let matches = self.verify(&req.password, hash).await?;
+        match found {
+            Some(user) if matches => {
+                tracing::info!(user_id = %user.user_id, "login");
+                self.start_session(&user, None).await
+            }
+            _ => Err(IdentityError::InvalidCredentials),
+        }
+    }
+
+    async fn refresh(
+        &self,
+        _ctx: &CallContext,
+        refresh_token: Secret,
+    ) -> Result<TokenPair, IdentityError> {
+        let hash = sha256_hex(refresh_token.expose());
+        let now = now_ms();
+        // Spend the token atomically: of two concurrent refreshes with it, one wins.
+        let spent = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::UsedAtMs, Expr::value(now))
+            .filter(refresh_token::Column::TokenHash.eq(hash.as_str()))
+            .filter(refresh_token::Column::UsedAtMs.is_null())
+            .filter(refresh_token::Column::RevokedAtMs.is_null())
+            .filter(refresh_token::Column::ExpiresAtMs.gt(now))
+            .exec(&self.db)
+            .await
+            .map_err(storage_error)?;
+        let row = refresh_token::Entity::find_by_id(hash)
+            .one(&self.db)
+            .await
+            .map_err(storage_error)?
+            .ok_or(IdentityError::InvalidRefreshToken)?;
+        if spent.rows_affected == 0 {
+            if row.used_at_ms.is_some() && row.revoked_at_ms.is_none() {
+                // A spent token presented again: stolen or replayed. End the session.
+                self.revoke_family(&row.family_id).await?;
+                tracing::warn!(user_id = %row.user_id, family_id = %row.family_id, "refresh token reused; session revoked");
+                return Err(IdentityError::RefreshTokenReused);
+            }
+            return Err(IdentityError::InvalidRefreshToken);
+        }
+        let user = self
+            .live_user(&row.user_id)
+            .await?
+            .ok_or(IdentityError::InvalidRefreshToken)?;
+        self.start_session(&user, Some(row.family_id)).await
+    }
+
+    async fn logout(&self, _ctx: &CallContext, refresh_token: Secret) -> Result<(), IdentityError> {
+        let row = refresh_token::Entity::find_by_id(sha256_hex(refresh_token.expose()))
+            .one(&self.db)
+            .await
+            .map_err(storage_error)?;
+        if let Some(row) = row {
+            self.revoke_family(&row.family_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn whoami(&self, ctx: &CallContext) -> Result<User, IdentityError> {
+        let principal = ctx.principal().ok_or(IdentityError::Unauthenticated)?;
+        let user = self.live_user(&principal.subject).await?.ok_or_else(|| {
+            IdentityError::UserNotFound {
+                user_id: principal.subject.clone(),
+            }
+        })?;
+        Ok(to_user(&user))
+    }
+
+    async fn jwks(&self, _ctx: &CallContext) -> Result<Jwks, IdentityError> {
+        // A retired key signs nothing new but verifies what it signed until that expires.
+        let keep_after = now_ms().saturating_sub(
+            i64::try_from((self.config.access_ttl_secs + MAX_LEEWAY_SECS) * 1000)
+                .unwrap_or(i64::MAX),
+        );
+        let keys = signing_key::Entity::find()
+            .order_by_desc(signing_key::Column::CreatedAtMs)
+            .all(&self.db)
+            .await
+            .map_err(storage_error)?
+            .into_iter()
+            .filter(|k| k.retired_at_ms.is_none_or(|at| at > keep_after))
+            .map(|k| PublicJwk::ed25519(&k.kid, &k.public_x))
+            .collect();
+        Ok(Jwks { keys })
+    }
+
+    async fn user_active(
+        &self,
+        _ctx: &CallContext,
+        user_id: String,
+    ) -> Result<UserStatus, IdentityError> {
+        Ok(UserStatus {
+            active: self.live_user(&user_id).await?.is_some(),
+        })
+    }
+
+    async fn delete_user(&self, ctx: &CallContext, user_id: String) -> Result<(), IdentityError> {
+        let principal = ctx.principal().ok_or(IdentityError::Unauthenticated)?;
+        if !principal.roles.iter().any(|r| r == ADMIN_ROLE) {
+            return Err(IdentityError::Forbidden {
+                reason: "deleting users needs the admin role".into(),
+            });
+        }
+        let now = now_ms();
+        let deleted = user::Entity::update_many()
+            .col_expr(user::Column::DeletedAtMs, Expr::value(now))
+            .filter(user::Column::UserId.eq(user_id.as_str()))
+            .filter(user::Column::DeletedAtMs.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(storage_error)?;
+        if deleted.rows_affected == 0 {
+            return Err(IdentityError::UserNotFound { user_id });
+        }
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAtMs, Expr::value(now))
+            .filter(refresh_token::Column::UserId.eq(user_id.as_str()))
+            .filter(refresh_token::Column::RevokedAtMs.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(storage_error)?;
+        tracing::info!(user_id = %user_id, by = %principal.subject, "user deleted");
+        Ok(())
+    }
+}

@@ -1,0 +1,493 @@
+//! The identity module in process and over HTTP: sessions (register, login, refresh rotation,
+//! reuse detection, logout), what is stored, key rotation, and every way a forged or stale
+//! access token must be refused by the kernel's verifier.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use cleave_kernel::CallContext;
+use cleave_kernel::auth::{AccessClaims, AuthError, Authenticator, TokenVerifier};
+use cleave_kernel::client::{RemoteClient, RemoteSettings};
+use cleave_kernel::events::now_ms;
+use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cleave_migrations::MigratorTrait;
+use identity::{IdentityConfig, IdentityDeps, IdentityModule};
+use identity_api::{
+    Credentials, IdentityApi, IdentityClient, IdentityError, IdentityKeys, IdentityUsers, Secret,
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+
+async fn start(db: &TestDb) -> (Arc<IdentityModule>, DatabaseConnection) {
+    let conn = db.connect().await;
+    cleave_migrations::identity::Migrator::up(&conn, None)
+        .await
+        .expect("migrate identity");
+    let module = IdentityModule::start(conn.clone(), &IdentityConfig::default(), IdentityDeps)
+        .await
+        .expect("start identity");
+    (module, conn)
+}
+
+fn verifier(api: Arc<dyn IdentityApi>) -> TokenVerifier {
+    TokenVerifier::new("cleave", "cleave", 30, Arc::new(IdentityKeys(api)))
+}
+
+fn creds(email: &str, password: &str) -> Credentials {
+    Credentials {
+        email: email.into(),
+        password: Secret(password.into()),
+    }
+}
+
+fn fresh_email() -> String {
+    format!("user-{}@example.com", uuid::Uuid::new_v4())
+}
+
+/// What every `IdentityApi` must do; `verifier` checks the tokens it hands out.
+async fn sessions(label: &str, api: &dyn IdentityApi, verifier: &TokenVerifier) {
+    let ctx = CallContext::root();
+    let email = fresh_email();
+    let user = api
+        .register(&ctx, creds(&email.to_uppercase(), "correct horse"))
+        .await
+        .expect("register");
+    assert_eq!(user.email, email, "[{label}] emails are lower-cased");
+    assert_eq!(user.roles, vec!["shopper"], "[{label}]");
+    match api.register(&ctx, creds(&email, "another password")).await {
+        Err(IdentityError::EmailTaken) => {}
+        other => panic!("[{label}] second registration gave {other:?}"),
+    }
+    match api.register(&ctx, creds(&fresh_email(), "short")).await {
+        Err(IdentityError::InvalidPassword { min, .. }) => assert_eq!(min, 8),
+        other => panic!("[{label}] short password gave {other:?}"),
+    }
+    match api
+        .register(&ctx, creds("not-an-email", "long enough"))
+        .await
+    {
+        Err(IdentityError::InvalidEmail { .. }) => {}
+        other => panic!("[{label}] bad email gave {other:?}"),
+    }
+
+    // Wrong password and unknown user look the same.
+    for bad in [
+        creds(&email, "wrong password"),
+        creds(&fresh_email(), "correct horse"),
+    ] {
+        match api.login(&ctx, bad).await {
+            Err(IdentityError::InvalidCredentials) => {}
+            other => panic!("[{label}] bad login gave {other:?}"),
+        }
+    }
+    let pair = api
+        .login(&ctx, creds(&email, "correct horse"))
+        .await
+        .expect("login");
+    assert_eq!(pair.token_type, "Bearer");
+    assert!(
+        pair.expires_in <= 900,
+        "[{label}] access tokens live at most 15 minutes"
+    );
+    let claims = verifier
+        .verify(pair.access_token.expose())
+        .await
+        .expect("the access token verifies");
+    assert_eq!(claims.sub, user.user_id, "[{label}]");
+    assert_eq!(claims.roles, vec!["shopper"]);
+    assert!(claims.exp - claims.iat <= 900);
+
+    // whoami answers for the principal the token names (relayed over HTTP as a bearer).
+    let mut principal = claims.principal();
+    principal.access_token = Some(Arc::from(pair.access_token.expose()));
+    let me = api
+        .whoami(&ctx.clone().with_principal(principal))
+        .await
+        .expect("whoami");
+    assert_eq!(me, user, "[{label}]");
+    match api.whoami(&ctx).await {
+        Err(IdentityError::Unauthenticated) => {}
+        other => panic!("[{label}] anonymous whoami gave {other:?}"),
+    }
+
+    // Refresh rotates; a spent refresh token presented again revokes the whole family.
+    let second = api
+        .refresh(&ctx, pair.refresh_token.clone())
+        .await
+        .expect("refresh");
+    assert_ne!(
+        second.refresh_token, pair.refresh_token,
+        "[{label}] rotated"
+    );
+    verifier
+        .verify(second.access_token.expose())
+        .await
+        .expect("new access token");
+    match api.refresh(&ctx, pair.refresh_token.clone()).await {
+        Err(IdentityError::RefreshTokenReused) => {}
+        other => panic!("[{label}] reuse gave {other:?}"),
+    }
+    match api.refresh(&ctx, second.refresh_token.clone()).await {
+        Err(IdentityError::InvalidRefreshToken) => {}
+        other => panic!("[{label}] the family is revoked, yet refresh gave {other:?}"),
+    }
+    match api.refresh(&ctx, Secret("made-up".into())).await {
+        Err(IdentityError::InvalidRefreshToken) => {}
+        other => panic!("[{label}] unknown refresh token gave {other:?}"),
+    }
+
+    // Logout ends the session; logging out again is fine.
+    let third = api
+        .login(&ctx, creds(&email, "correct horse"))
+        .await
+        .expect("login again");
+    api.logout(&ctx, third.refresh_token.clone())
+        .await
+        .expect("logout");
+    api.logout(&ctx, third.refresh_token.clone())
+        .await
+        .expect("logout twice");
+    match api.refresh(&ctx, third.refresh_token).await {
+        Err(IdentityError::InvalidRefreshToken) => {}
+        other => panic!("[{label}] refresh after logout gave {other:?}"),
+    }
+
+    let jwks = api.jwks(&ctx).await.expect("jwks");
+    assert!(!jwks.keys.is_empty());
+    assert!(
+        jwks.keys
+            .iter()
+            .all(|k| k.alg == "EdDSA" && k.crv == "Ed25519")
+    );
+}
+
+#[tokio::test]
+async fn identity_in_process_keeps_sessions_right() {
+    for db in test_databases().await {
+        let (module, _) = start(&db).await;
+        let v = verifier(module.clone());
+        sessions(&format!("in-process/{}", db.backend), module.as_ref(), &v).await;
+    }
+}
+
+#[tokio::test]
+async fn identity_over_http_keeps_sessions_right() {
+    for db in test_databases().await {
+        let (module, _) = start(&db).await;
+        let api: Arc<dyn IdentityApi> = module.clone();
+        let auth = Arc::new(Authenticator {
+            verifier: verifier(api.clone()),
+            users: Some(Arc::new(IdentityUsers(api.clone()))),
+        });
+        let server = TestServer::spawn(move |cfg| {
+            cfg.app_data(actix_web::web::Data::from(auth.clone()));
+            identity_api::http::configure(cfg, api.clone());
+        });
+        let remote = RemoteClient::new(
+            "identity",
+            server.base_url.clone(),
+            &RemoteSettings::default(),
+        )
+        .expect("client");
+        let client: Arc<dyn IdentityApi> = IdentityClient::new(remote).into_api();
+        let v = verifier(client.clone());
+        sessions(&format!("http/{}", db.backend), client.as_ref(), &v).await;
+        server.stop().await;
+    }
+}
+
+async fn one(conn: &DatabaseConnection, sql: &str) -> Vec<String> {
+    conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("text"))
+        .collect()
+}
+
+#[tokio::test]
+async fn passwords_are_stored_as_argon2id_and_refresh_tokens_only_as_hashes() {
+    for db in test_databases().await {
+        let (module, conn) = start(&db).await;
+        let ctx = CallContext::root();
+        let email = fresh_email();
+        module
+            .register(&ctx, creds(&email, "a long passphrase"))
+            .await
+            .expect("register");
+        let pair = module
+            .login(&ctx, creds(&email, "a long passphrase"))
+            .await
+            .expect("login");
+        let hashes = one(&conn, "SELECT password_hash FROM identity_users").await;
+        assert_eq!(hashes.len(), 1);
+        assert!(
+            hashes[0].starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}: {}",
+            db.backend,
+            hashes[0]
+        );
+        assert!(!hashes[0].contains("a long passphrase"));
+        let stored = one(&conn, "SELECT token_hash FROM identity_refresh_tokens").await;
+        assert_eq!(stored.len(), 1);
+        assert_ne!(
+            stored[0],
+            pair.refresh_token.expose(),
+            "the token itself is not stored"
+        );
+        assert_eq!(stored[0].len(), 64);
+    }
+}
+
+/// The private key currently signing, and its kid, read from the module's table.
+async fn signing_key(conn: &DatabaseConnection) -> (String, Vec<u8>, String) {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT kid, private_pkcs8, public_x FROM identity_signing_keys \
+             WHERE retired_at_ms IS NULL",
+        ))
+        .await
+        .expect("query")
+        .expect("a key");
+    let kid: String = row.try_get_by_index(0).expect("kid");
+    let der: String = row.try_get_by_index(1).expect("der");
+    let x: String = row.try_get_by_index(2).expect("x");
+    (kid, STANDARD.decode(der).expect("base64"), x)
+}
+
+fn claims_for(sub: &str) -> Value {
+    let now = now_ms() / 1000;
+    json!({"iss": "cleave", "aud": "cleave", "sub": sub, "exp": now + 300, "iat": now,
+           "jti": uuid::Uuid::new_v4().to_string(), "roles": ["shopper"]})
+}
+
+fn sign(header: jsonwebtoken::Header, claims: &Value, der: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(der),
+    )
+    .expect("sign")
+}
+
+fn eddsa(kid: &str) -> jsonwebtoken::Header {
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    h.typ = Some("at+jwt".into());
+    h.kid = Some(kid.into());
+    h
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+/// Why each forged token must be refused (so that none passes the test for another reason).
+fn expected_reason(case: &str) -> &'static str {
+    match case {
+        "alg none" | "a refresh token" => "not a well-formed JWT",
+        "HS256 signed with the public key" => "algorithm is not allowed",
+        "wrong aud" => "another audience",
+        "wrong iss" => "another issuer",
+        "expired" => "expired",
+        "nbf in the future" => "not valid yet",
+        "missing exp" => "lacks a required claim",
+        "tampered payload" => "signature is invalid",
+        "unknown kid" => "unknown key",
+        "not an access token (typ)" => "not an access token",
+        _ => "?",
+    }
+}
+
+#[tokio::test]
+async fn forged_stale_and_misdirected_tokens_are_refused() {
+    let db = TestDb::sqlite();
+    let (module, conn) = start(&db).await;
+    let ctx = CallContext::root();
+    let email = fresh_email();
+    let user = module
+        .register(&ctx, creds(&email, "correct horse"))
+        .await
+        .expect("register");
+    let pair = module
+        .login(&ctx, creds(&email, "correct horse"))
+        .await
+        .expect("login");
+    let api: Arc<dyn IdentityApi> = module.clone();
+    let auth = Authenticator {
+        verifier: verifier(api.clone()),
+        users: Some(Arc::new(IdentityUsers(api.clone()))),
+    };
+    // The genuine token passes: the cases below fail for their one reason.
+    let ok = auth
+        .authenticate(pair.access_token.expose())
+        .await
+        .expect("genuine token");
+    assert_eq!(ok.subject, user.user_id);
+
+    let (kid, der, x) = signing_key(&conn).await;
+    let good = claims_for(&user.user_id);
+    let with = |key: &str, value: Value| {
+        let mut c = good.clone();
+        c[key] = value;
+        c
+    };
+    let without = |key: &str| {
+        let mut c = good.clone();
+        c.as_object_mut().expect("object").remove(key);
+        c
+    };
+    let now = now_ms() / 1000;
+    let genuine = sign(eddsa(&kid), &good, &der);
+    let (head, rest) = genuine.split_once('.').expect("jwt");
+    let (_, sig) = rest.split_once('.').expect("jwt");
+    let mut hs256 = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs256.typ = Some("at+jwt".into());
+    hs256.kid = Some(kid.clone());
+    let mut wrong_typ = eddsa(&kid);
+    wrong_typ.typ = Some("JWT".into());
+
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "at+jwt", "kid": kid})),
+                b64(&good)
+            ),
+        ),
+        (
+            "HS256 signed with the public key",
+            jsonwebtoken::encode(
+                &hs256,
+                &good,
+                &jsonwebtoken::EncodingKey::from_secret(x.as_bytes()),
+            )
+            .expect("hs256"),
+        ),
+        (
+            "wrong aud",
+            sign(eddsa(&kid), &with("aud", json!("someone-else")), &der),
+        ),
+        (
+            "wrong iss",
+            sign(eddsa(&kid), &with("iss", json!("evil")), &der),
+        ),
+        (
+            "expired",
+            sign(eddsa(&kid), &with("exp", json!(now - 120)), &der),
+        ),
+        (
+            "nbf in the future",
+            sign(eddsa(&kid), &with("nbf", json!(now + 600)), &der),
+        ),
+        ("missing exp", sign(eddsa(&kid), &without("exp"), &der)),
+        (
+            "tampered payload",
+            format!("{head}.{}.{sig}", b64(&with("roles", json!(["admin"])))),
+        ),
+        ("unknown kid", sign(eddsa("no-such-key"), &good, &der)),
+        ("not an access token (typ)", sign(wrong_typ, &good, &der)),
+        ("a refresh token", pair.refresh_token.expose().to_owned()),
+    ];
+    for (case, token) in cases {
+        match auth.authenticate(&token).await {
+            Err(AuthError::Unauthenticated { reason }) => {
+                assert!(
+                    !reason.contains(&token),
+                    "{case}: the reason never echoes the token"
+                );
+                let want = expected_reason(case);
+                assert!(
+                    reason.contains(want),
+                    "{case}: refused for {reason:?}, not {want:?}"
+                );
+            }
+            other => panic!("{case}: {other:?}"),
+        }
+    }
+
+    // A deleted user's token stops working before it expires.
+    let admin = module
+        .issue_token("operator", &["admin".to_owned()], 60)
+        .await
+        .expect("admin token");
+    let admin = auth
+        .verifier
+        .verify(&admin)
+        .await
+        .expect("admin")
+        .principal();
+    module
+        .delete_user(&ctx.clone().with_principal(admin), user.user_id.clone())
+        .await
+        .expect("delete");
+    match auth.authenticate(pair.access_token.expose()).await {
+        Err(AuthError::Unauthenticated { reason }) => assert!(reason.contains("no longer")),
+        other => panic!("deleted user's token gave {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tokens_signed_before_a_key_rotation_stay_valid_until_they_expire() {
+    let db = TestDb::sqlite();
+    let (module, _) = start(&db).await;
+    let before = module
+        .issue_token("someone", &["shopper".to_owned()], 300)
+        .await
+        .expect("token");
+    let new_kid = module.rotate_keys().await.expect("rotate");
+    let after = module
+        .issue_token("someone", &["shopper".to_owned()], 300)
+        .await
+        .expect("token");
+    let header = jsonwebtoken::decode_header(&after).expect("header");
+    assert_eq!(
+        header.kid.as_deref(),
+        Some(new_kid.as_str()),
+        "new tokens use the new key"
+    );
+    // A verifier that never saw the old key (another process) accepts both.
+    let v = verifier(module.clone());
+    let old: AccessClaims = v.verify(&before).await.expect("old token still valid");
+    v.verify(&after).await.expect("new token valid");
+    assert_eq!(old.sub, "someone");
+    let jwks = module.jwks(&CallContext::root()).await.expect("jwks");
+    assert_eq!(jwks.keys.len(), 2, "both keys published");
+}
+
+#[tokio::test]
+async fn only_admins_delete_users() {
+    let db = TestDb::sqlite();
+    let (module, _) = start(&db).await;
+    let ctx = CallContext::root();
+    let user = module
+        .register(&ctx, creds(&fresh_email(), "correct horse"))
+        .await
+        .expect("register");
+    let shopper = module
+        .issue_token(&user.user_id, &["shopper".to_owned()], 60)
+        .await
+        .expect("token");
+    let v = verifier(module.clone());
+    let shopper = v.verify(&shopper).await.expect("verify").principal();
+    match module
+        .delete_user(&ctx.clone().with_principal(shopper), user.user_id.clone())
+        .await
+    {
+        Err(IdentityError::Forbidden { .. }) => {}
+        other => panic!("a shopper deleting gave {other:?}"),
+    }
+    match module.delete_user(&ctx, user.user_id.clone()).await {
+        Err(IdentityError::Unauthenticated) => {}
+        other => panic!("anonymous deleting gave {other:?}"),
+    }
+    assert!(
+        module
+            .user_active(&ctx, user.user_id)
+            .await
+            .expect("status")
+            .active
+    );
+}

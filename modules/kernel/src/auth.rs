@@ -1,0 +1,369 @@
+//! Access tokens: what they contain and how every module verifies them.
+//!
+//! The identity module signs access tokens (JWT, RFC 9068 `typ: at+jwt`) with Ed25519 keys
+//! (`alg: EdDSA`) and publishes the public keys as a JWKS with key ids. Any process verifies
+//! a token with [`TokenVerifier`] from those public keys alone: no shared secret. Verification
+//! follows RFC 8725: the algorithm is pinned (EdDSA only, whatever the header says), the key is
+//! chosen by `kid` among the published ones, and `exp`, `iss`, `aud`, `typ`, `sub`, `iat` and
+//! `jti` are required and checked, with at most [`MAX_LEEWAY_SECS`] of clock leeway.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::context::Principal;
+use crate::error::ApiError;
+
+/// The `typ` header of an access token (RFC 9068).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// Longest lifetime of an access token.
+pub const MAX_ACCESS_TTL_SECS: u64 = 15 * 60;
+/// Most clock skew tolerated on `exp` and `nbf`.
+pub const MAX_LEEWAY_SECS: u64 = 30;
+/// The role of shop administrators.
+pub const ADMIN_ROLE: &str = "admin";
+/// The role every registered user has.
+pub const SHOPPER_ROLE: &str = "shopper";
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Not before (seconds since the epoch), if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Unique token id.
+    pub jti: String,
+    /// Roles granted.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl AccessClaims {
+    /// The principal these claims describe.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            subject: self.sub.clone(),
+            roles: self.roles.clone(),
+            access_token: None,
+        }
+    }
+}
+
+/// One public signing key, as published in the JWKS (RFC 8037: `kty: OKP`, `crv: Ed25519`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PublicJwk {
+    /// Key id, named in the `kid` header of the tokens it signs.
+    pub kid: String,
+    /// Key type: `OKP`.
+    pub kty: String,
+    /// Curve: `Ed25519`.
+    pub crv: String,
+    /// The algorithm the key is for: `EdDSA`.
+    pub alg: String,
+    /// Use: `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// The public key, base64url without padding.
+    pub x: String,
+}
+
+impl PublicJwk {
+    /// An Ed25519 public key (base64url `x`) under `kid`.
+    pub fn ed25519(kid: &str, x: &str) -> Self {
+        Self {
+            kid: kid.to_owned(),
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            alg: "EdDSA".into(),
+            use_: "sig".into(),
+            x: x.to_owned(),
+        }
+    }
+}
+
+/// A JWKS document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Jwks {
+    /// The keys tokens may be signed with.
+    pub keys: Vec<PublicJwk>,
+}
+
+/// Where a verifier gets the published keys (the identity module, local or remote).
+#[async_trait]
+pub trait KeySource: Send + Sync {
+    /// The current JWKS.
+    ///
+    /// # Errors
+    /// Why the keys cannot be had (the identity module is unreachable).
+    async fn jwks(&self) -> Result<Jwks, String>;
+}
+
+/// Why a request is not authenticated or not allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "params")]
+pub enum AuthError {
+    /// No valid access token: missing, malformed, badly signed, expired, for another
+    /// audience or issuer, or for a user who no longer exists.
+    #[serde(rename = "auth.unauthenticated")]
+    #[error("not authenticated: {reason}")]
+    Unauthenticated {
+        /// What is wrong with the token (never the token itself).
+        reason: String,
+    },
+    /// Authenticated, but not allowed to do this.
+    #[serde(rename = "auth.forbidden")]
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// What is missing.
+        reason: String,
+    },
+    /// The keys or the user directory cannot be reached.
+    #[serde(rename = "auth.unavailable")]
+    #[error("authentication is unavailable: {reason}")]
+    Unavailable {
+        /// Why (logged, not sent).
+        #[serde(skip)]
+        reason: String,
+    },
+    /// A bug.
+    #[serde(rename = "auth.internal")]
+    #[error("authentication internal error: {reason}")]
+    Internal {
+        /// What went wrong (logged, not sent).
+        #[serde(skip)]
+        reason: String,
+    },
+}
+
+impl ApiError for AuthError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated { .. } => "auth.unauthenticated",
+            Self::Forbidden { .. } => "auth.forbidden",
+            Self::Unavailable { .. } => "auth.unavailable",
+            Self::Internal { .. } => "auth.internal",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn unavailable(reason: String) -> Self {
+        Self::Unavailable { reason }
+    }
+
+    fn internal(reason: String) -> Self {
+        Self::Internal { reason }
+    }
+}
+
+fn unauthenticated(reason: &str) -> AuthError {
+    AuthError::Unauthenticated {
+        reason: reason.to_owned(),
+    }
+}
+
+/// Verifies access tokens against the published keys.
+pub struct TokenVerifier {
+    issuer: String,
+    audience: String,
+    leeway: u64,
+    source: Arc<dyn KeySource>,
+    keys: ArcSwap<HashMap<String, DecodingKey>>,
+    /// Refetch bookkeeping: an unknown `kid` refetches the keys (a rotation happened), but a
+    /// kid that was just missed does not refetch again for a second, and there are at most
+    /// [`MAX_FETCHES_PER_SEC`] fetches a second whatever the kids: made-up kids cannot turn
+    /// requests into a flood on the identity module.
+    fetches: Mutex<Fetches>,
+}
+
+/// Most JWKS fetches per second by one verifier.
+const MAX_FETCHES_PER_SEC: usize = 5;
+
+#[derive(Default)]
+struct Fetches {
+    recent: Vec<Instant>,
+    missed: HashMap<String, Instant>,
+}
+
+impl TokenVerifier {
+    /// A verifier for tokens of `issuer` meant for `audience`, with `leeway_secs` (capped at
+    /// [`MAX_LEEWAY_SECS`]).
+    pub fn new(issuer: &str, audience: &str, leeway_secs: u64, source: Arc<dyn KeySource>) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway: leeway_secs.min(MAX_LEEWAY_SECS),
+            source,
+            keys: ArcSwap::from_pointee(HashMap::new()),
+            fetches: Mutex::new(Fetches::default()),
+        }
+    }
+
+    async fn refresh_keys(&self, kid: &str) -> Result<(), AuthError> {
+        let mut fetches = self.fetches.lock().await;
+        let second = Duration::from_secs(1);
+        fetches.recent.retain(|at| at.elapsed() < second);
+        fetches.missed.retain(|_, at| at.elapsed() < second);
+        if fetches.missed.contains_key(kid) || fetches.recent.len() >= MAX_FETCHES_PER_SEC {
+            return Ok(());
+        }
+        fetches.recent.push(Instant::now());
+        let jwks = self
+            .source
+            .jwks()
+            .await
+            .map_err(|reason| AuthError::Unavailable { reason })?;
+        let mut keys = HashMap::new();
+        for jwk in jwks.keys {
+            // Only Ed25519 keys for EdDSA are accepted: the algorithm is pinned per key.
+            if jwk.kty != "OKP" || jwk.crv != "Ed25519" || jwk.alg != "EdDSA" {
+                continue;
+            }
+            if let Ok(key) = DecodingKey::from_ed_components(&jwk.x) {
+                keys.insert(jwk.kid, key);
+            }
+        }
+        if !keys.contains_key(kid) {
+            fetches.missed.insert(kid.to_owned(), Instant::now());
+        }
+        self.keys.store(Arc::new(keys));
+        Ok(())
+    }
+
+    /// Verifies `token` and returns its claims.
+    ///
+    /// # Errors
+    /// [`AuthError::Unauthenticated`] naming what is wrong; [`AuthError::Unavailable`] when the
+    /// keys cannot be fetched.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            unauthenticated("the token is not a well-formed JWT with a known algorithm")
+        })?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(unauthenticated("the token's algorithm is not allowed"));
+        }
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE))
+        {
+            return Err(unauthenticated("the token is not an access token (typ)"));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| unauthenticated("the token names no key (kid)"))?;
+        if !self.keys.load().contains_key(&kid) {
+            self.refresh_keys(&kid).await?;
+        }
+        let keys = self.keys.load();
+        let key = keys
+            .get(&kid)
+            .ok_or_else(|| unauthenticated("the token is signed with an unknown key"))?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = self.leeway;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|e| {
+            unauthenticated(match e.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
+                ErrorKind::InvalidAudience => "the token is for another audience",
+                ErrorKind::InvalidIssuer => "the token is from another issuer",
+                ErrorKind::InvalidSignature => "the token's signature is invalid",
+                ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => {
+                    "the token lacks a required claim or has a malformed one"
+                }
+                ErrorKind::InvalidAlgorithm => "the token's algorithm is not allowed",
+                _ => "the token is invalid",
+            })
+        })?;
+        Ok(data.claims)
+    }
+}
+
+/// Whether the subject of a valid token still exists (a deleted user's tokens stop working
+/// before they expire).
+#[async_trait]
+pub trait UserDirectory: Send + Sync {
+    /// Whether `subject` exists and is not deleted.
+    ///
+    /// # Errors
+    /// Why it cannot be told (the directory is unreachable).
+    async fn is_active(&self, subject: &str) -> Result<bool, String>;
+}
+
+/// What the [`crate::http::authenticate`] middleware uses: the verifier and, if there is one,
+/// the user directory.
+pub struct Authenticator {
+    /// Verifies signatures and claims.
+    pub verifier: TokenVerifier,
+    /// Refuses tokens of deleted users.
+    pub users: Option<Arc<dyn UserDirectory>>,
+}
+
+impl Authenticator {
+    /// The principal of a bearer token.
+    ///
+    /// # Errors
+    /// [`AuthError::Unauthenticated`] for a bad token or a deleted user,
+    /// [`AuthError::Unavailable`] when keys or users cannot be checked.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.verifier.verify(token).await?;
+        if let Some(users) = &self.users {
+            let active = users
+                .is_active(&claims.sub)
+                .await
+                .map_err(|reason| AuthError::Unavailable { reason })?;
+            if !active {
+                return Err(unauthenticated("the token's user no longer exists"));
+            }
+        }
+        let mut principal = claims.principal();
+        principal.access_token = Some(Arc::from(token));
+        Ok(principal)
+    }
+}
+
+/// Checks that a principal has `role`.
+///
+/// # Errors
+/// [`AuthError::Unauthenticated`] without a principal, [`AuthError::Forbidden`] without the
+/// role.
+pub fn require_role(principal: Option<&Principal>, role: &str) -> Result<(), AuthError> {
+    let principal = principal.ok_or_else(|| unauthenticated("this needs an access token"))?;
+    if principal.roles.iter().any(|r| r == role) {
+        Ok(())
+    } else {
+        Err(AuthError::Forbidden {
+            reason: format!("this needs the {role} role"),
+        })
+    }
+}

@@ -1,0 +1,299 @@
+//! Identity in the application: the admin commands (`user create`, `token issue`,
+//! `keys rotate`), bearer tokens verified by every process from identity's published keys
+//! (identity in the same process and in its own), and invalid tokens refused on any route
+//! with 401 problem+json.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use cleave_kernel::testing::TestDb;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{Answer, TestApp, read};
+use crate::process::Cleave;
+
+/// Runs `cleave ARGS` against the database `url`, with `stdin` as input; returns stdout.
+fn admin(args: &[&str], url: &str, stdin: &str) -> String {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cleave"));
+    cmd.args(args)
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CLEAVE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("CLEAVE_DATABASE__URL", url);
+    let mut child = cmd.spawn().expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "cleave {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn call(
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> Answer {
+    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(body) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    read(req.send().await.expect("send")).await
+}
+
+#[tokio::test]
+async fn an_invalid_bearer_token_is_refused_on_any_route_with_401() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let base = app.url("");
+    for path in [
+        "/api/catalog/v1/products",
+        "/api/identity/v1/me",
+        "/api/cart/v1/carts/x",
+    ] {
+        let res = reqwest::Client::new()
+            .get(format!("{base}{path}"))
+            .bearer_auth("not.a.token")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            res.headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer error=\"invalid_token\""),
+            "{path}"
+        );
+        read(res).await.assert_problem(401, "auth.unauthenticated");
+    }
+    // Without a token the public routes answer as before.
+    assert_eq!(
+        call(&base, Method::GET, "/api/catalog/v1/products", None, None)
+            .await
+            .status,
+        200
+    );
+    call(&base, Method::GET, "/api/identity/v1/me", None, None)
+        .await
+        .assert_problem(401, "identity.unauthenticated");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn users_log_in_through_any_process_and_tokens_survive_a_key_rotation() {
+    let dir = tempfile::tempdir().expect("dir");
+    let identity_db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("identity.db").display()
+    );
+    // An operator creates an admin; the password comes on stdin, never on the command line.
+    let created = admin(
+        &[
+            "user",
+            "create",
+            "--email",
+            "Ops@Example.com",
+            "--role",
+            "admin",
+        ],
+        &identity_db,
+        "a long admin passphrase\n",
+    );
+    assert!(
+        created.contains("ops@example.com") && created.contains("admin"),
+        "{created}"
+    );
+
+    let identity = Cleave::serve(
+        &["--modules", "identity"],
+        &[("CLEAVE_DATABASE__URL", identity_db.clone())],
+    );
+    let main = Cleave::serve(
+        &["--modules", "catalog,currency,cart,recommendation"],
+        &[
+            (
+                "CLEAVE_DATABASE__URL",
+                format!("sqlite://{}?mode=rwc", dir.path().join("main.db").display()),
+            ),
+            ("CLEAVE_MODULES__IDENTITY__URL", identity.base()),
+        ],
+    );
+    let base = main.base();
+
+    // Register and log in through the main process (forwarded to identity).
+    let reg = call(
+        &base,
+        Method::POST,
+        "/api/identity/v1/users",
+        Some(json!({"email": "shopper@example.com", "password": "correct horse"})),
+        None,
+    )
+    .await;
+    assert_eq!(reg.status, 201, "{reg:?}");
+    let login = call(
+        &base,
+        Method::POST,
+        "/api/identity/v1/tokens",
+        Some(json!({"email": "shopper@example.com", "password": "correct horse"})),
+        None,
+    )
+    .await;
+    assert_eq!(login.status, 200, "{login:?}");
+    let token = login.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    // The main process verifies the token from identity's JWKS, then relays it.
+    let me = call(
+        &base,
+        Method::GET,
+        "/api/identity/v1/me",
+        None,
+        Some(&token),
+    )
+    .await;
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(me.body["email"], "shopper@example.com");
+    assert_eq!(
+        call(
+            &base,
+            Method::GET,
+            "/api/catalog/v1/products",
+            None,
+            Some(&token)
+        )
+        .await
+        .status,
+        200,
+        "a valid token is accepted on the main process's own routes"
+    );
+
+    // Rotating the keys (an admin command on identity's database) keeps old tokens valid,
+    // and tokens signed with the new key verify in the main process too.
+    let rotated = admin(&["keys", "rotate"], &identity_db, "");
+    assert!(rotated.contains("new signing key"), "{rotated}");
+    assert_eq!(
+        call(
+            &base,
+            Method::GET,
+            "/api/identity/v1/me",
+            None,
+            Some(&token)
+        )
+        .await
+        .status,
+        200,
+        "a token signed before the rotation"
+    );
+    let fresh = admin(
+        &[
+            "token",
+            "issue",
+            "--sub",
+            me.body["user_id"].as_str().expect("id"),
+            "--role",
+            "shopper",
+            "--ttl",
+            "60",
+        ],
+        &identity_db,
+        "",
+    );
+    let fresh = fresh.trim();
+    assert_eq!(
+        call(&base, Method::GET, "/api/identity/v1/me", None, Some(fresh))
+            .await
+            .status,
+        200,
+        "a token signed after the rotation"
+    );
+
+    // The refresh token rotates through the main process as well; its reuse ends the session.
+    let refresh = login.body["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let next = call(
+        &base,
+        Method::POST,
+        "/api/identity/v1/tokens/refresh",
+        Some(json!({"refresh_token": refresh})),
+        None,
+    )
+    .await;
+    assert_eq!(next.status, 200);
+    call(
+        &base,
+        Method::POST,
+        "/api/identity/v1/tokens/refresh",
+        Some(json!({"refresh_token": refresh})),
+        None,
+    )
+    .await
+    .assert_problem(401, "identity.refresh_token_reused");
+
+    // Deleting the user (as the admin) makes their still-unexpired token useless at once.
+    let admin_login = call(
+        &base,
+        Method::POST,
+        "/api/identity/v1/tokens",
+        Some(json!({"email": "ops@example.com", "password": "a long admin passphrase"})),
+        None,
+    )
+    .await;
+    let admin_token = admin_login.body["access_token"]
+        .as_str()
+        .expect("admin token")
+        .to_owned();
+    let user_id = me.body["user_id"].as_str().expect("id");
+    call(
+        &base,
+        Method::DELETE,
+        &format!("/api/identity/v1/users/{user_id}"),
+        None,
+        Some(&token),
+    )
+    .await
+    .assert_problem(403, "identity.forbidden");
+    let deleted = call(
+        &base,
+        Method::DELETE,
+        &format!("/api/identity/v1/users/{user_id}"),
+        None,
+        Some(&admin_token),
+    )
+    .await;
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    call(
+        &base,
+        Method::GET,
+        "/api/catalog/v1/products",
+        None,
+        Some(&token),
+    )
+    .await
+    .assert_problem(401, "auth.unauthenticated");
+}
