@@ -94,7 +94,10 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
         &[("CLEAVE_DATABASE__URL", payment_db.clone()), debug()],
     );
     let mut checkout = Cleave::serve(
-        &["--modules", "catalog,currency,shipping,email,checkout"],
+        &[
+            "--modules",
+            "identity,catalog,currency,shipping,email,checkout",
+        ],
         &[
             ("CLEAVE_DATABASE__URL", sqlite_url(&dir, "checkout.db")),
             ("CLEAVE_MODULES__CART__URL", cart.base()),
@@ -151,7 +154,31 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     place(&base, &order_body(user, "USD", GOOD_CARD), Some("three-1"))
         .await
         .assert_problem(422, "checkout.idempotency_key_reused");
-    let listed = get(&base, &format!("/api/checkout/v1/orders?user_id={user}")).await;
+    // Order history needs the owner's token (an operator issues one for this session id).
+    let token = crate::identity::admin(
+        &[
+            "token", "issue", "--sub", user, "--role", "shopper", "--ttl", "300",
+        ],
+        &sqlite_url(&dir, "checkout.db"),
+        "",
+    );
+    let token = token.trim().to_owned();
+    let orders = |base: String| {
+        let token = token.clone();
+        async move {
+            let res = client()
+                .get(format!("{base}/api/checkout/v1/orders?user_id={user}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("send");
+            read(res).await
+        }
+    };
+    get(&base, &format!("/api/checkout/v1/orders?user_id={user}"))
+        .await
+        .assert_problem(401, "checkout.unauthenticated");
+    let listed = orders(base.clone()).await;
     assert_eq!(listed.body, json!([order]));
 
     // A declined card: 402, no charge, no order, the cart kept.
@@ -189,7 +216,7 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     place(&base, &order_body(user, "USD", GOOD_CARD), Some("three-2"))
         .await
         .assert_problem(503, "checkout.unavailable");
-    let listed = get(&base, &format!("/api/checkout/v1/orders?user_id={user}")).await;
+    let listed = orders(base.clone()).await;
     assert_eq!(
         listed.body.as_array().map(Vec::len),
         Some(1),
@@ -213,7 +240,10 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     );
     drop(checkout);
     let checkout = Cleave::serve(
-        &["--modules", "catalog,currency,shipping,email,checkout"],
+        &[
+            "--modules",
+            "identity,catalog,currency,shipping,email,checkout",
+        ],
         &[
             ("CLEAVE_DATABASE__URL", sqlite_url(&dir, "checkout.db")),
             ("CLEAVE_MODULES__CART__URL", cart.base()),

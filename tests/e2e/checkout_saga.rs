@@ -11,10 +11,13 @@ use checkout::{CheckoutConfig, CheckoutDeps, CheckoutModule};
 use checkout_api::contract::{self, Fixture, request};
 use checkout_api::{CheckoutApi, CheckoutClient, CheckoutError, IdempotencyKey};
 use cleave_kernel::CallContext;
+use cleave_kernel::auth::{Authenticator, TokenVerifier};
 use cleave_kernel::client::{RemoteClient, RemoteSettings};
+use cleave_kernel::context::Principal;
 use cleave_kernel::events::{Relay, now_ms, stats};
 use cleave_kernel::testing::{TestDb, TestServer, test_databases};
 use cleave_kernel::types::{ProductId, UserId};
+use identity_api::IdentityKeys;
 use payment_api::{Charge, ChargeRequest, ChargeStatus, PaymentApi, PaymentClient, PaymentError};
 use sea_orm::DatabaseConnection;
 use shipping_api::{Quote, QuoteRequest, ShipOrderRequest, Shipment, ShippingApi, ShippingError};
@@ -30,7 +33,7 @@ struct Shop {
 async fn shop(db: &TestDb) -> Shop {
     let conn = db.connect().await;
     for m in [
-        "catalog", "currency", "cart", "shipping", "payment", "checkout", "events",
+        "catalog", "currency", "cart", "shipping", "payment", "checkout", "events", "identity",
     ] {
         cleave_migrations::migrate_up(&conn, m)
             .await
@@ -73,10 +76,44 @@ fn checkout_with(shop: &Shop, deps: CheckoutDeps) -> Arc<CheckoutModule> {
     )
 }
 
-struct CartFixture(Arc<dyn CartApi>);
+/// Fills carts, and signs users in: in process a bare principal, over HTTP one carrying a
+/// token from a real identity module.
+struct CartFixture(Arc<dyn CartApi>, Option<Arc<identity::IdentityModule>>);
+
+fn fixture(shop: &Shop) -> CartFixture {
+    CartFixture(shop.deps.cart.clone(), None)
+}
+
+/// A context signed in as `user` (in process: no token needed).
+fn owner(user: &UserId) -> CallContext {
+    CallContext::root().with_principal(Principal {
+        subject: user.to_string(),
+        roles: vec!["shopper".into()],
+        access_token: None,
+    })
+}
 
 #[async_trait]
 impl Fixture for CartFixture {
+    async fn principal(&self, user: &UserId, roles: &[&str]) -> Principal {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        let access_token = match &self.1 {
+            Some(identity) => Some(Arc::from(
+                identity
+                    .issue_token(user.as_str(), &roles, 300)
+                    .await
+                    .expect("token")
+                    .as_str(),
+            )),
+            None => None,
+        };
+        Principal {
+            subject: user.to_string(),
+            roles,
+            access_token,
+        }
+    }
+
     async fn add_to_cart(&self, user: &UserId, product: &ProductId, quantity: i64) {
         self.0
             .add_item(
@@ -104,7 +141,7 @@ fn user() -> UserId {
 }
 
 async fn fill(shop: &Shop, user: &UserId) {
-    CartFixture(shop.deps.cart.clone())
+    fixture(&shop)
         .add_to_cart(user, &ProductId::parse("L9ECAV7KIM").expect("id"), 1)
         .await;
 }
@@ -218,7 +255,7 @@ async fn checkout_in_process_meets_the_contract() {
         contract::run(
             &format!("in-process/{}", db.backend),
             checkout.as_ref(),
-            &CartFixture(shop.deps.cart.clone()),
+            &fixture(&shop),
         )
         .await;
     }
@@ -243,13 +280,32 @@ async fn checkout_over_http_with_remote_cart_and_payment_meets_the_contract() {
             ..shop.deps.clone()
         };
         let api: Arc<dyn CheckoutApi> = checkout_with(&shop, deps);
-        let checkout_server =
-            TestServer::spawn(move |cfg| checkout_api::http::configure(cfg, api.clone()));
+        // Checkout's server verifies tokens from a real identity module's keys.
+        let identity = identity::IdentityModule::start(
+            shop.conn.clone(),
+            &Default::default(),
+            identity::IdentityDeps,
+        )
+        .await
+        .expect("identity");
+        let auth = Arc::new(Authenticator {
+            verifier: TokenVerifier::new(
+                "cleave",
+                "cleave",
+                30,
+                Arc::new(IdentityKeys(identity.clone())),
+            ),
+            users: None,
+        });
+        let checkout_server = TestServer::spawn(move |cfg| {
+            cfg.app_data(actix_web::web::Data::from(auth.clone()));
+            checkout_api::http::configure(cfg, api.clone());
+        });
         let remote = CheckoutClient::new(client("checkout", &checkout_server));
         contract::run(
             &format!("http/{}", db.backend),
             &remote,
-            &CartFixture(shop.deps.cart.clone()),
+            &CartFixture(shop.deps.cart.clone(), Some(identity)),
         )
         .await;
         for s in [checkout_server, payment_server, cart_server] {
@@ -296,15 +352,13 @@ async fn a_shipping_failure_after_the_charge_refunds_it_and_places_no_order() {
         );
         assert!(
             checkout
-                .list_orders(&CallContext::root(), shopper.clone())
+                .list_orders(&owner(&shopper), shopper.clone())
                 .await
                 .expect("list")
                 .is_empty()
         );
         assert_eq!(
-            CartFixture(shop.deps.cart.clone())
-                .cart_lines(&shopper)
-                .await,
+            fixture(&shop).cart_lines(&shopper).await,
             1,
             "the cart is kept"
         );
@@ -339,7 +393,7 @@ async fn a_charge_whose_answer_was_lost_is_found_by_reference_and_refunded() {
         assert_eq!(charge.status, ChargeStatus::Refunded, "{}", db.backend);
         assert!(
             checkout
-                .list_orders(&CallContext::root(), shopper)
+                .list_orders(&owner(&shopper), shopper)
                 .await
                 .expect("list")
                 .is_empty()
@@ -380,7 +434,7 @@ async fn a_declined_card_leaves_no_charge_and_no_order() {
         );
         assert!(
             checkout
-                .list_orders(&CallContext::root(), shopper)
+                .list_orders(&owner(&shopper), shopper)
                 .await
                 .expect("list")
                 .is_empty()
@@ -436,7 +490,7 @@ async fn an_interrupted_checkout_is_refunded_by_recovery() {
         );
         assert!(
             checkout
-                .list_orders(&CallContext::root(), shopper)
+                .list_orders(&owner(&shopper), shopper)
                 .await
                 .expect("list")
                 .is_empty()
@@ -509,7 +563,7 @@ async fn a_concurrent_duplicate_gets_409_and_a_retry_gets_the_first_order_charge
         );
         assert_eq!(
             checkout
-                .list_orders(&CallContext::root(), shopper)
+                .list_orders(&owner(&shopper), shopper)
                 .await
                 .expect("list")
                 .len(),

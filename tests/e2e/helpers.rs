@@ -53,6 +53,21 @@ impl TestApp {
         self.handle.stop(true).await;
     }
 
+    /// A token for `sub` with `roles`, signed by the app's own identity module (same
+    /// database, same keys), as `cleave token issue` would make it.
+    pub(crate) async fn token(&self, sub: &str, roles: &[&str]) -> String {
+        let db = self._db.as_ref().expect("the app has a database");
+        let identity = identity::IdentityModule::start(
+            db.connect().await,
+            &Default::default(),
+            identity::IdentityDeps,
+        )
+        .await
+        .expect("identity");
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        identity.issue_token(sub, &roles, 300).await.expect("token")
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base.as_str().trim_end_matches('/'), path)
     }

@@ -15,7 +15,7 @@ use crate::helpers::{Answer, TestApp, read};
 use crate::process::Cleave;
 
 /// Runs `cleave ARGS` against the database `url`, with `stdin` as input; returns stdout.
-fn admin(args: &[&str], url: &str, stdin: &str) -> String {
+pub(crate) fn admin(args: &[&str], url: &str, stdin: &str) -> String {
     let dir = tempfile::tempdir().expect("dir");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cleave"));
     cmd.args(args)

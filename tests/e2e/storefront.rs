@@ -117,6 +117,18 @@ const CHECKOUT_FORM: [(&str, &str); 10] = [
     ("credit_card_cvv", "672"),
 ];
 
+/// The session's orders, read through the API as an admin.
+async fn orders_of(app: &TestApp, session: &str) -> crate::helpers::Answer {
+    let token = app.token("storefront-test-admin", &["admin"]).await;
+    let res = reqwest::Client::new()
+        .get(app.url(&format!("/api/checkout/v1/orders?user_id={session}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    crate::helpers::read(res).await
+}
+
 #[tokio::test]
 async fn a_shopper_browses_fills_the_cart_changes_currency_and_checks_out() {
     let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
@@ -192,11 +204,7 @@ async fn a_shopper_browses_fills_the_cart_changes_currency_and_checks_out() {
     assert_eq!(confirmation.status, 200, "{}", confirmation.body);
     assert!(confirmation.body.contains("Your order is complete!"));
     assert!(confirmation.body.contains('€'));
-    let orders = crate::helpers::get(
-        app.url("").as_str(),
-        &format!("/api/checkout/v1/orders?user_id={session}"),
-    )
-    .await;
+    let orders = orders_of(&app, &session).await;
     let orders = orders.body.as_array().cloned().unwrap_or_default();
     assert_eq!(orders.len(), 1, "the order is the session's");
     let order_id = orders[0]["order_id"].as_str().expect("id");
@@ -236,11 +244,7 @@ async fn a_declined_card_shows_the_form_again_and_places_nothing() {
         "the form is shown again"
     );
     let session = s.cookie("shop_session-id").expect("session").to_owned();
-    let orders = crate::helpers::get(
-        app.url("").as_str(),
-        &format!("/api/checkout/v1/orders?user_id={session}"),
-    )
-    .await;
+    let orders = orders_of(&app, &session).await;
     assert_eq!(orders.body, json!([]));
     app.stop().await;
 }

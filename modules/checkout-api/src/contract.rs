@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use cleave_kernel::CallContext;
+use cleave_kernel::context::Principal;
 use cleave_kernel::types::{Address, CreditCard, CurrencyCode, ProductId, UserId};
 
 use crate::{CheckoutApi, CheckoutError, IdempotencyKey, OrderStatus, PlaceOrderRequest};
@@ -14,6 +15,12 @@ pub trait Fixture: Send + Sync {
     async fn add_to_cart(&self, user: &UserId, product: &ProductId, quantity: i64);
     /// How many lines `user`'s cart has.
     async fn cart_lines(&self, user: &UserId) -> usize;
+    /// `user` signed in with `roles` (over HTTP the principal must carry a valid token).
+    async fn principal(&self, user: &UserId, roles: &[&str]) -> Principal;
+}
+
+async fn as_user(fixture: &dyn Fixture, user: &UserId) -> CallContext {
+    CallContext::root().with_principal(fixture.principal(user, &["shopper"]).await)
 }
 
 fn fresh_user() -> UserId {
@@ -91,15 +98,61 @@ pub async fn run(label: &str, api: &dyn CheckoutApi, fixture: &dyn Fixture) {
         0,
         "[{label}] the cart was emptied"
     );
+    let alice_ctx = as_user(fixture, &alice).await;
     assert_eq!(
-        api.get_order(&ctx, order.order_id.clone())
+        api.get_order(&alice_ctx, order.order_id.clone())
             .await
             .expect("get order"),
         order,
         "[{label}] the order reads back"
     );
-    let listed = api.list_orders(&ctx, alice.clone()).await.expect("list");
+    let listed = api
+        .list_orders(&alice_ctx, alice.clone())
+        .await
+        .expect("list");
     assert_eq!(listed, vec![order.clone()], "[{label}]");
+
+    // Orders are their owner's: others do not see them, anonymous callers are asked to sign
+    // in, and only admins list everyone's.
+    let mallory = fresh_user();
+    let mallory_ctx = as_user(fixture, &mallory).await;
+    match api.get_order(&mallory_ctx, order.order_id.clone()).await {
+        Err(CheckoutError::OrderNotFound { .. }) => {}
+        other => panic!("[{label}] another user's order gave {other:?}"),
+    }
+    match api.list_orders(&mallory_ctx, alice.clone()).await {
+        Err(CheckoutError::Forbidden { .. }) => {}
+        other => panic!("[{label}] another user's order list gave {other:?}"),
+    }
+    match api.get_order(&ctx, order.order_id.clone()).await {
+        Err(CheckoutError::Unauthenticated) => {}
+        other => panic!("[{label}] an anonymous read gave {other:?}"),
+    }
+    match api.list_all_orders(&alice_ctx, 10).await {
+        Err(CheckoutError::Forbidden { .. }) => {}
+        other => panic!("[{label}] a shopper listing every order gave {other:?}"),
+    }
+    let admin_ctx =
+        CallContext::root().with_principal(fixture.principal(&mallory, &["admin"]).await);
+    let all = api
+        .list_all_orders(&admin_ctx, 1000)
+        .await
+        .expect("admin lists");
+    assert!(all.contains(&order), "[{label}] admins see every order");
+    assert_eq!(
+        api.get_order(&admin_ctx, order.order_id.clone())
+            .await
+            .expect("admin reads"),
+        order,
+        "[{label}]"
+    );
+    // A signed-in user orders for themselves only.
+    let mut for_alice = request(&alice, "EUR");
+    for_alice.user_id = alice.clone();
+    match api.place_order(&mallory_ctx, for_alice, None).await {
+        Err(CheckoutError::Forbidden { .. }) => {}
+        other => panic!("[{label}] ordering for another user gave {other:?}"),
+    }
 
     // Nothing to buy.
     match api.place_order(&ctx, request(&alice, "EUR"), None).await {
@@ -146,8 +199,9 @@ pub async fn run(label: &str, api: &dyn CheckoutApi, fixture: &dyn Fixture) {
         }
         other => panic!("[{label}] bad card number gave {other:?}"),
     }
+    let bob_ctx = as_user(fixture, &bob).await;
     assert!(
-        api.list_orders(&ctx, bob.clone())
+        api.list_orders(&bob_ctx, bob.clone())
             .await
             .expect("list")
             .is_empty(),
@@ -172,7 +226,7 @@ pub async fn run(label: &str, api: &dyn CheckoutApi, fixture: &dyn Fixture) {
         .expect("retry");
     assert_eq!(again, first, "[{label}] a retry returns the first result");
     assert_eq!(
-        api.list_orders(&ctx, bob.clone())
+        api.list_orders(&bob_ctx, bob.clone())
             .await
             .expect("list")
             .len(),
@@ -186,14 +240,15 @@ pub async fn run(label: &str, api: &dyn CheckoutApi, fixture: &dyn Fixture) {
 
     // Unknown orders.
     match api
-        .get_order(&ctx, "0190f5a0-0000-7000-8000-000000000000".into())
+        .get_order(&bob_ctx, "0190f5a0-0000-7000-8000-000000000000".into())
         .await
     {
         Err(CheckoutError::OrderNotFound { .. }) => {}
         other => panic!("[{label}] unknown order gave {other:?}"),
     }
+    let nobody = fresh_user();
     assert!(
-        api.list_orders(&ctx, fresh_user())
+        api.list_orders(&as_user(fixture, &nobody).await, nobody)
             .await
             .expect("list")
             .is_empty(),

@@ -89,7 +89,7 @@ async fn place_order(
         .json(order))
 }
 
-/// One placed order.
+/// One placed order (its owner or an admin).
 #[utoipa::path(
     get,
     path = "/api/checkout/v1/orders/{order_id}",
@@ -97,7 +97,8 @@ async fn place_order(
     params(("order_id" = String, Path, description = "The order's id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 404, description = "No such order (`checkout.order_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No access token (`checkout.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or another user's (`checkout.order_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Checkout storage unavailable (`checkout.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -111,18 +112,24 @@ async fn get_order(
 
 #[derive(Deserialize)]
 struct ListQuery {
-    user_id: String,
+    user_id: Option<String>,
+    limit: Option<u64>,
 }
 
-/// A user's placed orders, newest first.
+/// Placed orders, newest first: a user's (that user or an admin), or every order (admins).
 #[utoipa::path(
     get,
     path = "/api/checkout/v1/orders",
     tag = "checkout",
-    params(("user_id" = String, Query, description = "Session or user id whose orders to list")),
+    params(
+        ("user_id" = Option<String>, Query, description = "Whose orders; without it, every order (admins only)"),
+        ("limit" = Option<u64>, Query, description = "Most orders when listing every order (default 100, at most 1000)"),
+    ),
     responses(
         (status = 200, description = "The orders (empty when none)", body = [Order]),
-        (status = 400, description = "Missing or malformed user id (`checkout.invalid_request`, `cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed user id (`checkout.invalid_request`, `cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No access token (`checkout.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user's orders, or every order without the admin role (`checkout.forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Checkout storage unavailable (`checkout.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -131,6 +138,16 @@ async fn list_orders(
     api: web::Data<dyn CheckoutApi>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, Failure> {
-    let user_id = UserId::parse(query.into_inner().user_id).map_err(|e| invalid(e.0))?;
-    Ok(HttpResponse::Ok().json(api.list_orders(&ctx, user_id).await?))
+    let ListQuery { user_id, limit } = query.into_inner();
+    let orders = match user_id {
+        Some(raw) => {
+            let user_id = UserId::parse(raw).map_err(|e| invalid(e.0))?;
+            api.list_orders(&ctx, user_id).await?
+        }
+        None => {
+            api.list_all_orders(&ctx, limit.unwrap_or(100).min(1000))
+                .await?
+        }
+    };
+    Ok(HttpResponse::Ok().json(orders))
 }

@@ -264,6 +264,17 @@ pub enum CheckoutError {
     #[serde(rename = "checkout.idempotency_key_reused")]
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,
+    /// The call needs an access token.
+    #[serde(rename = "checkout.unauthenticated")]
+    #[error("this needs an access token")]
+    Unauthenticated,
+    /// The caller may not do this (e.g. order for another user, or an admin route).
+    #[serde(rename = "checkout.forbidden")]
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// What is missing.
+        reason: String,
+    },
     /// A request with the same idempotency key is still being processed.
     #[serde(rename = "checkout.request_in_progress")]
     #[error("a request with this idempotency key is in progress")]
@@ -297,6 +308,8 @@ impl ApiError for CheckoutError {
             Self::PaymentDeclined { .. } => "checkout.payment_declined",
             Self::InvalidAddress { .. } => "checkout.invalid_address",
             Self::OrderNotFound { .. } => "checkout.order_not_found",
+            Self::Unauthenticated => "checkout.unauthenticated",
+            Self::Forbidden { .. } => "checkout.forbidden",
             Self::IdempotencyKeyReused => "checkout.idempotency_key_reused",
             Self::RequestInProgress => "checkout.request_in_progress",
             Self::Unavailable { .. } => "checkout.unavailable",
@@ -309,6 +322,8 @@ impl ApiError for CheckoutError {
             Self::InvalidRequest { .. } | Self::InvalidAddress { .. } => StatusCode::BAD_REQUEST,
             Self::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
             Self::OrderNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::RequestInProgress => StatusCode::CONFLICT,
             Self::EmptyCart
             | Self::ProductUnavailable { .. }
@@ -352,20 +367,33 @@ pub trait CheckoutApi: Send + Sync {
         idempotency_key: Option<IdempotencyKey>,
     ) -> Result<Order, CheckoutError>;
 
-    /// One placed order.
+    /// One placed order, for its owner or an admin. Another user's order is not found.
     ///
     /// # Errors
-    /// [`CheckoutError::OrderNotFound`], [`CheckoutError::Unavailable`].
+    /// [`CheckoutError::Unauthenticated`], [`CheckoutError::OrderNotFound`],
+    /// [`CheckoutError::Unavailable`].
     async fn get_order(&self, ctx: &CallContext, order_id: String) -> Result<Order, CheckoutError>;
 
-    /// A user's placed orders, newest first.
+    /// A user's placed orders, newest first: for that user or an admin.
     ///
     /// # Errors
+    /// [`CheckoutError::Unauthenticated`], [`CheckoutError::Forbidden`],
     /// [`CheckoutError::Unavailable`].
     async fn list_orders(
         &self,
         ctx: &CallContext,
         user_id: UserId,
+    ) -> Result<Vec<Order>, CheckoutError>;
+
+    /// Every placed order, newest first, at most `limit` (admins only).
+    ///
+    /// # Errors
+    /// [`CheckoutError::Unauthenticated`], [`CheckoutError::Forbidden`],
+    /// [`CheckoutError::Unavailable`].
+    async fn list_all_orders(
+        &self,
+        ctx: &CallContext,
+        limit: u64,
     ) -> Result<Vec<Order>, CheckoutError>;
 }
 
@@ -410,6 +438,17 @@ impl CheckoutApi for CheckoutClient {
                 ctx,
                 &format!("/api/checkout/v1/orders/{}", encode(&order_id)),
             )
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn list_all_orders(
+        &self,
+        ctx: &CallContext,
+        limit: u64,
+    ) -> Result<Vec<Order>, CheckoutError> {
+        self.remote
+            .get_json(ctx, &format!("/api/checkout/v1/orders?limit={limit}"))
             .await
             .map_err(|e| e.into_api_error())
     }

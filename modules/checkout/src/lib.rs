@@ -41,7 +41,7 @@ use payment_api::{ChargeRequest, PaymentApi, PaymentError};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -548,6 +548,13 @@ impl CheckoutModule {
     }
 }
 
+fn is_admin(principal: &cleave_kernel::context::Principal) -> bool {
+    principal
+        .roles
+        .iter()
+        .any(|r| r == cleave_kernel::auth::ADMIN_ROLE)
+}
+
 fn shipping_error(err: ShippingError) -> CheckoutError {
     match err {
         ShippingError::InvalidAddress { detail } => CheckoutError::InvalidAddress { detail },
@@ -593,6 +600,14 @@ impl CheckoutApi for CheckoutModule {
         idempotency_key: Option<IdempotencyKey>,
     ) -> Result<Order, CheckoutError> {
         req.validate()?;
+        if let Some(principal) = ctx.principal()
+            && principal.subject != req.user_id.as_str()
+            && !is_admin(principal)
+        {
+            return Err(CheckoutError::Forbidden {
+                reason: "a signed-in user orders for themselves only".into(),
+            });
+        }
         let order_id = uuid::Uuid::now_v7().to_string();
         if let Some(earlier) = self
             .claim(&order_id, &req, idempotency_key.as_ref())
@@ -628,30 +643,59 @@ impl CheckoutApi for CheckoutModule {
         }
     }
 
-    async fn get_order(
-        &self,
-        _ctx: &CallContext,
-        order_id: String,
-    ) -> Result<Order, CheckoutError> {
+    async fn get_order(&self, ctx: &CallContext, order_id: String) -> Result<Order, CheckoutError> {
+        let principal = ctx.principal().ok_or(CheckoutError::Unauthenticated)?;
         let row = entity::Entity::find_by_id(order_id.clone())
             .one(&self.db)
             .await
             .map_err(storage_error)?
             .filter(|r| r.status == PLACED)
+            // Another user's order is "not found": its existence is not theirs to know.
+            .filter(|r| r.user_id == principal.subject || is_admin(principal))
             .ok_or(CheckoutError::OrderNotFound { order_id })?;
         parse_order(&row)
     }
 
     async fn list_orders(
         &self,
-        _ctx: &CallContext,
+        ctx: &CallContext,
         user_id: UserId,
     ) -> Result<Vec<Order>, CheckoutError> {
+        let principal = ctx.principal().ok_or(CheckoutError::Unauthenticated)?;
+        if principal.subject != user_id.as_str() && !is_admin(principal) {
+            return Err(CheckoutError::Forbidden {
+                reason: "these are another user's orders".into(),
+            });
+        }
         entity::Entity::find()
             .filter(entity::Column::UserId.eq(user_id.as_str()))
             .filter(entity::Column::Status.eq(PLACED))
             .order_by_desc(entity::Column::CreatedAtMs)
             .order_by_desc(entity::Column::OrderId)
+            .all(&self.db)
+            .await
+            .map_err(storage_error)?
+            .iter()
+            .map(parse_order)
+            .collect()
+    }
+
+    async fn list_all_orders(
+        &self,
+        ctx: &CallContext,
+        limit: u64,
+    ) -> Result<Vec<Order>, CheckoutError> {
+        let principal = ctx.principal().ok_or(CheckoutError::Unauthenticated)?;
+        if !is_admin(principal) {
+            return Err(CheckoutError::Forbidden {
+                reason: "listing every order needs the admin role".into(),
+            });
+        }
+        entity::Entity::find()
+            .filter(entity::Column::Status.eq(PLACED))
+            .order_by_desc(entity::Column::CreatedAtMs)
+            .order_by_desc(entity::Column::OrderId)
+            .limit(limit.min(1000))
             .all(&self.db)
             .await
             .map_err(storage_error)?

@@ -115,8 +115,11 @@ pub struct RefreshRequest {
 /// Whether a user exists and may act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserStatus {
-    /// False for deleted or unknown users.
+    /// True for a registered user who is not deleted.
     pub active: bool,
+    /// True for a user who was deleted: tokens naming them are refused. (Subjects that were
+    /// never users, such as operator-issued tokens for a session, are neither.)
+    pub deleted: bool,
 }
 
 /// Errors of the identity contract.
@@ -368,7 +371,7 @@ impl cleave_kernel::auth::UserDirectory for IdentityUsers {
         self.0
             .user_active(&CallContext::root(), subject.to_owned())
             .await
-            .map(|s| s.active)
+            .map(|s| !s.deleted)
             .map_err(|e| e.to_string())
     }
 }

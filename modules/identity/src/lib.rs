@@ -525,8 +525,13 @@ impl IdentityApi for IdentityModule {
         _ctx: &CallContext,
         user_id: String,
     ) -> Result<UserStatus, IdentityError> {
+        let row = user::Entity::find_by_id(user_id)
+            .one(&self.db)
+            .await
+            .map_err(storage_error)?;
         Ok(UserStatus {
-            active: self.live_user(&user_id).await?.is_some(),
+            active: row.as_ref().is_some_and(|u| u.deleted_at_ms.is_none()),
+            deleted: row.is_some_and(|u| u.deleted_at_ms.is_some()),
         })
     }
 

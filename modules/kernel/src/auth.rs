@@ -309,11 +309,11 @@ impl TokenVerifier {
     }
 }
 
-/// Whether the subject of a valid token still exists (a deleted user's tokens stop working
+/// Whether the subject of a valid token may still act (a deleted user's tokens stop working
 /// before they expire).
 #[async_trait]
 pub trait UserDirectory: Send + Sync {
-    /// Whether `subject` exists and is not deleted.
+    /// False when `subject` is a deleted user.
     ///
     /// # Errors
     /// Why it cannot be told (the directory is unreachable).
