@@ -141,7 +141,7 @@ fn user() -> UserId {
 }
 
 async fn fill(shop: &Shop, user: &UserId) {
-    fixture(&shop)
+    fixture(shop)
         .add_to_cart(user, &ProductId::parse("L9ECAV7KIM").expect("id"), 1)
         .await;
 }
