@@ -26,6 +26,7 @@ use cleave_kernel::http::{
     configure_not_placed, request_scope,
 };
 use cleave_kernel::module::{ModuleSpec, Placement, PlacementError, PlacementPlan};
+use cleave_kernel::ratelimit::{EdgeRule, EdgeRules, RateLimiter, edge_rate_limit};
 use currency_api::{CurrencyApi, CurrencyClient};
 use email_api::{EmailApi, EmailClient};
 use identity_api::{IdentityApi, IdentityClient, IdentityKeys, IdentityUsers};
@@ -104,6 +105,8 @@ pub struct Shop {
     pub identity: Option<Arc<dyn IdentityApi>>,
     /// Verifies bearer tokens (when identity is reachable).
     pub authenticator: Option<Arc<Authenticator>>,
+    /// Per-client limits on sensitive routes (login, registration).
+    pub edge_rules: EdgeRules,
     /// Clients of the modules that run elsewhere: their routes are forwarded through these.
     pub remotes: BTreeMap<&'static str, RemoteClient>,
     /// What `/health/ready` checks.
@@ -379,6 +382,7 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         storefront,
         identity,
         authenticator,
+        edge_rules: edge_rules(settings),
         remotes,
         checks,
         db,
@@ -394,6 +398,7 @@ impl Shop {
         if let Some(auth) = &self.authenticator {
             cfg.app_data(web::Data::from(auth.clone()));
         }
+        cfg.app_data(web::Data::new(self.edge_rules.clone()));
         for spec in SPECS {
             if let Some(remote) = self.remotes.get(spec.name) {
                 configure_forward(cfg, remote.clone());
@@ -472,6 +477,24 @@ async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpRespons
     }
 }
 
+/// Login and registration limits per client address, applied by whichever process the
+/// client talks to.
+fn edge_rules(settings: &Settings) -> EdgeRules {
+    let id = &settings.identity;
+    EdgeRules(Arc::new(vec![
+        EdgeRule {
+            method: actix_web::http::Method::POST,
+            path: "/api/identity/v1/tokens",
+            limiter: RateLimiter::per_minute(id.login_per_ip_per_minute),
+        },
+        EdgeRule {
+            method: actix_web::http::Method::POST,
+            path: "/api/identity/v1/users",
+            limiter: RateLimiter::per_minute(id.register_per_ip_per_minute),
+        },
+    ]))
+}
+
 /// A running server.
 pub struct Running {
     /// The address actually bound (useful with port 0).
@@ -504,6 +527,7 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     let server = HttpServer::new(move || {
         let shop = shop.clone();
         App::new()
+            .wrap(from_fn(edge_rate_limit))
             .wrap(from_fn(authenticate))
             .wrap(from_fn(request_scope))
             .configure(|c| configure_extractors(c, limits))

@@ -297,3 +297,60 @@ async fn users_log_in_through_any_process_and_tokens_survive_a_key_rotation() {
     .await
     .assert_problem(401, "auth.unauthenticated");
 }
+
+#[tokio::test]
+async fn login_brute_force_is_slowed_per_account_and_per_client_with_429() {
+    let app = TestApp::start(
+        Some(Arc::new(TestDb::sqlite())),
+        &[("modules.identity.login_per_ip_per_minute", json!(8))],
+    )
+    .await;
+    let base = app.url("");
+    let attempt = |email: &str, password: &str| {
+        let body = json!({"email": email, "password": password});
+        let base = base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/api/identity/v1/tokens"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    // Per account: five guesses a minute, then 429 with Retry-After, even with the right
+    // password.
+    for _ in 0..5 {
+        read(attempt("victim@example.com", "guess-guess").await)
+            .await
+            .assert_problem(401, "identity.invalid_credentials");
+    }
+    let limited = attempt("victim@example.com", "guess-guess").await;
+    let retry: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    read(limited)
+        .await
+        .assert_problem(429, "identity.too_many_attempts");
+    // Per client address: spraying other accounts hits the edge limit (8 a minute here).
+    read(attempt("other-1@example.com", "guess-guess").await)
+        .await
+        .assert_problem(401, "identity.invalid_credentials");
+    let mut edge = None;
+    for i in 2..10 {
+        let res = attempt(&format!("other-{i}@example.com"), "guess-guess").await;
+        if res.status() == 429 {
+            edge = Some(res);
+            break;
+        }
+    }
+    let edge = edge.expect("the client's ninth login in a minute is refused");
+    assert!(edge.headers().get("retry-after").is_some());
+    read(edge).await.assert_problem(429, "cleave.rate_limited");
+    app.stop().await;
+}

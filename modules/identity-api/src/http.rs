@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use cleave_kernel::auth::Jwks;
 use cleave_kernel::{CallContext, Failure, Problem};
 
-use crate::{Credentials, IdentityApi, RefreshRequest, TokenPair, User, UserStatus};
+use crate::{Credentials, IdentityApi, IdentityError, RefreshRequest, TokenPair, User, UserStatus};
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
@@ -43,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn IdentityApi>) {
         (status = 201, description = "The new user", body = User),
         (status = 400, description = "Bad email or password (`identity.invalid_email`, `identity.invalid_password`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already registered (`identity.email_taken`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations for this address or from this client (`identity.too_many_attempts`, `cleave.rate_limited`); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Unavailable (`identity.unavailable`)", body = Problem, content_type = "application/problem+json"),
@@ -53,7 +54,26 @@ async fn register(
     api: web::Data<dyn IdentityApi>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, Failure> {
-    Ok(HttpResponse::Created().json(api.register(&ctx, body.into_inner()).await?))
+    match api.register(&ctx, body.into_inner()).await {
+        Ok(user) => Ok(HttpResponse::Created().json(user)),
+        Err(e) => Ok(error_response(e)),
+    }
+}
+
+/// The problem response of `err`, with `Retry-After` when it is a rate limit.
+fn error_response(err: IdentityError) -> HttpResponse {
+    let retry = match &err {
+        IdentityError::TooManyAttempts { retry_after_secs } => Some(*retry_after_secs),
+        _ => None,
+    };
+    let mut res = actix_web::ResponseError::error_response(&Failure::from(err));
+    if let Some(secs) = retry
+        && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
+    {
+        res.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, v);
+    }
+    res
 }
 
 /// Logs in: an access token and a refresh token.
@@ -66,6 +86,7 @@ async fn register(
         (status = 200, description = "The session's tokens", body = TokenPair),
         (status = 400, description = "Malformed body (`cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password (`identity.invalid_credentials`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this account or from this client (`identity.too_many_attempts`, `cleave.rate_limited`); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Unavailable (`identity.unavailable`)", body = Problem, content_type = "application/problem+json"),
@@ -76,7 +97,10 @@ async fn login(
     api: web::Data<dyn IdentityApi>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, Failure> {
-    Ok(HttpResponse::Ok().json(api.login(&ctx, body.into_inner()).await?))
+    match api.login(&ctx, body.into_inner()).await {
+        Ok(pair) => Ok(HttpResponse::Ok().json(pair)),
+        Err(e) => Ok(error_response(e)),
+    }
 }
 
 /// Exchanges a refresh token for a new pair (the old one is spent).

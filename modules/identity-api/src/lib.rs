@@ -158,6 +158,13 @@ pub enum IdentityError {
     #[serde(rename = "identity.refresh_token_reused")]
     #[error("the refresh token was already used; every token of its session is revoked")]
     RefreshTokenReused,
+    /// Too many attempts for this account; wait before trying again.
+    #[serde(rename = "identity.too_many_attempts")]
+    #[error("too many attempts for this account; retry in {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Seconds to wait (also in `Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The call needs an authenticated user.
     #[serde(rename = "identity.unauthenticated")]
     #[error("this needs an access token")]
@@ -203,6 +210,7 @@ impl ApiError for IdentityError {
             Self::InvalidCredentials => "identity.invalid_credentials",
             Self::InvalidRefreshToken => "identity.invalid_refresh_token",
             Self::RefreshTokenReused => "identity.refresh_token_reused",
+            Self::TooManyAttempts { .. } => "identity.too_many_attempts",
             Self::Unauthenticated => "identity.unauthenticated",
             Self::Forbidden { .. } => "identity.forbidden",
             Self::UserNotFound { .. } => "identity.user_not_found",
@@ -220,6 +228,7 @@ impl ApiError for IdentityError {
             | Self::RefreshTokenReused
             | Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UserNotFound { .. } => StatusCode::NOT_FOUND,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,

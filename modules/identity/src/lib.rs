@@ -30,6 +30,7 @@ use cleave_kernel::auth::{
     PublicJwk, SHOPPER_ROLE,
 };
 use cleave_kernel::events::now_ms;
+use cleave_kernel::ratelimit::{RateLimiter, retry_after_secs};
 use identity_api::{
     Credentials, IdentityApi, IdentityError, Secret, TokenPair, User, UserStatus, check_password,
     normalize_email,
@@ -59,6 +60,14 @@ pub struct IdentityConfig {
     pub refresh_ttl_secs: u64,
     /// Most password hashes computed at once (each takes ~19 MiB and a core for tens of ms).
     pub max_concurrent_hashes: usize,
+    /// Login attempts per account and minute.
+    pub login_attempts_per_minute: u32,
+    /// Registration attempts per e-mail address and minute.
+    pub registrations_per_minute: u32,
+    /// Logins per client address and minute (applied at the edge).
+    pub login_per_ip_per_minute: u32,
+    /// Registrations per client address and minute (applied at the edge).
+    pub register_per_ip_per_minute: u32,
 }
 
 impl Default for IdentityConfig {
@@ -69,6 +78,10 @@ impl Default for IdentityConfig {
             access_ttl_secs: MAX_ACCESS_TTL_SECS,
             refresh_ttl_secs: 14 * 24 * 3600,
             max_concurrent_hashes: 2,
+            login_attempts_per_minute: 5,
+            registrations_per_minute: 3,
+            login_per_ip_per_minute: 30,
+            register_per_ip_per_minute: 10,
         }
     }
 }
@@ -91,6 +104,19 @@ impl IdentityConfig {
                 "must be at least access_ttl_secs".into(),
             ));
         }
+        for (key, value) in [
+            ("login_attempts_per_minute", self.login_attempts_per_minute),
+            ("registrations_per_minute", self.registrations_per_minute),
+            ("login_per_ip_per_minute", self.login_per_ip_per_minute),
+            (
+                "register_per_ip_per_minute",
+                self.register_per_ip_per_minute,
+            ),
+        ] {
+            if value == 0 {
+                return Err((key, "must be at least 1".into()));
+            }
+        }
         if self.max_concurrent_hashes == 0 {
             return Err(("max_concurrent_hashes", "must be at least 1".into()));
         }
@@ -112,6 +138,8 @@ pub struct IdentityModule {
     db: DatabaseConnection,
     config: IdentityConfig,
     hashing: Semaphore,
+    logins: RateLimiter,
+    registrations: RateLimiter,
     /// A hash of a random password, verified against when the e-mail is unknown, so that
     /// "no such user" and "wrong password" take the same time.
     dummy_hash: String,
@@ -197,6 +225,8 @@ impl IdentityModule {
             db,
             config: config.clone(),
             hashing: Semaphore::new(config.max_concurrent_hashes),
+            logins: RateLimiter::per_minute(config.login_attempts_per_minute),
+            registrations: RateLimiter::per_minute(config.registrations_per_minute),
             dummy_hash: String::new(),
         };
         let dummy = module.hash(&Secret(random_token()?)).await?;
@@ -414,6 +444,12 @@ impl IdentityModule {
 #[async_trait]
 impl IdentityApi for IdentityModule {
     async fn register(&self, _ctx: &CallContext, req: Credentials) -> Result<User, IdentityError> {
+        let key = normalize_email(&req.email)?;
+        self.registrations
+            .check(&key)
+            .map_err(|wait| IdentityError::TooManyAttempts {
+                retry_after_secs: retry_after_secs(wait),
+            })?;
         self.create_user(&req.email, &req.password, &[SHOPPER_ROLE.to_owned()])
             .await
     }
@@ -424,6 +460,12 @@ impl IdentityApi for IdentityModule {
         req: Credentials,
     ) -> Result<TokenPair, IdentityError> {
         let email = normalize_email(&req.email).map_err(|_| IdentityError::InvalidCredentials)?;
+        // Per account, before any hashing: guessing one account's password is slow.
+        self.logins
+            .check(&email)
+            .map_err(|wait| IdentityError::TooManyAttempts {
+                retry_after_secs: retry_after_secs(wait),
+            })?;
         let found = user::Entity::find()
             .filter(user::Column::Email.eq(email))
             .one(&self.db)

@@ -245,6 +245,13 @@ pub enum KernelError {
         /// The module.
         module: String,
     },
+    /// Too many requests from this client for this route.
+    #[serde(rename = "cleave.rate_limited")]
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds to wait (also in `Retry-After`).
+        retry_after_secs: u64,
+    },
     /// A readiness check failed.
     #[serde(rename = "cleave.not_ready")]
     #[error("not ready: {failed}")]
@@ -270,6 +277,7 @@ impl ApiError for KernelError {
             Self::MethodNotAllowed => "cleave.method_not_allowed",
             Self::BadRequest { .. } => "cleave.bad_request",
             Self::ModuleNotPlaced { .. } => "cleave.module_not_placed",
+            Self::RateLimited { .. } => "cleave.rate_limited",
             Self::NotReady { .. } => "cleave.not_ready",
             Self::Internal => "cleave.internal",
         }
@@ -286,6 +294,7 @@ impl ApiError for KernelError {
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ModuleNotPlaced { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

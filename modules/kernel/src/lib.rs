@@ -24,6 +24,7 @@ pub mod events;
 pub mod forward;
 pub mod http;
 pub mod module;
+pub mod ratelimit;
 pub mod telemetry;
 pub mod types;
 
