@@ -35,6 +35,12 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Longest a client may take to send a request's head (slow-loris guard), in ms.
+    pub request_timeout_ms: u64,
+    /// Longest an idle keep-alive connection is kept, in seconds.
+    pub keep_alive_secs: u64,
+    /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +51,9 @@ impl Default for ServerConfig {
             workers: 0,
             shutdown_timeout_secs: 30,
             max_body_bytes: 64 * 1024,
+            request_timeout_ms: 5000,
+            keep_alive_secs: 30,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -362,6 +371,25 @@ impl Settings {
             return Err(ConfigError::at(
                 &figment,
                 "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        for (i, origin) in app.server.cors_allowed_origins.iter().enumerate() {
+            let ok = url::Url::parse(origin).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
+            }) && !origin.ends_with('/');
+            if !ok {
+                return Err(ConfigError::at(
+                    &figment,
+                    &format!("server.cors_allowed_origins.{i}"),
+                    format!("{origin:?} is not an origin like https://shop.example.com"),
+                ));
+            }
+        }
+        if app.server.request_timeout_ms == 0 {
+            return Err(ConfigError::at(
+                &figment,
+                "server.request_timeout_ms",
                 "must be at least 1",
             ));
         }

@@ -495,6 +495,26 @@ fn edge_rules(settings: &Settings) -> EdgeRules {
     ]))
 }
 
+/// CORS for the configured origins: the API's methods and the headers clients send.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            actix_web::http::header::LOCATION,
+            actix_web::http::header::RETRY_AFTER,
+        ])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
 /// A running server.
 pub struct Running {
     /// The address actually bound (useful with port 0).
@@ -524,9 +544,14 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
         server_cfg.workers
     };
     let api_doc = crate::openapi::document();
+    let cors_origins = server_cfg.cors_allowed_origins.clone();
     let server = HttpServer::new(move || {
         let shop = shop.clone();
         App::new()
+            .wrap(actix_web::middleware::Condition::new(
+                !cors_origins.is_empty(),
+                cors(&cors_origins),
+            ))
             .wrap(from_fn(edge_rate_limit))
             .wrap(from_fn(authenticate))
             .wrap(from_fn(request_scope))
@@ -536,6 +561,10 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    .client_request_timeout(std::time::Duration::from_millis(
+        server_cfg.request_timeout_ms,
+    ))
+    .keep_alive(std::time::Duration::from_secs(server_cfg.keep_alive_secs))
     .shutdown_timeout(server_cfg.shutdown_timeout_secs)
     .disable_signals()
     .listen(listener)?

@@ -345,3 +345,104 @@ async fn static_assets_robots_and_health_are_served_from_the_binary() {
     assert_eq!((health.status.as_u16(), health.body.as_str()), (200, "ok"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn forms_posted_from_another_site_are_refused_and_change_nothing() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let mut s = Shopper::new(&app);
+    s.get("/").await; // a session
+    let own = app.url("");
+    let http = s.http.clone();
+    let post = |origin: Option<(&'static str, String)>| {
+        let mut req = http
+            .post(app.url("/cart"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body("product_id=OLJCESPC7Z&quantity=1");
+        if let Some((name, value)) = origin {
+            req = req.header(name, value);
+        }
+        req
+    };
+    for (name, value) in [
+        ("origin", "https://evil.example".to_owned()),
+        ("origin", "null".to_owned()),
+        ("referer", "https://evil.example/shop".to_owned()),
+    ] {
+        let page = s.send(post(Some((name, value.clone())))).await;
+        assert_eq!(page.status, 403, "{name}: {value}");
+        assert!(page.body.contains("another site"), "{}", page.body);
+    }
+    let cart = s.get("/cart").await;
+    assert!(
+        !cart.body.contains("credit_card_number"),
+        "nothing was added"
+    );
+    // The shop's own origin, and no origin at all (Boutique's load generator), pass.
+    let same = s
+        .send(post(Some(("origin", own.trim_end_matches('/').to_owned()))))
+        .await;
+    assert_eq!(same.status, 303);
+    let none = s.send(post(None)).await;
+    assert_eq!(none.status, 303);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers_and_cors_is_off_unless_configured() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let res = reqwest::Client::new()
+        .get(app.url("/"))
+        .header("origin", "https://elsewhere.example")
+        .send()
+        .await
+        .expect("send");
+    let h = res.headers();
+    assert_eq!(
+        h.get("x-content-type-options")
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
+    assert_eq!(
+        h.get("x-frame-options").and_then(|v| v.to_str().ok()),
+        Some("DENY")
+    );
+    assert!(
+        h.get("access-control-allow-origin").is_none(),
+        "CORS is off by default"
+    );
+    app.stop().await;
+
+    let app = TestApp::start(
+        Some(Arc::new(TestDb::sqlite())),
+        &[(
+            "server.cors_allowed_origins",
+            json!(["https://admin.example"]),
+        )],
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(
+                reqwest::Method::OPTIONS,
+                app.url("/api/cart/v1/carts/x/items"),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization",
+            )
+            .send()
+    };
+    let allowed = preflight("https://admin.example").await.expect("send");
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://admin.example")
+    );
+    let other = preflight("https://evil.example").await.expect("send");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}

@@ -477,6 +477,48 @@ async fn product(
     html(&visit, StatusCode::OK, page.render())
 }
 
+/// Whether a form post comes from another site (CSRF): its `Origin`, or failing that its
+/// `Referer`, names a host other than this one. Posts with neither (Boutique's load
+/// generator, old clients) pass; cookies are `SameSite=Lax` besides.
+fn cross_site(req: &HttpRequest) -> bool {
+    let host = req.connection_info().host().to_ascii_lowercase();
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match header(header::ORIGIN).or_else(|| header(header::REFERER)) {
+        None => false,
+        Some(source) => {
+            let source_host = source.split_once("://").map(|(_, rest)| {
+                rest.split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            });
+            source_host.as_deref() != Some(host.as_str())
+        }
+    }
+}
+
+async fn refuse_cross_site(
+    req: &HttpRequest,
+    ctx: &CallContext,
+    shop: &Storefront,
+) -> HttpResponse {
+    let visit = Visit::of(req, shop);
+    tracing::warn!(path = %req.path(), "cross-site form post refused");
+    let chrome = shop.chrome(&visit, ctx).await;
+    error_page(
+        &visit,
+        chrome,
+        StatusCode::FORBIDDEN,
+        "That form came from another site",
+        "For your safety the shop only accepts its own forms. Please go back to the shop and try again.",
+    )
+}
+
 async fn bad_request(
     visit: &Visit,
     ctx: &CallContext,
@@ -505,6 +547,9 @@ async fn add_to_cart(
     shop: Shop,
     form: web::Form<AddForm>,
 ) -> HttpResponse {
+    if cross_site(&req) {
+        return refuse_cross_site(&req, &ctx, &shop).await;
+    }
     let visit = Visit::of(&req, &shop);
     let AddForm {
         product_id,
@@ -665,6 +710,9 @@ async fn view_cart(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpRespon
 }
 
 async fn empty_cart(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
+    if cross_site(&req) {
+        return refuse_cross_site(&req, &ctx, &shop).await;
+    }
     let visit = Visit::of(&req, &shop);
     match shop.deps.cart.empty_cart(&ctx, visit.session.clone()).await {
         Ok(()) => redirect(&visit, "/"),
@@ -695,6 +743,9 @@ async fn set_currency(
     shop: Shop,
     form: web::Form<CurrencyForm>,
 ) -> HttpResponse {
+    if cross_site(&req) {
+        return refuse_cross_site(&req, &ctx, &shop).await;
+    }
     let visit = Visit::of(&req, &shop);
     let CurrencyForm {
         currency_code,
@@ -764,6 +815,9 @@ async fn checkout(
     shop: Shop,
     form: web::Form<CheckoutForm>,
 ) -> HttpResponse {
+    if cross_site(&req) {
+        return refuse_cross_site(&req, &ctx, &shop).await;
+    }
     let visit = Visit::of(&req, &shop);
     let f = form.into_inner();
     let (Ok(month), Ok(year)) = (
