@@ -10,5 +10,6 @@ mod helpers;
 mod identity;
 mod openapi;
 mod process;
+mod secrets;
 mod split;
 mod storefront;
