@@ -362,6 +362,8 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
                     ads: ads.clone().with_context(|| need("ads"))?,
                     shipping: shipping.clone().with_context(|| need("shipping"))?,
                     checkout: checkout.clone().with_context(|| need("checkout"))?,
+                    identity: identity.clone().with_context(|| need("identity"))?,
+                    authenticator: authenticator.clone().with_context(|| need("identity"))?,
                 },
             ))
         }
@@ -490,6 +492,17 @@ fn edge_rules(settings: &Settings) -> EdgeRules {
         EdgeRule {
             method: actix_web::http::Method::POST,
             path: "/api/identity/v1/users",
+            limiter: RateLimiter::per_minute(id.register_per_ip_per_minute),
+        },
+        // The storefront's forms reach the same operations.
+        EdgeRule {
+            method: actix_web::http::Method::POST,
+            path: "/login",
+            limiter: RateLimiter::per_minute(id.login_per_ip_per_minute),
+        },
+        EdgeRule {
+            method: actix_web::http::Method::POST,
+            path: "/register",
             limiter: RateLimiter::per_minute(id.register_per_ip_per_minute),
         },
     ]))

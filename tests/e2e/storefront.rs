@@ -293,6 +293,7 @@ async fn pages_render_without_recommendations_and_ads_when_those_modules_are_dow
             (
                 "server.modules",
                 json!([
+                    "identity",
                     "catalog",
                     "currency",
                     "cart",
@@ -444,5 +445,96 @@ async fn pages_carry_security_headers_and_cors_is_off_unless_configured() {
     );
     let other = preflight("https://evil.example").await.expect("send");
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_shopper_registers_keeps_their_cart_and_sees_their_order_history() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let mut s = Shopper::new(&app);
+    let login_page = s.get("/login").await;
+    assert_eq!(login_page.status, 200);
+    assert!(login_page.body.contains("name=\"password\""));
+    // An anonymous cart...
+    s.post("/cart", &[("product_id", "9SIQT8TOJO"), ("quantity", "3")])
+        .await;
+    // ...follows the shopper into their new account.
+    let bad = s
+        .post(
+            "/register",
+            &[("email", "fan@example.com"), ("password", "short")],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "a short password is refused");
+    let done = s
+        .post(
+            "/register",
+            &[
+                ("email", "Fan@Example.com"),
+                ("password", "a long passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(s.cookie("shop_token").is_some(), "signed in");
+    let home = s.get("/").await;
+    assert!(
+        home.body.contains("Sign out"),
+        "the header knows who is signed in"
+    );
+    let cart = s.get("/cart").await;
+    assert!(
+        cart.body.contains("fan@example.com"),
+        "the checkout form has their address"
+    );
+    assert!(
+        cart.body.contains("Bamboo") || cart.body.contains("9SIQT8TOJO"),
+        "the cart came along"
+    );
+    let confirmation = s.post("/cart/checkout", &CHECKOUT_FORM).await;
+    assert_eq!(confirmation.status, 200);
+    let history = s.get("/orders").await;
+    assert_eq!(history.status, 200);
+    assert!(history.body.contains("Your orders"));
+    let order_id = confirmation
+        .body
+        .split("<code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .expect("the confirmation shows the order id")
+        .to_owned();
+    assert!(
+        history.body.contains(&order_id),
+        "the order is in the history"
+    );
+
+    // Signing out forgets the account; the history asks to sign in again.
+    s.get("/logout").await;
+    assert_eq!(s.cookie("shop_token"), None);
+    let away = s.get("/orders").await;
+    assert_eq!(
+        (away.status.as_u16(), away.location.as_deref()),
+        (303, Some("/login"))
+    );
+    // Wrong password: the form again, 401.
+    let wrong = s
+        .post(
+            "/login",
+            &[("email", "fan@example.com"), ("password", "not the one")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("Wrong e-mail address or password"));
+    let again = s
+        .post(
+            "/login",
+            &[
+                ("email", "fan@example.com"),
+                ("password", "a long passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 303);
+    assert!(s.get("/orders").await.body.contains(&order_id));
     app.stop().await;
 }

@@ -26,16 +26,19 @@ use cart_api::CartApi;
 use catalog_api::{CatalogApi, CatalogError, Product};
 use checkout_api::{CheckoutApi, CheckoutError, PlaceOrderRequest};
 use cleave_kernel::CallContext;
+use cleave_kernel::auth::Authenticator;
+use cleave_kernel::context::Principal;
 use cleave_kernel::module::ModuleSpec;
 use cleave_kernel::types::{Address, CreditCard, CurrencyCode, Money, ProductId, UserId};
 use currency_api::CurrencyApi;
+use identity_api::{Credentials, IdentityApi, IdentityError, Secret};
 use recommendation_api::RecommendationApi;
 use serde::{Deserialize, Serialize};
 use shipping_api::{QuoteRequest, ShippingApi, ShippingItem};
 
 use views::{
-    AdView, CartLine, CartPage, Chrome, ConfirmationPage, ErrorPage, HomePage, OrderLine,
-    ProductCard, ProductPage,
+    AccountPage, AdView, CartLine, CartPage, Chrome, ConfirmationPage, ErrorPage, HomePage,
+    OrderLine, OrderSummaryLine, OrdersPage, ProductCard, ProductPage,
 };
 
 /// The module's name and config section.
@@ -54,6 +57,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
         "ads",
         "shipping",
         "checkout",
+        "identity",
     ],
 };
 
@@ -61,6 +65,10 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 pub const SESSION_COOKIE: &str = "shop_session-id";
 /// The currency cookie (Boutique's name).
 pub const CURRENCY_COOKIE: &str = "shop_currency";
+/// The signed-in user's access token (HttpOnly).
+pub const TOKEN_COOKIE: &str = "shop_token";
+/// The signed-in user's e-mail address, for the header.
+pub const ACCOUNT_COOKIE: &str = "shop_account";
 
 /// Settings of `[modules.storefront]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +106,10 @@ pub struct StorefrontDeps {
     pub shipping: Arc<dyn ShippingApi>,
     /// Orders.
     pub checkout: Arc<dyn CheckoutApi>,
+    /// Accounts and sessions.
+    pub identity: Arc<dyn IdentityApi>,
+    /// Verifies the session's access token.
+    pub authenticator: Arc<Authenticator>,
 }
 
 /// The storefront, ready to be mounted.
@@ -134,6 +146,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, shop: Arc<Storefront>) {
         .service(web::resource("/cart/checkout").route(web::post().to(checkout)))
         .service(web::resource("/setCurrency").route(web::post().to(set_currency)))
         .service(web::resource("/logout").route(web::get().to(logout)))
+        .service(
+            web::resource("/login")
+                .route(web::get().to(login_page))
+                .route(web::post().to(login)),
+        )
+        .service(
+            web::resource("/register")
+                .route(web::get().to(register_page))
+                .route(web::post().to(register)),
+        )
+        .service(web::resource("/orders").route(web::get().to(orders)))
         .service(web::resource("/_healthz").route(web::get().to(|| async { "ok" })))
         .service(web::resource("/robots.txt").route(web::get().to(robots)))
         .service(web::resource("/static/{path:.*}").route(web::get().to(asset)));
@@ -144,7 +167,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let shop = req.app_data::<web::Data<Storefront>>().cloned();
     match shop {
         Some(shop) => {
-            let visit = Visit::of(&req, &shop);
+            let visit = Visit::of(&req, &shop).await;
             let chrome = shop.chrome(&visit, &CallContext::root()).await;
             error_page(
                 &visit,
@@ -158,17 +181,24 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     }
 }
 
-/// Who is visiting: their session (new or from the cookie) and currency.
+/// Who is visiting: their session (new or from the cookie), the signed-in user if any, and
+/// their currency.
 struct Visit {
     session: UserId,
     new_session: bool,
+    /// Whose cart and orders: the signed-in user, else the session.
+    user: UserId,
+    /// The signed-in user (from a valid `shop_token` cookie).
+    principal: Option<Principal>,
+    /// Their e-mail address, for the header.
+    account: Option<String>,
     currency: String,
     path: String,
     request_id: String,
 }
 
 impl Visit {
-    fn of(req: &HttpRequest, shop: &Storefront) -> Self {
+    async fn of(req: &HttpRequest, shop: &Storefront) -> Self {
         let existing = req
             .cookie(SESSION_COOKIE)
             .and_then(|c| UserId::parse(c.value().to_owned()).ok());
@@ -189,9 +219,23 @@ impl Visit {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
+        let principal = match req.cookie(TOKEN_COOKIE) {
+            Some(c) => shop.deps.authenticator.authenticate(c.value()).await.ok(),
+            None => None,
+        };
+        let user = principal
+            .as_ref()
+            .and_then(|p| UserId::parse(p.subject.clone()).ok())
+            .unwrap_or_else(|| session.clone());
+        let account = principal
+            .as_ref()
+            .and_then(|_| req.cookie(ACCOUNT_COOKIE).map(|c| c.value().to_owned()));
         Self {
             session,
             new_session,
+            user,
+            principal,
+            account,
             currency,
             path,
             request_id: cleave_kernel::http::current_request_id()
@@ -313,7 +357,7 @@ impl Storefront {
         let cart_count = self
             .deps
             .cart
-            .get_cart(ctx, visit.session.clone())
+            .get_cart(ctx, visit.user.clone())
             .await
             .map(|c| c.items.iter().map(|i| i.quantity).sum())
             .unwrap_or(0);
@@ -323,6 +367,10 @@ impl Storefront {
             cart_count,
             session_short: visit.session.as_str().chars().take(8).collect(),
             current_path: visit.path.clone(),
+            signed_in: visit
+                .account
+                .clone()
+                .or_else(|| visit.principal.as_ref().map(|_| "your account".to_owned())),
         }
     }
 
@@ -355,7 +403,7 @@ impl Storefront {
         let ids = match self
             .deps
             .recommendation
-            .list_recommendations(ctx, visit.session.clone(), products)
+            .list_recommendations(ctx, visit.user.clone(), products)
             .await
         {
             Ok(ids) => ids,
@@ -408,7 +456,7 @@ impl Storefront {
 type Shop = web::Data<Storefront>;
 
 async fn home(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
-    let visit = Visit::of(&req, &shop);
+    let visit = Visit::of(&req, &shop).await;
     let chrome = shop.chrome(&visit, &ctx).await;
     let products = match shop.deps.catalog.list_products(&ctx).await {
         Ok(p) => p,
@@ -439,7 +487,7 @@ async fn product(
     shop: Shop,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let visit = Visit::of(&req, &shop);
+    let visit = Visit::of(&req, &shop).await;
     let chrome = shop.chrome(&visit, &ctx).await;
     let not_found = |chrome| {
         error_page(
@@ -507,7 +555,7 @@ async fn refuse_cross_site(
     ctx: &CallContext,
     shop: &Storefront,
 ) -> HttpResponse {
-    let visit = Visit::of(req, shop);
+    let visit = Visit::of(req, shop).await;
     tracing::warn!(path = %req.path(), "cross-site form post refused");
     let chrome = shop.chrome(&visit, ctx).await;
     error_page(
@@ -550,7 +598,7 @@ async fn add_to_cart(
     if cross_site(&req) {
         return refuse_cross_site(&req, &ctx, &shop).await;
     }
-    let visit = Visit::of(&req, &shop);
+    let visit = Visit::of(&req, &shop).await;
     let AddForm {
         product_id,
         quantity,
@@ -580,7 +628,7 @@ async fn add_to_cart(
     match shop
         .deps
         .cart
-        .add_item(&ctx, visit.session.clone(), product_id, quantity)
+        .add_item(&ctx, visit.user.clone(), product_id, quantity)
         .await
     {
         Ok(_) => redirect(&visit, "/cart"),
@@ -613,7 +661,7 @@ async fn cart_page(
     form_error: Option<String>,
 ) -> HttpResponse {
     let chrome = shop.chrome(visit, ctx).await;
-    let cart = match shop.deps.cart.get_cart(ctx, visit.session.clone()).await {
+    let cart = match shop.deps.cart.get_cart(ctx, visit.user.clone()).await {
         Ok(c) => c,
         Err(_) => return shop.unavailable(visit, chrome),
     };
@@ -697,7 +745,10 @@ async fn cart_page(
         shipping: format_money(&shipping),
         total: format_money(&total),
         recommendations,
-        default_email: "someone@example.com".into(),
+        default_email: visit
+            .account
+            .clone()
+            .unwrap_or_else(|| "someone@example.com".into()),
         expiry_years: (year..year + 6).collect(),
         form_error,
     };
@@ -705,7 +756,7 @@ async fn cart_page(
 }
 
 async fn view_cart(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
-    let visit = Visit::of(&req, &shop);
+    let visit = Visit::of(&req, &shop).await;
     cart_page(&visit, &ctx, &shop, StatusCode::OK, None).await
 }
 
@@ -713,8 +764,8 @@ async fn empty_cart(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpRespo
     if cross_site(&req) {
         return refuse_cross_site(&req, &ctx, &shop).await;
     }
-    let visit = Visit::of(&req, &shop);
-    match shop.deps.cart.empty_cart(&ctx, visit.session.clone()).await {
+    let visit = Visit::of(&req, &shop).await;
+    match shop.deps.cart.empty_cart(&ctx, visit.user.clone()).await {
         Ok(()) => redirect(&visit, "/"),
         Err(_) => {
             let chrome = shop.chrome(&visit, &ctx).await;
@@ -746,7 +797,7 @@ async fn set_currency(
     if cross_site(&req) {
         return refuse_cross_site(&req, &ctx, &shop).await;
     }
-    let visit = Visit::of(&req, &shop);
+    let visit = Visit::of(&req, &shop).await;
     let CurrencyForm {
         currency_code,
         return_to,
@@ -818,7 +869,7 @@ async fn checkout(
     if cross_site(&req) {
         return refuse_cross_site(&req, &ctx, &shop).await;
     }
-    let visit = Visit::of(&req, &shop);
+    let visit = Visit::of(&req, &shop).await;
     let f = form.into_inner();
     let (Ok(month), Ok(year)) = (
         f.credit_card_expiration_month.trim().parse::<u32>(),
@@ -837,7 +888,7 @@ async fn checkout(
         return cart_page(&visit, &ctx, &shop, StatusCode::BAD_REQUEST, None).await;
     };
     let order_req = PlaceOrderRequest {
-        user_id: visit.session.clone(),
+        user_id: visit.user.clone(),
         user_currency: currency,
         address: Address {
             street_address: f.street_address,
@@ -853,6 +904,11 @@ async fn checkout(
             expiration_year: year,
             expiration_month: month,
         },
+    };
+    // A signed-in shopper orders as themselves (their token travels with the call).
+    let ctx = match &visit.principal {
+        Some(p) => ctx.with_principal(p.clone()),
+        None => ctx,
     };
     let order = match shop.deps.checkout.place_order(&ctx, order_req, None).await {
         Ok(order) => order,
@@ -930,17 +986,223 @@ async fn checkout(
 }
 
 async fn logout(req: HttpRequest, shop: Shop) -> HttpResponse {
-    let visit = Visit::of(&req, &shop);
+    let visit = Visit::of(&req, &shop).await;
     let mut res = HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/"))
         .finish();
-    for name in [SESSION_COOKIE, CURRENCY_COOKIE] {
+    for name in [
+        SESSION_COOKIE,
+        CURRENCY_COOKIE,
+        TOKEN_COOKIE,
+        ACCOUNT_COOKIE,
+    ] {
         let mut gone = cookie(name, String::new(), shop.config.secure_cookies);
         gone.make_removal();
         let _ = res.add_cookie(&gone);
     }
     let _ = visit;
     res
+}
+
+#[derive(Deserialize)]
+struct AccountForm {
+    email: String,
+    password: String,
+}
+
+fn account_page(
+    register: bool,
+    chrome: Chrome,
+    email: String,
+    error: Option<String>,
+) -> AccountPage {
+    let (heading, action, submit) = if register {
+        ("Create your account", "/register", "Create account")
+    } else {
+        ("Sign in", "/login", "Sign in")
+    };
+    AccountPage {
+        chrome,
+        heading: heading.into(),
+        action: action.into(),
+        submit: submit.into(),
+        register,
+        email,
+        form_error: error,
+    }
+}
+
+async fn login_page(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
+    let visit = Visit::of(&req, &shop).await;
+    let chrome = shop.chrome(&visit, &ctx).await;
+    html(
+        &visit,
+        StatusCode::OK,
+        account_page(false, chrome, String::new(), None).render(),
+    )
+}
+
+async fn register_page(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
+    let visit = Visit::of(&req, &shop).await;
+    let chrome = shop.chrome(&visit, &ctx).await;
+    html(
+        &visit,
+        StatusCode::OK,
+        account_page(true, chrome, String::new(), None).render(),
+    )
+}
+
+async fn login(
+    req: HttpRequest,
+    ctx: CallContext,
+    shop: Shop,
+    form: web::Form<AccountForm>,
+) -> HttpResponse {
+    if cross_site(&req) {
+        return refuse_cross_site(&req, &ctx, &shop).await;
+    }
+    sign_in(&req, &ctx, &shop, form.into_inner(), false).await
+}
+
+async fn register(
+    req: HttpRequest,
+    ctx: CallContext,
+    shop: Shop,
+    form: web::Form<AccountForm>,
+) -> HttpResponse {
+    if cross_site(&req) {
+        return refuse_cross_site(&req, &ctx, &shop).await;
+    }
+    sign_in(&req, &ctx, &shop, form.into_inner(), true).await
+}
+
+/// Registers (when asked) and signs in: the session's cart moves to the user's, and the
+/// access token goes in an HttpOnly cookie.
+async fn sign_in(
+    req: &HttpRequest,
+    ctx: &CallContext,
+    shop: &Storefront,
+    form: AccountForm,
+    register: bool,
+) -> HttpResponse {
+    let visit = Visit::of(req, shop).await;
+    let creds = Credentials {
+        email: form.email.clone(),
+        password: Secret(form.password),
+    };
+    let identity = &shop.deps.identity;
+    let outcome = async {
+        if register {
+            identity.register(ctx, creds.clone()).await?;
+        }
+        identity.login(ctx, creds).await
+    }
+    .await;
+    let pair = match outcome {
+        Ok(pair) => pair,
+        Err(e) => {
+            let (status, message) = match &e {
+                IdentityError::InvalidCredentials => (
+                    StatusCode::UNAUTHORIZED,
+                    "Wrong e-mail address or password.".to_owned(),
+                ),
+                IdentityError::TooManyAttempts { retry_after_secs } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Too many attempts. Please wait {retry_after_secs} seconds and try again."
+                    ),
+                ),
+                IdentityError::EmailTaken => (
+                    StatusCode::CONFLICT,
+                    "This e-mail address already has an account: sign in instead.".to_owned(),
+                ),
+                IdentityError::InvalidEmail { .. } | IdentityError::InvalidPassword { .. } => {
+                    (StatusCode::BAD_REQUEST, format!("{e}."))
+                }
+                _ => {
+                    let chrome = shop.chrome(&visit, ctx).await;
+                    return shop.unavailable(&visit, chrome);
+                }
+            };
+            let chrome = shop.chrome(&visit, ctx).await;
+            return html(
+                &visit,
+                status,
+                account_page(register, chrome, form.email, Some(message)).render(),
+            );
+        }
+    };
+    let Ok(principal) = shop
+        .deps
+        .authenticator
+        .authenticate(pair.access_token.expose())
+        .await
+    else {
+        let chrome = shop.chrome(&visit, ctx).await;
+        return shop.unavailable(&visit, chrome);
+    };
+    // The cart follows the user: what the session collected moves to their cart.
+    if let Ok(user) = UserId::parse(principal.subject.clone())
+        && user != visit.session
+        && let Ok(cart) = shop.deps.cart.get_cart(ctx, visit.session.clone()).await
+    {
+        for item in cart.items {
+            let _ = shop
+                .deps
+                .cart
+                .add_item(ctx, user.clone(), item.product_id, item.quantity)
+                .await;
+        }
+        let _ = shop.deps.cart.empty_cart(ctx, visit.session.clone()).await;
+    }
+    let mut res = redirect(&visit, "/");
+    let max_age =
+        actix_web::cookie::time::Duration::seconds(i64::try_from(pair.expires_in).unwrap_or(900));
+    let mut token = cookie(
+        TOKEN_COOKIE,
+        pair.access_token.expose().to_owned(),
+        shop.config.secure_cookies,
+    );
+    token.set_max_age(max_age);
+    let mut account = cookie(
+        ACCOUNT_COOKIE,
+        form.email.trim().to_lowercase(),
+        shop.config.secure_cookies,
+    );
+    account.set_max_age(max_age);
+    let _ = res.add_cookie(&token);
+    let _ = res.add_cookie(&account);
+    tracing::info!(user_id = %principal.subject, "signed in to the storefront");
+    res
+}
+
+async fn orders(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
+    let visit = Visit::of(&req, &shop).await;
+    let Some(principal) = visit.principal.clone() else {
+        return redirect(&visit, "/login");
+    };
+    let chrome = shop.chrome(&visit, &ctx).await;
+    let list = shop
+        .deps
+        .checkout
+        .list_orders(&ctx.with_principal(principal), visit.user.clone())
+        .await;
+    let Ok(list) = list else {
+        return shop.unavailable(&visit, chrome);
+    };
+    let page = OrdersPage {
+        chrome,
+        orders: list
+            .iter()
+            .map(|o| OrderSummaryLine {
+                order_id: o.order_id.clone(),
+                placed: o.created_at.chars().take(10).collect(),
+                items: o.items.iter().map(|i| i.quantity).sum(),
+                total: format_money(&o.total),
+            })
+            .collect(),
+    };
+    html(&visit, StatusCode::OK, page.render())
 }
 
 async fn robots() -> HttpResponse {

@@ -18,6 +18,8 @@ pub(crate) struct Chrome {
     pub(crate) session_short: String,
     /// Path (and query) of the current page; the currency form posts it back as `return_to`.
     pub(crate) current_path: String,
+    /// The signed-in user's e-mail address, if someone is signed in.
+    pub(crate) signed_in: Option<String>,
 }
 
 /// One product as shown in grids, recommendation strips and cart lines.
@@ -127,6 +129,36 @@ pub(crate) struct ErrorPage {
     pub(crate) request_id: String,
 }
 
+/// `GET /login` and `GET /register` (and the form again after a failure).
+#[derive(Debug, Template)]
+#[template(path = "account.html")]
+pub(crate) struct AccountPage {
+    pub(crate) chrome: Chrome,
+    pub(crate) heading: String,
+    pub(crate) action: String,
+    pub(crate) submit: String,
+    pub(crate) register: bool,
+    pub(crate) email: String,
+    pub(crate) form_error: Option<String>,
+}
+
+/// One line of the order history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct OrderSummaryLine {
+    pub(crate) order_id: String,
+    pub(crate) placed: String,
+    pub(crate) items: i64,
+    pub(crate) total: String,
+}
+
+/// `GET /orders`: the signed-in user's orders.
+#[derive(Debug, Template)]
+#[template(path = "orders.html")]
+pub(crate) struct OrdersPage {
+    pub(crate) chrome: Chrome,
+    pub(crate) orders: Vec<OrderSummaryLine>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +170,7 @@ mod tests {
             cart_count: 3,
             session_short: "a1b2c3d4".into(),
             current_path: "/product/OLJCESPC7Z".into(),
+            signed_in: None,
         }
     }
 
