@@ -343,6 +343,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     }
     let running = wiring::bind(&settings, shop).context("cannot start the HTTP server")?;
-    tracing::info!(addr = %running.addr, "listening");
+    let scheme = if settings.server_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(addr = %running.addr, scheme, "listening");
     wiring::run_until_signalled(running).await
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use cleave_kernel::client::RemoteSettings;
 use cleave_kernel::config::{ConfigError, ConfigSources, Named, layered};
@@ -41,6 +42,8 @@ pub struct ServerConfig {
     pub keep_alive_secs: u64,
     /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
     pub cors_allowed_origins: Vec<String>,
+    /// `[server.tls]`
+    pub tls: TlsConfig,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +57,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 5000,
             keep_alive_secs: 30,
             cors_allowed_origins: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -171,6 +175,12 @@ pub struct RemoteConfig {
     pub pool_idle_timeout_secs: u64,
     /// Most idle connections kept per target.
     pub pool_max_idle_per_host: usize,
+    /// PEM file of the CA that signs the modules' certificates (for `https://` module urls).
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate this process presents to modules that require mutual TLS.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for RemoteConfig {
@@ -181,8 +191,32 @@ impl Default for RemoteConfig {
             connect_timeout_ms: u64::try_from(d.connect_timeout.as_millis()).unwrap_or(1000),
             pool_idle_timeout_secs: d.pool_idle_timeout.as_secs(),
             pool_max_idle_per_host: d.pool_max_idle_per_host,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
+}
+
+/// `[server.tls]`: serve HTTPS instead of HTTP.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key_file`, the listener speaks HTTPS (TLS 1.3 and 1.2).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// PEM CA: when set, clients must present a certificate it issued (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// TLS material read from the configured files.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteTls {
+    /// CA PEM for module urls.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Client certificate and key PEM (concatenated).
+    pub identity_pem: Option<Vec<u8>>,
 }
 
 /// Everything but the module sections.
@@ -254,6 +288,10 @@ pub struct Settings {
     pub storefront: storefront::StorefrontConfig,
     /// `[modules.identity]` (its issuer and audience are also what every process verifies)
     pub identity: identity::IdentityConfig,
+    /// The listener's TLS configuration, when `server.tls` is set.
+    pub server_tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS material for calls to modules.
+    pub remote_tls: RemoteTls,
 }
 
 /// Values given on the command line; they override every other layer.
@@ -386,6 +424,77 @@ impl Settings {
                 ));
             }
         }
+        let tls = &app.server.tls;
+        let server_tls = match (&tls.cert_file, &tls.key_file) {
+            (None, None) => {
+                if tls.client_ca_file.is_some() {
+                    return Err(ConfigError::at(
+                        &figment,
+                        "server.tls.client_ca_file",
+                        "needs server.tls.cert_file and server.tls.key_file",
+                    ));
+                }
+                None
+            }
+            (Some(cert), Some(key)) => Some(Arc::new(
+                cleave_kernel::tls::server_config(cert, key, tls.client_ca_file.as_deref())
+                    .map_err(|msg| ConfigError::at(&figment, "server.tls", msg))?,
+            )),
+            (Some(_), None) => {
+                return Err(ConfigError::at(
+                    &figment,
+                    "server.tls.key_file",
+                    "is required with server.tls.cert_file",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::at(
+                    &figment,
+                    "server.tls.cert_file",
+                    "is required with server.tls.key_file",
+                ));
+            }
+        };
+        let read = |key: &str, path: &Option<PathBuf>| -> Result<Option<Vec<u8>>, ConfigError> {
+            path.as_ref()
+                .map(|p| {
+                    std::fs::read(p).map_err(|e| {
+                        ConfigError::at(&figment, key, format!("cannot read {}: {e}", p.display()))
+                    })
+                })
+                .transpose()
+        };
+        let remote = &app.remote;
+        let ca_pem = read("remote.ca_file", &remote.ca_file)?;
+        let identity_pem = match (
+            read("remote.client_cert_file", &remote.client_cert_file)?,
+            read("remote.client_key_file", &remote.client_key_file)?,
+        ) {
+            (None, None) => None,
+            (Some(mut cert), Some(key)) => {
+                cert.push(b'\n');
+                cert.extend(key);
+                Some(cert)
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::at(
+                    &figment,
+                    "remote.client_key_file",
+                    "is required with remote.client_cert_file",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::at(
+                    &figment,
+                    "remote.client_cert_file",
+                    "is required with remote.client_key_file",
+                ));
+            }
+        };
+        let remote_tls = RemoteTls {
+            ca_pem,
+            identity_pem,
+        };
         if app.server.request_timeout_ms == 0 {
             return Err(ConfigError::at(
                 &figment,
@@ -429,6 +538,8 @@ impl Settings {
             checkout,
             storefront,
             identity,
+            server_tls,
+            remote_tls,
         })
     }
 
@@ -445,6 +556,8 @@ impl Settings {
             connect_timeout: std::time::Duration::from_millis(r.connect_timeout_ms),
             pool_idle_timeout: std::time::Duration::from_secs(r.pool_idle_timeout_secs),
             pool_max_idle_per_host: r.pool_max_idle_per_host,
+            ca_pem: self.remote_tls.ca_pem.clone(),
+            identity_pem: self.remote_tls.identity_pem.clone(),
         }
     }
 }

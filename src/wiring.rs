@@ -579,8 +579,11 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     ))
     .keep_alive(std::time::Duration::from_secs(server_cfg.keep_alive_secs))
     .shutdown_timeout(server_cfg.shutdown_timeout_secs)
-    .disable_signals()
-    .listen(listener)?
+    .disable_signals();
+    let server = match &settings.server_tls {
+        Some(tls) => server.listen_rustls_0_23(listener, (**tls).clone())?,
+        None => server.listen(listener)?,
+    }
     .run();
     Ok(Running {
         addr,

@@ -13,3 +13,4 @@ mod process;
 mod secrets;
 mod split;
 mod storefront;
+mod tls;

@@ -124,6 +124,12 @@ pub struct RemoteSettings {
     pub pool_idle_timeout: Duration,
     /// Most idle connections kept per host.
     pub pool_max_idle_per_host: usize,
+    /// PEM of a CA to trust for `https://` modules (besides none: the system store is not
+    /// used, module certificates come from the deployment's own CA).
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM of this process's client certificate and key, presented to modules that require
+    /// mutual TLS.
+    pub identity_pem: Option<Vec<u8>>,
 }
 
 impl Default for RemoteSettings {
@@ -133,6 +139,8 @@ impl Default for RemoteSettings {
             connect_timeout: Duration::from_secs(1),
             pool_idle_timeout: Duration::from_secs(60),
             pool_max_idle_per_host: 64,
+            ca_pem: None,
+            identity_pem: None,
         }
     }
 }
@@ -168,16 +176,24 @@ impl RemoteClient {
         base: Url,
         settings: &RemoteSettings,
     ) -> Result<Self, RemoteError> {
-        let http = reqwest::Client::builder()
+        let unreachable = |e: reqwest::Error| RemoteError::Unreachable {
+            module,
+            reason: e.to_string(),
+        };
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| RemoteError::Unreachable {
-                module,
-                reason: e.to_string(),
-            })?;
+            .tcp_nodelay(true);
+        if let Some(pem) = &settings.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(unreachable)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &settings.identity_pem {
+            builder = builder.identity(reqwest::Identity::from_pem(pem).map_err(unreachable)?);
+        }
+        let http = builder.build().map_err(unreachable)?;
         let transport = HttpTransport {
             module,
             base: Arc::from(base.as_str().trim_end_matches('/')),

@@ -26,6 +26,7 @@ pub mod http;
 pub mod module;
 pub mod ratelimit;
 pub mod telemetry;
+pub mod tls;
 pub mod types;
 
 #[cfg(feature = "test-util")]
