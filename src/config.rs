@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub cors_allowed_origins: Vec<String>,
     /// `[server.tls]`
     pub tls: TlsConfig,
+    /// Module APIs answer only signed-in users and modules of the deployment (client
+    /// certificates naming `<module>.modules.cleave`): for internal processes.
+    pub require_caller_proof: bool,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
             keep_alive_secs: 30,
             cors_allowed_origins: Vec::new(),
             tls: TlsConfig::default(),
+            require_caller_proof: false,
         }
     }
 }
@@ -199,15 +203,30 @@ impl Default for RemoteConfig {
 }
 
 /// `[server.tls]`: serve HTTPS instead of HTTP.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain; with `key_file`, the listener speaks HTTPS (TLS 1.3 and 1.2).
     pub cert_file: Option<PathBuf>,
     /// PEM private key of `cert_file`.
     pub key_file: Option<PathBuf>,
-    /// PEM CA: when set, clients must present a certificate it issued (mutual TLS).
+    /// PEM CA: when set, clients present a certificate it issued (mutual TLS).
     pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: refuse connections without a client certificate (`true`), or
+    /// accept them and tell callers apart per request (`false`, with
+    /// `server.require_caller_proof`).
+    pub client_cert_required: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+            client_cert_required: true,
+        }
+    }
 }
 
 /// TLS material read from the configured files.
@@ -437,8 +456,13 @@ impl Settings {
                 None
             }
             (Some(cert), Some(key)) => Some(Arc::new(
-                cleave_kernel::tls::server_config(cert, key, tls.client_ca_file.as_deref())
-                    .map_err(|msg| ConfigError::at(&figment, "server.tls", msg))?,
+                cleave_kernel::tls::server_config(
+                    cert,
+                    key,
+                    tls.client_ca_file.as_deref(),
+                    tls.client_cert_required,
+                )
+                .map_err(|msg| ConfigError::at(&figment, "server.tls", msg))?,
             )),
             (Some(_), None) => {
                 return Err(ConfigError::at(

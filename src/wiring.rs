@@ -22,7 +22,7 @@ use cleave_kernel::error::KernelError;
 use cleave_kernel::events::{InProcessBus, Relay, RelaySettings};
 use cleave_kernel::forward::configure_forward;
 use cleave_kernel::http::{
-    HttpLimits, ReadinessCheck, authenticate, configure_extractors, configure_health,
+    CallerProof, HttpLimits, ReadinessCheck, authenticate, configure_extractors, configure_health,
     configure_not_placed, request_scope,
 };
 use cleave_kernel::module::{ModuleSpec, Placement, PlacementError, PlacementPlan};
@@ -107,6 +107,8 @@ pub struct Shop {
     pub authenticator: Option<Arc<Authenticator>>,
     /// Per-client limits on sensitive routes (login, registration).
     pub edge_rules: EdgeRules,
+    /// Whether module APIs need a caller proof here.
+    pub caller_proof: CallerProof,
     /// Clients of the modules that run elsewhere: their routes are forwarded through these.
     pub remotes: BTreeMap<&'static str, RemoteClient>,
     /// What `/health/ready` checks.
@@ -385,6 +387,9 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         identity,
         authenticator,
         edge_rules: edge_rules(settings),
+        caller_proof: CallerProof {
+            required: settings.app.server.require_caller_proof,
+        },
         remotes,
         checks,
         db,
@@ -401,6 +406,7 @@ impl Shop {
             cfg.app_data(web::Data::from(auth.clone()));
         }
         cfg.app_data(web::Data::new(self.edge_rules.clone()));
+        cfg.app_data(web::Data::new(self.caller_proof));
         for spec in SPECS {
             if let Some(remote) = self.remotes.get(spec.name) {
                 configure_forward(cfg, remote.clone());
@@ -580,6 +586,12 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     .keep_alive(std::time::Duration::from_secs(server_cfg.keep_alive_secs))
     .shutdown_timeout(server_cfg.shutdown_timeout_secs)
     .disable_signals();
+    let module_names: Vec<&'static str> = SPECS.iter().map(|s| s.name).collect();
+    let server = server.on_connect(move |conn, ext| {
+        if let Some(peer) = cleave_kernel::tls::peer_modules(conn, &module_names) {
+            ext.insert(peer);
+        }
+    });
     let server = match &settings.server_tls {
         Some(tls) => server.listen_rustls_0_23(listener, (**tls).clone())?,
         None => server.listen(listener)?,

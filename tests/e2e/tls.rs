@@ -24,9 +24,15 @@ impl Pki {
         let ca =
             CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
-        for name in ["server", "client"] {
+        for (name, sans) in [
+            ("server", vec!["localhost", "127.0.0.1"]),
+            ("client", vec!["localhost", "127.0.0.1"]),
+            // A module of the deployment, named in its certificate.
+            ("checkout", vec!["checkout.modules.cleave"]),
+        ] {
             let key = KeyPair::generate().expect("key");
-            let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            let sans: Vec<String> = sans.into_iter().map(String::from).collect();
+            let cert = CertificateParams::new(sans)
                 .expect("params")
                 .signed_by(&key, &ca)
                 .expect("sign");
@@ -42,12 +48,17 @@ impl Pki {
     }
 
     fn client(&self, with_identity: bool) -> reqwest::Client {
+        self.client_as(with_identity.then_some("client"))
+    }
+
+    /// A client trusting the CA, presenting the certificate `name` if given.
+    fn client_as(&self, name: Option<&str>) -> reqwest::Client {
         let ca = std::fs::read(self.path("ca.pem")).expect("ca");
         let mut builder = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca cert"));
-        if with_identity {
-            let mut pem = std::fs::read(self.path("client.pem")).expect("cert");
-            pem.extend(std::fs::read(self.path("client.key")).expect("key"));
+        if let Some(name) = name {
+            let mut pem = std::fs::read(self.path(&format!("{name}.pem"))).expect("cert");
+            pem.extend(std::fs::read(self.path(&format!("{name}.key"))).expect("key"));
             builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("identity"));
         }
         builder.build().expect("client")
@@ -190,4 +201,92 @@ async fn a_module_requiring_client_certificates_refuses_callers_without_one() {
     assert_eq!(res.status(), 200);
     main.stop().await;
     catalog.stop().await;
+}
+
+#[tokio::test]
+async fn an_internal_process_answers_only_modules_that_prove_themselves_and_signed_in_users() {
+    let pki = Pki::new();
+    let internal = TestApp::start(
+        Some(Arc::new(TestDb::sqlite())),
+        &[
+            ("server.modules", json!(["identity", "catalog"])),
+            ("server.tls.cert_file", s(&pki.path("server.pem"))),
+            ("server.tls.key_file", s(&pki.path("server.key"))),
+            ("server.tls.client_ca_file", s(&pki.path("ca.pem"))),
+            ("server.tls.client_cert_required", json!(false)),
+            ("server.require_caller_proof", json!(true)),
+            ("server.shutdown_timeout_secs", json!(1)),
+        ],
+    )
+    .await;
+    let url = https(&internal, "/api/catalog/v1/products/OLJCESPC7Z");
+    // Anonymous, and a certificate that names no module: refused.
+    for caller in [None, Some("client")] {
+        let res = pki.client_as(caller).get(&url).send().await.expect("send");
+        let answer = crate::helpers::read(res).await;
+        answer.assert_problem(401, "auth.unauthenticated");
+    }
+    // A module of the deployment (its certificate says which) is answered.
+    let res = pki
+        .client_as(Some("checkout"))
+        .get(&url)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    // So is a signed-in user (a bearer token), and the public API document and keys.
+    let token = internal.token("someone", &["shopper"]).await;
+    let res = pki
+        .client_as(None)
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    for public in ["/api/openapi.json", "/api/identity/v1/jwks"] {
+        let res = pki
+            .client_as(None)
+            .get(https(&internal, public))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), 200, "{public}");
+    }
+
+    // An edge process calling it with its module certificate serves anonymous shoppers.
+    let edge = |cert: bool| {
+        let mut keys = vec![
+            (
+                "server.modules",
+                json!(["currency", "cart", "recommendation"]),
+            ),
+            ("modules.catalog.url", json!(https(&internal, ""))),
+            ("modules.identity.url", json!(https(&internal, ""))),
+            ("remote.ca_file", s(&pki.path("ca.pem"))),
+        ];
+        if cert {
+            keys.push(("remote.client_cert_file", s(&pki.path("checkout.pem"))));
+            keys.push(("remote.client_key_file", s(&pki.path("checkout.key"))));
+        }
+        keys
+    };
+    let proven = TestApp::start(Some(Arc::new(TestDb::sqlite())), &edge(true)).await;
+    let recs = "/api/recommendation/v1/recommendations?user_id=u&product_ids=OLJCESPC7Z";
+    assert_eq!(
+        reqwest::get(proven.url(recs)).await.expect("send").status(),
+        200
+    );
+    let unproven = TestApp::start(Some(Arc::new(TestDb::sqlite())), &edge(false)).await;
+    assert_eq!(
+        reqwest::get(unproven.url(recs))
+            .await
+            .expect("send")
+            .status(),
+        503,
+        "without a module certificate the internal catalog refuses the edge"
+    );
+    for app in [unproven, proven, internal] {
+        app.stop().await;
+    }
 }

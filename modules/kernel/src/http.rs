@@ -130,6 +130,9 @@ pub async fn authenticate(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let Some(token) = bearer_token(req.headers()) else {
+        if let Some(refusal) = missing_caller_proof(&req) {
+            return Ok(req.into_response(refusal));
+        }
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let outcome = match req.app_data::<web::Data<crate::auth::Authenticator>>() {
@@ -160,6 +163,43 @@ pub async fn authenticate(
             Ok(req.into_response(res))
         }
     }
+}
+
+/// Whether module APIs of this process answer only callers that prove who they are: a
+/// signed-in user (bearer token) or a module of the deployment (client certificate naming
+/// `<module>.modules.cleave`, see [`crate::tls::PeerModules`]). For internal processes that
+/// only other modules and edge processes reach.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallerProof {
+    /// Refuse anonymous calls to `/api/...` (except the API document and the JWKS).
+    pub required: bool,
+}
+
+/// The 401 for an anonymous call that needed a proof, if this is one.
+fn missing_caller_proof(req: &ServiceRequest) -> Option<HttpResponse> {
+    let required = req
+        .app_data::<web::Data<CallerProof>>()
+        .is_some_and(|p| p.required);
+    let path = req.path();
+    let public = path == "/api/openapi.json"
+        || path.starts_with("/api/docs")
+        || path == "/api/identity/v1/jwks";
+    if !required || !path.starts_with("/api/") || public {
+        return None;
+    }
+    if let Some(peer) = req.conn_data::<crate::tls::PeerModules>() {
+        tracing::debug!(caller = ?peer.0, "call from a module of the deployment");
+        return None;
+    }
+    let err = crate::auth::AuthError::Unauthenticated {
+        reason: "this process answers signed-in users and modules of the deployment only".into(),
+    };
+    let mut res = actix_web::ResponseError::error_response(&Failure::from(err));
+    res.headers_mut().insert(
+        actix_web::http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer"),
+    );
+    Some(res)
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

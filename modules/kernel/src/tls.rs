@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use std::any::Any;
+
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
@@ -24,8 +26,39 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
+/// The DNS name under which a module's certificate names it: `<module>.modules.cleave` (in
+/// the certificate's subject alternative names).
+pub const MODULE_DOMAIN: &str = "modules.cleave";
+
+/// The modules a caller proved to be, by a client certificate (verified against
+/// `server.tls.client_ca_file` during the handshake) naming `<module>.modules.cleave`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerModules(pub Vec<&'static str>);
+
+/// Reads the caller's modules from an accepted TLS connection (for `HttpServer::on_connect`).
+/// `None` for plain TCP, no client certificate, or a certificate naming no module.
+pub fn peer_modules(conn: &dyn Any, known: &[&'static str]) -> Option<PeerModules> {
+    let tls = conn
+        .downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>>(
+        )?;
+    let (_, session) = tls.get_ref();
+    let cert = session.peer_certificates()?.first()?;
+    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
+    let names: Vec<&'static str> = known
+        .iter()
+        .copied()
+        .filter(|m| {
+            ServerName::try_from(format!("{m}.{MODULE_DOMAIN}"))
+                .is_ok_and(|name| cert.verify_is_valid_for_subject_name(&name).is_ok())
+        })
+        .collect();
+    (!names.is_empty()).then_some(PeerModules(names))
+}
+
 /// A server configuration presenting `cert_file` (PEM chain) with `key_file` (PEM private
-/// key); with `client_ca_file`, clients must present a certificate issued by it (mTLS).
+/// key); with `client_ca_file`, clients present a certificate issued by it (mTLS): always
+/// when `client_cert_required`, otherwise only if they have one (callers are then told apart
+/// by [`PeerModules`]).
 ///
 /// # Errors
 /// What is wrong with which file.
@@ -33,6 +66,7 @@ pub fn server_config(
     cert_file: &Path,
     key_file: &Path,
     client_ca_file: Option<&Path>,
+    client_cert_required: bool,
 ) -> Result<ServerConfig, String> {
     let chain = certs(cert_file)?;
     let key = PrivateKeyDer::from_pem_file(key_file)
@@ -50,7 +84,12 @@ pub fn server_config(
                     .add(cert)
                     .map_err(|e| format!("{} is not a usable CA: {e}", ca.display()))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            if !client_cert_required {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier
                 .build()
                 .map_err(|e| format!("client certificate verifier: {e}"))?;
             builder.with_client_cert_verifier(verifier)
