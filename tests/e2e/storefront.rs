@@ -508,8 +508,26 @@ async fn a_shopper_registers_keeps_their_cart_and_sees_their_order_history() {
         "the order is in the history"
     );
 
-    // Signing out forgets the account; the history asks to sign in again.
+    // When the access token has expired (here: dropped), the refresh token renews it.
+    let old_token = s.cookie("shop_token").expect("token").to_owned();
+    s.cookies.retain(|(n, _)| n != "shop_token");
+    let renewed = s.get("/orders").await;
+    assert_eq!(renewed.status, 200, "still signed in");
+    assert!(renewed.body.contains(&order_id));
+    let new_token = s.cookie("shop_token").expect("a renewed token").to_owned();
+    assert_ne!(new_token, old_token);
+    let refresh = s.cookie("shop_refresh").expect("refresh").to_owned();
+
+    // Signing out forgets the account and revokes the session server-side.
     s.get("/logout").await;
+    assert_eq!(s.cookie("shop_refresh"), None);
+    s.cookies.push(("shop_refresh".into(), refresh));
+    let replay = s.get("/orders").await;
+    assert_eq!(
+        replay.status, 303,
+        "a refresh token of an ended session signs nobody in"
+    );
+    s.cookies.retain(|(n, _)| n != "shop_refresh");
     assert_eq!(s.cookie("shop_token"), None);
     let away = s.get("/orders").await;
     assert_eq!(

@@ -69,6 +69,9 @@ pub const CURRENCY_COOKIE: &str = "shop_currency";
 pub const TOKEN_COOKIE: &str = "shop_token";
 /// The signed-in user's e-mail address, for the header.
 pub const ACCOUNT_COOKIE: &str = "shop_account";
+/// The signed-in user's refresh token (HttpOnly): a new access token when the old one
+/// expires.
+pub const REFRESH_COOKIE: &str = "shop_refresh";
 
 /// Settings of `[modules.storefront]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +195,10 @@ struct Visit {
     principal: Option<Principal>,
     /// Their e-mail address, for the header.
     account: Option<String>,
+    /// Tokens renewed during this request (their cookies go out with the response).
+    renewed: Option<identity_api::TokenPair>,
+    /// Mark cookies `Secure`.
+    secure: bool,
     currency: String,
     path: String,
     request_id: String,
@@ -219,10 +226,29 @@ impl Visit {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
-        let principal = match req.cookie(TOKEN_COOKIE) {
+        let mut principal = match req.cookie(TOKEN_COOKIE) {
             Some(c) => shop.deps.authenticator.authenticate(c.value()).await.ok(),
             None => None,
         };
+        // An expired (or missing) access token with a refresh token: renew quietly. A spent
+        // or revoked refresh token simply leaves the visitor signed out.
+        let mut renewed = None;
+        if principal.is_none()
+            && let Some(refresh) = req.cookie(REFRESH_COOKIE)
+            && let Ok(pair) = shop
+                .deps
+                .identity
+                .refresh(&CallContext::root(), Secret(refresh.value().to_owned()))
+                .await
+        {
+            principal = shop
+                .deps
+                .authenticator
+                .authenticate(pair.access_token.expose())
+                .await
+                .ok();
+            renewed = principal.as_ref().map(|_| pair);
+        }
         let user = principal
             .as_ref()
             .and_then(|p| UserId::parse(p.subject.clone()).ok())
@@ -236,6 +262,8 @@ impl Visit {
             user,
             principal,
             account,
+            renewed,
+            secure: shop.config.secure_cookies,
             currency,
             path,
             request_id: cleave_kernel::http::current_request_id()
@@ -290,20 +318,46 @@ fn html(visit: &Visit, status: StatusCode, body: Result<String, askama::Error>) 
                 .body("The page could not be rendered.")
         }
     };
-    if visit.new_session {
-        let _ = res.add_cookie(&cookie(SESSION_COOKIE, visit.session.to_string(), false));
-    }
+    visit_cookies(visit, &mut res);
     secure_headers(&mut res);
     res
+}
+
+/// The cookies a visit sets: a new session id, renewed tokens.
+fn visit_cookies(visit: &Visit, res: &mut HttpResponse) {
+    if visit.new_session {
+        let _ = res.add_cookie(&cookie(
+            SESSION_COOKIE,
+            visit.session.to_string(),
+            visit.secure,
+        ));
+    }
+    if let Some(pair) = &visit.renewed {
+        for c in token_cookies(pair, visit.secure) {
+            let _ = res.add_cookie(&c);
+        }
+    }
+}
+
+/// The access and refresh token cookies of a session.
+fn token_cookies(pair: &identity_api::TokenPair, secure: bool) -> [Cookie<'static>; 2] {
+    let mut access = cookie(TOKEN_COOKIE, pair.access_token.expose().to_owned(), secure);
+    access.set_max_age(actix_web::cookie::time::Duration::seconds(
+        i64::try_from(pair.expires_in).unwrap_or(900),
+    ));
+    let refresh = cookie(
+        REFRESH_COOKIE,
+        pair.refresh_token.expose().to_owned(),
+        secure,
+    );
+    [access, refresh]
 }
 
 fn redirect(visit: &Visit, to: &str) -> HttpResponse {
     let mut res = HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to.to_owned()))
         .finish();
-    if visit.new_session {
-        let _ = res.add_cookie(&cookie(SESSION_COOKIE, visit.session.to_string(), false));
-    }
+    visit_cookies(visit, &mut res);
     res
 }
 
@@ -990,11 +1044,20 @@ async fn logout(req: HttpRequest, shop: Shop) -> HttpResponse {
     let mut res = HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/"))
         .finish();
+    if let Some(refresh) = req.cookie(REFRESH_COOKIE) {
+        // End the session server-side too: the refresh token and its family are revoked.
+        let _ = shop
+            .deps
+            .identity
+            .logout(&CallContext::root(), Secret(refresh.value().to_owned()))
+            .await;
+    }
     for name in [
         SESSION_COOKIE,
         CURRENCY_COOKIE,
         TOKEN_COOKIE,
         ACCOUNT_COOKIE,
+        REFRESH_COOKIE,
     ] {
         let mut gone = cookie(name, String::new(), shop.config.secure_cookies);
         gone.make_removal();
@@ -1156,21 +1219,14 @@ async fn sign_in(
         let _ = shop.deps.cart.empty_cart(ctx, visit.session.clone()).await;
     }
     let mut res = redirect(&visit, "/");
-    let max_age =
-        actix_web::cookie::time::Duration::seconds(i64::try_from(pair.expires_in).unwrap_or(900));
-    let mut token = cookie(
-        TOKEN_COOKIE,
-        pair.access_token.expose().to_owned(),
-        shop.config.secure_cookies,
-    );
-    token.set_max_age(max_age);
-    let mut account = cookie(
+    for c in token_cookies(&pair, shop.config.secure_cookies) {
+        let _ = res.add_cookie(&c);
+    }
+    let account = cookie(
         ACCOUNT_COOKIE,
         form.email.trim().to_lowercase(),
         shop.config.secure_cookies,
     );
-    account.set_max_age(max_age);
-    let _ = res.add_cookie(&token);
     let _ = res.add_cookie(&account);
     tracing::info!(user_id = %principal.subject, "signed in to the storefront");
     res
