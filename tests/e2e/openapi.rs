@@ -200,9 +200,16 @@ async fn exercise(base: &str, admin: &str) -> Vec<Seen> {
     call!(send(
         base,
         Method::POST,
+        &format!("/api/payment/v1/charges/{txn}/refund"),
+        None,
+        &as_admin
+    ));
+    call!(send(
+        base,
+        Method::POST,
         "/api/payment/v1/charges/nope/refund",
         None,
-        &[]
+        &as_admin
     ));
     // ads
     call!(get("/api/ads/v1/ads?context_keys=kitchen".into()));

@@ -202,6 +202,23 @@ fn missing_caller_proof(req: &ServiceRequest) -> Option<HttpResponse> {
     Some(res)
 }
 
+/// For operations reserved to admins and to the deployment's own modules (e.g. refunds):
+/// allowed for a principal with the `admin` role or a caller whose client certificate names
+/// a module of the deployment.
+///
+/// # Errors
+/// [`crate::auth::AuthError::Unauthenticated`] for anonymous callers,
+/// [`crate::auth::AuthError::Forbidden`] for principals without the role.
+pub fn require_admin_or_module(
+    req: &HttpRequest,
+    ctx: &CallContext,
+) -> Result<(), crate::auth::AuthError> {
+    if req.conn_data::<crate::tls::PeerModules>().is_some() {
+        return Ok(());
+    }
+    crate::auth::require_role(ctx.principal(), crate::auth::ADMIN_ROLE)
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers

@@ -149,3 +149,85 @@ impl TestServer {
         self.handle.stop(true).await;
     }
 }
+
+/// A signing key of its own, for tests of modules that need signed-in callers without an
+/// identity module: it publishes its public key like identity does and mints access tokens.
+pub struct TestKeys {
+    kid: String,
+    pkcs8: Vec<u8>,
+    x: String,
+}
+
+impl TestKeys {
+    /// A fresh Ed25519 key.
+    ///
+    /// # Panics
+    /// When no key can be generated.
+    pub fn new() -> std::sync::Arc<Self> {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        use base64::Engine;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key pair");
+        std::sync::Arc::new(Self {
+            kid: "test-key".into(),
+            pkcs8: pkcs8.as_ref().to_vec(),
+            x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+        })
+    }
+
+    /// An access token for `sub` with `roles` (issuer and audience `cleave`, 5 minutes).
+    ///
+    /// # Panics
+    /// When signing fails.
+    pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        let now = crate::events::now_ms() / 1000;
+        let claims = crate::auth::AccessClaims {
+            iss: "cleave".into(),
+            aud: "cleave".into(),
+            sub: sub.into(),
+            exp: now + 300,
+            iat: now,
+            nbf: None,
+            jti: uuid::Uuid::new_v4().to_string(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.typ = Some(crate::auth::ACCESS_TOKEN_TYPE.into());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(&self.pkcs8),
+        )
+        .expect("sign")
+    }
+
+    /// A principal for `sub` with `roles`, carrying a token (so it travels over HTTP).
+    pub fn principal(&self, sub: &str, roles: &[&str]) -> crate::context::Principal {
+        crate::context::Principal {
+            subject: sub.into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            access_token: Some(std::sync::Arc::from(self.token(sub, roles).as_str())),
+        }
+    }
+
+    /// An authenticator trusting this key (register it as app data of a test server).
+    pub fn authenticator(
+        self: &std::sync::Arc<Self>,
+    ) -> std::sync::Arc<crate::auth::Authenticator> {
+        std::sync::Arc::new(crate::auth::Authenticator {
+            verifier: crate::auth::TokenVerifier::new("cleave", "cleave", 30, self.clone()),
+            users: None,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::auth::KeySource for TestKeys {
+    async fn jwks(&self) -> Result<crate::auth::Jwks, String> {
+        Ok(crate::auth::Jwks {
+            keys: vec![crate::auth::PublicJwk::ed25519(&self.kid, &self.x)],
+        })
+    }
+}

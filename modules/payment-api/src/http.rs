@@ -110,6 +110,7 @@ async fn find_charge(
 }
 
 /// Refunds a charge in full (refunding a refunded charge changes nothing). Takes no body.
+/// Admins only, or a module of the deployment (client certificate).
 #[utoipa::path(
     post,
     path = "/api/payment/v1/charges/{transaction_id}/refund",
@@ -117,14 +118,19 @@ async fn find_charge(
     params(("transaction_id" = String, Path, description = "The charge's transaction id")),
     responses(
         (status = 200, description = "The refunded charge", body = Charge),
+        (status = 401, description = "Neither an admin nor a module of the deployment (`auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Signed in without the admin role (`auth.forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such charge (`payment.transaction_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Payment storage unavailable (`payment.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn refund(
+    req: actix_web::HttpRequest,
     ctx: CallContext,
     api: web::Data<dyn PaymentApi>,
     transaction_id: web::Path<String>,
 ) -> Result<HttpResponse, Failure> {
+    // Refunds move money back: admins, or checkout proving it is a module of the deployment.
+    cleave_kernel::http::require_admin_or_module(&req, &ctx)?;
     Ok(HttpResponse::Ok().json(api.refund(&ctx, transaction_id.into_inner()).await?))
 }

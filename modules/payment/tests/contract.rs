@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cleave_kernel::CallContext;
 use cleave_kernel::client::{RemoteClient, RemoteSettings};
-use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cleave_kernel::testing::{TestDb, TestKeys, TestServer, test_databases};
 use cleave_kernel::types::{CreditCard, Money};
 use cleave_migrations::MigratorTrait;
 use payment::{PaymentConfig, PaymentDeps, PaymentModule};
@@ -45,7 +45,12 @@ fn request(number: &str) -> ChargeRequest {
 async fn payment_in_process_meets_the_contract() {
     for db in test_databases().await {
         let module = start(&db).await;
-        contract::run(&format!("in-process/{}", db.backend), module.as_ref()).await;
+        contract::run(
+            &format!("in-process/{}", db.backend),
+            module.as_ref(),
+            &CallContext::root(),
+        )
+        .await;
     }
 }
 
@@ -53,14 +58,61 @@ async fn payment_in_process_meets_the_contract() {
 async fn payment_over_http_meets_the_contract() {
     for db in test_databases().await {
         let api: Arc<dyn PaymentApi> = start(&db).await;
-        let server = TestServer::spawn(move |cfg| payment_api::http::configure(cfg, api.clone()));
+        let keys = TestKeys::new();
+        let auth = keys.authenticator();
+        let server = TestServer::spawn(move |cfg| {
+            cfg.app_data(actix_web::web::Data::from(auth.clone()));
+            payment_api::http::configure(cfg, api.clone());
+        });
         let remote = RemoteClient::new(
             "payment",
             server.base_url.clone(),
             &RemoteSettings::default(),
         )
         .expect("client");
-        contract::run(&format!("http/{}", db.backend), &PaymentClient::new(remote)).await;
+        let admin = CallContext::root().with_principal(keys.principal("ops", &["admin"]));
+        contract::run(
+            &format!("http/{}", db.backend),
+            &PaymentClient::new(remote),
+            &admin,
+        )
+        .await;
+
+        // Refunds over HTTP are for admins (and modules proving themselves) only.
+        let charge: Charge = reqwest::Client::new()
+            .post(
+                server
+                    .base_url
+                    .join("/api/payment/v1/charges")
+                    .expect("url"),
+            )
+            .json(&request("4111111111111111"))
+            .send()
+            .await
+            .expect("charge")
+            .json()
+            .await
+            .expect("json");
+        let refund_url = server
+            .base_url
+            .join(&format!(
+                "/api/payment/v1/charges/{}/refund",
+                charge.transaction_id
+            ))
+            .expect("url");
+        let anonymous = reqwest::Client::new()
+            .post(refund_url.clone())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(anonymous.status(), 401, "{}", db.backend);
+        let shopper = reqwest::Client::new()
+            .post(refund_url)
+            .bearer_auth(keys.token("someone", &["shopper"]))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(shopper.status(), 403, "{}", db.backend);
         server.stop().await;
     }
 }
