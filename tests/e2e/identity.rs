@@ -354,3 +354,176 @@ async fn login_brute_force_is_slowed_per_account_and_per_client_with_429() {
     read(edge).await.assert_problem(429, "cleave.rate_limited");
     app.stop().await;
 }
+
+/// The key identity signs with, read from its database: for forging tokens in tests.
+async fn signing_key(db_url: &str) -> (String, Vec<u8>, String) {
+    use base64::Engine;
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = cleave_kernel::db::connect(db_url, 1)
+        .await
+        .expect("open identity db");
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT kid, private_pkcs8, public_x FROM identity_signing_keys \
+             WHERE retired_at_ms IS NULL",
+        ))
+        .await
+        .expect("query")
+        .expect("a key");
+    let kid: String = row.try_get_by_index(0).expect("kid");
+    let der: String = row.try_get_by_index(1).expect("der");
+    let x: String = row.try_get_by_index(2).expect("x");
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der)
+        .expect("base64");
+    (kid, der, x)
+}
+
+#[tokio::test]
+async fn with_identity_in_its_own_process_every_forged_or_stale_token_is_refused() {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let dir = tempfile::tempdir().expect("dir");
+    let identity_db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("identity.db").display()
+    );
+    let identity = Cleave::serve(
+        &["--modules", "identity"],
+        &[("CLEAVE_DATABASE__URL", identity_db.clone())],
+    );
+    let main = Cleave::serve(
+        &["--modules", "catalog,currency,cart,recommendation"],
+        &[
+            (
+                "CLEAVE_DATABASE__URL",
+                format!("sqlite://{}?mode=rwc", dir.path().join("main.db").display()),
+            ),
+            ("CLEAVE_MODULES__IDENTITY__URL", identity.base()),
+        ],
+    );
+    let base = main.base();
+    let creds = json!({"email": "split@example.com", "password": "correct horse"});
+    call(
+        &base,
+        Method::POST,
+        "/api/identity/v1/users",
+        Some(creds.clone()),
+        None,
+    )
+    .await;
+    let pair = call(
+        &base,
+        Method::POST,
+        "/api/identity/v1/tokens",
+        Some(creds),
+        None,
+    )
+    .await;
+    let access = pair.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let refresh = pair.body["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let me = call(
+        &base,
+        Method::GET,
+        "/api/identity/v1/me",
+        None,
+        Some(&access),
+    )
+    .await;
+    assert_eq!(me.status, 200, "the genuine token passes");
+    let sub = me.body["user_id"].as_str().expect("id").to_owned();
+
+    let (kid, der, x) = signing_key(&identity_db).await;
+    let now = cleave_kernel::events::now_ms() / 1000;
+    let good = json!({"iss": "cleave", "aud": "cleave", "sub": sub, "exp": now + 300,
+                      "iat": now, "jti": "j-1", "roles": ["shopper"]});
+    let with = |key: &str, value: Value| {
+        let mut c = good.clone();
+        c[key] = value;
+        c
+    };
+    let eddsa = |kid: &str, typ: &str| {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        h.typ = Some(typ.into());
+        h.kid = Some(kid.into());
+        h
+    };
+    let sign = |header: jsonwebtoken::Header, claims: &Value| {
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(&der),
+        )
+        .expect("sign")
+    };
+    let mut no_exp = good.clone();
+    no_exp.as_object_mut().expect("object").remove("exp");
+    let mut hs256 = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs256.typ = Some("at+jwt".into());
+    hs256.kid = Some(kid.clone());
+    let genuine = sign(eddsa(&kid, "at+jwt"), &good);
+    let mut parts = genuine.split('.');
+    let (head, _, sig) = (
+        parts.next().expect("head"),
+        parts.next().expect("body"),
+        parts.next().expect("sig"),
+    );
+    let cases = [
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "at+jwt", "kid": kid})),
+                b64(&good)
+            ),
+        ),
+        (
+            "HS256 with the public key",
+            jsonwebtoken::encode(
+                &hs256,
+                &good,
+                &jsonwebtoken::EncodingKey::from_secret(x.as_bytes()),
+            )
+            .expect("hs256"),
+        ),
+        (
+            "wrong aud",
+            sign(eddsa(&kid, "at+jwt"), &with("aud", json!("other"))),
+        ),
+        (
+            "wrong iss",
+            sign(eddsa(&kid, "at+jwt"), &with("iss", json!("evil"))),
+        ),
+        (
+            "expired",
+            sign(eddsa(&kid, "at+jwt"), &with("exp", json!(now - 120))),
+        ),
+        (
+            "nbf in the future",
+            sign(eddsa(&kid, "at+jwt"), &with("nbf", json!(now + 600))),
+        ),
+        ("missing exp", sign(eddsa(&kid, "at+jwt"), &no_exp)),
+        (
+            "tampered payload",
+            format!("{head}.{}.{sig}", b64(&with("roles", json!(["admin"])))),
+        ),
+        ("unknown kid", sign(eddsa("no-such-key", "at+jwt"), &good)),
+        ("wrong typ", sign(eddsa(&kid, "JWT"), &good)),
+        ("a refresh token", refresh.clone()),
+    ];
+    // Each is refused by the main process itself (its own route) and on a forwarded one.
+    for (case, token) in &cases {
+        for path in ["/api/catalog/v1/products", "/api/identity/v1/me"] {
+            let answer = call(&base, Method::GET, path, None, Some(token)).await;
+            assert_eq!(answer.status, 401, "{case} on {path}: {answer:?}");
+            answer.assert_problem(401, "auth.unauthenticated");
+        }
+    }
+}
