@@ -57,7 +57,7 @@ fn module_calls(c: &mut Criterion) {
     let mut g = c.benchmark_group("get_product");
     g.bench_function("fake/direct", |b| {
         b.to_async(&rt)
-            .iter(|| async { black_box(fake.product(black_box(&id)).cloned()) });
+            .iter(|| async { black_box(fake.product(black_box(&id))) });
     });
     g.bench_function("fake/in_process_module_call", |b| {
         b.to_async(&rt)

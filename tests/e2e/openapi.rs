@@ -88,6 +88,38 @@ async fn exercise(base: &str, admin: &str) -> Vec<Seen> {
     call!(get("/api/catalog/v1/products?q=mug".into()));
     call!(get("/api/catalog/v1/products/OLJCESPC7Z".into()));
     call!(get("/api/catalog/v1/products/NOSUCHTHING".into()));
+    // catalog management (admin)
+    let teapot = json!({"id": "DOCTEAPOT", "name": "Teapot", "description": "Short and stout.",
+        "picture": "/static/img/products/teapot.svg",
+        "price_usd": {"currency_code": "USD", "units": 20, "nanos": 0}, "categories": ["kitchen"]});
+    call!(send(
+        base,
+        Method::PUT,
+        "/api/catalog/v1/products/DOCTEAPOT",
+        Some(teapot.clone()),
+        &[]
+    ));
+    call!(send(
+        base,
+        Method::PUT,
+        "/api/catalog/v1/products/DOCTEAPOT",
+        Some(teapot),
+        &as_admin
+    ));
+    call!(send(
+        base,
+        Method::DELETE,
+        "/api/catalog/v1/products/DOCTEAPOT",
+        None,
+        &as_admin
+    ));
+    call!(send(
+        base,
+        Method::DELETE,
+        "/api/catalog/v1/products/DOCTEAPOT",
+        None,
+        &as_admin
+    ));
     // currency
     call!(get("/api/currency/v1/currencies".into()));
     call!(send(

@@ -4,7 +4,7 @@
 use cleave_kernel::CallContext;
 use cleave_kernel::types::ProductId;
 
-use crate::{CatalogApi, CatalogError, MAX_QUERY_CHARS};
+use crate::{CatalogApi, CatalogError, MAX_QUERY_CHARS, Product};
 
 /// The product ids Online Boutique's load generator requests.
 pub const BOUTIQUE_IDS: [&str; 9] = [
@@ -129,5 +129,111 @@ pub async fn run(label: &str, api: &dyn CatalogApi) {
     {
         Err(CatalogError::InvalidQuery { .. }) => {}
         other => panic!("[{label}] over-long query gave {other:?}"),
+    }
+}
+
+/// Product management: only `admin` (a context with the admin role) may save and remove
+/// products; `shopper` (signed in, no role) and anonymous callers are refused. Uses a fresh
+/// product id, so it can run against a shared catalog.
+pub async fn run_admin(
+    label: &str,
+    api: &dyn CatalogApi,
+    admin: &CallContext,
+    shopper: &CallContext,
+) {
+    use cleave_kernel::types::Money;
+
+    let id = ProductId::parse(format!(
+        "T-{}",
+        CallContext::root().request_id().as_str().replace('-', "")
+    ))
+    .expect("id");
+    let product = Product {
+        id: id.clone(),
+        name: "Test Teapot".into(),
+        description: "Short and stout.".into(),
+        picture: "/static/img/products/teapot.svg".into(),
+        price_usd: Money::new("USD", 24, 500_000_000).expect("money"),
+        categories: vec!["kitchen".into()],
+    };
+    match api
+        .upsert_product(&CallContext::root(), product.clone())
+        .await
+    {
+        Err(CatalogError::Unauthenticated) => {}
+        other => panic!("[{label}] anonymous save gave {other:?}"),
+    }
+    match api.upsert_product(shopper, product.clone()).await {
+        Err(CatalogError::Forbidden) => {}
+        other => panic!("[{label}] shopper save gave {other:?}"),
+    }
+    let mut nameless = product.clone();
+    nameless.name = " ".into();
+    match api.upsert_product(admin, nameless).await {
+        Err(CatalogError::InvalidProduct { detail }) => {
+            assert!(detail.contains("name"), "[{label}]")
+        }
+        other => panic!("[{label}] nameless product gave {other:?}"),
+    }
+    let mut negative = product.clone();
+    negative.price_usd = Money::new("USD", -1, 0).expect("money");
+    assert!(
+        matches!(
+            api.upsert_product(admin, negative).await,
+            Err(CatalogError::InvalidProduct { .. })
+        ),
+        "[{label}] a negative price is refused"
+    );
+    assert!(
+        matches!(
+            api.get_product(admin, id.clone()).await,
+            Err(CatalogError::ProductNotFound { .. })
+        ),
+        "[{label}] nothing was saved by the refused calls"
+    );
+
+    let saved = api
+        .upsert_product(admin, product.clone())
+        .await
+        .expect("save");
+    assert_eq!(saved, product, "[{label}]");
+    assert_eq!(
+        api.get_product(shopper, id.clone()).await.expect("get"),
+        product,
+        "[{label}]"
+    );
+    assert!(
+        api.list_products(shopper)
+            .await
+            .expect("list")
+            .contains(&product),
+        "[{label}] listed"
+    );
+    let mut cheaper = product.clone();
+    cheaper.price_usd = Money::new("USD", 19, 990_000_000).expect("money");
+    api.upsert_product(admin, cheaper.clone())
+        .await
+        .expect("update");
+    assert_eq!(
+        api.get_product(shopper, id.clone()).await.expect("get"),
+        cheaper,
+        "[{label}] replaced"
+    );
+
+    match api.delete_product(shopper, id.clone()).await {
+        Err(CatalogError::Forbidden) => {}
+        other => panic!("[{label}] shopper delete gave {other:?}"),
+    }
+    api.delete_product(admin, id.clone()).await.expect("delete");
+    assert!(
+        matches!(
+            api.get_product(admin, id.clone()).await,
+            Err(CatalogError::ProductNotFound { .. })
+        ),
+        "[{label}] removed"
+    );
+    match api.delete_product(admin, id).await {
+        Err(CatalogError::ProductNotFound { .. }) => {}
+        other => panic!("[{label}] deleting twice gave {other:?}"),
     }
 }

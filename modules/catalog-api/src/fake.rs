@@ -1,16 +1,18 @@
 //! An in-memory catalog holding the nine Online Boutique products, for tests of callers and
 //! for measuring the cost of a module call without storage.
 
+use std::sync::{Arc, RwLock};
+
 use async_trait::async_trait;
 use cleave_kernel::CallContext;
 use cleave_kernel::types::{Money, ProductId};
 
-use crate::{CatalogApi, CatalogError, Product, validate_query};
+use crate::{CatalogApi, CatalogError, Product, require_admin, validate_product, validate_query};
 
-/// In-memory catalog.
+/// In-memory catalog (clones share the products).
 #[derive(Debug, Clone)]
 pub struct FakeCatalog {
-    products: Vec<Product>,
+    products: Arc<RwLock<Vec<Product>>>,
 }
 
 impl Default for FakeCatalog {
@@ -77,26 +79,39 @@ impl Default for FakeCatalog {
                 categories: cats.iter().map(|c| (*c).to_owned()).collect(),
             })
             .collect();
-        Self { products }
+        Self {
+            products: Arc::new(RwLock::new(products)),
+        }
     }
 }
 
 impl FakeCatalog {
     /// The product with `id`, without going through the contract: the "direct call" baseline.
-    pub fn product(&self, id: &ProductId) -> Option<&Product> {
-        self.products.iter().find(|p| &p.id == id)
+    pub fn product(&self, id: &ProductId) -> Option<Product> {
+        self.read().iter().find(|p| &p.id == id).cloned()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Product>> {
+        self.products
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Product>> {
+        self.products
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 #[async_trait]
 impl CatalogApi for FakeCatalog {
     async fn list_products(&self, _: &CallContext) -> Result<Vec<Product>, CatalogError> {
-        Ok(self.products.clone())
+        Ok(self.read().clone())
     }
 
     async fn get_product(&self, _: &CallContext, id: ProductId) -> Result<Product, CatalogError> {
         self.product(&id)
-            .cloned()
             .ok_or_else(|| CatalogError::ProductNotFound { id: id.to_string() })
     }
 
@@ -108,12 +123,39 @@ impl CatalogApi for FakeCatalog {
         validate_query(&query)?;
         let q = query.trim().to_lowercase();
         Ok(self
-            .products
+            .read()
             .iter()
             .filter(|p| {
                 p.name.to_lowercase().contains(&q) || p.description.to_lowercase().contains(&q)
             })
             .cloned()
             .collect())
+    }
+
+    async fn upsert_product(
+        &self,
+        ctx: &CallContext,
+        product: Product,
+    ) -> Result<Product, CatalogError> {
+        require_admin(ctx)?;
+        validate_product(&product)?;
+        let mut saved = product;
+        saved.name = saved.name.trim().to_owned();
+        let mut products = self.write();
+        products.retain(|p| p.id != saved.id);
+        products.push(saved.clone());
+        products.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(saved)
+    }
+
+    async fn delete_product(&self, ctx: &CallContext, id: ProductId) -> Result<(), CatalogError> {
+        require_admin(ctx)?;
+        let mut products = self.write();
+        let before = products.len();
+        products.retain(|p| p.id != id);
+        if products.len() == before {
+            return Err(CatalogError::ProductNotFound { id: id.to_string() });
+        }
+        Ok(())
     }
 }

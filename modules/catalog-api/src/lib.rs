@@ -12,7 +12,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use async_trait::async_trait;
 use cleave_kernel::CallContext;
-use cleave_kernel::client::{RemoteClient, encode};
+use cleave_kernel::client::{Method, RemoteClient, encode};
 use cleave_kernel::error::ApiError;
 use cleave_kernel::module::ModuleSpec;
 use cleave_kernel::types::{Money, ProductId};
@@ -88,6 +88,21 @@ pub enum CatalogError {
         detail: String,
     },
     /// The catalog (or its storage) cannot be reached.
+    #[serde(rename = "catalog.invalid_product")]
+    #[error("invalid product: {detail}")]
+    InvalidProduct {
+        /// What is wrong.
+        detail: String,
+    },
+    /// Managing products needs an access token.
+    #[serde(rename = "catalog.unauthenticated")]
+    #[error("this needs an access token")]
+    Unauthenticated,
+    /// Managing products needs the admin role.
+    #[serde(rename = "catalog.forbidden")]
+    #[error("managing products needs the admin role")]
+    Forbidden,
+    /// The catalog module (or its storage) cannot be reached.
     #[serde(rename = "catalog.unavailable")]
     #[error("catalog is unavailable: {reason}")]
     Unavailable {
@@ -111,6 +126,9 @@ impl ApiError for CatalogError {
             Self::ProductNotFound { .. } => "catalog.product_not_found",
             Self::InvalidProductId { .. } => "catalog.invalid_product_id",
             Self::InvalidQuery { .. } => "catalog.invalid_query",
+            Self::InvalidProduct { .. } => "catalog.invalid_product",
+            Self::Unauthenticated => "catalog.unauthenticated",
+            Self::Forbidden => "catalog.forbidden",
             Self::Unavailable { .. } => "catalog.unavailable",
             Self::Internal { .. } => "catalog.internal",
         }
@@ -119,7 +137,11 @@ impl ApiError for CatalogError {
     fn status(&self) -> StatusCode {
         match self {
             Self::ProductNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::InvalidProductId { .. } | Self::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidProductId { .. }
+            | Self::InvalidQuery { .. }
+            | Self::InvalidProduct { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -160,6 +182,25 @@ pub trait CatalogApi: Send + Sync {
         ctx: &CallContext,
         query: String,
     ) -> Result<Vec<Product>, CatalogError>;
+
+    /// Creates or replaces a product (admins only). Other replicas see it after their next
+    /// snapshot reload.
+    ///
+    /// # Errors
+    /// [`CatalogError::Unauthenticated`], [`CatalogError::Forbidden`],
+    /// [`CatalogError::InvalidProduct`], [`CatalogError::Unavailable`].
+    async fn upsert_product(
+        &self,
+        ctx: &CallContext,
+        product: Product,
+    ) -> Result<Product, CatalogError>;
+
+    /// Removes a product (admins only).
+    ///
+    /// # Errors
+    /// [`CatalogError::Unauthenticated`], [`CatalogError::Forbidden`],
+    /// [`CatalogError::ProductNotFound`], [`CatalogError::Unavailable`].
+    async fn delete_product(&self, ctx: &CallContext, id: ProductId) -> Result<(), CatalogError>;
 }
 
 /// Checks a search query; shared by every implementation so they answer alike.
@@ -173,6 +214,70 @@ pub fn validate_query(query: &str) -> Result<(), CatalogError> {
         });
     }
     Ok(())
+}
+
+/// Checks a product to save: name 1 to 200 characters, description up to 2000, a picture path
+/// (`/...`) or `https://` url, a non-negative USD price, 1 to 10 categories of lower-case
+/// letters, digits and `-`.
+///
+/// # Errors
+/// [`CatalogError::InvalidProduct`] naming the field.
+pub fn validate_product(p: &Product) -> Result<(), CatalogError> {
+    let bad = |detail: &str| {
+        Err(CatalogError::InvalidProduct {
+            detail: detail.to_owned(),
+        })
+    };
+    let name = p.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return bad("name must be 1 to 200 characters");
+    }
+    if p.description.chars().count() > 2000 {
+        return bad("description must be at most 2000 characters");
+    }
+    let picture_ok = (p.picture.starts_with('/') && !p.picture.starts_with("//"))
+        || p.picture.starts_with("https://");
+    if !picture_ok || p.picture.len() > 500 || p.picture.chars().any(char::is_whitespace) {
+        return bad("picture must be a path like /static/img/x.svg or an https:// url");
+    }
+    if p.price_usd.validate().is_err()
+        || p.price_usd.currency_code != "USD"
+        || p.price_usd.units < 0
+        || p.price_usd.nanos < 0
+    {
+        return bad("price_usd must be a valid, non-negative USD amount");
+    }
+    if p.categories.is_empty() || p.categories.len() > 10 {
+        return bad("a product has 1 to 10 categories");
+    }
+    for c in &p.categories {
+        if c.is_empty()
+            || c.len() > 32
+            || !c
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        {
+            return bad("categories are lower-case letters, digits and '-', up to 32");
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the caller may manage products (the admin role).
+///
+/// # Errors
+/// [`CatalogError::Unauthenticated`], [`CatalogError::Forbidden`].
+pub fn require_admin(ctx: &CallContext) -> Result<(), CatalogError> {
+    let principal = ctx.principal().ok_or(CatalogError::Unauthenticated)?;
+    if principal
+        .roles
+        .iter()
+        .any(|r| r == cleave_kernel::auth::ADMIN_ROLE)
+    {
+        Ok(())
+    } else {
+        Err(CatalogError::Forbidden)
+    }
 }
 
 /// The catalog in another process, reached over its REST API.
@@ -226,6 +331,33 @@ impl CatalogApi for CatalogClient {
             )
             .await
             .map(|l| l.products)
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn upsert_product(
+        &self,
+        ctx: &CallContext,
+        product: Product,
+    ) -> Result<Product, CatalogError> {
+        self.remote
+            .send_json(
+                ctx,
+                Method::PUT,
+                &format!("/api/catalog/v1/products/{}", encode(product.id.as_str())),
+                &product,
+            )
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn delete_product(&self, ctx: &CallContext, id: ProductId) -> Result<(), CatalogError> {
+        self.remote
+            .send_empty(
+                ctx,
+                Method::DELETE,
+                &format!("/api/catalog/v1/products/{}", encode(id.as_str())),
+            )
+            .await
             .map_err(|e| e.into_api_error())
     }
 }

@@ -17,10 +17,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use catalog_api::{CatalogApi, CatalogError, Product, validate_query};
+use catalog_api::{
+    CatalogApi, CatalogError, Product, require_admin, validate_product, validate_query,
+};
 use cleave_kernel::CallContext;
 use cleave_kernel::types::{Money, ProductId};
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryOrder};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
 
 /// Settings of `[modules.catalog]`.
@@ -174,5 +177,65 @@ impl CatalogApi for CatalogModule {
             })
             .cloned()
             .collect())
+    }
+
+    async fn upsert_product(
+        &self,
+        ctx: &CallContext,
+        product: Product,
+    ) -> Result<Product, CatalogError> {
+        require_admin(ctx)?;
+        validate_product(&product)?;
+        let categories =
+            serde_json::to_string(&product.categories).map_err(|e| CatalogError::Internal {
+                reason: e.to_string(),
+            })?;
+        let row = entity::ActiveModel {
+            id: ActiveValue::Set(product.id.to_string()),
+            name: ActiveValue::Set(product.name.trim().to_owned()),
+            description: ActiveValue::Set(product.description.clone()),
+            picture: ActiveValue::Set(product.picture.clone()),
+            price_currency_code: ActiveValue::Set(product.price_usd.currency_code.clone()),
+            price_units: ActiveValue::Set(product.price_usd.units),
+            price_nanos: ActiveValue::Set(product.price_usd.nanos),
+            categories: ActiveValue::Set(categories),
+        };
+        entity::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(entity::Column::Id)
+                    .update_columns([
+                        entity::Column::Name,
+                        entity::Column::Description,
+                        entity::Column::Picture,
+                        entity::Column::PriceCurrencyCode,
+                        entity::Column::PriceUnits,
+                        entity::Column::PriceNanos,
+                        entity::Column::Categories,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(storage_error)?;
+        self.reload().await?;
+        tracing::info!(product_id = %product.id, "product saved");
+        self.product(&product.id)
+            .ok_or_else(|| CatalogError::Internal {
+                reason: format!("product {} vanished after saving", product.id),
+            })
+    }
+
+    async fn delete_product(&self, ctx: &CallContext, id: ProductId) -> Result<(), CatalogError> {
+        require_admin(ctx)?;
+        let deleted = entity::Entity::delete_by_id(id.to_string())
+            .exec(&self.db)
+            .await
+            .map_err(storage_error)?;
+        if deleted.rows_affected == 0 {
+            return Err(CatalogError::ProductNotFound { id: id.to_string() });
+        }
+        self.reload().await?;
+        tracing::info!(product_id = %id, "product removed");
+        Ok(())
     }
 }

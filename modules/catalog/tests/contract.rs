@@ -6,7 +6,7 @@ use catalog::{CatalogConfig, CatalogDeps, CatalogModule};
 use catalog_api::{CatalogApi, CatalogClient, contract, fake::FakeCatalog};
 use cleave_kernel::CallContext;
 use cleave_kernel::client::{RemoteClient, RemoteSettings};
-use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cleave_kernel::testing::{TestDb, TestKeys, TestServer, test_databases};
 use cleave_kernel::types::ProductId;
 use cleave_migrations::MigratorTrait;
 use sea_orm::ConnectionTrait;
@@ -26,28 +26,62 @@ async fn catalog_in_process_meets_the_contract() {
     for db in test_databases().await {
         let module = start(&db).await;
         contract::run(&format!("in-process/{}", db.backend), module.as_ref()).await;
+        let keys = TestKeys::new();
+        contract::run_admin(
+            &format!("in-process/{}", db.backend),
+            module.as_ref(),
+            &as_role(&keys, "admin"),
+            &as_role(&keys, "shopper"),
+        )
+        .await;
     }
+}
+
+fn as_role(keys: &TestKeys, role: &str) -> CallContext {
+    CallContext::root().with_principal(keys.principal("catalog-test-user", &[role]))
 }
 
 #[tokio::test]
 async fn catalog_over_http_meets_the_contract() {
     for db in test_databases().await {
         let api: Arc<dyn CatalogApi> = start(&db).await;
-        let server = TestServer::spawn(move |cfg| catalog_api::http::configure(cfg, api.clone()));
+        let keys = TestKeys::new();
+        let auth = keys.authenticator();
+        let server = TestServer::spawn(move |cfg| {
+            cfg.app_data(actix_web::web::Data::from(auth.clone()));
+            catalog_api::http::configure(cfg, api.clone());
+        });
         let remote = RemoteClient::new(
             "catalog",
             server.base_url.clone(),
             &RemoteSettings::default(),
         )
         .expect("client");
-        contract::run(&format!("http/{}", db.backend), &CatalogClient::new(remote)).await;
+        let client = CatalogClient::new(remote);
+        contract::run(&format!("http/{}", db.backend), &client).await;
+        contract::run_admin(
+            &format!("http/{}", db.backend),
+            &client,
+            &as_role(&keys, "admin"),
+            &as_role(&keys, "shopper"),
+        )
+        .await;
         server.stop().await;
     }
 }
 
 #[tokio::test]
 async fn fake_catalog_meets_the_contract() {
-    contract::run("fake", &FakeCatalog::default()).await;
+    let fake = FakeCatalog::default();
+    contract::run("fake", &fake).await;
+    let keys = TestKeys::new();
+    contract::run_admin(
+        "fake",
+        &fake,
+        &as_role(&keys, "admin"),
+        &as_role(&keys, "shopper"),
+    )
+    .await;
 }
 
 #[tokio::test]
