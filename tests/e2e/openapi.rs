@@ -120,6 +120,37 @@ async fn exercise(base: &str, admin: &str) -> Vec<Seen> {
         None,
         &as_admin
     ));
+    // ads management (admin)
+    let ad =
+        json!({"category": "teapots", "redirect_url": "/product/6E92ZMYYFZ", "text": "Tea time."});
+    call!(send(
+        base,
+        Method::PUT,
+        "/api/ads/v1/ads/doc-ad",
+        Some(ad.clone()),
+        &[]
+    ));
+    call!(send(
+        base,
+        Method::PUT,
+        "/api/ads/v1/ads/doc-ad",
+        Some(ad),
+        &as_admin
+    ));
+    call!(send(
+        base,
+        Method::DELETE,
+        "/api/ads/v1/ads/doc-ad",
+        None,
+        &as_admin
+    ));
+    call!(send(
+        base,
+        Method::DELETE,
+        "/api/ads/v1/ads/doc-ad",
+        None,
+        &as_admin
+    ));
     // currency
     call!(get("/api/currency/v1/currencies".into()));
     call!(send(

@@ -177,3 +177,73 @@ pub async fn run(label: &str, api: &dyn AdsApi) {
         }
     }
 }
+
+/// Ad management: only `admin` may save and remove ads; `shopper` and anonymous callers are
+/// refused. A saved ad is served for its category at once. Uses a fresh ad id and category.
+pub async fn run_admin(label: &str, api: &dyn AdsApi, admin: &CallContext, shopper: &CallContext) {
+    use crate::{AdDefinition, AdsError};
+
+    let suffix = CallContext::root().request_id().as_str().replace('-', "");
+    let id = format!("test-{}", &suffix[suffix.len() - 12..]);
+    let category = format!("cat{}", &suffix[suffix.len() - 8..]);
+    let ad = AdDefinition {
+        category: category.clone(),
+        redirect_url: "/product/6E92ZMYYFZ".into(),
+        text: "Mugs for the whole team.".into(),
+    };
+    match api
+        .put_ad(&CallContext::root(), id.clone(), ad.clone())
+        .await
+    {
+        Err(AdsError::Unauthenticated) => {}
+        other => panic!("[{label}] anonymous save gave {other:?}"),
+    }
+    match api.put_ad(shopper, id.clone(), ad.clone()).await {
+        Err(AdsError::Forbidden) => {}
+        other => panic!("[{label}] shopper save gave {other:?}"),
+    }
+    let mut offsite = ad.clone();
+    offsite.redirect_url = "https://evil.example/".into();
+    match api.put_ad(admin, id.clone(), offsite).await {
+        Err(AdsError::InvalidAd { detail }) => {
+            assert!(detail.contains("redirect_url"), "[{label}]")
+        }
+        other => panic!("[{label}] an off-site redirect gave {other:?}"),
+    }
+    let saved = api
+        .put_ad(admin, id.clone(), ad.clone())
+        .await
+        .expect("save");
+    assert_eq!(saved, ad, "[{label}]");
+    let served = ads_for(api, &category).await;
+    assert_eq!(served.len(), 1, "[{label}] served for its category");
+    assert_eq!(served[0].text, ad.text, "[{label}]");
+    match api.delete_ad(shopper, id.clone()).await {
+        Err(AdsError::Forbidden) => {}
+        other => panic!("[{label}] shopper delete gave {other:?}"),
+    }
+    api.delete_ad(admin, id.clone()).await.expect("delete");
+    assert!(
+        ads_for(api, &category)
+            .await
+            .iter()
+            .all(|a| a.text != ad.text),
+        "[{label}] no longer served"
+    );
+    match api.delete_ad(admin, id).await {
+        Err(AdsError::AdNotFound { .. }) => {}
+        other => panic!("[{label}] deleting twice gave {other:?}"),
+    }
+}
+
+async fn ads_for(api: &dyn AdsApi, category: &str) -> Vec<crate::Ad> {
+    api.get_ads(
+        &CallContext::root(),
+        AdsRequest {
+            context_keys: vec![category.to_owned()],
+        },
+    )
+    .await
+    .expect("ads")
+    .ads
+}

@@ -6,13 +6,13 @@ use actix_web::{HttpResponse, web};
 use cleave_kernel::{CallContext, Failure, Problem};
 use serde::Deserialize;
 
-use crate::{Ad, Ads, AdsApi, AdsRequest};
+use crate::{Ad, AdDefinition, Ads, AdsApi, AdsRequest};
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(get_ads),
-    components(schemas(Ad, Ads)),
+    paths(get_ads, put_ad, delete_ad),
+    components(schemas(Ad, Ads, AdDefinition)),
     tags((name = "ads", description = "Text ads by product category"))
 )]
 pub struct ApiDoc;
@@ -30,7 +30,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn AdsApi>) {
     cfg.service(
         web::scope("/api/ads/v1")
             .app_data(web::Data::from(api))
-            .service(web::resource("/ads").route(web::get().to(get_ads))),
+            .service(web::resource("/ads").route(web::get().to(get_ads)))
+            .service(
+                web::resource("/ads/{ad_id}")
+                    .route(web::put().to(put_ad))
+                    .route(web::delete().to(delete_ad)),
+            ),
     );
 }
 
@@ -60,4 +65,56 @@ async fn get_ads(
         raw.split(',').map(str::to_owned).collect()
     };
     Ok(HttpResponse::Ok().json(api.get_ads(&ctx, AdsRequest { context_keys }).await?))
+}
+
+/// Creates or replaces an ad (admin role).
+#[utoipa::path(
+    put,
+    path = "/api/ads/v1/ads/{ad_id}",
+    tag = "ads",
+    params(("ad_id" = String, Path, description = "The ad's id, e.g. `tank-top`")),
+    request_body = AdDefinition,
+    responses(
+        (status = 200, description = "The ad as saved", body = AdDefinition),
+        (status = 400, description = "Malformed ad (`ads.invalid_ad`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No access token (`ads.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin (`ads.forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Ads unavailable (`ads.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn put_ad(
+    ctx: CallContext,
+    api: web::Data<dyn AdsApi>,
+    ad_id: web::Path<String>,
+    body: web::Json<AdDefinition>,
+) -> Result<HttpResponse, Failure> {
+    Ok(HttpResponse::Ok().json(
+        api.put_ad(&ctx, ad_id.into_inner(), body.into_inner())
+            .await?,
+    ))
+}
+
+/// Removes an ad (admin role).
+#[utoipa::path(
+    delete,
+    path = "/api/ads/v1/ads/{ad_id}",
+    tag = "ads",
+    params(("ad_id" = String, Path, description = "The ad's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No access token (`ads.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin (`ads.forbidden`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such ad (`ads.ad_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Ads unavailable (`ads.unavailable`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn delete_ad(
+    ctx: CallContext,
+    api: web::Data<dyn AdsApi>,
+    ad_id: web::Path<String>,
+) -> Result<HttpResponse, Failure> {
+    api.delete_ad(&ctx, ad_id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

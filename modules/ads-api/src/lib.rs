@@ -15,7 +15,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use async_trait::async_trait;
 use cleave_kernel::CallContext;
-use cleave_kernel::client::{RemoteClient, encode};
+use cleave_kernel::client::{Method, RemoteClient, encode};
 use cleave_kernel::error::ApiError;
 use cleave_kernel::module::ModuleSpec;
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,28 @@ pub enum AdsError {
         /// What is wrong.
         detail: String,
     },
+    /// An ad to save is malformed.
+    #[serde(rename = "ads.invalid_ad")]
+    #[error("invalid ad: {detail}")]
+    InvalidAd {
+        /// What is wrong.
+        detail: String,
+    },
+    /// No ad has this id.
+    #[serde(rename = "ads.ad_not_found")]
+    #[error("ad {ad_id} not found")]
+    AdNotFound {
+        /// The id asked for.
+        ad_id: String,
+    },
+    /// Managing ads needs an access token.
+    #[serde(rename = "ads.unauthenticated")]
+    #[error("this needs an access token")]
+    Unauthenticated,
+    /// Managing ads needs the admin role.
+    #[serde(rename = "ads.forbidden")]
+    #[error("managing ads needs the admin role")]
+    Forbidden,
     /// The ads module (or its storage) cannot be reached.
     #[serde(rename = "ads.unavailable")]
     #[error("ads are unavailable: {reason}")]
@@ -110,6 +132,10 @@ impl ApiError for AdsError {
         match self {
             Self::TooManyKeys { .. } => "ads.too_many_keys",
             Self::InvalidContextKey { .. } => "ads.invalid_context_key",
+            Self::InvalidAd { .. } => "ads.invalid_ad",
+            Self::AdNotFound { .. } => "ads.ad_not_found",
+            Self::Unauthenticated => "ads.unauthenticated",
+            Self::Forbidden => "ads.forbidden",
             Self::Unavailable { .. } => "ads.unavailable",
             Self::Internal { .. } => "ads.internal",
         }
@@ -117,7 +143,12 @@ impl ApiError for AdsError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::TooManyKeys { .. } | Self::InvalidContextKey { .. } => StatusCode::BAD_REQUEST,
+            Self::TooManyKeys { .. } | Self::InvalidContextKey { .. } | Self::InvalidAd { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::AdNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -143,6 +174,92 @@ pub trait AdsApi: Send + Sync {
     /// [`AdsError::TooManyKeys`], [`AdsError::InvalidContextKey`] (see
     /// [`validate_context_keys`]); [`AdsError::Unavailable`].
     async fn get_ads(&self, ctx: &CallContext, req: AdsRequest) -> Result<Ads, AdsError>;
+
+    /// Creates or replaces the ad `ad_id` (admins only).
+    ///
+    /// # Errors
+    /// [`AdsError::Unauthenticated`], [`AdsError::Forbidden`], [`AdsError::InvalidAd`],
+    /// [`AdsError::Unavailable`].
+    async fn put_ad(
+        &self,
+        ctx: &CallContext,
+        ad_id: String,
+        ad: AdDefinition,
+    ) -> Result<AdDefinition, AdsError>;
+
+    /// Removes the ad `ad_id` (admins only).
+    ///
+    /// # Errors
+    /// [`AdsError::Unauthenticated`], [`AdsError::Forbidden`], [`AdsError::AdNotFound`],
+    /// [`AdsError::Unavailable`].
+    async fn delete_ad(&self, ctx: &CallContext, ad_id: String) -> Result<(), AdsError>;
+}
+
+/// An ad as an admin defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdDefinition {
+    /// The category it is shown for (a context key), lower case.
+    pub category: String,
+    /// Where a click leads: a path in the shop, e.g. `/product/66VCHSJNUP`.
+    pub redirect_url: String,
+    /// The ad's text, 1 to 200 characters.
+    pub text: String,
+}
+
+/// Checks an ad and its id: id of 1 to 64 lower-case letters, digits or `-`; a category
+/// that is a valid context key; a local `redirect_url` (`/...`); text of 1 to 200 characters.
+///
+/// # Errors
+/// [`AdsError::InvalidAd`] naming the field.
+pub fn validate_ad(ad_id: &str, ad: &AdDefinition) -> Result<(), AdsError> {
+    let bad = |detail: &str| {
+        Err(AdsError::InvalidAd {
+            detail: detail.to_owned(),
+        })
+    };
+    if ad_id.is_empty()
+        || ad_id.len() > 64
+        || !ad_id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return bad("an ad id is 1 to 64 lower-case letters, digits or '-'");
+    }
+    if validate_context_keys(std::slice::from_ref(&ad.category)).is_err() {
+        return bad("category must be a valid context key");
+    }
+    if !ad.redirect_url.starts_with('/')
+        || ad.redirect_url.starts_with("//")
+        || ad.redirect_url.len() > 500
+        || ad
+            .redirect_url
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\\')
+    {
+        return bad("redirect_url must be a path in the shop, like /product/66VCHSJNUP");
+    }
+    let n = ad.text.trim().chars().count();
+    if n == 0 || n > 200 {
+        return bad("text must be 1 to 200 characters");
+    }
+    Ok(())
+}
+
+/// Checks that the caller may manage ads (the admin role).
+///
+/// # Errors
+/// [`AdsError::Unauthenticated`], [`AdsError::Forbidden`].
+pub fn require_admin(ctx: &CallContext) -> Result<(), AdsError> {
+    let principal = ctx.principal().ok_or(AdsError::Unauthenticated)?;
+    if principal
+        .roles
+        .iter()
+        .any(|r| r == cleave_kernel::auth::ADMIN_ROLE)
+    {
+        Ok(())
+    } else {
+        Err(AdsError::Forbidden)
+    }
 }
 
 /// Checks the context keys of a request; shared by every implementation so they answer alike.
@@ -210,6 +327,30 @@ impl AdsApi for AdsClient {
         );
         self.remote
             .get_json(ctx, &path)
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn put_ad(
+        &self,
+        ctx: &CallContext,
+        ad_id: String,
+        ad: AdDefinition,
+    ) -> Result<AdDefinition, AdsError> {
+        validate_ad(&ad_id, &ad)?;
+        self.remote
+            .send_json(ctx, Method::PUT, &format!("/api/ads/v1/ads/{ad_id}"), &ad)
+            .await
+            .map_err(|e| e.into_api_error())
+    }
+
+    async fn delete_ad(&self, ctx: &CallContext, ad_id: String) -> Result<(), AdsError> {
+        self.remote
+            .send_empty(
+                ctx,
+                Method::DELETE,
+                &format!("/api/ads/v1/ads/{}", encode(&ad_id)),
+            )
             .await
             .map_err(|e| e.into_api_error())
     }

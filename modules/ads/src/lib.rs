@@ -4,9 +4,9 @@
 //! - Provides: [`ads_api::AdsApi`] through [`AdsModule`].
 //! - Requires: nothing.
 //!
-//! Ads are asked for on every page and change rarely, so the whole table is read once, at
-//! start, and kept in memory ordered by category then id; a changed table takes effect at the
-//! next start. Random picks draw on `uuid`'s v4 generator (the operating system's randomness),
+//! Ads are asked for on every page and change rarely, so the whole table is kept in memory
+//! ordered by category then id: read at start and again after each admin change in this
+//! process (other replicas see a change at their next start). Random picks draw on `uuid`'s v4 generator (the operating system's randomness),
 //! which the workspace already has, rather than a random-number crate for a few bits a request.
 
 mod entity;
@@ -15,11 +15,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ads_api::{
-    Ad, Ads, AdsApi, AdsError, AdsRequest, MAX_ADS, MAX_MATCHED_ADS, validate_context_keys,
+    Ad, AdDefinition, Ads, AdsApi, AdsError, AdsRequest, MAX_ADS, MAX_MATCHED_ADS, require_admin,
+    validate_ad, validate_context_keys,
 };
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use cleave_kernel::CallContext;
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait};
 use serde::{Deserialize, Serialize};
 
 /// Settings of `[modules.ads]`: none yet.
@@ -39,8 +42,9 @@ struct StoredAd {
 
 /// The ads module, in process.
 pub struct AdsModule {
-    /// Every ad, ordered by category then id.
-    ads: Vec<StoredAd>,
+    db: DatabaseConnection,
+    /// Every ad, ordered by category then id (replaced whole after an admin's change).
+    ads: ArcSwap<Vec<StoredAd>>,
 }
 
 impl AdsModule {
@@ -55,7 +59,10 @@ impl AdsModule {
     ) -> Result<Arc<Self>, AdsError> {
         let ads = load(&db).await.map_err(storage_error)?;
         tracing::info!(ads = ads.len(), "ads loaded");
-        Ok(Arc::new(Self { ads }))
+        Ok(Arc::new(Self {
+            db,
+            ads: ArcSwap::from_pointee(ads),
+        }))
     }
 
     /// The ads whose category is one of `keys`, each once, in stored order, at most
@@ -63,6 +70,7 @@ impl AdsModule {
     fn matching(&self, keys: &[String]) -> Vec<Ad> {
         let keys: BTreeSet<String> = keys.iter().map(|k| normalize(k)).collect();
         self.ads
+            .load()
             .iter()
             .filter(|stored| keys.contains(&stored.category))
             .take(MAX_MATCHED_ADS)
@@ -72,9 +80,10 @@ impl AdsModule {
 
     /// [`MAX_ADS`] distinct ads chosen at random (all of them when there are fewer).
     fn random(&self) -> Vec<Ad> {
-        random_indices(self.ads.len(), MAX_ADS, random_below)
+        let ads = self.ads.load();
+        random_indices(ads.len(), MAX_ADS, random_below)
             .into_iter()
-            .filter_map(|i| self.ads.get(i))
+            .filter_map(|i| ads.get(i))
             .map(|stored| stored.ad.clone())
             .collect()
     }
@@ -144,6 +153,58 @@ impl AdsApi for AdsModule {
             matched
         };
         Ok(Ads { ads })
+    }
+
+    async fn put_ad(
+        &self,
+        ctx: &CallContext,
+        ad_id: String,
+        ad: AdDefinition,
+    ) -> Result<AdDefinition, AdsError> {
+        require_admin(ctx)?;
+        validate_ad(&ad_id, &ad)?;
+        let saved = AdDefinition {
+            category: normalize(&ad.category),
+            redirect_url: ad.redirect_url,
+            text: ad.text.trim().to_owned(),
+        };
+        entity::Entity::insert(entity::ActiveModel {
+            id: ActiveValue::Set(ad_id.clone()),
+            category: ActiveValue::Set(saved.category.clone()),
+            redirect_url: ActiveValue::Set(saved.redirect_url.clone()),
+            text: ActiveValue::Set(saved.text.clone()),
+        })
+        .on_conflict(
+            OnConflict::column(entity::Column::Id)
+                .update_columns([
+                    entity::Column::Category,
+                    entity::Column::RedirectUrl,
+                    entity::Column::Text,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await
+        .map_err(storage_error)?;
+        self.ads
+            .store(Arc::new(load(&self.db).await.map_err(storage_error)?));
+        tracing::info!(ad_id = %ad_id, "ad saved");
+        Ok(saved)
+    }
+
+    async fn delete_ad(&self, ctx: &CallContext, ad_id: String) -> Result<(), AdsError> {
+        require_admin(ctx)?;
+        let deleted = entity::Entity::delete_by_id(ad_id.clone())
+            .exec(&self.db)
+            .await
+            .map_err(storage_error)?;
+        if deleted.rows_affected == 0 {
+            return Err(AdsError::AdNotFound { ad_id });
+        }
+        self.ads
+            .store(Arc::new(load(&self.db).await.map_err(storage_error)?));
+        tracing::info!(ad_id = %ad_id, "ad removed");
+        Ok(())
     }
 }
 

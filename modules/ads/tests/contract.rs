@@ -7,7 +7,7 @@ use ads::{AdsConfig, AdsDeps, AdsModule};
 use ads_api::{Ad, Ads, AdsApi, AdsClient, AdsRequest, MAX_ADS, MAX_CONTEXT_KEYS, contract};
 use cleave_kernel::CallContext;
 use cleave_kernel::client::{RemoteClient, RemoteError, RemoteSettings};
-use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cleave_kernel::testing::{TestDb, TestKeys, TestServer, test_databases};
 use cleave_migrations::MigratorTrait;
 use sea_orm::ConnectionTrait;
 
@@ -30,17 +30,38 @@ async fn ads_in_process_meets_the_contract() {
     for db in test_databases().await {
         let module = start(&db).await;
         contract::run(&format!("in-process/{}", db.backend), module.as_ref()).await;
+        let keys = TestKeys::new();
+        contract::run_admin(
+            &format!("in-process/{}", db.backend),
+            module.as_ref(),
+            &as_role(&keys, "admin"),
+            &as_role(&keys, "shopper"),
+        )
+        .await;
     }
+}
+
+fn as_role(keys: &TestKeys, role: &str) -> CallContext {
+    CallContext::root().with_principal(keys.principal("ads-test-user", &[role]))
 }
 
 #[tokio::test]
 async fn ads_over_http_meets_the_contract() {
     for db in test_databases().await {
         let api: Arc<dyn AdsApi> = start(&db).await;
-        let server = TestServer::spawn(move |cfg| ads_api::http::configure(cfg, api.clone()));
-        contract::run(
+        let keys = TestKeys::new();
+        let auth = keys.authenticator();
+        let server = TestServer::spawn(move |cfg| {
+            cfg.app_data(actix_web::web::Data::from(auth.clone()));
+            ads_api::http::configure(cfg, api.clone());
+        });
+        let client = AdsClient::new(remote(&server));
+        contract::run(&format!("http/{}", db.backend), &client).await;
+        contract::run_admin(
             &format!("http/{}", db.backend),
-            &AdsClient::new(remote(&server)),
+            &client,
+            &as_role(&keys, "admin"),
+            &as_role(&keys, "shopper"),
         )
         .await;
         server.stop().await;
