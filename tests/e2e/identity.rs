@@ -527,3 +527,167 @@ async fn with_identity_in_its_own_process_every_forged_or_stale_token_is_refused
         }
     }
 }
+
+#[tokio::test]
+async fn with_identity_in_its_own_process_owners_admins_limits_and_body_sizes_hold() {
+    let dir = tempfile::tempdir().expect("dir");
+    let identity_db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("identity.db").display()
+    );
+    let identity = Cleave::serve(
+        &["--modules", "identity"],
+        &[("CLEAVE_DATABASE__URL", identity_db)],
+    );
+    let main = Cleave::serve(
+        &[
+            "--modules",
+            "catalog,currency,cart,recommendation,shipping,payment,ads,email,checkout,storefront",
+        ],
+        &[
+            (
+                "CLEAVE_DATABASE__URL",
+                format!("sqlite://{}?mode=rwc", dir.path().join("main.db").display()),
+            ),
+            ("CLEAVE_MODULES__IDENTITY__URL", identity.base()),
+        ],
+    );
+    let base = main.base();
+    let mut tokens = Vec::new();
+    let mut subs = Vec::new();
+    for email in ["alice@example.com", "bob@example.com"] {
+        let creds = json!({"email": email, "password": "correct horse"});
+        call(
+            &base,
+            Method::POST,
+            "/api/identity/v1/users",
+            Some(creds.clone()),
+            None,
+        )
+        .await;
+        let pair = call(
+            &base,
+            Method::POST,
+            "/api/identity/v1/tokens",
+            Some(creds),
+            None,
+        )
+        .await;
+        let token = pair.body["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        let me = call(
+            &base,
+            Method::GET,
+            "/api/identity/v1/me",
+            None,
+            Some(&token),
+        )
+        .await;
+        subs.push(me.body["user_id"].as_str().expect("id").to_owned());
+        tokens.push(token);
+    }
+    let (alice, bob) = ((&subs[0], &tokens[0]), (&subs[1], &tokens[1]));
+
+    // Alice orders as herself.
+    call(
+        &base,
+        Method::POST,
+        &format!("/api/cart/v1/carts/{}/items", alice.0),
+        Some(json!({"product_id": "OLJCESPC7Z", "quantity": 1})),
+        None,
+    )
+    .await;
+    let order = call(
+        &base,
+        Method::POST,
+        "/api/checkout/v1/orders",
+        Some(json!({
+            "user_id": alice.0, "user_currency": "USD", "email": "alice@example.com",
+            "address": {"street_address": "1 Main St", "city": "Springfield", "state": "",
+                        "country": "US", "zip_code": "12345"},
+            "credit_card": {"number": "4432-8015-6152-0454", "cvv": "672",
+                            "expiration_year": 2039, "expiration_month": 1}
+        })),
+        Some(alice.1),
+    )
+    .await;
+    assert_eq!(order.status, 201, "{order:?}");
+    let order_id = order.body["order_id"].as_str().expect("id");
+    let path = format!("/api/checkout/v1/orders/{order_id}");
+    assert_eq!(
+        call(&base, Method::GET, &path, None, Some(alice.1))
+            .await
+            .status,
+        200
+    );
+    // Another user's order: not found; another user's list: forbidden.
+    call(&base, Method::GET, &path, None, Some(bob.1))
+        .await
+        .assert_problem(404, "checkout.order_not_found");
+    call(
+        &base,
+        Method::GET,
+        &format!("/api/checkout/v1/orders?user_id={}", alice.0),
+        None,
+        Some(bob.1),
+    )
+    .await
+    .assert_problem(403, "checkout.forbidden");
+    // Admin routes with a shopper token.
+    call(
+        &base,
+        Method::GET,
+        "/api/checkout/v1/orders",
+        None,
+        Some(alice.1),
+    )
+    .await
+    .assert_problem(403, "checkout.forbidden");
+    call(
+        &base,
+        Method::DELETE,
+        "/api/catalog/v1/products/OLJCESPC7Z",
+        None,
+        Some(alice.1),
+    )
+    .await
+    .assert_problem(403, "catalog.forbidden");
+    // An oversized body is refused before any module sees it.
+    let big = json!({"email": "x@example.com", "password": "p".repeat(100_000)});
+    call(
+        &base,
+        Method::POST,
+        "/api/identity/v1/users",
+        Some(big),
+        None,
+    )
+    .await
+    .assert_problem(413, "cleave.payload_too_large");
+    // Login brute force, through the main process: identity's per-account limit, with its
+    // Retry-After relayed.
+    let guess = json!({"email": "alice@example.com", "password": "wrong guess!"});
+    let mut limited = None;
+    for _ in 0..6 {
+        let res = reqwest::Client::new()
+            .post(format!("{base}/api/identity/v1/tokens"))
+            .header("content-type", "application/json")
+            .body(guess.to_string())
+            .send()
+            .await
+            .expect("send");
+        if res.status() == 429 {
+            limited = Some(res);
+            break;
+        }
+    }
+    let limited = limited.expect("the sixth login in a minute is refused");
+    assert!(
+        limited.headers().get("retry-after").is_some(),
+        "Retry-After relayed"
+    );
+    read(limited)
+        .await
+        .assert_problem(429, "identity.too_many_attempts");
+}

@@ -58,7 +58,19 @@ pub struct RemoteResponse {
     pub content_type: Option<String>,
     /// The body (shared, not copied, on its way to a forwarded response).
     pub body: actix_web::web::Bytes,
+    /// Response headers of the contract that a forwarded answer keeps (see
+    /// [`FORWARDED_RESPONSE_HEADERS`]).
+    pub headers: Vec<(&'static str, String)>,
 }
+
+/// Response headers relayed with a forwarded answer: where a created resource is, when to
+/// retry, how to authenticate, how long to cache.
+pub const FORWARDED_RESPONSE_HEADERS: [&str; 4] = [
+    "location",
+    "retry-after",
+    "www-authenticate",
+    "cache-control",
+];
 
 /// Why a remote call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -452,11 +464,19 @@ impl Service<RemoteRequest> for HttpTransport {
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(String::from);
+            let headers = FORWARDED_RESPONSE_HEADERS
+                .iter()
+                .filter_map(|&name| {
+                    let value = res.headers().get(name)?.to_str().ok()?;
+                    Some((name, value.to_owned()))
+                })
+                .collect();
             let body = res.bytes().await.map_err(unreachable)?;
             Ok(RemoteResponse {
                 status,
                 content_type,
                 body,
+                headers,
             })
         })
     }

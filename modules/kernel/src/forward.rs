@@ -81,6 +81,9 @@ async fn forward(
             if let Some(ct) = res.content_type {
                 out.insert_header((CONTENT_TYPE, ct));
             }
+            for (name, value) in res.headers {
+                out.insert_header((name, value));
+            }
             out.body(res.body)
         }
         Err(e) => unavailable(&e.to_string()),
