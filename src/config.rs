@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// Longest an idle keep-alive connection is kept, in seconds.
     pub keep_alive_secs: u64,
+    /// Longest a received request may take to be answered (then 504), in ms.
+    pub handler_timeout_ms: u64,
     /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
     pub cors_allowed_origins: Vec<String>,
     /// `[server.tls]`
@@ -59,6 +61,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 5000,
             keep_alive_secs: 30,
+            handler_timeout_ms: 30_000,
             cors_allowed_origins: Vec::new(),
             tls: TlsConfig::default(),
             require_caller_proof: false,
@@ -519,6 +522,13 @@ impl Settings {
             ca_pem,
             identity_pem,
         };
+        if app.server.handler_timeout_ms == 0 {
+            return Err(ConfigError::at(
+                &figment,
+                "server.handler_timeout_ms",
+                "must be at least 1",
+            ));
+        }
         if app.server.request_timeout_ms == 0 {
             return Err(ConfigError::at(
                 &figment,

@@ -23,7 +23,7 @@ use cleave_kernel::events::{InProcessBus, Relay, RelaySettings};
 use cleave_kernel::forward::configure_forward;
 use cleave_kernel::http::{
     CallerProof, HttpLimits, ReadinessCheck, authenticate, configure_extractors, configure_health,
-    configure_not_placed, request_scope,
+    configure_not_placed, handler_timeout, request_scope,
 };
 use cleave_kernel::module::{ModuleSpec, Placement, PlacementError, PlacementPlan};
 use cleave_kernel::ratelimit::{EdgeRule, EdgeRules, RateLimiter, edge_rate_limit};
@@ -556,6 +556,7 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     let limits = HttpLimits {
         max_body_bytes: server_cfg.max_body_bytes,
         log_every_request: settings.app.log.access,
+        handler_timeout: std::time::Duration::from_millis(server_cfg.handler_timeout_ms),
     };
     let workers = if server_cfg.workers == 0 {
         std::thread::available_parallelism().map_or(1, usize::from)
@@ -567,6 +568,7 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     let server = HttpServer::new(move || {
         let shop = shop.clone();
         App::new()
+            .wrap(from_fn(handler_timeout))
             .wrap(actix_web::middleware::Condition::new(
                 !cors_origins.is_empty(),
                 cors(&cors_origins),

@@ -245,6 +245,13 @@ pub enum KernelError {
         /// The module.
         module: String,
     },
+    /// The request took longer than the server allows.
+    #[serde(rename = "cleave.timeout")]
+    #[error("the request took longer than {limit_ms} ms")]
+    Timeout {
+        /// The limit.
+        limit_ms: u64,
+    },
     /// Too many requests from this client for this route.
     #[serde(rename = "cleave.rate_limited")]
     #[error("too many requests; retry in {retry_after_secs} s")]
@@ -278,6 +285,7 @@ impl ApiError for KernelError {
             Self::BadRequest { .. } => "cleave.bad_request",
             Self::ModuleNotPlaced { .. } => "cleave.module_not_placed",
             Self::RateLimited { .. } => "cleave.rate_limited",
+            Self::Timeout { .. } => "cleave.timeout",
             Self::NotReady { .. } => "cleave.not_ready",
             Self::Internal => "cleave.internal",
         }
@@ -295,6 +303,7 @@ impl ApiError for KernelError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ModuleNotPlaced { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

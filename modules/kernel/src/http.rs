@@ -51,9 +51,17 @@ pub async fn request_scope(
     // keep them few. Method and path go on the access line.
     let span = tracing::info_span!("request", request_id = %request_id);
     let started = Instant::now();
-    let res = CURRENT_REQUEST_ID
+    let res = match CURRENT_REQUEST_ID
         .scope(request_id.clone(), next.call(req).instrument(span.clone()))
-        .await?;
+        .await
+    {
+        Ok(res) => res,
+        Err(e) => {
+            // An inner middleware's error (e.g. the handler timeout): rendered by actix.
+            span.in_scope(|| tracing::warn!(%method, %path, error = %e, "request failed"));
+            return Err(e);
+        }
+    };
     let mut res = ensure_problem_body(res.map_into_boxed_body(), &request_id);
     if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
         res.headers_mut()
@@ -264,6 +272,8 @@ pub struct HttpLimits {
     /// (`warn`) are logged, the rest at `debug`: a JSON line per request costs about as much
     /// as serving a catalog read (see docs/BENCHMARKS.md).
     pub log_every_request: bool,
+    /// Longest a received request may take to be answered; then 504 `cleave.timeout`.
+    pub handler_timeout: std::time::Duration,
 }
 
 impl Default for HttpLimits {
@@ -271,7 +281,30 @@ impl Default for HttpLimits {
         Self {
             max_body_bytes: 64 * 1024,
             log_every_request: false,
+            handler_timeout: std::time::Duration::from_secs(30),
         }
+    }
+}
+
+/// Middleware (innermost): answers 504 problem+json `cleave.timeout` when the handler takes
+/// longer than [`HttpLimits::handler_timeout`]; the handler is dropped, cancelling what it
+/// awaited.
+///
+/// # Errors
+/// [`KernelError::Timeout`] (rendered as 504), or the inner service's error.
+pub async fn handler_timeout(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<HttpLimits>()
+        .map_or(HttpLimits::default().handler_timeout, |l| l.handler_timeout);
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(res) => Ok(res?.map_into_boxed_body()),
+        Err(_) => Err(Failure::from(KernelError::Timeout {
+            limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+        })
+        .into()),
     }
 }
 

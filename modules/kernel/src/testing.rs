@@ -128,6 +128,7 @@ impl TestServer {
         let port = listener.local_addr().expect("local address").port();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(crate::http::handler_timeout))
                 .wrap(from_fn(crate::http::authenticate))
                 .wrap(from_fn(request_scope))
                 .configure(|c| configure_extractors(c, HttpLimits::default()))

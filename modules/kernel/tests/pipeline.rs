@@ -156,3 +156,35 @@ async fn refused_connections_and_bare_errors_are_unavailable_not_domain_errors()
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_that_takes_longer_than_the_server_allows_gets_504() {
+    use cleave_kernel::http::HttpLimits;
+    let server = TestServer::spawn(|cfg| {
+        cfg.app_data(HttpLimits {
+            handler_timeout: Duration::from_millis(200),
+            ..HttpLimits::default()
+        });
+        cfg.route(
+            "/never",
+            web::get().to(|| async {
+                std::future::pending::<()>().await;
+                HttpResponse::Ok().finish()
+            }),
+        );
+        cfg.route(
+            "/at-once",
+            web::get().to(|| async { HttpResponse::Ok().finish() }),
+        );
+    });
+    let url = |p: &str| server.base_url.join(p).expect("url");
+    let res = reqwest::get(url("/never")).await.expect("send");
+    assert_eq!(res.status(), 504);
+    let body: serde_json::Value = res.json().await.expect("problem");
+    assert_eq!(body["code"], "cleave.timeout");
+    assert_eq!(
+        reqwest::get(url("/at-once")).await.expect("send").status(),
+        200
+    );
+    server.stop().await;
+}
