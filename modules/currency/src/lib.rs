@@ -5,10 +5,13 @@
 //! - Requires: nothing.
 //!
 //! Rates are stored as decimal strings and conversion uses `rust_decimal`, so 1 EUR is exactly
-//! 1.1305 USD and back, with no floating-point drift.
+//! 1.1305 USD and back, with no floating-point drift. The table is read once, on first use,
+//! and kept in memory (a page converts every price it shows); a changed table takes effect
+//! at the next start.
 
 mod entity;
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -19,6 +22,7 @@ use currency_api::{CurrencyApi, CurrencyError};
 use rust_decimal::Decimal;
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 /// Settings of `[modules.currency]`: none yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,12 +36,39 @@ pub struct CurrencyDeps;
 /// The currency module, in process.
 pub struct CurrencyModule {
     db: DatabaseConnection,
+    /// The rate table, read from the database on first use and kept: every page converts
+    /// prices, and the rates only change with a migration (and so a restart).
+    rates: OnceCell<BTreeMap<String, Decimal>>,
 }
 
 impl CurrencyModule {
     /// The module over its (migrated) database.
     pub fn new(db: DatabaseConnection, _config: &CurrencyConfig, _deps: CurrencyDeps) -> Arc<Self> {
-        Arc::new(Self { db })
+        Arc::new(Self {
+            db,
+            rates: OnceCell::new(),
+        })
+    }
+
+    async fn rates(&self) -> Result<&BTreeMap<String, Decimal>, CurrencyError> {
+        self.rates
+            .get_or_try_init(|| async {
+                let rows = entity::Entity::find()
+                    .order_by_asc(entity::Column::Code)
+                    .all(&self.db)
+                    .await
+                    .map_err(storage_error)?;
+                rows.into_iter()
+                    .map(|r| {
+                        let rate =
+                            Decimal::from_str(&r.per_eur).map_err(|e| CurrencyError::Internal {
+                                reason: format!("rate of {} is not a decimal: {e}", r.code),
+                            })?;
+                        Ok((r.code, rate))
+                    })
+                    .collect()
+            })
+            .await
     }
 
     async fn rate(&self, code: &str) -> Result<Decimal, CurrencyError> {
@@ -47,14 +78,11 @@ impl CurrencyModule {
         if CurrencyCode::parse(code).is_err() {
             return Err(unsupported());
         }
-        let row = entity::Entity::find_by_id(code.to_owned())
-            .one(&self.db)
-            .await
-            .map_err(storage_error)?
-            .ok_or_else(unsupported)?;
-        Decimal::from_str(&row.per_eur).map_err(|e| CurrencyError::Internal {
-            reason: format!("rate of {code} is not a decimal: {e}"),
-        })
+        self.rates()
+            .await?
+            .get(code)
+            .copied()
+            .ok_or_else(unsupported)
     }
 }
 
@@ -68,14 +96,11 @@ impl CurrencyApi for CurrencyModule {
         &self,
         _ctx: &CallContext,
     ) -> Result<Vec<CurrencyCode>, CurrencyError> {
-        let rows = entity::Entity::find()
-            .order_by_asc(entity::Column::Code)
-            .all(&self.db)
-            .await
-            .map_err(storage_error)?;
-        rows.into_iter()
-            .map(|r| {
-                CurrencyCode::parse(r.code).map_err(|e| CurrencyError::Internal {
+        self.rates()
+            .await?
+            .keys()
+            .map(|code| {
+                CurrencyCode::parse(code.clone()).map_err(|e| CurrencyError::Internal {
                     reason: e.to_string(),
                 })
             })
