@@ -251,11 +251,7 @@ pub fn validate_ad(ad_id: &str, ad: &AdDefinition) -> Result<(), AdsError> {
 /// [`AdsError::Unauthenticated`], [`AdsError::Forbidden`].
 pub fn require_admin(ctx: &CallContext) -> Result<(), AdsError> {
     let principal = ctx.principal().ok_or(AdsError::Unauthenticated)?;
-    if principal
-        .roles
-        .iter()
-        .any(|r| r == cleave_kernel::auth::ADMIN_ROLE)
-    {
+    if principal.is_admin() {
         Ok(())
     } else {
         Err(AdsError::Forbidden)

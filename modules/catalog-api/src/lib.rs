@@ -269,11 +269,7 @@ pub fn validate_product(p: &Product) -> Result<(), CatalogError> {
 /// [`CatalogError::Unauthenticated`], [`CatalogError::Forbidden`].
 pub fn require_admin(ctx: &CallContext) -> Result<(), CatalogError> {
     let principal = ctx.principal().ok_or(CatalogError::Unauthenticated)?;
-    if principal
-        .roles
-        .iter()
-        .any(|r| r == cleave_kernel::auth::ADMIN_ROLE)
-    {
+    if principal.is_admin() {
         Ok(())
     } else {
         Err(CatalogError::Forbidden)

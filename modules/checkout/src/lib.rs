@@ -548,13 +548,6 @@ impl CheckoutModule {
     }
 }
 
-fn is_admin(principal: &cleave_kernel::context::Principal) -> bool {
-    principal
-        .roles
-        .iter()
-        .any(|r| r == cleave_kernel::auth::ADMIN_ROLE)
-}
-
 fn shipping_error(err: ShippingError) -> CheckoutError {
     match err {
         ShippingError::InvalidAddress { detail } => CheckoutError::InvalidAddress { detail },
@@ -602,7 +595,7 @@ impl CheckoutApi for CheckoutModule {
         req.validate()?;
         if let Some(principal) = ctx.principal()
             && principal.subject != req.user_id.as_str()
-            && !is_admin(principal)
+            && !principal.is_admin()
         {
             return Err(CheckoutError::Forbidden {
                 reason: "a signed-in user orders for themselves only".into(),
@@ -651,7 +644,7 @@ impl CheckoutApi for CheckoutModule {
             .map_err(storage_error)?
             .filter(|r| r.status == PLACED)
             // Another user's order is "not found": its existence is not theirs to know.
-            .filter(|r| r.user_id == principal.subject || is_admin(principal))
+            .filter(|r| r.user_id == principal.subject || principal.is_admin())
             .ok_or(CheckoutError::OrderNotFound { order_id })?;
         parse_order(&row)
     }
@@ -662,7 +655,7 @@ impl CheckoutApi for CheckoutModule {
         user_id: UserId,
     ) -> Result<Vec<Order>, CheckoutError> {
         let principal = ctx.principal().ok_or(CheckoutError::Unauthenticated)?;
-        if principal.subject != user_id.as_str() && !is_admin(principal) {
+        if principal.subject != user_id.as_str() && !principal.is_admin() {
             return Err(CheckoutError::Forbidden {
                 reason: "these are another user's orders".into(),
             });
@@ -686,7 +679,7 @@ impl CheckoutApi for CheckoutModule {
         limit: u64,
     ) -> Result<Vec<Order>, CheckoutError> {
         let principal = ctx.principal().ok_or(CheckoutError::Unauthenticated)?;
-        if !is_admin(principal) {
+        if !principal.is_admin() {
             return Err(CheckoutError::Forbidden {
                 reason: "listing every order needs the admin role".into(),
             });

@@ -26,8 +26,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cleave_kernel::CallContext;
 use cleave_kernel::auth::{
-    ACCESS_TOKEN_TYPE, ADMIN_ROLE, AccessClaims, Jwks, MAX_ACCESS_TTL_SECS, MAX_LEEWAY_SECS,
-    PublicJwk, SHOPPER_ROLE,
+    ACCESS_TOKEN_TYPE, AccessClaims, Jwks, MAX_ACCESS_TTL_SECS, MAX_LEEWAY_SECS, PublicJwk,
+    SHOPPER_ROLE,
 };
 use cleave_kernel::events::now_ms;
 use cleave_kernel::ratelimit::{RateLimiter, retry_after_secs};
@@ -579,7 +579,7 @@ impl IdentityApi for IdentityModule {
 
     async fn delete_user(&self, ctx: &CallContext, user_id: String) -> Result<(), IdentityError> {
         let principal = ctx.principal().ok_or(IdentityError::Unauthenticated)?;
-        if !principal.roles.iter().any(|r| r == ADMIN_ROLE) {
+        if !principal.is_admin() {
             return Err(IdentityError::Forbidden {
                 reason: "deleting users needs the admin role".into(),
             });

@@ -359,7 +359,7 @@ impl Authenticator {
 /// role.
 pub fn require_role(principal: Option<&Principal>, role: &str) -> Result<(), AuthError> {
     let principal = principal.ok_or_else(|| unauthenticated("this needs an access token"))?;
-    if principal.roles.iter().any(|r| r == role) {
+    if principal.has_role(role) {
         Ok(())
     } else {
         Err(AuthError::Forbidden {

@@ -63,6 +63,18 @@ pub struct Principal {
     pub access_token: Option<std::sync::Arc<str>>,
 }
 
+impl Principal {
+    /// Whether the principal has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the principal is a shop administrator.
+    pub fn is_admin(&self) -> bool {
+        self.has_role(crate::auth::ADMIN_ROLE)
+    }
+}
+
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
