@@ -26,8 +26,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cleave_kernel::CallContext;
 use cleave_kernel::auth::{
-    ACCESS_TOKEN_TYPE, AccessClaims, Jwks, MAX_ACCESS_TTL_SECS, MAX_LEEWAY_SECS, PublicJwk,
-    SHOPPER_ROLE,
+    AccessClaims, Jwks, MAX_ACCESS_TTL_SECS, MAX_LEEWAY_SECS, PublicJwk, SHOPPER_ROLE,
+    sign_access_token,
 };
 use cleave_kernel::events::now_ms;
 use cleave_kernel::ratelimit::{RateLimiter, retry_after_secs};
@@ -335,15 +335,7 @@ impl IdentityModule {
             jti: uuid::Uuid::new_v4().to_string(),
             roles: roles.to_vec(),
         };
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.typ = Some(ACCESS_TOKEN_TYPE.into());
-        header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &jsonwebtoken::EncodingKey::from_ed_der(&der),
-        )
-        .map_err(internal)
+        sign_access_token(&claims, &key.kid, &der).map_err(internal)
     }
 
     /// Creates a user with `roles` (operators: `cleave user create`).

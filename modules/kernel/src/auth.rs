@@ -67,6 +67,26 @@ impl AccessClaims {
     }
 }
 
+/// Signs `claims` as an access token (`alg: EdDSA`, `typ: at+jwt`, `kid`) with the Ed25519
+/// key in `pkcs8_der`: the one place tokens are made.
+///
+/// # Errors
+/// When the key cannot sign.
+pub fn sign_access_token(
+    claims: &AccessClaims,
+    kid: &str,
+    pkcs8_der: &[u8],
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+    header.typ = Some(ACCESS_TOKEN_TYPE.into());
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(pkcs8_der),
+    )
+}
+
 /// One public signing key, as published in the JWKS (RFC 8037: `kty: OKP`, `crv: Ed25519`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublicJwk {

@@ -193,15 +193,7 @@ impl TestKeys {
             jti: uuid::Uuid::new_v4().to_string(),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         };
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.typ = Some(crate::auth::ACCESS_TOKEN_TYPE.into());
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &jsonwebtoken::EncodingKey::from_ed_der(&self.pkcs8),
-        )
-        .expect("sign")
+        crate::auth::sign_access_token(&claims, &self.kid, &self.pkcs8).expect("sign")
     }
 
     /// A principal for `sub` with `roles`, carrying a token (so it travels over HTTP).
