@@ -16,10 +16,13 @@ mod views;
 
 use std::sync::Arc;
 
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use ads_api::{AdsApi, AdsRequest};
 use askama::Template;
 use cart_api::CartApi;
@@ -137,25 +140,27 @@ struct Assets;
 
 /// Registers the shop's routes on `cfg`.
 pub fn configure(cfg: &mut web::ServiceConfig, shop: Arc<Storefront>) {
+    // Every resource taking a form post refuses posts from other sites (CSRF).
+    let form = |path: &str| web::resource(path).wrap(from_fn(same_site_posts));
     cfg.app_data(web::Data::from(shop))
         .service(web::resource("/").route(web::get().to(home)))
         .service(web::resource("/product/{id}").route(web::get().to(product)))
         .service(
-            web::resource("/cart")
+            form("/cart")
                 .route(web::get().to(view_cart))
                 .route(web::post().to(add_to_cart)),
         )
-        .service(web::resource("/cart/empty").route(web::post().to(empty_cart)))
-        .service(web::resource("/cart/checkout").route(web::post().to(checkout)))
-        .service(web::resource("/setCurrency").route(web::post().to(set_currency)))
+        .service(form("/cart/empty").route(web::post().to(empty_cart)))
+        .service(form("/cart/checkout").route(web::post().to(checkout)))
+        .service(form("/setCurrency").route(web::post().to(set_currency)))
         .service(web::resource("/logout").route(web::get().to(logout)))
         .service(
-            web::resource("/login")
+            form("/login")
                 .route(web::get().to(login_page))
                 .route(web::post().to(login)),
         )
         .service(
-            web::resource("/register")
+            form("/register")
                 .route(web::get().to(register_page))
                 .route(web::post().to(register)),
         )
@@ -163,6 +168,29 @@ pub fn configure(cfg: &mut web::ServiceConfig, shop: Arc<Storefront>) {
         .service(web::resource("/_healthz").route(web::get().to(|| async { "ok" })))
         .service(web::resource("/robots.txt").route(web::get().to(robots)))
         .service(web::resource("/static/{path:.*}").route(web::get().to(asset)));
+}
+
+/// Middleware of the form resources: a POST from another site gets the 403 page instead of
+/// reaching its handler.
+async fn same_site_posts(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let shop = req.app_data::<web::Data<Storefront>>().cloned();
+    match shop {
+        Some(shop)
+            if req.method() == actix_web::http::Method::POST && cross_site(req.request()) =>
+        {
+            let ctx = req
+                .extensions()
+                .get::<CallContext>()
+                .cloned()
+                .unwrap_or_else(CallContext::root);
+            let page = refuse_cross_site(req.request(), &ctx, &shop).await;
+            Ok(req.into_response(page))
+        }
+        _ => Ok(next.call(req).await?.map_into_boxed_body()),
+    }
 }
 
 /// The HTML 404 page, for paths outside the API that nothing serves.
@@ -649,9 +677,6 @@ async fn add_to_cart(
     shop: Shop,
     form: web::Form<AddForm>,
 ) -> HttpResponse {
-    if cross_site(&req) {
-        return refuse_cross_site(&req, &ctx, &shop).await;
-    }
     let visit = Visit::of(&req, &shop).await;
     let AddForm {
         product_id,
@@ -815,9 +840,6 @@ async fn view_cart(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpRespon
 }
 
 async fn empty_cart(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
-    if cross_site(&req) {
-        return refuse_cross_site(&req, &ctx, &shop).await;
-    }
     let visit = Visit::of(&req, &shop).await;
     match shop.deps.cart.empty_cart(&ctx, visit.user.clone()).await {
         Ok(()) => redirect(&visit, "/"),
@@ -848,9 +870,6 @@ async fn set_currency(
     shop: Shop,
     form: web::Form<CurrencyForm>,
 ) -> HttpResponse {
-    if cross_site(&req) {
-        return refuse_cross_site(&req, &ctx, &shop).await;
-    }
     let visit = Visit::of(&req, &shop).await;
     let CurrencyForm {
         currency_code,
@@ -920,9 +939,6 @@ async fn checkout(
     shop: Shop,
     form: web::Form<CheckoutForm>,
 ) -> HttpResponse {
-    if cross_site(&req) {
-        return refuse_cross_site(&req, &ctx, &shop).await;
-    }
     let visit = Visit::of(&req, &shop).await;
     let f = form.into_inner();
     let (Ok(month), Ok(year)) = (
@@ -1121,9 +1137,6 @@ async fn login(
     shop: Shop,
     form: web::Form<AccountForm>,
 ) -> HttpResponse {
-    if cross_site(&req) {
-        return refuse_cross_site(&req, &ctx, &shop).await;
-    }
     sign_in(&req, &ctx, &shop, form.into_inner(), false).await
 }
 
@@ -1133,9 +1146,6 @@ async fn register(
     shop: Shop,
     form: web::Form<AccountForm>,
 ) -> HttpResponse {
-    if cross_site(&req) {
-        return refuse_cross_site(&req, &ctx, &shop).await;
-    }
     sign_in(&req, &ctx, &shop, form.into_inner(), true).await
 }
 
