@@ -355,6 +355,48 @@ async fn login_brute_force_is_slowed_per_account_and_per_client_with_429() {
     app.stop().await;
 }
 
+/// Registers `email` (password "correct horse") and logs in through `base`; checks the
+/// access token works. Returns (access token, refresh token, user id).
+async fn sign_up(base: &str, email: &str) -> (String, String, String) {
+    let creds = json!({"email": email, "password": "correct horse"});
+    let created = call(
+        base,
+        Method::POST,
+        "/api/identity/v1/users",
+        Some(creds.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let pair = call(
+        base,
+        Method::POST,
+        "/api/identity/v1/tokens",
+        Some(creds),
+        None,
+    )
+    .await;
+    let access = pair.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let refresh = pair.body["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let me = call(
+        base,
+        Method::GET,
+        "/api/identity/v1/me",
+        None,
+        Some(&access),
+    )
+    .await;
+    assert_eq!(me.status, 200, "the genuine token passes: {me:?}");
+    let user_id = me.body["user_id"].as_str().expect("id").to_owned();
+    (access, refresh, user_id)
+}
+
 /// The key identity signs with, read from its database: for forging tokens in tests.
 async fn signing_key(db_url: &str) -> (String, Vec<u8>, String) {
     use base64::Engine;
@@ -404,41 +446,7 @@ async fn with_identity_in_its_own_process_every_forged_or_stale_token_is_refused
         ],
     );
     let base = main.base();
-    let creds = json!({"email": "split@example.com", "password": "correct horse"});
-    call(
-        &base,
-        Method::POST,
-        "/api/identity/v1/users",
-        Some(creds.clone()),
-        None,
-    )
-    .await;
-    let pair = call(
-        &base,
-        Method::POST,
-        "/api/identity/v1/tokens",
-        Some(creds),
-        None,
-    )
-    .await;
-    let access = pair.body["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let refresh = pair.body["refresh_token"]
-        .as_str()
-        .expect("refresh")
-        .to_owned();
-    let me = call(
-        &base,
-        Method::GET,
-        "/api/identity/v1/me",
-        None,
-        Some(&access),
-    )
-    .await;
-    assert_eq!(me.status, 200, "the genuine token passes");
-    let sub = me.body["user_id"].as_str().expect("id").to_owned();
+    let (_, refresh, sub) = sign_up(&base, "split@example.com").await;
 
     let (kid, der, x) = signing_key(&identity_db).await;
     let now = cleave_kernel::events::now_ms() / 1000;
@@ -553,42 +561,10 @@ async fn with_identity_in_its_own_process_owners_admins_limits_and_body_sizes_ho
         ],
     );
     let base = main.base();
-    let mut tokens = Vec::new();
-    let mut subs = Vec::new();
-    for email in ["alice@example.com", "bob@example.com"] {
-        let creds = json!({"email": email, "password": "correct horse"});
-        call(
-            &base,
-            Method::POST,
-            "/api/identity/v1/users",
-            Some(creds.clone()),
-            None,
-        )
-        .await;
-        let pair = call(
-            &base,
-            Method::POST,
-            "/api/identity/v1/tokens",
-            Some(creds),
-            None,
-        )
-        .await;
-        let token = pair.body["access_token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
-        let me = call(
-            &base,
-            Method::GET,
-            "/api/identity/v1/me",
-            None,
-            Some(&token),
-        )
-        .await;
-        subs.push(me.body["user_id"].as_str().expect("id").to_owned());
-        tokens.push(token);
-    }
-    let (alice, bob) = ((&subs[0], &tokens[0]), (&subs[1], &tokens[1]));
+    let (alice_token, _, alice_id) = sign_up(&base, "alice@example.com").await;
+    let (bob_token, _, _) = sign_up(&base, "bob@example.com").await;
+    let alice = (&alice_id, &alice_token);
+    let bob = &bob_token;
 
     // Alice orders as herself.
     call(
@@ -623,7 +599,7 @@ async fn with_identity_in_its_own_process_owners_admins_limits_and_body_sizes_ho
         200
     );
     // Another user's order: not found; another user's list: forbidden.
-    call(&base, Method::GET, &path, None, Some(bob.1))
+    call(&base, Method::GET, &path, None, Some(bob))
         .await
         .assert_problem(404, "checkout.order_not_found");
     call(
@@ -631,7 +607,7 @@ async fn with_identity_in_its_own_process_owners_admins_limits_and_body_sizes_ho
         Method::GET,
         &format!("/api/checkout/v1/orders?user_id={}", alice.0),
         None,
-        Some(bob.1),
+        Some(bob),
     )
     .await
     .assert_problem(403, "checkout.forbidden");
