@@ -1,6 +1,7 @@
 //! Cost of a module call: a direct function call vs the same operation through the contract
 //! trait in process (`Arc<dyn CatalogApi>`), for the in-memory fake and the real catalog
-//! module, and through the HTTP client over loopback. Run with `just bench` (or
+//! module; through the call path (the interception point every call passes) with no layer and
+//! with one no-op layer; and through the HTTP client over loopback. Run with `just bench` (or
 //! `cargo bench --bench module_calls`).
 
 use std::hint::black_box;
@@ -8,13 +9,25 @@ use std::sync::Arc;
 
 use catalog::{CatalogConfig, CatalogDeps, CatalogModule};
 use catalog_api::fake::FakeCatalog;
-use catalog_api::{CatalogApi, CatalogClient};
+use catalog_api::{CatalogApi, CatalogContract};
+use cleave_domain::ProductId;
 use cleave_kernel::CallContext;
-use cleave_kernel::client::{RemoteClient, RemoteSettings};
+use cleave_kernel::call::{
+    BoxFuture, CallInfo, CallLayer, CallLayers, CallPath, Locality, Next, Outcome,
+};
+use cleave_kernel::module::Contract;
 use cleave_kernel::testing::{TestDb, TestServer};
-use cleave_kernel::types::ProductId;
 use cleave_migrations::MigratorTrait;
 use criterion::{Criterion, criterion_group, criterion_main};
+
+/// A layer that does nothing but pass the call on: the price of the interception point.
+struct Noop;
+
+impl CallLayer for Noop {
+    fn around<'a>(&'a self, _: &'a CallInfo<'a>, next: Next<'a>) -> BoxFuture<'a, Outcome> {
+        next.run()
+    }
+}
 
 fn module_calls(c: &mut Criterion) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -41,17 +54,18 @@ fn module_calls(c: &mut Criterion) {
     });
     let module_dyn: Arc<dyn CatalogApi> = module.clone();
 
+    let path = |layers| CallPath::new("bench", "catalog", Locality::Local, layers);
+    let no_layer = CatalogContract::intercept(module_dyn.clone(), path(CallLayers::default()));
+    let noop_layer = CatalogContract::intercept(
+        module_dyn.clone(),
+        path(CallLayers::new(vec![Arc::new(Noop)])),
+    );
+
     let served = module_dyn.clone();
     let (server, client) = rt.block_on(async {
-        let server =
-            TestServer::spawn(move |cfg| catalog_api::http::configure(cfg, served.clone()));
-        let remote = RemoteClient::new(
-            "catalog",
-            server.base_url.clone(),
-            &RemoteSettings::default(),
-        )
-        .expect("client");
-        (server, CatalogClient::new(remote))
+        let server = TestServer::spawn(move |cfg| CatalogContract::configure(cfg, served.clone()));
+        let client = server.client::<CatalogContract>();
+        (server, client)
     });
 
     let mut g = c.benchmark_group("get_product");
@@ -70,6 +84,15 @@ fn module_calls(c: &mut Criterion) {
     g.bench_function("catalog/in_process_module_call", |b| {
         b.to_async(&rt).iter(|| async {
             black_box(module_dyn.get_product(&ctx, black_box(id.clone())).await)
+        });
+    });
+    g.bench_function("catalog/call_path_without_layers", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(no_layer.get_product(&ctx, black_box(id.clone())).await) });
+    });
+    g.bench_function("catalog/call_path_with_a_noop_layer", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(noop_layer.get_product(&ctx, black_box(id.clone())).await)
         });
     });
     g.bench_function("catalog/remote_module_call_loopback", |b| {

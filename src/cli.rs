@@ -10,7 +10,8 @@ use cleave_kernel::config::{ConfigError, ConfigSources, effective};
 use cleave_kernel::module::{Placement, PlacementError, PlacementPlan};
 
 use crate::config::{Overrides, Settings};
-use crate::wiring::{self, SPECS};
+use crate::modules::{self, EVENTS};
+use crate::wiring;
 
 /// Cleave: the whole boutique in one binary, split into services by configuration.
 #[derive(Debug, Parser)]
@@ -179,12 +180,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate { module } => {
             let settings = load(cli.config, &Overrides::default())?;
             let _log = init_logs(&settings)?;
-            let names: Vec<&str> = SPECS.iter().map(|s| s.name).collect();
+            let names = modules::names();
             let all = wiring::migration_sets(&names);
             let modules: Vec<&str> = match &module {
                 None => all,
                 Some(m) if wiring::has_tables(m) => wiring::migration_sets(&[m.as_str()]),
-                Some(m) if SPECS.iter().any(|s| s.name == m) => {
+                Some(m) if m == EVENTS => vec![EVENTS],
+                Some(m) if modules::find(m).is_some() => {
                     println!("module {m} has no tables; nothing to migrate");
                     return Ok(());
                 }
@@ -301,11 +303,13 @@ async fn open_identity(
 ) -> Result<std::sync::Arc<identity::IdentityModule>, CliError> {
     let settings = load(cli_config, &Overrides::default())?;
     let db = wiring::migrate(&settings, &["identity"]).await?;
-    Ok(
-        identity::IdentityModule::start(db, &settings.identity, identity::IdentityDeps)
-            .await
-            .map_err(|e| anyhow::anyhow!("identity cannot start: {e}"))?,
+    Ok(identity::IdentityModule::start(
+        db,
+        &settings.module::<identity::IdentityModule>(),
+        identity::IdentityDeps,
     )
+    .await
+    .map_err(|e| anyhow::anyhow!("identity cannot start: {e}"))?)
 }
 
 /// The placement this process would have with `--modules modules`.
@@ -327,7 +331,7 @@ fn init_logs(settings: &Settings) -> anyhow::Result<cleave_kernel::telemetry::Lo
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let shop = wiring::assemble(&settings).await?;
-    for (spec, placement) in shop.plan.entries() {
+    for (spec, placement) in shop.plan().entries() {
         match placement {
             Placement::Hosted => tracing::info!(module = spec.name, "hosting module"),
             Placement::Remote(url) => {

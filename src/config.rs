@@ -8,15 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cleave_kernel::client::RemoteSettings;
-use cleave_kernel::config::{ConfigError, ConfigSources, Named, layered};
+use cleave_kernel::config::{ConfigError, ConfigSources, Named, layered, section};
+use cleave_kernel::module::{Module, ModuleConfigs};
 use cleave_kernel::telemetry::LogFormat;
 use figment::Figment;
 use figment::value::{Dict, Value};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use crate::wiring::SPECS;
+use crate::modules::MODULES;
 
 /// `[server]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -288,28 +288,8 @@ pub struct Settings {
     pub app: AppConfig,
     /// `modules.<m>.url` (and timeout) of every module that has one.
     pub targets: BTreeMap<String, RemoteTarget>,
-    /// `[modules.catalog]`
-    pub catalog: catalog::CatalogConfig,
-    /// `[modules.currency]`
-    pub currency: currency::CurrencyConfig,
-    /// `[modules.cart]`
-    pub cart: cart::CartConfig,
-    /// `[modules.recommendation]`
-    pub recommendation: recommendation::RecommendationConfig,
-    /// `[modules.shipping]`
-    pub shipping: shipping::ShippingConfig,
-    /// `[modules.payment]`
-    pub payment: payment::PaymentConfig,
-    /// `[modules.email]`
-    pub email: email::EmailConfig,
-    /// `[modules.ads]`
-    pub ads: ads::AdsConfig,
-    /// `[modules.checkout]`
-    pub checkout: checkout::CheckoutConfig,
-    /// `[modules.storefront]`
-    pub storefront: storefront::StorefrontConfig,
-    /// `[modules.identity]` (its issuer and audience are also what every process verifies)
-    pub identity: identity::IdentityConfig,
+    /// Every module's `[modules.<m>]` settings, validated.
+    pub modules: ModuleConfigs,
     /// The listener's TLS configuration, when `server.tls` is set.
     pub server_tls: Option<Arc<rustls::ServerConfig>>,
     /// TLS material for calls to modules.
@@ -370,15 +350,15 @@ impl Settings {
             .map_err(|e| ConfigError::from_figment(e, &figment))?;
         let mut targets = BTreeMap::new();
         for name in app.modules.keys() {
-            let Some(spec) = SPECS.iter().find(|s| s.name == name) else {
-                let known: Vec<_> = SPECS.iter().map(|s| s.name).collect();
+            let Some(entry) = crate::modules::find(name) else {
+                let known = crate::modules::names();
                 return Err(ConfigError::at(
                     &figment,
                     &format!("modules.{name}"),
                     format!("unknown module; known modules: {}", known.join(", ")),
                 ));
             };
-            let placement: Placement = section(&figment, spec.name)?;
+            let placement: Placement = section(&figment, entry.spec().name)?;
             if let Some(raw) = placement.url {
                 let key = format!("modules.{name}.url");
                 let url = Url::parse(&raw)
@@ -399,27 +379,13 @@ impl Settings {
                 );
             }
         }
-        let catalog = module_section::<catalog::CatalogConfig>(&figment, "catalog")?;
-        let currency = module_section::<currency::CurrencyConfig>(&figment, "currency")?;
-        let cart = module_section::<cart::CartConfig>(&figment, "cart")?;
-        let recommendation =
-            module_section::<recommendation::RecommendationConfig>(&figment, "recommendation")?;
-        recommendation.validate().map_err(|(key, msg)| {
-            ConfigError::at(&figment, &format!("modules.recommendation.{key}"), msg)
-        })?;
-        let shipping = module_section::<shipping::ShippingConfig>(&figment, "shipping")?;
-        let payment = module_section::<payment::PaymentConfig>(&figment, "payment")?;
-        let email = module_section::<email::EmailConfig>(&figment, "email")?;
-        let ads = module_section::<ads::AdsConfig>(&figment, "ads")?;
-        let checkout = module_section::<checkout::CheckoutConfig>(&figment, "checkout")?;
-        checkout.validate().map_err(|(key, msg)| {
-            ConfigError::at(&figment, &format!("modules.checkout.{key}"), msg)
-        })?;
-        let storefront = module_section::<storefront::StorefrontConfig>(&figment, "storefront")?;
-        let identity = module_section::<identity::IdentityConfig>(&figment, "identity")?;
-        identity.validate().map_err(|(key, msg)| {
-            ConfigError::at(&figment, &format!("modules.identity.{key}"), msg)
-        })?;
+        let mut modules = ModuleConfigs::default();
+        for entry in &MODULES {
+            modules.insert(
+                entry.spec().name,
+                entry.load_config(&figment, &PLACEMENT_KEYS)?,
+            );
+        }
         if app.events.poll_interval_ms == 0 {
             return Err(ConfigError::at(
                 &figment,
@@ -561,20 +527,15 @@ impl Settings {
             figment,
             app,
             targets,
-            catalog,
-            currency,
-            cart,
-            recommendation,
-            shipping,
-            payment,
-            email,
-            ads,
-            checkout,
-            storefront,
-            identity,
+            modules,
             server_tls,
             remote_tls,
         })
+    }
+
+    /// The settings of module `M`.
+    pub fn module<M: Module>(&self) -> M::Config {
+        self.modules.get::<M>().cloned().unwrap_or_default()
     }
 
     /// Call settings for `module`.
@@ -594,47 +555,4 @@ impl Settings {
             identity_pem: self.remote_tls.identity_pem.clone(),
         }
     }
-}
-
-/// Extracts `[modules.<name>]` as `T`, with error keys in full.
-fn section<T: DeserializeOwned + Default>(figment: &Figment, name: &str) -> Result<T, ConfigError> {
-    let key = format!("modules.{name}");
-    if figment.find_value(&key).is_err() {
-        return Ok(T::default());
-    }
-    figment.focus(&key).extract().map_err(|e| {
-        let mut err = ConfigError::from_figment(e, figment);
-        err.key = if err.key == "(root)" {
-            key.clone()
-        } else {
-            format!("{key}.{}", err.key)
-        };
-        err.origin = cleave_kernel::config::origin_of(figment, &err.key);
-        err
-    })
-}
-
-/// A module's own settings: its section minus the placement keys, refusing unknown keys.
-fn module_section<T: DeserializeOwned + Default + Serialize>(
-    figment: &Figment,
-    name: &str,
-) -> Result<T, ConfigError> {
-    let known: Vec<String> = match serde_json::to_value(T::default()) {
-        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
-        _ => Vec::new(),
-    };
-    if let Ok(Value::Dict(_, dict)) = figment.find_value(&format!("modules.{name}")) {
-        for key in dict.keys() {
-            if !PLACEMENT_KEYS.contains(&key.as_str()) && !known.contains(key) {
-                let mut all: Vec<&str> = PLACEMENT_KEYS.to_vec();
-                all.extend(known.iter().map(String::as_str));
-                return Err(ConfigError::at(
-                    figment,
-                    &format!("modules.{name}.{key}"),
-                    format!("unknown key; [modules.{name}] takes: {}", all.join(", ")),
-                ));
-            }
-        }
-    }
-    section(figment, name)
 }

@@ -3,5 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod edge;
+pub mod modules;
 pub mod openapi;
 pub mod wiring;

@@ -1,12 +1,16 @@
 //! The OpenAPI description of every module's REST API, merged into one document served at
 //! `/api/openapi.json`, with Swagger UI at `/api/docs/` (its assets are compiled into the
-//! binary, so the page works offline). Each `-api` crate describes its own routes next to
-//! their handlers (`http::ApiDoc`); the document is the same whatever the placement, since a
-//! process answers (or forwards) every module's routes.
+//! binary, so the page works offline). Each contract describes its own routes next to their
+//! handlers; the error responses of every operation are derived from the contracts' error
+//! declarations. The document is the same whatever the placement, since a process answers (or
+//! forwards) every module's routes.
 
+use cleave_kernel::openapi::{ContractDoc, document_errors};
 use utoipa::OpenApi;
 use utoipa::openapi::OpenApi as Document;
 use utoipa_swagger_ui::SwaggerUi;
+
+use crate::modules::MODULES;
 
 /// Where the document is served.
 pub const SPEC_PATH: &str = "/api/openapi.json";
@@ -26,21 +30,28 @@ struct Root;
 pub fn document() -> Document {
     let mut doc = Root::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    for part in [
-        catalog_api::http::ApiDoc::openapi(),
-        currency_api::http::ApiDoc::openapi(),
-        cart_api::http::ApiDoc::openapi(),
-        recommendation_api::http::ApiDoc::openapi(),
-        shipping_api::http::ApiDoc::openapi(),
-        payment_api::http::ApiDoc::openapi(),
-        ads_api::http::ApiDoc::openapi(),
-        email_api::http::ApiDoc::openapi(),
-        checkout_api::http::ApiDoc::openapi(),
-        identity_api::http::ApiDoc::openapi(),
-    ] {
+    for part in MODULES.iter().filter_map(|e| e.openapi()) {
         doc.merge(part);
     }
-    doc
+    let contracts: Vec<ContractDoc> = MODULES
+        .iter()
+        .map(|e| ContractDoc {
+            module: e.spec().name,
+            operations: e.operations(),
+            errors: e.errors(),
+        })
+        .collect();
+    let limited: Vec<(&str, &str)> = crate::edge::limited_routes()
+        .iter()
+        .map(|(method, path, _)| (method.as_str(), *path))
+        .collect();
+    match document_errors(doc.clone(), &contracts, &limited) {
+        Ok(with_errors) => with_errors,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot add error responses to the API document");
+            doc
+        }
+    }
 }
 
 /// Swagger UI at `/api/docs/` reading [`SPEC_PATH`], which it also serves.

@@ -6,19 +6,20 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use cart_api::CartApi;
+use cart_api::{CartApi, CartContract};
 use checkout::{CheckoutConfig, CheckoutDeps, CheckoutModule};
 use checkout_api::contract::{self, Fixture, request};
-use checkout_api::{CheckoutApi, CheckoutClient, CheckoutError, IdempotencyKey};
+use checkout_api::{CheckoutApi, CheckoutContract, CheckoutError, IdempotencyKey};
+use cleave_domain::{ProductId, UserId};
 use cleave_kernel::CallContext;
 use cleave_kernel::auth::{Authenticator, TokenVerifier};
-use cleave_kernel::client::{RemoteClient, RemoteSettings};
 use cleave_kernel::context::Principal;
 use cleave_kernel::events::{Relay, now_ms, stats};
+use cleave_kernel::http::ServerStack;
+use cleave_kernel::module::Contract;
 use cleave_kernel::testing::{TestDb, TestServer, test_databases};
-use cleave_kernel::types::{ProductId, UserId};
 use identity_api::IdentityKeys;
-use payment_api::{Charge, ChargeRequest, ChargeStatus, PaymentApi, PaymentClient, PaymentError};
+use payment_api::{Charge, ChargeRequest, ChargeStatus, PaymentApi, PaymentContract, PaymentError};
 use sea_orm::DatabaseConnection;
 use shipping_api::{Quote, QuoteRequest, ShipOrderRequest, Shipment, ShippingApi, ShippingError};
 use tokio::sync::{Notify, Semaphore};
@@ -33,12 +34,17 @@ struct Shop {
 async fn shop(db: &TestDb) -> Shop {
     let conn = db.connect().await;
     for m in [
-        "catalog", "currency", "cart", "shipping", "payment", "checkout", "events", "identity",
+        "catalog", "currency", "cart", "shipping", "payment", "checkout", "identity",
     ] {
-        cleave_migrations::migrate_up(&conn, m)
+        cleave::modules::find(m)
+            .expect("module")
+            .migrate(&conn)
             .await
             .expect("migrate");
     }
+    cleave::modules::migrate_events(&conn)
+        .await
+        .expect("migrate the outbox");
     let catalog =
         catalog::CatalogModule::start(conn.clone(), &Default::default(), catalog::CatalogDeps)
             .await
@@ -267,16 +273,12 @@ async fn checkout_over_http_with_remote_cart_and_payment_meets_the_contract() {
         let shop = shop(&db).await;
         // Cart and payment each behind their own HTTP server, checkout behind a third.
         let (cart, payment) = (shop.deps.cart.clone(), shop.payment.clone());
-        let cart_server =
-            TestServer::spawn(move |cfg| cart_api::http::configure(cfg, cart.clone()));
+        let cart_server = TestServer::spawn(move |cfg| CartContract::configure(cfg, cart.clone()));
         let payment_server =
-            TestServer::spawn(move |cfg| payment_api::http::configure(cfg, payment.clone()));
-        let client = |m: &'static str, s: &TestServer| {
-            RemoteClient::new(m, s.base_url.clone(), &RemoteSettings::default()).expect("client")
-        };
+            TestServer::spawn(move |cfg| PaymentContract::configure(cfg, payment.clone()));
         let deps = CheckoutDeps {
-            cart: cart_api::CartClient::new(client("cart", &cart_server)).into_api(),
-            payment: PaymentClient::new(client("payment", &payment_server)).into_api(),
+            cart: cart_server.client::<CartContract>(),
+            payment: payment_server.client::<PaymentContract>(),
             ..shop.deps.clone()
         };
         let api: Arc<dyn CheckoutApi> = checkout_with(&shop, deps);
@@ -297,14 +299,17 @@ async fn checkout_over_http_with_remote_cart_and_payment_meets_the_contract() {
             ),
             users: None,
         });
-        let checkout_server = TestServer::spawn(move |cfg| {
-            cfg.app_data(actix_web::web::Data::from(auth.clone()));
-            checkout_api::http::configure(cfg, api.clone());
+        let stack = ServerStack {
+            authenticator: Some(auth),
+            ..ServerStack::default()
+        };
+        let checkout_server = TestServer::spawn_with(stack, move |cfg| {
+            CheckoutContract::configure(cfg, api.clone())
         });
-        let remote = CheckoutClient::new(client("checkout", &checkout_server));
+        let remote = checkout_server.client::<CheckoutContract>();
         contract::run(
             &format!("http/{}", db.backend),
-            &remote,
+            remote.as_ref(),
             &CartFixture(shop.deps.cart.clone(), Some(identity)),
         )
         .await;

@@ -1,7 +1,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{big_integer, integer, string_len};
 
-/// Longest address field, in characters (`cleave_kernel::types::MAX_ADDRESS_FIELD`).
+/// Longest address field, in characters (`cleave_domain::MAX_ADDRESS_FIELD`).
 const ADDRESS_FIELD: u32 = 200;
 
 #[derive(DeriveMigrationName)]

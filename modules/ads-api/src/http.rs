@@ -1,12 +1,11 @@
 //! The ads module's REST API, served from any [`AdsApi`].
 
-use std::sync::Arc;
-
 use actix_web::{HttpResponse, web};
-use cleave_kernel::{CallContext, Failure, Problem};
+use cleave_kernel::http::Routes;
+use cleave_kernel::{CallContext, Failure};
 use serde::Deserialize;
 
-use crate::{Ad, AdDefinition, Ads, AdsApi, AdsRequest};
+use crate::{Ad, AdDefinition, Ads, AdsApi, AdsRequest, ops};
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
@@ -25,30 +24,21 @@ struct AdsQuery {
     context_keys: String,
 }
 
-/// Registers `/api/ads/v1/...` on `cfg`, answering from `api`.
-pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn AdsApi>) {
-    cfg.service(
-        web::scope("/api/ads/v1")
-            .app_data(web::Data::from(api))
-            .service(web::resource("/ads").route(web::get().to(get_ads)))
-            .service(
-                web::resource("/ads/{ad_id}")
-                    .route(web::put().to(put_ad))
-                    .route(web::delete().to(delete_ad)),
-            ),
-    );
+/// The routes of the ads module's operations.
+pub fn routes(r: &mut Routes) {
+    r.add(&ops::GET_ADS, get_ads)
+        .add(&ops::PUT_AD, put_ad)
+        .add(&ops::DELETE_AD, delete_ad);
 }
 
 /// The ads of the given categories, or 2 random ads when none matches.
 #[utoipa::path(
     get,
-    path = "/api/ads/v1/ads",
+    path = ops::GET_ADS.path,
     tag = "ads",
     params(("context_keys" = Option<String>, Query, description = "Comma-separated product categories (at most 20, each 1 to 64 ASCII letters, digits, `-`, `_` or spaces); empty or absent means none")),
     responses(
         (status = 200, description = "The ads to show", body = Ads),
-        (status = 400, description = "Too many context keys (`ads.too_many_keys`), invalid context key (`ads.invalid_context_key`) or malformed query string (`cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Ads unavailable (`ads.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_ads(
@@ -70,18 +60,12 @@ async fn get_ads(
 /// Creates or replaces an ad (admin role).
 #[utoipa::path(
     put,
-    path = "/api/ads/v1/ads/{ad_id}",
+    path = ops::PUT_AD.path,
     tag = "ads",
     params(("ad_id" = String, Path, description = "The ad's id, e.g. `tank-top`")),
     request_body = AdDefinition,
     responses(
         (status = 200, description = "The ad as saved", body = AdDefinition),
-        (status = 400, description = "Malformed ad (`ads.invalid_ad`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No access token (`ads.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin (`ads.forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Ads unavailable (`ads.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn put_ad(
@@ -99,15 +83,11 @@ async fn put_ad(
 /// Removes an ad (admin role).
 #[utoipa::path(
     delete,
-    path = "/api/ads/v1/ads/{ad_id}",
+    path = ops::DELETE_AD.path,
     tag = "ads",
     params(("ad_id" = String, Path, description = "The ad's id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "No access token (`ads.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin (`ads.forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such ad (`ads.ad_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Ads unavailable (`ads.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn delete_ad(

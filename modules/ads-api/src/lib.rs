@@ -7,25 +7,16 @@
 //! As in Boutique's adservice, each context key (a product category) selects the ads of that
 //! category; when none matches, [`MAX_ADS`] random ads are served instead.
 //!
-//! REST (served by [`http::configure`], called by [`AdsClient`]):
-//! `GET /api/ads/v1/ads?context_keys=a,b` (comma separated; empty or missing means no keys).
+//! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
+//! serves them and [`AdsClient`] calls them.
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
-use async_trait::async_trait;
-use cleave_kernel::CallContext;
-use cleave_kernel::client::{Method, RemoteClient, encode};
-use cleave_kernel::error::ApiError;
-use cleave_kernel::module::ModuleSpec;
+use cleave_kernel::client::RemoteClient;
+use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
 pub mod contract;
 pub mod http;
-
-/// The module's name, config section and route prefix.
-pub const MODULE: &str = "ads";
 
 /// Most context keys one request may carry.
 pub const MAX_CONTEXT_KEYS: usize = 20;
@@ -35,14 +26,6 @@ pub const MAX_KEY_CHARS: usize = 64;
 pub const MAX_ADS: usize = 2;
 /// Most ads served for matching context keys.
 pub const MAX_MATCHED_ADS: usize = 5;
-
-/// What the ads module is.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: MODULE,
-    owns: "ads",
-    provides: &["get_ads"],
-    requires: &[],
-};
 
 /// One text ad.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -70,116 +53,72 @@ pub struct Ads {
 }
 
 /// Errors of the ads contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "ads")]
 pub enum AdsError {
     /// More than [`MAX_CONTEXT_KEYS`] context keys.
-    #[serde(rename = "ads.too_many_keys")]
+    #[api(status = 400)]
     #[error("at most {max} context keys may be given")]
     TooManyKeys {
         /// The limit.
         max: usize,
     },
     /// A context key is empty, too long or has characters outside the accepted set.
-    #[serde(rename = "ads.invalid_context_key")]
+    #[api(status = 400)]
     #[error("invalid context key: {detail}")]
     InvalidContextKey {
         /// What is wrong.
         detail: String,
     },
     /// An ad to save is malformed.
-    #[serde(rename = "ads.invalid_ad")]
+    #[api(status = 400)]
     #[error("invalid ad: {detail}")]
     InvalidAd {
         /// What is wrong.
         detail: String,
     },
     /// No ad has this id.
-    #[serde(rename = "ads.ad_not_found")]
+    #[api(status = 404)]
     #[error("ad {ad_id} not found")]
     AdNotFound {
         /// The id asked for.
         ad_id: String,
     },
     /// Managing ads needs an access token.
-    #[serde(rename = "ads.unauthenticated")]
+    #[api(status = 401)]
     #[error("this needs an access token")]
     Unauthenticated,
     /// Managing ads needs the admin role.
-    #[serde(rename = "ads.forbidden")]
+    #[api(status = 403)]
     #[error("managing ads needs the admin role")]
     Forbidden,
     /// The ads module (or its storage) cannot be reached.
-    #[serde(rename = "ads.unavailable")]
+    #[api(unavailable)]
     #[error("ads are unavailable: {reason}")]
     Unavailable {
         /// Why (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
     /// A bug in the ads module.
-    #[serde(rename = "ads.internal")]
+    #[api(internal)]
     #[error("ads internal error: {reason}")]
     Internal {
         /// What went wrong (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
 }
 
-impl ApiError for AdsError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::TooManyKeys { .. } => "ads.too_many_keys",
-            Self::InvalidContextKey { .. } => "ads.invalid_context_key",
-            Self::InvalidAd { .. } => "ads.invalid_ad",
-            Self::AdNotFound { .. } => "ads.ad_not_found",
-            Self::Unauthenticated => "ads.unauthenticated",
-            Self::Forbidden => "ads.forbidden",
-            Self::Unavailable { .. } => "ads.unavailable",
-            Self::Internal { .. } => "ads.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::TooManyKeys { .. } | Self::InvalidContextKey { .. } | Self::InvalidAd { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::AdNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::Unavailable { reason }
-    }
-
-    fn internal(reason: String) -> Self {
-        Self::Internal { reason }
-    }
-}
-
 /// The ads contract. Reach the ads module only through this trait.
-#[async_trait]
+#[contract(module = "ads", error = AdsError, client = AdsClient, http = http)]
 pub trait AdsApi: Send + Sync {
     /// The ads of the categories named by `req.context_keys` (trimmed, ignoring case): every
     /// match once, ordered by category, at most [`MAX_MATCHED_ADS`]. When no key matches, or
     /// none is given, [`MAX_ADS`] distinct ads chosen at random (fewer if fewer exist).
-    ///
-    /// # Errors
-    /// [`AdsError::TooManyKeys`], [`AdsError::InvalidContextKey`] (see
-    /// [`validate_context_keys`]); [`AdsError::Unavailable`].
+    #[op(GET "/ads", read_only, errors(TooManyKeys, InvalidContextKey))]
     async fn get_ads(&self, ctx: &CallContext, req: AdsRequest) -> Result<Ads, AdsError>;
 
     /// Creates or replaces the ad `ad_id` (admins only).
-    ///
-    /// # Errors
-    /// [`AdsError::Unauthenticated`], [`AdsError::Forbidden`], [`AdsError::InvalidAd`],
-    /// [`AdsError::Unavailable`].
+    #[op(PUT "/ads/{ad_id}", idempotent, errors(Unauthenticated, Forbidden, InvalidAd))]
     async fn put_ad(
         &self,
         ctx: &CallContext,
@@ -188,10 +127,7 @@ pub trait AdsApi: Send + Sync {
     ) -> Result<AdDefinition, AdsError>;
 
     /// Removes the ad `ad_id` (admins only).
-    ///
-    /// # Errors
-    /// [`AdsError::Unauthenticated`], [`AdsError::Forbidden`], [`AdsError::AdNotFound`],
-    /// [`AdsError::Unavailable`].
+    #[op(DELETE "/ads/{ad_id}", idempotent, errors(Unauthenticated, Forbidden, AdNotFound))]
     async fn delete_ad(&self, ctx: &CallContext, ad_id: String) -> Result<(), AdsError>;
 }
 
@@ -304,11 +240,6 @@ impl AdsClient {
     pub fn new(remote: RemoteClient) -> Self {
         Self { remote }
     }
-
-    /// As a shared contract object.
-    pub fn into_api(self) -> Arc<dyn AdsApi> {
-        Arc::new(self)
-    }
 }
 
 #[async_trait]
@@ -317,14 +248,11 @@ impl AdsApi for AdsClient {
         // Validated here too: a key holding ',' would otherwise be split in two on the wire,
         // and an empty key would vanish instead of being refused as it is in process.
         validate_context_keys(&req.context_keys)?;
-        let path = format!(
-            "/api/ads/v1/ads?context_keys={}",
-            encode(&req.context_keys.join(","))
-        );
         self.remote
-            .get_json(ctx, &path)
+            .op(&ops::GET_ADS, ctx)
+            .query("context_keys", &req.context_keys.join(","))
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn put_ad(
@@ -335,19 +263,18 @@ impl AdsApi for AdsClient {
     ) -> Result<AdDefinition, AdsError> {
         validate_ad(&ad_id, &ad)?;
         self.remote
-            .send_json(ctx, Method::PUT, &format!("/api/ads/v1/ads/{ad_id}"), &ad)
+            .op(&ops::PUT_AD, ctx)
+            .params(&[&ad_id])
+            .json(&ad)
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn delete_ad(&self, ctx: &CallContext, ad_id: String) -> Result<(), AdsError> {
         self.remote
-            .send_empty(
-                ctx,
-                Method::DELETE,
-                &format!("/api/ads/v1/ads/{}", encode(&ad_id)),
-            )
+            .op(&ops::DELETE_AD, ctx)
+            .params(&[&ad_id])
+            .send()
             .await
-            .map_err(|e| e.into_api_error())
     }
 }

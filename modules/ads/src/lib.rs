@@ -11,6 +11,8 @@
 
 mod entity;
 
+use cleave_kernel::call::BoxFuture;
+use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -205,6 +207,24 @@ impl AdsApi for AdsModule {
             .store(Arc::new(load(&self.db).await.map_err(storage_error)?));
         tracing::info!(ad_id = %ad_id, "ad removed");
         Ok(())
+    }
+}
+
+impl ModuleConfig for AdsConfig {}
+
+impl Module for AdsModule {
+    type Contract = ads_api::AdsContract;
+    type Config = AdsConfig;
+    const OWNS: &'static str = "ads";
+    const REQUIRES: &'static [&'static str] = &[];
+
+    fn start(start: Start<'_, AdsConfig>) -> BoxFuture<'_, Result<Arc<dyn AdsApi>, StartError>> {
+        Box::pin(async move {
+            let module = AdsModule::start(start.db()?, start.config(), AdsDeps)
+                .await
+                .map_err(|e| start.failed(e))?;
+            Ok(module as Arc<dyn AdsApi>)
+        })
     }
 }
 

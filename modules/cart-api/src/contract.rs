@@ -1,8 +1,8 @@
 //! The cart contract suite: what every [`CartApi`] must do. Uses fresh user ids, so it can run
 //! against a shared store.
 
+use cleave_domain::{ProductId, UserId};
 use cleave_kernel::CallContext;
-use cleave_kernel::types::{ProductId, UserId};
 
 use crate::{CartApi, CartError, CartItem, MAX_LINES, MAX_QUANTITY};
 

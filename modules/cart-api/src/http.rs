@@ -1,12 +1,11 @@
 //! The cart module's REST API, served from any [`CartApi`].
 
-use std::sync::Arc;
-
 use actix_web::{HttpResponse, web};
-use cleave_kernel::types::UserId;
-use cleave_kernel::{CallContext, Failure, Problem};
+use cleave_domain::UserId;
+use cleave_kernel::http::Routes;
+use cleave_kernel::{CallContext, Failure};
 
-use crate::{AddItemRequest, Cart, CartApi, CartError, CartItem};
+use crate::{AddItemRequest, Cart, CartApi, CartError, CartItem, ops};
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
@@ -17,18 +16,11 @@ use crate::{AddItemRequest, Cart, CartApi, CartError, CartItem};
 )]
 pub struct ApiDoc;
 
-/// Registers `/api/cart/v1/...` on `cfg`, answering from `api`.
-pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn CartApi>) {
-    cfg.service(
-        web::scope("/api/cart/v1")
-            .app_data(web::Data::from(api))
-            .service(
-                web::resource("/carts/{user_id}")
-                    .route(web::get().to(get_cart))
-                    .route(web::delete().to(empty_cart)),
-            )
-            .service(web::resource("/carts/{user_id}/items").route(web::post().to(add_item))),
-    );
+/// The routes of the cart's operations.
+pub fn routes(r: &mut Routes) {
+    r.add(&ops::GET_CART, get_cart)
+        .add(&ops::EMPTY_CART, empty_cart)
+        .add(&ops::ADD_ITEM, add_item);
 }
 
 fn user(raw: String) -> Result<UserId, CartError> {
@@ -40,13 +32,11 @@ fn user(raw: String) -> Result<UserId, CartError> {
 /// The user's cart (empty for a user who has none).
 #[utoipa::path(
     get,
-    path = "/api/cart/v1/carts/{user_id}",
+    path = ops::GET_CART.path,
     tag = "cart",
     params(("user_id" = String, Path, description = "Session or user id")),
     responses(
         (status = 200, description = "The cart", body = Cart),
-        (status = 400, description = "Malformed user id (`cart.invalid_user_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Cart storage unavailable (`cart.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_cart(
@@ -61,13 +51,11 @@ async fn get_cart(
 /// Removes every line of the cart.
 #[utoipa::path(
     delete,
-    path = "/api/cart/v1/carts/{user_id}",
+    path = ops::EMPTY_CART.path,
     tag = "cart",
     params(("user_id" = String, Path, description = "Session or user id")),
     responses(
         (status = 204, description = "Emptied (also when it was empty)"),
-        (status = 400, description = "Malformed user id (`cart.invalid_user_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Cart storage unavailable (`cart.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn empty_cart(
@@ -83,17 +71,12 @@ async fn empty_cart(
 /// Adds a quantity of a product (to an existing line if there is one).
 #[utoipa::path(
     post,
-    path = "/api/cart/v1/carts/{user_id}/items",
+    path = ops::ADD_ITEM.path,
     tag = "cart",
     params(("user_id" = String, Path, description = "Session or user id")),
     request_body = AddItemRequest,
     responses(
         (status = 200, description = "The cart after the addition", body = Cart),
-        (status = 400, description = "Malformed request or quantity (`cart.invalid_quantity`, `cart.invalid_user_id`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A limit would be exceeded (`cart.quantity_limit_exceeded`, `cart.too_many_items`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Cart storage unavailable (`cart.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn add_item(

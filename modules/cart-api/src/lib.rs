@@ -5,40 +5,22 @@
 //! - Requires: nothing (product ids are not checked against the catalog, as in Boutique:
 //!   pricing happens at checkout).
 //!
-//! REST (served by [`http::configure`], called by [`CartClient`]):
-//! `GET|DELETE /api/cart/v1/carts/{user_id}`,
-//! `POST /api/cart/v1/carts/{user_id}/items` `{"product_id", "quantity"}`.
+//! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
+//! serves them and [`CartClient`] calls them.
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
-use async_trait::async_trait;
-use cleave_kernel::CallContext;
-use cleave_kernel::client::{Method, RemoteClient, encode};
-use cleave_kernel::error::ApiError;
-use cleave_kernel::module::ModuleSpec;
-use cleave_kernel::types::{ProductId, UserId};
+use cleave_domain::{ProductId, UserId};
+use cleave_kernel::client::RemoteClient;
+use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
 pub mod contract;
 pub mod http;
 
-/// The module's name, config section and route prefix.
-pub const MODULE: &str = "cart";
-
 /// Most units of one product a cart line may hold.
 pub const MAX_QUANTITY: i64 = 1000;
 /// Most distinct products one cart may hold.
 pub const MAX_LINES: usize = 100;
-
-/// What the cart module is.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: MODULE,
-    owns: "carts",
-    provides: &["add_item", "get_cart", "empty_cart"],
-    requires: &[],
-};
 
 /// One line of a cart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -68,18 +50,18 @@ pub struct AddItemRequest {
 }
 
 /// Errors of the cart contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "cart")]
 pub enum CartError {
     /// The user id is malformed.
-    #[serde(rename = "cart.invalid_user_id")]
+    #[api(status = 400)]
     #[error("invalid user id: {detail}")]
     InvalidUserId {
         /// What is wrong.
         detail: String,
     },
     /// The quantity is not between 1 and [`MAX_QUANTITY`].
-    #[serde(rename = "cart.invalid_quantity")]
+    #[api(status = 400)]
     #[error("quantity {quantity} is not between 1 and {max}")]
     InvalidQuantity {
         /// The quantity given.
@@ -88,7 +70,7 @@ pub enum CartError {
         max: i64,
     },
     /// Adding would take the line over [`MAX_QUANTITY`].
-    #[serde(rename = "cart.quantity_limit_exceeded")]
+    #[api(status = 422)]
     #[error("a cart holds at most {max} of product {product_id}")]
     QuantityLimitExceeded {
         /// The product.
@@ -97,71 +79,34 @@ pub enum CartError {
         max: i64,
     },
     /// Adding would take the cart over [`MAX_LINES`] distinct products.
-    #[serde(rename = "cart.too_many_items")]
+    #[api(status = 422)]
     #[error("a cart holds at most {max} different products")]
     TooManyItems {
         /// The limit.
         max: usize,
     },
     /// The cart module (or its storage) cannot be reached.
-    #[serde(rename = "cart.unavailable")]
+    #[api(unavailable)]
     #[error("cart is unavailable: {reason}")]
     Unavailable {
         /// Why (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
     /// A bug in the cart module.
-    #[serde(rename = "cart.internal")]
+    #[api(internal)]
     #[error("cart internal error: {reason}")]
     Internal {
         /// What went wrong (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
 }
 
-impl ApiError for CartError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidUserId { .. } => "cart.invalid_user_id",
-            Self::InvalidQuantity { .. } => "cart.invalid_quantity",
-            Self::QuantityLimitExceeded { .. } => "cart.quantity_limit_exceeded",
-            Self::TooManyItems { .. } => "cart.too_many_items",
-            Self::Unavailable { .. } => "cart.unavailable",
-            Self::Internal { .. } => "cart.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidUserId { .. } | Self::InvalidQuantity { .. } => StatusCode::BAD_REQUEST,
-            Self::QuantityLimitExceeded { .. } | Self::TooManyItems { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::Unavailable { reason }
-    }
-
-    fn internal(reason: String) -> Self {
-        Self::Internal { reason }
-    }
-}
-
 /// The cart contract. Reach the cart module only through this trait.
-#[async_trait]
+#[contract(module = "cart", error = CartError, client = CartClient, http = http)]
 pub trait CartApi: Send + Sync {
     /// Adds `quantity` of a product to the user's cart (adding to an existing line) and
     /// returns the cart. Either the whole addition happens or nothing changes.
-    ///
-    /// # Errors
-    /// [`CartError::InvalidQuantity`], [`CartError::QuantityLimitExceeded`],
-    /// [`CartError::TooManyItems`], [`CartError::Unavailable`].
+    #[op(POST "/carts/{user_id}/items", once, errors(InvalidUserId, InvalidQuantity, QuantityLimitExceeded, TooManyItems))]
     async fn add_item(
         &self,
         ctx: &CallContext,
@@ -171,15 +116,11 @@ pub trait CartApi: Send + Sync {
     ) -> Result<Cart, CartError>;
 
     /// The user's cart; an empty one for a user who has none.
-    ///
-    /// # Errors
-    /// [`CartError::Unavailable`].
+    #[op(GET "/carts/{user_id}", read_only, errors(InvalidUserId))]
     async fn get_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<Cart, CartError>;
 
     /// Removes every line of the user's cart. Emptying an empty cart is fine.
-    ///
-    /// # Errors
-    /// [`CartError::Unavailable`].
+    #[op(DELETE "/carts/{user_id}", idempotent, errors(InvalidUserId))]
     async fn empty_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<(), CartError>;
 }
 
@@ -209,15 +150,6 @@ impl CartClient {
     pub fn new(remote: RemoteClient) -> Self {
         Self { remote }
     }
-
-    /// As a shared contract object.
-    pub fn into_api(self) -> Arc<dyn CartApi> {
-        Arc::new(self)
-    }
-}
-
-fn cart_path(user_id: &UserId) -> String {
-    format!("/api/cart/v1/carts/{}", encode(user_id.as_str()))
 }
 
 #[async_trait]
@@ -229,32 +161,30 @@ impl CartApi for CartClient {
         product_id: ProductId,
         quantity: i64,
     ) -> Result<Cart, CartError> {
-        let path = format!("{}/items", cart_path(&user_id));
         self.remote
-            .send_json(
-                ctx,
-                Method::POST,
-                &path,
-                &AddItemRequest {
-                    product_id,
-                    quantity,
-                },
-            )
+            .op(&ops::ADD_ITEM, ctx)
+            .params(&[user_id.as_str()])
+            .json(&AddItemRequest {
+                product_id,
+                quantity,
+            })
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn get_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<Cart, CartError> {
         self.remote
-            .get_json(ctx, &cart_path(&user_id))
+            .op(&ops::GET_CART, ctx)
+            .params(&[user_id.as_str()])
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn empty_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<(), CartError> {
         self.remote
-            .send_empty(ctx, Method::DELETE, &cart_path(&user_id))
+            .op(&ops::EMPTY_CART, ctx)
+            .params(&[user_id.as_str()])
+            .send()
             .await
-            .map_err(|e| e.into_api_error())
     }
 }

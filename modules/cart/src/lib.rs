@@ -10,12 +10,14 @@
 
 mod entity;
 
+use cleave_kernel::call::BoxFuture;
+use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cart_api::{Cart, CartApi, CartError, CartItem, MAX_LINES, MAX_QUANTITY, validate_quantity};
+use cleave_domain::{ProductId, UserId};
 use cleave_kernel::CallContext;
-use cleave_kernel::types::{ProductId, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
@@ -150,5 +152,20 @@ impl CartApi for CartModule {
             .await
             .map_err(storage_error)?;
         Ok(())
+    }
+}
+
+impl ModuleConfig for CartConfig {}
+
+impl Module for CartModule {
+    type Contract = cart_api::CartContract;
+    type Config = CartConfig;
+    const OWNS: &'static str = "carts";
+    const REQUIRES: &'static [&'static str] = &[];
+
+    fn start(start: Start<'_, CartConfig>) -> BoxFuture<'_, Result<Arc<dyn CartApi>, StartError>> {
+        Box::pin(async move {
+            Ok(CartModule::new(start.db()?, start.config(), CartDeps) as Arc<dyn CartApi>)
+        })
     }
 }

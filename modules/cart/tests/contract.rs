@@ -3,43 +3,29 @@
 use std::sync::Arc;
 
 use cart::{CartConfig, CartDeps, CartModule};
-use cart_api::{CartApi, CartClient, contract};
-use cleave_kernel::client::{RemoteClient, RemoteSettings};
-use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cart_api::{CartApi, contract};
+use cleave_kernel::module::Migrations;
+use cleave_kernel::testing::{ContractHarness, TestDb, test_databases};
 use cleave_migrations::MigratorTrait;
+use cleave_migrations::cart::Migrator;
 
 async fn start(db: &TestDb) -> Arc<CartModule> {
     let conn = db.connect().await;
-    cleave_migrations::cart::Migrator::up(&conn, None)
-        .await
-        .expect("migrate cart");
+    Migrator::up(&conn, None).await.expect("migrate cart");
     CartModule::new(conn, &CartConfig::default(), CartDeps)
 }
 
 #[tokio::test]
-async fn cart_in_process_meets_the_contract() {
-    for db in test_databases().await {
-        let module = start(&db).await;
-        contract::run(&format!("in-process/{}", db.backend), module.as_ref()).await;
-    }
-}
-
-#[tokio::test]
-async fn cart_over_http_meets_the_contract() {
-    for db in test_databases().await {
-        let api: Arc<dyn CartApi> = start(&db).await;
-        let server = TestServer::spawn(move |cfg| cart_api::http::configure(cfg, api.clone()));
-        let remote = RemoteClient::new("cart", server.base_url.clone(), &RemoteSettings::default())
-            .expect("client");
-        contract::run(&format!("http/{}", db.backend), &CartClient::new(remote)).await;
-        server.stop().await;
-    }
+async fn cart_meets_the_contract_in_process_and_over_http() {
+    ContractHarness::<CartModule>::new::<Migrations<Migrator>>()
+        .run(|p| async move { contract::run(&p.label, p.api.as_ref()).await })
+        .await;
 }
 
 #[tokio::test]
 async fn concurrent_adds_to_one_line_are_all_counted() {
+    use cleave_domain::{ProductId, UserId};
     use cleave_kernel::CallContext;
-    use cleave_kernel::types::{ProductId, UserId};
 
     for db in test_databases().await {
         let module = start(&db).await;
@@ -82,8 +68,8 @@ async fn futures_join<T>(
 #[tokio::test]
 async fn concurrent_adds_of_new_products_never_exceed_the_line_limit() {
     use cart_api::{CartError, MAX_LINES};
+    use cleave_domain::{ProductId, UserId};
     use cleave_kernel::CallContext;
-    use cleave_kernel::types::{ProductId, UserId};
 
     for db in test_databases().await {
         let module = start(&db).await;

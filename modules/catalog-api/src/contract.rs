@@ -1,8 +1,8 @@
 //! The catalog contract suite: what every [`CatalogApi`] must do, whether it is the module in
 //! process, the HTTP client talking to it, or the fake. Assumes the seeded catalog.
 
+use cleave_domain::ProductId;
 use cleave_kernel::CallContext;
-use cleave_kernel::types::ProductId;
 
 use crate::{CatalogApi, CatalogError, MAX_QUERY_CHARS, Product};
 
@@ -141,7 +141,7 @@ pub async fn run_admin(
     admin: &CallContext,
     shopper: &CallContext,
 ) {
-    use cleave_kernel::types::Money;
+    use cleave_domain::Money;
 
     let id = ProductId::parse(format!(
         "T-{}",

@@ -4,8 +4,8 @@
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use cleave_domain::{Money, ProductId};
 use cleave_kernel::CallContext;
-use cleave_kernel::types::{Money, ProductId};
 
 use crate::{CatalogApi, CatalogError, Product, require_admin, validate_product, validate_query};
 

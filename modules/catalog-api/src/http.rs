@@ -1,14 +1,13 @@
-//! The catalog's REST API, served from any [`CatalogApi`]: the module itself when hosted, the
-//! [`crate::CatalogClient`] when this process forwards to the catalog's own process.
-
-use std::sync::Arc;
+//! The catalog's REST API, served from any [`CatalogApi`] (the module itself where it is
+//! hosted). Error responses are documented from the contract's declarations.
 
 use actix_web::{HttpResponse, web};
-use cleave_kernel::types::ProductId;
-use cleave_kernel::{CallContext, Failure, Problem};
+use cleave_domain::ProductId;
+use cleave_kernel::http::Routes;
+use cleave_kernel::{CallContext, Failure};
 use serde::Deserialize;
 
-use crate::{CatalogApi, CatalogError, Product, ProductList};
+use crate::{CatalogApi, CatalogError, Product, ProductList, ops};
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
@@ -25,31 +24,22 @@ struct ListQuery {
     q: Option<String>,
 }
 
-/// Registers `/api/catalog/v1/...` on `cfg`, answering from `api`.
-pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn CatalogApi>) {
-    cfg.service(
-        web::scope("/api/catalog/v1")
-            .app_data(web::Data::from(api))
-            .service(web::resource("/products").route(web::get().to(list_products)))
-            .service(
-                web::resource("/products/{id}")
-                    .route(web::get().to(get_product))
-                    .route(web::put().to(upsert_product))
-                    .route(web::delete().to(delete_product)),
-            ),
-    );
+/// The routes of the catalog's operations.
+pub fn routes(r: &mut Routes) {
+    r.add(&ops::LIST_PRODUCTS, list_products)
+        .add(&ops::GET_PRODUCT, get_product)
+        .add(&ops::UPSERT_PRODUCT, upsert_product)
+        .add(&ops::DELETE_PRODUCT, delete_product);
 }
 
 /// Every product, or those whose name or description contains `q` (ignoring case).
 #[utoipa::path(
     get,
-    path = "/api/catalog/v1/products",
+    path = ops::LIST_PRODUCTS.path,
     tag = "catalog",
     params(("q" = Option<String>, Query, description = "Search text (at most 200 characters); blank matches every product, absent lists them all")),
     responses(
         (status = 200, description = "The products, ordered by id", body = ProductList),
-        (status = 400, description = "Search text too long (`catalog.invalid_query`) or malformed query string (`cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Catalog unavailable (`catalog.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_products(
@@ -67,14 +57,11 @@ async fn list_products(
 /// One product.
 #[utoipa::path(
     get,
-    path = "/api/catalog/v1/products/{id}",
+    path = ops::GET_PRODUCT.path,
     tag = "catalog",
     params(("id" = String, Path, description = "Product id, e.g. `OLJCESPC7Z`")),
     responses(
         (status = 200, description = "The product", body = Product),
-        (status = 400, description = "Malformed product id (`catalog.invalid_product_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No product has this id (`catalog.product_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Catalog unavailable (`catalog.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_product(
@@ -97,18 +84,12 @@ fn path_id(raw: String) -> Result<ProductId, CatalogError> {
 /// Creates or replaces a product (admin role). The id in the path wins over the body's.
 #[utoipa::path(
     put,
-    path = "/api/catalog/v1/products/{id}",
+    path = ops::UPSERT_PRODUCT.path,
     tag = "catalog",
     params(("id" = String, Path, description = "Product id")),
     request_body = Product,
     responses(
         (status = 200, description = "The product as saved", body = Product),
-        (status = 400, description = "Malformed id or product (`catalog.invalid_product_id`, `catalog.invalid_product`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No access token (`catalog.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin (`catalog.forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Catalog unavailable (`catalog.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn upsert_product(
@@ -125,16 +106,11 @@ async fn upsert_product(
 /// Removes a product (admin role).
 #[utoipa::path(
     delete,
-    path = "/api/catalog/v1/products/{id}",
+    path = ops::DELETE_PRODUCT.path,
     tag = "catalog",
     params(("id" = String, Path, description = "Product id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "Malformed id (`catalog.invalid_product_id`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No access token (`catalog.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin (`catalog.forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product (`catalog.product_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Catalog unavailable (`catalog.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn delete_product(

@@ -4,18 +4,12 @@
 //! - Provides: [`CatalogApi`]: `list_products`, `get_product`, `search_products`.
 //! - Requires: nothing.
 //!
-//! REST (served by [`http::configure`], called by [`CatalogClient`]):
-//! `GET /api/catalog/v1/products` (`?q=` searches), `GET /api/catalog/v1/products/{id}`.
+//! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
+//! serves them and [`CatalogClient`] calls them.
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
-use async_trait::async_trait;
-use cleave_kernel::CallContext;
-use cleave_kernel::client::{Method, RemoteClient, encode};
-use cleave_kernel::error::ApiError;
-use cleave_kernel::module::ModuleSpec;
-use cleave_kernel::types::{Money, ProductId};
+use cleave_domain::{Money, ProductId};
+use cleave_kernel::client::RemoteClient;
+use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -24,19 +18,8 @@ pub mod contract;
 pub mod fake;
 pub mod http;
 
-/// The module's name, config section and route prefix.
-pub const MODULE: &str = "catalog";
-
 /// Longest search query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
-
-/// What the catalog module is.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: MODULE,
-    owns: "products",
-    provides: &["list_products", "get_product", "search_products"],
-    requires: &[],
-};
 
 /// A product of the shop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -63,132 +46,89 @@ pub struct ProductList {
 }
 
 /// Errors of the catalog contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "catalog")]
 pub enum CatalogError {
     /// No product has this id.
-    #[serde(rename = "catalog.product_not_found")]
+    #[api(status = 404)]
     #[error("product {id} not found")]
     ProductNotFound {
         /// The id asked for.
         id: String,
     },
     /// The id is not a well-formed product id.
-    #[serde(rename = "catalog.invalid_product_id")]
+    #[api(status = 400)]
     #[error("invalid product id: {detail}")]
     InvalidProductId {
         /// What is wrong.
         detail: String,
     },
     /// The search query is not acceptable.
-    #[serde(rename = "catalog.invalid_query")]
+    #[api(status = 400)]
     #[error("invalid search query: {detail}")]
     InvalidQuery {
         /// What is wrong.
         detail: String,
     },
-    /// The catalog (or its storage) cannot be reached.
-    #[serde(rename = "catalog.invalid_product")]
+    /// The product to save is not acceptable.
+    #[api(status = 400)]
     #[error("invalid product: {detail}")]
     InvalidProduct {
         /// What is wrong.
         detail: String,
     },
     /// Managing products needs an access token.
-    #[serde(rename = "catalog.unauthenticated")]
+    #[api(status = 401)]
     #[error("this needs an access token")]
     Unauthenticated,
     /// Managing products needs the admin role.
-    #[serde(rename = "catalog.forbidden")]
+    #[api(status = 403)]
     #[error("managing products needs the admin role")]
     Forbidden,
     /// The catalog module (or its storage) cannot be reached.
-    #[serde(rename = "catalog.unavailable")]
+    #[api(unavailable)]
     #[error("catalog is unavailable: {reason}")]
     Unavailable {
         /// Why (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
     /// A bug in the catalog.
-    #[serde(rename = "catalog.internal")]
+    #[api(internal)]
     #[error("catalog internal error: {reason}")]
     Internal {
         /// What went wrong (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
 }
 
-impl ApiError for CatalogError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::ProductNotFound { .. } => "catalog.product_not_found",
-            Self::InvalidProductId { .. } => "catalog.invalid_product_id",
-            Self::InvalidQuery { .. } => "catalog.invalid_query",
-            Self::InvalidProduct { .. } => "catalog.invalid_product",
-            Self::Unauthenticated => "catalog.unauthenticated",
-            Self::Forbidden => "catalog.forbidden",
-            Self::Unavailable { .. } => "catalog.unavailable",
-            Self::Internal { .. } => "catalog.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::ProductNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::InvalidProductId { .. }
-            | Self::InvalidQuery { .. }
-            | Self::InvalidProduct { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::Unavailable { reason }
-    }
-
-    fn internal(reason: String) -> Self {
-        Self::Internal { reason }
-    }
-}
-
 /// The catalog contract. Reach the catalog only through this trait.
-#[async_trait]
+#[contract(module = "catalog", error = CatalogError, client = CatalogClient, http = http)]
 pub trait CatalogApi: Send + Sync {
     /// Every product, ordered by id.
-    ///
-    /// # Errors
-    /// [`CatalogError::Unavailable`] when the catalog cannot be reached.
+    #[op(GET "/products", read_only)]
     async fn list_products(&self, ctx: &CallContext) -> Result<Vec<Product>, CatalogError>;
 
     /// One product.
-    ///
-    /// # Errors
-    /// [`CatalogError::ProductNotFound`] for an unknown id; [`CatalogError::Unavailable`].
+    #[op(GET "/products/{id}", read_only, errors(ProductNotFound, InvalidProductId))]
     async fn get_product(&self, ctx: &CallContext, id: ProductId) -> Result<Product, CatalogError>;
 
     /// Products whose name or description contains `query`, ignoring case, ordered by id. A
-    /// blank query matches every product.
-    ///
-    /// # Errors
-    /// [`CatalogError::InvalidQuery`] for a query over [`MAX_QUERY_CHARS`] characters;
-    /// [`CatalogError::Unavailable`].
+    /// blank query matches every product; one over [`MAX_QUERY_CHARS`] characters is
+    /// refused.
+    #[op(GET "/products", read_only, errors(InvalidQuery))]
     async fn search_products(
         &self,
         ctx: &CallContext,
         query: String,
     ) -> Result<Vec<Product>, CatalogError>;
 
-    /// Creates or replaces a product (admins only). Other replicas see it after their next
+    /// Creates or replaces a product (admins only). Every replica serves it after its next
     /// snapshot reload.
-    ///
-    /// # Errors
-    /// [`CatalogError::Unauthenticated`], [`CatalogError::Forbidden`],
-    /// [`CatalogError::InvalidProduct`], [`CatalogError::Unavailable`].
+    #[op(
+        PUT "/products/{id}",
+        idempotent,
+        errors(Unauthenticated, Forbidden, InvalidProduct, InvalidProductId)
+    )]
     async fn upsert_product(
         &self,
         ctx: &CallContext,
@@ -196,10 +136,11 @@ pub trait CatalogApi: Send + Sync {
     ) -> Result<Product, CatalogError>;
 
     /// Removes a product (admins only).
-    ///
-    /// # Errors
-    /// [`CatalogError::Unauthenticated`], [`CatalogError::Forbidden`],
-    /// [`CatalogError::ProductNotFound`], [`CatalogError::Unavailable`].
+    #[op(
+        DELETE "/products/{id}",
+        idempotent,
+        errors(Unauthenticated, Forbidden, ProductNotFound, InvalidProductId)
+    )]
     async fn delete_product(&self, ctx: &CallContext, id: ProductId) -> Result<(), CatalogError>;
 }
 
@@ -287,31 +228,21 @@ impl CatalogClient {
     pub fn new(remote: RemoteClient) -> Self {
         Self { remote }
     }
-
-    /// As a shared contract object.
-    pub fn into_api(self) -> Arc<dyn CatalogApi> {
-        Arc::new(self)
-    }
 }
 
 #[async_trait]
 impl CatalogApi for CatalogClient {
     async fn list_products(&self, ctx: &CallContext) -> Result<Vec<Product>, CatalogError> {
-        self.remote
-            .get_json::<ProductList>(ctx, "/api/catalog/v1/products")
-            .await
-            .map(|l| l.products)
-            .map_err(|e| e.into_api_error())
+        let list: ProductList = self.remote.op(&ops::LIST_PRODUCTS, ctx).fetch().await?;
+        Ok(list.products)
     }
 
     async fn get_product(&self, ctx: &CallContext, id: ProductId) -> Result<Product, CatalogError> {
         self.remote
-            .get_json(
-                ctx,
-                &format!("/api/catalog/v1/products/{}", encode(id.as_str())),
-            )
+            .op(&ops::GET_PRODUCT, ctx)
+            .params(&[id.as_str()])
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn search_products(
@@ -320,14 +251,13 @@ impl CatalogApi for CatalogClient {
         query: String,
     ) -> Result<Vec<Product>, CatalogError> {
         validate_query(&query)?;
-        self.remote
-            .get_json::<ProductList>(
-                ctx,
-                &format!("/api/catalog/v1/products?q={}", encode(&query)),
-            )
-            .await
-            .map(|l| l.products)
-            .map_err(|e| e.into_api_error())
+        let list: ProductList = self
+            .remote
+            .op(&ops::SEARCH_PRODUCTS, ctx)
+            .query("q", &query)
+            .fetch()
+            .await?;
+        Ok(list.products)
     }
 
     async fn upsert_product(
@@ -336,24 +266,18 @@ impl CatalogApi for CatalogClient {
         product: Product,
     ) -> Result<Product, CatalogError> {
         self.remote
-            .send_json(
-                ctx,
-                Method::PUT,
-                &format!("/api/catalog/v1/products/{}", encode(product.id.as_str())),
-                &product,
-            )
+            .op(&ops::UPSERT_PRODUCT, ctx)
+            .params(&[product.id.as_str()])
+            .json(&product)
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn delete_product(&self, ctx: &CallContext, id: ProductId) -> Result<(), CatalogError> {
         self.remote
-            .send_empty(
-                ctx,
-                Method::DELETE,
-                &format!("/api/catalog/v1/products/{}", encode(id.as_str())),
-            )
+            .op(&ops::DELETE_PRODUCT, ctx)
+            .params(&[id.as_str()])
+            .send()
             .await
-            .map_err(|e| e.into_api_error())
     }
 }

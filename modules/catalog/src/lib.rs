@@ -11,6 +11,8 @@
 
 mod entity;
 
+use cleave_kernel::call::BoxFuture;
+use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +22,8 @@ use async_trait::async_trait;
 use catalog_api::{
     CatalogApi, CatalogError, Product, require_admin, validate_product, validate_query,
 };
+use cleave_domain::{Money, ProductId};
 use cleave_kernel::CallContext;
-use cleave_kernel::types::{Money, ProductId};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -237,5 +239,25 @@ impl CatalogApi for CatalogModule {
         self.reload().await?;
         tracing::info!(product_id = %id, "product removed");
         Ok(())
+    }
+}
+
+impl ModuleConfig for CatalogConfig {}
+
+impl Module for CatalogModule {
+    type Contract = catalog_api::CatalogContract;
+    type Config = CatalogConfig;
+    const OWNS: &'static str = "products";
+    const REQUIRES: &'static [&'static str] = &[];
+
+    fn start(
+        start: Start<'_, CatalogConfig>,
+    ) -> BoxFuture<'_, Result<Arc<dyn CatalogApi>, StartError>> {
+        Box::pin(async move {
+            let module = CatalogModule::start(start.db()?, start.config(), CatalogDeps)
+                .await
+                .map_err(|e| start.failed(e))?;
+            Ok(module as Arc<dyn CatalogApi>)
+        })
     }
 }

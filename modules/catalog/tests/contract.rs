@@ -1,73 +1,39 @@
 //! The catalog contract suite against the module in process, over HTTP, and against the fake.
 
-use std::sync::Arc;
-
 use catalog::{CatalogConfig, CatalogDeps, CatalogModule};
-use catalog_api::{CatalogApi, CatalogClient, contract, fake::FakeCatalog};
+use catalog_api::{CatalogApi, contract, fake::FakeCatalog};
+use cleave_domain::ProductId;
 use cleave_kernel::CallContext;
-use cleave_kernel::client::{RemoteClient, RemoteSettings};
-use cleave_kernel::testing::{TestDb, TestKeys, TestServer, test_databases};
-use cleave_kernel::types::ProductId;
+use cleave_kernel::module::Migrations;
+use cleave_kernel::testing::{ContractHarness, TestDb, TestKeys, test_databases};
 use cleave_migrations::MigratorTrait;
+use cleave_migrations::catalog::Migrator;
 use sea_orm::ConnectionTrait;
 
-async fn start(db: &TestDb) -> Arc<CatalogModule> {
+fn harness() -> ContractHarness<CatalogModule> {
+    ContractHarness::new::<Migrations<Migrator>>().config(CatalogConfig { refresh_secs: 0 })
+}
+
+async fn start(db: &TestDb) -> std::sync::Arc<CatalogModule> {
     let conn = db.connect().await;
-    cleave_migrations::catalog::Migrator::up(&conn, None)
-        .await
-        .expect("migrate catalog");
+    Migrator::up(&conn, None).await.expect("migrate catalog");
     CatalogModule::start(conn, &CatalogConfig { refresh_secs: 0 }, CatalogDeps)
         .await
         .expect("start catalog")
 }
 
 #[tokio::test]
-async fn catalog_in_process_meets_the_contract() {
-    for db in test_databases().await {
-        let module = start(&db).await;
-        contract::run(&format!("in-process/{}", db.backend), module.as_ref()).await;
-        let keys = TestKeys::new();
-        contract::run_admin(
-            &format!("in-process/{}", db.backend),
-            module.as_ref(),
-            &as_role(&keys, "admin"),
-            &as_role(&keys, "shopper"),
-        )
+async fn catalog_meets_the_contract_in_process_and_over_http() {
+    harness()
+        .run(|p| async move {
+            contract::run(&p.label, p.api.as_ref()).await;
+            let (admin, shopper) = (
+                p.as_user("catalog-test-user", &["admin"]),
+                p.as_user("catalog-test-user", &["shopper"]),
+            );
+            contract::run_admin(&p.label, p.api.as_ref(), &admin, &shopper).await;
+        })
         .await;
-    }
-}
-
-fn as_role(keys: &TestKeys, role: &str) -> CallContext {
-    CallContext::root().with_principal(keys.principal("catalog-test-user", &[role]))
-}
-
-#[tokio::test]
-async fn catalog_over_http_meets_the_contract() {
-    for db in test_databases().await {
-        let api: Arc<dyn CatalogApi> = start(&db).await;
-        let keys = TestKeys::new();
-        let auth = keys.authenticator();
-        let server = TestServer::spawn(move |cfg| {
-            cfg.app_data(actix_web::web::Data::from(auth.clone()));
-            catalog_api::http::configure(cfg, api.clone());
-        });
-        let remote = RemoteClient::new(
-            "catalog",
-            server.base_url.clone(),
-            &RemoteSettings::default(),
-        )
-        .expect("client");
-        let client = CatalogClient::new(remote);
-        contract::run(&format!("http/{}", db.backend), &client).await;
-        contract::run_admin(
-            &format!("http/{}", db.backend),
-            &client,
-            &as_role(&keys, "admin"),
-            &as_role(&keys, "shopper"),
-        )
-        .await;
-        server.stop().await;
-    }
 }
 
 #[tokio::test]
@@ -75,13 +41,9 @@ async fn fake_catalog_meets_the_contract() {
     let fake = FakeCatalog::default();
     contract::run("fake", &fake).await;
     let keys = TestKeys::new();
-    contract::run_admin(
-        "fake",
-        &fake,
-        &as_role(&keys, "admin"),
-        &as_role(&keys, "shopper"),
-    )
-    .await;
+    let as_role =
+        |role| CallContext::root().with_principal(keys.principal("catalog-test-user", &[role]));
+    contract::run_admin("fake", &fake, &as_role("admin"), &as_role("shopper")).await;
 }
 
 #[tokio::test]

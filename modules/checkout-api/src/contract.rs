@@ -2,9 +2,9 @@
 //! fills carts (checkout reads carts, it does not write them). Uses fresh user ids.
 
 use async_trait::async_trait;
+use cleave_domain::{Address, CreditCard, CurrencyCode, ProductId, UserId};
 use cleave_kernel::CallContext;
 use cleave_kernel::context::Principal;
-use cleave_kernel::types::{Address, CreditCard, CurrencyCode, ProductId, UserId};
 
 use crate::{CheckoutApi, CheckoutError, IdempotencyKey, OrderStatus, PlaceOrderRequest};
 

@@ -1,15 +1,14 @@
 //! The checkout module's REST API, served from any [`CheckoutApi`].
 
-use std::sync::Arc;
-
 use actix_web::{HttpRequest, HttpResponse, web};
-use cleave_kernel::types::UserId;
-use cleave_kernel::{CallContext, Failure, Problem};
+use cleave_domain::UserId;
+use cleave_kernel::http::Routes;
+use cleave_kernel::{CallContext, Failure};
 use serde::Deserialize;
 
 use crate::{
     CheckoutApi, CheckoutError, IDEMPOTENCY_KEY_HEADER, IdempotencyKey, Order, OrderItem,
-    OrderStatus, PlaceOrderRequest,
+    OrderStatus, PlaceOrderRequest, ops,
 };
 
 /// The OpenAPI description of these routes.
@@ -21,18 +20,11 @@ use crate::{
 )]
 pub struct ApiDoc;
 
-/// Registers `/api/checkout/v1/...` on `cfg`, answering from `api`.
-pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn CheckoutApi>) {
-    cfg.service(
-        web::scope("/api/checkout/v1")
-            .app_data(web::Data::from(api))
-            .service(
-                web::resource("/orders")
-                    .route(web::post().to(place_order))
-                    .route(web::get().to(list_orders)),
-            )
-            .service(web::resource("/orders/{order_id}").route(web::get().to(get_order))),
-    );
+/// The routes of the checkout module's operations.
+pub fn routes(r: &mut Routes) {
+    r.add(&ops::PLACE_ORDER, place_order)
+        .add(&ops::LIST_ORDERS, list_orders)
+        .add(&ops::GET_ORDER, get_order);
 }
 
 fn invalid(detail: String) -> CheckoutError {
@@ -54,7 +46,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Checkout
 /// Buys the user's cart: charges the card, ships, records the order and empties the cart.
 #[utoipa::path(
     post,
-    path = "/api/checkout/v1/orders",
+    path = ops::PLACE_ORDER.path,
     tag = "checkout",
     params((
         "Idempotency-Key" = Option<String>, Header,
@@ -64,13 +56,6 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Checkout
     responses(
         (status = 201, description = "The order was placed", body = Order,
             headers(("Location" = String, description = "URL of the order"))),
-        (status = 400, description = "Malformed request, address or idempotency key (`checkout.invalid_request`, `checkout.invalid_address`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "Payment declined; nothing was charged (`checkout.payment_declined`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A request with this idempotency key is in progress (`checkout.request_in_progress`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The order cannot be placed (`checkout.empty_cart`, `checkout.product_unavailable`, `checkout.unsupported_currency`, `checkout.idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A module checkout needs, or its storage, is unavailable; nothing is left charged (`checkout.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn place_order(
@@ -84,7 +69,7 @@ async fn place_order(
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
-            format!("/api/checkout/v1/orders/{}", order.order_id),
+            ops::GET_ORDER.path_with(&[&order.order_id]),
         ))
         .json(order))
 }
@@ -92,14 +77,11 @@ async fn place_order(
 /// One placed order (its owner or an admin).
 #[utoipa::path(
     get,
-    path = "/api/checkout/v1/orders/{order_id}",
+    path = ops::GET_ORDER.path,
     tag = "checkout",
     params(("order_id" = String, Path, description = "The order's id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 401, description = "No access token (`checkout.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order, or another user's (`checkout.order_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Checkout storage unavailable (`checkout.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_order(
@@ -119,7 +101,7 @@ struct ListQuery {
 /// Placed orders, newest first: a user's (that user or an admin), or every order (admins).
 #[utoipa::path(
     get,
-    path = "/api/checkout/v1/orders",
+    path = ops::LIST_ORDERS.path,
     tag = "checkout",
     params(
         ("user_id" = Option<String>, Query, description = "Whose orders; without it, every order (admins only)"),
@@ -127,10 +109,6 @@ struct ListQuery {
     ),
     responses(
         (status = 200, description = "The orders (empty when none)", body = [Order]),
-        (status = 400, description = "Malformed user id (`checkout.invalid_request`, `cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No access token (`checkout.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another user's orders, or every order without the admin role (`checkout.forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Checkout storage unavailable (`checkout.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_orders(

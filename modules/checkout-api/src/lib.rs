@@ -5,44 +5,24 @@
 //!   [`OrderPlaced`] (topic `checkout.order_placed`) through the event outbox.
 //! - Requires: cart, catalog, currency, shipping, payment.
 //!
-//! REST (served by [`http::configure`], called by [`CheckoutClient`]):
-//! `POST /api/checkout/v1/orders` (header `Idempotency-Key` optional) → 201 [`Order`],
-//! `GET /api/checkout/v1/orders/{order_id}`, `GET /api/checkout/v1/orders?user_id=...`.
+//! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
+//! serves them and [`CheckoutClient`] calls them.
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
-use async_trait::async_trait;
-use cleave_kernel::CallContext;
-use cleave_kernel::client::{Method, RemoteClient, encode};
-use cleave_kernel::error::ApiError;
+use cleave_domain::{Address, CreditCard, CurrencyCode, InvalidValue, Money, ProductId, UserId};
+use cleave_kernel::client::RemoteClient;
 use cleave_kernel::events::Topic;
-use cleave_kernel::module::ModuleSpec;
-use cleave_kernel::types::{
-    Address, CreditCard, CurrencyCode, InvalidValue, Money, ProductId, UserId,
-};
+use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
 pub mod contract;
 pub mod http;
 
-/// The module's name, config section and route prefix.
-pub const MODULE: &str = "checkout";
-
 /// The HTTP header that makes `place_order` idempotent.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// Longest accepted e-mail address.
 pub const MAX_EMAIL_CHARS: usize = 254;
-
-/// What the checkout module is.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: MODULE,
-    owns: "orders",
-    provides: &["place_order", "get_order", "list_orders"],
-    requires: &["cart", "catalog", "currency", "shipping", "payment"],
-};
 
 /// A client-chosen key that makes a `place_order` request safe to retry: 1 to 255 visible
 /// ASCII characters, unique per user.
@@ -208,29 +188,29 @@ impl Topic for OrderPlaced {
 }
 
 /// Errors of the checkout contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "checkout")]
 pub enum CheckoutError {
     /// A field of the request is malformed.
-    #[serde(rename = "checkout.invalid_request")]
+    #[api(status = 400)]
     #[error("invalid checkout request: {detail}")]
     InvalidRequest {
         /// What is wrong.
         detail: String,
     },
     /// The cart is empty: there is nothing to buy.
-    #[serde(rename = "checkout.empty_cart")]
+    #[api(status = 422)]
     #[error("the cart is empty")]
     EmptyCart,
     /// The cart holds a product the catalog does not know (any more).
-    #[serde(rename = "checkout.product_unavailable")]
+    #[api(status = 422)]
     #[error("product {product_id} is no longer sold")]
     ProductUnavailable {
         /// The product.
         product_id: String,
     },
     /// The currency is not supported.
-    #[serde(rename = "checkout.unsupported_currency")]
+    #[api(status = 422)]
     #[error("currency {currency_code} is not supported")]
     UnsupportedCurrency {
         /// The code given.
@@ -238,7 +218,7 @@ pub enum CheckoutError {
     },
     /// The payment was refused: the card is invalid, expired or not accepted. Nothing was
     /// charged and no order exists.
-    #[serde(rename = "checkout.payment_declined")]
+    #[api(status = 402)]
     #[error("payment declined ({reason}): {detail}")]
     PaymentDeclined {
         /// The payment module's error code, e.g. `payment.card_expired`.
@@ -247,104 +227,57 @@ pub enum CheckoutError {
         detail: String,
     },
     /// The shipping address was refused by shipping.
-    #[serde(rename = "checkout.invalid_address")]
+    #[api(status = 400)]
     #[error("the address was refused: {detail}")]
     InvalidAddress {
         /// Why.
         detail: String,
     },
     /// No order with this id (for this caller).
-    #[serde(rename = "checkout.order_not_found")]
+    #[api(status = 404)]
     #[error("order {order_id} not found")]
     OrderNotFound {
         /// The id asked for.
         order_id: String,
     },
     /// The idempotency key was used before with a different request.
-    #[serde(rename = "checkout.idempotency_key_reused")]
+    #[api(status = 422)]
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,
     /// The call needs an access token.
-    #[serde(rename = "checkout.unauthenticated")]
+    #[api(status = 401)]
     #[error("this needs an access token")]
     Unauthenticated,
     /// The caller may not do this (e.g. order for another user, or an admin route).
-    #[serde(rename = "checkout.forbidden")]
+    #[api(status = 403)]
     #[error("forbidden: {reason}")]
     Forbidden {
         /// What is missing.
         reason: String,
     },
     /// A request with the same idempotency key is still being processed.
-    #[serde(rename = "checkout.request_in_progress")]
+    #[api(status = 409)]
     #[error("a request with this idempotency key is in progress")]
     RequestInProgress,
     /// A module checkout needs cannot be reached (or its storage). Nothing was charged, or
     /// the charge was refunded.
-    #[serde(rename = "checkout.unavailable")]
+    #[api(unavailable)]
     #[error("checkout is unavailable: {reason}")]
     Unavailable {
         /// Why (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
     /// A bug in the checkout module.
-    #[serde(rename = "checkout.internal")]
+    #[api(internal)]
     #[error("checkout internal error: {reason}")]
     Internal {
         /// What went wrong (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
 }
 
-impl ApiError for CheckoutError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidRequest { .. } => "checkout.invalid_request",
-            Self::EmptyCart => "checkout.empty_cart",
-            Self::ProductUnavailable { .. } => "checkout.product_unavailable",
-            Self::UnsupportedCurrency { .. } => "checkout.unsupported_currency",
-            Self::PaymentDeclined { .. } => "checkout.payment_declined",
-            Self::InvalidAddress { .. } => "checkout.invalid_address",
-            Self::OrderNotFound { .. } => "checkout.order_not_found",
-            Self::Unauthenticated => "checkout.unauthenticated",
-            Self::Forbidden { .. } => "checkout.forbidden",
-            Self::IdempotencyKeyReused => "checkout.idempotency_key_reused",
-            Self::RequestInProgress => "checkout.request_in_progress",
-            Self::Unavailable { .. } => "checkout.unavailable",
-            Self::Internal { .. } => "checkout.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidRequest { .. } | Self::InvalidAddress { .. } => StatusCode::BAD_REQUEST,
-            Self::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
-            Self::OrderNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::RequestInProgress => StatusCode::CONFLICT,
-            Self::EmptyCart
-            | Self::ProductUnavailable { .. }
-            | Self::UnsupportedCurrency { .. }
-            | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::Unavailable { reason }
-    }
-
-    fn internal(reason: String) -> Self {
-        Self::Internal { reason }
-    }
-}
-
 /// The checkout contract. Reach the checkout module only through this trait.
-#[async_trait]
+#[contract(module = "checkout", error = CheckoutError, client = CheckoutClient, http = http)]
 pub trait CheckoutApi: Send + Sync {
     /// Buys the user's cart: prices it in `user_currency`, quotes shipping, charges the
     /// card, ships, records the order, empties the cart and publishes [`OrderPlaced`].
@@ -353,13 +286,7 @@ pub trait CheckoutApi: Send + Sync {
     ///
     /// With an `idempotency_key`, a repeated request returns the first result and charges
     /// at most once.
-    ///
-    /// # Errors
-    /// [`CheckoutError::InvalidRequest`], [`CheckoutError::EmptyCart`],
-    /// [`CheckoutError::ProductUnavailable`], [`CheckoutError::UnsupportedCurrency`],
-    /// [`CheckoutError::PaymentDeclined`], [`CheckoutError::InvalidAddress`],
-    /// [`CheckoutError::IdempotencyKeyReused`], [`CheckoutError::RequestInProgress`],
-    /// [`CheckoutError::Unavailable`].
+    #[op(POST "/orders", keyed, errors(InvalidRequest, InvalidAddress, EmptyCart, ProductUnavailable, UnsupportedCurrency, PaymentDeclined, IdempotencyKeyReused, RequestInProgress, Unauthenticated, Forbidden))]
     async fn place_order(
         &self,
         ctx: &CallContext,
@@ -368,17 +295,11 @@ pub trait CheckoutApi: Send + Sync {
     ) -> Result<Order, CheckoutError>;
 
     /// One placed order, for its owner or an admin. Another user's order is not found.
-    ///
-    /// # Errors
-    /// [`CheckoutError::Unauthenticated`], [`CheckoutError::OrderNotFound`],
-    /// [`CheckoutError::Unavailable`].
+    #[op(GET "/orders/{order_id}", read_only, errors(Unauthenticated, OrderNotFound))]
     async fn get_order(&self, ctx: &CallContext, order_id: String) -> Result<Order, CheckoutError>;
 
     /// A user's placed orders, newest first: for that user or an admin.
-    ///
-    /// # Errors
-    /// [`CheckoutError::Unauthenticated`], [`CheckoutError::Forbidden`],
-    /// [`CheckoutError::Unavailable`].
+    #[op(GET "/orders", read_only, errors(InvalidRequest, Unauthenticated, Forbidden))]
     async fn list_orders(
         &self,
         ctx: &CallContext,
@@ -386,10 +307,7 @@ pub trait CheckoutApi: Send + Sync {
     ) -> Result<Vec<Order>, CheckoutError>;
 
     /// Every placed order, newest first, at most `limit` (admins only).
-    ///
-    /// # Errors
-    /// [`CheckoutError::Unauthenticated`], [`CheckoutError::Forbidden`],
-    /// [`CheckoutError::Unavailable`].
+    #[op(GET "/orders", read_only, errors(Unauthenticated, Forbidden))]
     async fn list_all_orders(
         &self,
         ctx: &CallContext,
@@ -408,11 +326,6 @@ impl CheckoutClient {
     pub fn new(remote: RemoteClient) -> Self {
         Self { remote }
     }
-
-    /// As a shared contract object.
-    pub fn into_api(self) -> Arc<dyn CheckoutApi> {
-        Arc::new(self)
-    }
 }
 
 #[async_trait]
@@ -423,23 +336,23 @@ impl CheckoutApi for CheckoutClient {
         req: PlaceOrderRequest,
         idempotency_key: Option<IdempotencyKey>,
     ) -> Result<Order, CheckoutError> {
-        let headers = idempotency_key
-            .map(|k| vec![(IDEMPOTENCY_KEY_HEADER, String::from(k))])
-            .unwrap_or_default();
-        self.remote
-            .send_json_with(ctx, Method::POST, "/api/checkout/v1/orders", &req, headers)
-            .await
-            .map_err(|e| e.into_api_error())
+        let mut call = self
+            .remote
+            .op(&ops::PLACE_ORDER, ctx)
+            .keyed(idempotency_key.is_some())
+            .json(&req);
+        if let Some(key) = idempotency_key {
+            call = call.header(IDEMPOTENCY_KEY_HEADER, String::from(key));
+        }
+        call.fetch().await
     }
 
     async fn get_order(&self, ctx: &CallContext, order_id: String) -> Result<Order, CheckoutError> {
         self.remote
-            .get_json(
-                ctx,
-                &format!("/api/checkout/v1/orders/{}", encode(&order_id)),
-            )
+            .op(&ops::GET_ORDER, ctx)
+            .params(&[&order_id])
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn list_all_orders(
@@ -448,9 +361,10 @@ impl CheckoutApi for CheckoutClient {
         limit: u64,
     ) -> Result<Vec<Order>, CheckoutError> {
         self.remote
-            .get_json(ctx, &format!("/api/checkout/v1/orders?limit={limit}"))
+            .op(&ops::LIST_ALL_ORDERS, ctx)
+            .query("limit", &limit.to_string())
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn list_orders(
@@ -459,15 +373,10 @@ impl CheckoutApi for CheckoutClient {
         user_id: UserId,
     ) -> Result<Vec<Order>, CheckoutError> {
         self.remote
-            .get_json(
-                ctx,
-                &format!(
-                    "/api/checkout/v1/orders?user_id={}",
-                    encode(user_id.as_str())
-                ),
-            )
+            .op(&ops::LIST_ORDERS, ctx)
+            .query("user_id", user_id.as_str())
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 }
 

@@ -22,6 +22,8 @@
 
 mod entity;
 
+use cleave_kernel::call::BoxFuture;
+use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,10 +34,10 @@ use checkout_api::{
     CheckoutApi, CheckoutError, IdempotencyKey, Order, OrderItem, OrderPlaced, OrderStatus,
     PlaceOrderRequest,
 };
+use cleave_domain::{Money, UserId};
 use cleave_kernel::CallContext;
 use cleave_kernel::error::ApiError;
 use cleave_kernel::events::{Relay, enqueue, now_ms};
-use cleave_kernel::types::{Money, UserId};
 use currency_api::{CurrencyApi, CurrencyError};
 use payment_api::{ChargeRequest, PaymentApi, PaymentError};
 use sea_orm::sea_query::OnConflict;
@@ -69,12 +71,8 @@ impl Default for CheckoutConfig {
     }
 }
 
-impl CheckoutConfig {
-    /// Checks the settings.
-    ///
-    /// # Errors
-    /// `(key, message)` naming the bad key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+impl ModuleConfig for CheckoutConfig {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.recover_after_secs < 30 {
             return Err((
                 "recover_after_secs",
@@ -698,6 +696,34 @@ impl CheckoutApi for CheckoutModule {
     }
 }
 
+impl Module for CheckoutModule {
+    type Contract = checkout_api::CheckoutContract;
+    type Config = CheckoutConfig;
+    const OWNS: &'static str = "orders";
+    const REQUIRES: &'static [&'static str] =
+        &["cart", "catalog", "currency", "shipping", "payment"];
+    const PUBLISHES: &'static [&'static str] =
+        &[<OrderPlaced as cleave_kernel::events::Topic>::TOPIC];
+
+    fn start(
+        start: Start<'_, CheckoutConfig>,
+    ) -> BoxFuture<'_, Result<Arc<dyn CheckoutApi>, StartError>> {
+        Box::pin(async move {
+            let deps = CheckoutDeps {
+                cart: start.dep::<cart_api::CartContract>()?,
+                catalog: start.dep::<catalog_api::CatalogContract>()?,
+                currency: start.dep::<currency_api::CurrencyContract>()?,
+                shipping: start.dep::<shipping_api::ShippingContract>()?,
+                payment: start.dep::<payment_api::PaymentContract>()?,
+            };
+            Ok(
+                CheckoutModule::new(start.db()?, start.config(), deps, start.relay())
+                    as Arc<dyn CheckoutApi>,
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,8 +737,7 @@ mod tests {
         same_card_end.credit_card.number = "4111-1111-1111-0454".into();
         assert_eq!(request_hash(&a), request_hash(&same_card_end));
         let mut other_currency = a.clone();
-        other_currency.user_currency =
-            cleave_kernel::types::CurrencyCode::parse("USD").expect("usd");
+        other_currency.user_currency = cleave_domain::CurrencyCode::parse("USD").expect("usd");
         assert_ne!(request_hash(&a), request_hash(&other_currency));
         assert_eq!(request_hash(&a).len(), 64);
     }

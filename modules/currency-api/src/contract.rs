@@ -1,7 +1,7 @@
 //! The currency contract suite: what every [`CurrencyApi`] must do. Assumes the seeded rates.
 
+use cleave_domain::Money;
 use cleave_kernel::CallContext;
-use cleave_kernel::types::Money;
 
 use crate::{CurrencyApi, CurrencyError};
 

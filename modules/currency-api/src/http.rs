@@ -1,12 +1,11 @@
 //! The currency module's REST API, served from any [`CurrencyApi`].
 
-use std::sync::Arc;
-
 use actix_web::{HttpResponse, web};
-use cleave_kernel::types::Money;
-use cleave_kernel::{CallContext, Failure, Problem};
+use cleave_domain::Money;
+use cleave_kernel::http::Routes;
+use cleave_kernel::{CallContext, Failure};
 
-use crate::{ConvertRequest, CurrencyApi, CurrencyList};
+use crate::{ConvertRequest, CurrencyApi, CurrencyList, ops};
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
@@ -17,24 +16,19 @@ use crate::{ConvertRequest, CurrencyApi, CurrencyList};
 )]
 pub struct ApiDoc;
 
-/// Registers `/api/currency/v1/...` on `cfg`, answering from `api`.
-pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn CurrencyApi>) {
-    cfg.service(
-        web::scope("/api/currency/v1")
-            .app_data(web::Data::from(api))
-            .service(web::resource("/currencies").route(web::get().to(currencies)))
-            .service(web::resource("/convert").route(web::post().to(convert))),
-    );
+/// The routes of the currency module's operations.
+pub fn routes(r: &mut Routes) {
+    r.add(&ops::SUPPORTED_CURRENCIES, currencies)
+        .add(&ops::CONVERT, convert);
 }
 
 /// Every currency code that `POST /convert` accepts.
 #[utoipa::path(
     get,
-    path = "/api/currency/v1/currencies",
+    path = ops::SUPPORTED_CURRENCIES.path,
     tag = "currency",
     responses(
         (status = 200, description = "The supported codes, sorted", body = CurrencyList),
-        (status = 503, description = "Currency module unavailable (`currency.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn currencies(
@@ -48,15 +42,11 @@ async fn currencies(
 /// Converts an amount into another currency at the reference rates.
 #[utoipa::path(
     post,
-    path = "/api/currency/v1/convert",
+    path = ops::CONVERT.path,
     tag = "currency",
     request_body = ConvertRequest,
     responses(
         (status = 200, description = "The converted amount", body = Money),
-        (status = 400, description = "Unknown or malformed currency code (`currency.unsupported_currency`), amount breaking the money invariant (`currency.invalid_money`) or malformed request (`cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Currency module unavailable (`currency.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn convert(

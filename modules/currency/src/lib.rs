@@ -11,13 +11,15 @@
 
 mod entity;
 
+use cleave_kernel::call::BoxFuture;
+use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cleave_domain::{CurrencyCode, Money};
 use cleave_kernel::CallContext;
-use cleave_kernel::types::{CurrencyCode, Money};
 use currency_api::{CurrencyApi, CurrencyError};
 use rust_decimal::Decimal;
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryOrder};
@@ -131,6 +133,26 @@ impl CurrencyApi for CurrencyModule {
             })?;
         Money::from_decimal(&to_code, converted).map_err(|e| CurrencyError::InvalidMoney {
             detail: e.to_string(),
+        })
+    }
+}
+
+impl ModuleConfig for CurrencyConfig {}
+
+impl Module for CurrencyModule {
+    type Contract = currency_api::CurrencyContract;
+    type Config = CurrencyConfig;
+    const OWNS: &'static str = "exchange rates";
+    const REQUIRES: &'static [&'static str] = &[];
+
+    fn start(
+        start: Start<'_, CurrencyConfig>,
+    ) -> BoxFuture<'_, Result<Arc<dyn CurrencyApi>, StartError>> {
+        Box::pin(async move {
+            Ok(
+                CurrencyModule::new(start.db()?, start.config(), CurrencyDeps)
+                    as Arc<dyn CurrencyApi>,
+            )
         })
     }
 }

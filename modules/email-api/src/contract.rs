@@ -1,7 +1,7 @@
 //! The email contract suite: what every [`EmailApi`] must do. Uses fresh ids.
 
+use cleave_domain::{Address, Money};
 use cleave_kernel::CallContext;
-use cleave_kernel::types::{Address, Money};
 
 use crate::{ConfirmationRequest, EmailApi, EmailError, OrderSummary, SummaryLine};
 

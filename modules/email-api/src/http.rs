@@ -1,12 +1,11 @@
 //! The email module's REST API, served from any [`EmailApi`].
 
-use std::sync::Arc;
-
 use actix_web::{HttpResponse, web};
-use cleave_kernel::{CallContext, Failure, Problem};
+use cleave_kernel::http::Routes;
+use cleave_kernel::{CallContext, Failure};
 use serde::Deserialize;
 
-use crate::{Confirmation, ConfirmationRequest, EmailApi, OrderSummary, SummaryLine};
+use crate::{Confirmation, ConfirmationRequest, EmailApi, OrderSummary, SummaryLine, ops};
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
@@ -17,31 +16,20 @@ use crate::{Confirmation, ConfirmationRequest, EmailApi, OrderSummary, SummaryLi
 )]
 pub struct ApiDoc;
 
-/// Registers `/api/email/v1/...` on `cfg`, answering from `api`.
-pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn EmailApi>) {
-    cfg.service(
-        web::scope("/api/email/v1")
-            .app_data(web::Data::from(api))
-            .service(
-                web::resource("/confirmations")
-                    .route(web::post().to(send_order_confirmation))
-                    .route(web::get().to(list_confirmations)),
-            ),
-    );
+/// The routes of the email module's operations.
+pub fn routes(r: &mut Routes) {
+    r.add(&ops::SEND_ORDER_CONFIRMATION, send_order_confirmation)
+        .add(&ops::LIST_CONFIRMATIONS, list_confirmations);
 }
 
 /// Sends the confirmation of an order, once per `message_id` (a repeat returns the first).
 #[utoipa::path(
     post,
-    path = "/api/email/v1/confirmations",
+    path = ops::SEND_ORDER_CONFIRMATION.path,
     tag = "email",
     request_body = ConfirmationRequest,
     responses(
         (status = 201, description = "The confirmation as sent (or as first sent, for a repeated `message_id`)", body = Confirmation),
-        (status = 400, description = "Malformed request (`email.invalid_request`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Email storage or mail transport unavailable (`email.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn send_order_confirmation(
@@ -60,13 +48,11 @@ struct ListQuery {
 /// The confirmations sent for an order, oldest first.
 #[utoipa::path(
     get,
-    path = "/api/email/v1/confirmations",
+    path = ops::LIST_CONFIRMATIONS.path,
     tag = "email",
     params(("order_id" = String, Query, description = "The order whose confirmations to list")),
     responses(
         (status = 200, description = "The confirmations (empty when none)", body = [Confirmation]),
-        (status = 400, description = "Missing or malformed query string (`cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Email storage unavailable (`email.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_confirmations(

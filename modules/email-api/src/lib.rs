@@ -5,38 +5,20 @@
 //!   subscribes to checkout's `OrderPlaced` event and sends the confirmation itself.
 //! - Requires: nothing.
 //!
-//! REST (served by [`http::configure`], called by [`EmailClient`]):
-//! `POST /api/email/v1/confirmations` → 201 [`Confirmation`] (the first one, when `message_id`
-//! was sent before), `GET /api/email/v1/confirmations?order_id=...`.
+//! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
+//! serves them and [`EmailClient`] calls them.
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
-use async_trait::async_trait;
-use cleave_kernel::CallContext;
-use cleave_kernel::client::{Method, RemoteClient, encode};
-use cleave_kernel::error::ApiError;
-use cleave_kernel::module::ModuleSpec;
-use cleave_kernel::types::{Address, Money};
+use cleave_domain::{Address, Money};
+use cleave_kernel::client::RemoteClient;
+use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
 pub mod contract;
 pub mod http;
 
-/// The module's name, config section and route prefix.
-pub const MODULE: &str = "email";
-
 /// Most lines one confirmation lists.
 pub const MAX_LINES: usize = 100;
-
-/// What the email module is.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: MODULE,
-    owns: "sent confirmations",
-    provides: &["send_order_confirmation", "list_confirmations"],
-    requires: &[],
-};
 
 /// One line of the order being confirmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -96,58 +78,30 @@ pub struct Confirmation {
 }
 
 /// Errors of the email contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "email")]
 pub enum EmailError {
     /// A field of the request is malformed.
-    #[serde(rename = "email.invalid_request")]
+    #[api(status = 400)]
     #[error("invalid confirmation request: {detail}")]
     InvalidRequest {
         /// What is wrong.
         detail: String,
     },
     /// The email module (its storage or mail transport) cannot be reached.
-    #[serde(rename = "email.unavailable")]
+    #[api(unavailable)]
     #[error("email is unavailable: {reason}")]
     Unavailable {
         /// Why (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
     /// A bug in the email module.
-    #[serde(rename = "email.internal")]
+    #[api(internal)]
     #[error("email internal error: {reason}")]
     Internal {
         /// What went wrong (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
-}
-
-impl ApiError for EmailError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidRequest { .. } => "email.invalid_request",
-            Self::Unavailable { .. } => "email.unavailable",
-            Self::Internal { .. } => "email.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::Unavailable { reason }
-    }
-
-    fn internal(reason: String) -> Self {
-        Self::Internal { reason }
-    }
 }
 
 /// Checks a request: a message id, a plausible recipient, valid money, a valid address and
@@ -197,13 +151,11 @@ pub fn validate(req: &ConfirmationRequest) -> Result<(), EmailError> {
 }
 
 /// The email contract. Reach the email module only through this trait.
-#[async_trait]
+#[contract(module = "email", error = EmailError, client = EmailClient, http = http)]
 pub trait EmailApi: Send + Sync {
     /// Renders and sends the confirmation of an order, once per `message_id`: a repeated
     /// request returns the first confirmation without sending again.
-    ///
-    /// # Errors
-    /// [`EmailError::InvalidRequest`], [`EmailError::Unavailable`].
+    #[op(POST "/confirmations", idempotent, errors(InvalidRequest))]
     async fn send_order_confirmation(
         &self,
         ctx: &CallContext,
@@ -211,9 +163,7 @@ pub trait EmailApi: Send + Sync {
     ) -> Result<Confirmation, EmailError>;
 
     /// The confirmations sent for an order, oldest first.
-    ///
-    /// # Errors
-    /// [`EmailError::Unavailable`].
+    #[op(GET "/confirmations", read_only, errors(InvalidRequest))]
     async fn list_confirmations(
         &self,
         ctx: &CallContext,
@@ -232,11 +182,6 @@ impl EmailClient {
     pub fn new(remote: RemoteClient) -> Self {
         Self { remote }
     }
-
-    /// As a shared contract object.
-    pub fn into_api(self) -> Arc<dyn EmailApi> {
-        Arc::new(self)
-    }
 }
 
 #[async_trait]
@@ -247,9 +192,10 @@ impl EmailApi for EmailClient {
         req: ConfirmationRequest,
     ) -> Result<Confirmation, EmailError> {
         self.remote
-            .send_json(ctx, Method::POST, "/api/email/v1/confirmations", &req)
+            .op(&ops::SEND_ORDER_CONFIRMATION, ctx)
+            .json(&req)
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn list_confirmations(
@@ -258,11 +204,9 @@ impl EmailApi for EmailClient {
         order_id: String,
     ) -> Result<Vec<Confirmation>, EmailError> {
         self.remote
-            .get_json(
-                ctx,
-                &format!("/api/email/v1/confirmations?order_id={}", encode(&order_id)),
-            )
+            .op(&ops::LIST_CONFIRMATIONS, ctx)
+            .query("order_id", &order_id)
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 }

@@ -12,6 +12,8 @@
 
 mod entity;
 
+use cleave_kernel::call::BoxFuture;
+use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -277,5 +279,25 @@ impl Subscriber for OrderPlacedSubscriber {
                 subscriber: "email.order_confirmation".into(),
                 reason: e.to_string(),
             })
+    }
+}
+
+impl ModuleConfig for EmailConfig {}
+
+impl Module for EmailModule {
+    type Contract = email_api::EmailContract;
+    type Config = EmailConfig;
+    const OWNS: &'static str = "sent confirmations";
+    const REQUIRES: &'static [&'static str] = &[];
+    const SUBSCRIBES: &'static [&'static str] = &["checkout"];
+
+    fn start(
+        start: Start<'_, EmailConfig>,
+    ) -> BoxFuture<'_, Result<Arc<dyn EmailApi>, StartError>> {
+        Box::pin(async move {
+            let module = EmailModule::new(start.db()?, start.config(), EmailDeps);
+            module.subscribe(start.bus());
+            Ok(module as Arc<dyn EmailApi>)
+        })
     }
 }

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use checkout_api::{Order, OrderItem, OrderPlaced, OrderStatus};
+use cleave_domain::{Money, ProductId, UserId};
 use cleave_kernel::CallContext;
-use cleave_kernel::client::{RemoteClient, RemoteSettings};
 use cleave_kernel::events::{EventBus, InProcessBus, RelaySettings, enqueue, relay_pass, stats};
-use cleave_kernel::testing::{TestDb, TestServer, test_databases};
-use cleave_kernel::types::{Money, ProductId, UserId};
+use cleave_kernel::module::Migrations;
+use cleave_kernel::testing::{ContractHarness, TestDb, test_databases};
 use cleave_migrations::MigratorTrait;
 use email::{EmailConfig, EmailDeps, EmailModule, MailTransport};
-use email_api::{EmailApi, EmailClient, contract};
+use email_api::{EmailApi, contract};
 
 async fn start(db: &TestDb, config: &EmailConfig) -> Arc<EmailModule> {
     let conn = db.connect().await;
@@ -24,24 +24,10 @@ async fn start(db: &TestDb, config: &EmailConfig) -> Arc<EmailModule> {
 }
 
 #[tokio::test]
-async fn email_in_process_meets_the_contract() {
-    for db in test_databases().await {
-        let module = start(&db, &EmailConfig::default()).await;
-        contract::run(&format!("in-process/{}", db.backend), module.as_ref()).await;
-    }
-}
-
-#[tokio::test]
-async fn email_over_http_meets_the_contract() {
-    for db in test_databases().await {
-        let api: Arc<dyn EmailApi> = start(&db, &EmailConfig::default()).await;
-        let server = TestServer::spawn(move |cfg| email_api::http::configure(cfg, api.clone()));
-        let remote =
-            RemoteClient::new("email", server.base_url.clone(), &RemoteSettings::default())
-                .expect("client");
-        contract::run(&format!("http/{}", db.backend), &EmailClient::new(remote)).await;
-        server.stop().await;
-    }
+async fn email_meets_the_contract_in_process_and_over_http() {
+    ContractHarness::<EmailModule>::new::<Migrations<cleave_migrations::email::Migrator>>()
+        .run(|p| async move { contract::run(&p.label, p.api.as_ref()).await })
+        .await;
 }
 
 fn usd(units: i64, nanos: i32) -> Money {

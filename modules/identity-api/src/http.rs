@@ -1,12 +1,13 @@
 //! The identity module's REST API, served from any [`IdentityApi`].
 
-use std::sync::Arc;
-
 use actix_web::{HttpResponse, web};
 use cleave_kernel::auth::Jwks;
-use cleave_kernel::{CallContext, Failure, Problem};
+use cleave_kernel::http::Routes;
+use cleave_kernel::{CallContext, Failure};
 
-use crate::{Credentials, IdentityApi, IdentityError, RefreshRequest, TokenPair, User, UserStatus};
+use crate::{
+    Credentials, IdentityApi, IdentityError, RefreshRequest, TokenPair, User, UserStatus, ops,
+};
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
@@ -17,36 +18,26 @@ use crate::{Credentials, IdentityApi, IdentityError, RefreshRequest, TokenPair, 
 )]
 pub struct ApiDoc;
 
-/// Registers `/api/identity/v1/...` on `cfg`, answering from `api`.
-pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn IdentityApi>) {
-    cfg.service(
-        web::scope("/api/identity/v1")
-            .app_data(web::Data::from(api))
-            .service(web::resource("/users").route(web::post().to(register)))
-            .service(web::resource("/users/{user_id}").route(web::delete().to(delete_user)))
-            .service(web::resource("/users/{user_id}/active").route(web::get().to(user_active)))
-            .service(web::resource("/tokens").route(web::post().to(login)))
-            .service(web::resource("/tokens/refresh").route(web::post().to(refresh)))
-            .service(web::resource("/tokens/revoke").route(web::post().to(logout)))
-            .service(web::resource("/me").route(web::get().to(whoami)))
-            .service(web::resource("/jwks").route(web::get().to(jwks))),
-    );
+/// The routes of the identity module's operations.
+pub fn routes(r: &mut Routes) {
+    r.add(&ops::REGISTER, register)
+        .add(&ops::DELETE_USER, delete_user)
+        .add(&ops::USER_ACTIVE, user_active)
+        .add(&ops::LOGIN, login)
+        .add(&ops::REFRESH, refresh)
+        .add(&ops::LOGOUT, logout)
+        .add(&ops::WHOAMI, whoami)
+        .add(&ops::JWKS, jwks);
 }
 
 /// Creates a shopper account.
 #[utoipa::path(
     post,
-    path = "/api/identity/v1/users",
+    path = ops::REGISTER.path,
     tag = "identity",
     request_body = Credentials,
     responses(
         (status = 201, description = "The new user", body = User),
-        (status = 400, description = "Bad email or password (`identity.invalid_email`, `identity.invalid_password`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already registered (`identity.email_taken`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many registrations for this address or from this client (`identity.too_many_attempts`, `cleave.rate_limited`); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable (`identity.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn register(
@@ -79,17 +70,11 @@ fn error_response(err: IdentityError) -> HttpResponse {
 /// Logs in: an access token and a refresh token.
 #[utoipa::path(
     post,
-    path = "/api/identity/v1/tokens",
+    path = ops::LOGIN.path,
     tag = "identity",
     request_body = Credentials,
     responses(
         (status = 200, description = "The session's tokens", body = TokenPair),
-        (status = 400, description = "Malformed body (`cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Wrong email or password (`identity.invalid_credentials`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts for this account or from this client (`identity.too_many_attempts`, `cleave.rate_limited`); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable (`identity.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn login(
@@ -106,16 +91,11 @@ async fn login(
 /// Exchanges a refresh token for a new pair (the old one is spent).
 #[utoipa::path(
     post,
-    path = "/api/identity/v1/tokens/refresh",
+    path = ops::REFRESH.path,
     tag = "identity",
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = TokenPair),
-        (status = 400, description = "Malformed body (`cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Invalid or reused refresh token (`identity.invalid_refresh_token`, `identity.refresh_token_reused`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable (`identity.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn refresh(
@@ -129,15 +109,11 @@ async fn refresh(
 /// Logs out: revokes every token of the refresh token's session.
 #[utoipa::path(
     post,
-    path = "/api/identity/v1/tokens/revoke",
+    path = ops::LOGOUT.path,
     tag = "identity",
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Revoked (also for unknown tokens)"),
-        (status = 400, description = "Malformed body (`cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable (`identity.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn logout(
@@ -152,13 +128,10 @@ async fn logout(
 /// The caller (needs `Authorization: Bearer`).
 #[utoipa::path(
     get,
-    path = "/api/identity/v1/me",
+    path = ops::WHOAMI.path,
     tag = "identity",
     responses(
         (status = 200, description = "The authenticated user", body = User),
-        (status = 401, description = "No or invalid access token (`identity.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The user is gone (`identity.user_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable (`identity.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn whoami(
@@ -171,11 +144,10 @@ async fn whoami(
 /// The public keys access tokens are signed with (JWKS, RFC 7517).
 #[utoipa::path(
     get,
-    path = "/api/identity/v1/jwks",
+    path = ops::JWKS.path,
     tag = "identity",
     responses(
         (status = 200, description = "The key set", body = Jwks),
-        (status = 503, description = "Unavailable (`identity.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn jwks(ctx: CallContext, api: web::Data<dyn IdentityApi>) -> Result<HttpResponse, Failure> {
@@ -187,12 +159,11 @@ async fn jwks(ctx: CallContext, api: web::Data<dyn IdentityApi>) -> Result<HttpR
 /// Whether a user exists and is not deleted.
 #[utoipa::path(
     get,
-    path = "/api/identity/v1/users/{user_id}/active",
+    path = ops::USER_ACTIVE.path,
     tag = "identity",
     params(("user_id" = String, Path, description = "The user id")),
     responses(
         (status = 200, description = "The user's status", body = UserStatus),
-        (status = 503, description = "Unavailable (`identity.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn user_active(
@@ -206,15 +177,11 @@ async fn user_active(
 /// Deletes a user (admin role).
 #[utoipa::path(
     delete,
-    path = "/api/identity/v1/users/{user_id}",
+    path = ops::DELETE_USER.path,
     tag = "identity",
     params(("user_id" = String, Path, description = "The user id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No or invalid access token (`identity.unauthenticated`, `auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin (`identity.forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user (`identity.user_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Unavailable (`identity.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn delete_user(

@@ -6,50 +6,23 @@
 //!   `user_active`, `delete_user`.
 //! - Requires: nothing.
 //!
-//! REST (served by [`http::configure`], called by [`IdentityClient`]):
-//! `POST /api/identity/v1/users` (register), `POST /api/identity/v1/tokens` (login),
-//! `POST /api/identity/v1/tokens/refresh`, `POST /api/identity/v1/tokens/revoke` (logout),
-//! `GET /api/identity/v1/me`, `GET /api/identity/v1/jwks`,
-//! `GET /api/identity/v1/users/{user_id}/active`, `DELETE /api/identity/v1/users/{user_id}`.
+//! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
+//! serves them and [`IdentityClient`] calls them.
 
 use std::fmt;
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use async_trait::async_trait;
-use cleave_kernel::CallContext;
 use cleave_kernel::auth::{Jwks, KeySource};
-use cleave_kernel::client::{Method, RemoteClient, encode};
-use cleave_kernel::error::ApiError;
-use cleave_kernel::module::ModuleSpec;
+use cleave_kernel::client::RemoteClient;
+use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 pub mod http;
-
-/// The module's name, config section and route prefix.
-pub const MODULE: &str = "identity";
 
 /// Shortest accepted password (OWASP: at least 8).
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest accepted password (bounds the hashing work one request can ask for).
 pub const MAX_PASSWORD_CHARS: usize = 128;
-
-/// What the identity module is.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: MODULE,
-    owns: "users, credentials, refresh tokens, signing keys",
-    provides: &[
-        "register",
-        "login",
-        "refresh",
-        "logout",
-        "whoami",
-        "jwks",
-        "user_active",
-        "delete_user",
-    ],
-    requires: &[],
-};
 
 /// A secret string (password, token): serialized as is, never shown by `Debug`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -123,18 +96,18 @@ pub struct UserStatus {
 }
 
 /// Errors of the identity contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "identity")]
 pub enum IdentityError {
     /// The e-mail address is malformed.
-    #[serde(rename = "identity.invalid_email")]
+    #[api(status = 400)]
     #[error("invalid email: {detail}")]
     InvalidEmail {
         /// What is wrong.
         detail: String,
     },
     /// The password is too short or too long.
-    #[serde(rename = "identity.invalid_password")]
+    #[api(status = 400)]
     #[error("a password is {min} to {max} characters long")]
     InvalidPassword {
         /// Shortest.
@@ -143,105 +116,60 @@ pub enum IdentityError {
         max: usize,
     },
     /// Someone registered with this address already.
-    #[serde(rename = "identity.email_taken")]
+    #[api(status = 409)]
     #[error("this email address is already registered")]
     EmailTaken,
     /// Wrong e-mail or password (which one is not said).
-    #[serde(rename = "identity.invalid_credentials")]
+    #[api(status = 401)]
     #[error("wrong email or password")]
     InvalidCredentials,
     /// The refresh token is unknown, expired or revoked.
-    #[serde(rename = "identity.invalid_refresh_token")]
+    #[api(status = 401)]
     #[error("the refresh token is not valid")]
     InvalidRefreshToken,
     /// A refresh token was used twice: the whole family is revoked (RFC 9700 §4.14.2).
-    #[serde(rename = "identity.refresh_token_reused")]
+    #[api(status = 401)]
     #[error("the refresh token was already used; every token of its session is revoked")]
     RefreshTokenReused,
     /// Too many attempts for this account; wait before trying again.
-    #[serde(rename = "identity.too_many_attempts")]
+    #[api(status = 429)]
     #[error("too many attempts for this account; retry in {retry_after_secs} s")]
     TooManyAttempts {
         /// Seconds to wait (also in `Retry-After`).
         retry_after_secs: u64,
     },
     /// The call needs an authenticated user.
-    #[serde(rename = "identity.unauthenticated")]
+    #[api(status = 401)]
     #[error("this needs an access token")]
     Unauthenticated,
     /// The caller may not do this.
-    #[serde(rename = "identity.forbidden")]
+    #[api(status = 403)]
     #[error("forbidden: {reason}")]
     Forbidden {
         /// What is missing.
         reason: String,
     },
     /// No such user.
-    #[serde(rename = "identity.user_not_found")]
+    #[api(status = 404)]
     #[error("user {user_id} not found")]
     UserNotFound {
         /// The id asked for.
         user_id: String,
     },
     /// The identity module (or its storage) cannot be reached.
-    #[serde(rename = "identity.unavailable")]
+    #[api(unavailable)]
     #[error("identity is unavailable: {reason}")]
     Unavailable {
         /// Why (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
     /// A bug in the identity module.
-    #[serde(rename = "identity.internal")]
+    #[api(internal)]
     #[error("identity internal error: {reason}")]
     Internal {
         /// What went wrong (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
-}
-
-impl ApiError for IdentityError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidEmail { .. } => "identity.invalid_email",
-            Self::InvalidPassword { .. } => "identity.invalid_password",
-            Self::EmailTaken => "identity.email_taken",
-            Self::InvalidCredentials => "identity.invalid_credentials",
-            Self::InvalidRefreshToken => "identity.invalid_refresh_token",
-            Self::RefreshTokenReused => "identity.refresh_token_reused",
-            Self::TooManyAttempts { .. } => "identity.too_many_attempts",
-            Self::Unauthenticated => "identity.unauthenticated",
-            Self::Forbidden { .. } => "identity.forbidden",
-            Self::UserNotFound { .. } => "identity.user_not_found",
-            Self::Unavailable { .. } => "identity.unavailable",
-            Self::Internal { .. } => "identity.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidEmail { .. } | Self::InvalidPassword { .. } => StatusCode::BAD_REQUEST,
-            Self::EmailTaken => StatusCode::CONFLICT,
-            Self::InvalidCredentials
-            | Self::InvalidRefreshToken
-            | Self::RefreshTokenReused
-            | Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::UserNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::Unavailable { reason }
-    }
-
-    fn internal(reason: String) -> Self {
-        Self::Internal { reason }
-    }
 }
 
 /// Normalises and checks an e-mail address: trimmed, lower-cased, one `@`, a dot in the
@@ -293,27 +221,19 @@ pub fn check_password(password: &Secret) -> Result<(), IdentityError> {
 }
 
 /// The identity contract. Reach the identity module only through this trait.
-#[async_trait]
+#[contract(module = "identity", error = IdentityError, client = IdentityClient, http = http)]
 pub trait IdentityApi: Send + Sync {
     /// Creates a shopper account.
-    ///
-    /// # Errors
-    /// [`IdentityError::InvalidEmail`], [`IdentityError::InvalidPassword`],
-    /// [`IdentityError::EmailTaken`], [`IdentityError::Unavailable`].
+    #[op(POST "/users", once, errors(InvalidEmail, InvalidPassword, EmailTaken, TooManyAttempts))]
     async fn register(&self, ctx: &CallContext, req: Credentials) -> Result<User, IdentityError>;
 
     /// Checks the credentials and starts a session: an access token and a refresh token.
-    ///
-    /// # Errors
-    /// [`IdentityError::InvalidCredentials`], [`IdentityError::Unavailable`].
+    #[op(POST "/tokens", once, errors(InvalidCredentials, TooManyAttempts))]
     async fn login(&self, ctx: &CallContext, req: Credentials) -> Result<TokenPair, IdentityError>;
 
     /// Exchanges a refresh token for a new pair. The old one is spent; using it again revokes
     /// the session.
-    ///
-    /// # Errors
-    /// [`IdentityError::InvalidRefreshToken`], [`IdentityError::RefreshTokenReused`],
-    /// [`IdentityError::Unavailable`].
+    #[op(POST "/tokens/refresh", once, errors(InvalidRefreshToken, RefreshTokenReused))]
     async fn refresh(
         &self,
         ctx: &CallContext,
@@ -322,28 +242,19 @@ pub trait IdentityApi: Send + Sync {
 
     /// Ends the session of a refresh token (every token of its family). Unknown tokens are
     /// fine (logging out twice is not an error).
-    ///
-    /// # Errors
-    /// [`IdentityError::Unavailable`].
+    #[op(POST "/tokens/revoke", idempotent)]
     async fn logout(&self, ctx: &CallContext, refresh_token: Secret) -> Result<(), IdentityError>;
 
     /// The user the call is made for.
-    ///
-    /// # Errors
-    /// [`IdentityError::Unauthenticated`], [`IdentityError::UserNotFound`],
-    /// [`IdentityError::Unavailable`].
+    #[op(GET "/me", read_only, errors(Unauthenticated, UserNotFound))]
     async fn whoami(&self, ctx: &CallContext) -> Result<User, IdentityError>;
 
     /// The public keys tokens are signed with.
-    ///
-    /// # Errors
-    /// [`IdentityError::Unavailable`].
+    #[op(GET "/jwks", read_only)]
     async fn jwks(&self, ctx: &CallContext) -> Result<Jwks, IdentityError>;
 
     /// Whether `user_id` exists and is not deleted.
-    ///
-    /// # Errors
-    /// [`IdentityError::Unavailable`].
+    #[op(GET "/users/{user_id}/active", read_only)]
     async fn user_active(
         &self,
         ctx: &CallContext,
@@ -351,10 +262,7 @@ pub trait IdentityApi: Send + Sync {
     ) -> Result<UserStatus, IdentityError>;
 
     /// Deletes a user (admins only): their tokens stop working at once.
-    ///
-    /// # Errors
-    /// [`IdentityError::Unauthenticated`], [`IdentityError::Forbidden`],
-    /// [`IdentityError::UserNotFound`], [`IdentityError::Unavailable`].
+    #[op(DELETE "/users/{user_id}", idempotent, errors(Unauthenticated, Forbidden, UserNotFound))]
     async fn delete_user(&self, ctx: &CallContext, user_id: String) -> Result<(), IdentityError>;
 }
 
@@ -396,27 +304,16 @@ impl IdentityClient {
     pub fn new(remote: RemoteClient) -> Self {
         Self { remote }
     }
-
-    /// As a shared contract object.
-    pub fn into_api(self) -> Arc<dyn IdentityApi> {
-        Arc::new(self)
-    }
 }
 
 #[async_trait]
 impl IdentityApi for IdentityClient {
     async fn register(&self, ctx: &CallContext, req: Credentials) -> Result<User, IdentityError> {
-        self.remote
-            .send_json(ctx, Method::POST, "/api/identity/v1/users", &req)
-            .await
-            .map_err(|e| e.into_api_error())
+        self.remote.op(&ops::REGISTER, ctx).json(&req).fetch().await
     }
 
     async fn login(&self, ctx: &CallContext, req: Credentials) -> Result<TokenPair, IdentityError> {
-        self.remote
-            .send_json(ctx, Method::POST, "/api/identity/v1/tokens", &req)
-            .await
-            .map_err(|e| e.into_api_error())
+        self.remote.op(&ops::LOGIN, ctx).json(&req).fetch().await
     }
 
     async fn refresh(
@@ -425,40 +322,26 @@ impl IdentityApi for IdentityClient {
         refresh_token: Secret,
     ) -> Result<TokenPair, IdentityError> {
         self.remote
-            .send_json(
-                ctx,
-                Method::POST,
-                "/api/identity/v1/tokens/refresh",
-                &RefreshRequest { refresh_token },
-            )
+            .op(&ops::REFRESH, ctx)
+            .json(&RefreshRequest { refresh_token })
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn logout(&self, ctx: &CallContext, refresh_token: Secret) -> Result<(), IdentityError> {
         self.remote
-            .send_json_no_content(
-                ctx,
-                Method::POST,
-                "/api/identity/v1/tokens/revoke",
-                &RefreshRequest { refresh_token },
-            )
+            .op(&ops::LOGOUT, ctx)
+            .json(&RefreshRequest { refresh_token })
+            .send()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn whoami(&self, ctx: &CallContext) -> Result<User, IdentityError> {
-        self.remote
-            .get_json(ctx, "/api/identity/v1/me")
-            .await
-            .map_err(|e| e.into_api_error())
+        self.remote.op(&ops::WHOAMI, ctx).fetch().await
     }
 
     async fn jwks(&self, ctx: &CallContext) -> Result<Jwks, IdentityError> {
-        self.remote
-            .get_json(ctx, "/api/identity/v1/jwks")
-            .await
-            .map_err(|e| e.into_api_error())
+        self.remote.op(&ops::JWKS, ctx).fetch().await
     }
 
     async fn user_active(
@@ -467,23 +350,18 @@ impl IdentityApi for IdentityClient {
         user_id: String,
     ) -> Result<UserStatus, IdentityError> {
         self.remote
-            .get_json(
-                ctx,
-                &format!("/api/identity/v1/users/{}/active", encode(&user_id)),
-            )
+            .op(&ops::USER_ACTIVE, ctx)
+            .params(&[&user_id])
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn delete_user(&self, ctx: &CallContext, user_id: String) -> Result<(), IdentityError> {
         self.remote
-            .send_empty(
-                ctx,
-                Method::DELETE,
-                &format!("/api/identity/v1/users/{}", encode(&user_id)),
-            )
+            .op(&ops::DELETE_USER, ctx)
+            .params(&[&user_id])
+            .send()
             .await
-            .map_err(|e| e.into_api_error())
     }
 }
 

@@ -17,6 +17,8 @@
 
 mod entity;
 
+use cleave_kernel::call::BoxFuture;
+use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::sync::Arc;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
@@ -86,12 +88,8 @@ impl Default for IdentityConfig {
     }
 }
 
-impl IdentityConfig {
-    /// Checks the settings.
-    ///
-    /// # Errors
-    /// `(key, message)` naming the bad key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+impl ModuleConfig for IdentityConfig {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
         if !(60..=MAX_ACCESS_TTL_SECS).contains(&self.access_ttl_secs) {
             return Err((
                 "access_ttl_secs",
@@ -596,5 +594,23 @@ impl IdentityApi for IdentityModule {
             .map_err(storage_error)?;
         tracing::info!(user_id = %user_id, by = %principal.subject, "user deleted");
         Ok(())
+    }
+}
+
+impl Module for IdentityModule {
+    type Contract = identity_api::IdentityContract;
+    type Config = IdentityConfig;
+    const OWNS: &'static str = "users, credentials, refresh tokens, signing keys";
+    const REQUIRES: &'static [&'static str] = &[];
+
+    fn start(
+        start: Start<'_, IdentityConfig>,
+    ) -> BoxFuture<'_, Result<Arc<dyn IdentityApi>, StartError>> {
+        Box::pin(async move {
+            let module = IdentityModule::start(start.db()?, start.config(), IdentityDeps)
+                .await
+                .map_err(|e| start.failed(e))?;
+            Ok(module as Arc<dyn IdentityApi>)
+        })
     }
 }

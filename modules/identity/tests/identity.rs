@@ -8,13 +8,14 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cleave_kernel::CallContext;
 use cleave_kernel::auth::{AccessClaims, AuthError, Authenticator, TokenVerifier};
-use cleave_kernel::client::{RemoteClient, RemoteSettings};
 use cleave_kernel::events::now_ms;
+use cleave_kernel::http::ServerStack;
+use cleave_kernel::module::Contract;
 use cleave_kernel::testing::{TestDb, TestServer, test_databases};
 use cleave_migrations::MigratorTrait;
 use identity::{IdentityConfig, IdentityDeps, IdentityModule};
 use identity_api::{
-    Credentials, IdentityApi, IdentityClient, IdentityError, IdentityKeys, IdentityUsers, Secret,
+    Credentials, IdentityApi, IdentityContract, IdentityError, IdentityKeys, IdentityUsers, Secret,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
@@ -180,17 +181,14 @@ async fn identity_over_http_keeps_sessions_right() {
             verifier: verifier(api.clone()),
             users: Some(Arc::new(IdentityUsers(api.clone()))),
         });
-        let server = TestServer::spawn(move |cfg| {
-            cfg.app_data(actix_web::web::Data::from(auth.clone()));
-            identity_api::http::configure(cfg, api.clone());
+        let stack = ServerStack {
+            authenticator: Some(auth),
+            ..ServerStack::default()
+        };
+        let server = TestServer::spawn_with(stack, move |cfg| {
+            IdentityContract::configure(cfg, api.clone())
         });
-        let remote = RemoteClient::new(
-            "identity",
-            server.base_url.clone(),
-            &RemoteSettings::default(),
-        )
-        .expect("client");
-        let client: Arc<dyn IdentityApi> = IdentityClient::new(remote).into_api();
+        let client = server.client::<IdentityContract>();
         let v = verifier(client.clone());
         sessions(&format!("http/{}", db.backend), client.as_ref(), &v).await;
         server.stop().await;

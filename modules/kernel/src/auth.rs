@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::http::StatusCode;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use jsonwebtoken::errors::ErrorKind;
@@ -20,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::context::Principal;
-use crate::error::ApiError;
 
 /// The `typ` header of an access token (RFC 9068).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -28,10 +26,7 @@ pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 pub const MAX_ACCESS_TTL_SECS: u64 = 15 * 60;
 /// Most clock skew tolerated on `exp` and `nbf`.
 pub const MAX_LEEWAY_SECS: u64 = 30;
-/// The role of shop administrators.
-pub const ADMIN_ROLE: &str = "admin";
-/// The role every registered user has.
-pub const SHOPPER_ROLE: &str = "shopper";
+pub use crate::context::{ADMIN_ROLE, SHOPPER_ROLE};
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,68 +132,38 @@ pub trait KeySource: Send + Sync {
 }
 
 /// Why a request is not authenticated or not allowed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, cleave_macros::ApiError)]
+#[api(module = "auth")]
 pub enum AuthError {
     /// No valid access token: missing, malformed, badly signed, expired, for another
     /// audience or issuer, or for a user who no longer exists.
-    #[serde(rename = "auth.unauthenticated")]
+    #[api(status = 401)]
     #[error("not authenticated: {reason}")]
     Unauthenticated {
         /// What is wrong with the token (never the token itself).
         reason: String,
     },
     /// Authenticated, but not allowed to do this.
-    #[serde(rename = "auth.forbidden")]
+    #[api(status = 403)]
     #[error("forbidden: {reason}")]
     Forbidden {
         /// What is missing.
         reason: String,
     },
     /// The keys or the user directory cannot be reached.
-    #[serde(rename = "auth.unavailable")]
+    #[api(unavailable)]
     #[error("authentication is unavailable: {reason}")]
     Unavailable {
         /// Why (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
     /// A bug.
-    #[serde(rename = "auth.internal")]
+    #[api(internal)]
     #[error("authentication internal error: {reason}")]
     Internal {
         /// What went wrong (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
-}
-
-impl ApiError for AuthError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::Unauthenticated { .. } => "auth.unauthenticated",
-            Self::Forbidden { .. } => "auth.forbidden",
-            Self::Unavailable { .. } => "auth.unavailable",
-            Self::Internal { .. } => "auth.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::Unavailable { reason }
-    }
-
-    fn internal(reason: String) -> Self {
-        Self::Internal { reason }
-    }
 }
 
 fn unauthenticated(reason: &str) -> AuthError {

@@ -21,11 +21,17 @@ use tower::{Layer, Service, ServiceExt};
 pub use reqwest::Method;
 pub use url::Url;
 
+use crate::call::Operation;
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER};
 use crate::error::{ApiError, Problem, is_problem_json};
-use crate::http::ReadinessCheck;
+use crate::health::ReadinessCheck;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Header naming the contract operation a remote request calls (`<module>.<operation>`).
+pub const OPERATION_HEADER: &str = "x-cleave-operation";
+/// Header saying whether the request is safe to repeat (`true` or `false`).
+pub const SAFE_TO_REPEAT_HEADER: &str = "x-cleave-safe-to-repeat";
 
 /// One call to a remote module, before it is encoded on the wire.
 #[derive(Debug, Clone)]
@@ -43,6 +49,33 @@ pub struct RemoteRequest {
     pub content_type: Option<String>,
     /// Further request headers the callee's contract defines (e.g. `idempotency-key`).
     pub headers: Vec<(&'static str, String)>,
+    /// The contract operation called, when known (module calls, and forwarded requests whose
+    /// route is one of the contract's).
+    pub op: Option<&'static Operation>,
+    /// Whether the request carries the key or reference that makes a `keyed` operation safe
+    /// to repeat.
+    pub keyed: bool,
+}
+
+impl RemoteRequest {
+    /// A request without body or extra headers.
+    pub fn new(ctx: CallContext, method: Method, path: String) -> Self {
+        Self {
+            ctx,
+            method,
+            path,
+            body: None,
+            content_type: None,
+            headers: Vec::new(),
+            op: None,
+            keyed: false,
+        }
+    }
+
+    /// Whether the request may be sent again when the first attempt's outcome is unknown.
+    pub fn is_safe_to_repeat(&self) -> bool {
+        self.op.is_some_and(|op| op.repeat.is_safe(self.keyed))
+    }
 }
 
 /// Request headers of a module's contract that travel with a call (and are kept when a
@@ -243,110 +276,16 @@ impl RemoteClient {
         self.pipeline.clone().oneshot(req).await
     }
 
-    /// `GET path` and decode a JSON answer.
-    ///
-    /// # Errors
-    /// [`RemoteError`]: transport failure, deadline, an error answer or a body that does not
-    /// decode as `T`.
-    pub async fn get_json<T: DeserializeOwned>(
-        &self,
-        ctx: &CallContext,
-        path: &str,
-    ) -> Result<T, RemoteError> {
-        let res = self
-            .call(self.request(ctx, Method::GET, path, None))
-            .await?;
-        self.decode(res)
-    }
-
-    /// Sends `body` as JSON with `method` and decodes a JSON answer.
-    ///
-    /// # Errors
-    /// As [`RemoteClient::get_json`].
-    pub async fn send_json<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        ctx: &CallContext,
-        method: Method,
-        path: &str,
-        body: &B,
-    ) -> Result<T, RemoteError> {
-        self.send_json_with(ctx, method, path, body, Vec::new())
-            .await
-    }
-
-    /// As [`RemoteClient::send_json`], with extra contract headers (see [`CONTRACT_HEADERS`]).
-    ///
-    /// # Errors
-    /// As [`RemoteClient::get_json`].
-    pub async fn send_json_with<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        ctx: &CallContext,
-        method: Method,
-        path: &str,
-        body: &B,
-        headers: Vec<(&'static str, String)>,
-    ) -> Result<T, RemoteError> {
-        let body = serde_json::to_vec(body).map_err(|e| RemoteError::Protocol {
-            module: self.module,
-            status: 0,
-            reason: format!("cannot encode request: {e}"),
-        })?;
-        let mut req = self.request(ctx, method, path, Some(body));
-        req.headers = headers;
-        let res = self.call(req).await?;
-        self.decode(res)
-    }
-
-    /// Sends `body` as JSON and expects a 2xx answer whose body is ignored (e.g. 204).
-    ///
-    /// # Errors
-    /// As [`RemoteClient::get_json`].
-    pub async fn send_json_no_content<B: Serialize + ?Sized>(
-        &self,
-        ctx: &CallContext,
-        method: Method,
-        path: &str,
-        body: &B,
-    ) -> Result<(), RemoteError> {
-        let body = serde_json::to_vec(body).map_err(|e| RemoteError::Protocol {
-            module: self.module,
-            status: 0,
-            reason: format!("cannot encode request: {e}"),
-        })?;
-        let res = self
-            .call(self.request(ctx, method, path, Some(body)))
-            .await?;
-        self.check_status(&res)
-    }
-
-    /// Sends a request without body and expects a 2xx answer whose body is ignored.
-    ///
-    /// # Errors
-    /// As [`RemoteClient::get_json`].
-    pub async fn send_empty(
-        &self,
-        ctx: &CallContext,
-        method: Method,
-        path: &str,
-    ) -> Result<(), RemoteError> {
-        let res = self.call(self.request(ctx, method, path, None)).await?;
-        self.check_status(&res)
-    }
-
-    fn request(
-        &self,
-        ctx: &CallContext,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> RemoteRequest {
-        RemoteRequest {
-            ctx: ctx.clone(),
-            method,
-            path: path.to_owned(),
-            content_type: body.is_some().then(|| "application/json".to_owned()),
-            body,
-            headers: Vec::new(),
+    /// A call of the contract operation `op` with `ctx`: fill in its path params, query,
+    /// body and headers, then [`OpCall::fetch`] or [`OpCall::send`].
+    pub fn op(&self, op: &'static Operation, ctx: &CallContext) -> OpCall<'_> {
+        let method = Method::from_bytes(op.method.as_str().as_bytes()).unwrap_or(Method::GET);
+        let mut req = RemoteRequest::new(ctx.clone(), method, op.path.to_owned());
+        req.op = Some(op);
+        OpCall {
+            client: self,
+            req,
+            failure: None,
         }
     }
 
@@ -368,14 +307,108 @@ impl RemoteClient {
             reason: "error answer without a problem body".into(),
         })
     }
+}
 
-    fn decode<T: DeserializeOwned>(&self, res: RemoteResponse) -> Result<T, RemoteError> {
-        self.check_status(&res)?;
-        serde_json::from_slice(&res.body).map_err(|e| RemoteError::Protocol {
-            module: self.module,
-            status: res.status,
-            reason: format!("body does not decode: {e}"),
+/// One call of a contract operation being built (see [`RemoteClient::op`]).
+#[must_use = "a call does nothing until it is fetched or sent"]
+pub struct OpCall<'a> {
+    client: &'a RemoteClient,
+    req: RemoteRequest,
+    failure: Option<RemoteError>,
+}
+
+impl OpCall<'_> {
+    /// Puts `params` into the route's `{...}` segments, in order (percent-encoded).
+    pub fn params(mut self, params: &[&str]) -> Self {
+        if let Some(op) = self.req.op {
+            self.req.path = op.path_with(params);
+        }
+        self
+    }
+
+    /// Adds `name=value` to the query string (form-encoded).
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        let sep = if self.req.path.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        self.req.path.push(sep);
+        self.req.path.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(name, value)
+                .finish(),
+        );
+        self
+    }
+
+    /// Sends `body` as JSON.
+    pub fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Self {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => {
+                self.req.body = Some(bytes);
+                self.req.content_type = Some("application/json".to_owned());
+            }
+            Err(e) => {
+                self.failure = Some(RemoteError::Protocol {
+                    module: self.client.module,
+                    status: 0,
+                    reason: format!("cannot encode request: {e}"),
+                });
+            }
+        }
+        self
+    }
+
+    /// Adds a header of the contract (e.g. `idempotency-key`).
+    pub fn header(mut self, name: &'static str, value: String) -> Self {
+        self.req.headers.push((name, value));
+        self
+    }
+
+    /// Says whether this call carries the key or reference that makes a `keyed` operation
+    /// safe to repeat.
+    pub fn keyed(mut self, keyed: bool) -> Self {
+        self.req.keyed = keyed;
+        self
+    }
+
+    async fn answer(self) -> Result<(RemoteResponse, &'static str), RemoteError> {
+        if let Some(failure) = self.failure {
+            return Err(failure);
+        }
+        let client = self.client;
+        let res = client.call(self.req).await?;
+        client.check_status(&res)?;
+        Ok((res, client.module))
+    }
+
+    /// Sends the call and decodes a JSON answer; an error answer becomes the contract's error
+    /// (see [`RemoteError::into_api_error`]).
+    ///
+    /// # Errors
+    /// The contract error the callee answered, or its `unavailable` error.
+    pub async fn fetch<T: DeserializeOwned, E: ApiError>(self) -> Result<T, E> {
+        let (res, module) = self.answer().await.map_err(RemoteError::into_api_error)?;
+        serde_json::from_slice(&res.body).map_err(|e| {
+            RemoteError::Protocol {
+                module,
+                status: res.status,
+                reason: format!("body does not decode: {e}"),
+            }
+            .into_api_error()
         })
+    }
+
+    /// Sends the call and expects a 2xx answer whose body is ignored (e.g. 204).
+    ///
+    /// # Errors
+    /// As [`OpCall::fetch`].
+    pub async fn send<E: ApiError>(self) -> Result<(), E> {
+        self.answer()
+            .await
+            .map(|_| ())
+            .map_err(RemoteError::into_api_error)
     }
 }
 
@@ -389,7 +422,11 @@ impl ReadinessCheck for RemoteClient {
     async fn check(&self) -> Result<(), String> {
         let ctx = CallContext::root().with_timeout(Duration::from_secs(2));
         let res = self
-            .call(self.request(&ctx, Method::GET, "/health/live", None))
+            .call(RemoteRequest::new(
+                ctx,
+                Method::GET,
+                "/health/live".to_owned(),
+            ))
             .await
             .map_err(|e| e.to_string())?;
         if res.status == 200 {
@@ -435,6 +472,18 @@ impl Service<RemoteRequest> for HttpTransport {
             .and_then(|v| HeaderValue::from_str(v).ok())
         {
             builder = builder.header(CONTENT_TYPE, ct);
+        }
+        if let Some(op) = req.op {
+            builder = builder
+                .header(OPERATION_HEADER, op.qualified_name())
+                .header(
+                    SAFE_TO_REPEAT_HEADER,
+                    if op.repeat.is_safe(req.keyed) {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                );
         }
         let forwards_authorization = req.headers.iter().any(|(n, _)| *n == "authorization");
         if let Some(token) = req
@@ -539,9 +588,4 @@ where
                 .unwrap_or(Err(RemoteError::DeadlineExceeded { module }))
         })
     }
-}
-
-/// Percent-encodes `value` for use in a query string or path segment.
-pub fn encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use figment::{Figment, Metadata, Provider, Source};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A configuration problem: which key, where its value came from, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -236,6 +237,62 @@ pub fn redact_url_password(value: &str) -> String {
         &userinfo[..colon],
         &value[scheme_end + 3 + at..]
     )
+}
+
+/// Extracts `[modules.<name>]` as `T` (its default when the section is absent), with error
+/// keys in full.
+///
+/// # Errors
+/// [`ConfigError`] naming the bad key and its origin.
+pub fn section<T: DeserializeOwned + Default>(
+    figment: &Figment,
+    name: &str,
+) -> Result<T, ConfigError> {
+    let key = format!("modules.{name}");
+    if figment.find_value(&key).is_err() {
+        return Ok(T::default());
+    }
+    figment.focus(&key).extract().map_err(|e| {
+        let mut err = ConfigError::from_figment(e, figment);
+        err.key = if err.key == "(root)" {
+            key.clone()
+        } else {
+            format!("{key}.{}", err.key)
+        };
+        err.origin = origin_of(figment, &err.key);
+        err
+    })
+}
+
+/// A module's own settings: its section minus `extra_keys` (those every section may have),
+/// refusing unknown keys.
+///
+/// # Errors
+/// [`ConfigError`] naming the first unknown or bad key and its origin.
+pub fn module_section<T: DeserializeOwned + Default + Serialize>(
+    figment: &Figment,
+    name: &str,
+    extra_keys: &[&str],
+) -> Result<T, ConfigError> {
+    let known: Vec<String> = match serde_json::to_value(T::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    if let Ok(Value::Dict(_, dict)) = figment.find_value(&format!("modules.{name}")) {
+        for key in dict.keys() {
+            if !extra_keys.contains(&key.as_str()) && !known.contains(key) {
+                let mut all: Vec<&str> = extra_keys.to_vec();
+                all.extend(known.iter().map(String::as_str));
+                return Err(ConfigError::at(
+                    figment,
+                    &format!("modules.{name}.{key}"),
+                    format!("unknown key; [modules.{name}] takes: {}", all.join(", ")),
+                ));
+            }
+        }
+    }
+    let value: T = section(figment, name)?;
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -8,10 +8,29 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+/// The role of shop administrators.
+pub const ADMIN_ROLE: &str = "admin";
+/// The role every registered user has.
+pub const SHOPPER_ROLE: &str = "shopper";
+
 /// Header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Header carrying the remaining time budget of the call, in milliseconds.
 pub const DEADLINE_HEADER: &str = "x-cleave-deadline-ms";
+
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: RequestId;
+}
+
+/// The id of the request being served by the current task, if any.
+pub fn current_request_id() -> Option<RequestId> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Runs `fut` as the work of request `id`: [`current_request_id`] answers it inside.
+pub async fn with_request_id<F: std::future::Future>(id: RequestId, fut: F) -> F::Output {
+    CURRENT_REQUEST_ID.scope(id, fut).await
+}
 
 /// Correlates every log line and remote call made for one incoming request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,7 +90,7 @@ impl Principal {
 
     /// Whether the principal is a shop administrator.
     pub fn is_admin(&self) -> bool {
-        self.has_role(crate::auth::ADMIN_ROLE)
+        self.has_role(ADMIN_ROLE)
     }
 }
 

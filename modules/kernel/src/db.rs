@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, RuntimeErr};
 
 use crate::error::ApiError;
-use crate::http::ReadinessCheck;
+use crate::health::ReadinessCheck;
 
 /// The file a `sqlite:` url points at, if it is a file (not `:memory:`).
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {

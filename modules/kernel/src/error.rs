@@ -21,19 +21,40 @@ pub fn is_problem_json(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|v| v.starts_with(PROBLEM_JSON))
 }
 
+/// One row of a contract's error table: what the OpenAPI document and the docs say of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorDoc {
+    /// The stable wire code, e.g. `catalog.product_not_found`.
+    pub code: &'static str,
+    /// The HTTP status it is answered with.
+    pub status: u16,
+    /// What it means (the variant's doc comment).
+    pub description: &'static str,
+}
+
 /// An error of a module contract (or of the kernel) with a stable code and an HTTP status.
 ///
-/// Implementors serialize adjacently tagged as `{"code": "...", "params": {...}}`
-/// (`#[serde(tag = "code", content = "params")]`), with each variant renamed to its code.
+/// Derive it (`#[derive(ApiError)]`, re-exported by the kernel): each variant's code, status
+/// and description are declared once, on the variant, and the code, the status, the wire form
+/// (`{"code": .., "params": {..}}`, also its serde form), the problem round trip and the
+/// OpenAPI responses all derive from that row.
 pub trait ApiError:
-    std::error::Error + Serialize + DeserializeOwned + Send + Sync + 'static
+    std::error::Error + Serialize + DeserializeOwned + Send + Sync + Sized + 'static
 {
+    /// Every error of the contract: its code, status and description.
+    const ERRORS: &'static [ErrorDoc];
+
     /// The stable wire code of this error, e.g. `catalog.product_not_found`.
     fn code(&self) -> &'static str;
 
+    /// The HTTP status as a number.
+    fn status_u16(&self) -> u16;
+
     /// The HTTP status the error maps to. 4xx: the caller's mistake; 503/504: a dependency;
     /// 500: a bug in our code.
-    fn status(&self) -> StatusCode;
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
 
     /// The error a caller gets when the module (or one it depends on) cannot be reached.
     fn unavailable(reason: String) -> Self;
@@ -41,16 +62,57 @@ pub trait ApiError:
     /// The error for a bug of ours (500). `reason` is logged, never sent.
     fn internal(reason: String) -> Self;
 
-    /// Whether `detail` and `params` may be sent to the caller. By default only for 4xx: the
-    /// cause of a 5xx may name hosts or internals, so it is logged instead.
-    fn expose_detail(&self) -> bool {
-        !self.status().is_server_error()
-    }
+    /// Whether `detail` and `params` may be sent to the caller: for 4xx, and for 5xx declared
+    /// `expose`. The cause of other 5xx may name hosts or internals, so it is logged instead.
+    fn expose_detail(&self) -> bool;
+
+    /// The fields of this error that may be sent, as a JSON object (`None` without any).
+    fn params(&self) -> Option<serde_json::Value>;
+
+    /// Rebuilds the error `code` names from its `params`, if the code is one of this type's.
+    fn from_code(code: &str, params: Option<&serde_json::Value>) -> Option<Self>;
 
     /// A short, human summary that is the same for every occurrence of this code.
     fn title(&self) -> &'static str {
         self.status().canonical_reason().unwrap_or("Error")
     }
+}
+
+/// The wire (and serde) form of an [`ApiError`]: `{"code": "..", "params": {..}}`, `params`
+/// left out when the error has none to show. Used by the derive.
+///
+/// # Errors
+/// The serializer's.
+pub fn serialize_api_error<E: ApiError, S: serde::Serializer>(
+    err: &E,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let params = err.params();
+    let mut map = serializer.serialize_map(Some(1 + usize::from(params.is_some())))?;
+    map.serialize_entry("code", err.code())?;
+    if let Some(params) = &params {
+        map.serialize_entry("params", params)?;
+    }
+    map.end()
+}
+
+/// Reads the form [`serialize_api_error`] writes.
+///
+/// # Errors
+/// When the value is not that form or names a code `E` does not have.
+pub fn deserialize_api_error<'de, E: ApiError, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<E, D::Error> {
+    #[derive(Deserialize)]
+    struct Wire {
+        code: String,
+        #[serde(default)]
+        params: Option<serde_json::Value>,
+    }
+    let wire = Wire::deserialize(deserializer)?;
+    E::from_code(&wire.code, wire.params.as_ref())
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown error code {}", wire.code)))
 }
 
 /// An `application/problem+json` body (RFC 9457) with Cleave's extension members.
@@ -93,12 +155,7 @@ impl Problem {
 
     /// Rebuilds the typed error this problem describes, if its code is one of `E`'s.
     pub fn decode<E: ApiError>(&self) -> Option<E> {
-        let mut tagged = serde_json::Map::new();
-        tagged.insert("code".into(), serde_json::Value::String(self.code.clone()));
-        if let Some(params) = &self.params {
-            tagged.insert("params".into(), params.clone());
-        }
-        serde_json::from_value(serde_json::Value::Object(tagged)).ok()
+        E::from_code(&self.code, self.params.as_ref())
     }
 }
 
@@ -145,9 +202,7 @@ impl<E: ApiError> From<E> for Failure {
         }
         if err.expose_detail() {
             problem.detail = Some(err.to_string());
-            problem.params = serde_json::to_value(&err)
-                .ok()
-                .and_then(|mut v| v.get_mut("params").map(serde_json::Value::take));
+            problem.params = err.params();
         }
         Self { status, problem }
     }
@@ -179,7 +234,7 @@ impl ResponseError for Failure {
 /// request id.
 pub fn problem_response(status: StatusCode, mut problem: Problem) -> HttpResponse {
     if problem.request_id.is_none() {
-        problem.request_id = crate::http::current_request_id().map(|id| id.to_string());
+        problem.request_id = crate::context::current_request_id().map(|id| id.to_string());
     }
     let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
     HttpResponse::build(status)
@@ -187,140 +242,91 @@ pub fn problem_response(status: StatusCode, mut problem: Problem) -> HttpRespons
         .body(body)
 }
 
-/// Errors raised by the kernel itself, before or around a module's handler.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+/// Errors raised by the kernel itself, before or around a module's handler. Those that any
+/// route may answer (401, 413, 415, 429, 503, 504) are documented once for every route.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, cleave_macros::ApiError)]
+#[api(module = "cleave")]
 pub enum KernelError {
     /// The body is not valid JSON or does not match the expected shape.
-    #[serde(rename = "cleave.invalid_json")]
+    #[api(status = 400)]
     #[error("invalid JSON body: {detail}")]
     InvalidJson {
         /// What the parser said.
         detail: String,
     },
     /// A path segment has the wrong form.
-    #[serde(rename = "cleave.invalid_path")]
+    #[api(status = 400)]
     #[error("invalid path: {detail}")]
     InvalidPath {
         /// What is wrong.
         detail: String,
     },
     /// The query string has the wrong form.
-    #[serde(rename = "cleave.invalid_query")]
+    #[api(status = 400)]
     #[error("invalid query string: {detail}")]
     InvalidQuery {
         /// What is wrong.
         detail: String,
     },
     /// The body is larger than this route accepts.
-    #[serde(rename = "cleave.payload_too_large")]
+    #[api(status = 413)]
     #[error("request body is larger than {limit_bytes} bytes")]
     PayloadTooLarge {
         /// The limit in bytes.
         limit_bytes: usize,
     },
     /// The body is not `application/json`.
-    #[serde(rename = "cleave.unsupported_media_type")]
+    #[api(status = 415)]
     #[error("request body must be application/json")]
     UnsupportedMediaType,
     /// No route matches the path.
-    #[serde(rename = "cleave.route_not_found")]
+    #[api(status = 404)]
     #[error("no route matches this path")]
     RouteNotFound,
     /// The route exists but not for this method.
-    #[serde(rename = "cleave.method_not_allowed")]
+    #[api(status = 405)]
     #[error("this route does not accept this method")]
     MethodNotAllowed,
     /// The request could not be read (other 4xx from the HTTP layer).
-    #[serde(rename = "cleave.bad_request")]
+    #[api(status = 400)]
     #[error("bad request: {detail}")]
     BadRequest {
         /// What is wrong.
         detail: String,
     },
     /// This process neither hosts the module nor knows where it runs.
-    #[serde(rename = "cleave.module_not_placed")]
+    #[api(status = 503, expose)]
     #[error("module {module} is not hosted by this process and has no configured url")]
     ModuleNotPlaced {
         /// The module.
         module: String,
     },
     /// The request took longer than the server allows.
-    #[serde(rename = "cleave.timeout")]
+    #[api(status = 504, expose)]
     #[error("the request took longer than {limit_ms} ms")]
     Timeout {
         /// The limit.
         limit_ms: u64,
     },
     /// Too many requests from this client for this route.
-    #[serde(rename = "cleave.rate_limited")]
+    #[api(status = 429)]
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited {
         /// Seconds to wait (also in `Retry-After`).
         retry_after_secs: u64,
     },
     /// A readiness check failed.
-    #[serde(rename = "cleave.not_ready")]
+    #[api(unavailable, expose)]
     #[error("not ready: {failed}")]
     NotReady {
-        /// The failing checks.
+        /// The failing checks (they name modules and checks, nothing secret: what an operator
+        /// needs to see).
         failed: String,
     },
     /// A bug: something that should not happen did.
-    #[serde(rename = "cleave.internal")]
+    #[api(internal)]
     #[error("internal error")]
     Internal,
-}
-
-impl ApiError for KernelError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidJson { .. } => "cleave.invalid_json",
-            Self::InvalidPath { .. } => "cleave.invalid_path",
-            Self::InvalidQuery { .. } => "cleave.invalid_query",
-            Self::PayloadTooLarge { .. } => "cleave.payload_too_large",
-            Self::UnsupportedMediaType => "cleave.unsupported_media_type",
-            Self::RouteNotFound => "cleave.route_not_found",
-            Self::MethodNotAllowed => "cleave.method_not_allowed",
-            Self::BadRequest { .. } => "cleave.bad_request",
-            Self::ModuleNotPlaced { .. } => "cleave.module_not_placed",
-            Self::RateLimited { .. } => "cleave.rate_limited",
-            Self::Timeout { .. } => "cleave.timeout",
-            Self::NotReady { .. } => "cleave.not_ready",
-            Self::Internal => "cleave.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidJson { .. }
-            | Self::InvalidPath { .. }
-            | Self::InvalidQuery { .. }
-            | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RouteNotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::ModuleNotPlaced { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::NotReady { failed: reason }
-    }
-
-    fn internal(_reason: String) -> Self {
-        Self::Internal
-    }
-
-    fn expose_detail(&self) -> bool {
-        // Placement and readiness details name modules and checks, nothing secret; they are
-        // what an operator needs to see.
-        !matches!(self, Self::Internal)
-    }
 }
 
 #[cfg(test)]

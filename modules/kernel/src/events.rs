@@ -284,29 +284,40 @@ impl Default for RelaySettings {
 }
 
 /// The outbox relay of one process. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Relay {
     wake: Arc<Notify>,
 }
 
 impl Relay {
-    /// A relay that delivers nothing (events stay in the outbox): for processes configured
-    /// with `events.relay = false`.
-    pub fn disabled() -> Self {
+    /// A relay not started yet: notifications wait for [`Relay::start`]; until then (or for
+    /// good, when it is never started) events stay in the outbox.
+    pub fn new() -> Self {
         Self {
             wake: Arc::new(Notify::new()),
         }
     }
 
-    /// Starts the relay task: drains the outbox at once, then whenever notified and every
-    /// `poll_interval`. Returns a disabled relay when `settings.enabled` is false.
+    /// A relay that delivers nothing (events stay in the outbox).
+    pub fn disabled() -> Self {
+        Self::new()
+    }
+
+    /// Starts a relay task and returns its handle (see [`Relay::start`]).
     pub fn spawn(db: DatabaseConnection, bus: Arc<dyn EventBus>, settings: RelaySettings) -> Self {
-        let relay = Self::disabled();
+        let relay = Self::new();
+        relay.start(db, bus, settings);
+        relay
+    }
+
+    /// Starts the relay task: drains the outbox at once, then whenever notified and every
+    /// `poll_interval`. Does nothing when `settings.enabled` is false (`events.relay`).
+    pub fn start(&self, db: DatabaseConnection, bus: Arc<dyn EventBus>, settings: RelaySettings) {
         if !settings.enabled {
             tracing::info!("event relay disabled: events stay in the outbox");
-            return relay;
+            return;
         }
-        let wake = relay.wake.clone();
+        let wake = self.wake.clone();
         tokio::spawn(async move {
             loop {
                 match relay_pass(&db, bus.as_ref(), settings).await {
@@ -320,7 +331,6 @@ impl Relay {
                 }
             }
         });
-        relay
     }
 
     /// Tells the relay that new events were committed.

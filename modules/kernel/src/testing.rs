@@ -1,17 +1,22 @@
-//! Test helpers (feature `test-util`): fresh databases and servers on random ports.
+//! Test helpers (feature `test-util`): fresh databases, servers on random ports with the
+//! production middleware stack, signing keys, and [`ContractHarness`], which runs a contract
+//! suite against a module in process and over HTTP on every test database.
 //!
 //! Every database test runs on a fresh SQLite file, and again on a fresh PostgreSQL database
 //! when `CLEAVE_TEST_DATABASE_URL` is set (CI sets it). If the variable is set and PostgreSQL
 //! cannot be reached, the helpers panic: a test never passes by skipping a backend.
 
+use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
 
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{HttpServer, web};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use url::Url;
 
-use crate::http::{HttpLimits, configure_extractors, request_scope};
+use crate::client::{RemoteClient, RemoteSettings};
+use crate::http::ServerStack;
+use crate::module::{Assembly, Contract, MigrationSet, Module};
 
 /// Environment variable naming an admin connection to a PostgreSQL server for tests.
 pub const TEST_DATABASE_URL_ENV: &str = "CLEAVE_TEST_DATABASE_URL";
@@ -108,7 +113,7 @@ pub async fn test_databases() -> Vec<TestDb> {
     dbs
 }
 
-/// A server on a random loopback port, with the kernel's middleware and extractor configs.
+/// A server on a random loopback port, with the production middleware stack.
 pub struct TestServer {
     /// `http://127.0.0.1:<port>`.
     pub base_url: Url,
@@ -116,7 +121,8 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts serving the routes `configure` registers.
+    /// Starts serving the routes `configure` registers, with the default stack (no token
+    /// verifier: bearer tokens are refused).
     ///
     /// # Panics
     /// When no port can be bound.
@@ -124,25 +130,50 @@ impl TestServer {
     where
         F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
+        Self::spawn_with(ServerStack::default(), configure)
+    }
+
+    /// Starts serving the routes `configure` registers behind `stack`.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub fn spawn_with<F>(stack: ServerStack, configure: F) -> Self
+    where
+        F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");
         let port = listener.local_addr().expect("local address").port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(crate::http::handler_timeout))
-                .wrap(from_fn(crate::http::authenticate))
-                .wrap(from_fn(request_scope))
-                .configure(|c| configure_extractors(c, HttpLimits::default()))
-                .configure(configure.clone())
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .expect("listen on the bound port")
-        .run();
+        let server =
+            HttpServer::new(move || crate::http::app(stack.clone()).configure(configure.clone()))
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .expect("listen on the bound port")
+                .run();
         let handle = server.handle();
         tokio::spawn(server);
         let base_url = Url::parse(&format!("http://127.0.0.1:{port}")).expect("url");
         Self { base_url, handle }
+    }
+
+    /// Serves contract `C` from `api`, verifying tokens signed by `keys`.
+    pub fn serve<C: Contract>(api: Arc<C::Api>, keys: &Arc<TestKeys>) -> Self {
+        let stack = ServerStack {
+            authenticator: Some(keys.authenticator()),
+            ..ServerStack::default()
+        };
+        Self::spawn_with(stack, move |cfg| C::configure(cfg, api.clone()))
+    }
+
+    /// Contract `C` over HTTP, calling this server.
+    ///
+    /// # Panics
+    /// When `C` has no client or the client cannot be built.
+    pub fn client<C: Contract>(&self) -> Arc<C::Api> {
+        let remote =
+            RemoteClient::new(C::MODULE, self.base_url.clone(), &RemoteSettings::default())
+                .expect("remote client");
+        C::client(remote).expect("the contract has a client")
     }
 
     /// Stops the server, letting in-flight requests finish.
@@ -222,5 +253,105 @@ impl crate::auth::KeySource for TestKeys {
         Ok(crate::auth::Jwks {
             keys: vec![crate::auth::PublicJwk::ed25519(&self.kid, &self.x)],
         })
+    }
+}
+
+/// Where a contract suite runs: its label for failure messages (`in-process/sqlite`,
+/// `http/postgres`, ...), the contract object, and the signing keys the servers trust.
+pub struct Placed<A: ?Sized> {
+    /// `<placement>/<database>`.
+    pub label: String,
+    /// The module (in process) or its client (over HTTP).
+    pub api: Arc<A>,
+    /// Keys for tokens the module accepts.
+    pub keys: Arc<TestKeys>,
+}
+
+impl<A: ?Sized> Placed<A> {
+    /// A context acting for `sub` with `roles` (with a token, so it travels over HTTP).
+    pub fn as_user(&self, sub: &str, roles: &[&str]) -> crate::CallContext {
+        crate::CallContext::root().with_principal(self.keys.principal(sub, roles))
+    }
+}
+
+type Provide = Arc<dyn Fn(&mut Assembly) + Send + Sync>;
+
+/// Runs a module's contract suite in process and over HTTP (the module served on a random
+/// port, called through its client), on SQLite and, when configured, PostgreSQL: one fresh
+/// database per run.
+pub struct ContractHarness<M: Module> {
+    config: M::Config,
+    migrate: for<'a> fn(
+        &'a DatabaseConnection,
+    ) -> crate::call::BoxFuture<'a, Result<(), sea_orm::DbErr>>,
+    provide: Provide,
+}
+
+impl<M: Module> ContractHarness<M> {
+    /// A harness for `M` with its migrations `S` and default settings.
+    pub fn new<S: MigrationSet>() -> Self {
+        Self {
+            config: M::Config::default(),
+            migrate: S::up,
+            provide: Arc::new(|_| {}),
+        }
+    }
+
+    /// With these settings.
+    #[must_use]
+    pub fn config(mut self, config: M::Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// With the dependencies `provide` places (fakes, or real modules) before `M` starts.
+    #[must_use]
+    pub fn provide(mut self, provide: impl Fn(&mut Assembly) + Send + Sync + 'static) -> Self {
+        self.provide = Arc::new(provide);
+        self
+    }
+
+    /// `M` started on a fresh, migrated `db`, with its dependencies provided, trusting `keys`.
+    ///
+    /// # Panics
+    /// When migrations or the start fail.
+    pub async fn start(
+        &self,
+        db: &TestDb,
+        keys: &Arc<TestKeys>,
+    ) -> Arc<<M::Contract as Contract>::Api> {
+        let conn = db.connect().await;
+        (self.migrate)(&conn)
+            .await
+            .unwrap_or_else(|e| panic!("migrate {}: {e}", M::Contract::MODULE));
+        let mut asm = Assembly::standalone(Some(conn));
+        asm.set_authenticator(keys.authenticator());
+        (self.provide)(&mut asm);
+        asm.start::<M>(self.config.clone())
+            .await
+            .unwrap_or_else(|e| panic!("start {}: {e}", M::Contract::MODULE))
+    }
+
+    /// Runs `suite` against `M` in process and over HTTP, on every test database.
+    pub async fn run<F, Fut>(&self, suite: F)
+    where
+        F: Fn(Placed<<M::Contract as Contract>::Api>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        for placement in ["in-process", "http"] {
+            for db in test_databases().await {
+                let keys = TestKeys::new();
+                let api = self.start(&db, &keys).await;
+                let label = format!("{placement}/{}", db.backend);
+                if placement == "in-process" {
+                    suite(Placed { label, api, keys }).await;
+                } else {
+                    let server = TestServer::serve::<M::Contract>(api, &keys);
+                    let api = server.client::<M::Contract>();
+                    suite(Placed { label, api, keys }).await;
+                    server.stop().await;
+                }
+            }
+        }
     }
 }

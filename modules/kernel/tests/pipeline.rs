@@ -3,11 +3,42 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use cleave_kernel::CallContext;
-use cleave_kernel::client::{RemoteClient, RemoteError, RemoteSettings, Url};
+use cleave_kernel::call::{HttpMethod, Operation, Repeat};
+use cleave_kernel::client::{
+    Method, OPERATION_HEADER, RemoteClient, RemoteError, RemoteRequest, RemoteSettings,
+    SAFE_TO_REPEAT_HEADER, Url,
+};
 use cleave_kernel::error::{ApiError, KernelError};
 use cleave_kernel::testing::TestServer;
+
+/// A read of `path` on the probe server.
+const fn read(name: &'static str, path: &'static str) -> Operation {
+    Operation {
+        module: "probe",
+        name,
+        method: HttpMethod::Get,
+        path,
+        repeat: Repeat::ReadOnly,
+        errors: &[],
+        summary: "",
+    }
+}
+
+const ECHO: Operation = read("echo", "/echo");
+const BARE_500: Operation = read("bare_500", "/bare-500");
+const PROBLEM: Operation = read("problem", "/problem");
+const CHARGE: Operation = Operation {
+    method: HttpMethod::Post,
+    repeat: Repeat::Keyed,
+    ..read("charge", "/echo")
+};
+
+/// A raw request to `path`, outside any contract.
+fn raw(ctx: &CallContext, path: &str) -> RemoteRequest {
+    RemoteRequest::new(ctx.clone(), Method::GET, path.to_owned())
+}
 
 fn client(url: Url, timeout: Duration) -> RemoteClient {
     RemoteClient::new(
@@ -24,11 +55,19 @@ fn client(url: Url, timeout: Duration) -> RemoteClient {
 fn echo_context(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/echo",
-        web::get().to(|ctx: CallContext| async move {
+        web::route().to(|ctx: CallContext, req: HttpRequest| async move {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from)
+            };
             HttpResponse::Ok().json(serde_json::json!({
                 "request_id": ctx.request_id().as_str(),
                 "has_deadline": ctx.deadline().is_some(),
                 "budget_ms": ctx.remaining().map(|d| d.as_millis() as u64),
+                "operation": header(OPERATION_HEADER),
+                "safe_to_repeat": header(SAFE_TO_REPEAT_HEADER),
             }))
         }),
     )
@@ -51,7 +90,11 @@ async fn request_id_and_deadline_travel_with_the_call() {
     let server = TestServer::spawn(echo_context);
     let remote = client(server.base_url.clone(), Duration::from_secs(30));
     let ctx = CallContext::root().with_timeout(Duration::from_secs(10));
-    let echoed: serde_json::Value = remote.get_json(&ctx, "/echo").await.expect("echo");
+    let echoed: serde_json::Value = remote
+        .op(&ECHO, &ctx)
+        .fetch::<_, KernelError>()
+        .await
+        .expect("echo");
     assert_eq!(echoed["request_id"], ctx.request_id().as_str());
     assert_eq!(echoed["has_deadline"], true);
     assert!(
@@ -60,7 +103,8 @@ async fn request_id_and_deadline_travel_with_the_call() {
     );
     // Without a caller deadline the module timeout becomes the budget.
     let echoed: serde_json::Value = remote
-        .get_json(&CallContext::root(), "/echo")
+        .op(&ECHO, &CallContext::root())
+        .fetch::<_, KernelError>()
         .await
         .expect("echo");
     assert_eq!(echoed["has_deadline"], true);
@@ -86,7 +130,7 @@ async fn a_call_that_gets_no_answer_ends_at_the_deadline() {
     });
     let remote = client(url, Duration::from_millis(200));
     let err = remote
-        .get_json::<serde_json::Value>(&CallContext::root(), "/x")
+        .call(raw(&CallContext::root(), "/x"))
         .await
         .expect_err("the call must fail");
     assert!(
@@ -108,7 +152,7 @@ async fn an_expired_deadline_is_not_even_sent() {
     let remote = client(server.base_url.clone(), Duration::from_secs(5));
     let ctx = CallContext::root().with_timeout(Duration::ZERO);
     let err = remote
-        .get_json::<serde_json::Value>(&ctx, "/echo")
+        .call(raw(&ctx, "/echo"))
         .await
         .expect_err("the call must fail");
     assert!(
@@ -127,27 +171,27 @@ async fn refused_connections_and_bare_errors_are_unavailable_not_domain_errors()
         Duration::from_secs(5),
     );
     let err = remote
-        .get_json::<serde_json::Value>(&CallContext::root(), "/x")
+        .call(raw(&CallContext::root(), "/x"))
         .await
         .expect_err("the call must fail");
     assert!(matches!(err, RemoteError::Unreachable { .. }), "{err:?}");
 
     let server = TestServer::spawn(echo_context);
     let remote = client(server.base_url.clone(), Duration::from_secs(5));
-    let err = remote
-        .get_json::<serde_json::Value>(&CallContext::root(), "/bare-500")
+    // Whatever shape a remote 500 has, the caller sees its own "unavailable", never a 500.
+    let typed = remote
+        .op(&BARE_500, &CallContext::root())
+        .fetch::<serde_json::Value, KernelError>()
         .await
         .expect_err("the call must fail");
-    // Whatever shape a remote 500 has, the caller sees its own "unavailable", never a 500.
-    let typed: KernelError = err.into_api_error();
     assert!(matches!(typed, KernelError::NotReady { .. }), "{typed:?}");
 
     // A 4xx problem with a known code comes back as the same typed error.
-    let err = remote
-        .get_json::<serde_json::Value>(&CallContext::root(), "/problem")
+    let typed = remote
+        .op(&PROBLEM, &CallContext::root())
+        .fetch::<serde_json::Value, KernelError>()
         .await
         .expect_err("the call must fail");
-    let typed: KernelError = err.into_api_error();
     assert_eq!(
         typed,
         KernelError::InvalidQuery {
@@ -158,13 +202,63 @@ async fn refused_connections_and_bare_errors_are_unavailable_not_domain_errors()
 }
 
 #[tokio::test]
+async fn remote_calls_name_their_operation_and_whether_they_may_be_repeated() {
+    let server = TestServer::spawn(echo_context);
+    let remote = client(server.base_url.clone(), Duration::from_secs(5));
+    let ctx = CallContext::root();
+    let seen = |echoed: serde_json::Value| {
+        (
+            echoed["operation"].as_str().map(String::from),
+            echoed["safe_to_repeat"].as_str().map(String::from),
+        )
+    };
+    let read: serde_json::Value = remote
+        .op(&ECHO, &ctx)
+        .fetch::<_, KernelError>()
+        .await
+        .expect("read");
+    assert_eq!(
+        seen(read),
+        (Some("probe.echo".into()), Some("true".into())),
+        "a read is safe to repeat"
+    );
+    let keyless: serde_json::Value = remote
+        .op(&CHARGE, &ctx)
+        .json(&serde_json::json!({}))
+        .fetch::<_, KernelError>()
+        .await
+        .expect("keyless charge");
+    assert_eq!(
+        seen(keyless),
+        (Some("probe.charge".into()), Some("false".into())),
+        "a keyed operation without its key is not"
+    );
+    let keyed: serde_json::Value = remote
+        .op(&CHARGE, &ctx)
+        .keyed(true)
+        .json(&serde_json::json!({}))
+        .fetch::<_, KernelError>()
+        .await
+        .expect("keyed charge");
+    assert_eq!(seen(keyed).1.as_deref(), Some("true"), "with its key it is");
+    let unnamed: serde_json::Value =
+        serde_json::from_slice(&remote.call(raw(&ctx, "/echo")).await.expect("raw").body)
+            .expect("json");
+    assert_eq!(seen(unnamed), (None, None), "a raw request names nothing");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_request_that_takes_longer_than_the_server_allows_gets_504() {
-    use cleave_kernel::http::HttpLimits;
-    let server = TestServer::spawn(|cfg| {
-        cfg.app_data(HttpLimits {
+    use cleave_kernel::http::{HttpLimits, ServerStack};
+    let stack = ServerStack {
+        limits: HttpLimits {
             handler_timeout: Duration::from_millis(200),
             ..HttpLimits::default()
-        });
+        },
+        ..ServerStack::default()
+    };
+    let server = TestServer::spawn_with(stack, |cfg| {
         cfg.route(
             "/never",
             web::get().to(|| async {

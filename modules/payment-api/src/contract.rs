@@ -1,7 +1,7 @@
 //! The payment contract suite: what every [`PaymentApi`] must do. Makes its own charges, so it
 //! can run against a shared store. Card expiry is checked against the current UTC month.
 
-use cleave_kernel::types::{CreditCard, Money};
+use cleave_domain::{CreditCard, Money};
 use cleave_kernel::{ApiError, CallContext};
 
 use crate::{

@@ -1,13 +1,11 @@
 //! The payment module's REST API, served from any [`PaymentApi`].
 
-use std::sync::Arc;
-
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, web};
-use cleave_kernel::client::encode;
-use cleave_kernel::{CallContext, Failure, Problem};
+use cleave_kernel::http::Routes;
+use cleave_kernel::{CallContext, Failure};
 
-use crate::{CardBrand, Charge, ChargeRequest, ChargeStatus, PaymentApi};
+use crate::{CardBrand, Charge, ChargeRequest, ChargeStatus, PaymentApi, ops};
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
@@ -18,37 +16,23 @@ use crate::{CardBrand, Charge, ChargeRequest, ChargeStatus, PaymentApi};
 )]
 pub struct ApiDoc;
 
-/// Registers `/api/payment/v1/...` on `cfg`, answering from `api`.
-pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn PaymentApi>) {
-    cfg.service(
-        web::scope("/api/payment/v1")
-            .app_data(web::Data::from(api))
-            .service(
-                web::resource("/charges")
-                    .route(web::post().to(charge))
-                    .route(web::get().to(find_charge)),
-            )
-            .service(web::resource("/charges/{transaction_id}").route(web::get().to(get_charge)))
-            .service(
-                web::resource("/charges/{transaction_id}/refund").route(web::post().to(refund)),
-            ),
-    );
+/// The routes of the payment module's operations.
+pub fn routes(r: &mut Routes) {
+    r.add(&ops::CHARGE, charge)
+        .add(&ops::FIND_CHARGE, find_charge)
+        .add(&ops::GET_CHARGE, get_charge)
+        .add(&ops::REFUND, refund);
 }
 
 /// Charges an amount to a card (a repeated reference returns the first charge).
 #[utoipa::path(
     post,
-    path = "/api/payment/v1/charges",
+    path = ops::CHARGE.path,
     tag = "payment",
     request_body = ChargeRequest,
     responses(
         (status = 201, description = "The card was charged", body = Charge,
             headers(("Location" = String, description = "URL of the charge"))),
-        (status = 400, description = "Malformed request, card, amount or reference (`payment.invalid_card`, `payment.invalid_cvv`, `payment.invalid_amount`, `payment.invalid_reference`, `cleave.invalid_json`)", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "Card declined (`payment.unsupported_card`, `payment.card_expired`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large (`cleave.payload_too_large`)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON (`cleave.unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Payment storage unavailable (`payment.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn charge(
@@ -57,7 +41,7 @@ async fn charge(
     body: web::Json<ChargeRequest>,
 ) -> Result<HttpResponse, Failure> {
     let charge = api.charge(&ctx, body.into_inner()).await?;
-    let location = format!("/api/payment/v1/charges/{}", encode(&charge.transaction_id));
+    let location = ops::GET_CHARGE.path_with(&[&charge.transaction_id]);
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, location))
         .json(charge))
@@ -66,13 +50,11 @@ async fn charge(
 /// The charge with this transaction id.
 #[utoipa::path(
     get,
-    path = "/api/payment/v1/charges/{transaction_id}",
+    path = ops::GET_CHARGE.path,
     tag = "payment",
     params(("transaction_id" = String, Path, description = "The charge's transaction id")),
     responses(
         (status = 200, description = "The charge", body = Charge),
-        (status = 404, description = "No such charge (`payment.transaction_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Payment storage unavailable (`payment.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_charge(
@@ -91,14 +73,11 @@ struct FindQuery {
 /// The charge made with a reference.
 #[utoipa::path(
     get,
-    path = "/api/payment/v1/charges",
+    path = ops::FIND_CHARGE.path,
     tag = "payment",
     params(("reference" = String, Query, description = "The caller's reference the charge was made with")),
     responses(
         (status = 200, description = "The charge", body = Charge),
-        (status = 400, description = "Malformed or missing reference (`payment.invalid_reference`, `cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No charge has this reference (`payment.transaction_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Payment storage unavailable (`payment.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn find_charge(
@@ -113,15 +92,11 @@ async fn find_charge(
 /// Admins only, or a module of the deployment (client certificate).
 #[utoipa::path(
     post,
-    path = "/api/payment/v1/charges/{transaction_id}/refund",
+    path = ops::REFUND.path,
     tag = "payment",
     params(("transaction_id" = String, Path, description = "The charge's transaction id")),
     responses(
         (status = 200, description = "The refunded charge", body = Charge),
-        (status = 401, description = "Neither an admin nor a module of the deployment (`auth.unauthenticated`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Signed in without the admin role (`auth.forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such charge (`payment.transaction_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Payment storage unavailable (`payment.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn refund(

@@ -9,37 +9,19 @@
 //! never leaves a call in full: charges keep the brand and the last four digits, and no error
 //! message shows more than those four digits.
 //!
-//! REST (served by [`http::configure`], called by [`PaymentClient`]):
-//! `POST /api/payment/v1/charges` `{"amount", "card"}` (201),
-//! `GET /api/payment/v1/charges/{transaction_id}`,
-//! `POST /api/payment/v1/charges/{transaction_id}/refund`.
+//! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
+//! serves them and [`PaymentClient`] calls them.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::http::StatusCode;
-use async_trait::async_trait;
-use cleave_kernel::CallContext;
-use cleave_kernel::client::{Method, RemoteClient, encode};
-use cleave_kernel::error::ApiError;
-use cleave_kernel::module::ModuleSpec;
-use cleave_kernel::types::{CreditCard, Money};
+use cleave_domain::{CreditCard, Money};
+use cleave_kernel::client::RemoteClient;
+use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
 pub mod contract;
 pub mod http;
-
-/// The module's name, config section and route prefix.
-pub const MODULE: &str = "payment";
-
-/// What the payment module is.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: MODULE,
-    owns: "charges",
-    provides: &["charge", "refund", "get_charge"],
-    requires: &[],
-};
 
 /// Body of `POST /charges`: what to charge to which card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -122,29 +104,29 @@ pub struct Charge {
 
 /// Errors of the payment contract. No variant carries more of a card number than its last
 /// four digits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "payment")]
 pub enum PaymentError {
     /// The card number or expiry month is malformed, or the number fails the Luhn check.
-    #[serde(rename = "payment.invalid_card")]
+    #[api(status = 400)]
     #[error("invalid card: {detail}")]
     InvalidCard {
         /// What is wrong (never the number itself).
         detail: String,
     },
     /// The security code is not 3 digits.
-    #[serde(rename = "payment.invalid_cvv")]
+    #[api(status = 400)]
     #[error("the card security code must be 3 digits")]
     InvalidCvv,
     /// A well-formed card of a network the shop does not accept (declined).
-    #[serde(rename = "payment.unsupported_card")]
+    #[api(status = 402)]
     #[error("{brand} cards are not accepted, only VISA and MasterCard")]
     UnsupportedCard {
         /// Best guess of the card's network, e.g. `amex`, or `unknown`.
         brand: String,
     },
     /// The card's expiry month has passed (declined).
-    #[serde(rename = "payment.card_expired")]
+    #[api(status = 402)]
     #[error("the card expired at the end of {year}-{month:02}")]
     CardExpired {
         /// Expiry year of the card.
@@ -153,99 +135,53 @@ pub enum PaymentError {
         month: u32,
     },
     /// The amount is malformed, zero or negative.
-    #[serde(rename = "payment.invalid_amount")]
+    #[api(status = 400)]
     #[error("invalid amount: {detail}")]
     InvalidAmount {
         /// What is wrong.
         detail: String,
     },
     /// The charge reference is malformed.
-    #[serde(rename = "payment.invalid_reference")]
+    #[api(status = 400)]
     #[error("a charge reference is 1 to 64 letters, digits, '-' or '_'")]
     InvalidReference,
     /// No charge has this transaction id (or reference).
-    #[serde(rename = "payment.transaction_not_found")]
+    #[api(status = 404)]
     #[error("no charge has transaction id {transaction_id}")]
     TransactionNotFound {
         /// The id asked for.
         transaction_id: String,
     },
     /// The payment module (or its storage) cannot be reached.
-    #[serde(rename = "payment.unavailable")]
+    #[api(unavailable)]
     #[error("payment is unavailable: {reason}")]
     Unavailable {
         /// Why (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
     /// A bug in the payment module.
-    #[serde(rename = "payment.internal")]
+    #[api(internal)]
     #[error("payment internal error: {reason}")]
     Internal {
         /// What went wrong (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
 }
 
-impl ApiError for PaymentError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidCard { .. } => "payment.invalid_card",
-            Self::InvalidCvv => "payment.invalid_cvv",
-            Self::UnsupportedCard { .. } => "payment.unsupported_card",
-            Self::CardExpired { .. } => "payment.card_expired",
-            Self::InvalidAmount { .. } => "payment.invalid_amount",
-            Self::InvalidReference => "payment.invalid_reference",
-            Self::TransactionNotFound { .. } => "payment.transaction_not_found",
-            Self::Unavailable { .. } => "payment.unavailable",
-            Self::Internal { .. } => "payment.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidCard { .. }
-            | Self::InvalidCvv
-            | Self::InvalidAmount { .. }
-            | Self::InvalidReference => StatusCode::BAD_REQUEST,
-            // A well-formed card the shop will not charge: declined, as card networks say it.
-            Self::UnsupportedCard { .. } | Self::CardExpired { .. } => StatusCode::PAYMENT_REQUIRED,
-            Self::TransactionNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::Unavailable { reason }
-    }
-
-    fn internal(reason: String) -> Self {
-        Self::Internal { reason }
-    }
-}
-
 /// The payment contract. Reach the payment module only through this trait.
-#[async_trait]
+#[contract(module = "payment", error = PaymentError, client = PaymentClient, http = http)]
 pub trait PaymentApi: Send + Sync {
     /// Charges `req.amount` to `req.card` and returns the charge, status
     /// [`ChargeStatus::Charged`]. The card is checked with [`validate_card`] against the
     /// current month (UTC) and the amount with [`validate_amount`]; nothing is charged when
     /// either fails.
-    ///
-    /// # Errors
-    /// [`PaymentError::InvalidAmount`], [`PaymentError::InvalidCard`],
-    /// [`PaymentError::UnsupportedCard`], [`PaymentError::InvalidCvv`],
-    /// [`PaymentError::CardExpired`], [`PaymentError::Unavailable`].
+    #[op(POST "/charges", keyed, errors(InvalidAmount, InvalidCard, UnsupportedCard, InvalidCvv, CardExpired, InvalidReference))]
     async fn charge(&self, ctx: &CallContext, req: ChargeRequest) -> Result<Charge, PaymentError>;
 
     /// Refunds a charge in full and returns it, status [`ChargeStatus::Refunded`]. Idempotent:
     /// refunding a refunded charge returns it unchanged (same `refunded_at`), so a retried or
     /// concurrent refund never refunds twice.
-    ///
-    /// # Errors
-    /// [`PaymentError::TransactionNotFound`], [`PaymentError::Unavailable`].
+    #[op(POST "/charges/{transaction_id}/refund", idempotent, errors(TransactionNotFound))]
     async fn refund(
         &self,
         ctx: &CallContext,
@@ -253,9 +189,7 @@ pub trait PaymentApi: Send + Sync {
     ) -> Result<Charge, PaymentError>;
 
     /// The charge with this transaction id.
-    ///
-    /// # Errors
-    /// [`PaymentError::TransactionNotFound`], [`PaymentError::Unavailable`].
+    #[op(GET "/charges/{transaction_id}", read_only, errors(TransactionNotFound))]
     async fn get_charge(
         &self,
         ctx: &CallContext,
@@ -263,10 +197,7 @@ pub trait PaymentApi: Send + Sync {
     ) -> Result<Charge, PaymentError>;
 
     /// The charge made with `reference`, if any.
-    ///
-    /// # Errors
-    /// [`PaymentError::TransactionNotFound`] when no charge has this reference,
-    /// [`PaymentError::Unavailable`].
+    #[op(GET "/charges", read_only, errors(TransactionNotFound, InvalidReference))]
     async fn find_charge(
         &self,
         ctx: &CallContext,
@@ -441,26 +372,17 @@ impl PaymentClient {
     pub fn new(remote: RemoteClient) -> Self {
         Self { remote }
     }
-
-    /// As a shared contract object.
-    pub fn into_api(self) -> Arc<dyn PaymentApi> {
-        Arc::new(self)
-    }
-}
-
-const CHARGES_PATH: &str = "/api/payment/v1/charges";
-
-fn charge_path(transaction_id: &str) -> String {
-    format!("{CHARGES_PATH}/{}", encode(transaction_id))
 }
 
 #[async_trait]
 impl PaymentApi for PaymentClient {
     async fn charge(&self, ctx: &CallContext, req: ChargeRequest) -> Result<Charge, PaymentError> {
         self.remote
-            .send_json(ctx, Method::POST, CHARGES_PATH, &req)
+            .op(&ops::CHARGE, ctx)
+            .keyed(req.reference.is_some())
+            .json(&req)
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn refund(
@@ -468,12 +390,13 @@ impl PaymentApi for PaymentClient {
         ctx: &CallContext,
         transaction_id: String,
     ) -> Result<Charge, PaymentError> {
-        let path = format!("{}/refund", charge_path(&transaction_id));
         // The route takes no body; an empty object keeps the request plain JSON.
         self.remote
-            .send_json(ctx, Method::POST, &path, &serde_json::json!({}))
+            .op(&ops::REFUND, ctx)
+            .params(&[&transaction_id])
+            .json(&serde_json::json!({}))
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn get_charge(
@@ -482,9 +405,10 @@ impl PaymentApi for PaymentClient {
         transaction_id: String,
     ) -> Result<Charge, PaymentError> {
         self.remote
-            .get_json(ctx, &charge_path(&transaction_id))
+            .op(&ops::GET_CHARGE, ctx)
+            .params(&[&transaction_id])
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn find_charge(
@@ -494,12 +418,10 @@ impl PaymentApi for PaymentClient {
     ) -> Result<Charge, PaymentError> {
         validate_reference(&reference)?;
         self.remote
-            .get_json(
-                ctx,
-                &format!("/api/payment/v1/charges?reference={}", encode(&reference)),
-            )
+            .op(&ops::FIND_CHARGE, ctx)
+            .query("reference", &reference)
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 }
 

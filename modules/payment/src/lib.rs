@@ -12,12 +12,14 @@
 
 mod entity;
 
+use cleave_kernel::call::BoxFuture;
+use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use cleave_domain::Money;
 use cleave_kernel::CallContext;
-use cleave_kernel::types::Money;
 use payment_api::{
     CardBrand, Charge, ChargeRequest, ChargeStatus, PaymentApi, PaymentError, validate_amount,
     validate_card, validate_reference, year_month_utc,
@@ -228,6 +230,23 @@ impl PaymentApi for PaymentModule {
                 transaction_id: reference,
             }),
         }
+    }
+}
+
+impl ModuleConfig for PaymentConfig {}
+
+impl Module for PaymentModule {
+    type Contract = payment_api::PaymentContract;
+    type Config = PaymentConfig;
+    const OWNS: &'static str = "charges";
+    const REQUIRES: &'static [&'static str] = &[];
+
+    fn start(
+        start: Start<'_, PaymentConfig>,
+    ) -> BoxFuture<'_, Result<Arc<dyn PaymentApi>, StartError>> {
+        Box::pin(async move {
+            Ok(PaymentModule::new(start.db()?, start.config(), PaymentDeps) as Arc<dyn PaymentApi>)
+        })
     }
 }
 

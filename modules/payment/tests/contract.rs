@@ -4,24 +4,24 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use cleave_domain::{CreditCard, Money};
 use cleave_kernel::CallContext;
-use cleave_kernel::client::{RemoteClient, RemoteSettings};
-use cleave_kernel::testing::{TestDb, TestKeys, TestServer, test_databases};
-use cleave_kernel::types::{CreditCard, Money};
-use cleave_migrations::MigratorTrait;
-use payment::{PaymentConfig, PaymentDeps, PaymentModule};
+use cleave_kernel::module::Migrations;
+use cleave_kernel::testing::{ContractHarness, TestDb, TestKeys, TestServer, test_databases};
+use cleave_migrations::payment::Migrator;
+use payment::PaymentModule;
 use payment_api::{
-    Charge, ChargeRequest, ChargeStatus, PaymentApi, PaymentClient, contract, current_year_month,
+    Charge, ChargeRequest, ChargeStatus, PaymentApi, PaymentContract, contract, current_year_month,
 };
 use sea_orm::prelude::DateTimeUtc;
 use sea_orm::{ConnectionTrait, QueryResult, Statement};
 
-async fn start(db: &TestDb) -> Arc<PaymentModule> {
-    let conn = db.connect().await;
-    cleave_migrations::payment::Migrator::up(&conn, None)
-        .await
-        .expect("migrate payment");
-    PaymentModule::new(conn, &PaymentConfig::default(), PaymentDeps)
+fn harness() -> ContractHarness<PaymentModule> {
+    ContractHarness::new::<Migrations<Migrator>>()
+}
+
+async fn start(db: &TestDb) -> Arc<dyn PaymentApi> {
+    harness().start(db, &TestKeys::new()).await
 }
 
 fn request(number: &str) -> ChargeRequest {
@@ -42,42 +42,19 @@ fn request(number: &str) -> ChargeRequest {
 }
 
 #[tokio::test]
-async fn payment_in_process_meets_the_contract() {
-    for db in test_databases().await {
-        let module = start(&db).await;
-        contract::run(
-            &format!("in-process/{}", db.backend),
-            module.as_ref(),
-            &CallContext::root(),
-        )
+async fn payment_meets_the_contract_in_process_and_over_http() {
+    harness()
+        .run(|p| async move {
+            contract::run(&p.label, p.api.as_ref(), &p.as_user("ops", &["admin"])).await;
+        })
         .await;
-    }
 }
 
 #[tokio::test]
-async fn payment_over_http_meets_the_contract() {
+async fn refunds_over_http_are_for_admins_only() {
     for db in test_databases().await {
-        let api: Arc<dyn PaymentApi> = start(&db).await;
         let keys = TestKeys::new();
-        let auth = keys.authenticator();
-        let server = TestServer::spawn(move |cfg| {
-            cfg.app_data(actix_web::web::Data::from(auth.clone()));
-            payment_api::http::configure(cfg, api.clone());
-        });
-        let remote = RemoteClient::new(
-            "payment",
-            server.base_url.clone(),
-            &RemoteSettings::default(),
-        )
-        .expect("client");
-        let admin = CallContext::root().with_principal(keys.principal("ops", &["admin"]));
-        contract::run(
-            &format!("http/{}", db.backend),
-            &PaymentClient::new(remote),
-            &admin,
-        )
-        .await;
-
+        let server = TestServer::serve::<PaymentContract>(harness().start(&db, &keys).await, &keys);
         // Refunds over HTTP are for admins (and modules proving themselves) only.
         let charge: Charge = reqwest::Client::new()
             .post(
@@ -120,8 +97,7 @@ async fn payment_over_http_meets_the_contract() {
 #[tokio::test]
 async fn a_charge_answers_201_with_its_location_and_a_decline_answers_402() {
     for db in test_databases().await {
-        let api: Arc<dyn PaymentApi> = start(&db).await;
-        let server = TestServer::spawn(move |cfg| payment_api::http::configure(cfg, api.clone()));
+        let server = TestServer::serve::<PaymentContract>(start(&db).await, &TestKeys::new());
         let url = |path: &str| server.base_url.join(path).expect("url").to_string();
         let http = reqwest::Client::new();
 

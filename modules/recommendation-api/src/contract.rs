@@ -1,8 +1,8 @@
 //! The recommendation contract suite. Assumes a catalog holding exactly the nine Online
 //! Boutique products (a freshly seeded catalog, or `catalog_api::fake::FakeCatalog`).
 
+use cleave_domain::{ProductId, UserId};
 use cleave_kernel::CallContext;
-use cleave_kernel::types::{ProductId, UserId};
 
 use crate::{MAX_INPUT_PRODUCTS, MAX_RESULTS, RecommendationApi, RecommendationError};
 

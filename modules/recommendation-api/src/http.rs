@@ -1,13 +1,12 @@
 //! The recommendation module's REST API, served from any [`RecommendationApi`].
 
-use std::sync::Arc;
-
 use actix_web::{HttpResponse, web};
-use cleave_kernel::types::{ProductId, UserId};
-use cleave_kernel::{CallContext, Failure, Problem};
+use cleave_domain::{ProductId, UserId};
+use cleave_kernel::http::Routes;
+use cleave_kernel::{CallContext, Failure};
 use serde::Deserialize;
 
-use crate::{RecommendationApi, RecommendationError, Recommendations};
+use crate::{RecommendationApi, RecommendationError, Recommendations, ops};
 
 /// The OpenAPI description of these routes.
 #[derive(utoipa::OpenApi)]
@@ -25,19 +24,15 @@ struct Query {
     product_ids: String,
 }
 
-/// Registers `/api/recommendation/v1/...` on `cfg`, answering from `api`.
-pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn RecommendationApi>) {
-    cfg.service(
-        web::scope("/api/recommendation/v1")
-            .app_data(web::Data::from(api))
-            .service(web::resource("/recommendations").route(web::get().to(recommendations))),
-    );
+/// The routes of the recommendation module's operations.
+pub fn routes(r: &mut Routes) {
+    r.add(&ops::LIST_RECOMMENDATIONS, recommendations);
 }
 
 /// Up to 5 catalog products other than the given ones, stable per user and products.
 #[utoipa::path(
     get,
-    path = "/api/recommendation/v1/recommendations",
+    path = ops::LIST_RECOMMENDATIONS.path,
     tag = "recommendation",
     params(
         ("user_id" = String, Query, description = "Session or user id"),
@@ -45,8 +40,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, api: Arc<dyn RecommendationApi>) 
     ),
     responses(
         (status = 200, description = "The recommended product ids", body = Recommendations),
-        (status = 400, description = "Malformed user id (`recommendation.invalid_user_id`), malformed product id (`recommendation.invalid_product_id`), too many product ids (`recommendation.too_many_products`) or malformed query string, e.g. no `user_id` (`cleave.invalid_query`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Recommendations or the catalog unavailable (`recommendation.unavailable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn recommendations(

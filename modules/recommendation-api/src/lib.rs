@@ -5,39 +5,22 @@
 //! - Provides: [`RecommendationApi`]: `list_recommendations`.
 //! - Requires: `catalog`.
 //!
-//! REST (served by [`http::configure`], called by [`RecommendationClient`]):
-//! `GET /api/recommendation/v1/recommendations?user_id=&product_ids=a,b`.
+//! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
+//! serves them and [`RecommendationClient`] calls them.
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
-use async_trait::async_trait;
-use cleave_kernel::CallContext;
-use cleave_kernel::client::{RemoteClient, encode};
-use cleave_kernel::error::ApiError;
-use cleave_kernel::module::ModuleSpec;
-use cleave_kernel::types::{ProductId, UserId};
+use cleave_domain::{ProductId, UserId};
+use cleave_kernel::client::RemoteClient;
+use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
 pub mod contract;
 pub mod http;
 
-/// The module's name, config section and route prefix.
-pub const MODULE: &str = "recommendation";
-
 /// Most recommendations returned.
 pub const MAX_RESULTS: usize = 5;
 /// Most product ids a request may name.
 pub const MAX_INPUT_PRODUCTS: usize = 50;
-
-/// What the recommendation module is.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: MODULE,
-    owns: "nothing (reads the catalog)",
-    provides: &["list_recommendations"],
-    requires: &["catalog"],
-};
 
 /// Answer of `GET /recommendations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -47,88 +30,53 @@ pub struct Recommendations {
 }
 
 /// Errors of the recommendation contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "recommendation")]
 pub enum RecommendationError {
     /// The user id is malformed.
-    #[serde(rename = "recommendation.invalid_user_id")]
+    #[api(status = 400)]
     #[error("invalid user id: {detail}")]
     InvalidUserId {
         /// What is wrong.
         detail: String,
     },
     /// A product id is malformed.
-    #[serde(rename = "recommendation.invalid_product_id")]
+    #[api(status = 400)]
     #[error("invalid product id: {detail}")]
     InvalidProductId {
         /// What is wrong.
         detail: String,
     },
     /// More than [`MAX_INPUT_PRODUCTS`] product ids.
-    #[serde(rename = "recommendation.too_many_products")]
+    #[api(status = 400)]
     #[error("at most {max} product ids may be given")]
     TooManyProducts {
         /// The limit.
         max: usize,
     },
     /// The recommendation module or the catalog cannot be reached.
-    #[serde(rename = "recommendation.unavailable")]
+    #[api(unavailable)]
     #[error("recommendations are unavailable: {reason}")]
     Unavailable {
         /// Why (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
     /// A bug in the recommendation module.
-    #[serde(rename = "recommendation.internal")]
+    #[api(internal)]
     #[error("recommendation internal error: {reason}")]
     Internal {
         /// What went wrong (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
 }
 
-impl ApiError for RecommendationError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidUserId { .. } => "recommendation.invalid_user_id",
-            Self::InvalidProductId { .. } => "recommendation.invalid_product_id",
-            Self::TooManyProducts { .. } => "recommendation.too_many_products",
-            Self::Unavailable { .. } => "recommendation.unavailable",
-            Self::Internal { .. } => "recommendation.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidUserId { .. }
-            | Self::InvalidProductId { .. }
-            | Self::TooManyProducts { .. } => StatusCode::BAD_REQUEST,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::Unavailable { reason }
-    }
-
-    fn internal(reason: String) -> Self {
-        Self::Internal { reason }
-    }
-}
-
 /// The recommendation contract.
-#[async_trait]
+#[contract(module = "recommendation", error = RecommendationError, client = RecommendationClient, http = http)]
 pub trait RecommendationApi: Send + Sync {
     /// Up to [`MAX_RESULTS`] catalog products other than `product_ids`, in an order that is
     /// stable for the same user and products (so pages do not reshuffle on reload) and differs
     /// between users.
-    ///
-    /// # Errors
-    /// [`RecommendationError::TooManyProducts`]; [`RecommendationError::Unavailable`] when the
-    /// catalog cannot be reached.
+    #[op(GET "/recommendations", read_only, errors(InvalidUserId, InvalidProductId, TooManyProducts))]
     async fn list_recommendations(
         &self,
         ctx: &CallContext,
@@ -161,11 +109,6 @@ impl RecommendationClient {
     pub fn new(remote: RemoteClient) -> Self {
         Self { remote }
     }
-
-    /// As a shared contract object.
-    pub fn into_api(self) -> Arc<dyn RecommendationApi> {
-        Arc::new(self)
-    }
 }
 
 #[async_trait]
@@ -178,15 +121,13 @@ impl RecommendationApi for RecommendationClient {
     ) -> Result<Vec<ProductId>, RecommendationError> {
         validate_input(&product_ids)?;
         let ids: Vec<&str> = product_ids.iter().map(ProductId::as_str).collect();
-        let path = format!(
-            "/api/recommendation/v1/recommendations?user_id={}&product_ids={}",
-            encode(user_id.as_str()),
-            encode(&ids.join(","))
-        );
-        self.remote
-            .get_json::<Recommendations>(ctx, &path)
-            .await
-            .map(|r| r.product_ids)
-            .map_err(|e| e.into_api_error())
+        let found: Recommendations = self
+            .remote
+            .op(&ops::LIST_RECOMMENDATIONS, ctx)
+            .query("user_id", user_id.as_str())
+            .query("product_ids", &ids.join(","))
+            .fetch()
+            .await?;
+        Ok(found.product_ids)
     }
 }

@@ -8,13 +8,15 @@
 //! seeded by the user and the products asked about: the same page shows the same suggestions
 //! on reload, and the answer is the same whichever process computes it.
 
+use cleave_kernel::call::BoxFuture;
+use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use catalog_api::CatalogApi;
+use cleave_domain::{ProductId, UserId};
 use cleave_kernel::CallContext;
-use cleave_kernel::types::{ProductId, UserId};
 use recommendation_api::{MAX_RESULTS, RecommendationApi, RecommendationError, validate_input};
 use serde::{Deserialize, Serialize};
 
@@ -34,12 +36,8 @@ impl Default for RecommendationConfig {
     }
 }
 
-impl RecommendationConfig {
-    /// Checks the settings.
-    ///
-    /// # Errors
-    /// `(key, message)` naming the bad key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+impl ModuleConfig for RecommendationConfig {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
         if !(1..=MAX_RESULTS).contains(&self.max_results) {
             return Err((
                 "max_results",
@@ -117,5 +115,23 @@ impl RecommendationApi for RecommendationModule {
         candidates.sort_by_key(|id| rank(seed, id));
         candidates.truncate(self.max_results);
         Ok(candidates)
+    }
+}
+
+impl Module for RecommendationModule {
+    type Contract = recommendation_api::RecommendationContract;
+    type Config = RecommendationConfig;
+    const OWNS: &'static str = "nothing (reads the catalog)";
+    const REQUIRES: &'static [&'static str] = &["catalog"];
+
+    fn start(
+        start: Start<'_, RecommendationConfig>,
+    ) -> BoxFuture<'_, Result<Arc<dyn RecommendationApi>, StartError>> {
+        Box::pin(async move {
+            let deps = RecommendationDeps {
+                catalog: start.dep::<catalog_api::CatalogContract>()?,
+            };
+            Ok(RecommendationModule::new(start.config(), deps) as Arc<dyn RecommendationApi>)
+        })
     }
 }

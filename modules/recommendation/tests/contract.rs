@@ -5,13 +5,16 @@
 use std::sync::Arc;
 
 use catalog_api::fake::FakeCatalog;
-use catalog_api::{CatalogApi, CatalogClient};
+use catalog_api::{CatalogApi, CatalogClient, CatalogContract};
+use cleave_domain::{ProductId, UserId};
 use cleave_kernel::CallContext;
 use cleave_kernel::client::{RemoteClient, RemoteSettings};
-use cleave_kernel::testing::TestServer;
-use cleave_kernel::types::{ProductId, UserId};
+use cleave_kernel::module::NoTables;
+use cleave_kernel::testing::{ContractHarness, TestKeys, TestServer};
 use recommendation::{RecommendationConfig, RecommendationDeps, RecommendationModule};
-use recommendation_api::{RecommendationApi, RecommendationClient, RecommendationError, contract};
+use recommendation_api::{
+    RecommendationApi, RecommendationContract, RecommendationError, contract,
+};
 
 fn catalog() -> Arc<dyn CatalogApi> {
     Arc::new(FakeCatalog::default())
@@ -24,40 +27,33 @@ fn module(catalog: Arc<dyn CatalogApi>) -> Arc<RecommendationModule> {
     )
 }
 
-fn remote(module: &'static str, server: &TestServer) -> RemoteClient {
-    RemoteClient::new(module, server.base_url.clone(), &RemoteSettings::default()).expect("client")
+#[tokio::test]
+async fn recommendation_meets_the_contract_in_process_and_over_http() {
+    ContractHarness::<RecommendationModule>::new::<NoTables>()
+        .provide(|asm| asm.provide::<CatalogContract>(catalog()))
+        .run(|p| async move { contract::run(&p.label, p.api.as_ref()).await })
+        .await;
 }
 
 #[tokio::test]
-async fn recommendation_in_process_meets_the_contract() {
-    contract::run("in-process", module(catalog()).as_ref()).await;
-}
-
-#[tokio::test]
-async fn recommendation_over_http_with_remote_catalog_meets_the_contract() {
-    {
-        // catalog in one server, recommendation in another calling it over HTTP.
-        let catalog = catalog();
-        let catalog_server =
-            TestServer::spawn(move |cfg| catalog_api::http::configure(cfg, catalog.clone()));
-        let catalog_client: Arc<dyn CatalogApi> =
-            Arc::new(CatalogClient::new(remote("catalog", &catalog_server)));
-        let rec: Arc<dyn RecommendationApi> = module(catalog_client);
-        let rec_server =
-            TestServer::spawn(move |cfg| recommendation_api::http::configure(cfg, rec.clone()));
-        let client = RecommendationClient::new(remote("recommendation", &rec_server));
-        contract::run("http", &client).await;
-        rec_server.stop().await;
-        catalog_server.stop().await;
-    }
+async fn recommendation_over_http_with_a_remote_catalog_meets_the_contract() {
+    // The catalog in one server, recommendation in another calling it over HTTP.
+    let keys = TestKeys::new();
+    let catalog_server = TestServer::serve::<CatalogContract>(catalog(), &keys);
+    let rec: Arc<dyn RecommendationApi> = module(catalog_server.client::<CatalogContract>());
+    let rec_server = TestServer::serve::<RecommendationContract>(rec, &keys);
+    let client = rec_server.client::<RecommendationContract>();
+    contract::run("http", client.as_ref()).await;
+    rec_server.stop().await;
+    catalog_server.stop().await;
 }
 
 #[tokio::test]
 async fn answers_are_the_same_whether_the_catalog_is_local_or_remote() {
     let catalog = catalog();
     let local = module(catalog.clone());
-    let server = TestServer::spawn(move |cfg| catalog_api::http::configure(cfg, catalog.clone()));
-    let split = module(Arc::new(CatalogClient::new(remote("catalog", &server))));
+    let server = TestServer::serve::<CatalogContract>(catalog, &TestKeys::new());
+    let split = module(server.client::<CatalogContract>());
     let ctx = CallContext::root();
     for u in ["alice", "bob", "carol", "dave"] {
         let user = UserId::parse(u).expect("user");

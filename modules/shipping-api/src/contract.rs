@@ -1,8 +1,8 @@
 //! The shipping contract suite: what every [`ShippingApi`] must do. Every shipment it makes is
 //! new, so it can run against a shared store.
 
+use cleave_domain::{Address, ProductId};
 use cleave_kernel::CallContext;
-use cleave_kernel::types::{Address, ProductId};
 
 use crate::{
     MAX_ITEMS, MAX_QUANTITY, QUOTE_CURRENCY, QuoteRequest, ShipOrderRequest, ShippingApi,

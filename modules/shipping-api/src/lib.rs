@@ -6,28 +6,17 @@
 //! - Requires: nothing (product ids are not checked against the catalog: the quote depends on
 //!   the item count only).
 //!
-//! REST (served by [`http::configure`], called by [`ShippingClient`]):
-//! `POST /api/shipping/v1/quotes` `{"address", "items"}` (200 [`Quote`]),
-//! `POST /api/shipping/v1/shipments` `{"address", "items"}` (201 [`Shipment`]),
-//! `GET /api/shipping/v1/shipments/{tracking_id}`.
+//! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
+//! serves them and [`ShippingClient`] calls them.
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
-use async_trait::async_trait;
-use cleave_kernel::CallContext;
-use cleave_kernel::client::{Method, RemoteClient, encode};
-use cleave_kernel::error::ApiError;
-use cleave_kernel::module::ModuleSpec;
-use cleave_kernel::types::{Address, Money, ProductId};
+use cleave_domain::{Address, Money, ProductId};
+use cleave_kernel::client::RemoteClient;
+use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
 pub mod contract;
 pub mod http;
-
-/// The module's name, config section and route prefix.
-pub const MODULE: &str = "shipping";
 
 /// Most lines (distinct entries of `items`) one quote or shipment may hold.
 pub const MAX_ITEMS: usize = 100;
@@ -36,14 +25,6 @@ pub const MAX_QUANTITY: i64 = 1000;
 
 /// The currency every quote is in.
 pub const QUOTE_CURRENCY: &str = "USD";
-
-/// What the shipping module is.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: MODULE,
-    owns: "shipments",
-    provides: &["get_quote", "ship_order"],
-    requires: &[],
-};
 
 /// One line of what is to be shipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -95,18 +76,18 @@ pub struct Shipment {
 }
 
 /// Errors of the shipping contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "params")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "shipping")]
 pub enum ShippingError {
     /// The address is incomplete or malformed.
-    #[serde(rename = "shipping.invalid_address")]
+    #[api(status = 400)]
     #[error("invalid address: {detail}")]
     InvalidAddress {
         /// What is wrong.
         detail: String,
     },
     /// A line's quantity is not between 1 and [`MAX_QUANTITY`].
-    #[serde(rename = "shipping.invalid_quantity")]
+    #[api(status = 400)]
     #[error("quantity {quantity} of product {product_id} is not between 1 and {max}", max = MAX_QUANTITY)]
     InvalidQuantity {
         /// The product of the line.
@@ -115,92 +96,51 @@ pub enum ShippingError {
         quantity: i64,
     },
     /// More than [`MAX_ITEMS`] lines.
-    #[serde(rename = "shipping.too_many_items")]
+    #[api(status = 422)]
     #[error("a shipment holds at most {max} lines")]
     TooManyItems {
         /// The limit.
         max: usize,
     },
     /// `ship_order` was given nothing to ship.
-    #[serde(rename = "shipping.no_items")]
+    #[api(status = 422)]
     #[error("there is nothing to ship")]
     NoItems,
     /// No shipment has this tracking id.
-    #[serde(rename = "shipping.shipment_not_found")]
+    #[api(status = 404)]
     #[error("no shipment has tracking id {tracking_id}")]
     ShipmentNotFound {
         /// The tracking id asked for.
         tracking_id: String,
     },
     /// The shipping module (or its storage) cannot be reached.
-    #[serde(rename = "shipping.unavailable")]
+    #[api(unavailable)]
     #[error("shipping is unavailable: {reason}")]
     Unavailable {
         /// Why (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
     /// A bug in the shipping module.
-    #[serde(rename = "shipping.internal")]
+    #[api(internal)]
     #[error("shipping internal error: {reason}")]
     Internal {
         /// What went wrong (logged, not sent).
-        #[serde(skip)]
         reason: String,
     },
 }
 
-impl ApiError for ShippingError {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidAddress { .. } => "shipping.invalid_address",
-            Self::InvalidQuantity { .. } => "shipping.invalid_quantity",
-            Self::TooManyItems { .. } => "shipping.too_many_items",
-            Self::NoItems => "shipping.no_items",
-            Self::ShipmentNotFound { .. } => "shipping.shipment_not_found",
-            Self::Unavailable { .. } => "shipping.unavailable",
-            Self::Internal { .. } => "shipping.internal",
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidAddress { .. } | Self::InvalidQuantity { .. } => StatusCode::BAD_REQUEST,
-            Self::TooManyItems { .. } | Self::NoItems => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::ShipmentNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn unavailable(reason: String) -> Self {
-        Self::Unavailable { reason }
-    }
-
-    fn internal(reason: String) -> Self {
-        Self::Internal { reason }
-    }
-}
-
 /// The shipping contract. Reach the shipping module only through this trait.
-#[async_trait]
+#[contract(module = "shipping", error = ShippingError, client = ShippingClient, http = http)]
 pub trait ShippingApi: Send + Sync {
     /// What shipping `req.items` to `req.address` would cost (see [`quote_for`]). Nothing is
     /// stored.
-    ///
-    /// # Errors
-    /// [`ShippingError::InvalidAddress`], [`ShippingError::InvalidQuantity`],
-    /// [`ShippingError::TooManyItems`], [`ShippingError::Unavailable`].
+    #[op(POST "/quotes", read_only, errors(InvalidAddress, InvalidQuantity, TooManyItems))]
     async fn get_quote(&self, ctx: &CallContext, req: QuoteRequest)
     -> Result<Quote, ShippingError>;
 
     /// Ships `req.items` to `req.address`: records the shipment under a new tracking id and
     /// returns it, with the cost [`ShippingApi::get_quote`] gives for the same request.
-    ///
-    /// # Errors
-    /// [`ShippingError::InvalidAddress`], [`ShippingError::InvalidQuantity`],
-    /// [`ShippingError::TooManyItems`], [`ShippingError::NoItems`] for an empty list,
-    /// [`ShippingError::Unavailable`].
+    #[op(POST "/shipments", once, errors(InvalidAddress, InvalidQuantity, TooManyItems, NoItems))]
     async fn ship_order(
         &self,
         ctx: &CallContext,
@@ -208,10 +148,7 @@ pub trait ShippingApi: Send + Sync {
     ) -> Result<Shipment, ShippingError>;
 
     /// The shipment with this tracking id.
-    ///
-    /// # Errors
-    /// [`ShippingError::ShipmentNotFound`] for an unknown (or malformed) tracking id;
-    /// [`ShippingError::Unavailable`].
+    #[op(GET "/shipments/{tracking_id}", read_only, errors(ShipmentNotFound))]
     async fn get_shipment(
         &self,
         ctx: &CallContext,
@@ -289,11 +226,6 @@ impl ShippingClient {
     pub fn new(remote: RemoteClient) -> Self {
         Self { remote }
     }
-
-    /// As a shared contract object.
-    pub fn into_api(self) -> Arc<dyn ShippingApi> {
-        Arc::new(self)
-    }
 }
 
 #[async_trait]
@@ -304,9 +236,10 @@ impl ShippingApi for ShippingClient {
         req: QuoteRequest,
     ) -> Result<Quote, ShippingError> {
         self.remote
-            .send_json(ctx, Method::POST, "/api/shipping/v1/quotes", &req)
+            .op(&ops::GET_QUOTE, ctx)
+            .json(&req)
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn ship_order(
@@ -314,11 +247,11 @@ impl ShippingApi for ShippingClient {
         ctx: &CallContext,
         req: ShipOrderRequest,
     ) -> Result<Shipment, ShippingError> {
-        // The server answers 201 Created; `send_json` accepts any 2xx.
         self.remote
-            .send_json(ctx, Method::POST, "/api/shipping/v1/shipments", &req)
+            .op(&ops::SHIP_ORDER, ctx)
+            .json(&req)
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 
     async fn get_shipment(
@@ -332,12 +265,10 @@ impl ShippingApi for ShippingClient {
             return Err(ShippingError::ShipmentNotFound { tracking_id });
         }
         self.remote
-            .get_json(
-                ctx,
-                &format!("/api/shipping/v1/shipments/{}", encode(&tracking_id)),
-            )
+            .op(&ops::GET_SHIPMENT, ctx)
+            .params(&[&tracking_id])
+            .fetch()
             .await
-            .map_err(|e| e.into_api_error())
     }
 }
 

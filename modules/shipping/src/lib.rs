@@ -11,11 +11,13 @@
 
 mod entity;
 
+use cleave_kernel::call::BoxFuture;
+use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cleave_domain::{Address, Money};
 use cleave_kernel::CallContext;
-use cleave_kernel::types::{Address, Money};
 use sea_orm::entity::prelude::ChronoUtc;
 use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait, SqlErr};
 use serde::{Deserialize, Serialize};
@@ -186,6 +188,26 @@ impl ShippingApi for ShippingModule {
             Some(row) => from_row(row),
             None => Err(ShippingError::ShipmentNotFound { tracking_id }),
         }
+    }
+}
+
+impl ModuleConfig for ShippingConfig {}
+
+impl Module for ShippingModule {
+    type Contract = shipping_api::ShippingContract;
+    type Config = ShippingConfig;
+    const OWNS: &'static str = "shipments";
+    const REQUIRES: &'static [&'static str] = &[];
+
+    fn start(
+        start: Start<'_, ShippingConfig>,
+    ) -> BoxFuture<'_, Result<Arc<dyn ShippingApi>, StartError>> {
+        Box::pin(async move {
+            Ok(
+                ShippingModule::new(start.db()?, start.config(), ShippingDeps)
+                    as Arc<dyn ShippingApi>,
+            )
+        })
     }
 }
 

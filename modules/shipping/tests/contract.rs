@@ -3,22 +3,20 @@
 
 use std::sync::Arc;
 
+use cleave_domain::{Address, ProductId};
 use cleave_kernel::CallContext;
-use cleave_kernel::client::{RemoteClient, RemoteSettings};
-use cleave_kernel::testing::{TestDb, TestServer, test_databases};
-use cleave_kernel::types::{Address, ProductId};
-use cleave_migrations::MigratorTrait;
-use shipping::{ShippingConfig, ShippingDeps, ShippingModule};
-use shipping_api::{
-    ShipOrderRequest, ShippingApi, ShippingClient, ShippingError, ShippingItem, contract,
-};
+use cleave_kernel::module::Migrations;
+use cleave_kernel::testing::{ContractHarness, TestDb, TestKeys, test_databases};
+use cleave_migrations::shipping::Migrator;
+use shipping::ShippingModule;
+use shipping_api::{ShipOrderRequest, ShippingApi, ShippingError, ShippingItem, contract};
 
-async fn start(db: &TestDb) -> Arc<ShippingModule> {
-    let conn = db.connect().await;
-    cleave_migrations::shipping::Migrator::up(&conn, None)
-        .await
-        .expect("migrate shipping");
-    ShippingModule::new(conn, &ShippingConfig::default(), ShippingDeps)
+fn harness() -> ContractHarness<ShippingModule> {
+    ContractHarness::new::<Migrations<Migrator>>()
+}
+
+async fn start(db: &TestDb) -> Arc<dyn ShippingApi> {
+    harness().start(db, &TestKeys::new()).await
 }
 
 fn order() -> ShipOrderRequest {
@@ -38,31 +36,10 @@ fn order() -> ShipOrderRequest {
 }
 
 #[tokio::test]
-async fn shipping_in_process_meets_the_contract() {
-    for db in test_databases().await {
-        let module = start(&db).await;
-        contract::run(&format!("in-process/{}", db.backend), module.as_ref()).await;
-    }
-}
-
-#[tokio::test]
-async fn shipping_over_http_meets_the_contract() {
-    for db in test_databases().await {
-        let api: Arc<dyn ShippingApi> = start(&db).await;
-        let server = TestServer::spawn(move |cfg| shipping_api::http::configure(cfg, api.clone()));
-        let remote = RemoteClient::new(
-            "shipping",
-            server.base_url.clone(),
-            &RemoteSettings::default(),
-        )
-        .expect("client");
-        contract::run(
-            &format!("http/{}", db.backend),
-            &ShippingClient::new(remote),
-        )
+async fn shipping_meets_the_contract_in_process_and_over_http() {
+    harness()
+        .run(|p| async move { contract::run(&p.label, p.api.as_ref()).await })
         .await;
-        server.stop().await;
-    }
 }
 
 #[tokio::test]

@@ -28,11 +28,12 @@ use askama::Template;
 use cart_api::CartApi;
 use catalog_api::{CatalogApi, CatalogError, Product};
 use checkout_api::{CheckoutApi, CheckoutError, PlaceOrderRequest};
+use cleave_domain::{Address, CreditCard, CurrencyCode, Money, ProductId, UserId};
 use cleave_kernel::CallContext;
 use cleave_kernel::auth::Authenticator;
+use cleave_kernel::call::BoxFuture;
 use cleave_kernel::context::Principal;
-use cleave_kernel::module::ModuleSpec;
-use cleave_kernel::types::{Address, CreditCard, CurrencyCode, Money, ProductId, UserId};
+use cleave_kernel::module::{Contract, Module, ModuleConfig, Start, StartError};
 use currency_api::CurrencyApi;
 use identity_api::{Credentials, IdentityApi, IdentityError, Secret};
 use recommendation_api::RecommendationApi;
@@ -47,22 +48,10 @@ use views::{
 /// The module's name and config section.
 pub const MODULE: &str = "storefront";
 
-/// What the storefront is.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: MODULE,
-    owns: "session and currency cookies",
-    provides: &["pages"],
-    requires: &[
-        "catalog",
-        "currency",
-        "cart",
-        "recommendation",
-        "ads",
-        "shipping",
-        "checkout",
-        "identity",
-    ],
-};
+/// The sign-in page and form.
+pub const LOGIN_PATH: &str = "/login";
+/// The registration page and form.
+pub const REGISTER_PATH: &str = "/register";
 
 /// The session cookie (Boutique's name).
 pub const SESSION_COOKIE: &str = "shop_session-id";
@@ -134,6 +123,71 @@ impl Storefront {
     }
 }
 
+impl ModuleConfig for StorefrontConfig {}
+
+/// The storefront as the kernel sees it: pages on Boutique's routes, no API (so no operations,
+/// no client: it is served where it is hosted and nowhere else).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StorefrontContract;
+
+impl Contract for StorefrontContract {
+    type Api = Storefront;
+    type Error = cleave_kernel::error::KernelError;
+    const MODULE: &'static str = MODULE;
+    const OPERATIONS: &'static [&'static cleave_kernel::call::Operation] = &[];
+
+    fn intercept(api: Arc<Storefront>, _: cleave_kernel::call::CallPath) -> Arc<Storefront> {
+        api
+    }
+
+    fn client(_: cleave_kernel::client::RemoteClient) -> Option<Arc<Storefront>> {
+        None
+    }
+
+    fn configure(cfg: &mut web::ServiceConfig, api: Arc<Storefront>) {
+        configure(cfg, api);
+    }
+
+    fn openapi() -> Option<utoipa::openapi::OpenApi> {
+        None
+    }
+}
+
+impl Module for Storefront {
+    type Contract = StorefrontContract;
+    type Config = StorefrontConfig;
+    const OWNS: &'static str = "session and currency cookies";
+    const REQUIRES: &'static [&'static str] = &[
+        "catalog",
+        "currency",
+        "cart",
+        "recommendation",
+        "ads",
+        "shipping",
+        "checkout",
+        "identity",
+    ];
+
+    fn start(
+        start: Start<'_, StorefrontConfig>,
+    ) -> BoxFuture<'_, Result<Arc<Storefront>, StartError>> {
+        Box::pin(async move {
+            let deps = StorefrontDeps {
+                catalog: start.dep::<catalog_api::CatalogContract>()?,
+                currency: start.dep::<currency_api::CurrencyContract>()?,
+                cart: start.dep::<cart_api::CartContract>()?,
+                recommendation: start.dep::<recommendation_api::RecommendationContract>()?,
+                ads: start.dep::<ads_api::AdsContract>()?,
+                shipping: start.dep::<shipping_api::ShippingContract>()?,
+                checkout: start.dep::<checkout_api::CheckoutContract>()?,
+                identity: start.dep::<identity_api::IdentityContract>()?,
+                authenticator: start.authenticator()?,
+            };
+            Ok(Storefront::new(start.config(), deps))
+        })
+    }
+}
+
 #[derive(rust_embed::Embed)]
 #[folder = "static/"]
 struct Assets;
@@ -155,12 +209,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, shop: Arc<Storefront>) {
         .service(form("/setCurrency").route(web::post().to(set_currency)))
         .service(web::resource("/logout").route(web::get().to(logout)))
         .service(
-            form("/login")
+            form(LOGIN_PATH)
                 .route(web::get().to(login_page))
                 .route(web::post().to(login)),
         )
         .service(
-            form("/register")
+            form(REGISTER_PATH)
                 .route(web::get().to(register_page))
                 .route(web::post().to(register)),
         )
@@ -294,7 +348,7 @@ impl Visit {
             secure: shop.config.secure_cookies,
             currency,
             path,
-            request_id: cleave_kernel::http::current_request_id()
+            request_id: cleave_kernel::context::current_request_id()
                 .map(|id| id.as_str().to_owned())
                 .unwrap_or_default(),
         }
@@ -1096,9 +1150,9 @@ fn account_page(
     error: Option<String>,
 ) -> AccountPage {
     let (heading, action, submit) = if register {
-        ("Create your account", "/register", "Create account")
+        ("Create your account", REGISTER_PATH, "Create account")
     } else {
-        ("Sign in", "/login", "Sign in")
+        ("Sign in", LOGIN_PATH, "Sign in")
     };
     AccountPage {
         chrome,
@@ -1245,7 +1299,7 @@ async fn sign_in(
 async fn orders(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
     let visit = Visit::of(&req, &shop).await;
     let Some(principal) = visit.principal.clone() else {
-        return redirect(&visit, "/login");
+        return redirect(&visit, LOGIN_PATH);
     };
     let chrome = shop.chrome(&visit, &ctx).await;
     let list = shop

@@ -1,5 +1,7 @@
-//! Value types shared across module contracts: the ids modules use to refer to each other's
-//! entities, and [`Money`]. Modules never share tables, only these values.
+//! The shop's domain values, shared by the module contracts: the ids modules use to refer to
+//! each other's entities, [`Money`], [`Address`] and [`CreditCard`]. Modules never share
+//! tables, only these values. The kernel knows nothing of them: it is plumbing, this is the
+//! shop.
 
 use std::fmt;
 

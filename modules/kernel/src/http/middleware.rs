@@ -1,9 +1,7 @@
-//! The server side shared by every module's REST API: the request scope (request id, deadline,
-//! access log), extractor limits and errors as problem+json, the catch-all that turns any bare
-//! error response into problem+json, and health endpoints.
+//! The middleware every request passes: the request scope (request id, context, access log,
+//! problem bodies), authentication (bearer tokens, caller proof) and the handler timeout.
 
 use std::future::{Ready, ready};
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -12,20 +10,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
-use async_trait::async_trait;
 use tracing::Instrument;
 
-use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER, RequestId};
+use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER, RequestId, with_request_id};
 use crate::error::{ApiError, Failure, KernelError, is_problem_json, problem_response};
-
-tokio::task_local! {
-    static CURRENT_REQUEST_ID: RequestId;
-}
-
-/// The id of the request being served by the current task, if any.
-pub fn current_request_id() -> Option<RequestId> {
-    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
-}
 
 /// Middleware (use with `actix_web::middleware::from_fn`): gives every request a request id
 /// and a [`CallContext`], runs it inside a tracing span carrying the id (so every log line of the
@@ -51,17 +39,15 @@ pub async fn request_scope(
     // keep them few. Method and path go on the access line.
     let span = tracing::info_span!("request", request_id = %request_id);
     let started = Instant::now();
-    let res = match CURRENT_REQUEST_ID
-        .scope(request_id.clone(), next.call(req).instrument(span.clone()))
-        .await
-    {
-        Ok(res) => res,
-        Err(e) => {
-            // An inner middleware's error (e.g. the handler timeout): rendered by actix.
-            span.in_scope(|| tracing::warn!(%method, %path, error = %e, "request failed"));
-            return Err(e);
-        }
-    };
+    let res =
+        match with_request_id(request_id.clone(), next.call(req).instrument(span.clone())).await {
+            Ok(res) => res,
+            Err(e) => {
+                // An inner middleware's error (e.g. the handler timeout): rendered by actix.
+                span.in_scope(|| tracing::warn!(%method, %path, error = %e, "request failed"));
+                return Err(e);
+            }
+        };
     let mut res = ensure_problem_body(res.map_into_boxed_body(), &request_id);
     if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
         res.headers_mut()
@@ -306,111 +292,4 @@ pub async fn handler_timeout(
         })
         .into()),
     }
-}
-
-/// Registers extractor configs whose errors are problem+json with stable codes:
-/// `cleave.invalid_json`, `cleave.payload_too_large`, `cleave.unsupported_media_type`,
-/// `cleave.invalid_path`, `cleave.invalid_query`.
-pub fn configure_extractors(cfg: &mut web::ServiceConfig, limits: HttpLimits) {
-    let limit = limits.max_body_bytes;
-    cfg.app_data(limits)
-        .app_data(
-            web::JsonConfig::default()
-                .limit(limit)
-                .error_handler(move |err, _| {
-                    use actix_web::error::JsonPayloadError as J;
-                    let kernel = match &err {
-                        J::OverflowKnownLength { .. } | J::Overflow { .. } => {
-                            KernelError::PayloadTooLarge { limit_bytes: limit }
-                        }
-                        J::ContentType => KernelError::UnsupportedMediaType,
-                        J::Deserialize(e) => KernelError::InvalidJson {
-                            detail: e.to_string(),
-                        },
-                        other => KernelError::BadRequest {
-                            detail: other.to_string(),
-                        },
-                    };
-                    Failure::from(kernel).into()
-                }),
-        )
-        .app_data(web::PayloadConfig::default().limit(limit))
-        .app_data(web::PathConfig::default().error_handler(|err, _| {
-            Failure::from(KernelError::InvalidPath {
-                detail: err.to_string(),
-            })
-            .into()
-        }))
-        .app_data(web::QueryConfig::default().error_handler(|err, _| {
-            Failure::from(KernelError::InvalidQuery {
-                detail: err.to_string(),
-            })
-            .into()
-        }));
-}
-
-/// Answers every route of `module` with 503 `cleave.module_not_placed`: for a module this
-/// process neither hosts nor knows the url of.
-pub fn configure_not_placed(cfg: &mut web::ServiceConfig, module: &'static str) {
-    cfg.service(
-        web::scope(&format!("/api/{module}")).default_service(web::to(move || async move {
-            Err::<HttpResponse, _>(Failure::from(KernelError::ModuleNotPlaced {
-                module: module.to_owned(),
-            }))
-        })),
-    );
-}
-
-/// Something `/health/ready` checks: the database, a remote module.
-#[async_trait]
-pub trait ReadinessCheck: Send + Sync {
-    /// Name shown in the readiness report, e.g. `database` or `module:catalog`.
-    fn name(&self) -> String;
-    /// `Ok` when ready; otherwise why not.
-    async fn check(&self) -> Result<(), String>;
-}
-
-/// `GET /health/live` (the process serves HTTP) and `GET /health/ready` (every check passes;
-/// otherwise 503 `cleave.not_ready` naming the failing checks).
-pub fn configure_health(cfg: &mut web::ServiceConfig, checks: Arc<Vec<Arc<dyn ReadinessCheck>>>) {
-    cfg.route(
-        "/health/live",
-        web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "live"})) }),
-    )
-    .route(
-        "/health/ready",
-        web::get().to(move || {
-            let checks = checks.clone();
-            async move {
-                let results = futures::future::join_all(
-                    checks
-                        .iter()
-                        .map(|c| async move { (c.name(), c.check().await) }),
-                )
-                .await;
-                let mut report = serde_json::Map::new();
-                let mut failed = Vec::new();
-                for (name, result) in results {
-                    match result {
-                        Ok(()) => {
-                            report.insert(name, "ok".into());
-                        }
-                        Err(why) => {
-                            tracing::warn!(check = %name, reason = %why, "readiness check failed");
-                            failed.push(name.clone());
-                            report.insert(name, why.into());
-                        }
-                    }
-                }
-                if failed.is_empty() {
-                    Ok(HttpResponse::Ok()
-                        .json(serde_json::json!({"status": "ready", "checks": report})))
-                } else {
-                    Err(Failure::from(KernelError::NotReady {
-                        failed: failed.join(", "),
-                    }))
-                }
-            }
-        }),
-    );
 }

@@ -1,9 +1,6 @@
-//! What a module is, and where each module runs for this process.
-//!
-//! A module is a bounded context reached only through its contract trait (`<m>-api`). Its
-//! [`ModuleSpec`] names what it owns, provides and requires. A [`PlacementPlan`] decides, from
-//! `--modules` and the configured urls, which modules this process hosts, which it calls over
-//! HTTP, and which it cannot reach at all; it refuses plans that cannot work.
+//! Where each module runs for this process: a [`PlacementPlan`] decides, from `--modules` and
+//! the configured urls, which modules this process hosts, which it calls over HTTP, and which
+//! it cannot reach at all; it refuses plans that cannot work.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -11,15 +8,13 @@ use std::net::SocketAddr;
 
 use url::Url;
 
-/// Static description of a module.
+/// What placement needs to know of a module (derived from its descriptor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModuleSpec {
     /// The module's name: its config section, its route prefix `/api/<name>/v1`.
     pub name: &'static str,
     /// What data it owns.
     pub owns: &'static str,
-    /// The operations of its contract.
-    pub provides: &'static [&'static str],
     /// Modules it calls (must be hosted or have a url wherever it is hosted).
     pub requires: &'static [&'static str],
 }
@@ -193,6 +188,13 @@ impl PlacementPlan {
         Ok(plan)
     }
 
+    /// A plan placing nothing (every module absent).
+    pub fn empty() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+
     /// Where `module` runs. Unknown names are [`Placement::Absent`].
     pub fn placement(&self, module: &str) -> &Placement {
         self.entries
@@ -238,13 +240,11 @@ mod tests {
         ModuleSpec {
             name: "catalog",
             owns: "",
-            provides: &[],
             requires: &[],
         },
         ModuleSpec {
             name: "recommendation",
             owns: "",
-            provides: &[],
             requires: &["catalog"],
         },
     ];

@@ -1,0 +1,63 @@
+//! Health endpoints: `/health/live` (the process serves HTTP) and `/health/ready` (every
+//! [`ReadinessCheck`] passes: the database, each remote module).
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use async_trait::async_trait;
+
+use crate::error::{Failure, KernelError};
+
+/// Something `/health/ready` checks: the database, a remote module.
+#[async_trait]
+pub trait ReadinessCheck: Send + Sync {
+    /// Name shown in the readiness report, e.g. `database` or `module:catalog`.
+    fn name(&self) -> String;
+    /// `Ok` when ready; otherwise why not.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// `GET /health/live` (the process serves HTTP) and `GET /health/ready` (every check passes;
+/// otherwise 503 `cleave.not_ready` naming the failing checks).
+pub fn configure_health(cfg: &mut web::ServiceConfig, checks: Arc<Vec<Arc<dyn ReadinessCheck>>>) {
+    cfg.route(
+        "/health/live",
+        web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "live"})) }),
+    )
+    .route(
+        "/health/ready",
+        web::get().to(move || {
+            let checks = checks.clone();
+            async move {
+                let results = futures::future::join_all(
+                    checks
+                        .iter()
+                        .map(|c| async move { (c.name(), c.check().await) }),
+                )
+                .await;
+                let mut report = serde_json::Map::new();
+                let mut failed = Vec::new();
+                for (name, result) in results {
+                    match result {
+                        Ok(()) => {
+                            report.insert(name, "ok".into());
+                        }
+                        Err(why) => {
+                            tracing::warn!(check = %name, reason = %why, "readiness check failed");
+                            failed.push(name.clone());
+                            report.insert(name, why.into());
+                        }
+                    }
+                }
+                if failed.is_empty() {
+                    Ok(HttpResponse::Ok()
+                        .json(serde_json::json!({"status": "ready", "checks": report})))
+                } else {
+                    Err(Failure::from(KernelError::NotReady {
+                        failed: failed.join(", "),
+                    }))
+                }
+            }
+        }),
+    );
+}

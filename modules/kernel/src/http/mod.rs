@@ -1,0 +1,17 @@
+//! The server side shared by every module's REST API: one middleware stack for every server
+//! ([`app`]), the request scope (request id, deadline, access log), authentication, extractor
+//! limits and errors as problem+json, contract routes ([`Routes`]) and forwarding to the
+//! process that hosts a module ([`forward`]).
+
+mod app;
+mod extractors;
+pub mod forward;
+mod middleware;
+mod routes;
+
+pub use app::{ServerStack, app};
+pub use extractors::{configure_extractors, configure_not_placed};
+pub use middleware::{
+    CallerProof, HttpLimits, authenticate, handler_timeout, request_scope, require_admin_or_module,
+};
+pub use routes::Routes;

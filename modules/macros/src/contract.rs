@@ -1,0 +1,344 @@
+//! `#[contract(...)]`: a contract trait whose methods carry their route and repeat-safety,
+//! expanded into the trait, its operation table, its interception point and its descriptor.
+
+use heck::{ToShoutySnakeCase, ToUpperCamelCase};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{FnArg, Ident, ItemTrait, LitStr, Pat, Path, Token, TraitItem, TraitItemFn};
+
+use crate::errors::{code_const, doc_text};
+
+/// `module = "..", error = Type, client = Type, http = path`.
+struct Args {
+    module: String,
+    error: Path,
+    client: Option<Path>,
+    http: Option<Path>,
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut module = None;
+        let mut error = None;
+        let mut client = None;
+        let mut http = None;
+        let pairs = Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated(input)?;
+        for pair in pairs {
+            let key = pair
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let value = pair.value;
+            match key.as_str() {
+                "module" => {
+                    let syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) = value
+                    else {
+                        return Err(syn::Error::new_spanned(value, "module = \"<name>\""));
+                    };
+                    module = Some(s.value());
+                }
+                "error" => error = Some(expr_path(value)?),
+                "client" => client = Some(expr_path(value)?),
+                "http" => http = Some(expr_path(value)?),
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        pair.path,
+                        "expected module, error, client or http",
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            module: module.ok_or_else(|| input.error("module = \"<name>\" is required"))?,
+            error: error.ok_or_else(|| input.error("error = <ErrorType> is required"))?,
+            client,
+            http,
+        })
+    }
+}
+
+fn expr_path(e: syn::Expr) -> syn::Result<Path> {
+    match e {
+        syn::Expr::Path(p) => Ok(p.path),
+        other => Err(syn::Error::new_spanned(other, "expected a path")),
+    }
+}
+
+/// One `#[op(GET "/path", read_only, errors(A, B))]`.
+struct Op {
+    method: Ident,
+    path: LitStr,
+    repeat: Ident,
+    errors: Vec<Ident>,
+}
+
+impl Parse for Op {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let method: Ident = input.parse()?;
+        if !["GET", "POST", "PUT", "DELETE", "PATCH"].contains(&method.to_string().as_str()) {
+            return Err(syn::Error::new_spanned(
+                &method,
+                "expected GET, POST, PUT, DELETE or PATCH",
+            ));
+        }
+        let path: LitStr = input.parse()?;
+        if !path.value().starts_with('/') {
+            return Err(syn::Error::new_spanned(&path, "the path starts with /"));
+        }
+        let mut repeat = None;
+        let mut errors = Vec::new();
+        while input.parse::<Token![,]>().is_ok() {
+            if input.is_empty() {
+                break;
+            }
+            let word: Ident = input.parse()?;
+            match word.to_string().as_str() {
+                "read_only" | "idempotent" | "keyed" | "once" => repeat = Some(word),
+                "errors" => {
+                    let inner;
+                    syn::parenthesized!(inner in input);
+                    errors = Punctuated::<Ident, Token![,]>::parse_terminated(&inner)?
+                        .into_iter()
+                        .collect();
+                }
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        word,
+                        "expected read_only, idempotent, keyed, once or errors(..)",
+                    ));
+                }
+            }
+        }
+        let repeat = repeat.ok_or_else(|| {
+            input.error(
+                "say how safe the operation is to repeat: read_only, idempotent, keyed or once",
+            )
+        })?;
+        Ok(Self {
+            method,
+            path,
+            repeat,
+            errors,
+        })
+    }
+}
+
+struct Method {
+    item: TraitItemFn,
+    op: Op,
+    full_path: String,
+    constant: Ident,
+}
+
+pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<TokenStream> {
+    let args: Args = syn::parse2(args)?;
+    let k = quote!(::cleave_kernel);
+    let module = &args.module;
+    let prefix = format!("/api/{module}/v1");
+    let error = &args.error;
+    let trait_ident = item.ident.clone();
+
+    let mut methods = Vec::new();
+    for entry in &mut item.items {
+        let TraitItem::Fn(f) = entry else {
+            return Err(syn::Error::new_spanned(
+                entry,
+                "a contract holds operations (async fns) only",
+            ));
+        };
+        if f.sig.asyncness.is_none() {
+            return Err(syn::Error::new_spanned(&f.sig, "operations are async fns"));
+        }
+        let pos = f
+            .attrs
+            .iter()
+            .position(|a| a.path().is_ident("op"))
+            .ok_or_else(|| {
+                syn::Error::new_spanned(&f.sig.ident, "each operation needs #[op(..)]")
+            })?;
+        let op: Op = f.attrs.remove(pos).parse_args()?;
+        let full_path = format!("{prefix}{}", op.path.value());
+        let errors = op
+            .errors
+            .iter()
+            .map(|e| format!("[`{}::{e}`]", quote!(#error)))
+            .collect::<Vec<_>>();
+        let route_doc = format!(" `{} {full_path}` ({}).", op.method, op.repeat);
+        let errors_doc = if errors.is_empty() {
+            format!(" The module's `unavailable` error ({module}.unavailable, 503).")
+        } else {
+            format!(
+                " {}, or the module's `unavailable` error ({module}.unavailable, 503).",
+                errors.join(", ")
+            )
+        };
+        f.attrs.push(syn::parse_quote!(#[doc = ""]));
+        f.attrs.push(syn::parse_quote!(#[doc = #route_doc]));
+        f.attrs.push(syn::parse_quote!(#[doc = ""]));
+        f.attrs.push(syn::parse_quote!(#[doc = " # Errors"]));
+        f.attrs.push(syn::parse_quote!(#[doc = #errors_doc]));
+        let constant = format_ident!("{}", f.sig.ident.to_string().to_shouty_snake_case());
+        methods.push(Method {
+            item: f.clone(),
+            op,
+            full_path,
+            constant,
+        });
+    }
+
+    // The operation table.
+    let op_consts = methods.iter().map(|m| {
+        let (constant, name, path) = (&m.constant, m.item.sig.ident.to_string(), &m.full_path);
+        let method = format_ident!("{}", m.op.method.to_string().to_upper_camel_case());
+        let repeat = format_ident!("{}", m.op.repeat.to_string().to_upper_camel_case());
+        let summary = doc_text(&m.item.attrs);
+        let codes = m.op.errors.iter().map(|e| {
+            let c = code_const(e);
+            quote!(#error::#c)
+        });
+        let doc = format!(" `{name}`: {summary}");
+        quote! {
+            #[doc = #doc]
+            pub const #constant: #k::call::Operation = #k::call::Operation {
+                module: #module,
+                name: #name,
+                method: #k::call::HttpMethod::#method,
+                path: #path,
+                repeat: #k::call::Repeat::#repeat,
+                errors: &[#(#codes),*],
+                summary: #summary,
+            };
+        }
+    });
+    let all = methods.iter().map(|m| &m.constant);
+    let ops_doc = format!(" The operations of the `{module}` contract, in declaration order.");
+
+    // The interception point: every call of the contract, local or remote, passes here.
+    let forwarders = methods.iter().map(|m| -> syn::Result<TokenStream> {
+        let sig = &m.item.sig;
+        let name = &sig.ident;
+        let constant = &m.constant;
+        let mut inputs = sig.inputs.iter();
+        match inputs.next() {
+            Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
+            _ => return Err(syn::Error::new_spanned(sig, "operations take &self first")),
+        }
+        let mut names = Vec::new();
+        for arg in inputs {
+            let FnArg::Typed(t) = arg else {
+                return Err(syn::Error::new_spanned(arg, "unexpected receiver"));
+            };
+            let Pat::Ident(id) = &*t.pat else {
+                return Err(syn::Error::new_spanned(&t.pat, "name each argument"));
+            };
+            names.push(id.ident.clone());
+        }
+        let Some(ctx) = names.first() else {
+            return Err(syn::Error::new_spanned(
+                sig,
+                "operations take the call context (`ctx: &CallContext`) after &self",
+            ));
+        };
+        Ok(quote! {
+            #sig {
+                self.path.run(&ops::#constant, #ctx, self.inner.#name(#(#names),*)).await
+            }
+        })
+    });
+    let forwarders = forwarders.collect::<syn::Result<Vec<_>>>()?;
+
+    let descriptor = format_ident!("{}Contract", module.to_upper_camel_case());
+    let descriptor_doc = format!(
+        " The `{module}` contract as the kernel sees it: its operations, interception point, \
+         client, routes and API document."
+    );
+    let client = args.client.as_ref().map_or_else(
+        || quote!(::core::option::Option::None),
+        |c| quote!(::core::option::Option::Some(::std::sync::Arc::new(#c::new(remote)))),
+    );
+    let (configure, openapi) = match &args.http {
+        Some(http) => (
+            quote! {
+                let mut routes = #k::http::Routes::new(#module);
+                #http::routes(&mut routes);
+                routes.register(cfg, api);
+            },
+            quote! {
+                ::core::option::Option::Some(
+                    <#http::ApiDoc as #k::__private::utoipa::OpenApi>::openapi(),
+                )
+            },
+        ),
+        None => (
+            quote! { let _ = (cfg, api); },
+            quote!(::core::option::Option::None),
+        ),
+    };
+    let intercepted = format_ident!("__{}Calls", trait_ident);
+
+    Ok(quote! {
+        #[#k::async_trait]
+        #item
+
+        #[doc = #ops_doc]
+        pub mod ops {
+            #[allow(unused_imports)]
+            use super::*;
+            #(#op_consts)*
+            /// Every operation of the contract.
+            pub const ALL: &[&#k::call::Operation] = &[#(&#all),*];
+        }
+
+        #[doc(hidden)]
+        pub struct #intercepted {
+            inner: ::std::sync::Arc<dyn #trait_ident>,
+            path: #k::call::CallPath,
+        }
+
+        #[#k::async_trait]
+        impl #trait_ident for #intercepted {
+            #(#forwarders)*
+        }
+
+        #[doc = #descriptor_doc]
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct #descriptor;
+
+        impl #k::module::Contract for #descriptor {
+            type Api = dyn #trait_ident;
+            type Error = #error;
+            const MODULE: &'static str = #module;
+            const OPERATIONS: &'static [&'static #k::call::Operation] = ops::ALL;
+
+            fn intercept(
+                api: ::std::sync::Arc<dyn #trait_ident>,
+                path: #k::call::CallPath,
+            ) -> ::std::sync::Arc<dyn #trait_ident> {
+                ::std::sync::Arc::new(#intercepted { inner: api, path })
+            }
+
+            fn client(
+                remote: #k::client::RemoteClient,
+            ) -> ::core::option::Option<::std::sync::Arc<dyn #trait_ident>> {
+                #client
+            }
+
+            fn configure(
+                cfg: &mut #k::__private::actix_web::web::ServiceConfig,
+                api: ::std::sync::Arc<dyn #trait_ident>,
+            ) {
+                #configure
+            }
+
+            fn openapi() -> ::core::option::Option<#k::__private::utoipa::openapi::OpenApi> {
+                #openapi
+            }
+        }
+    })
+}

@@ -1,0 +1,78 @@
+//! Cleave's macros: a contract's errors and operations are declared once, and everything that
+//! depends on them (wire codes, statuses, the problem round trip, the OpenAPI responses, route
+//! paths, the call path's operation table and its interception) is derived here.
+//!
+//! - `#[derive(ApiError)]` on a contract's error enum: each variant's code, status and
+//!   description in one place (see `cleave_kernel::error::ApiError`).
+//! - `#[contract(...)]` on a contract trait: each method's route and repeat-safety in one
+//!   place (see `cleave_kernel::module::Contract`).
+//!
+//! Generated code names the kernel as `::cleave_kernel`, so the crates using these macros
+//! depend on it (the kernel itself says `extern crate self as cleave_kernel`).
+
+mod contract;
+mod errors;
+
+use proc_macro::TokenStream;
+
+/// Derives `cleave_kernel::error::ApiError`, `serde::Serialize` and `serde::Deserialize` for a
+/// contract's error enum.
+///
+/// ```ignore
+/// #[derive(Debug, Clone, thiserror::Error, ApiError)]
+/// #[api(module = "catalog")]
+/// pub enum CatalogError {
+///     /// No product has this id.
+///     #[api(status = 404)]
+///     #[error("product {id} not found")]
+///     ProductNotFound { id: String },
+///     /// The catalog cannot be reached.
+///     #[api(unavailable)]
+///     #[error("catalog is unavailable: {reason}")]
+///     Unavailable { reason: String },
+///     /// A bug in the catalog.
+///     #[api(internal)]
+///     #[error("catalog internal error: {reason}")]
+///     Internal { reason: String },
+/// }
+/// ```
+///
+/// Each variant's wire code is `<module>.<variant in snake_case>` (or `#[api(code = "..")]`),
+/// its description its doc comment. `unavailable` variants are 503 and `internal` ones 500;
+/// their fields are logged, never sent (unless the variant says `expose`). A field marked
+/// `#[api(hidden)]` is never sent either. The wire form is `{"code": .., "params": {..}}`.
+#[proc_macro_derive(ApiError, attributes(api))]
+pub fn derive_api_error(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    errors::expand(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Declares a module's contract trait and derives its operation table, its interception
+/// point and its `cleave_kernel::module::Contract` descriptor.
+///
+/// ```ignore
+/// #[contract(module = "catalog", error = CatalogError, client = CatalogClient, http = http)]
+/// pub trait CatalogApi: Send + Sync {
+///     /// One product.
+///     #[op(GET "/products/{id}", read_only, errors(ProductNotFound, InvalidProductId))]
+///     async fn get_product(&self, ctx: &CallContext, id: ProductId)
+///         -> Result<Product, CatalogError>;
+/// }
+/// ```
+///
+/// Every method is an operation: its route (method and path under `/api/<module>/v1`), how
+/// safe it is to repeat (`read_only`, `idempotent`, `keyed`: safe when the call carries its
+/// key or reference, `once`: never repeated), and the contract errors it may answer besides
+/// `unavailable`. Generated: `pub mod ops` (one `Operation` constant per method and `ALL`),
+/// the trait (with `async_trait`), and `pub struct <Module>Contract`, the contract's descriptor,
+/// whose client is `client::new(RemoteClient)` and whose routes and document come from
+/// `<http>::routes` and `<http>::ApiDoc`.
+#[proc_macro_attribute]
+pub fn contract(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemTrait);
+    contract::expand(args.into(), item)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
