@@ -12,6 +12,7 @@ pub mod email;
 pub mod events;
 pub mod identity;
 pub mod payment;
+mod schema;
 pub mod shipping;
 
 pub use sea_orm_migration::MigratorTrait;

@@ -2,6 +2,7 @@
 //! as Boutique's adservice files its ads by category.
 
 use sea_orm_migration::prelude::*;
+use crate::schema::{delete_rows, name};
 
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
@@ -70,11 +71,11 @@ const ADS: [Row; 9] = [
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let mut insert = Query::insert();
-        insert.into_table(Alias::new("ads_ads")).columns([
-            Alias::new("id"),
-            Alias::new("category"),
-            Alias::new("redirect_url"),
-            Alias::new("text"),
+        insert.into_table(name("ads_ads")).columns([
+            name("id"),
+            name("category"),
+            name("redirect_url"),
+            name("text"),
         ]);
         for (id, category, product_id, text) in ADS {
             insert
@@ -90,14 +91,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let ids = ADS.iter().map(|a| a.0);
-        manager
-            .exec_stmt(
-                Query::delete()
-                    .from_table(Alias::new("ads_ads"))
-                    .and_where(Expr::col(Alias::new("id")).is_in(ids))
-                    .to_owned(),
-            )
-            .await
+        delete_rows(manager, "ads_ads", "id", ADS.iter().map(|a| a.0)).await
     }
 }

@@ -1,4 +1,5 @@
 use sea_orm_migration::prelude::*;
+use crate::schema::{drop_tables, name};
 use sea_orm_migration::schema::{integer, string_len};
 
 #[derive(DeriveMigrationName)]
@@ -10,24 +11,18 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
-                    .table(Alias::new("cart_items"))
+                    .table(name("cart_items"))
                     .if_not_exists()
-                    .col(string_len(Alias::new("user_id"), 128))
-                    .col(string_len(Alias::new("product_id"), 64))
-                    .col(integer(Alias::new("quantity")))
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("user_id"))
-                            .col(Alias::new("product_id")),
-                    )
+                    .col(string_len(name("user_id"), 128))
+                    .col(string_len(name("product_id"), 64))
+                    .col(integer(name("quantity")))
+                    .primary_key(Index::create().col(name("user_id")).col(name("product_id")))
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Alias::new("cart_items")).to_owned())
-            .await
+        drop_tables(manager, &["cart_items"]).await
     }
 }

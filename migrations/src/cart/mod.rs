@@ -1,19 +1,7 @@
 //! Migrations of the cart module.
 
-use sea_orm_migration::prelude::*;
-
-mod m20261124_000001_create_cart_items;
-
-/// The cart module's migrator.
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_cart_items::Migration)]
-    }
-
-    fn migration_table_name() -> DynIden {
-        Alias::new("seaql_migrations_cart").into_iden()
-    }
-}
+crate::schema::migrator!(
+    /// The cart module's migrator.
+    "seaql_migrations_cart",
+    [m20261124_000001_create_cart_items]
+);

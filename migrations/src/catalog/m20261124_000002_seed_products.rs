@@ -2,6 +2,7 @@
 //! with our own names and descriptions.
 
 use sea_orm_migration::prelude::*;
+use crate::schema::{delete_rows, name};
 
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
@@ -95,15 +96,15 @@ const PRODUCTS: [Row; 9] = [
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let mut insert = Query::insert();
-        insert.into_table(Alias::new("catalog_products")).columns([
-            Alias::new("id"),
-            Alias::new("name"),
-            Alias::new("description"),
-            Alias::new("picture"),
-            Alias::new("price_currency_code"),
-            Alias::new("price_units"),
-            Alias::new("price_nanos"),
-            Alias::new("categories"),
+        insert.into_table(name("catalog_products")).columns([
+            name("id"),
+            name("name"),
+            name("description"),
+            name("picture"),
+            name("price_currency_code"),
+            name("price_units"),
+            name("price_nanos"),
+            name("categories"),
         ]);
         for (id, name, description, units, nanos, categories) in PRODUCTS {
             let categories = serde_json::to_string(categories)
@@ -125,14 +126,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let ids = PRODUCTS.iter().map(|p| p.0);
-        manager
-            .exec_stmt(
-                Query::delete()
-                    .from_table(Alias::new("catalog_products"))
-                    .and_where(Expr::col(Alias::new("id")).is_in(ids))
-                    .to_owned(),
-            )
-            .await
+        delete_rows(manager, "catalog_products", "id", PRODUCTS.iter().map(|p| p.0)).await
     }
 }

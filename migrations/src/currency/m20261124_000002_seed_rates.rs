@@ -2,6 +2,7 @@
 //! Central Bank reference rates), so conversions match Boutique's.
 
 use sea_orm_migration::prelude::*;
+use crate::schema::name;
 
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
@@ -47,8 +48,8 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let mut insert = Query::insert();
         insert
-            .into_table(Alias::new("currency_rates"))
-            .columns([Alias::new("code"), Alias::new("per_eur")]);
+            .into_table(name("currency_rates"))
+            .columns([name("code"), name("per_eur")]);
         for (code, rate) in RATES {
             insert
                 .values([code.into(), rate.into()])
@@ -61,7 +62,7 @@ impl MigrationTrait for Migration {
         manager
             .exec_stmt(
                 Query::delete()
-                    .from_table(Alias::new("currency_rates"))
+                    .from_table(name("currency_rates"))
                     .to_owned(),
             )
             .await

@@ -1,19 +1,7 @@
 //! Migrations of the email module.
 
-use sea_orm_migration::prelude::*;
-
-mod m20261124_000001_create_confirmations;
-
-/// The email module's migrator.
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_confirmations::Migration)]
-    }
-
-    fn migration_table_name() -> DynIden {
-        Alias::new("seaql_migrations_email").into_iden()
-    }
-}
+crate::schema::migrator!(
+    /// The email module's migrator.
+    "seaql_migrations_email",
+    [m20261124_000001_create_confirmations]
+);

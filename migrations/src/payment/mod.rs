@@ -1,19 +1,7 @@
 //! Migrations of the payment module.
 
-use sea_orm_migration::prelude::*;
-
-mod m20261124_000001_create_charges;
-
-/// The payment module's migrator.
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_charges::Migration)]
-    }
-
-    fn migration_table_name() -> DynIden {
-        Alias::new("seaql_migrations_payment").into_iden()
-    }
-}
+crate::schema::migrator!(
+    /// The payment module's migrator.
+    "seaql_migrations_payment",
+    [m20261124_000001_create_charges]
+);

@@ -1,4 +1,5 @@
 use sea_orm_migration::prelude::*;
+use crate::schema::{create_table, drop_tables, name};
 use sea_orm_migration::schema::{big_integer, integer, string_len};
 
 /// Longest address field, in characters (`cleave_domain::MAX_ADDRESS_FIELD`).
@@ -10,38 +11,31 @@ pub(super) struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(Alias::new("shipping_shipments"))
-                    .if_not_exists()
-                    // `AB-12345-1234567`.
-                    .col(string_len(Alias::new("tracking_id"), 16).primary_key())
-                    .col(string_len(Alias::new("street_address"), ADDRESS_FIELD))
-                    .col(string_len(Alias::new("city"), ADDRESS_FIELD))
-                    .col(string_len(Alias::new("state"), ADDRESS_FIELD))
-                    .col(string_len(Alias::new("country"), ADDRESS_FIELD))
-                    .col(string_len(Alias::new("zip_code"), ADDRESS_FIELD))
-                    .col(big_integer(Alias::new("item_count")))
-                    .col(string_len(Alias::new("cost_currency_code"), 3))
-                    .col(big_integer(Alias::new("cost_units")))
-                    .col(integer(Alias::new("cost_nanos")))
-                    // RFC 3339 in UTC with microseconds, always the same width: the same text
-                    // on SQLite and PostgreSQL, returned exactly as stored, and it sorts as
-                    // time does.
-                    .col(string_len(Alias::new("created_at"), 32))
-                    .to_owned(),
-            )
-            .await
+        create_table(
+            manager,
+            "shipping_shipments",
+            vec![
+                // `AB-12345-1234567`.
+                string_len(name("tracking_id"), 16).primary_key().into(),
+                string_len(name("street_address"), ADDRESS_FIELD),
+                string_len(name("city"), ADDRESS_FIELD),
+                string_len(name("state"), ADDRESS_FIELD),
+                string_len(name("country"), ADDRESS_FIELD),
+                string_len(name("zip_code"), ADDRESS_FIELD),
+                big_integer(name("item_count")),
+                string_len(name("cost_currency_code"), 3),
+                big_integer(name("cost_units")),
+                integer(name("cost_nanos")),
+                // RFC 3339 in UTC with microseconds, always the same width: the same text
+                // on SQLite and PostgreSQL, returned exactly as stored, and it sorts as
+                // time does.
+                string_len(name("created_at"), 32),
+            ],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(
-                Table::drop()
-                    .table(Alias::new("shipping_shipments"))
-                    .to_owned(),
-            )
-            .await
+        drop_tables(manager, &["shipping_shipments"]).await
     }
 }

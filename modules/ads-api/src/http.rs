@@ -1,20 +1,10 @@
 //! The ads module's REST API, served from any [`AdsApi`].
 
-use actix_web::{HttpResponse, web};
-use cleave_kernel::http::Routes;
-use cleave_kernel::{CallContext, Failure};
+use actix_web::web;
+use cleave_kernel::http::{Call, Reply, Routes, no_content, ok};
 use serde::Deserialize;
 
-use crate::{Ad, AdDefinition, Ads, AdsApi, AdsRequest, ops};
-
-/// The OpenAPI description of these routes.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(get_ads, put_ad, delete_ad),
-    components(schemas(Ad, Ads, AdDefinition)),
-    tags((name = "ads", description = "Text ads by product category"))
-)]
-pub struct ApiDoc;
+use crate::{AdDefinition, AdsApi, AdsRequest, ops};
 
 /// Query of `GET /ads`.
 #[derive(Debug, Deserialize)]
@@ -32,20 +22,7 @@ pub fn routes(r: &mut Routes) {
 }
 
 /// The ads of the given categories, or 2 random ads when none matches.
-#[utoipa::path(
-    get,
-    path = ops::GET_ADS.path,
-    tag = "ads",
-    params(("context_keys" = Option<String>, Query, description = "Comma-separated product categories (at most 20, each 1 to 64 ASCII letters, digits, `-`, `_` or spaces); empty or absent means none")),
-    responses(
-        (status = 200, description = "The ads to show", body = Ads),
-    )
-)]
-async fn get_ads(
-    ctx: CallContext,
-    api: web::Data<dyn AdsApi>,
-    query: web::Query<AdsQuery>,
-) -> Result<HttpResponse, Failure> {
+async fn get_ads(c: Call<dyn AdsApi>, query: web::Query<AdsQuery>) -> Reply {
     let raw = query.into_inner().context_keys;
     // Empty segments are kept (`a,,b` names an empty key and is refused, as in process); only
     // a wholly empty value means "no keys".
@@ -54,47 +31,22 @@ async fn get_ads(
     } else {
         raw.split(',').map(str::to_owned).collect()
     };
-    Ok(HttpResponse::Ok().json(api.get_ads(&ctx, AdsRequest { context_keys }).await?))
+    ok(c.api.get_ads(&c.ctx, AdsRequest { context_keys }).await?)
 }
 
 /// Creates or replaces an ad (admin role).
-#[utoipa::path(
-    put,
-    path = ops::PUT_AD.path,
-    tag = "ads",
-    params(("ad_id" = String, Path, description = "The ad's id, e.g. `tank-top`")),
-    request_body = AdDefinition,
-    responses(
-        (status = 200, description = "The ad as saved", body = AdDefinition),
-    )
-)]
 async fn put_ad(
-    ctx: CallContext,
-    api: web::Data<dyn AdsApi>,
+    c: Call<dyn AdsApi>,
     ad_id: web::Path<String>,
     body: web::Json<AdDefinition>,
-) -> Result<HttpResponse, Failure> {
-    Ok(HttpResponse::Ok().json(
-        api.put_ad(&ctx, ad_id.into_inner(), body.into_inner())
-            .await?,
-    ))
+) -> Reply {
+    ok(c.api
+        .put_ad(&c.ctx, ad_id.into_inner(), body.into_inner())
+        .await?)
 }
 
 /// Removes an ad (admin role).
-#[utoipa::path(
-    delete,
-    path = ops::DELETE_AD.path,
-    tag = "ads",
-    params(("ad_id" = String, Path, description = "The ad's id")),
-    responses(
-        (status = 204, description = "Removed"),
-    )
-)]
-async fn delete_ad(
-    ctx: CallContext,
-    api: web::Data<dyn AdsApi>,
-    ad_id: web::Path<String>,
-) -> Result<HttpResponse, Failure> {
-    api.delete_ad(&ctx, ad_id.into_inner()).await?;
-    Ok(HttpResponse::NoContent().finish())
+async fn delete_ad(c: Call<dyn AdsApi>, ad_id: web::Path<String>) -> Reply {
+    c.api.delete_ad(&c.ctx, ad_id.into_inner()).await?;
+    no_content()
 }

@@ -10,7 +10,6 @@
 //! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
 //! serves them and [`AdsClient`] calls them.
 
-use cleave_kernel::client::RemoteClient;
 use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
@@ -108,17 +107,30 @@ pub enum AdsError {
     },
 }
 
-/// The ads contract. Reach the ads module only through this trait.
+/// Text ads by product category: the ads contract. Reach the ads module only through this trait.
 #[contract(module = "ads", error = AdsError, client = AdsClient, http = http)]
 pub trait AdsApi: Send + Sync {
     /// The ads of the categories named by `req.context_keys` (trimmed, ignoring case): every
     /// match once, ordered by category, at most [`MAX_MATCHED_ADS`]. When no key matches, or
     /// none is given, [`MAX_ADS`] distinct ads chosen at random (fewer if fewer exist).
     #[op(GET "/ads", read_only, errors(TooManyKeys, InvalidContextKey))]
+    #[rest(
+        params(("context_keys" = Option<String>, Query, description = "Comma-separated product categories (at most 20, each 1 to 64 ASCII letters, digits, `-`, `_` or spaces); empty or absent means none")),
+        responses(
+            (status = 200, description = "The ads to show", body = Ads),
+        )
+    )]
     async fn get_ads(&self, ctx: &CallContext, req: AdsRequest) -> Result<Ads, AdsError>;
 
     /// Creates or replaces the ad `ad_id` (admins only).
     #[op(PUT "/ads/{ad_id}", idempotent, errors(Unauthenticated, Forbidden, InvalidAd))]
+    #[rest(
+        params(("ad_id" = String, Path, description = "The ad's id, e.g. `tank-top`")),
+        request_body = AdDefinition,
+        responses(
+            (status = 200, description = "The ad as saved", body = AdDefinition),
+        )
+    )]
     async fn put_ad(
         &self,
         ctx: &CallContext,
@@ -128,6 +140,12 @@ pub trait AdsApi: Send + Sync {
 
     /// Removes the ad `ad_id` (admins only).
     #[op(DELETE "/ads/{ad_id}", idempotent, errors(Unauthenticated, Forbidden, AdNotFound))]
+    #[rest(
+        params(("ad_id" = String, Path, description = "The ad's id")),
+        responses(
+            (status = 204, description = "Removed"),
+        )
+    )]
     async fn delete_ad(&self, ctx: &CallContext, ad_id: String) -> Result<(), AdsError>;
 }
 
@@ -227,19 +245,6 @@ pub fn validate_context_keys(keys: &[String]) -> Result<(), AdsError> {
         }
     }
     Ok(())
-}
-
-/// The ads module in another process, reached over its REST API.
-#[derive(Debug, Clone)]
-pub struct AdsClient {
-    remote: RemoteClient,
-}
-
-impl AdsClient {
-    /// A client calling through `remote`.
-    pub fn new(remote: RemoteClient) -> Self {
-        Self { remote }
-    }
 }
 
 #[async_trait]

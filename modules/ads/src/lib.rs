@@ -11,7 +11,6 @@
 
 mod entity;
 
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -212,19 +211,17 @@ impl AdsApi for AdsModule {
 
 impl ModuleConfig for AdsConfig {}
 
+#[async_trait]
 impl Module for AdsModule {
     type Contract = ads_api::AdsContract;
     type Config = AdsConfig;
     const OWNS: &'static str = "ads";
-    const REQUIRES: &'static [&'static str] = &[];
 
-    fn start(start: Start<'_, AdsConfig>) -> BoxFuture<'_, Result<Arc<dyn AdsApi>, StartError>> {
-        Box::pin(async move {
-            let module = AdsModule::start(start.db()?, start.config(), AdsDeps)
-                .await
-                .map_err(|e| start.failed(e))?;
-            Ok(module as Arc<dyn AdsApi>)
-        })
+    async fn start(start: Start<'_, AdsConfig>) -> Result<Arc<dyn AdsApi>, StartError> {
+        let module = AdsModule::start(start.db()?, start.config(), AdsDeps)
+            .await
+            .map_err(|e| start.failed(e))?;
+        Ok(module)
     }
 }
 

@@ -1,20 +1,10 @@
 //! The cart module's REST API, served from any [`CartApi`].
 
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use cleave_domain::UserId;
-use cleave_kernel::http::Routes;
-use cleave_kernel::{CallContext, Failure};
+use cleave_kernel::http::{Call, Reply, Routes, no_content, ok};
 
-use crate::{AddItemRequest, Cart, CartApi, CartError, CartItem, ops};
-
-/// The OpenAPI description of these routes.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(get_cart, empty_cart, add_item),
-    components(schemas(Cart, CartItem, AddItemRequest)),
-    tags((name = "cart", description = "Carts per user or session"))
-)]
-pub struct ApiDoc;
+use crate::{AddItemRequest, CartApi, CartError, ops};
 
 /// The routes of the cart's operations.
 pub fn routes(r: &mut Routes) {
@@ -30,65 +20,30 @@ fn user(raw: String) -> Result<UserId, CartError> {
 }
 
 /// The user's cart (empty for a user who has none).
-#[utoipa::path(
-    get,
-    path = ops::GET_CART.path,
-    tag = "cart",
-    params(("user_id" = String, Path, description = "Session or user id")),
-    responses(
-        (status = 200, description = "The cart", body = Cart),
-    )
-)]
-async fn get_cart(
-    ctx: CallContext,
-    api: web::Data<dyn CartApi>,
-    user_id: web::Path<String>,
-) -> Result<HttpResponse, Failure> {
+async fn get_cart(c: Call<dyn CartApi>, user_id: web::Path<String>) -> Reply {
     let user_id = user(user_id.into_inner())?;
-    Ok(HttpResponse::Ok().json(api.get_cart(&ctx, user_id).await?))
+    ok(c.api.get_cart(&c.ctx, user_id).await?)
 }
 
 /// Removes every line of the cart.
-#[utoipa::path(
-    delete,
-    path = ops::EMPTY_CART.path,
-    tag = "cart",
-    params(("user_id" = String, Path, description = "Session or user id")),
-    responses(
-        (status = 204, description = "Emptied (also when it was empty)"),
-    )
-)]
-async fn empty_cart(
-    ctx: CallContext,
-    api: web::Data<dyn CartApi>,
-    user_id: web::Path<String>,
-) -> Result<HttpResponse, Failure> {
+async fn empty_cart(c: Call<dyn CartApi>, user_id: web::Path<String>) -> Reply {
     let user_id = user(user_id.into_inner())?;
-    api.empty_cart(&ctx, user_id).await?;
-    Ok(HttpResponse::NoContent().finish())
+    c.api.empty_cart(&c.ctx, user_id).await?;
+    no_content()
 }
 
 /// Adds a quantity of a product (to an existing line if there is one).
-#[utoipa::path(
-    post,
-    path = ops::ADD_ITEM.path,
-    tag = "cart",
-    params(("user_id" = String, Path, description = "Session or user id")),
-    request_body = AddItemRequest,
-    responses(
-        (status = 200, description = "The cart after the addition", body = Cart),
-    )
-)]
 async fn add_item(
-    ctx: CallContext,
-    api: web::Data<dyn CartApi>,
+    c: Call<dyn CartApi>,
     user_id: web::Path<String>,
     body: web::Json<AddItemRequest>,
-) -> Result<HttpResponse, Failure> {
+) -> Reply {
     let user_id = user(user_id.into_inner())?;
     let AddItemRequest {
         product_id,
         quantity,
     } = body.into_inner();
-    Ok(HttpResponse::Ok().json(api.add_item(&ctx, user_id, product_id, quantity).await?))
+    ok(c.api
+        .add_item(&c.ctx, user_id, product_id, quantity)
+        .await?)
 }

@@ -9,7 +9,6 @@
 //! serves them and [`CartClient`] calls them.
 
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::client::RemoteClient;
 use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
@@ -101,12 +100,19 @@ pub enum CartError {
     },
 }
 
-/// The cart contract. Reach the cart module only through this trait.
+/// Carts per user or session: the cart contract. Reach the cart module only through this trait.
 #[contract(module = "cart", error = CartError, client = CartClient, http = http)]
 pub trait CartApi: Send + Sync {
     /// Adds `quantity` of a product to the user's cart (adding to an existing line) and
     /// returns the cart. Either the whole addition happens or nothing changes.
     #[op(POST "/carts/{user_id}/items", once, errors(InvalidUserId, InvalidQuantity, QuantityLimitExceeded, TooManyItems))]
+    #[rest(
+        params(("user_id" = String, Path, description = "Session or user id")),
+        request_body = AddItemRequest,
+        responses(
+            (status = 200, description = "The cart after the addition", body = Cart),
+        )
+    )]
     async fn add_item(
         &self,
         ctx: &CallContext,
@@ -117,10 +123,22 @@ pub trait CartApi: Send + Sync {
 
     /// The user's cart; an empty one for a user who has none.
     #[op(GET "/carts/{user_id}", read_only, errors(InvalidUserId))]
+    #[rest(
+        params(("user_id" = String, Path, description = "Session or user id")),
+        responses(
+            (status = 200, description = "The cart", body = Cart),
+        )
+    )]
     async fn get_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<Cart, CartError>;
 
     /// Removes every line of the user's cart. Emptying an empty cart is fine.
     #[op(DELETE "/carts/{user_id}", idempotent, errors(InvalidUserId))]
+    #[rest(
+        params(("user_id" = String, Path, description = "Session or user id")),
+        responses(
+            (status = 204, description = "Emptied (also when it was empty)"),
+        )
+    )]
     async fn empty_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<(), CartError>;
 }
 
@@ -136,19 +154,6 @@ pub fn validate_quantity(quantity: i64) -> Result<(), CartError> {
             quantity,
             max: MAX_QUANTITY,
         })
-    }
-}
-
-/// The cart module in another process, reached over its REST API.
-#[derive(Debug, Clone)]
-pub struct CartClient {
-    remote: RemoteClient,
-}
-
-impl CartClient {
-    /// A client calling through `remote`.
-    pub fn new(remote: RemoteClient) -> Self {
-        Self { remote }
     }
 }
 

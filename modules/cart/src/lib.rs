@@ -10,7 +10,6 @@
 
 mod entity;
 
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::sync::Arc;
 
@@ -157,15 +156,13 @@ impl CartApi for CartModule {
 
 impl ModuleConfig for CartConfig {}
 
+#[async_trait]
 impl Module for CartModule {
     type Contract = cart_api::CartContract;
     type Config = CartConfig;
     const OWNS: &'static str = "carts";
-    const REQUIRES: &'static [&'static str] = &[];
 
-    fn start(start: Start<'_, CartConfig>) -> BoxFuture<'_, Result<Arc<dyn CartApi>, StartError>> {
-        Box::pin(async move {
-            Ok(CartModule::new(start.db()?, start.config(), CartDeps) as Arc<dyn CartApi>)
-        })
+    async fn start(start: Start<'_, CartConfig>) -> Result<Arc<dyn CartApi>, StartError> {
+        Ok(CartModule::new(start.db()?, start.config(), CartDeps))
     }
 }

@@ -8,7 +8,6 @@
 //! serves them and [`CatalogClient`] calls them.
 
 use cleave_domain::{Money, ProductId};
-use cleave_kernel::client::RemoteClient;
 use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
@@ -101,15 +100,27 @@ pub enum CatalogError {
     },
 }
 
-/// The catalog contract. Reach the catalog only through this trait.
+/// The products of the shop: the catalog contract. Reach the catalog module only through this trait.
 #[contract(module = "catalog", error = CatalogError, client = CatalogClient, http = http)]
 pub trait CatalogApi: Send + Sync {
     /// Every product, ordered by id.
     #[op(GET "/products", read_only)]
+    #[rest(
+        params(("q" = Option<String>, Query, description = "Search text (at most 200 characters); blank matches every product, absent lists them all")),
+        responses(
+            (status = 200, description = "The products, ordered by id", body = ProductList),
+        )
+    )]
     async fn list_products(&self, ctx: &CallContext) -> Result<Vec<Product>, CatalogError>;
 
     /// One product.
     #[op(GET "/products/{id}", read_only, errors(ProductNotFound, InvalidProductId))]
+    #[rest(
+        params(("id" = String, Path, description = "Product id, e.g. `OLJCESPC7Z`")),
+        responses(
+            (status = 200, description = "The product", body = Product),
+        )
+    )]
     async fn get_product(&self, ctx: &CallContext, id: ProductId) -> Result<Product, CatalogError>;
 
     /// Products whose name or description contains `query`, ignoring case, ordered by id. A
@@ -129,6 +140,13 @@ pub trait CatalogApi: Send + Sync {
         idempotent,
         errors(Unauthenticated, Forbidden, InvalidProduct, InvalidProductId)
     )]
+    #[rest(
+        params(("id" = String, Path, description = "Product id")),
+        request_body = Product,
+        responses(
+            (status = 200, description = "The product as saved", body = Product),
+        )
+    )]
     async fn upsert_product(
         &self,
         ctx: &CallContext,
@@ -140,6 +158,12 @@ pub trait CatalogApi: Send + Sync {
         DELETE "/products/{id}",
         idempotent,
         errors(Unauthenticated, Forbidden, ProductNotFound, InvalidProductId)
+    )]
+    #[rest(
+        params(("id" = String, Path, description = "Product id")),
+        responses(
+            (status = 204, description = "Removed"),
+        )
     )]
     async fn delete_product(&self, ctx: &CallContext, id: ProductId) -> Result<(), CatalogError>;
 }
@@ -214,19 +238,6 @@ pub fn require_admin(ctx: &CallContext) -> Result<(), CatalogError> {
         Ok(())
     } else {
         Err(CatalogError::Forbidden)
-    }
-}
-
-/// The catalog in another process, reached over its REST API.
-#[derive(Debug, Clone)]
-pub struct CatalogClient {
-    remote: RemoteClient,
-}
-
-impl CatalogClient {
-    /// A client calling through `remote`.
-    pub fn new(remote: RemoteClient) -> Self {
-        Self { remote }
     }
 }
 

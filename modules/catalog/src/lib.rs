@@ -11,7 +11,6 @@
 
 mod entity;
 
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -244,20 +243,16 @@ impl CatalogApi for CatalogModule {
 
 impl ModuleConfig for CatalogConfig {}
 
+#[async_trait]
 impl Module for CatalogModule {
     type Contract = catalog_api::CatalogContract;
     type Config = CatalogConfig;
     const OWNS: &'static str = "products";
-    const REQUIRES: &'static [&'static str] = &[];
 
-    fn start(
-        start: Start<'_, CatalogConfig>,
-    ) -> BoxFuture<'_, Result<Arc<dyn CatalogApi>, StartError>> {
-        Box::pin(async move {
-            let module = CatalogModule::start(start.db()?, start.config(), CatalogDeps)
-                .await
-                .map_err(|e| start.failed(e))?;
-            Ok(module as Arc<dyn CatalogApi>)
-        })
+    async fn start(start: Start<'_, CatalogConfig>) -> Result<Arc<dyn CatalogApi>, StartError> {
+        let module = CatalogModule::start(start.db()?, start.config(), CatalogDeps)
+            .await
+            .map_err(|e| start.failed(e))?;
+        Ok(module)
     }
 }

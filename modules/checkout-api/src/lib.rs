@@ -9,7 +9,6 @@
 //! serves them and [`CheckoutClient`] calls them.
 
 use cleave_domain::{Address, CreditCard, CurrencyCode, InvalidValue, Money, ProductId, UserId};
-use cleave_kernel::client::RemoteClient;
 use cleave_kernel::events::Topic;
 use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
@@ -276,7 +275,7 @@ pub enum CheckoutError {
     },
 }
 
-/// The checkout contract. Reach the checkout module only through this trait.
+/// Placing orders and reading them back: the checkout contract. Reach the checkout module only through this trait.
 #[contract(module = "checkout", error = CheckoutError, client = CheckoutClient, http = http)]
 pub trait CheckoutApi: Send + Sync {
     /// Buys the user's cart: prices it in `user_currency`, quotes shipping, charges the
@@ -287,6 +286,17 @@ pub trait CheckoutApi: Send + Sync {
     /// With an `idempotency_key`, a repeated request returns the first result and charges
     /// at most once.
     #[op(POST "/orders", keyed, errors(InvalidRequest, InvalidAddress, EmptyCart, ProductUnavailable, UnsupportedCurrency, PaymentDeclined, IdempotencyKeyReused, RequestInProgress, Unauthenticated, Forbidden))]
+    #[rest(
+        params((
+            "Idempotency-Key" = Option<String>, Header,
+            description = "Makes the request safe to retry: 1 to 255 visible ASCII characters; a repeat returns the first result and charges at most once"
+        )),
+        request_body = PlaceOrderRequest,
+        responses(
+            (status = 201, description = "The order was placed", body = Order,
+                headers(("Location" = String, description = "URL of the order"))),
+        )
+    )]
     async fn place_order(
         &self,
         ctx: &CallContext,
@@ -296,10 +306,25 @@ pub trait CheckoutApi: Send + Sync {
 
     /// One placed order, for its owner or an admin. Another user's order is not found.
     #[op(GET "/orders/{order_id}", read_only, errors(Unauthenticated, OrderNotFound))]
+    #[rest(
+        params(("order_id" = String, Path, description = "The order's id")),
+        responses(
+            (status = 200, description = "The order", body = Order),
+        )
+    )]
     async fn get_order(&self, ctx: &CallContext, order_id: String) -> Result<Order, CheckoutError>;
 
     /// A user's placed orders, newest first: for that user or an admin.
     #[op(GET "/orders", read_only, errors(InvalidRequest, Unauthenticated, Forbidden))]
+    #[rest(
+        params(
+            ("user_id" = Option<String>, Query, description = "Whose orders; without it, every order (admins only)"),
+            ("limit" = Option<u64>, Query, description = "Most orders when listing every order (default 100, at most 1000)"),
+        ),
+        responses(
+            (status = 200, description = "The orders (empty when none)", body = [Order]),
+        )
+    )]
     async fn list_orders(
         &self,
         ctx: &CallContext,
@@ -313,19 +338,6 @@ pub trait CheckoutApi: Send + Sync {
         ctx: &CallContext,
         limit: u64,
     ) -> Result<Vec<Order>, CheckoutError>;
-}
-
-/// The checkout module in another process, reached over its REST API.
-#[derive(Debug, Clone)]
-pub struct CheckoutClient {
-    remote: RemoteClient,
-}
-
-impl CheckoutClient {
-    /// A client calling through `remote`.
-    pub fn new(remote: RemoteClient) -> Self {
-        Self { remote }
-    }
 }
 
 #[async_trait]

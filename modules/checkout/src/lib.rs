@@ -22,7 +22,6 @@
 
 mod entity;
 
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -696,6 +695,7 @@ impl CheckoutApi for CheckoutModule {
     }
 }
 
+#[async_trait]
 impl Module for CheckoutModule {
     type Contract = checkout_api::CheckoutContract;
     type Config = CheckoutConfig;
@@ -705,22 +705,20 @@ impl Module for CheckoutModule {
     const PUBLISHES: &'static [&'static str] =
         &[<OrderPlaced as cleave_kernel::events::Topic>::TOPIC];
 
-    fn start(
-        start: Start<'_, CheckoutConfig>,
-    ) -> BoxFuture<'_, Result<Arc<dyn CheckoutApi>, StartError>> {
-        Box::pin(async move {
-            let deps = CheckoutDeps {
-                cart: start.dep::<cart_api::CartContract>()?,
-                catalog: start.dep::<catalog_api::CatalogContract>()?,
-                currency: start.dep::<currency_api::CurrencyContract>()?,
-                shipping: start.dep::<shipping_api::ShippingContract>()?,
-                payment: start.dep::<payment_api::PaymentContract>()?,
-            };
-            Ok(
-                CheckoutModule::new(start.db()?, start.config(), deps, start.relay())
-                    as Arc<dyn CheckoutApi>,
-            )
-        })
+    async fn start(start: Start<'_, CheckoutConfig>) -> Result<Arc<dyn CheckoutApi>, StartError> {
+        let deps = CheckoutDeps {
+            cart: start.dep::<cart_api::CartContract>()?,
+            catalog: start.dep::<catalog_api::CatalogContract>()?,
+            currency: start.dep::<currency_api::CurrencyContract>()?,
+            shipping: start.dep::<shipping_api::ShippingContract>()?,
+            payment: start.dep::<payment_api::PaymentContract>()?,
+        };
+        Ok(CheckoutModule::new(
+            start.db()?,
+            start.config(),
+            deps,
+            start.relay(),
+        ))
     }
 }
 

@@ -8,7 +8,6 @@
 //! serves them and [`CurrencyClient`] calls them.
 
 use cleave_domain::{CurrencyCode, Money};
-use cleave_kernel::client::RemoteClient;
 use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
@@ -66,11 +65,16 @@ pub enum CurrencyError {
     },
 }
 
-/// The currency contract. Reach the currency module only through this trait.
+/// Exchange rates and conversion: the currency contract. Reach the currency module only through this trait.
 #[contract(module = "currency", error = CurrencyError, client = CurrencyClient, http = http)]
 pub trait CurrencyApi: Send + Sync {
     /// Every currency code that [`CurrencyApi::convert`] accepts, sorted.
     #[op(GET "/currencies", read_only)]
+    #[rest(
+        responses(
+            (status = 200, description = "The supported codes, sorted", body = CurrencyList),
+        )
+    )]
     async fn supported_currencies(
         &self,
         ctx: &CallContext,
@@ -79,25 +83,18 @@ pub trait CurrencyApi: Send + Sync {
     /// Converts `from` into `to_code` at the reference rates, exactly, rounding half away from
     /// zero to whole nanos.
     #[op(POST "/convert", read_only, errors(UnsupportedCurrency, InvalidMoney))]
+    #[rest(
+        request_body = ConvertRequest,
+        responses(
+            (status = 200, description = "The converted amount", body = Money),
+        )
+    )]
     async fn convert(
         &self,
         ctx: &CallContext,
         from: Money,
         to_code: String,
     ) -> Result<Money, CurrencyError>;
-}
-
-/// The currency module in another process, reached over its REST API.
-#[derive(Debug, Clone)]
-pub struct CurrencyClient {
-    remote: RemoteClient,
-}
-
-impl CurrencyClient {
-    /// A client calling through `remote`.
-    pub fn new(remote: RemoteClient) -> Self {
-        Self { remote }
-    }
 }
 
 #[async_trait]

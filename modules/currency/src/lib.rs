@@ -11,7 +11,6 @@
 
 mod entity;
 
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -139,20 +138,17 @@ impl CurrencyApi for CurrencyModule {
 
 impl ModuleConfig for CurrencyConfig {}
 
+#[async_trait]
 impl Module for CurrencyModule {
     type Contract = currency_api::CurrencyContract;
     type Config = CurrencyConfig;
     const OWNS: &'static str = "exchange rates";
-    const REQUIRES: &'static [&'static str] = &[];
 
-    fn start(
-        start: Start<'_, CurrencyConfig>,
-    ) -> BoxFuture<'_, Result<Arc<dyn CurrencyApi>, StartError>> {
-        Box::pin(async move {
-            Ok(
-                CurrencyModule::new(start.db()?, start.config(), CurrencyDeps)
-                    as Arc<dyn CurrencyApi>,
-            )
-        })
+    async fn start(start: Start<'_, CurrencyConfig>) -> Result<Arc<dyn CurrencyApi>, StartError> {
+        Ok(CurrencyModule::new(
+            start.db()?,
+            start.config(),
+            CurrencyDeps,
+        ))
     }
 }

@@ -9,7 +9,6 @@
 //! serves them and [`EmailClient`] calls them.
 
 use cleave_domain::{Address, Money};
-use cleave_kernel::client::RemoteClient;
 use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
@@ -150,12 +149,18 @@ pub fn validate(req: &ConfirmationRequest) -> Result<(), EmailError> {
     Ok(())
 }
 
-/// The email contract. Reach the email module only through this trait.
+/// Order confirmations sent by e-mail: the email contract. Reach the email module only through this trait.
 #[contract(module = "email", error = EmailError, client = EmailClient, http = http)]
 pub trait EmailApi: Send + Sync {
     /// Renders and sends the confirmation of an order, once per `message_id`: a repeated
     /// request returns the first confirmation without sending again.
     #[op(POST "/confirmations", idempotent, errors(InvalidRequest))]
+    #[rest(
+        request_body = ConfirmationRequest,
+        responses(
+            (status = 201, description = "The confirmation as sent (or as first sent, for a repeated `message_id`)", body = Confirmation),
+        )
+    )]
     async fn send_order_confirmation(
         &self,
         ctx: &CallContext,
@@ -164,24 +169,17 @@ pub trait EmailApi: Send + Sync {
 
     /// The confirmations sent for an order, oldest first.
     #[op(GET "/confirmations", read_only, errors(InvalidRequest))]
+    #[rest(
+        params(("order_id" = String, Query, description = "The order whose confirmations to list")),
+        responses(
+            (status = 200, description = "The confirmations (empty when none)", body = [Confirmation]),
+        )
+    )]
     async fn list_confirmations(
         &self,
         ctx: &CallContext,
         order_id: String,
     ) -> Result<Vec<Confirmation>, EmailError>;
-}
-
-/// The email module in another process, reached over its REST API.
-#[derive(Debug, Clone)]
-pub struct EmailClient {
-    remote: RemoteClient,
-}
-
-impl EmailClient {
-    /// A client calling through `remote`.
-    pub fn new(remote: RemoteClient) -> Self {
-        Self { remote }
-    }
 }
 
 #[async_trait]

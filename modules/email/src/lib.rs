@@ -12,7 +12,6 @@
 
 mod entity;
 
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -284,20 +283,16 @@ impl Subscriber for OrderPlacedSubscriber {
 
 impl ModuleConfig for EmailConfig {}
 
+#[async_trait]
 impl Module for EmailModule {
     type Contract = email_api::EmailContract;
     type Config = EmailConfig;
     const OWNS: &'static str = "sent confirmations";
-    const REQUIRES: &'static [&'static str] = &[];
     const SUBSCRIBES: &'static [&'static str] = &["checkout"];
 
-    fn start(
-        start: Start<'_, EmailConfig>,
-    ) -> BoxFuture<'_, Result<Arc<dyn EmailApi>, StartError>> {
-        Box::pin(async move {
-            let module = EmailModule::new(start.db()?, start.config(), EmailDeps);
-            module.subscribe(start.bus());
-            Ok(module as Arc<dyn EmailApi>)
-        })
+    async fn start(start: Start<'_, EmailConfig>) -> Result<Arc<dyn EmailApi>, StartError> {
+        let module = EmailModule::new(start.db()?, start.config(), EmailDeps);
+        module.subscribe(start.bus());
+        Ok(module)
     }
 }

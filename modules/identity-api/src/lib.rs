@@ -13,7 +13,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use cleave_kernel::auth::{Jwks, KeySource};
-use cleave_kernel::client::RemoteClient;
 use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
@@ -220,20 +219,38 @@ pub fn check_password(password: &Secret) -> Result<(), IdentityError> {
     }
 }
 
-/// The identity contract. Reach the identity module only through this trait.
+/// Users, sessions and the keys tokens are signed with: the identity contract. Reach the identity module only through this trait.
 #[contract(module = "identity", error = IdentityError, client = IdentityClient, http = http)]
 pub trait IdentityApi: Send + Sync {
     /// Creates a shopper account.
     #[op(POST "/users", once, errors(InvalidEmail, InvalidPassword, EmailTaken, TooManyAttempts))]
+    #[rest(
+        request_body = Credentials,
+        responses(
+            (status = 201, description = "The new user", body = User),
+        )
+    )]
     async fn register(&self, ctx: &CallContext, req: Credentials) -> Result<User, IdentityError>;
 
     /// Checks the credentials and starts a session: an access token and a refresh token.
     #[op(POST "/tokens", once, errors(InvalidCredentials, TooManyAttempts))]
+    #[rest(
+        request_body = Credentials,
+        responses(
+            (status = 200, description = "The session's tokens", body = TokenPair),
+        )
+    )]
     async fn login(&self, ctx: &CallContext, req: Credentials) -> Result<TokenPair, IdentityError>;
 
     /// Exchanges a refresh token for a new pair. The old one is spent; using it again revokes
     /// the session.
     #[op(POST "/tokens/refresh", once, errors(InvalidRefreshToken, RefreshTokenReused))]
+    #[rest(
+        request_body = RefreshRequest,
+        responses(
+            (status = 200, description = "New tokens", body = TokenPair),
+        )
+    )]
     async fn refresh(
         &self,
         ctx: &CallContext,
@@ -243,18 +260,40 @@ pub trait IdentityApi: Send + Sync {
     /// Ends the session of a refresh token (every token of its family). Unknown tokens are
     /// fine (logging out twice is not an error).
     #[op(POST "/tokens/revoke", idempotent)]
+    #[rest(
+        request_body = RefreshRequest,
+        responses(
+            (status = 204, description = "Revoked (also for unknown tokens)"),
+        )
+    )]
     async fn logout(&self, ctx: &CallContext, refresh_token: Secret) -> Result<(), IdentityError>;
 
     /// The user the call is made for.
     #[op(GET "/me", read_only, errors(Unauthenticated, UserNotFound))]
+    #[rest(
+        responses(
+            (status = 200, description = "The authenticated user", body = User),
+        )
+    )]
     async fn whoami(&self, ctx: &CallContext) -> Result<User, IdentityError>;
 
     /// The public keys tokens are signed with.
     #[op(GET "/jwks", read_only)]
+    #[rest(
+        responses(
+            (status = 200, description = "The key set", body = Jwks),
+        )
+    )]
     async fn jwks(&self, ctx: &CallContext) -> Result<Jwks, IdentityError>;
 
     /// Whether `user_id` exists and is not deleted.
     #[op(GET "/users/{user_id}/active", read_only)]
+    #[rest(
+        params(("user_id" = String, Path, description = "The user id")),
+        responses(
+            (status = 200, description = "The user's status", body = UserStatus),
+        )
+    )]
     async fn user_active(
         &self,
         ctx: &CallContext,
@@ -263,6 +302,12 @@ pub trait IdentityApi: Send + Sync {
 
     /// Deletes a user (admins only): their tokens stop working at once.
     #[op(DELETE "/users/{user_id}", idempotent, errors(Unauthenticated, Forbidden, UserNotFound))]
+    #[rest(
+        params(("user_id" = String, Path, description = "The user id")),
+        responses(
+            (status = 204, description = "Deleted"),
+        )
+    )]
     async fn delete_user(&self, ctx: &CallContext, user_id: String) -> Result<(), IdentityError>;
 }
 
@@ -290,19 +335,6 @@ impl cleave_kernel::auth::UserDirectory for IdentityUsers {
             .await
             .map(|s| !s.deleted)
             .map_err(|e| e.to_string())
-    }
-}
-
-/// The identity module in another process, reached over its REST API.
-#[derive(Debug, Clone)]
-pub struct IdentityClient {
-    remote: RemoteClient,
-}
-
-impl IdentityClient {
-    /// A client calling through `remote`.
-    pub fn new(remote: RemoteClient) -> Self {
-        Self { remote }
     }
 }
 

@@ -17,7 +17,6 @@
 
 mod entity;
 
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::sync::Arc;
 
@@ -597,20 +596,16 @@ impl IdentityApi for IdentityModule {
     }
 }
 
+#[async_trait]
 impl Module for IdentityModule {
     type Contract = identity_api::IdentityContract;
     type Config = IdentityConfig;
     const OWNS: &'static str = "users, credentials, refresh tokens, signing keys";
-    const REQUIRES: &'static [&'static str] = &[];
 
-    fn start(
-        start: Start<'_, IdentityConfig>,
-    ) -> BoxFuture<'_, Result<Arc<dyn IdentityApi>, StartError>> {
-        Box::pin(async move {
-            let module = IdentityModule::start(start.db()?, start.config(), IdentityDeps)
-                .await
-                .map_err(|e| start.failed(e))?;
-            Ok(module as Arc<dyn IdentityApi>)
-        })
+    async fn start(start: Start<'_, IdentityConfig>) -> Result<Arc<dyn IdentityApi>, StartError> {
+        let module = IdentityModule::start(start.db()?, start.config(), IdentityDeps)
+            .await
+            .map_err(|e| start.failed(e))?;
+        Ok(module)
     }
 }

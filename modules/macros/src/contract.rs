@@ -14,7 +14,7 @@ use crate::errors::{code_const, doc_text};
 struct Args {
     module: String,
     error: Path,
-    client: Option<Path>,
+    client: Option<Ident>,
     http: Option<Path>,
 }
 
@@ -44,7 +44,12 @@ impl Parse for Args {
                     module = Some(s.value());
                 }
                 "error" => error = Some(expr_path(value)?),
-                "client" => client = Some(expr_path(value)?),
+                "client" => {
+                    let path = expr_path(value)?;
+                    client = Some(path.get_ident().cloned().ok_or_else(|| {
+                        syn::Error::new_spanned(path, "client = <TypeName> (defined here)")
+                    })?);
+                }
                 "http" => http = Some(expr_path(value)?),
                 _ => {
                     return Err(syn::Error::new_spanned(
@@ -134,6 +139,10 @@ struct Method {
     op: Op,
     full_path: String,
     constant: Ident,
+    /// The `#[rest(..)]` document of the route: params, request body, success responses.
+    rest: Option<TokenStream>,
+    /// The operation's documentation as written.
+    docs: Vec<syn::Attribute>,
 }
 
 pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<TokenStream> {
@@ -163,6 +172,17 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
                 syn::Error::new_spanned(&f.sig.ident, "each operation needs #[op(..)]")
             })?;
         let op: Op = f.attrs.remove(pos).parse_args()?;
+        let rest = match f.attrs.iter().position(|a| a.path().is_ident("rest")) {
+            Some(at) => Some(f.attrs.remove(at).parse_args::<TokenStream>()?),
+            None => None,
+        };
+        // The route's own documentation, before the generated lines below.
+        let docs: Vec<syn::Attribute> = f
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
+            .cloned()
+            .collect();
         let full_path = format!("{prefix}{}", op.path.value());
         let errors = op
             .errors
@@ -189,6 +209,8 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             op,
             full_path,
             constant,
+            rest,
+            docs,
         });
     }
 
@@ -197,7 +219,7 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
         let (constant, name, path) = (&m.constant, m.item.sig.ident.to_string(), &m.full_path);
         let method = format_ident!("{}", m.op.method.to_string().to_upper_camel_case());
         let repeat = format_ident!("{}", m.op.repeat.to_string().to_upper_camel_case());
-        let summary = doc_text(&m.item.attrs);
+        let summary = doc_text(&m.docs);
         let codes = m.op.errors.iter().map(|e| {
             let c = code_const(e);
             quote!(#error::#c)
@@ -217,6 +239,32 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
         }
     });
     let all = methods.iter().map(|m| &m.constant);
+
+    // The API document: one `utoipa::path` per documented route, from the operation's route
+    // and its `#[rest(..)]`; errors are added from the error table when documents merge.
+    let documented: Vec<&Method> = methods.iter().filter(|m| m.rest.is_some()).collect();
+    let shims = documented.iter().map(|m| {
+        let name = &m.item.sig.ident;
+        let method = format_ident!("{}", m.op.method.to_string().to_lowercase());
+        let path = &m.full_path;
+        let op_name = name.to_string();
+        let rest = m.rest.as_ref();
+        let docs = &m.docs;
+        quote! {
+            #(#docs)*
+            #[#k::__private::utoipa::path(
+                #method,
+                path = #path,
+                tag = #module,
+                operation_id = #op_name,
+                #rest
+            )]
+            #[allow(dead_code)]
+            fn #name() {}
+        }
+    });
+    let shim_names = documented.iter().map(|m| &m.item.sig.ident);
+    let tag_doc = doc_text(&item.attrs);
     let ops_doc = format!(" The operations of the `{module}` contract, in declaration order.");
 
     // The interception point: every call of the contract, local or remote, passes here.
@@ -262,24 +310,36 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
         || quote!(::core::option::Option::None),
         |c| quote!(::core::option::Option::Some(::std::sync::Arc::new(#c::new(remote)))),
     );
-    let (configure, openapi) = match &args.http {
-        Some(http) => (
-            quote! {
-                let mut routes = #k::http::Routes::new(#module);
-                #http::routes(&mut routes);
-                routes.register(cfg, api);
-            },
-            quote! {
-                ::core::option::Option::Some(
-                    <#http::ApiDoc as #k::__private::utoipa::OpenApi>::openapi(),
-                )
-            },
-        ),
-        None => (
-            quote! { let _ = (cfg, api); },
-            quote!(::core::option::Option::None),
-        ),
+    let configure = match &args.http {
+        Some(http) => quote! {
+            let mut routes = #k::http::Routes::new(#module);
+            #http::routes(&mut routes);
+            routes.register(cfg, api);
+        },
+        None => quote! { let _ = (cfg, api); },
     };
+    let openapi = quote! {
+        ::core::option::Option::Some(
+            <ops::doc::ApiDoc as #k::__private::utoipa::OpenApi>::openapi(),
+        )
+    };
+    let client_struct = args.client.as_ref().map(|c| {
+        let doc = format!(" The `{module}` module in another process, reached over its REST API.");
+        quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone)]
+            pub struct #c {
+                remote: #k::client::RemoteClient,
+            }
+
+            impl #c {
+                /// A client calling through `remote`.
+                pub fn new(remote: #k::client::RemoteClient) -> Self {
+                    Self { remote }
+                }
+            }
+        }
+    });
     let intercepted = format_ident!("__{}Calls", trait_ident);
 
     Ok(quote! {
@@ -293,7 +353,23 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             #(#op_consts)*
             /// Every operation of the contract.
             pub const ALL: &[&#k::call::Operation] = &[#(&#all),*];
+
+            /// The routes' API document (shims carrying `utoipa::path`).
+            pub(crate) mod doc {
+                #[allow(unused_imports)]
+                use super::super::*;
+                #(#shims)*
+
+                #[derive(#k::__private::utoipa::OpenApi)]
+                #[openapi(
+                    paths(#(#shim_names),*),
+                    tags((name = #module, description = #tag_doc))
+                )]
+                pub(crate) struct ApiDoc;
+            }
         }
+
+        #client_struct
 
         #[doc(hidden)]
         pub struct #intercepted {

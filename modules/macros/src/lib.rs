@@ -50,13 +50,18 @@ pub fn derive_api_error(input: TokenStream) -> TokenStream {
 }
 
 /// Declares a module's contract trait and derives its operation table, its interception
-/// point and its `cleave_kernel::module::Contract` descriptor.
+/// point, its API document, its client type and its `cleave_kernel::module::Contract`
+/// descriptor.
 ///
 /// ```ignore
 /// #[contract(module = "catalog", error = CatalogError, client = CatalogClient, http = http)]
 /// pub trait CatalogApi: Send + Sync {
 ///     /// One product.
 ///     #[op(GET "/products/{id}", read_only, errors(ProductNotFound, InvalidProductId))]
+///     #[rest(
+///         params(("id" = String, Path, description = "Product id")),
+///         responses((status = 200, description = "The product", body = Product)),
+///     )]
 ///     async fn get_product(&self, ctx: &CallContext, id: ProductId)
 ///         -> Result<Product, CatalogError>;
 /// }
@@ -65,10 +70,14 @@ pub fn derive_api_error(input: TokenStream) -> TokenStream {
 /// Every method is an operation: its route (method and path under `/api/<module>/v1`), how
 /// safe it is to repeat (`read_only`, `idempotent`, `keyed`: safe when the call carries its
 /// key or reference, `once`: never repeated), and the contract errors it may answer besides
-/// `unavailable`. Generated: `pub mod ops` (one `Operation` constant per method and `ALL`),
-/// the trait (with `async_trait`), and `pub struct <Module>Contract`, the contract's descriptor,
-/// whose client is `client::new(RemoteClient)` and whose routes and document come from
-/// `<http>::routes` and `<http>::ApiDoc`.
+/// `unavailable`. `#[rest(..)]` documents the route (the arguments of `utoipa::path` other
+/// than the method, path and tag, which come from `#[op]`; error responses come from the
+/// error table); operations sharing a route document it once.
+///
+/// Generated: `pub mod ops` (one `Operation` constant per method, `ALL`, and the API
+/// document), the trait (with `async_trait`), the client struct named by `client` (holding a
+/// `RemoteClient`; its trait impl is written by hand), and `pub struct <Module>Contract`, the
+/// contract's descriptor, whose routes are `<http>::routes`.
 #[proc_macro_attribute]
 pub fn contract(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemTrait);

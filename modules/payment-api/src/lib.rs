@@ -15,7 +15,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cleave_domain::{CreditCard, Money};
-use cleave_kernel::client::RemoteClient;
 use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
@@ -168,7 +167,7 @@ pub enum PaymentError {
     },
 }
 
-/// The payment contract. Reach the payment module only through this trait.
+/// Card charges and refunds: the payment contract. Reach the payment module only through this trait.
 #[contract(module = "payment", error = PaymentError, client = PaymentClient, http = http)]
 pub trait PaymentApi: Send + Sync {
     /// Charges `req.amount` to `req.card` and returns the charge, status
@@ -176,12 +175,25 @@ pub trait PaymentApi: Send + Sync {
     /// current month (UTC) and the amount with [`validate_amount`]; nothing is charged when
     /// either fails.
     #[op(POST "/charges", keyed, errors(InvalidAmount, InvalidCard, UnsupportedCard, InvalidCvv, CardExpired, InvalidReference))]
+    #[rest(
+        request_body = ChargeRequest,
+        responses(
+            (status = 201, description = "The card was charged", body = Charge,
+                headers(("Location" = String, description = "URL of the charge"))),
+        )
+    )]
     async fn charge(&self, ctx: &CallContext, req: ChargeRequest) -> Result<Charge, PaymentError>;
 
     /// Refunds a charge in full and returns it, status [`ChargeStatus::Refunded`]. Idempotent:
     /// refunding a refunded charge returns it unchanged (same `refunded_at`), so a retried or
     /// concurrent refund never refunds twice.
     #[op(POST "/charges/{transaction_id}/refund", idempotent, errors(TransactionNotFound))]
+    #[rest(
+        params(("transaction_id" = String, Path, description = "The charge's transaction id")),
+        responses(
+            (status = 200, description = "The refunded charge", body = Charge),
+        )
+    )]
     async fn refund(
         &self,
         ctx: &CallContext,
@@ -190,6 +202,12 @@ pub trait PaymentApi: Send + Sync {
 
     /// The charge with this transaction id.
     #[op(GET "/charges/{transaction_id}", read_only, errors(TransactionNotFound))]
+    #[rest(
+        params(("transaction_id" = String, Path, description = "The charge's transaction id")),
+        responses(
+            (status = 200, description = "The charge", body = Charge),
+        )
+    )]
     async fn get_charge(
         &self,
         ctx: &CallContext,
@@ -198,6 +216,12 @@ pub trait PaymentApi: Send + Sync {
 
     /// The charge made with `reference`, if any.
     #[op(GET "/charges", read_only, errors(TransactionNotFound, InvalidReference))]
+    #[rest(
+        params(("reference" = String, Query, description = "The caller's reference the charge was made with")),
+        responses(
+            (status = 200, description = "The charge", body = Charge),
+        )
+    )]
     async fn find_charge(
         &self,
         ctx: &CallContext,
@@ -359,19 +383,6 @@ fn brand_of(digits: &str) -> Result<CardBrand, &'static str> {
         _ => "unknown",
     };
     Err(guess)
-}
-
-/// The payment module in another process, reached over its REST API.
-#[derive(Debug, Clone)]
-pub struct PaymentClient {
-    remote: RemoteClient,
-}
-
-impl PaymentClient {
-    /// A client calling through `remote`.
-    pub fn new(remote: RemoteClient) -> Self {
-        Self { remote }
-    }
 }
 
 #[async_trait]

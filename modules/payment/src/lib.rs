@@ -12,7 +12,6 @@
 
 mod entity;
 
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -235,18 +234,14 @@ impl PaymentApi for PaymentModule {
 
 impl ModuleConfig for PaymentConfig {}
 
+#[async_trait]
 impl Module for PaymentModule {
     type Contract = payment_api::PaymentContract;
     type Config = PaymentConfig;
     const OWNS: &'static str = "charges";
-    const REQUIRES: &'static [&'static str] = &[];
 
-    fn start(
-        start: Start<'_, PaymentConfig>,
-    ) -> BoxFuture<'_, Result<Arc<dyn PaymentApi>, StartError>> {
-        Box::pin(async move {
-            Ok(PaymentModule::new(start.db()?, start.config(), PaymentDeps) as Arc<dyn PaymentApi>)
-        })
+    async fn start(start: Start<'_, PaymentConfig>) -> Result<Arc<dyn PaymentApi>, StartError> {
+        Ok(PaymentModule::new(start.db()?, start.config(), PaymentDeps))
     }
 }
 

@@ -1,21 +1,11 @@
 //! The recommendation module's REST API, served from any [`RecommendationApi`].
 
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::http::Routes;
-use cleave_kernel::{CallContext, Failure};
+use cleave_kernel::http::{Call, Reply, Routes, ok};
 use serde::Deserialize;
 
 use crate::{RecommendationApi, RecommendationError, Recommendations, ops};
-
-/// The OpenAPI description of these routes.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(recommendations),
-    components(schemas(Recommendations)),
-    tags((name = "recommendation", description = "Products to suggest next to others"))
-)]
-pub struct ApiDoc;
 
 #[derive(Debug, Deserialize)]
 struct Query {
@@ -30,23 +20,7 @@ pub fn routes(r: &mut Routes) {
 }
 
 /// Up to 5 catalog products other than the given ones, stable per user and products.
-#[utoipa::path(
-    get,
-    path = ops::LIST_RECOMMENDATIONS.path,
-    tag = "recommendation",
-    params(
-        ("user_id" = String, Query, description = "Session or user id"),
-        ("product_ids" = Option<String>, Query, description = "Comma-separated product ids to recommend around (at most 50); empty or absent means none"),
-    ),
-    responses(
-        (status = 200, description = "The recommended product ids", body = Recommendations),
-    )
-)]
-async fn recommendations(
-    ctx: CallContext,
-    api: web::Data<dyn RecommendationApi>,
-    query: web::Query<Query>,
-) -> Result<HttpResponse, Failure> {
+async fn recommendations(c: Call<dyn RecommendationApi>, query: web::Query<Query>) -> Reply {
     let Query {
         user_id,
         product_ids,
@@ -63,6 +37,9 @@ async fn recommendations(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let product_ids = api.list_recommendations(&ctx, user_id, product_ids).await?;
-    Ok(HttpResponse::Ok().json(Recommendations { product_ids }))
+    let product_ids = c
+        .api
+        .list_recommendations(&c.ctx, user_id, product_ids)
+        .await?;
+    ok(Recommendations { product_ids })
 }

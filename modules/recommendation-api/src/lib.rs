@@ -9,7 +9,6 @@
 //! serves them and [`RecommendationClient`] calls them.
 
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::client::RemoteClient;
 use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
@@ -70,13 +69,22 @@ pub enum RecommendationError {
     },
 }
 
-/// The recommendation contract.
+/// Products to suggest next to others: the recommendation contract. Reach the recommendation module only through this trait.
 #[contract(module = "recommendation", error = RecommendationError, client = RecommendationClient, http = http)]
 pub trait RecommendationApi: Send + Sync {
     /// Up to [`MAX_RESULTS`] catalog products other than `product_ids`, in an order that is
     /// stable for the same user and products (so pages do not reshuffle on reload) and differs
     /// between users.
     #[op(GET "/recommendations", read_only, errors(InvalidUserId, InvalidProductId, TooManyProducts))]
+    #[rest(
+        params(
+            ("user_id" = String, Query, description = "Session or user id"),
+            ("product_ids" = Option<String>, Query, description = "Comma-separated product ids to recommend around (at most 50); empty or absent means none"),
+        ),
+        responses(
+            (status = 200, description = "The recommended product ids", body = Recommendations),
+        )
+    )]
     async fn list_recommendations(
         &self,
         ctx: &CallContext,
@@ -96,19 +104,6 @@ pub fn validate_input(product_ids: &[ProductId]) -> Result<(), RecommendationErr
         });
     }
     Ok(())
-}
-
-/// The recommendation module in another process, reached over its REST API.
-#[derive(Debug, Clone)]
-pub struct RecommendationClient {
-    remote: RemoteClient,
-}
-
-impl RecommendationClient {
-    /// A client calling through `remote`.
-    pub fn new(remote: RemoteClient) -> Self {
-        Self { remote }
-    }
 }
 
 #[async_trait]

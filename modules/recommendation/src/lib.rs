@@ -8,7 +8,6 @@
 //! seeded by the user and the products asked about: the same page shows the same suggestions
 //! on reload, and the answer is the same whichever process computes it.
 
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -118,20 +117,19 @@ impl RecommendationApi for RecommendationModule {
     }
 }
 
+#[async_trait]
 impl Module for RecommendationModule {
     type Contract = recommendation_api::RecommendationContract;
     type Config = RecommendationConfig;
     const OWNS: &'static str = "nothing (reads the catalog)";
     const REQUIRES: &'static [&'static str] = &["catalog"];
 
-    fn start(
+    async fn start(
         start: Start<'_, RecommendationConfig>,
-    ) -> BoxFuture<'_, Result<Arc<dyn RecommendationApi>, StartError>> {
-        Box::pin(async move {
-            let deps = RecommendationDeps {
-                catalog: start.dep::<catalog_api::CatalogContract>()?,
-            };
-            Ok(RecommendationModule::new(start.config(), deps) as Arc<dyn RecommendationApi>)
-        })
+    ) -> Result<Arc<dyn RecommendationApi>, StartError> {
+        let deps = RecommendationDeps {
+            catalog: start.dep::<catalog_api::CatalogContract>()?,
+        };
+        Ok(RecommendationModule::new(start.config(), deps))
     }
 }

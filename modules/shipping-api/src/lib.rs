@@ -10,7 +10,6 @@
 //! serves them and [`ShippingClient`] calls them.
 
 use cleave_domain::{Address, Money, ProductId};
-use cleave_kernel::client::RemoteClient;
 use cleave_kernel::{ApiError, CallContext, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
@@ -129,18 +128,31 @@ pub enum ShippingError {
     },
 }
 
-/// The shipping contract. Reach the shipping module only through this trait.
+/// Shipping quotes and shipments: the shipping contract. Reach the shipping module only through this trait.
 #[contract(module = "shipping", error = ShippingError, client = ShippingClient, http = http)]
 pub trait ShippingApi: Send + Sync {
     /// What shipping `req.items` to `req.address` would cost (see [`quote_for`]). Nothing is
     /// stored.
     #[op(POST "/quotes", read_only, errors(InvalidAddress, InvalidQuantity, TooManyItems))]
+    #[rest(
+        request_body = QuoteRequest,
+        responses(
+            (status = 200, description = "The quote, in USD", body = Quote),
+        )
+    )]
     async fn get_quote(&self, ctx: &CallContext, req: QuoteRequest)
     -> Result<Quote, ShippingError>;
 
     /// Ships `req.items` to `req.address`: records the shipment under a new tracking id and
     /// returns it, with the cost [`ShippingApi::get_quote`] gives for the same request.
     #[op(POST "/shipments", once, errors(InvalidAddress, InvalidQuantity, TooManyItems, NoItems))]
+    #[rest(
+        request_body = ShipOrderRequest,
+        responses(
+            (status = 201, description = "The shipment that was made", body = Shipment,
+                headers(("Location" = String, description = "Path of the new shipment"))),
+        )
+    )]
     async fn ship_order(
         &self,
         ctx: &CallContext,
@@ -149,6 +161,12 @@ pub trait ShippingApi: Send + Sync {
 
     /// The shipment with this tracking id.
     #[op(GET "/shipments/{tracking_id}", read_only, errors(ShipmentNotFound))]
+    #[rest(
+        params(("tracking_id" = String, Path, description = "Tracking id, e.g. `AB-12345-1234567`")),
+        responses(
+            (status = 200, description = "The shipment", body = Shipment),
+        )
+    )]
     async fn get_shipment(
         &self,
         ctx: &CallContext,
@@ -213,19 +231,6 @@ pub fn is_tracking_id(raw: &str) -> bool {
         && b[3..8].iter().all(u8::is_ascii_digit)
         && b[8] == b'-'
         && b[9..].iter().all(u8::is_ascii_digit)
-}
-
-/// The shipping module in another process, reached over its REST API.
-#[derive(Debug, Clone)]
-pub struct ShippingClient {
-    remote: RemoteClient,
-}
-
-impl ShippingClient {
-    /// A client calling through `remote`.
-    pub fn new(remote: RemoteClient) -> Self {
-        Self { remote }
-    }
 }
 
 #[async_trait]

@@ -11,7 +11,6 @@
 
 mod entity;
 
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
 use std::sync::Arc;
 
@@ -193,21 +192,18 @@ impl ShippingApi for ShippingModule {
 
 impl ModuleConfig for ShippingConfig {}
 
+#[async_trait]
 impl Module for ShippingModule {
     type Contract = shipping_api::ShippingContract;
     type Config = ShippingConfig;
     const OWNS: &'static str = "shipments";
-    const REQUIRES: &'static [&'static str] = &[];
 
-    fn start(
-        start: Start<'_, ShippingConfig>,
-    ) -> BoxFuture<'_, Result<Arc<dyn ShippingApi>, StartError>> {
-        Box::pin(async move {
-            Ok(
-                ShippingModule::new(start.db()?, start.config(), ShippingDeps)
-                    as Arc<dyn ShippingApi>,
-            )
-        })
+    async fn start(start: Start<'_, ShippingConfig>) -> Result<Arc<dyn ShippingApi>, StartError> {
+        Ok(ShippingModule::new(
+            start.db()?,
+            start.config(),
+            ShippingDeps,
+        ))
     }
 }
 

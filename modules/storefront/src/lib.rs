@@ -30,8 +30,8 @@ use catalog_api::{CatalogApi, CatalogError, Product};
 use checkout_api::{CheckoutApi, CheckoutError, PlaceOrderRequest};
 use cleave_domain::{Address, CreditCard, CurrencyCode, Money, ProductId, UserId};
 use cleave_kernel::CallContext;
+use cleave_kernel::async_trait;
 use cleave_kernel::auth::Authenticator;
-use cleave_kernel::call::BoxFuture;
 use cleave_kernel::context::Principal;
 use cleave_kernel::module::{Contract, Module, ModuleConfig, Start, StartError};
 use currency_api::CurrencyApi;
@@ -153,6 +153,7 @@ impl Contract for StorefrontContract {
     }
 }
 
+#[async_trait]
 impl Module for Storefront {
     type Contract = StorefrontContract;
     type Config = StorefrontConfig;
@@ -168,23 +169,19 @@ impl Module for Storefront {
         "identity",
     ];
 
-    fn start(
-        start: Start<'_, StorefrontConfig>,
-    ) -> BoxFuture<'_, Result<Arc<Storefront>, StartError>> {
-        Box::pin(async move {
-            let deps = StorefrontDeps {
-                catalog: start.dep::<catalog_api::CatalogContract>()?,
-                currency: start.dep::<currency_api::CurrencyContract>()?,
-                cart: start.dep::<cart_api::CartContract>()?,
-                recommendation: start.dep::<recommendation_api::RecommendationContract>()?,
-                ads: start.dep::<ads_api::AdsContract>()?,
-                shipping: start.dep::<shipping_api::ShippingContract>()?,
-                checkout: start.dep::<checkout_api::CheckoutContract>()?,
-                identity: start.dep::<identity_api::IdentityContract>()?,
-                authenticator: start.authenticator()?,
-            };
-            Ok(Storefront::new(start.config(), deps))
-        })
+    async fn start(start: Start<'_, StorefrontConfig>) -> Result<Arc<Storefront>, StartError> {
+        let deps = StorefrontDeps {
+            catalog: start.dep::<catalog_api::CatalogContract>()?,
+            currency: start.dep::<currency_api::CurrencyContract>()?,
+            cart: start.dep::<cart_api::CartContract>()?,
+            recommendation: start.dep::<recommendation_api::RecommendationContract>()?,
+            ads: start.dep::<ads_api::AdsContract>()?,
+            shipping: start.dep::<shipping_api::ShippingContract>()?,
+            checkout: start.dep::<checkout_api::CheckoutContract>()?,
+            identity: start.dep::<identity_api::IdentityContract>()?,
+            authenticator: start.authenticator()?,
+        };
+        Ok(Storefront::new(start.config(), deps))
     }
 }
 

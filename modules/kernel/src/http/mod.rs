@@ -14,4 +14,4 @@ pub use extractors::{configure_extractors, configure_not_placed};
 pub use middleware::{
     CallerProof, HttpLimits, authenticate, handler_timeout, request_scope, require_admin_or_module,
 };
-pub use routes::Routes;
+pub use routes::{Call, Reply, Routes, created, no_content, ok};

@@ -1,13 +1,67 @@
 //! A contract's routes, registered from its operation table: each route's path and method are
-//! the operation's, written once in the contract (`#[op(GET "/products/{id}", ..)]`).
+//! the operation's, written once in the contract (`#[op(GET "/products/{id}", ..)]`); and what
+//! their handlers share: [`Call`] (the call's context and the contract object) and the
+//! answers ([`ok`], [`created`], [`no_content`]).
 
+use std::future::{Ready, ready};
 use std::sync::Arc;
 
-use actix_web::http::header::{ALLOW, HeaderValue};
-use actix_web::{FromRequest, Handler, HttpResponse, Resource, Responder, web};
+use actix_web::dev::Payload;
+use actix_web::http::header::{ALLOW, HeaderValue, LOCATION};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, web};
+use serde::Serialize;
 
 use crate::call::{HttpMethod, Operation};
+use crate::context::CallContext;
 use crate::error::{Failure, KernelError};
+
+/// What a route handler answers.
+pub type Reply = Result<HttpResponse, Failure>;
+
+/// A handler's call: its context (request id, deadline, principal) and the contract object
+/// the routes were registered with.
+pub struct Call<A: ?Sized> {
+    /// The call's context.
+    pub ctx: CallContext,
+    /// The contract object (the module where it is hosted).
+    pub api: Arc<A>,
+}
+
+impl<A: ?Sized + 'static> FromRequest for Call<A> {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let ctx = match CallContext::from_request(req, payload).into_inner() {
+            Ok(ctx) => ctx,
+            Err(e) => return ready(Err(e)),
+        };
+        ready(match req.app_data::<web::Data<A>>() {
+            Some(api) => Ok(Self {
+                ctx,
+                api: api.clone().into_inner(),
+            }),
+            None => Err(Failure::from(KernelError::Internal).into()),
+        })
+    }
+}
+
+/// 200 with `body` as JSON.
+pub fn ok(body: impl Serialize) -> Reply {
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// 201 with `body` as JSON and `Location: location`.
+pub fn created(location: String, body: impl Serialize) -> Reply {
+    Ok(HttpResponse::Created()
+        .insert_header((LOCATION, location))
+        .json(body))
+}
+
+/// 204.
+pub fn no_content() -> Reply {
+    Ok(HttpResponse::NoContent().finish())
+}
 
 /// The routes of one contract, grouped by path (one actix resource per path, one route per
 /// method), answering 405 with `Allow` for the other methods.

@@ -31,7 +31,7 @@ pub use assembly::{
 pub use placement::{ModuleSpec, Placement, PlacementError, PlacementPlan};
 
 use crate::auth::Authenticator;
-use crate::call::{BoxFuture, CallPath, Operation};
+use crate::call::{CallPath, Operation};
 use crate::client::RemoteClient;
 use crate::error::ApiError;
 use crate::events::{EventBus, Relay};
@@ -110,6 +110,7 @@ pub enum StartError {
 }
 
 /// A module's implementation, described once (in its impl crate).
+#[async_trait::async_trait]
 pub trait Module: Send + Sync + 'static {
     /// The contract it implements.
     type Contract: Contract;
@@ -119,16 +120,19 @@ pub trait Module: Send + Sync + 'static {
     const OWNS: &'static str;
     /// Modules it calls; they must be hosted or reachable wherever it is hosted. Must match
     /// `allowed-dependencies` in its `Cargo.toml` (checked by `tests/architecture.rs`).
-    const REQUIRES: &'static [&'static str];
+    const REQUIRES: &'static [&'static str] = &[];
     /// Modules whose events it consumes (it may use their event types, never call them).
     const SUBSCRIBES: &'static [&'static str] = &[];
     /// Topics it publishes through the outbox.
     const PUBLISHES: &'static [&'static str] = &[];
 
     /// Starts the module in this process.
-    fn start(
+    ///
+    /// # Errors
+    /// Why it cannot start.
+    async fn start(
         start: Start<'_, Self::Config>,
-    ) -> BoxFuture<'_, Result<Arc<<Self::Contract as Contract>::Api>, StartError>>;
+    ) -> Result<Arc<<Self::Contract as Contract>::Api>, StartError>;
 }
 
 /// What a module gets to start with: its settings, the database, its dependencies (each
