@@ -175,7 +175,8 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 /// `?` converts any [`ApiError`].
 pub struct Failure {
     status: StatusCode,
-    problem: Problem,
+    // Boxed: handlers return `Result<_, Failure>`, and the success path should stay small.
+    problem: Box<Problem>,
 }
 
 impl Failure {
@@ -204,7 +205,10 @@ impl<E: ApiError> From<E> for Failure {
             problem.detail = Some(err.to_string());
             problem.params = err.params();
         }
-        Self { status, problem }
+        Self {
+            status,
+            problem: Box::new(problem),
+        }
     }
 }
 
@@ -226,7 +230,7 @@ impl ResponseError for Failure {
     }
 
     fn error_response(&self) -> HttpResponse {
-        problem_response(self.status, self.problem.clone())
+        problem_response(self.status, (*self.problem).clone())
     }
 }
 
