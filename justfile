@@ -4,9 +4,9 @@
 run:
     cargo run --release
 
-# The test suite (SQLite; set CLEAVE_TEST_DATABASE_URL to run it on PostgreSQL too).
+# The test suite with what it needs (SQLite; set CLEAVE_TEST_DATABASE_URL to run it on PostgreSQL too).
 test:
-    cargo test --workspace --locked
+    bash scripts/test.sh
 
 # What CI runs: services checked, fmt, clippy, tests on SQLite and PostgreSQL.
 ci:

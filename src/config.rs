@@ -332,53 +332,11 @@ impl Settings {
     /// # Errors
     /// As [`Settings::load`].
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let top: Dict = figment
-            .extract()
-            .map_err(|e| ConfigError::from_figment(e, &figment))?;
-        for key in top.keys() {
-            if !["server", "database", "log", "remote", "events", "modules"].contains(&key.as_str())
-            {
-                return Err(ConfigError::at(
-                    &figment,
-                    key,
-                    "unknown section; known: server, database, log, remote, events, modules",
-                ));
-            }
-        }
+        check_sections(&figment)?;
         let app: AppConfig = figment
             .extract()
             .map_err(|e| ConfigError::from_figment(e, &figment))?;
-        let mut targets = BTreeMap::new();
-        for name in app.modules.keys() {
-            let Some(entry) = crate::modules::find(name) else {
-                let known = crate::modules::names();
-                return Err(ConfigError::at(
-                    &figment,
-                    &format!("modules.{name}"),
-                    format!("unknown module; known modules: {}", known.join(", ")),
-                ));
-            };
-            let placement: Placement = section(&figment, entry.spec().name)?;
-            if let Some(raw) = placement.url {
-                let key = format!("modules.{name}.url");
-                let url = Url::parse(&raw)
-                    .map_err(|e| ConfigError::at(&figment, &key, format!("not a url: {e}")))?;
-                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                    return Err(ConfigError::at(
-                        &figment,
-                        &key,
-                        "must be an http:// or https:// url with a host, e.g. http://catalog:8080",
-                    ));
-                }
-                targets.insert(
-                    name.clone(),
-                    RemoteTarget {
-                        url,
-                        timeout_ms: placement.timeout_ms,
-                    },
-                );
-            }
-        }
+        let targets = targets(&figment, &app)?;
         let mut modules = ModuleConfigs::default();
         for entry in &MODULES {
             modules.insert(
@@ -386,143 +344,9 @@ impl Settings {
                 entry.load_config(&figment, &PLACEMENT_KEYS)?,
             );
         }
-        if app.events.poll_interval_ms == 0 {
-            return Err(ConfigError::at(
-                &figment,
-                "events.poll_interval_ms",
-                "must be at least 1",
-            ));
-        }
-        if app.database.max_connections == 0 {
-            return Err(ConfigError::at(
-                &figment,
-                "database.max_connections",
-                "must be at least 1",
-            ));
-        }
-        for (i, origin) in app.server.cors_allowed_origins.iter().enumerate() {
-            let ok = url::Url::parse(origin).is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
-            }) && !origin.ends_with('/');
-            if !ok {
-                return Err(ConfigError::at(
-                    &figment,
-                    &format!("server.cors_allowed_origins.{i}"),
-                    format!("{origin:?} is not an origin like https://shop.example.com"),
-                ));
-            }
-        }
-        let tls = &app.server.tls;
-        let server_tls = match (&tls.cert_file, &tls.key_file) {
-            (None, None) => {
-                if tls.client_ca_file.is_some() {
-                    return Err(ConfigError::at(
-                        &figment,
-                        "server.tls.client_ca_file",
-                        "needs server.tls.cert_file and server.tls.key_file",
-                    ));
-                }
-                None
-            }
-            (Some(cert), Some(key)) => Some(Arc::new(
-                cleave_kernel::tls::server_config(
-                    cert,
-                    key,
-                    tls.client_ca_file.as_deref(),
-                    tls.client_cert_required,
-                )
-                .map_err(|msg| ConfigError::at(&figment, "server.tls", msg))?,
-            )),
-            (Some(_), None) => {
-                return Err(ConfigError::at(
-                    &figment,
-                    "server.tls.key_file",
-                    "is required with server.tls.cert_file",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::at(
-                    &figment,
-                    "server.tls.cert_file",
-                    "is required with server.tls.key_file",
-                ));
-            }
-        };
-        let read = |key: &str, path: &Option<PathBuf>| -> Result<Option<Vec<u8>>, ConfigError> {
-            path.as_ref()
-                .map(|p| {
-                    std::fs::read(p).map_err(|e| {
-                        ConfigError::at(&figment, key, format!("cannot read {}: {e}", p.display()))
-                    })
-                })
-                .transpose()
-        };
-        let remote = &app.remote;
-        let ca_pem = read("remote.ca_file", &remote.ca_file)?;
-        let identity_pem = match (
-            read("remote.client_cert_file", &remote.client_cert_file)?,
-            read("remote.client_key_file", &remote.client_key_file)?,
-        ) {
-            (None, None) => None,
-            (Some(mut cert), Some(key)) => {
-                cert.push(b'\n');
-                cert.extend(key);
-                Some(cert)
-            }
-            (Some(_), None) => {
-                return Err(ConfigError::at(
-                    &figment,
-                    "remote.client_key_file",
-                    "is required with remote.client_cert_file",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::at(
-                    &figment,
-                    "remote.client_cert_file",
-                    "is required with remote.client_key_file",
-                ));
-            }
-        };
-        let remote_tls = RemoteTls {
-            ca_pem,
-            identity_pem,
-        };
-        if app.server.handler_timeout_ms == 0 {
-            return Err(ConfigError::at(
-                &figment,
-                "server.handler_timeout_ms",
-                "must be at least 1",
-            ));
-        }
-        if app.server.request_timeout_ms == 0 {
-            return Err(ConfigError::at(
-                &figment,
-                "server.request_timeout_ms",
-                "must be at least 1",
-            ));
-        }
-        if app.server.max_body_bytes == 0 {
-            return Err(ConfigError::at(
-                &figment,
-                "server.max_body_bytes",
-                "must be at least 1",
-            ));
-        }
-        for (key, value) in [
-            ("remote.timeout_ms", app.remote.timeout_ms),
-            ("remote.connect_timeout_ms", app.remote.connect_timeout_ms),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::at(&figment, key, "must be at least 1"));
-            }
-        }
-        for (name, target) in &targets {
-            if target.timeout_ms == Some(0) {
-                let key = format!("modules.{name}.timeout_ms");
-                return Err(ConfigError::at(&figment, &key, "must be at least 1"));
-            }
-        }
+        check_values(&figment, &app, &targets)?;
+        let server_tls = server_tls(&figment, &app.server.tls)?;
+        let remote_tls = remote_tls(&figment, &app.remote)?;
         Ok(Self {
             figment,
             app,
@@ -555,4 +379,200 @@ impl Settings {
             identity_pem: self.remote_tls.identity_pem.clone(),
         }
     }
+}
+
+/// The top-level sections a configuration may have.
+const SECTIONS: [&str; 6] = ["server", "database", "log", "remote", "events", "modules"];
+
+/// Refuses unknown top-level sections.
+fn check_sections(figment: &Figment) -> Result<(), ConfigError> {
+    let top: Dict = figment
+        .extract()
+        .map_err(|e| ConfigError::from_figment(e, figment))?;
+    match top.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+        Some(key) => Err(ConfigError::at(
+            figment,
+            key,
+            format!("unknown section; known: {}", SECTIONS.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `modules.<m>.url` (and timeout) of every module that has one; unknown modules refused.
+fn targets(
+    figment: &Figment,
+    app: &AppConfig,
+) -> Result<BTreeMap<String, RemoteTarget>, ConfigError> {
+    let mut targets = BTreeMap::new();
+    for name in app.modules.keys() {
+        if crate::modules::find(name).is_none() {
+            return Err(ConfigError::at(
+                figment,
+                &format!("modules.{name}"),
+                format!(
+                    "unknown module; known modules: {}",
+                    crate::modules::names().join(", ")
+                ),
+            ));
+        }
+        let placement: Placement = section(figment, name)?;
+        let Some(raw) = placement.url else { continue };
+        let key = format!("modules.{name}.url");
+        let url = Url::parse(&raw)
+            .map_err(|e| ConfigError::at(figment, &key, format!("not a url: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ConfigError::at(
+                figment,
+                &key,
+                "must be an http:// or https:// url with a host, e.g. http://catalog:8080",
+            ));
+        }
+        targets.insert(
+            name.clone(),
+            RemoteTarget {
+                url,
+                timeout_ms: placement.timeout_ms,
+            },
+        );
+    }
+    Ok(targets)
+}
+
+/// Values serde cannot check: counts and durations of at least 1, CORS origins.
+fn check_values(
+    figment: &Figment,
+    app: &AppConfig,
+    targets: &BTreeMap<String, RemoteTarget>,
+) -> Result<(), ConfigError> {
+    let server = &app.server;
+    let mut positive: Vec<(String, u64)> = vec![
+        (
+            "events.poll_interval_ms".into(),
+            app.events.poll_interval_ms,
+        ),
+        (
+            "database.max_connections".into(),
+            u64::from(app.database.max_connections),
+        ),
+        (
+            "server.handler_timeout_ms".into(),
+            server.handler_timeout_ms,
+        ),
+        (
+            "server.request_timeout_ms".into(),
+            server.request_timeout_ms,
+        ),
+        (
+            "server.max_body_bytes".into(),
+            u64::try_from(server.max_body_bytes).unwrap_or(u64::MAX),
+        ),
+        ("remote.timeout_ms".into(), app.remote.timeout_ms),
+        (
+            "remote.connect_timeout_ms".into(),
+            app.remote.connect_timeout_ms,
+        ),
+    ];
+    for (name, target) in targets {
+        if let Some(ms) = target.timeout_ms {
+            positive.push((format!("modules.{name}.timeout_ms"), ms));
+        }
+    }
+    if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+        return Err(ConfigError::at(figment, key, "must be at least 1"));
+    }
+    for (i, origin) in server.cors_allowed_origins.iter().enumerate() {
+        let ok = url::Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
+        }) && !origin.ends_with('/');
+        if !ok {
+            return Err(ConfigError::at(
+                figment,
+                &format!("server.cors_allowed_origins.{i}"),
+                format!("{origin:?} is not an origin like https://shop.example.com"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Both of a pair of files, or neither: `(first, second)` keys and values.
+fn pair<T>(
+    figment: &Figment,
+    first: (&str, Option<T>),
+    second: (&str, Option<T>),
+) -> Result<Option<(T, T)>, ConfigError> {
+    match (first.1, second.1) {
+        (None, None) => Ok(None),
+        (Some(a), Some(b)) => Ok(Some((a, b))),
+        (Some(_), None) => Err(ConfigError::at(
+            figment,
+            second.0,
+            format!("is required with {}", first.0),
+        )),
+        (None, Some(_)) => Err(ConfigError::at(
+            figment,
+            first.0,
+            format!("is required with {}", second.0),
+        )),
+    }
+}
+
+/// The listener's TLS configuration, when `server.tls` is set.
+fn server_tls(
+    figment: &Figment,
+    tls: &TlsConfig,
+) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
+    let files = pair(
+        figment,
+        ("server.tls.cert_file", tls.cert_file.as_ref()),
+        ("server.tls.key_file", tls.key_file.as_ref()),
+    )?;
+    let Some((cert, key)) = files else {
+        if tls.client_ca_file.is_some() {
+            return Err(ConfigError::at(
+                figment,
+                "server.tls.client_ca_file",
+                "needs server.tls.cert_file and server.tls.key_file",
+            ));
+        }
+        return Ok(None);
+    };
+    cleave_kernel::tls::server_config(
+        cert,
+        key,
+        tls.client_ca_file.as_deref(),
+        tls.client_cert_required,
+    )
+    .map(|config| Some(Arc::new(config)))
+    .map_err(|msg| ConfigError::at(figment, "server.tls", msg))
+}
+
+/// The TLS material of calls to modules: the CA, and the client certificate with its key.
+fn remote_tls(figment: &Figment, remote: &RemoteConfig) -> Result<RemoteTls, ConfigError> {
+    let read = |key: &str, path: &Option<PathBuf>| -> Result<Option<Vec<u8>>, ConfigError> {
+        path.as_ref()
+            .map(|p| {
+                std::fs::read(p).map_err(|e| {
+                    ConfigError::at(figment, key, format!("cannot read {}: {e}", p.display()))
+                })
+            })
+            .transpose()
+    };
+    let cert = ("remote.client_cert_file", &remote.client_cert_file);
+    let key = ("remote.client_key_file", &remote.client_key_file);
+    let identity_pem = pair(
+        figment,
+        (cert.0, read(cert.0, cert.1)?),
+        (key.0, read(key.0, key.1)?),
+    )?
+    .map(|(mut cert, key)| {
+        cert.push(b'\n');
+        cert.extend(key);
+        cert
+    });
+    Ok(RemoteTls {
+        ca_pem: read("remote.ca_file", &remote.ca_file)?,
+        identity_pem,
+    })
 }

@@ -1,10 +1,9 @@
 //! The identity module's REST API, served from any [`IdentityApi`].
 
 use actix_web::{HttpResponse, web};
-use cleave_kernel::Failure;
 use cleave_kernel::http::{Call, Reply, Routes, no_content, ok};
 
-use crate::{Credentials, IdentityApi, IdentityError, RefreshRequest, ops};
+use crate::{Credentials, IdentityApi, RefreshRequest, ops};
 
 /// The routes of the identity module's operations.
 pub fn routes(r: &mut Routes) {
@@ -20,34 +19,13 @@ pub fn routes(r: &mut Routes) {
 
 /// Creates a shopper account.
 async fn register(c: Call<dyn IdentityApi>, body: web::Json<Credentials>) -> Reply {
-    match c.api.register(&c.ctx, body.into_inner()).await {
-        Ok(user) => Ok(HttpResponse::Created().json(user)),
-        Err(e) => Ok(error_response(e)),
-    }
-}
-
-/// The problem response of `err`, with `Retry-After` when it is a rate limit.
-fn error_response(err: IdentityError) -> HttpResponse {
-    let retry = match &err {
-        IdentityError::TooManyAttempts { retry_after_secs } => Some(*retry_after_secs),
-        _ => None,
-    };
-    let mut res = actix_web::ResponseError::error_response(&Failure::from(err));
-    if let Some(secs) = retry
-        && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
-    {
-        res.headers_mut()
-            .insert(actix_web::http::header::RETRY_AFTER, v);
-    }
-    res
+    let user = c.api.register(&c.ctx, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(user))
 }
 
 /// Logs in: an access token and a refresh token.
 async fn login(c: Call<dyn IdentityApi>, body: web::Json<Credentials>) -> Reply {
-    match c.api.login(&c.ctx, body.into_inner()).await {
-        Ok(pair) => ok(pair),
-        Err(e) => Ok(error_response(e)),
-    }
+    ok(c.api.login(&c.ctx, body.into_inner()).await?)
 }
 
 /// Exchanges a refresh token for a new pair (the old one is spent).

@@ -66,6 +66,10 @@ pub trait ApiError:
     /// `expose`. The cause of other 5xx may name hosts or internals, so it is logged instead.
     fn expose_detail(&self) -> bool;
 
+    /// Seconds the caller should wait before trying again (`Retry-After`), for the errors
+    /// that say (a field `retry_after_secs`).
+    fn retry_after_secs(&self) -> Option<u64>;
+
     /// The fields of this error that may be sent, as a JSON object (`None` without any).
     fn params(&self) -> Option<serde_json::Value>;
 
@@ -177,6 +181,7 @@ pub struct Failure {
     status: StatusCode,
     // Boxed: handlers return `Result<_, Failure>`, and the success path should stay small.
     problem: Box<Problem>,
+    retry_after_secs: Option<u64>,
 }
 
 impl Failure {
@@ -208,6 +213,7 @@ impl<E: ApiError> From<E> for Failure {
         Self {
             status,
             problem: Box::new(problem),
+            retry_after_secs: err.retry_after_secs(),
         }
     }
 }
@@ -230,7 +236,14 @@ impl ResponseError for Failure {
     }
 
     fn error_response(&self) -> HttpResponse {
-        problem_response(self.status, (*self.problem).clone())
+        let mut res = problem_response(self.status, (*self.problem).clone());
+        if let Some(secs) = self.retry_after_secs {
+            res.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(secs),
+            );
+        }
+        res
     }
 }
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::middleware::Next;
 use actix_web::web;
 use governor::clock::{Clock, DefaultClock};
@@ -85,15 +84,11 @@ pub async fn edge_rate_limit(
     match over {
         None => Ok(next.call(req).await?.map_into_boxed_body()),
         Some(wait) => {
-            let secs = retry_after_secs(wait);
-            let mut res = actix_web::ResponseError::error_response(&Failure::from(
+            let res = actix_web::ResponseError::error_response(&Failure::from(
                 KernelError::RateLimited {
-                    retry_after_secs: secs,
+                    retry_after_secs: retry_after_secs(wait),
                 },
             ));
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                res.headers_mut().insert(RETRY_AFTER, v);
-            }
             Ok(req.into_response(res))
         }
     }

@@ -249,6 +249,14 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         let expose = v.expose || v.status < 500;
         quote! { Self::#ident { .. } => #expose }
     });
+    let retry_after = variants.iter().map(|v| {
+        let ident = &v.ident;
+        if v.fields.iter().any(|f| f.ident == "retry_after_secs") {
+            quote! { Self::#ident { retry_after_secs, .. } => ::core::option::Option::Some(*retry_after_secs) }
+        } else {
+            quote! { Self::#ident { .. } => ::core::option::Option::None }
+        }
+    });
     let params = variants.iter().map(|v| {
         let ident = &v.ident;
         let shown: Vec<&Field> = v.fields.iter().filter(|f| !f.hidden).collect();
@@ -331,6 +339,10 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 
             fn expose_detail(&self) -> bool {
                 match self { #(#exposes,)* }
+            }
+
+            fn retry_after_secs(&self) -> ::core::option::Option<u64> {
+                match self { #(#retry_after,)* }
             }
 
             fn params(&self) -> ::core::option::Option<#k::__private::serde_json::Value> {

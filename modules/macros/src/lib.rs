@@ -40,7 +40,8 @@ use proc_macro::TokenStream;
 /// Each variant's wire code is `<module>.<variant in snake_case>` (or `#[api(code = "..")]`),
 /// its description its doc comment. `unavailable` variants are 503 and `internal` ones 500;
 /// their fields are logged, never sent (unless the variant says `expose`). A field marked
-/// `#[api(hidden)]` is never sent either. The wire form is `{"code": .., "params": {..}}`.
+/// `#[api(hidden)]` is never sent either. A field named `retry_after_secs` is also sent as the
+/// answer's `Retry-After` header. The wire form is `{"code": .., "params": {..}}`.
 #[proc_macro_derive(ApiError, attributes(api))]
 pub fn derive_api_error(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

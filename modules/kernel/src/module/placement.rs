@@ -175,14 +175,16 @@ impl PlacementPlan {
                         }
                     }
                 }
-                Placement::Remote(url) if points_at(url, listen) => {
-                    return Err(PlacementError::SelfForward {
-                        module: spec.name,
-                        url: url.to_string(),
-                        listen,
-                    });
+                Placement::Remote(url) => {
+                    if points_at(url, listen) {
+                        return Err(PlacementError::SelfForward {
+                            module: spec.name,
+                            url: url.to_string(),
+                            listen,
+                        });
+                    }
                 }
-                _ => {}
+                Placement::Absent => {}
             }
         }
         Ok(plan)

@@ -1,0 +1,332 @@
+//! The call path: every call of a contract operation, local, remote or forwarded, passes the
+//! layers with who calls what; a layer can refuse a call before it reaches the callee. A
+//! small contract declared here with the same macros the modules use.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cleave_kernel::call::{
+    BoxFuture, CallInfo, CallLayer, CallLayers, CallPath, EDGE, Locality, Next, Outcome,
+};
+use cleave_kernel::http::forward::configure_forward;
+use cleave_kernel::module::Contract;
+use cleave_kernel::testing::{TestKeys, TestServer};
+use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+
+/// Errors of the probe contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "probe")]
+pub enum ProbeError {
+    /// The probe refuses, as asked.
+    #[api(status = 409)]
+    #[error("refused: {why}")]
+    Refused {
+        /// Why.
+        why: String,
+    },
+    /// The probe cannot be reached.
+    #[api(unavailable)]
+    #[error("probe unavailable: {reason}")]
+    Unavailable {
+        /// Why (logged, not sent).
+        reason: String,
+    },
+    /// A bug.
+    #[api(internal)]
+    #[error("probe internal error: {reason}")]
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A contract to watch calls with.
+#[contract(module = "probe", error = ProbeError, client = ProbeClient, http = probe_http)]
+pub trait ProbeApi: Send + Sync {
+    /// Answers the word.
+    #[op(GET "/echo/{word}", read_only)]
+    #[rest(
+        params(("word" = String, Path, description = "Any word")),
+        responses((status = 200, description = "The word", body = String))
+    )]
+    async fn echo(&self, ctx: &CallContext, word: String) -> Result<String, ProbeError>;
+
+    /// Always refuses.
+    #[op(POST "/refusals", once, errors(Refused))]
+    #[rest(responses((status = 204, description = "Never")))]
+    async fn refuse(&self, ctx: &CallContext) -> Result<(), ProbeError>;
+}
+
+/// The probe's routes.
+pub mod probe_http {
+    use actix_web::web;
+    use cleave_kernel::http::{Call, Reply, Routes, no_content, ok};
+
+    use super::{ProbeApi, ops};
+
+    /// Serves both operations.
+    pub fn routes(r: &mut Routes) {
+        r.add(&ops::ECHO, echo).add(&ops::REFUSE, refuse);
+    }
+
+    async fn echo(c: Call<dyn ProbeApi>, word: web::Path<String>) -> Reply {
+        ok(c.api.echo(&c.ctx, word.into_inner()).await?)
+    }
+
+    async fn refuse(c: Call<dyn ProbeApi>) -> Reply {
+        c.api.refuse(&c.ctx).await?;
+        no_content()
+    }
+}
+
+#[async_trait]
+impl ProbeApi for ProbeClient {
+    async fn echo(&self, ctx: &CallContext, word: String) -> Result<String, ProbeError> {
+        self.remote
+            .op(&ops::ECHO, ctx)
+            .params(&[&word])
+            .fetch()
+            .await
+    }
+
+    async fn refuse(&self, ctx: &CallContext) -> Result<(), ProbeError> {
+        self.remote.op(&ops::REFUSE, ctx).send().await
+    }
+}
+
+/// The probe itself: counts the calls that reach it.
+#[derive(Default)]
+struct Probe {
+    reached: AtomicUsize,
+}
+
+#[async_trait]
+impl ProbeApi for Probe {
+    async fn echo(&self, _: &CallContext, word: String) -> Result<String, ProbeError> {
+        self.reached.fetch_add(1, Ordering::SeqCst);
+        Ok(word)
+    }
+
+    async fn refuse(&self, _: &CallContext) -> Result<(), ProbeError> {
+        self.reached.fetch_add(1, Ordering::SeqCst);
+        Err(ProbeError::Refused {
+            why: "as asked".into(),
+        })
+    }
+}
+
+/// What a layer saw of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    caller: &'static str,
+    callee: &'static str,
+    op: String,
+    locality: Locality,
+    request_id: String,
+    outcome: Outcome,
+}
+
+/// Records every call it sees, and its outcome.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Seen>>);
+
+impl Recorder {
+    fn seen(&self) -> Vec<Seen> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+impl CallLayer for Recorder {
+    fn around<'a>(&'a self, call: &'a CallInfo<'a>, next: Next<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let outcome = next.run().await;
+            self.0.lock().expect("lock").push(Seen {
+                caller: call.caller,
+                callee: call.callee,
+                op: call.op.qualified_name(),
+                locality: call.locality,
+                request_id: call.ctx.request_id().to_string(),
+                outcome: outcome.clone(),
+            });
+            outcome
+        })
+    }
+}
+
+/// Refuses every call without running the rest of the path.
+struct Refuser;
+
+impl CallLayer for Refuser {
+    fn around<'a>(&'a self, _: &'a CallInfo<'a>, _: Next<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(async {
+            Outcome::Refused {
+                reason: "shed by a test layer".into(),
+            }
+        })
+    }
+}
+
+fn path(caller: &'static str, locality: Locality, layers: Vec<Arc<dyn CallLayer>>) -> CallPath {
+    CallPath::new(caller, "probe", locality, CallLayers::new(layers))
+}
+
+#[tokio::test]
+async fn local_calls_pass_the_layers_with_who_calls_what() {
+    let recorder = Arc::new(Recorder::default());
+    let probe = Arc::new(Probe::default());
+    let api = ProbeContract::intercept(
+        probe.clone(),
+        path("checkout", Locality::Local, vec![recorder.clone()]),
+    );
+    let ctx = CallContext::root();
+    assert_eq!(api.echo(&ctx, "hi".into()).await, Ok("hi".into()));
+    assert!(matches!(
+        api.refuse(&ctx).await,
+        Err(ProbeError::Refused { .. })
+    ));
+    let seen = recorder.seen();
+    assert_eq!(
+        seen.iter()
+            .map(|s| (s.caller, s.callee, s.op.as_str(), s.locality))
+            .collect::<Vec<_>>(),
+        vec![
+            ("checkout", "probe", "probe.echo", Locality::Local),
+            ("checkout", "probe", "probe.refuse", Locality::Local),
+        ]
+    );
+    assert_eq!(seen[0].outcome, Outcome::Ok);
+    assert_eq!(
+        seen[1].outcome,
+        Outcome::Failed {
+            code: "probe.refused",
+            status: 409
+        }
+    );
+    assert_eq!(seen[0].request_id, ctx.request_id().as_str());
+    assert_eq!(probe.reached.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn remote_calls_pass_the_same_point_and_keep_their_typed_errors() {
+    let probe = Arc::new(Probe::default());
+    let server = TestServer::serve::<ProbeContract>(probe.clone(), &TestKeys::new());
+    let recorder = Arc::new(Recorder::default());
+    let api = ProbeContract::intercept(
+        server.client::<ProbeContract>(),
+        path("storefront", Locality::Remote, vec![recorder.clone()]),
+    );
+    let ctx = CallContext::root();
+    assert_eq!(api.echo(&ctx, "a b/c".into()).await, Ok("a b/c".into()));
+    assert_eq!(
+        api.refuse(&ctx).await,
+        Err(ProbeError::Refused {
+            why: "as asked".into()
+        }),
+        "the remote error is the same variant"
+    );
+    let seen = recorder.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter()
+            .all(|s| s.caller == "storefront" && s.locality == Locality::Remote)
+    );
+    assert_eq!(probe.reached.load(Ordering::SeqCst), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_layer_that_refuses_answers_unavailable_without_reaching_the_callee() {
+    let probe = Arc::new(Probe::default());
+    let recorder = Arc::new(Recorder::default());
+    let api = ProbeContract::intercept(
+        probe.clone(),
+        path(
+            "checkout",
+            Locality::Local,
+            vec![recorder.clone(), Arc::new(Refuser)],
+        ),
+    );
+    match api.echo(&CallContext::root(), "hi".into()).await {
+        Err(ProbeError::Unavailable { reason }) => assert!(reason.contains("shed")),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert_eq!(
+        probe.reached.load(Ordering::SeqCst),
+        0,
+        "the probe was not called"
+    );
+    assert!(matches!(
+        recorder.seen()[0].outcome,
+        Outcome::Refused { .. }
+    ));
+}
+
+#[tokio::test]
+async fn forwarded_routes_pass_the_call_path_as_the_edge() {
+    let probe = Arc::new(Probe::default());
+    let keys = TestKeys::new();
+    let backend = TestServer::serve::<ProbeContract>(probe.clone(), &keys);
+    let recorder = Arc::new(Recorder::default());
+    let remote = cleave_kernel::client::RemoteClient::new(
+        "probe",
+        backend.base_url.clone(),
+        &cleave_kernel::client::RemoteSettings::default(),
+    )
+    .expect("client");
+    let front_path = path(EDGE, Locality::Remote, vec![recorder.clone()]);
+    let front = TestServer::spawn(move |cfg| {
+        configure_forward::<ProbeError>(cfg, remote.clone(), ops::ALL, front_path.clone());
+    });
+    let url = |p: &str| front.base_url.join(p).expect("url");
+    let res = reqwest::get(url("/api/probe/v1/echo/hello"))
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<String>().await.expect("json"), "hello");
+    let res = reqwest::Client::new()
+        .post(url("/api/probe/v1/refusals"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 409, "the hosting process's answer, as it is");
+    // Not a route of the contract: forwarded without an operation, answered by the backend.
+    let res = reqwest::get(url("/api/probe/v1/nothing-here"))
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 404);
+    let seen = recorder.seen();
+    assert_eq!(
+        seen.iter()
+            .map(|s| (s.caller, s.op.as_str(), &s.outcome))
+            .collect::<Vec<_>>(),
+        vec![
+            (EDGE, "probe.echo", &Outcome::Ok),
+            (EDGE, "probe.refuse", &Outcome::Ok),
+        ],
+        "the forwarder relays answers: a 409 relayed is a call that went through"
+    );
+    front.stop().await;
+    backend.stop().await;
+}
+
+#[test]
+fn the_contract_declares_each_operation_once() {
+    assert_eq!(ProbeContract::MODULE, "probe");
+    assert_eq!(ops::ECHO.path, "/api/probe/v1/echo/{word}");
+    assert_eq!(ops::REFUSE.errors, &["probe.refused"]);
+    assert!(ops::ECHO.repeat.is_safe(false) && !ops::REFUSE.repeat.is_safe(true));
+    let codes: Vec<_> = ProbeError::ERRORS
+        .iter()
+        .map(|d| (d.code, d.status))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("probe.refused", 409),
+            ("probe.unavailable", 503),
+            ("probe.internal", 500)
+        ]
+    );
+    let doc = ProbeContract::openapi().expect("document");
+    assert!(doc.paths.paths.contains_key("/api/probe/v1/echo/{word}"));
+}

@@ -1,0 +1,141 @@
+//! Browsing: the home page, product pages and the currency switch.
+
+use super::*;
+
+pub(crate) async fn home(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
+    let visit = Visit::of(&req, &shop).await;
+    let chrome = shop.chrome(&visit, &ctx).await;
+    let products = match shop.deps.catalog.list_products(&ctx).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "catalog unavailable");
+            return shop.unavailable(&visit, chrome);
+        }
+    };
+    let mut cards = Vec::with_capacity(products.len());
+    for p in &products {
+        match shop.card(&ctx, p, &visit.currency).await {
+            Some(card) => cards.push(card),
+            None => return shop.unavailable(&visit, chrome),
+        }
+    }
+    let ad = shop.ad(&ctx, Vec::new()).await;
+    let page = HomePage {
+        chrome,
+        products: cards,
+        ad,
+    };
+    html(&visit, StatusCode::OK, page.render())
+}
+
+pub(crate) async fn product(
+    req: HttpRequest,
+    ctx: CallContext,
+    shop: Shop,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let visit = Visit::of(&req, &shop).await;
+    let chrome = shop.chrome(&visit, &ctx).await;
+    let not_found = |chrome| {
+        error_page(
+            &visit,
+            chrome,
+            StatusCode::NOT_FOUND,
+            "We can't find that product",
+            "It may no longer be sold, or the link may be mistyped.",
+        )
+    };
+    let Ok(id) = ProductId::parse(id.into_inner()) else {
+        return not_found(chrome);
+    };
+    let product = match shop.deps.catalog.get_product(&ctx, id.clone()).await {
+        Ok(p) => p,
+        Err(CatalogError::ProductNotFound { .. } | CatalogError::InvalidProductId { .. }) => {
+            return not_found(chrome);
+        }
+        Err(_) => return shop.unavailable(&visit, chrome),
+    };
+    let Some(card) = shop.card(&ctx, &product, &visit.currency).await else {
+        return shop.unavailable(&visit, chrome);
+    };
+    let (recommendations, ad) = futures::join!(
+        shop.recommendations(&ctx, &visit, vec![id]),
+        shop.ad(&ctx, product.categories.clone())
+    );
+    let page = ProductPage {
+        chrome,
+        description: product.description,
+        product: card,
+        recommendations,
+        ad,
+    };
+    html(&visit, StatusCode::OK, page.render())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CurrencyForm {
+    pub(crate) currency_code: String,
+    #[serde(default)]
+    pub(crate) return_to: Option<String>,
+}
+
+/// Where to go back to: a local path only (never another site).
+pub(crate) fn local_path(raw: Option<&str>) -> Option<String> {
+    let p = raw?;
+    let local = p.starts_with('/') && !p.starts_with("//") && !p.contains('\\');
+    (local && !p.chars().any(char::is_control)).then(|| p.to_owned())
+}
+
+pub(crate) async fn set_currency(
+    req: HttpRequest,
+    ctx: CallContext,
+    shop: Shop,
+    form: web::Form<CurrencyForm>,
+) -> HttpResponse {
+    let visit = Visit::of(&req, &shop).await;
+    let CurrencyForm {
+        currency_code,
+        return_to,
+    } = form.into_inner();
+    let supported = shop
+        .deps
+        .currency
+        .supported_currencies(&ctx)
+        .await
+        .map(|all| all.iter().any(|c| c.as_str() == currency_code));
+    match supported {
+        Ok(true) => {}
+        Ok(false) => {
+            let chrome = shop.chrome(&visit, &ctx).await;
+            return error_page(
+                &visit,
+                chrome,
+                StatusCode::BAD_REQUEST,
+                "Unknown currency",
+                "Please pick a currency from the list.",
+            );
+        }
+        Err(_) => {
+            let chrome = shop.chrome(&visit, &ctx).await;
+            return shop.unavailable(&visit, chrome);
+        }
+    }
+    let back = local_path(return_to.as_deref())
+        .or_else(|| {
+            // Boutique's load generator posts no return_to: go back where it came from, if
+            // that is this site.
+            let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+            let host = req.connection_info().host().to_owned();
+            let rest = referer.split_once("://")?.1;
+            let path = rest.strip_prefix(host.as_str())?;
+            local_path(Some(path))
+        })
+        .unwrap_or_else(|| "/".into());
+    let mut res = redirect(&visit, &back);
+    let _ = res.add_cookie(&cookie(
+        CURRENCY_COOKIE,
+        currency_code,
+        shop.config.secure_cookies,
+    ));
+    res
+}

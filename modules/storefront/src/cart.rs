@@ -1,0 +1,188 @@
+//! The cart: adding to it, viewing it with its shipping quote, emptying it.
+
+use super::*;
+
+#[derive(Deserialize)]
+pub(crate) struct AddForm {
+    pub(crate) product_id: String,
+    pub(crate) quantity: String,
+}
+
+pub(crate) async fn add_to_cart(
+    req: HttpRequest,
+    ctx: CallContext,
+    shop: Shop,
+    form: web::Form<AddForm>,
+) -> HttpResponse {
+    let visit = Visit::of(&req, &shop).await;
+    let AddForm {
+        product_id,
+        quantity,
+    } = form.into_inner();
+    let Ok(product_id) = ProductId::parse(product_id) else {
+        return bad_request(&visit, &ctx, &shop, "That product does not exist.").await;
+    };
+    let Ok(quantity) = quantity.trim().parse::<i64>() else {
+        return bad_request(&visit, &ctx, &shop, "The quantity must be a whole number.").await;
+    };
+    // The product must exist before it goes in the cart.
+    match shop
+        .deps
+        .catalog
+        .get_product(&ctx, product_id.clone())
+        .await
+    {
+        Ok(_) => {}
+        Err(CatalogError::ProductNotFound { .. }) => {
+            return bad_request(&visit, &ctx, &shop, "That product does not exist.").await;
+        }
+        Err(_) => {
+            let chrome = shop.chrome(&visit, &ctx).await;
+            return shop.unavailable(&visit, chrome);
+        }
+    }
+    match shop
+        .deps
+        .cart
+        .add_item(&ctx, visit.user.clone(), product_id, quantity)
+        .await
+    {
+        Ok(_) => redirect(&visit, "/cart"),
+        Err(e) if !cleave_kernel::ApiError::status(&e).is_server_error() => {
+            bad_request(&visit, &ctx, &shop, &e.to_string()).await
+        }
+        Err(_) => {
+            let chrome = shop.chrome(&visit, &ctx).await;
+            shop.unavailable(&visit, chrome)
+        }
+    }
+}
+
+/// The demo address quotes are made for (a quote depends on the item count only).
+pub(crate) fn quote_address() -> Address {
+    Address {
+        street_address: "1600 Amphitheatre Parkway".into(),
+        city: "Mountain View".into(),
+        state: "CA".into(),
+        country: "United States".into(),
+        zip_code: "94043".into(),
+    }
+}
+
+pub(crate) async fn cart_page(
+    visit: &Visit,
+    ctx: &CallContext,
+    shop: &Storefront,
+    status: StatusCode,
+    form_error: Option<String>,
+) -> HttpResponse {
+    let chrome = shop.chrome(visit, ctx).await;
+    let cart = match shop.deps.cart.get_cart(ctx, visit.user.clone()).await {
+        Ok(c) => c,
+        Err(_) => return shop.unavailable(visit, chrome),
+    };
+    let zero = Money::new(&visit.currency, 0, 0).unwrap_or_else(|_| Money {
+        currency_code: visit.currency.clone(),
+        units: 0,
+        nanos: 0,
+    });
+    let mut lines = Vec::new();
+    let mut subtotal = zero.clone();
+    for item in &cart.items {
+        let Ok(product) = shop
+            .deps
+            .catalog
+            .get_product(ctx, item.product_id.clone())
+            .await
+        else {
+            continue; // a product no longer sold is left out of the page; checkout refuses it
+        };
+        let Some(price) = shop.price(ctx, &product.price_usd, &visit.currency).await else {
+            return shop.unavailable(visit, chrome);
+        };
+        let Ok(line_total) = price.checked_mul(item.quantity) else {
+            return shop.unavailable(visit, chrome);
+        };
+        subtotal = subtotal.checked_add(&line_total).unwrap_or(subtotal);
+        lines.push(CartLine {
+            product: ProductCard {
+                id: product.id.to_string(),
+                name: product.name.clone(),
+                picture: product.picture.clone(),
+                price: format_money(&price),
+                categories: product.categories.clone(),
+            },
+            quantity: item.quantity,
+            line_total: format_money(&line_total),
+        });
+    }
+    let shipping = if cart.items.is_empty() {
+        zero.clone()
+    } else {
+        let quote = shop
+            .deps
+            .shipping
+            .get_quote(
+                ctx,
+                QuoteRequest {
+                    address: quote_address(),
+                    items: cart
+                        .items
+                        .iter()
+                        .map(|i| ShippingItem {
+                            product_id: i.product_id.clone(),
+                            quantity: i.quantity,
+                        })
+                        .collect(),
+                },
+            )
+            .await;
+        let converted = match quote {
+            Ok(q) => shop.price(ctx, &q.cost, &visit.currency).await,
+            Err(_) => None,
+        };
+        let Some(cost) = converted else {
+            return shop.unavailable(visit, chrome);
+        };
+        cost
+    };
+    let total = subtotal.checked_add(&shipping).unwrap_or(subtotal);
+    let recommendations = shop
+        .recommendations(
+            ctx,
+            visit,
+            cart.items.iter().map(|i| i.product_id.clone()).collect(),
+        )
+        .await;
+    let year = chrono::Datelike::year(&chrono::Utc::now());
+    let page = CartPage {
+        chrome,
+        lines,
+        shipping: format_money(&shipping),
+        total: format_money(&total),
+        recommendations,
+        default_email: visit
+            .account
+            .clone()
+            .unwrap_or_else(|| "someone@example.com".into()),
+        expiry_years: (year..year + 6).collect(),
+        form_error,
+    };
+    html(visit, status, page.render())
+}
+
+pub(crate) async fn view_cart(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
+    let visit = Visit::of(&req, &shop).await;
+    cart_page(&visit, &ctx, &shop, StatusCode::OK, None).await
+}
+
+pub(crate) async fn empty_cart(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
+    let visit = Visit::of(&req, &shop).await;
+    match shop.deps.cart.empty_cart(&ctx, visit.user.clone()).await {
+        Ok(()) => redirect(&visit, "/"),
+        Err(_) => {
+            let chrome = shop.chrome(&visit, &ctx).await;
+            shop.unavailable(&visit, chrome)
+        }
+    }
+}

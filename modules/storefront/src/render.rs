@@ -1,0 +1,245 @@
+//! Rendering pages: the chrome every page shares, HTML answers with their security
+//! headers, redirects, error pages, and money for people.
+
+use super::*;
+
+/// Headers every HTML page carries.
+pub(crate) fn secure_headers(res: &mut HttpResponse) {
+    let headers = res.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'self'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}
+
+pub(crate) fn html(
+    visit: &Visit,
+    status: StatusCode,
+    body: Result<String, askama::Error>,
+) -> HttpResponse {
+    let mut res = match body {
+        Ok(body) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed to render");
+            HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body("The page could not be rendered.")
+        }
+    };
+    visit_cookies(visit, &mut res);
+    secure_headers(&mut res);
+    res
+}
+
+pub(crate) fn redirect(visit: &Visit, to: &str) -> HttpResponse {
+    let mut res = HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_owned()))
+        .finish();
+    visit_cookies(visit, &mut res);
+    res
+}
+
+pub(crate) fn error_page(
+    visit: &Visit,
+    chrome: Chrome,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> HttpResponse {
+    let page = ErrorPage {
+        chrome,
+        status: status.as_u16(),
+        title: title.into(),
+        message: message.into(),
+        request_id: visit.request_id.clone(),
+    };
+    html(visit, status, page.render())
+}
+
+/// Formats money for people: a symbol where there is a well-known one, two decimals (none
+/// for yen).
+pub(crate) fn format_money(m: &Money) -> String {
+    let amount = m.to_decimal();
+    let (symbol, dp) = match m.currency_code.as_str() {
+        "USD" => ("$", 2),
+        "EUR" => ("€", 2),
+        "GBP" => ("£", 2),
+        "JPY" => ("¥", 0),
+        _ => ("", 2),
+    };
+    let rounded =
+        amount.round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    let text = format!("{rounded:.prec$}", prec = dp as usize);
+    if symbol.is_empty() {
+        format!("{text} {}", m.currency_code)
+    } else {
+        format!("{symbol}{text}")
+    }
+}
+
+impl Storefront {
+    pub(crate) async fn chrome(&self, visit: &Visit, ctx: &CallContext) -> Chrome {
+        let currencies = self
+            .deps
+            .currency
+            .supported_currencies(ctx)
+            .await
+            .map(|c| c.into_iter().map(String::from).collect())
+            .unwrap_or_else(|_| vec![visit.currency.clone()]);
+        let cart_count = self
+            .deps
+            .cart
+            .get_cart(ctx, visit.user.clone())
+            .await
+            .map(|c| c.items.iter().map(|i| i.quantity).sum())
+            .unwrap_or(0);
+        Chrome {
+            currency: visit.currency.clone(),
+            currencies,
+            cart_count,
+            session_short: visit.session.as_str().chars().take(8).collect(),
+            current_path: visit.path.clone(),
+            signed_in: visit
+                .account
+                .clone()
+                .or_else(|| visit.principal.as_ref().map(|_| "your account".to_owned())),
+        }
+    }
+
+    pub(crate) async fn price(
+        &self,
+        ctx: &CallContext,
+        money: &Money,
+        currency: &str,
+    ) -> Option<Money> {
+        self.deps
+            .currency
+            .convert(ctx, money.clone(), currency.to_owned())
+            .await
+            .ok()
+    }
+
+    pub(crate) async fn card(
+        &self,
+        ctx: &CallContext,
+        p: &Product,
+        currency: &str,
+    ) -> Option<ProductCard> {
+        let price = self.price(ctx, &p.price_usd, currency).await?;
+        Some(ProductCard {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            picture: p.picture.clone(),
+            price: format_money(&price),
+            categories: p.categories.clone(),
+        })
+    }
+
+    /// Recommended products as cards; empty when recommendations fail (they are optional).
+    pub(crate) async fn recommendations(
+        &self,
+        ctx: &CallContext,
+        visit: &Visit,
+        products: Vec<ProductId>,
+    ) -> Vec<ProductCard> {
+        let ids = match self
+            .deps
+            .recommendation
+            .list_recommendations(ctx, visit.user.clone(), products)
+            .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "recommendations unavailable; page rendered without them");
+                return Vec::new();
+            }
+        };
+        let mut cards = Vec::new();
+        for id in ids {
+            if let Ok(p) = self.deps.catalog.get_product(ctx, id).await
+                && let Some(card) = self.card(ctx, &p, &visit.currency).await
+            {
+                cards.push(card);
+            }
+        }
+        cards
+    }
+
+    /// One ad for these categories; `None` when ads fail (they are optional).
+    pub(crate) async fn ad(&self, ctx: &CallContext, keys: Vec<String>) -> Option<AdView> {
+        match self
+            .deps
+            .ads
+            .get_ads(ctx, AdsRequest { context_keys: keys })
+            .await
+        {
+            Ok(ads) => ads.ads.into_iter().next().map(|a| AdView {
+                redirect_url: a.redirect_url,
+                text: a.text,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "ads unavailable; page rendered without them");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn unavailable(&self, visit: &Visit, chrome: Chrome) -> HttpResponse {
+        error_page(
+            visit,
+            chrome,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "We'll be right back",
+            "Part of the shop is not answering right now. Nothing was charged. Please try again in a moment.",
+        )
+    }
+}
+
+pub(crate) async fn bad_request(
+    visit: &Visit,
+    ctx: &CallContext,
+    shop: &Storefront,
+    msg: &str,
+) -> HttpResponse {
+    let chrome = shop.chrome(visit, ctx).await;
+    error_page(
+        visit,
+        chrome,
+        StatusCode::BAD_REQUEST,
+        "That didn't work",
+        msg,
+    )
+}
+
+#[cfg(test)]
+mod money_tests {
+    use super::*;
+
+    #[test]
+    pub(crate) fn money_is_shown_with_symbols_and_two_decimals_except_yen() {
+        let m = |c: &str, u, n| Money::new(c, u, n).expect("money");
+        assert_eq!(format_money(&m("USD", 18, 990_000_000)), "$18.99");
+        assert_eq!(format_money(&m("EUR", 5, 0)), "€5.00");
+        assert_eq!(format_money(&m("JPY", 2847, 400_000_000)), "¥2847");
+        assert_eq!(format_money(&m("CAD", 1, 5_000_000)), "1.01 CAD");
+    }
+
+    #[test]
+    pub(crate) fn only_local_paths_are_returned_to() {
+        assert_eq!(local_path(Some("/cart")).as_deref(), Some("/cart"));
+        assert_eq!(local_path(Some("//evil.example")), None);
+        assert_eq!(local_path(Some("https://evil.example/")), None);
+        assert_eq!(local_path(None), None);
+    }
+}

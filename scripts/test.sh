@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command of the README, the same on a fresh machine and in CI: prepares what the
+# tests need, then runs every test of the workspace.
+#   - Debian's chromium and chromedriver for the storefront browser test (installed when
+#     missing; the test fails, never skips, without them);
+#   - with CLEAVE_TEST_DATABASE_URL set (CI sets it), every database test also runs on a fresh
+#     PostgreSQL database made through that url: the server must answer, or the run fails.
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p cart`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== test prerequisites"
+bash scripts/install-browser.sh
+chromium --version
+if [ -n "${CLEAVE_TEST_DATABASE_URL:-}" ]; then
+  if ! psql "$CLEAVE_TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null; then
+    echo "test: CLEAVE_TEST_DATABASE_URL is set but PostgreSQL does not answer there" >&2
+    exit 1
+  fi
+  echo "PostgreSQL answers: database tests run on SQLite and PostgreSQL"
+else
+  echo "CLEAVE_TEST_DATABASE_URL is not set: database tests run on SQLite only"
+fi
+
+echo "== cargo test --workspace --locked"
+cargo test --workspace --locked "$@"
