@@ -6,6 +6,9 @@
 #   hop     a hand-written actix + reqwest forwarding hop to that same catalog process
 # Every server runs one worker; wrk runs one thread. Rounds are interleaved and the median
 # is reported, with the ratios the goals are stated in. Loopback only; every run is bounded.
+# With BENCH_BASELINE_BIN=<a cleave binary built from an earlier commit>, the same set-ups of
+# that binary (single, split, and a hop to its catalog) run in the same rounds, so a change
+# is compared with what it replaced in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +46,15 @@ start catalog env $(cleave_env catalog 18192) "$BIN/cleave" serve --modules cata
 start front env $(cleave_env front 18193) CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:18192 \
   "$BIN/cleave" serve --modules currency,cart,recommendation
 start hop "$BIN/examples/bench-forward" 127.0.0.1:18194 http://127.0.0.1:18192
+BASE=${BENCH_BASELINE_BIN:-}
+if [ -n "$BASE" ]; then
+  [ -x "$BASE" ] || { echo "bench-http: BENCH_BASELINE_BIN=$BASE is not executable" >&2; exit 1; }
+  start single_before env $(cleave_env single_before 18197) "$BASE" serve
+  start catalog_before env $(cleave_env catalog_before 18195) "$BASE" serve --modules catalog
+  start front_before env $(cleave_env front_before 18196) CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:18195 \
+    "$BASE" serve --modules currency,cart,recommendation
+  start hop_before "$BIN/examples/bench-forward" 127.0.0.1:18198 http://127.0.0.1:18195
+fi
 
 declare -A url=(
   [bare]=http://127.0.0.1:18190$PATH_UNDER_TEST
@@ -51,6 +63,12 @@ declare -A url=(
   [hop]=http://127.0.0.1:18194$PATH_UNDER_TEST
 )
 setups=(bare single split hop)
+if [ -n "$BASE" ]; then
+  url[single_before]=http://127.0.0.1:18197$PATH_UNDER_TEST
+  url[split_before]=http://127.0.0.1:18196$PATH_UNDER_TEST
+  url[hop_before]=http://127.0.0.1:18198$PATH_UNDER_TEST
+  setups+=(single_before split_before hop_before)
+fi
 
 for s in "${setups[@]}"; do
   ok=
@@ -62,7 +80,7 @@ for s in "${setups[@]}"; do
   # The answers must be the same JSON, or the comparison means nothing.
   curl -fsS "${url[$s]}" >"$work/$s.json"
 done
-for s in single split hop; do
+for s in "${setups[@]:1}"; do
   cmp -s "$work/bare.json" "$work/$s.json" || { echo "bench-http: $s answers differently from bare" >&2; exit 1; }
 done
 
@@ -101,3 +119,22 @@ cat <<MD
 | one process / bare | $(ratio "$s1" "$b") | >= 0.70 |
 | split / hand-written hop | $(ratio "$sp" "$h") | >= 0.90 |
 MD
+if [ -n "$BASE" ]; then
+  s1b=$(median "${results[single_before]}"); spb=$(median "${results[split_before]}")
+  hb=$(median "${results[hop_before]}")
+  cat <<MD
+
+Baseline \`$BASE\`, same rounds:
+
+| set-up | median req/s | all rounds |
+| --- | ---: | --- |
+| baseline, one process | $s1b | ${results[single_before]}|
+| hand-written hop -> baseline catalog | $hb | ${results[hop_before]}|
+| baseline split | $spb | ${results[split_before]}|
+
+| ratio | baseline | this build |
+| --- | ---: | ---: |
+| one process / bare | $(ratio "$s1b" "$b") | $(ratio "$s1" "$b") |
+| split / hand-written hop | $(ratio "$spb" "$hb") | $(ratio "$sp" "$h") |
+MD
+fi

@@ -117,6 +117,9 @@ pub struct Operation {
     pub module: &'static str,
     /// The trait method's name, e.g. `get_product`.
     pub name: &'static str,
+    /// `<module>.<name>`, e.g. `catalog.get_product`: how calls name it on the wire and in
+    /// logs.
+    pub id: &'static str,
     /// The route's method.
     pub method: HttpMethod,
     /// The route's path template, whole, e.g. `/api/catalog/v1/products/{id}`.
@@ -130,12 +133,6 @@ pub struct Operation {
 }
 
 impl Operation {
-    /// `<module>.<name>`, e.g. `catalog.get_product`: how calls name it on the wire and in
-    /// logs.
-    pub fn qualified_name(&self) -> String {
-        format!("{}.{}", self.module, self.name)
-    }
-
     /// The route's path with `params` put into its `{...}` segments in order, each
     /// percent-encoded.
     ///
@@ -388,7 +385,7 @@ impl CallPath {
             (None, Outcome::Refused { reason }) => Err(E::unavailable(reason)),
             (None, _) => Err(E::unavailable(format!(
                 "a call layer dropped {} without an outcome",
-                op.qualified_name()
+                op.id
             ))),
         }
     }
@@ -401,6 +398,7 @@ mod tests {
     const GET: Operation = Operation {
         module: "catalog",
         name: "get_product",
+        id: "catalog.get_product",
         method: HttpMethod::Get,
         path: "/api/catalog/v1/products/{id}",
         repeat: Repeat::ReadOnly,

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower::util::BoxCloneSyncService;
@@ -458,33 +458,37 @@ impl Service<RemoteRequest> for HttpTransport {
     fn call(&mut self, req: RemoteRequest) -> Self::Future {
         let module = self.module;
         let url = format!("{}{}", self.base, req.path);
-        let mut builder = self
-            .http
-            .request(req.method, url)
-            .header(ACCEPT, "application/json")
-            .header(REQUEST_ID_HEADER, req.ctx.request_id().as_str());
+        // Header names and fixed values are built once, not parsed per call.
+        const H_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+        const H_DEADLINE: HeaderName = HeaderName::from_static(DEADLINE_HEADER);
+        const H_OPERATION: HeaderName = HeaderName::from_static(OPERATION_HEADER);
+        const H_SAFE: HeaderName = HeaderName::from_static(SAFE_TO_REPEAT_HEADER);
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Ok(id) = HeaderValue::from_str(req.ctx.request_id().as_str()) {
+            headers.insert(H_REQUEST_ID, id);
+        }
         if let Some(left) = req.ctx.remaining() {
-            builder = builder.header(DEADLINE_HEADER, left.as_millis().to_string());
+            let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            headers.insert(H_DEADLINE, HeaderValue::from(ms));
         }
         if let Some(ct) = req
             .content_type
             .as_deref()
             .and_then(|v| HeaderValue::from_str(v).ok())
         {
-            builder = builder.header(CONTENT_TYPE, ct);
+            headers.insert(CONTENT_TYPE, ct);
         }
         if let Some(op) = req.op {
-            builder = builder
-                .header(OPERATION_HEADER, op.qualified_name())
-                .header(
-                    SAFE_TO_REPEAT_HEADER,
-                    if op.repeat.is_safe(req.keyed) {
-                        "true"
-                    } else {
-                        "false"
-                    },
-                );
+            headers.insert(H_OPERATION, HeaderValue::from_static(op.id));
+            let safe = if op.repeat.is_safe(req.keyed) {
+                "true"
+            } else {
+                "false"
+            };
+            headers.insert(H_SAFE, HeaderValue::from_static(safe));
         }
+        let mut builder = self.http.request(req.method, url).headers(headers);
         let forwards_authorization = req.headers.iter().any(|(n, _)| *n == "authorization");
         if let Some(token) = req
             .ctx

@@ -143,7 +143,7 @@ impl CallLayer for Recorder {
             self.0.lock().expect("lock").push(Seen {
                 caller: call.caller,
                 callee: call.callee,
-                op: call.op.qualified_name(),
+                op: call.op.id.to_owned(),
                 locality: call.locality,
                 request_id: call.ctx.request_id().to_string(),
                 outcome: outcome.clone(),

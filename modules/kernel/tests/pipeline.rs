@@ -13,11 +13,12 @@ use cleave_kernel::client::{
 use cleave_kernel::error::{ApiError, KernelError};
 use cleave_kernel::testing::TestServer;
 
-/// A read of `path` on the probe server.
-const fn read(name: &'static str, path: &'static str) -> Operation {
+/// A read of `path` on the probe server, named `probe.<name>`.
+const fn read(id: &'static str, path: &'static str) -> Operation {
     Operation {
         module: "probe",
-        name,
+        name: id,
+        id,
         method: HttpMethod::Get,
         path,
         repeat: Repeat::ReadOnly,
@@ -26,13 +27,13 @@ const fn read(name: &'static str, path: &'static str) -> Operation {
     }
 }
 
-const ECHO: Operation = read("echo", "/echo");
-const BARE_500: Operation = read("bare_500", "/bare-500");
-const PROBLEM: Operation = read("problem", "/problem");
+const ECHO: Operation = read("probe.echo", "/echo");
+const BARE_500: Operation = read("probe.bare_500", "/bare-500");
+const PROBLEM: Operation = read("probe.problem", "/problem");
 const CHARGE: Operation = Operation {
     method: HttpMethod::Post,
     repeat: Repeat::Keyed,
-    ..read("charge", "/echo")
+    ..read("probe.charge", "/echo")
 };
 
 /// A raw request to `path`, outside any contract.

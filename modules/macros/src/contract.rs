@@ -225,11 +225,13 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             quote!(#error::#c)
         });
         let doc = format!(" `{name}`: {summary}");
+        let id = format!("{module}.{name}");
         quote! {
             #[doc = #doc]
             pub const #constant: #k::call::Operation = #k::call::Operation {
                 module: #module,
                 name: #name,
+                id: #id,
                 method: #k::call::HttpMethod::#method,
                 path: #path,
                 repeat: #k::call::Repeat::#repeat,

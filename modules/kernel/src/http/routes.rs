@@ -113,23 +113,29 @@ impl Routes {
                 methods.push(op.method);
                 *resource = resource.take().map(|r| r.route(route));
             }
-            None => self.resources.push((
-                op.path,
-                vec![op.method],
-                Some(web::resource(op.path).route(route)),
-            )),
+            None => {
+                let prefix = format!("/api/{}/v1", self.module);
+                let relative = op.path.strip_prefix(&prefix).unwrap_or(op.path);
+                self.resources.push((
+                    op.path,
+                    vec![op.method],
+                    Some(web::resource(relative).route(route)),
+                ));
+            }
         }
         self
     }
 
-    /// Registers the routes on `cfg`, each answering from `api` (handlers take it as
-    /// `web::Data<dyn ..Api>`).
+    /// Registers the routes on `cfg` under one scope, `/api/<module>/v1` (the router then
+    /// checks one prefix per module, not every route), each answering from `api` (handlers
+    /// take it through [`Call`]).
     pub fn register<A: ?Sized + Send + Sync + 'static>(
         self,
         cfg: &mut web::ServiceConfig,
         api: Arc<A>,
     ) {
         let data = web::Data::from(api);
+        let mut scope = web::scope(&format!("/api/{}/v1", self.module));
         for (_, methods, resource) in self.resources {
             let Some(resource) = resource else { continue };
             let allow = methods
@@ -137,15 +143,14 @@ impl Routes {
                 .map(|m| m.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            cfg.service(
-                resource
-                    .app_data(data.clone())
-                    .default_service(web::to(move || {
-                        let allow = allow.clone();
-                        async move { method_not_allowed(&allow) }
-                    })),
-            );
+            scope = scope.service(resource.app_data(data.clone()).default_service(web::to(
+                move || {
+                    let allow = allow.clone();
+                    async move { method_not_allowed(&allow) }
+                },
+            )));
         }
+        cfg.service(scope);
     }
 }
 
