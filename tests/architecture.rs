@@ -152,6 +152,16 @@ fn violations(meta: &Value) -> Vec<String> {
                 .map(|a| (n.as_str(), a.iter().map(String::as_str).collect()))
         })
         .collect();
+    found.extend(
+        cycles(&graph)
+            .into_iter()
+            .map(|c| format!("dependency cycle: {c}")),
+    );
+    found
+}
+
+/// The cycles of `graph`, each as a path `a -> b -> a`.
+fn cycles(graph: &BTreeMap<&str, Vec<&str>>) -> Vec<String> {
     fn visit<'a>(
         n: &'a str,
         graph: &BTreeMap<&'a str, Vec<&'a str>>,
@@ -163,10 +173,7 @@ fn violations(meta: &Value) -> Vec<String> {
             return;
         }
         if let Some(i) = path.iter().position(|p| *p == n) {
-            found.push(format!(
-                "dependency cycle: {} -> {n}",
-                path[i..].join(" -> ")
-            ));
+            found.push(format!("{} -> {n}", path[i..].join(" -> ")));
             return;
         }
         path.push(n);
@@ -176,9 +183,10 @@ fn violations(meta: &Value) -> Vec<String> {
         path.pop();
         done.insert(n);
     }
+    let mut found = Vec::new();
     let mut done = BTreeSet::new();
     for n in graph.keys() {
-        visit(n, &graph, &mut Vec::new(), &mut done, &mut found);
+        visit(n, graph, &mut Vec::new(), &mut done, &mut found);
     }
     found
 }
@@ -346,33 +354,7 @@ fn loops(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
         .iter()
         .map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect()))
         .collect();
-    let mut found = Vec::new();
-    fn visit<'a>(
-        n: &'a str,
-        graph: &BTreeMap<&'a str, Vec<&'a str>>,
-        path: &mut Vec<&'a str>,
-        done: &mut BTreeSet<&'a str>,
-        found: &mut Vec<String>,
-    ) {
-        if done.contains(n) {
-            return;
-        }
-        if let Some(i) = path.iter().position(|p| *p == n) {
-            found.push(format!("{} -> {n}", path[i..].join(" -> ")));
-            return;
-        }
-        path.push(n);
-        for next in graph.get(n).into_iter().flatten() {
-            visit(next, graph, path, done, found);
-        }
-        path.pop();
-        done.insert(n);
-    }
-    let mut done = BTreeSet::new();
-    for n in graph.keys() {
-        visit(n, &graph, &mut Vec::new(), &mut done, &mut found);
-    }
-    found
+    cycles(&graph)
 }
 
 #[test]

@@ -86,6 +86,26 @@ fn checkout_with(shop: &Shop, deps: CheckoutDeps) -> Arc<CheckoutModule> {
 /// token from a real identity module.
 struct CartFixture(Arc<dyn CartApi>, Option<Arc<identity::IdentityModule>>);
 
+/// Checkout over the shop's modules, charging through `payment`.
+fn paying_through(shop: &Shop, payment: Arc<RecordingPayment>) -> Arc<CheckoutModule> {
+    checkout_with(
+        shop,
+        CheckoutDeps {
+            payment,
+            ..shop.deps.clone()
+        },
+    )
+}
+
+/// How many placed orders `shopper` has.
+async fn orders_of(checkout: &CheckoutModule, shopper: &UserId) -> usize {
+    checkout
+        .list_orders(&owner(shopper), shopper.clone())
+        .await
+        .expect("list")
+        .len()
+}
+
 fn fixture(shop: &Shop) -> CartFixture {
     CartFixture(shop.deps.cart.clone(), None)
 }
@@ -355,13 +375,7 @@ async fn a_shipping_failure_after_the_charge_refunds_it_and_places_no_order() {
             "{}: and refunded",
             db.backend
         );
-        assert!(
-            checkout
-                .list_orders(&owner(&shopper), shopper.clone())
-                .await
-                .expect("list")
-                .is_empty()
-        );
+        assert_eq!(orders_of(&checkout, &shopper).await, 0, "no order");
         assert_eq!(
             fixture(&shop).cart_lines(&shopper).await,
             1,
@@ -377,13 +391,7 @@ async fn a_charge_whose_answer_was_lost_is_found_by_reference_and_refunded() {
         let mut recording = RecordingPayment::new(shop.payment.clone());
         recording.lose_answer = true;
         let payment = Arc::new(recording);
-        let checkout = checkout_with(
-            &shop,
-            CheckoutDeps {
-                payment: payment.clone(),
-                ..shop.deps.clone()
-            },
-        );
+        let checkout = paying_through(&shop, payment.clone());
         let shopper = user();
         fill(&shop, &shopper).await;
         let err = checkout
@@ -396,13 +404,7 @@ async fn a_charge_whose_answer_was_lost_is_found_by_reference_and_refunded() {
             .await
             .expect("the charge happened");
         assert_eq!(charge.status, ChargeStatus::Refunded, "{}", db.backend);
-        assert!(
-            checkout
-                .list_orders(&owner(&shopper), shopper)
-                .await
-                .expect("list")
-                .is_empty()
-        );
+        assert_eq!(orders_of(&checkout, &shopper).await, 0, "no order");
     }
 }
 
@@ -411,13 +413,7 @@ async fn a_declined_card_leaves_no_charge_and_no_order() {
     for db in test_databases().await {
         let shop = shop(&db).await;
         let payment = Arc::new(RecordingPayment::new(shop.payment.clone()));
-        let checkout = checkout_with(
-            &shop,
-            CheckoutDeps {
-                payment: payment.clone(),
-                ..shop.deps.clone()
-            },
-        );
+        let checkout = paying_through(&shop, payment.clone());
         let shopper = user();
         fill(&shop, &shopper).await;
         let mut req = request(&shopper, "USD");
@@ -437,13 +433,7 @@ async fn a_declined_card_leaves_no_charge_and_no_order() {
             "{}: no charge",
             db.backend
         );
-        assert!(
-            checkout
-                .list_orders(&owner(&shopper), shopper)
-                .await
-                .expect("list")
-                .is_empty()
-        );
+        assert_eq!(orders_of(&checkout, &shopper).await, 0, "no order");
     }
 }
 
@@ -493,13 +483,7 @@ async fn an_interrupted_checkout_is_refunded_by_recovery() {
             charge_for(&shop, &reference).await.expect("charge").status,
             ChargeStatus::Refunded
         );
-        assert!(
-            checkout
-                .list_orders(&owner(&shopper), shopper)
-                .await
-                .expect("list")
-                .is_empty()
-        );
+        assert_eq!(orders_of(&checkout, &shopper).await, 0, "no order");
         assert_eq!(
             checkout
                 .recover_older_than(now_ms() + 1)
@@ -520,13 +504,7 @@ async fn a_concurrent_duplicate_gets_409_and_a_retry_gets_the_first_order_charge
         let mut recording = RecordingPayment::new(shop.payment.clone());
         recording.gate = Some((entered.clone(), release.clone()));
         let payment = Arc::new(recording);
-        let checkout = checkout_with(
-            &shop,
-            CheckoutDeps {
-                payment: payment.clone(),
-                ..shop.deps.clone()
-            },
-        );
+        let checkout = paying_through(&shop, payment.clone());
         let shopper = user();
         fill(&shop, &shopper).await;
         let key = IdempotencyKey::parse("retry-me-1").expect("key");
@@ -566,14 +544,7 @@ async fn a_concurrent_duplicate_gets_409_and_a_retry_gets_the_first_order_charge
             "{}: charged once",
             db.backend
         );
-        assert_eq!(
-            checkout
-                .list_orders(&owner(&shopper), shopper)
-                .await
-                .expect("list")
-                .len(),
-            1
-        );
+        assert_eq!(orders_of(&checkout, &shopper).await, 1);
     }
 }
 

@@ -113,6 +113,26 @@ pub(crate) async fn call(base: &str, method: Method, path: &str, body: Option<&s
     read(res).await
 }
 
+/// Sends a request with an optional JSON body and bearer token, and reads the answer.
+pub(crate) async fn call_json(
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> Answer {
+    let mut req = client().request(method, format!("{}{path}", base.trim_end_matches('/')));
+    if let Some(body) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    read(req.send().await.expect("request sent")).await
+}
+
 pub(crate) async fn read(res: reqwest::Response) -> Answer {
     let status = res.status();
     let content_type = res

@@ -11,7 +11,7 @@ use cleave_kernel::testing::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Answer, TestApp, read};
+use crate::helpers::{TestApp, call_json as call, read};
 use crate::process::Cleave;
 
 /// Runs `cleave ARGS` against the database `url`, with `stdin` as input; returns stdout.
@@ -45,23 +45,25 @@ pub(crate) fn admin(args: &[&str], url: &str, stdin: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn call(
-    base: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    token: Option<&str>,
-) -> Answer {
-    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
-    if let Some(body) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    read(req.send().await.expect("send")).await
+/// Identity alone in one OS process (database `identity.db` in `dir`), the `modules` in
+/// another (`main.db`) calling it.
+fn identity_and_main(dir: &std::path::Path, modules: &str) -> (Cleave, Cleave) {
+    let identity = Cleave::serve(
+        &["--modules", "identity"],
+        &[("CLEAVE_DATABASE__URL", sqlite_url(dir, "identity.db"))],
+    );
+    let main = Cleave::serve(
+        &["--modules", modules],
+        &[
+            ("CLEAVE_DATABASE__URL", sqlite_url(dir, "main.db")),
+            ("CLEAVE_MODULES__IDENTITY__URL", identity.base()),
+        ],
+    );
+    (identity, main)
+}
+
+fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join(file).display())
 }
 
 #[tokio::test]
@@ -104,10 +106,7 @@ async fn an_invalid_bearer_token_is_refused_on_any_route_with_401() {
 #[tokio::test]
 async fn users_log_in_through_any_process_and_tokens_survive_a_key_rotation() {
     let dir = tempfile::tempdir().expect("dir");
-    let identity_db = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("identity.db").display()
-    );
+    let identity_db = sqlite_url(dir.path(), "identity.db");
     // An operator creates an admin; the password comes on stdin, never on the command line.
     let created = admin(
         &[
@@ -126,20 +125,7 @@ async fn users_log_in_through_any_process_and_tokens_survive_a_key_rotation() {
         "{created}"
     );
 
-    let identity = Cleave::serve(
-        &["--modules", "identity"],
-        &[("CLEAVE_DATABASE__URL", identity_db.clone())],
-    );
-    let main = Cleave::serve(
-        &["--modules", "catalog,currency,cart,recommendation"],
-        &[
-            (
-                "CLEAVE_DATABASE__URL",
-                format!("sqlite://{}?mode=rwc", dir.path().join("main.db").display()),
-            ),
-            ("CLEAVE_MODULES__IDENTITY__URL", identity.base()),
-        ],
-    );
+    let (_identity, main) = identity_and_main(dir.path(), "catalog,currency,cart,recommendation");
     let base = main.base();
 
     // Register and log in through the main process (forwarded to identity).
@@ -427,24 +413,8 @@ async fn with_identity_in_its_own_process_every_forged_or_stale_token_is_refused
     use base64::Engine;
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let dir = tempfile::tempdir().expect("dir");
-    let identity_db = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("identity.db").display()
-    );
-    let identity = Cleave::serve(
-        &["--modules", "identity"],
-        &[("CLEAVE_DATABASE__URL", identity_db.clone())],
-    );
-    let main = Cleave::serve(
-        &["--modules", "catalog,currency,cart,recommendation"],
-        &[
-            (
-                "CLEAVE_DATABASE__URL",
-                format!("sqlite://{}?mode=rwc", dir.path().join("main.db").display()),
-            ),
-            ("CLEAVE_MODULES__IDENTITY__URL", identity.base()),
-        ],
-    );
+    let identity_db = sqlite_url(dir.path(), "identity.db");
+    let (_identity, main) = identity_and_main(dir.path(), "catalog,currency,cart,recommendation");
     let base = main.base();
     let (_, refresh, sub) = sign_up(&base, "split@example.com").await;
 
@@ -539,26 +509,9 @@ async fn with_identity_in_its_own_process_every_forged_or_stale_token_is_refused
 #[tokio::test]
 async fn with_identity_in_its_own_process_owners_admins_limits_and_body_sizes_hold() {
     let dir = tempfile::tempdir().expect("dir");
-    let identity_db = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("identity.db").display()
-    );
-    let identity = Cleave::serve(
-        &["--modules", "identity"],
-        &[("CLEAVE_DATABASE__URL", identity_db)],
-    );
-    let main = Cleave::serve(
-        &[
-            "--modules",
-            "catalog,currency,cart,recommendation,shipping,payment,ads,email,checkout,storefront",
-        ],
-        &[
-            (
-                "CLEAVE_DATABASE__URL",
-                format!("sqlite://{}?mode=rwc", dir.path().join("main.db").display()),
-            ),
-            ("CLEAVE_MODULES__IDENTITY__URL", identity.base()),
-        ],
+    let (_identity, main) = identity_and_main(
+        dir.path(),
+        "catalog,currency,cart,recommendation,shipping,payment,ads,email,checkout,storefront",
     );
     let base = main.base();
     let (alice_token, _, alice_id) = sign_up(&base, "alice@example.com").await;

@@ -5,7 +5,6 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::read;
 use crate::process::Cleave;
 
 async fn send(
@@ -15,16 +14,9 @@ async fn send(
     body: Option<Value>,
     token: Option<&str>,
 ) -> Value {
-    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
-    if let Some(body) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    read(req.send().await.expect("send")).await.body
+    crate::helpers::call_json(base, method, path, body, token)
+        .await
+        .body
 }
 
 #[tokio::test]

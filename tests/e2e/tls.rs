@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cleave_kernel::testing::TestDb;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
@@ -69,6 +69,20 @@ fn s(p: &Path) -> serde_json::Value {
     json!(p.display().to_string())
 }
 
+/// The catalog alone, serving HTTPS with the server certificate, plus `extra` settings.
+async fn tls_catalog(pki: &Pki, extra: &[(&str, Value)]) -> TestApp {
+    let mut keys = vec![
+        ("server.modules", json!(["catalog"])),
+        ("server.tls.cert_file", s(&pki.path("server.pem"))),
+        ("server.tls.key_file", s(&pki.path("server.key"))),
+        // Idle TLS keep-alive connections of the other apps would hold a graceful stop for
+        // the whole default drain time.
+        ("server.shutdown_timeout_secs", json!(1)),
+    ];
+    keys.extend(extra.iter().cloned());
+    TestApp::start(Some(Arc::new(TestDb::sqlite())), &keys).await
+}
+
 fn https(app: &TestApp, path: &str) -> String {
     app.url(path).replacen("http://", "https://", 1)
 }
@@ -76,18 +90,7 @@ fn https(app: &TestApp, path: &str) -> String {
 #[tokio::test]
 async fn the_listener_serves_https_and_modules_call_each_other_over_tls() {
     let pki = Pki::new();
-    let catalog = TestApp::start(
-        Some(Arc::new(TestDb::sqlite())),
-        &[
-            ("server.modules", json!(["catalog"])),
-            ("server.tls.cert_file", s(&pki.path("server.pem"))),
-            ("server.tls.key_file", s(&pki.path("server.key"))),
-            // Idle TLS keep-alive connections of the other apps would hold a graceful stop
-            // for the whole default drain time.
-            ("server.shutdown_timeout_secs", json!(1)),
-        ],
-    )
-    .await;
+    let catalog = tls_catalog(&pki, &[]).await;
     let res = pki
         .client(false)
         .get(https(&catalog, "/api/catalog/v1/products/OLJCESPC7Z"))
@@ -154,17 +157,9 @@ async fn the_listener_serves_https_and_modules_call_each_other_over_tls() {
 #[tokio::test]
 async fn a_module_requiring_client_certificates_refuses_callers_without_one() {
     let pki = Pki::new();
-    let catalog = TestApp::start(
-        Some(Arc::new(TestDb::sqlite())),
-        &[
-            ("server.modules", json!(["catalog"])),
-            ("server.tls.cert_file", s(&pki.path("server.pem"))),
-            ("server.tls.key_file", s(&pki.path("server.key"))),
-            // Idle TLS keep-alive connections of the other apps would hold a graceful stop
-            // for the whole default drain time.
-            ("server.shutdown_timeout_secs", json!(1)),
-            ("server.tls.client_ca_file", s(&pki.path("ca.pem"))),
-        ],
+    let catalog = tls_catalog(
+        &pki,
+        &[("server.tls.client_ca_file", s(&pki.path("ca.pem")))],
     )
     .await;
     let url = https(&catalog, "/api/catalog/v1/products");

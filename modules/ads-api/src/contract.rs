@@ -10,18 +10,7 @@ use crate::{
     MAX_MATCHED_ADS,
 };
 
-/// The products the seeded ads point at.
-const CATALOG: [&str; 9] = [
-    "0PUK6V6EV0",
-    "1YMWWN1N4O",
-    "2ZYFJ3GM2N",
-    "66VCHSJNUP",
-    "6E92ZMYYFZ",
-    "9SIQT8TOJO",
-    "L9ECAV7KIM",
-    "LS4PSXUNUM",
-    "OLJCESPC7Z",
-];
+use cleave_domain::BOUTIQUE_PRODUCT_IDS as CATALOG;
 
 fn request(keys: &[&str]) -> AdsRequest {
     AdsRequest {

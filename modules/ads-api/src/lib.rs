@@ -116,9 +116,7 @@ pub trait AdsApi: Send + Sync {
     #[op(GET "/ads", read_only, errors(TooManyKeys, InvalidContextKey))]
     #[rest(
         params(("context_keys" = Option<String>, Query, description = "Comma-separated product categories (at most 20, each 1 to 64 ASCII letters, digits, `-`, `_` or spaces); empty or absent means none")),
-        responses(
-            (status = 200, description = "The ads to show", body = Ads),
-        )
+        responses((status = 200, description = "The ads to show", body = Ads))
     )]
     async fn get_ads(&self, ctx: &CallContext, req: AdsRequest) -> Result<Ads, AdsError>;
 
@@ -127,9 +125,7 @@ pub trait AdsApi: Send + Sync {
     #[rest(
         params(("ad_id" = String, Path, description = "The ad's id, e.g. `tank-top`")),
         request_body = AdDefinition,
-        responses(
-            (status = 200, description = "The ad as saved", body = AdDefinition),
-        )
+        responses((status = 200, description = "The ad as saved", body = AdDefinition))
     )]
     async fn put_ad(
         &self,
@@ -142,9 +138,7 @@ pub trait AdsApi: Send + Sync {
     #[op(DELETE "/ads/{ad_id}", idempotent, errors(Unauthenticated, Forbidden, AdNotFound))]
     #[rest(
         params(("ad_id" = String, Path, description = "The ad's id")),
-        responses(
-            (status = 204, description = "Removed"),
-        )
+        responses((status = 204, description = "Removed"))
     )]
     async fn delete_ad(&self, ctx: &CallContext, ad_id: String) -> Result<(), AdsError>;
 }

@@ -11,7 +11,8 @@
 
 mod entity;
 
-use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{Start, StartError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ struct StoredAd {
 }
 
 /// The ads module, in process.
+#[module(contract = ads_api::AdsContract, config = AdsConfig, owns = "ads")]
 pub struct AdsModule {
     db: DatabaseConnection,
     /// Every ad, ordered by category then id (replaced whole after an admin's change).
@@ -209,15 +211,9 @@ impl AdsApi for AdsModule {
     }
 }
 
-impl ModuleConfig for AdsConfig {}
-
-#[async_trait]
-impl Module for AdsModule {
-    type Contract = ads_api::AdsContract;
-    type Config = AdsConfig;
-    const OWNS: &'static str = "ads";
-
-    async fn start(start: Start<'_, AdsConfig>) -> Result<Arc<dyn AdsApi>, StartError> {
+impl AdsModule {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, AdsConfig>) -> Result<Arc<Self>, StartError> {
         let module = AdsModule::start(start.db()?, start.config(), AdsDeps)
             .await
             .map_err(|e| start.failed(e))?;

@@ -109,9 +109,7 @@ pub trait CartApi: Send + Sync {
     #[rest(
         params(("user_id" = String, Path, description = "Session or user id")),
         request_body = AddItemRequest,
-        responses(
-            (status = 200, description = "The cart after the addition", body = Cart),
-        )
+        responses((status = 200, description = "The cart after the addition", body = Cart))
     )]
     async fn add_item(
         &self,
@@ -125,9 +123,7 @@ pub trait CartApi: Send + Sync {
     #[op(GET "/carts/{user_id}", read_only, errors(InvalidUserId))]
     #[rest(
         params(("user_id" = String, Path, description = "Session or user id")),
-        responses(
-            (status = 200, description = "The cart", body = Cart),
-        )
+        responses((status = 200, description = "The cart", body = Cart))
     )]
     async fn get_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<Cart, CartError>;
 
@@ -135,9 +131,7 @@ pub trait CartApi: Send + Sync {
     #[op(DELETE "/carts/{user_id}", idempotent, errors(InvalidUserId))]
     #[rest(
         params(("user_id" = String, Path, description = "Session or user id")),
-        responses(
-            (status = 204, description = "Emptied (also when it was empty)"),
-        )
+        responses((status = 204, description = "Emptied (also when it was empty)"))
     )]
     async fn empty_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<(), CartError>;
 }

@@ -10,7 +10,8 @@
 
 mod entity;
 
-use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{Start, StartError};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -34,6 +35,7 @@ pub struct CartConfig {}
 pub struct CartDeps;
 
 /// The cart module, in process.
+#[module(contract = cart_api::CartContract, config = CartConfig, owns = "carts")]
 pub struct CartModule {
     db: DatabaseConnection,
 }
@@ -154,15 +156,9 @@ impl CartApi for CartModule {
     }
 }
 
-impl ModuleConfig for CartConfig {}
-
-#[async_trait]
-impl Module for CartModule {
-    type Contract = cart_api::CartContract;
-    type Config = CartConfig;
-    const OWNS: &'static str = "carts";
-
-    async fn start(start: Start<'_, CartConfig>) -> Result<Arc<dyn CartApi>, StartError> {
+impl CartModule {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, CartConfig>) -> Result<Arc<Self>, StartError> {
         Ok(CartModule::new(start.db()?, start.config(), CartDeps))
     }
 }

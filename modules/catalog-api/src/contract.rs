@@ -6,18 +6,7 @@ use cleave_kernel::CallContext;
 
 use crate::{CatalogApi, CatalogError, MAX_QUERY_CHARS, Product};
 
-/// The product ids Online Boutique's load generator requests.
-pub const BOUTIQUE_IDS: [&str; 9] = [
-    "0PUK6V6EV0",
-    "1YMWWN1N4O",
-    "2ZYFJ3GM2N",
-    "66VCHSJNUP",
-    "6E92ZMYYFZ",
-    "9SIQT8TOJO",
-    "L9ECAV7KIM",
-    "LS4PSXUNUM",
-    "OLJCESPC7Z",
-];
+pub use cleave_domain::BOUTIQUE_PRODUCT_IDS as BOUTIQUE_IDS;
 
 fn id(raw: &str) -> ProductId {
     ProductId::parse(raw).expect("valid id")

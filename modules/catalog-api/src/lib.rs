@@ -107,9 +107,7 @@ pub trait CatalogApi: Send + Sync {
     #[op(GET "/products", read_only)]
     #[rest(
         params(("q" = Option<String>, Query, description = "Search text (at most 200 characters); blank matches every product, absent lists them all")),
-        responses(
-            (status = 200, description = "The products, ordered by id", body = ProductList),
-        )
+        responses((status = 200, description = "The products, ordered by id", body = ProductList))
     )]
     async fn list_products(&self, ctx: &CallContext) -> Result<Vec<Product>, CatalogError>;
 
@@ -117,9 +115,7 @@ pub trait CatalogApi: Send + Sync {
     #[op(GET "/products/{id}", read_only, errors(ProductNotFound, InvalidProductId))]
     #[rest(
         params(("id" = String, Path, description = "Product id, e.g. `OLJCESPC7Z`")),
-        responses(
-            (status = 200, description = "The product", body = Product),
-        )
+        responses((status = 200, description = "The product", body = Product))
     )]
     async fn get_product(&self, ctx: &CallContext, id: ProductId) -> Result<Product, CatalogError>;
 
@@ -143,9 +139,7 @@ pub trait CatalogApi: Send + Sync {
     #[rest(
         params(("id" = String, Path, description = "Product id")),
         request_body = Product,
-        responses(
-            (status = 200, description = "The product as saved", body = Product),
-        )
+        responses((status = 200, description = "The product as saved", body = Product))
     )]
     async fn upsert_product(
         &self,
@@ -161,9 +155,7 @@ pub trait CatalogApi: Send + Sync {
     )]
     #[rest(
         params(("id" = String, Path, description = "Product id")),
-        responses(
-            (status = 204, description = "Removed"),
-        )
+        responses((status = 204, description = "Removed"))
     )]
     async fn delete_product(&self, ctx: &CallContext, id: ProductId) -> Result<(), CatalogError>;
 }

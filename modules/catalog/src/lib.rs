@@ -11,7 +11,8 @@
 
 mod entity;
 
-use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{Start, StartError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,7 @@ struct Snapshot {
 }
 
 /// The catalog, in process.
+#[module(contract = catalog_api::CatalogContract, config = CatalogConfig, owns = "products")]
 pub struct CatalogModule {
     db: DatabaseConnection,
     snapshot: ArcSwap<Snapshot>,
@@ -241,15 +243,9 @@ impl CatalogApi for CatalogModule {
     }
 }
 
-impl ModuleConfig for CatalogConfig {}
-
-#[async_trait]
-impl Module for CatalogModule {
-    type Contract = catalog_api::CatalogContract;
-    type Config = CatalogConfig;
-    const OWNS: &'static str = "products";
-
-    async fn start(start: Start<'_, CatalogConfig>) -> Result<Arc<dyn CatalogApi>, StartError> {
+impl CatalogModule {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, CatalogConfig>) -> Result<Arc<Self>, StartError> {
         let module = CatalogModule::start(start.db()?, start.config(), CatalogDeps)
             .await
             .map_err(|e| start.failed(e))?;

@@ -43,13 +43,7 @@ pub fn good_card() -> CreditCard {
 
 /// Boutique's demo address.
 pub fn address() -> Address {
-    Address {
-        street_address: "1600 Amphitheatre Parkway".into(),
-        city: "Mountain View".into(),
-        state: "CA".into(),
-        country: "United States".into(),
-        zip_code: "94043".into(),
-    }
+    Address::example()
 }
 
 /// A request for `user` paying in `currency` with [`good_card`].

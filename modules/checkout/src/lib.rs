@@ -22,7 +22,8 @@
 
 mod entity;
 
-use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{ModuleConfig, Start, StartError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,6 +102,7 @@ pub struct CheckoutDeps {
 }
 
 /// The checkout module, in process.
+#[module(contract = checkout_api::CheckoutContract, config = CheckoutConfig, owns = "orders", requires = ["cart", "catalog", "currency", "shipping", "payment"], publishes = [<OrderPlaced as cleave_kernel::events::Topic>::TOPIC], validates)]
 pub struct CheckoutModule {
     db: DatabaseConnection,
     deps: CheckoutDeps,
@@ -695,17 +697,9 @@ impl CheckoutApi for CheckoutModule {
     }
 }
 
-#[async_trait]
-impl Module for CheckoutModule {
-    type Contract = checkout_api::CheckoutContract;
-    type Config = CheckoutConfig;
-    const OWNS: &'static str = "orders";
-    const REQUIRES: &'static [&'static str] =
-        &["cart", "catalog", "currency", "shipping", "payment"];
-    const PUBLISHES: &'static [&'static str] =
-        &[<OrderPlaced as cleave_kernel::events::Topic>::TOPIC];
-
-    async fn start(start: Start<'_, CheckoutConfig>) -> Result<Arc<dyn CheckoutApi>, StartError> {
+impl CheckoutModule {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, CheckoutConfig>) -> Result<Arc<Self>, StartError> {
         let deps = CheckoutDeps {
             cart: start.dep::<cart_api::CartContract>()?,
             catalog: start.dep::<catalog_api::CatalogContract>()?,

@@ -70,11 +70,7 @@ pub enum CurrencyError {
 pub trait CurrencyApi: Send + Sync {
     /// Every currency code that [`CurrencyApi::convert`] accepts, sorted.
     #[op(GET "/currencies", read_only)]
-    #[rest(
-        responses(
-            (status = 200, description = "The supported codes, sorted", body = CurrencyList),
-        )
-    )]
+    #[rest(responses((status = 200, description = "The supported codes, sorted", body = CurrencyList)))]
     async fn supported_currencies(
         &self,
         ctx: &CallContext,
@@ -85,9 +81,7 @@ pub trait CurrencyApi: Send + Sync {
     #[op(POST "/convert", read_only, errors(UnsupportedCurrency, InvalidMoney))]
     #[rest(
         request_body = ConvertRequest,
-        responses(
-            (status = 200, description = "The converted amount", body = Money),
-        )
+        responses((status = 200, description = "The converted amount", body = Money))
     )]
     async fn convert(
         &self,

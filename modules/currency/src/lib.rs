@@ -11,7 +11,8 @@
 
 mod entity;
 
-use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{Start, StartError};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub struct CurrencyConfig {}
 pub struct CurrencyDeps;
 
 /// The currency module, in process.
+#[module(contract = currency_api::CurrencyContract, config = CurrencyConfig, owns = "exchange rates")]
 pub struct CurrencyModule {
     db: DatabaseConnection,
     /// The rate table, read from the database on first use and kept: every page converts
@@ -136,15 +138,9 @@ impl CurrencyApi for CurrencyModule {
     }
 }
 
-impl ModuleConfig for CurrencyConfig {}
-
-#[async_trait]
-impl Module for CurrencyModule {
-    type Contract = currency_api::CurrencyContract;
-    type Config = CurrencyConfig;
-    const OWNS: &'static str = "exchange rates";
-
-    async fn start(start: Start<'_, CurrencyConfig>) -> Result<Arc<dyn CurrencyApi>, StartError> {
+impl CurrencyModule {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, CurrencyConfig>) -> Result<Arc<Self>, StartError> {
         Ok(CurrencyModule::new(
             start.db()?,
             start.config(),

@@ -355,6 +355,64 @@ impl fmt::Debug for CreditCard {
     }
 }
 
+/// Longest accepted e-mail address (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// Checks that `email` is a plausible e-mail address: one `@`, something on each side, a dot in
+/// the domain, no spaces or control characters, at most [`MAX_EMAIL_CHARS`].
+///
+/// # Errors
+/// [`InvalidValue`] saying what is wrong (without naming the field: callers do).
+pub fn validate_email(email: &str) -> Result<(), InvalidValue> {
+    let bad = |why: &str| Err(InvalidValue(why.to_owned()));
+    if email.is_empty() || email.chars().count() > MAX_EMAIL_CHARS {
+        return bad(&format!("must be 1 to {MAX_EMAIL_CHARS} characters long"));
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("must not contain spaces");
+    }
+    match email.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.') =>
+        {
+            Ok(())
+        }
+        _ => bad("is not an address like name@example.com"),
+    }
+}
+
+/// The product ids of Online Boutique's catalog, which its load generator requests: the seed
+/// catalog holds them, and the seed ads point at them.
+pub const BOUTIQUE_PRODUCT_IDS: [&str; 9] = [
+    "0PUK6V6EV0",
+    "1YMWWN1N4O",
+    "2ZYFJ3GM2N",
+    "66VCHSJNUP",
+    "6E92ZMYYFZ",
+    "9SIQT8TOJO",
+    "L9ECAV7KIM",
+    "LS4PSXUNUM",
+    "OLJCESPC7Z",
+];
+
+impl Address {
+    /// Google's headquarters, Online Boutique's default address: what the storefront quotes
+    /// shipping for, and what examples and tests ship to.
+    pub fn example() -> Self {
+        Self {
+            street_address: "1600 Amphitheatre Parkway".into(),
+            city: "Mountain View".into(),
+            state: "CA".into(),
+            country: "United States".into(),
+            zip_code: "94043".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,11 +527,8 @@ mod card_and_address_tests {
     #[test]
     fn an_address_needs_street_city_country_and_zip() {
         let ok = Address {
-            street_address: "1600 Amphitheatre Parkway".into(),
-            city: "Mountain View".into(),
             state: String::new(),
-            country: "United States".into(),
-            zip_code: "94043".into(),
+            ..Address::example()
         };
         assert!(ok.validate().is_ok());
         let missing = Address {
@@ -486,5 +541,23 @@ mod card_and_address_tests {
             ..ok
         };
         assert!(long.validate().unwrap_err().0.contains("zip_code"));
+    }
+
+    #[test]
+    fn email_addresses_are_checked_for_shape() {
+        for ok in ["someone@example.com", "a.b+c@shop.co.uk"] {
+            assert!(validate_email(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "no-at.example.com",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "@example.com",
+            "a@.com",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad:?}");
+        }
     }
 }

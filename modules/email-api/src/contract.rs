@@ -25,13 +25,7 @@ pub fn request() -> ConfirmationRequest {
                 quantity: 2,
                 cost: usd(37, 980_000_000),
             }],
-            address: Address {
-                street_address: "1600 Amphitheatre Parkway".into(),
-                city: "Mountain View".into(),
-                state: "CA".into(),
-                country: "United States".into(),
-                zip_code: "94043".into(),
-            },
+            address: Address::example(),
         },
     }
 }

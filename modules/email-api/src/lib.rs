@@ -157,9 +157,7 @@ pub trait EmailApi: Send + Sync {
     #[op(POST "/confirmations", idempotent, errors(InvalidRequest))]
     #[rest(
         request_body = ConfirmationRequest,
-        responses(
-            (status = 201, description = "The confirmation as sent (or as first sent, for a repeated `message_id`)", body = Confirmation),
-        )
+        responses((status = 201, description = "The confirmation as sent (or as first sent, for a repeated `message_id`)", body = Confirmation))
     )]
     async fn send_order_confirmation(
         &self,
@@ -171,9 +169,7 @@ pub trait EmailApi: Send + Sync {
     #[op(GET "/confirmations", read_only, errors(InvalidRequest))]
     #[rest(
         params(("order_id" = String, Query, description = "The order whose confirmations to list")),
-        responses(
-            (status = 200, description = "The confirmations (empty when none)", body = [Confirmation]),
-        )
+        responses((status = 200, description = "The confirmations (empty when none)", body = [Confirmation]))
     )]
     async fn list_confirmations(
         &self,

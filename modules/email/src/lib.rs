@@ -12,7 +12,8 @@
 
 mod entity;
 
-use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{Start, StartError};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -64,6 +65,7 @@ impl Default for EmailConfig {
 pub struct EmailDeps;
 
 /// The email module, in process.
+#[module(contract = email_api::EmailContract, config = EmailConfig, owns = "sent confirmations", subscribes = ["checkout"])]
 pub struct EmailModule {
     db: DatabaseConnection,
     config: EmailConfig,
@@ -281,16 +283,9 @@ impl Subscriber for OrderPlacedSubscriber {
     }
 }
 
-impl ModuleConfig for EmailConfig {}
-
-#[async_trait]
-impl Module for EmailModule {
-    type Contract = email_api::EmailContract;
-    type Config = EmailConfig;
-    const OWNS: &'static str = "sent confirmations";
-    const SUBSCRIBES: &'static [&'static str] = &["checkout"];
-
-    async fn start(start: Start<'_, EmailConfig>) -> Result<Arc<dyn EmailApi>, StartError> {
+impl EmailModule {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, EmailConfig>) -> Result<Arc<Self>, StartError> {
         let module = EmailModule::new(start.db()?, start.config(), EmailDeps);
         module.subscribe(start.bus());
         Ok(module)

@@ -178,28 +178,9 @@ pub enum IdentityError {
 /// [`IdentityError::InvalidEmail`].
 pub fn normalize_email(raw: &str) -> Result<String, IdentityError> {
     let email = raw.trim().to_lowercase();
-    let bad = |detail: &str| {
-        Err(IdentityError::InvalidEmail {
-            detail: detail.to_owned(),
-        })
-    };
-    if email.is_empty() || email.chars().count() > 254 {
-        return bad("must be 1 to 254 characters long");
-    }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return bad("must not contain spaces");
-    }
-    match email.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty()
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.') =>
-        {
-            Ok(email)
-        }
-        _ => bad("is not an address like name@example.com"),
+    match cleave_domain::validate_email(&email) {
+        Ok(()) => Ok(email),
+        Err(e) => Err(IdentityError::InvalidEmail { detail: e.0 }),
     }
 }
 
@@ -226,9 +207,7 @@ pub trait IdentityApi: Send + Sync {
     #[op(POST "/users", once, errors(InvalidEmail, InvalidPassword, EmailTaken, TooManyAttempts))]
     #[rest(
         request_body = Credentials,
-        responses(
-            (status = 201, description = "The new user", body = User),
-        )
+        responses((status = 201, description = "The new user", body = User))
     )]
     async fn register(&self, ctx: &CallContext, req: Credentials) -> Result<User, IdentityError>;
 
@@ -236,9 +215,7 @@ pub trait IdentityApi: Send + Sync {
     #[op(POST "/tokens", once, errors(InvalidCredentials, TooManyAttempts))]
     #[rest(
         request_body = Credentials,
-        responses(
-            (status = 200, description = "The session's tokens", body = TokenPair),
-        )
+        responses((status = 200, description = "The session's tokens", body = TokenPair))
     )]
     async fn login(&self, ctx: &CallContext, req: Credentials) -> Result<TokenPair, IdentityError>;
 
@@ -247,9 +224,7 @@ pub trait IdentityApi: Send + Sync {
     #[op(POST "/tokens/refresh", once, errors(InvalidRefreshToken, RefreshTokenReused))]
     #[rest(
         request_body = RefreshRequest,
-        responses(
-            (status = 200, description = "New tokens", body = TokenPair),
-        )
+        responses((status = 200, description = "New tokens", body = TokenPair))
     )]
     async fn refresh(
         &self,
@@ -262,37 +237,25 @@ pub trait IdentityApi: Send + Sync {
     #[op(POST "/tokens/revoke", idempotent)]
     #[rest(
         request_body = RefreshRequest,
-        responses(
-            (status = 204, description = "Revoked (also for unknown tokens)"),
-        )
+        responses((status = 204, description = "Revoked (also for unknown tokens)"))
     )]
     async fn logout(&self, ctx: &CallContext, refresh_token: Secret) -> Result<(), IdentityError>;
 
     /// The user the call is made for.
     #[op(GET "/me", read_only, errors(Unauthenticated, UserNotFound))]
-    #[rest(
-        responses(
-            (status = 200, description = "The authenticated user", body = User),
-        )
-    )]
+    #[rest(responses((status = 200, description = "The authenticated user", body = User)))]
     async fn whoami(&self, ctx: &CallContext) -> Result<User, IdentityError>;
 
     /// The public keys tokens are signed with.
     #[op(GET "/jwks", read_only)]
-    #[rest(
-        responses(
-            (status = 200, description = "The key set", body = Jwks),
-        )
-    )]
+    #[rest(responses((status = 200, description = "The key set", body = Jwks)))]
     async fn jwks(&self, ctx: &CallContext) -> Result<Jwks, IdentityError>;
 
     /// Whether `user_id` exists and is not deleted.
     #[op(GET "/users/{user_id}/active", read_only)]
     #[rest(
         params(("user_id" = String, Path, description = "The user id")),
-        responses(
-            (status = 200, description = "The user's status", body = UserStatus),
-        )
+        responses((status = 200, description = "The user's status", body = UserStatus))
     )]
     async fn user_active(
         &self,
@@ -304,9 +267,7 @@ pub trait IdentityApi: Send + Sync {
     #[op(DELETE "/users/{user_id}", idempotent, errors(Unauthenticated, Forbidden, UserNotFound))]
     #[rest(
         params(("user_id" = String, Path, description = "The user id")),
-        responses(
-            (status = 204, description = "Deleted"),
-        )
+        responses((status = 204, description = "Deleted"))
     )]
     async fn delete_user(&self, ctx: &CallContext, user_id: String) -> Result<(), IdentityError>;
 }

@@ -17,7 +17,8 @@
 
 mod entity;
 
-use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{ModuleConfig, Start, StartError};
 use std::sync::Arc;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
@@ -131,6 +132,7 @@ impl ModuleConfig for IdentityConfig {
 pub struct IdentityDeps;
 
 /// The identity module, in process.
+#[module(contract = identity_api::IdentityContract, config = IdentityConfig, owns = "users, credentials, refresh tokens, signing keys", validates)]
 pub struct IdentityModule {
     db: DatabaseConnection,
     config: IdentityConfig,
@@ -596,13 +598,9 @@ impl IdentityApi for IdentityModule {
     }
 }
 
-#[async_trait]
-impl Module for IdentityModule {
-    type Contract = identity_api::IdentityContract;
-    type Config = IdentityConfig;
-    const OWNS: &'static str = "users, credentials, refresh tokens, signing keys";
-
-    async fn start(start: Start<'_, IdentityConfig>) -> Result<Arc<dyn IdentityApi>, StartError> {
+impl IdentityModule {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, IdentityConfig>) -> Result<Arc<Self>, StartError> {
         let module = IdentityModule::start(start.db()?, start.config(), IdentityDeps)
             .await
             .map_err(|e| start.failed(e))?;

@@ -27,9 +27,12 @@ pub fn current_request_id() -> Option<RequestId> {
     CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// Runs `fut` as the work of request `id`: [`current_request_id`] answers it inside.
-pub async fn with_request_id<F: std::future::Future>(id: RequestId, fut: F) -> F::Output {
-    CURRENT_REQUEST_ID.scope(id, fut).await
+/// `fut` as the work of request `id`: [`current_request_id`] answers it inside.
+pub fn with_request_id<F: std::future::Future>(
+    id: RequestId,
+    fut: F,
+) -> impl std::future::Future<Output = F::Output> {
+    CURRENT_REQUEST_ID.scope(id, fut)
 }
 
 /// Correlates every log line and remote call made for one incoming request.

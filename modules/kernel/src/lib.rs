@@ -45,7 +45,7 @@ pub mod tls;
 pub mod testing;
 
 pub use async_trait::async_trait;
-pub use cleave_macros::{ApiError, contract};
+pub use cleave_macros::{ApiError, contract, module};
 pub use context::CallContext;
 pub use error::{ApiError, Failure, Problem};
 

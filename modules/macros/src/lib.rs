@@ -6,12 +6,15 @@
 //!   description in one place (see `cleave_kernel::error::ApiError`).
 //! - `#[contract(...)]` on a contract trait: each method's route and repeat-safety in one
 //!   place (see `cleave_kernel::module::Contract`).
+//! - `#[module(...)]` on a module implementation: what it implements, owns, requires and how
+//!   it starts, in one place (see `cleave_kernel::module::Module`).
 //!
 //! Generated code names the kernel as `::cleave_kernel`, so the crates using these macros
 //! depend on it (the kernel itself says `extern crate self as cleave_kernel`).
 
 mod contract;
 mod errors;
+mod module;
 
 use proc_macro::TokenStream;
 
@@ -83,6 +86,32 @@ pub fn derive_api_error(input: TokenStream) -> TokenStream {
 pub fn contract(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemTrait);
     contract::expand(args.into(), item)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Describes a module implementation in one attribute on its struct and derives its
+/// `cleave_kernel::module::Module` impl (and `ModuleConfig` for its config, unless the module
+/// says `validates` and implements it to check values).
+///
+/// ```ignore
+/// #[module(contract = cart_api::CartContract, config = CartConfig, owns = "carts")]
+/// pub struct CartModule { .. }
+///
+/// impl CartModule {
+///     async fn from_start(start: Start<'_, CartConfig>) -> Result<Arc<Self>, StartError> {
+///         Ok(Self::new(start.db()?, start.config(), CartDeps))
+///     }
+/// }
+/// ```
+///
+/// `requires = ["catalog"]`, `subscribes = ["checkout"]` and `publishes = [TOPIC]` name what
+/// it calls, whose events it consumes and what it publishes; `start = path` names another
+/// starting function than `Self::from_start`.
+#[proc_macro_attribute]
+pub fn module(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemStruct);
+    module::expand(args.into(), item)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

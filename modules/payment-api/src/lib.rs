@@ -190,9 +190,7 @@ pub trait PaymentApi: Send + Sync {
     #[op(POST "/charges/{transaction_id}/refund", idempotent, errors(TransactionNotFound))]
     #[rest(
         params(("transaction_id" = String, Path, description = "The charge's transaction id")),
-        responses(
-            (status = 200, description = "The refunded charge", body = Charge),
-        )
+        responses((status = 200, description = "The refunded charge", body = Charge))
     )]
     async fn refund(
         &self,
@@ -204,9 +202,7 @@ pub trait PaymentApi: Send + Sync {
     #[op(GET "/charges/{transaction_id}", read_only, errors(TransactionNotFound))]
     #[rest(
         params(("transaction_id" = String, Path, description = "The charge's transaction id")),
-        responses(
-            (status = 200, description = "The charge", body = Charge),
-        )
+        responses((status = 200, description = "The charge", body = Charge))
     )]
     async fn get_charge(
         &self,
@@ -218,9 +214,7 @@ pub trait PaymentApi: Send + Sync {
     #[op(GET "/charges", read_only, errors(TransactionNotFound, InvalidReference))]
     #[rest(
         params(("reference" = String, Query, description = "The caller's reference the charge was made with")),
-        responses(
-            (status = 200, description = "The charge", body = Charge),
-        )
+        responses((status = 200, description = "The charge", body = Charge))
     )]
     async fn find_charge(
         &self,

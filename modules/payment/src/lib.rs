@@ -12,7 +12,8 @@
 
 mod entity;
 
-use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{Start, StartError};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -40,6 +41,7 @@ pub struct PaymentConfig {}
 pub struct PaymentDeps;
 
 /// The payment module, in process.
+#[module(contract = payment_api::PaymentContract, config = PaymentConfig, owns = "charges")]
 pub struct PaymentModule {
     db: DatabaseConnection,
 }
@@ -232,15 +234,9 @@ impl PaymentApi for PaymentModule {
     }
 }
 
-impl ModuleConfig for PaymentConfig {}
-
-#[async_trait]
-impl Module for PaymentModule {
-    type Contract = payment_api::PaymentContract;
-    type Config = PaymentConfig;
-    const OWNS: &'static str = "charges";
-
-    async fn start(start: Start<'_, PaymentConfig>) -> Result<Arc<dyn PaymentApi>, StartError> {
+impl PaymentModule {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, PaymentConfig>) -> Result<Arc<Self>, StartError> {
         Ok(PaymentModule::new(start.db()?, start.config(), PaymentDeps))
     }
 }

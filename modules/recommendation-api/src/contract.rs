@@ -6,17 +6,7 @@ use cleave_kernel::CallContext;
 
 use crate::{MAX_INPUT_PRODUCTS, MAX_RESULTS, RecommendationApi, RecommendationError};
 
-const CATALOG: [&str; 9] = [
-    "0PUK6V6EV0",
-    "1YMWWN1N4O",
-    "2ZYFJ3GM2N",
-    "66VCHSJNUP",
-    "6E92ZMYYFZ",
-    "9SIQT8TOJO",
-    "L9ECAV7KIM",
-    "LS4PSXUNUM",
-    "OLJCESPC7Z",
-];
+use cleave_domain::BOUTIQUE_PRODUCT_IDS as CATALOG;
 
 fn pids(raw: &[&str]) -> Vec<ProductId> {
     raw.iter()

@@ -81,9 +81,7 @@ pub trait RecommendationApi: Send + Sync {
             ("user_id" = String, Query, description = "Session or user id"),
             ("product_ids" = Option<String>, Query, description = "Comma-separated product ids to recommend around (at most 50); empty or absent means none"),
         ),
-        responses(
-            (status = 200, description = "The recommended product ids", body = Recommendations),
-        )
+        responses((status = 200, description = "The recommended product ids", body = Recommendations))
     )]
     async fn list_recommendations(
         &self,

@@ -8,7 +8,8 @@
 //! seeded by the user and the products asked about: the same page shows the same suggestions
 //! on reload, and the answer is the same whichever process computes it.
 
-use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{ModuleConfig, Start, StartError};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -55,6 +56,7 @@ pub struct RecommendationDeps {
 }
 
 /// The recommendation module, in process.
+#[module(contract = recommendation_api::RecommendationContract, config = RecommendationConfig, owns = "nothing (reads the catalog)", requires = ["catalog"], validates)]
 pub struct RecommendationModule {
     max_results: usize,
     catalog: Arc<dyn CatalogApi>,
@@ -117,16 +119,9 @@ impl RecommendationApi for RecommendationModule {
     }
 }
 
-#[async_trait]
-impl Module for RecommendationModule {
-    type Contract = recommendation_api::RecommendationContract;
-    type Config = RecommendationConfig;
-    const OWNS: &'static str = "nothing (reads the catalog)";
-    const REQUIRES: &'static [&'static str] = &["catalog"];
-
-    async fn start(
-        start: Start<'_, RecommendationConfig>,
-    ) -> Result<Arc<dyn RecommendationApi>, StartError> {
+impl RecommendationModule {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, RecommendationConfig>) -> Result<Arc<Self>, StartError> {
         let deps = RecommendationDeps {
             catalog: start.dep::<catalog_api::CatalogContract>()?,
         };

@@ -10,13 +10,7 @@ use crate::{
 };
 
 fn address() -> Address {
-    Address {
-        street_address: "1600 Amphitheatre Parkway".into(),
-        city: "Mountain View".into(),
-        state: "CA".into(),
-        country: "United States".into(),
-        zip_code: "94043".into(),
-    }
+    Address::example()
 }
 
 fn item(raw: &str, quantity: i64) -> ShippingItem {

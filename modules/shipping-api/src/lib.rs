@@ -136,9 +136,7 @@ pub trait ShippingApi: Send + Sync {
     #[op(POST "/quotes", read_only, errors(InvalidAddress, InvalidQuantity, TooManyItems))]
     #[rest(
         request_body = QuoteRequest,
-        responses(
-            (status = 200, description = "The quote, in USD", body = Quote),
-        )
+        responses((status = 200, description = "The quote, in USD", body = Quote))
     )]
     async fn get_quote(&self, ctx: &CallContext, req: QuoteRequest)
     -> Result<Quote, ShippingError>;
@@ -163,9 +161,7 @@ pub trait ShippingApi: Send + Sync {
     #[op(GET "/shipments/{tracking_id}", read_only, errors(ShipmentNotFound))]
     #[rest(
         params(("tracking_id" = String, Path, description = "Tracking id, e.g. `AB-12345-1234567`")),
-        responses(
-            (status = 200, description = "The shipment", body = Shipment),
-        )
+        responses((status = 200, description = "The shipment", body = Shipment))
     )]
     async fn get_shipment(
         &self,
@@ -282,13 +278,7 @@ mod tests {
     use super::*;
 
     fn address() -> Address {
-        Address {
-            street_address: "1600 Amphitheatre Parkway".into(),
-            city: "Mountain View".into(),
-            state: "CA".into(),
-            country: "United States".into(),
-            zip_code: "94043".into(),
-        }
+        Address::example()
     }
 
     fn line(quantity: i64) -> ShippingItem {

@@ -11,7 +11,8 @@
 
 mod entity;
 
-use cleave_kernel::module::{Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{Start, StartError};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -35,6 +36,7 @@ pub struct ShippingConfig {}
 pub struct ShippingDeps;
 
 /// The shipping module, in process.
+#[module(contract = shipping_api::ShippingContract, config = ShippingConfig, owns = "shipments")]
 pub struct ShippingModule {
     db: DatabaseConnection,
 }
@@ -190,15 +192,9 @@ impl ShippingApi for ShippingModule {
     }
 }
 
-impl ModuleConfig for ShippingConfig {}
-
-#[async_trait]
-impl Module for ShippingModule {
-    type Contract = shipping_api::ShippingContract;
-    type Config = ShippingConfig;
-    const OWNS: &'static str = "shipments";
-
-    async fn start(start: Start<'_, ShippingConfig>) -> Result<Arc<dyn ShippingApi>, StartError> {
+impl ShippingModule {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, ShippingConfig>) -> Result<Arc<Self>, StartError> {
         Ok(ShippingModule::new(
             start.db()?,
             start.config(),

@@ -58,17 +58,6 @@ pub(crate) async fn add_to_cart(
     }
 }
 
-/// The demo address quotes are made for (a quote depends on the item count only).
-pub(crate) fn quote_address() -> Address {
-    Address {
-        street_address: "1600 Amphitheatre Parkway".into(),
-        city: "Mountain View".into(),
-        state: "CA".into(),
-        country: "United States".into(),
-        zip_code: "94043".into(),
-    }
-}
-
 pub(crate) async fn cart_page(
     visit: &Visit,
     ctx: &CallContext,
@@ -125,7 +114,8 @@ pub(crate) async fn cart_page(
             .get_quote(
                 ctx,
                 QuoteRequest {
-                    address: quote_address(),
+                    // A quote depends on the item count only: quote for the demo address.
+                    address: Address::example(),
                     items: cart
                         .items
                         .iter()

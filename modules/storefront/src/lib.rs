@@ -38,10 +38,10 @@ use catalog_api::{CatalogApi, CatalogError, Product};
 use checkout_api::{CheckoutApi, CheckoutError, PlaceOrderRequest};
 use cleave_domain::{Address, CreditCard, CurrencyCode, Money, ProductId, UserId};
 use cleave_kernel::CallContext;
-use cleave_kernel::async_trait;
 use cleave_kernel::auth::Authenticator;
 use cleave_kernel::context::Principal;
-use cleave_kernel::module::{Contract, Module, ModuleConfig, Start, StartError};
+use cleave_kernel::module;
+use cleave_kernel::module::{Contract, Start, StartError};
 use currency_api::CurrencyApi;
 use identity_api::{Credentials, IdentityApi, IdentityError, Secret};
 use recommendation_api::RecommendationApi;
@@ -124,6 +124,7 @@ pub struct StorefrontDeps {
 }
 
 /// The storefront, ready to be mounted.
+#[module(contract = StorefrontContract, config = StorefrontConfig, owns = "session and currency cookies", requires = ["catalog", "currency", "cart", "recommendation", "ads", "shipping", "checkout", "identity",])]
 pub struct Storefront {
     deps: StorefrontDeps,
     config: StorefrontConfig,
@@ -138,8 +139,6 @@ impl Storefront {
         })
     }
 }
-
-impl ModuleConfig for StorefrontConfig {}
 
 /// The storefront as the kernel sees it: pages on Boutique's routes, no API (so no operations,
 /// no client: it is served where it is hosted and nowhere else).
@@ -169,23 +168,9 @@ impl Contract for StorefrontContract {
     }
 }
 
-#[async_trait]
-impl Module for Storefront {
-    type Contract = StorefrontContract;
-    type Config = StorefrontConfig;
-    const OWNS: &'static str = "session and currency cookies";
-    const REQUIRES: &'static [&'static str] = &[
-        "catalog",
-        "currency",
-        "cart",
-        "recommendation",
-        "ads",
-        "shipping",
-        "checkout",
-        "identity",
-    ];
-
-    async fn start(start: Start<'_, StorefrontConfig>) -> Result<Arc<Storefront>, StartError> {
+impl Storefront {
+    /// Starts the module from what the process gives it (see `#[module]`).
+    async fn from_start(start: Start<'_, StorefrontConfig>) -> Result<Arc<Self>, StartError> {
         let deps = StorefrontDeps {
             catalog: start.dep::<catalog_api::CatalogContract>()?,
             currency: start.dep::<currency_api::CurrencyContract>()?,

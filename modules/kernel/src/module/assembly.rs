@@ -253,18 +253,10 @@ impl Assembly {
         options: AssemblyOptions,
         mut on_placed: impl FnMut(&'static str, &mut Assembly),
     ) -> Result<Self, StartError> {
-        let mut asm = Self {
-            plan,
-            layers: options.layers,
-            db: options.db,
-            configs: options.configs,
-            placed: HashMap::new(),
-            remotes: HashMap::new(),
-            bus: InProcessBus::new(),
-            relay: Relay::new(),
-            authenticator: None,
-            checks: Vec::new(),
-        };
+        let mut asm = Self::standalone(options.db);
+        asm.plan = plan;
+        asm.layers = options.layers;
+        asm.configs = options.configs;
         let mut uses_events = false;
         for entry in entries {
             let name = entry.spec().name;

@@ -1,0 +1,118 @@
+//! `#[module(...)]`: a module implementation's descriptor in one line on its struct, expanded
+//! into `cleave_kernel::module::Module` (and its config's `ModuleConfig` unless it validates).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ItemStruct, LitStr, Path, Token, Type};
+
+/// `contract = .., config = .., owns = "..", requires = [..], subscribes = [..],
+/// publishes = [..], start = path, validates`.
+struct Args {
+    contract: Path,
+    config: Type,
+    owns: LitStr,
+    requires: Vec<LitStr>,
+    subscribes: Vec<LitStr>,
+    publishes: Vec<Expr>,
+    start: Option<Path>,
+    validates: bool,
+}
+
+fn list<T: Parse>(input: ParseStream<'_>) -> syn::Result<Vec<T>> {
+    let inner;
+    syn::bracketed!(inner in input);
+    Ok(Punctuated::<T, Token![,]>::parse_terminated(&inner)?
+        .into_iter()
+        .collect())
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let (mut contract, mut config, mut owns, mut start) = (None, None, None, None);
+        let (mut requires, mut subscribes, mut publishes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut validates = false;
+        while !input.is_empty() {
+            let key: syn::Ident = input.parse()?;
+            if key == "validates" {
+                validates = true;
+            } else {
+                input.parse::<Token![=]>()?;
+                match key.to_string().as_str() {
+                    "contract" => contract = Some(input.parse()?),
+                    "config" => config = Some(input.parse()?),
+                    "owns" => owns = Some(input.parse()?),
+                    "start" => start = Some(input.parse()?),
+                    "requires" => requires = list(input)?,
+                    "subscribes" => subscribes = list(input)?,
+                    "publishes" => publishes = list(input)?,
+                    _ => {
+                        return Err(syn::Error::new_spanned(
+                            key,
+                            "expected contract, config, owns, requires, subscribes, publishes, \
+                             start or validates",
+                        ));
+                    }
+                }
+            }
+            if input.parse::<Token![,]>().is_err() {
+                break;
+            }
+        }
+        let missing = |what: &str| input.error(format!("#[module] needs {what} = .."));
+        Ok(Self {
+            contract: contract.ok_or_else(|| missing("contract"))?,
+            config: config.ok_or_else(|| missing("config"))?,
+            owns: owns.ok_or_else(|| missing("owns"))?,
+            requires,
+            subscribes,
+            publishes,
+            start,
+            validates,
+        })
+    }
+}
+
+pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> syn::Result<TokenStream> {
+    let args: Args = syn::parse2(args)?;
+    let k = quote!(::cleave_kernel);
+    let name = &item.ident;
+    let Args {
+        contract,
+        config,
+        owns,
+        requires,
+        subscribes,
+        publishes,
+        start,
+        validates,
+    } = args;
+    let start = start.map_or_else(|| quote!(Self::from_start), |p| quote!(#p));
+    let config_impl = (!validates).then(|| quote! { impl #k::module::ModuleConfig for #config {} });
+    Ok(quote! {
+        #item
+
+        #config_impl
+
+        #[#k::async_trait]
+        impl #k::module::Module for #name {
+            type Contract = #contract;
+            type Config = #config;
+            const OWNS: &'static str = #owns;
+            const REQUIRES: &'static [&'static str] = &[#(#requires),*];
+            const SUBSCRIBES: &'static [&'static str] = &[#(#subscribes),*];
+            const PUBLISHES: &'static [&'static str] = &[#(#publishes),*];
+
+            async fn start(
+                start: #k::module::Start<'_, #config>,
+            ) -> ::core::result::Result<
+                ::std::sync::Arc<<#contract as #k::module::Contract>::Api>,
+                #k::module::StartError,
+            > {
+                let module: ::std::sync::Arc<Self> = #start(start).await?;
+                Ok(module)
+            }
+        }
+    })
+}
