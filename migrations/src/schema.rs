@@ -68,7 +68,9 @@ pub(crate) async fn delete_rows<'a>(
         .await
 }
 
-/// One module's migrator: its migrations in order, tracked in its own table.
+/// One module's migrator: its migrations in order (each a file with `up` and `down`
+/// functions, named by the file: the name a database records it under), tracked in the
+/// module's own table.
 macro_rules! migrator {
     ($(#[$doc:meta])* $table:literal, [$($migration:ident),+ $(,)?]) => {
         $(mod $migration;)+
@@ -79,13 +81,44 @@ macro_rules! migrator {
         #[async_trait::async_trait]
         impl sea_orm_migration::MigratorTrait for Migrator {
             fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
-                vec![$(Box::new($migration::Migration)),+]
+                vec![$(Box::new(step::$migration)),+]
             }
 
             fn migration_table_name() -> sea_orm_migration::prelude::DynIden {
                 use sea_orm_migration::prelude::IntoIden;
                 sea_orm_migration::prelude::Alias::new($table).into_iden()
             }
+        }
+
+        /// One value per migration, running its file's `up` and `down`.
+        #[allow(non_camel_case_types)]
+        mod step {
+            $(
+                pub(super) struct $migration;
+
+                impl sea_orm_migration::MigrationName for $migration {
+                    fn name(&self) -> &str {
+                        stringify!($migration)
+                    }
+                }
+
+                #[async_trait::async_trait]
+                impl sea_orm_migration::MigrationTrait for $migration {
+                    async fn up(
+                        &self,
+                        manager: &sea_orm_migration::SchemaManager,
+                    ) -> Result<(), sea_orm_migration::DbErr> {
+                        super::$migration::up(manager).await
+                    }
+
+                    async fn down(
+                        &self,
+                        manager: &sea_orm_migration::SchemaManager,
+                    ) -> Result<(), sea_orm_migration::DbErr> {
+                        super::$migration::down(manager).await
+                    }
+                }
+            )+
         }
     };
 }

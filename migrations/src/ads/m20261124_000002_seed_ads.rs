@@ -4,9 +4,6 @@
 use sea_orm_migration::prelude::*;
 use crate::schema::{delete_rows, name};
 
-#[derive(DeriveMigrationName)]
-pub(super) struct Migration;
-
 /// id, category, product id, text.
 type Row = (&'static str, &'static str, &'static str, &'static str);
 
@@ -67,30 +64,27 @@ const ADS: [Row; 9] = [
     ),
 ];
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut insert = Query::insert();
-        insert.into_table(name("ads_ads")).columns([
-            name("id"),
-            name("category"),
-            name("redirect_url"),
-            name("text"),
-        ]);
-        for (id, category, product_id, text) in ADS {
-            insert
-                .values([
-                    id.into(),
-                    category.into(),
-                    format!("/product/{product_id}").into(),
-                    text.into(),
-                ])
-                .map_err(|e| DbErr::Custom(format!("seed ad {id}: {e}")))?;
-        }
-        manager.exec_stmt(insert).await
+pub(super) async fn up(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let mut insert = Query::insert();
+    insert.into_table(name("ads_ads")).columns([
+        name("id"),
+        name("category"),
+        name("redirect_url"),
+        name("text"),
+    ]);
+    for (id, category, product_id, text) in ADS {
+        insert
+            .values([
+                id.into(),
+                category.into(),
+                format!("/product/{product_id}").into(),
+                text.into(),
+            ])
+            .map_err(|e| DbErr::Custom(format!("seed ad {id}: {e}")))?;
     }
+    manager.exec_stmt(insert).await
+}
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        delete_rows(manager, "ads_ads", "id", ADS.iter().map(|a| a.0)).await
-    }
+pub(super) async fn down(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    delete_rows(manager, "ads_ads", "id", ADS.iter().map(|a| a.0)).await
 }

@@ -4,9 +4,6 @@
 use sea_orm_migration::prelude::*;
 use crate::schema::{delete_rows, name};
 
-#[derive(DeriveMigrationName)]
-pub(super) struct Migration;
-
 /// id, name, description, price units, price nanos, categories.
 type Row = (
     &'static str,
@@ -92,40 +89,37 @@ const PRODUCTS: [Row; 9] = [
     ),
 ];
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut insert = Query::insert();
-        insert.into_table(name("catalog_products")).columns([
-            name("id"),
-            name("name"),
-            name("description"),
-            name("picture"),
-            name("price_currency_code"),
-            name("price_units"),
-            name("price_nanos"),
-            name("categories"),
-        ]);
-        for (id, name, description, units, nanos, categories) in PRODUCTS {
-            let categories = serde_json::to_string(categories)
-                .map_err(|e| DbErr::Custom(format!("encode categories: {e}")))?;
-            insert
-                .values([
-                    id.into(),
-                    name.into(),
-                    description.into(),
-                    format!("/static/img/products/{id}.svg").into(),
-                    "USD".into(),
-                    units.into(),
-                    nanos.into(),
-                    categories.into(),
-                ])
-                .map_err(|e| DbErr::Custom(format!("seed row {id}: {e}")))?;
-        }
-        manager.exec_stmt(insert).await
+pub(super) async fn up(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let mut insert = Query::insert();
+    insert.into_table(name("catalog_products")).columns([
+        name("id"),
+        name("name"),
+        name("description"),
+        name("picture"),
+        name("price_currency_code"),
+        name("price_units"),
+        name("price_nanos"),
+        name("categories"),
+    ]);
+    for (id, name, description, units, nanos, categories) in PRODUCTS {
+        let categories = serde_json::to_string(categories)
+            .map_err(|e| DbErr::Custom(format!("encode categories: {e}")))?;
+        insert
+            .values([
+                id.into(),
+                name.into(),
+                description.into(),
+                format!("/static/img/products/{id}.svg").into(),
+                "USD".into(),
+                units.into(),
+                nanos.into(),
+                categories.into(),
+            ])
+            .map_err(|e| DbErr::Custom(format!("seed row {id}: {e}")))?;
     }
+    manager.exec_stmt(insert).await
+}
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        delete_rows(manager, "catalog_products", "id", PRODUCTS.iter().map(|p| p.0)).await
-    }
+pub(super) async fn down(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    delete_rows(manager, "catalog_products", "id", PRODUCTS.iter().map(|p| p.0)).await
 }

@@ -4,9 +4,6 @@
 use sea_orm_migration::prelude::*;
 use crate::schema::name;
 
-#[derive(DeriveMigrationName)]
-pub(super) struct Migration;
-
 const RATES: [(&str, &str); 33] = [
     ("EUR", "1.0"),
     ("USD", "1.1305"),
@@ -43,28 +40,25 @@ const RATES: [(&str, &str); 33] = [
     ("ZAR", "16.0583"),
 ];
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut insert = Query::insert();
+pub(super) async fn up(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let mut insert = Query::insert();
+    insert
+        .into_table(name("currency_rates"))
+        .columns([name("code"), name("per_eur")]);
+    for (code, rate) in RATES {
         insert
-            .into_table(name("currency_rates"))
-            .columns([name("code"), name("per_eur")]);
-        for (code, rate) in RATES {
-            insert
-                .values([code.into(), rate.into()])
-                .map_err(|e| DbErr::Custom(format!("seed rate {code}: {e}")))?;
-        }
-        manager.exec_stmt(insert).await
+            .values([code.into(), rate.into()])
+            .map_err(|e| DbErr::Custom(format!("seed rate {code}: {e}")))?;
     }
+    manager.exec_stmt(insert).await
+}
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .exec_stmt(
-                Query::delete()
-                    .from_table(name("currency_rates"))
-                    .to_owned(),
-            )
-            .await
-    }
+pub(super) async fn down(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .exec_stmt(
+            Query::delete()
+                .from_table(name("currency_rates"))
+                .to_owned(),
+        )
+        .await
 }

@@ -12,7 +12,6 @@
 mod entity;
 
 use cleave_kernel::module;
-use cleave_kernel::module::{Start, StartError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -43,7 +42,9 @@ struct StoredAd {
 }
 
 /// The ads module, in process.
-#[module(contract = ads_api::AdsContract, config = AdsConfig, owns = "ads")]
+#[module(contract = ads_api::AdsContract, config = AdsConfig, owns = "ads",
+    start = AdsModule::start(start.db()?, start.config(), AdsDeps)
+        .await.map_err(|e| start.failed(e)))]
 pub struct AdsModule {
     db: DatabaseConnection,
     /// Every ad, ordered by category then id (replaced whole after an admin's change).
@@ -208,16 +209,6 @@ impl AdsApi for AdsModule {
             .store(Arc::new(load(&self.db).await.map_err(storage_error)?));
         tracing::info!(ad_id = %ad_id, "ad removed");
         Ok(())
-    }
-}
-
-impl AdsModule {
-    /// Starts the module from what the process gives it (see `#[module]`).
-    async fn from_start(start: Start<'_, AdsConfig>) -> Result<Arc<Self>, StartError> {
-        let module = AdsModule::start(start.db()?, start.config(), AdsDeps)
-            .await
-            .map_err(|e| start.failed(e))?;
-        Ok(module)
     }
 }
 

@@ -11,7 +11,6 @@
 mod entity;
 
 use cleave_kernel::module;
-use cleave_kernel::module::{Start, StartError};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -35,7 +34,8 @@ pub struct CartConfig {}
 pub struct CartDeps;
 
 /// The cart module, in process.
-#[module(contract = cart_api::CartContract, config = CartConfig, owns = "carts")]
+#[module(contract = cart_api::CartContract, config = CartConfig, owns = "carts",
+    start = Ok(CartModule::new(start.db()?, start.config(), CartDeps)))]
 pub struct CartModule {
     db: DatabaseConnection,
 }
@@ -153,12 +153,5 @@ impl CartApi for CartModule {
             .await
             .map_err(storage_error)?;
         Ok(())
-    }
-}
-
-impl CartModule {
-    /// Starts the module from what the process gives it (see `#[module]`).
-    async fn from_start(start: Start<'_, CartConfig>) -> Result<Arc<Self>, StartError> {
-        Ok(CartModule::new(start.db()?, start.config(), CartDeps))
     }
 }

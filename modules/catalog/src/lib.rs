@@ -12,7 +12,6 @@
 mod entity;
 
 use cleave_kernel::module;
-use cleave_kernel::module::{Start, StartError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +52,9 @@ struct Snapshot {
 }
 
 /// The catalog, in process.
-#[module(contract = catalog_api::CatalogContract, config = CatalogConfig, owns = "products")]
+#[module(contract = catalog_api::CatalogContract, config = CatalogConfig, owns = "products",
+    start = CatalogModule::start(start.db()?, start.config(), CatalogDeps)
+        .await.map_err(|e| start.failed(e)))]
 pub struct CatalogModule {
     db: DatabaseConnection,
     snapshot: ArcSwap<Snapshot>,
@@ -240,15 +241,5 @@ impl CatalogApi for CatalogModule {
         self.reload().await?;
         tracing::info!(product_id = %id, "product removed");
         Ok(())
-    }
-}
-
-impl CatalogModule {
-    /// Starts the module from what the process gives it (see `#[module]`).
-    async fn from_start(start: Start<'_, CatalogConfig>) -> Result<Arc<Self>, StartError> {
-        let module = CatalogModule::start(start.db()?, start.config(), CatalogDeps)
-            .await
-            .map_err(|e| start.failed(e))?;
-        Ok(module)
     }
 }

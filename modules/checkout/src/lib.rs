@@ -102,7 +102,9 @@ pub struct CheckoutDeps {
 }
 
 /// The checkout module, in process.
-#[module(contract = checkout_api::CheckoutContract, config = CheckoutConfig, owns = "orders", requires = ["cart", "catalog", "currency", "shipping", "payment"], publishes = [<OrderPlaced as cleave_kernel::events::Topic>::TOPIC], validates)]
+#[module(contract = checkout_api::CheckoutContract, config = CheckoutConfig, owns = "orders",
+    requires = ["cart", "catalog", "currency", "shipping", "payment"],
+    publishes = [<OrderPlaced as cleave_kernel::events::Topic>::TOPIC], validates)]
 pub struct CheckoutModule {
     db: DatabaseConnection,
     deps: CheckoutDeps,

@@ -12,7 +12,6 @@
 mod entity;
 
 use cleave_kernel::module;
-use cleave_kernel::module::{Start, StartError};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -36,7 +35,9 @@ pub struct CurrencyConfig {}
 pub struct CurrencyDeps;
 
 /// The currency module, in process.
-#[module(contract = currency_api::CurrencyContract, config = CurrencyConfig, owns = "exchange rates")]
+#[module(contract = currency_api::CurrencyContract, config = CurrencyConfig,
+    owns = "exchange rates",
+    start = Ok(CurrencyModule::new(start.db()?, start.config(), CurrencyDeps)))]
 pub struct CurrencyModule {
     db: DatabaseConnection,
     /// The rate table, read from the database on first use and kept: every page converts
@@ -135,16 +136,5 @@ impl CurrencyApi for CurrencyModule {
         Money::from_decimal(&to_code, converted).map_err(|e| CurrencyError::InvalidMoney {
             detail: e.to_string(),
         })
-    }
-}
-
-impl CurrencyModule {
-    /// Starts the module from what the process gives it (see `#[module]`).
-    async fn from_start(start: Start<'_, CurrencyConfig>) -> Result<Arc<Self>, StartError> {
-        Ok(CurrencyModule::new(
-            start.db()?,
-            start.config(),
-            CurrencyDeps,
-        ))
     }
 }

@@ -65,7 +65,8 @@ impl Default for EmailConfig {
 pub struct EmailDeps;
 
 /// The email module, in process.
-#[module(contract = email_api::EmailContract, config = EmailConfig, owns = "sent confirmations", subscribes = ["checkout"])]
+#[module(contract = email_api::EmailContract, config = EmailConfig, owns = "sent confirmations",
+    subscribes = ["checkout"])]
 pub struct EmailModule {
     db: DatabaseConnection,
     config: EmailConfig,

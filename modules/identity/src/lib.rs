@@ -18,7 +18,7 @@
 mod entity;
 
 use cleave_kernel::module;
-use cleave_kernel::module::{ModuleConfig, Start, StartError};
+use cleave_kernel::module::ModuleConfig;
 use std::sync::Arc;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
@@ -132,7 +132,10 @@ impl ModuleConfig for IdentityConfig {
 pub struct IdentityDeps;
 
 /// The identity module, in process.
-#[module(contract = identity_api::IdentityContract, config = IdentityConfig, owns = "users, credentials, refresh tokens, signing keys", validates)]
+#[module(contract = identity_api::IdentityContract, config = IdentityConfig, validates,
+    owns = "users, credentials, refresh tokens, signing keys",
+    start = IdentityModule::start(start.db()?, start.config(), IdentityDeps)
+        .await.map_err(|e| start.failed(e)))]
 pub struct IdentityModule {
     db: DatabaseConnection,
     config: IdentityConfig,
@@ -595,15 +598,5 @@ impl IdentityApi for IdentityModule {
             .map_err(storage_error)?;
         tracing::info!(user_id = %user_id, by = %principal.subject, "user deleted");
         Ok(())
-    }
-}
-
-impl IdentityModule {
-    /// Starts the module from what the process gives it (see `#[module]`).
-    async fn from_start(start: Start<'_, IdentityConfig>) -> Result<Arc<Self>, StartError> {
-        let module = IdentityModule::start(start.db()?, start.config(), IdentityDeps)
-            .await
-            .map_err(|e| start.failed(e))?;
-        Ok(module)
     }
 }

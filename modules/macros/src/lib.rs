@@ -106,8 +106,9 @@ pub fn contract(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// `requires = ["catalog"]`, `subscribes = ["checkout"]` and `publishes = [TOPIC]` name what
-/// it calls, whose events it consumes and what it publishes; `start = path` names another
-/// starting function than `Self::from_start`.
+/// it calls, whose events it consumes and what it publishes. `start = <expr>` starts it
+/// (`start`, the module's `Start`, is in scope; the expression may `.await` and gives a
+/// `Result<Arc<Self>, StartError>`); without it, `Self::from_start(start).await`.
 #[proc_macro_attribute]
 pub fn module(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemStruct);

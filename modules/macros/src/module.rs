@@ -8,7 +8,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ItemStruct, LitStr, Path, Token, Type};
 
 /// `contract = .., config = .., owns = "..", requires = [..], subscribes = [..],
-/// publishes = [..], start = path, validates`.
+/// publishes = [..], start = <expr>, validates`.
 struct Args {
     contract: Path,
     config: Type,
@@ -16,7 +16,7 @@ struct Args {
     requires: Vec<LitStr>,
     subscribes: Vec<LitStr>,
     publishes: Vec<Expr>,
-    start: Option<Path>,
+    start: Option<Expr>,
     validates: bool,
 }
 
@@ -88,7 +88,7 @@ pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> syn::Result<TokenSt
         start,
         validates,
     } = args;
-    let start = start.map_or_else(|| quote!(Self::from_start), |p| quote!(#p));
+    let start = start.map_or_else(|| quote!(Self::from_start(start).await), |e| quote!(#e));
     let config_impl = (!validates).then(|| quote! { impl #k::module::ModuleConfig for #config {} });
     Ok(quote! {
         #item
@@ -110,7 +110,7 @@ pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> syn::Result<TokenSt
                 ::std::sync::Arc<<#contract as #k::module::Contract>::Api>,
                 #k::module::StartError,
             > {
-                let module: ::std::sync::Arc<Self> = #start(start).await?;
+                let module: ::std::sync::Arc<Self> = { #start }?;
                 Ok(module)
             }
         }

@@ -13,7 +13,6 @@
 mod entity;
 
 use cleave_kernel::module;
-use cleave_kernel::module::{Start, StartError};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -41,7 +40,8 @@ pub struct PaymentConfig {}
 pub struct PaymentDeps;
 
 /// The payment module, in process.
-#[module(contract = payment_api::PaymentContract, config = PaymentConfig, owns = "charges")]
+#[module(contract = payment_api::PaymentContract, config = PaymentConfig, owns = "charges",
+    start = Ok(PaymentModule::new(start.db()?, start.config(), PaymentDeps)))]
 pub struct PaymentModule {
     db: DatabaseConnection,
 }
@@ -231,13 +231,6 @@ impl PaymentApi for PaymentModule {
                 transaction_id: reference,
             }),
         }
-    }
-}
-
-impl PaymentModule {
-    /// Starts the module from what the process gives it (see `#[module]`).
-    async fn from_start(start: Start<'_, PaymentConfig>) -> Result<Arc<Self>, StartError> {
-        Ok(PaymentModule::new(start.db()?, start.config(), PaymentDeps))
     }
 }
 

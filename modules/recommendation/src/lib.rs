@@ -56,7 +56,8 @@ pub struct RecommendationDeps {
 }
 
 /// The recommendation module, in process.
-#[module(contract = recommendation_api::RecommendationContract, config = RecommendationConfig, owns = "nothing (reads the catalog)", requires = ["catalog"], validates)]
+#[module(contract = recommendation_api::RecommendationContract, config = RecommendationConfig,
+    owns = "nothing (reads the catalog)", requires = ["catalog"], validates)]
 pub struct RecommendationModule {
     max_results: usize,
     catalog: Arc<dyn CatalogApi>,

@@ -12,7 +12,6 @@
 mod entity;
 
 use cleave_kernel::module;
-use cleave_kernel::module::{Start, StartError};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -36,7 +35,8 @@ pub struct ShippingConfig {}
 pub struct ShippingDeps;
 
 /// The shipping module, in process.
-#[module(contract = shipping_api::ShippingContract, config = ShippingConfig, owns = "shipments")]
+#[module(contract = shipping_api::ShippingContract, config = ShippingConfig, owns = "shipments",
+    start = Ok(ShippingModule::new(start.db()?, start.config(), ShippingDeps)))]
 pub struct ShippingModule {
     db: DatabaseConnection,
 }
@@ -189,17 +189,6 @@ impl ShippingApi for ShippingModule {
             Some(row) => from_row(row),
             None => Err(ShippingError::ShipmentNotFound { tracking_id }),
         }
-    }
-}
-
-impl ShippingModule {
-    /// Starts the module from what the process gives it (see `#[module]`).
-    async fn from_start(start: Start<'_, ShippingConfig>) -> Result<Arc<Self>, StartError> {
-        Ok(ShippingModule::new(
-            start.db()?,
-            start.config(),
-            ShippingDeps,
-        ))
     }
 }
 

@@ -124,7 +124,10 @@ pub struct StorefrontDeps {
 }
 
 /// The storefront, ready to be mounted.
-#[module(contract = StorefrontContract, config = StorefrontConfig, owns = "session and currency cookies", requires = ["catalog", "currency", "cart", "recommendation", "ads", "shipping", "checkout", "identity",])]
+#[module(contract = StorefrontContract, config = StorefrontConfig,
+    owns = "session and currency cookies",
+    requires = ["catalog", "currency", "cart", "recommendation", "ads", "shipping", "checkout",
+        "identity"])]
 pub struct Storefront {
     deps: StorefrontDeps,
     config: StorefrontConfig,
