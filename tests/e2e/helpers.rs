@@ -259,3 +259,59 @@ pub(crate) async fn script(base: &str, user: &str) -> Vec<(String, Answer)> {
     }
     out
 }
+
+/// An answer to a request sent byte for byte ([`raw`]).
+#[derive(Debug)]
+pub(crate) struct RawAnswer {
+    pub(crate) status: u16,
+    /// Header names in lower case.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Value,
+}
+
+impl RawAnswer {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `method path` exactly as written (HTTP clients resolve dot segments and may
+/// re-encode paths before sending; attackers do not), with a JSON `body`, over a connection
+/// of its own, and reads the answer.
+pub(crate) async fn raw(base: &Url, method: &str, path: &str, body: Option<&str>) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.host_str().expect("host");
+    let port = base.port().expect("port");
+    let mut stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .expect("connect");
+    let body = body.unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.expect("read");
+    let text = String::from_utf8_lossy(&bytes);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete answer");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    RawAnswer {
+        status,
+        headers,
+        body: serde_json::from_str(body).unwrap_or(Value::Null),
+    }
+}

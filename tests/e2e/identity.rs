@@ -11,7 +11,7 @@ use cleave_kernel::testing::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, call_json as call, read};
+use crate::helpers::{TestApp, call_json as call, raw, read};
 use crate::process::Cleave;
 
 /// Runs `cleave ARGS` against the database `url`, with `stdin` as input; returns stdout.
@@ -292,6 +292,19 @@ async fn login_brute_force_is_slowed_per_account_and_per_client_with_429() {
     )
     .await;
     let base = app.url("");
+    // Every spelling of the login path is the login route, and counts against the same
+    // limits: percent-encoded letters, doubled slashes, dot segments.
+    const SPELLINGS: [&str; 4] = [
+        "/api/identity/v1/tokens",
+        "/api/identity/v1/%74okens",
+        "//api//identity/v1/tokens",
+        "/api/identity/v1/x/../%2e/tokens",
+    ];
+    let spelled = |i: usize, email: &str| {
+        let body = json!({"email": email, "password": "guess-guess"}).to_string();
+        let base = app.base.clone();
+        async move { raw(&base, "POST", SPELLINGS[i % SPELLINGS.len()], Some(&body)).await }
+    };
     let attempt = |email: &str, password: &str| {
         let body = json!({"email": email, "password": password});
         let base = base.clone();
@@ -307,10 +320,10 @@ async fn login_brute_force_is_slowed_per_account_and_per_client_with_429() {
     };
     // Per account: five guesses a minute, then 429 with Retry-After, even with the right
     // password.
-    for _ in 0..5 {
-        read(attempt("victim@example.com", "guess-guess").await)
-            .await
-            .assert_problem(401, "identity.invalid_credentials");
+    for (i, spelling) in SPELLINGS.iter().cycle().take(5).enumerate() {
+        let answer = spelled(i, "victim@example.com").await;
+        assert_eq!(answer.status, 401, "{spelling}: {answer:?}");
+        assert_eq!(answer.body["code"], "identity.invalid_credentials");
     }
     let limited = attempt("victim@example.com", "guess-guess").await;
     let retry: u64 = limited
@@ -329,15 +342,17 @@ async fn login_brute_force_is_slowed_per_account_and_per_client_with_429() {
         .assert_problem(401, "identity.invalid_credentials");
     let mut edge = None;
     for i in 2..10 {
-        let res = attempt(&format!("other-{i}@example.com"), "guess-guess").await;
-        if res.status() == 429 {
+        let res = spelled(i, &format!("other-{i}@example.com")).await;
+        if res.status == 429 {
             edge = Some(res);
             break;
         }
+        assert_eq!(res.body["code"], "identity.invalid_credentials", "{res:?}");
     }
-    let edge = edge.expect("the client's ninth login in a minute is refused");
-    assert!(edge.headers().get("retry-after").is_some());
-    read(edge).await.assert_problem(429, "cleave.rate_limited");
+    let edge = edge.expect("the client's ninth login in a minute is refused, however spelled");
+    assert!(edge.header("retry-after").is_some());
+    assert_eq!(edge.body["code"], "cleave.rate_limited");
+    assert_eq!(edge.header("x-content-type-options"), Some("nosniff"));
     app.stop().await;
 }
 

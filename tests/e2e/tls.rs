@@ -27,8 +27,9 @@ impl Pki {
         for (name, sans) in [
             ("server", vec!["localhost", "127.0.0.1"]),
             ("client", vec!["localhost", "127.0.0.1"]),
-            // A module of the deployment, named in its certificate.
+            // Modules of the deployment, named in their certificates.
             ("checkout", vec!["checkout.modules.cleave"]),
+            ("ads", vec!["ads.modules.cleave"]),
         ] {
             let key = KeyPair::generate().expect("key");
             let sans: Vec<String> = sans.into_iter().map(String::from).collect();
@@ -282,6 +283,102 @@ async fn an_internal_process_answers_only_modules_that_prove_themselves_and_sign
         "without a module certificate the internal catalog refuses the edge"
     );
     for app in [unproven, proven, internal] {
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn no_spelling_of_a_protected_path_gets_past_the_caller_proof() {
+    let internal = TestApp::start(
+        Some(Arc::new(TestDb::sqlite())),
+        &[
+            ("server.modules", json!(["catalog", "payment"])),
+            ("server.require_caller_proof", json!(true)),
+        ],
+    )
+    .await;
+    for path in [
+        "/api/payment/v1/charges?reference=x",
+        "/%61pi/payment/v1/charges?reference=x",
+        "/api/%70ayment/v1/charges?reference=x",
+        "//api//payment/v1/charges?reference=x",
+        "/api/docs/../payment/v1/charges?reference=x",
+        "/api/docs/%2e%2e/payment/v1/charges?reference=x",
+        "/api/identity/v1/jwks/../../catalog/v1/products",
+        "/api/./catalog/v1/products/OLJCESPC7Z",
+    ] {
+        let answer = crate::helpers::raw(&internal.base, "GET", path, None).await;
+        assert_eq!(answer.status, 401, "{path}: {answer:?}");
+        assert_eq!(answer.body["code"], "auth.unauthenticated", "{path}");
+    }
+    // Case variants route nowhere (the router matches exact, case-sensitive paths): refused
+    // under /api/, not found elsewhere; never answered.
+    for (path, status) in [
+        ("/API/payment/v1/charges?reference=x", 404),
+        ("/api/Payment/v1/charges?reference=x", 401),
+    ] {
+        let answer = crate::helpers::raw(&internal.base, "GET", path, None).await;
+        assert_eq!(answer.status, status, "{path}: {answer:?}");
+    }
+    internal.stop().await;
+}
+
+#[tokio::test]
+async fn only_checkout_and_admins_refund_and_a_forwarding_process_lends_no_certificate() {
+    let pki = Pki::new();
+    let payment = TestApp::start(
+        Some(Arc::new(TestDb::sqlite())),
+        &[
+            ("server.modules", json!(["payment"])),
+            ("server.tls.cert_file", s(&pki.path("server.pem"))),
+            ("server.tls.key_file", s(&pki.path("server.key"))),
+            ("server.tls.client_ca_file", s(&pki.path("ca.pem"))),
+            ("server.tls.client_cert_required", json!(false)),
+            ("server.shutdown_timeout_secs", json!(1)),
+        ],
+    )
+    .await;
+    let refund = https(&payment, "/api/payment/v1/charges/no-such-charge/refund");
+    let as_caller = |cert: Option<&'static str>| {
+        let client = pki.client_as(cert);
+        let refund = refund.clone();
+        async move { crate::helpers::read(client.post(refund).send().await.expect("send")).await }
+    };
+    as_caller(None)
+        .await
+        .assert_problem(401, "auth.unauthenticated");
+    // Another module's certificate does not refund: the ads module needs no refunds.
+    as_caller(Some("ads"))
+        .await
+        .assert_problem(403, "auth.forbidden");
+    // Checkout's does (the charge does not exist, so the answer is the payment's 404).
+    as_caller(Some("checkout"))
+        .await
+        .assert_problem(404, "payment.transaction_not_found");
+
+    // A process that forwards a client's request presents its own (checkout) certificate,
+    // but says it forwards: the client is anonymous, and so is the call.
+    let edge = TestApp::start(
+        Some(Arc::new(TestDb::sqlite())),
+        &[
+            ("server.modules", json!(["catalog"])),
+            ("modules.payment.url", json!(https(&payment, ""))),
+            ("remote.ca_file", s(&pki.path("ca.pem"))),
+            ("remote.client_cert_file", s(&pki.path("checkout.pem"))),
+            ("remote.client_key_file", s(&pki.path("checkout.key"))),
+        ],
+    )
+    .await;
+    let forwarded = crate::helpers::read(
+        reqwest::Client::new()
+            .post(edge.url("/api/payment/v1/charges/no-such-charge/refund"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    forwarded.assert_problem(401, "auth.unauthenticated");
+    for app in [edge, payment] {
         app.stop().await;
     }
 }

@@ -270,6 +270,15 @@ fn sign(header: jsonwebtoken::Header, claims: &Value, der: &[u8]) -> String {
     .expect("sign")
 }
 
+/// A token with exactly `header` (which the JWT library's header type cannot always
+/// carry), signed with the Ed25519 key `der`.
+fn sign_raw(header: &Value, claims: &Value, der: &[u8]) -> String {
+    let input = format!("{}.{}", b64(header), b64(claims));
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(der).expect("key");
+    let sig = URL_SAFE_NO_PAD.encode(pair.sign(input.as_bytes()).as_ref());
+    format!("{input}.{sig}")
+}
+
 fn eddsa(kid: &str) -> jsonwebtoken::Header {
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     h.typ = Some("at+jwt".into());
@@ -294,6 +303,8 @@ fn expected_reason(case: &str) -> &'static str {
         "tampered payload" => "signature is invalid",
         "unknown kid" => "unknown key",
         "not an access token (typ)" => "not an access token",
+        "iat a year ahead" => "issued in the future",
+        "an unknown crit header" => "critical header extensions",
         _ => "?",
     }
 }
@@ -388,6 +399,23 @@ async fn forged_stale_and_misdirected_tokens_are_refused() {
         ("unknown kid", sign(eddsa("no-such-key"), &good, &der)),
         ("not an access token (typ)", sign(wrong_typ, &good, &der)),
         ("a refresh token", pair.refresh_token.expose().to_owned()),
+        (
+            "iat a year ahead",
+            sign(
+                eddsa(&kid),
+                &with("iat", json!(now + 365 * 24 * 3600)),
+                &der,
+            ),
+        ),
+        (
+            "an unknown crit header",
+            sign_raw(
+                &json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
+                        "crit": ["urn:example:must-check"], "urn:example:must-check": true}),
+                &good,
+                &der,
+            ),
+        ),
     ];
     for (case, token) in cases {
         match auth.authenticate(&token).await {

@@ -259,6 +259,13 @@ impl TokenVerifier {
         {
             return Err(unauthenticated("the token is not an access token (typ)"));
         }
+        if names_critical_extensions(token) {
+            // RFC 7515 §4.1.11: a `crit` parameter names extensions the recipient must
+            // understand; this verifier understands none.
+            return Err(unauthenticated(
+                "the token names critical header extensions (crit) that are not understood",
+            ));
+        }
         let kid = header
             .kid
             .ok_or_else(|| unauthenticated("the token names no key (kid)"))?;
@@ -290,8 +297,27 @@ impl TokenVerifier {
                 _ => "the token is invalid",
             })
         })?;
+        let now = crate::events::now_ms() / 1000;
+        if data.claims.iat > now.saturating_add(i64::try_from(self.leeway).unwrap_or(0)) {
+            // RFC 8725 §3.10 and RFC 9068 §4: a token issued in the future was not issued by
+            // a clock anyone should trust.
+            return Err(unauthenticated("the token was issued in the future (iat)"));
+        }
         Ok(data.claims)
     }
+}
+
+/// Whether the JOSE header of `token` has a `crit` parameter.
+fn names_critical_extensions(token: &str) -> bool {
+    use base64::Engine;
+    let Some(head) = token.split('.').next() else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|header| header.get("crit").is_some())
 }
 
 /// Whether the subject of a valid token may still act (a deleted user's tokens stop working

@@ -107,12 +107,13 @@ impl fmt::Debug for Principal {
     }
 }
 
-/// Request id, deadline and principal of one call chain.
+/// Request id, deadline, principal and calling modules of one call chain.
 #[derive(Debug, Clone)]
 pub struct CallContext {
     request_id: RequestId,
     deadline: Option<Instant>,
     principal: Option<Principal>,
+    modules: Option<std::sync::Arc<[&'static str]>>,
 }
 
 impl CallContext {
@@ -123,6 +124,7 @@ impl CallContext {
             request_id: RequestId::generate(),
             deadline: None,
             principal: None,
+            modules: None,
         }
     }
 
@@ -132,6 +134,7 @@ impl CallContext {
             request_id,
             deadline,
             principal: None,
+            modules: None,
         }
     }
 
@@ -172,6 +175,19 @@ impl CallContext {
     /// The principal, if the call is made for someone.
     pub fn principal(&self) -> Option<&Principal> {
         self.principal.as_ref()
+    }
+
+    /// Same context, made by `modules` of the deployment (proven by their certificate).
+    #[must_use]
+    pub fn with_caller_modules(mut self, modules: std::sync::Arc<[&'static str]>) -> Self {
+        self.modules = Some(modules);
+        self
+    }
+
+    /// The modules of the deployment that made the call over the network, as their client
+    /// certificate proved; `None` for other callers.
+    pub fn caller_modules(&self) -> Option<&[&'static str]> {
+        self.modules.as_deref()
     }
 
     /// Parses the deadline header of an incoming request into an absolute deadline.

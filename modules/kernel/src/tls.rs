@@ -33,7 +33,7 @@ pub const MODULE_DOMAIN: &str = "modules.cleave";
 /// The modules a caller proved to be, by a client certificate (verified against
 /// `server.tls.client_ca_file` during the handshake) naming `<module>.modules.cleave`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerModules(pub Vec<&'static str>);
+pub struct PeerModules(pub Arc<[&'static str]>);
 
 /// Reads the caller's modules from an accepted TLS connection (for `HttpServer::on_connect`).
 /// `None` for plain TCP, no client certificate, or a certificate naming no module.
@@ -52,7 +52,7 @@ pub fn peer_modules(conn: &dyn Any, known: &[&'static str]) -> Option<PeerModule
                 .is_ok_and(|name| cert.verify_is_valid_for_subject_name(&name).is_ok())
         })
         .collect();
-    (!names.is_empty()).then_some(PeerModules(names))
+    (!names.is_empty()).then(|| PeerModules(names.into()))
 }
 
 /// A server configuration presenting `cert_file` (PEM chain) with `key_file` (PEM private

@@ -17,8 +17,9 @@ use crate::error::{ApiError, Failure, KernelError, is_problem_json, problem_resp
 
 /// Middleware (use with `actix_web::middleware::from_fn`): gives every request a request id
 /// and a [`CallContext`], runs it inside a tracing span carrying the id (so every log line of the
-/// request has it), echoes the id in the response, turns any bare error response into
-/// problem+json and logs an access line (see [`HttpLimits::log_every_request`]).
+/// request has it), echoes the id in the response, sets `X-Content-Type-Options: nosniff`,
+/// turns any bare error response into problem+json and logs an access line (see
+/// [`HttpLimits::log_every_request`]).
 ///
 /// # Errors
 /// Passes on errors of inner services unchanged.
@@ -53,6 +54,11 @@ pub async fn request_scope(
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
     }
+    // No answer is to be sniffed into another media type (a JSON body rendered as HTML).
+    res.headers_mut().insert(
+        actix_web::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     let status = res.status();
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let code = status.as_u16();
@@ -111,11 +117,18 @@ fn ensure_problem_body(
     ServiceResponse::new(req, problem_response(status, problem))
 }
 
-/// Middleware (after [`request_scope`]): when the request carries `Authorization: Bearer`,
-/// verifies the token with the app's [`crate::auth::Authenticator`] and puts its principal in
-/// the request's [`CallContext`]; an invalid token is refused with 401 problem+json (and a
-/// `WWW-Authenticate` header), whatever the route. Requests without a token pass as anonymous:
-/// routes decide what needs a principal.
+/// Middleware (after [`request_scope`]): puts who is calling in the request's
+/// [`CallContext`], for the operations' access rules ([`crate::call::Access`]) to decide:
+///
+/// - with `Authorization: Bearer`, the token's principal, verified with the app's
+///   [`crate::auth::Authenticator`]; an invalid token is refused with 401 problem+json (and a
+///   `WWW-Authenticate` header, the reason logged), whatever the route;
+/// - with a client certificate naming modules of the deployment ([`crate::tls::PeerModules`]),
+///   those modules, unless the request says it is forwarded on behalf of someone else
+///   ([`FORWARDED_HEADER`]): a process forwarding a client's request does not lend it its
+///   own certificate.
+///
+/// Requests without either pass as anonymous (refused by [`CallerProof`] where required).
 ///
 /// # Errors
 /// Passes on errors of inner services unchanged.
@@ -123,40 +136,73 @@ pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(token) = bearer_token(req.headers()) else {
-        if let Some(refusal) = missing_caller_proof(&req) {
-            return Ok(req.into_response(refusal));
-        }
-        return Ok(next.call(req).await?.map_into_boxed_body());
+    let peer = req
+        .conn_data::<crate::tls::PeerModules>()
+        .map(|p| p.0.clone());
+    let forwarded = req.headers().contains_key(FORWARDED_HEADER);
+    let principal = match bearer_token(req.headers()) {
+        None => None,
+        Some(token) => match verify(&req, &token).await {
+            Ok(principal) => Some(principal),
+            Err(err) => return Ok(req.into_response(refusal(&err))),
+        },
     };
-    let outcome = match req.app_data::<web::Data<crate::auth::Authenticator>>() {
-        Some(auth) => auth.authenticate(&token).await,
+    if principal.is_none()
+        && peer.is_none()
+        && let Some(refusal) = missing_caller_proof(&req)
+    {
+        return Ok(req.into_response(refusal));
+    }
+    let modules = peer.filter(|_| !forwarded);
+    if principal.is_some() || modules.is_some() {
+        let mut ctx = req
+            .extensions()
+            .get::<CallContext>()
+            .cloned()
+            .unwrap_or_else(|| context_from_headers(req.headers()));
+        if let Some(principal) = principal {
+            ctx = ctx.with_principal(principal);
+        }
+        if let Some(modules) = modules {
+            ctx = ctx.with_caller_modules(modules);
+        }
+        req.extensions_mut().insert(ctx);
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Request header a process sets on requests it forwards for a client (see
+/// [`crate::http::forward`]): the certificate of the connection proves the hop, not the
+/// caller.
+pub const FORWARDED_HEADER: &str = "x-cleave-forwarded";
+
+async fn verify(
+    req: &ServiceRequest,
+    token: &str,
+) -> Result<crate::context::Principal, crate::auth::AuthError> {
+    match req.app_data::<web::Data<crate::auth::Authenticator>>() {
+        Some(auth) => auth.authenticate(token).await,
         None => Err(crate::auth::AuthError::Unauthenticated {
             reason: "this process accepts no access tokens".into(),
         }),
-    };
-    match outcome {
-        Ok(principal) => {
-            let ctx = req
-                .extensions()
-                .get::<CallContext>()
-                .cloned()
-                .unwrap_or_else(|| context_from_headers(req.headers()));
-            req.extensions_mut().insert(ctx.with_principal(principal));
-            Ok(next.call(req).await?.map_into_boxed_body())
-        }
-        Err(err) => {
-            let unauthenticated = err.status() == StatusCode::UNAUTHORIZED;
-            let mut res = actix_web::ResponseError::error_response(&Failure::from(err));
-            if unauthenticated {
-                res.headers_mut().insert(
-                    actix_web::http::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
-                );
-            }
-            Ok(req.into_response(res))
-        }
     }
+}
+
+/// The answer to a request whose token was refused: 401 with `WWW-Authenticate` (the reason
+/// is logged, for operators; the token never is).
+fn refusal(err: &crate::auth::AuthError) -> HttpResponse {
+    let unauthenticated = err.status() == StatusCode::UNAUTHORIZED;
+    if unauthenticated {
+        tracing::info!(code = err.code(), reason = %err, "access token refused");
+    }
+    let mut res = actix_web::ResponseError::error_response(&Failure::from(err.clone()));
+    if unauthenticated {
+        res.headers_mut().insert(
+            actix_web::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+    }
+    res
 }
 
 /// Whether module APIs of this process answer only callers that prove who they are: a
@@ -169,7 +215,8 @@ pub struct CallerProof {
     pub required: bool,
 }
 
-/// The 401 for an anonymous call that needed a proof, if this is one.
+/// The 401 for an anonymous call that needed a proof, if this is one. The path is the one
+/// the router matches ([`canonical_path`] ran first).
 fn missing_caller_proof(req: &ServiceRequest) -> Option<HttpResponse> {
     let required = req
         .app_data::<web::Data<CallerProof>>()
@@ -181,13 +228,14 @@ fn missing_caller_proof(req: &ServiceRequest) -> Option<HttpResponse> {
     if !required || !path.starts_with("/api/") || public {
         return None;
     }
-    if let Some(peer) = req.conn_data::<crate::tls::PeerModules>() {
-        tracing::debug!(caller = ?peer.0, "call from a module of the deployment");
-        return None;
-    }
     let err = crate::auth::AuthError::Unauthenticated {
         reason: "this process answers signed-in users and modules of the deployment only".into(),
     };
+    tracing::info!(
+        code = err.code(),
+        reason = %err,
+        "anonymous call refused: no caller proof"
+    );
     let mut res = actix_web::ResponseError::error_response(&Failure::from(err));
     res.headers_mut().insert(
         actix_web::http::header::WWW_AUTHENTICATE,
@@ -196,19 +244,115 @@ fn missing_caller_proof(req: &ServiceRequest) -> Option<HttpResponse> {
     Some(res)
 }
 
-/// For operations reserved to admins and to the deployment's own modules (e.g. refunds):
-/// allowed for a principal with the `admin` role or a caller whose client certificate names
-/// a module of the deployment.
+/// Middleware (outermost): rewrites the request's path to the form the router matches and
+/// every check sees ([`canonical_path`]), so that no spelling of a path (percent-encoded
+/// letters, doubled slashes, dot segments) reaches a route while passing a check keyed on
+/// another spelling.
+///
+/// # Errors
+/// Passes on errors of inner services unchanged.
+pub async fn canonical_path_scope(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if let std::borrow::Cow::Owned(path) = canonical_path(req.uri().path()) {
+        let path_and_query = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = req.head().uri.clone().into_parts();
+        parts.path_and_query = actix_web::http::uri::PathAndQuery::try_from(path_and_query).ok();
+        if parts.path_and_query.is_some()
+            && let Ok(uri) = actix_web::http::Uri::from_parts(parts)
+        {
+            req.match_info_mut().get_mut().update(&uri);
+            req.head_mut().uri = uri;
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// The canonical spelling of a request path (RFC 3986 §6.2.2): percent-encoded unreserved
+/// characters decoded (`%61` is `a`), other escapes in upper case, empty segments merged
+/// (`//` is `/`) and dot segments removed (`/a/./b/../c` is `/a/c`). Borrowed when `raw` is
+/// already canonical (the common case costs a scan).
+pub fn canonical_path(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.contains('%') && !raw.contains("//") && !raw.contains("/.") && raw.starts_with('/') {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let bytes = raw.as_bytes();
+    let mut decoded = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            let byte = u8::try_from(hi * 16 + lo).unwrap_or(0);
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+                decoded.push(char::from(byte));
+            } else {
+                decoded.push_str(&format!("%{byte:02X}"));
+            }
+            i += 3;
+        } else {
+            decoded.push(char::from(bytes[i]));
+            i += 1;
+        }
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing = false;
+    for segment in decoded
+        .split('/')
+        .skip(usize::from(decoded.starts_with('/')))
+    {
+        trailing = matches!(segment, "" | "." | "..");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut path = String::with_capacity(decoded.len());
+    for s in &segments {
+        path.push('/');
+        path.push_str(s);
+    }
+    if trailing || segments.is_empty() {
+        path.push('/');
+    }
+    if path == raw {
+        std::borrow::Cow::Borrowed(raw)
+    } else {
+        std::borrow::Cow::Owned(path)
+    }
+}
+
+/// For operations reserved to admins and to one module of the deployment (e.g. refunds, for
+/// checkout): allowed for a principal with the `admin` role, or a caller whose client
+/// certificate names `module` (and who is not forwarding someone else's request, see
+/// [`authenticate`]).
 ///
 /// # Errors
 /// [`crate::auth::AuthError::Unauthenticated`] for anonymous callers,
-/// [`crate::auth::AuthError::Forbidden`] for principals without the role.
+/// [`crate::auth::AuthError::Forbidden`] for others.
 pub fn require_admin_or_module(
-    req: &HttpRequest,
     ctx: &CallContext,
+    module: &str,
 ) -> Result<(), crate::auth::AuthError> {
-    if req.conn_data::<crate::tls::PeerModules>().is_some() {
+    let modules = ctx.caller_modules().unwrap_or_default();
+    if modules.contains(&module) {
         return Ok(());
+    }
+    if ctx.principal().is_none() && !modules.is_empty() {
+        return Err(crate::auth::AuthError::Forbidden {
+            reason: format!("this is for admins and the {module} module"),
+        });
     }
     crate::auth::require_role(ctx.principal(), crate::auth::ADMIN_ROLE)
 }
@@ -291,5 +435,43 @@ pub async fn handler_timeout(
             limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
         })
         .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_path;
+
+    #[test]
+    fn every_spelling_of_a_path_has_one_canonical_form() {
+        for (raw, canonical) in [
+            ("/api/payment/v1/charges", "/api/payment/v1/charges"),
+            ("/%61pi/payment/v1/charges", "/api/payment/v1/charges"),
+            ("/api/identity/v1/%74okens", "/api/identity/v1/tokens"),
+            ("/api/identity/v1/%74OKENS", "/api/identity/v1/tOKENS"),
+            ("//api///payment/v1/charges", "/api/payment/v1/charges"),
+            ("/api/./payment/v1/charges", "/api/payment/v1/charges"),
+            ("/api/docs/../payment/v1/charges", "/api/payment/v1/charges"),
+            (
+                "/api/docs/%2e%2E/payment/v1/charges",
+                "/api/payment/v1/charges",
+            ),
+            ("/../../api/cart", "/api/cart"),
+            ("/api/cart/v1/carts/a%2fb", "/api/cart/v1/carts/a%2Fb"),
+            (
+                "/api/catalog/v1/products/bad%20id",
+                "/api/catalog/v1/products/bad%20id",
+            ),
+            ("/static/", "/static/"),
+            ("/a/b/..", "/a/"),
+            ("/", "/"),
+            ("", "/"),
+        ] {
+            assert_eq!(canonical_path(raw), canonical, "{raw}");
+        }
+        assert!(matches!(
+            canonical_path("/api/catalog/v1/products"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

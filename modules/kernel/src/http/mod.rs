@@ -12,6 +12,7 @@ mod routes;
 pub use app::{ServerStack, app};
 pub use extractors::{configure_extractors, configure_not_placed};
 pub use middleware::{
-    CallerProof, HttpLimits, authenticate, handler_timeout, request_scope, require_admin_or_module,
+    CallerProof, FORWARDED_HEADER, HttpLimits, authenticate, canonical_path, canonical_path_scope,
+    handler_timeout, request_scope, require_admin_or_module,
 };
 pub use routes::{Call, Reply, Routes, created, no_content, ok};
