@@ -137,7 +137,7 @@ async fn users_log_in_through_any_process_and_tokens_survive_a_key_rotation() {
         None,
     )
     .await;
-    assert_eq!(reg.status, 201, "{reg:?}");
+    assert_eq!(reg.status, 202, "{reg:?}");
     let login = call(
         &base,
         Method::POST,
@@ -368,7 +368,7 @@ async fn sign_up(base: &str, email: &str) -> (String, String, String) {
         None,
     )
     .await;
-    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(created.status, 202, "{created:?}");
     let pair = call(
         base,
         Method::POST,

@@ -17,10 +17,10 @@ pub fn routes(r: &mut Routes) {
         .add(&ops::JWKS, jwks);
 }
 
-/// Creates a shopper account.
+/// Creates a shopper account if the address has none (202 either way).
 async fn register(c: Call<dyn IdentityApi>, body: web::Json<Credentials>) -> Reply {
-    let user = c.api.register(&c.ctx, body.into_inner()).await?;
-    Ok(HttpResponse::Created().json(user))
+    let registration = c.api.register(&c.ctx, body.into_inner()).await?;
+    Ok(HttpResponse::Accepted().json(registration))
 }
 
 /// Logs in: an access token and a refresh token.

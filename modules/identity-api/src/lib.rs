@@ -51,6 +51,19 @@ pub struct Credentials {
     pub password: Secret,
 }
 
+/// What registration answers, whether or not the address already had an account: the
+/// normalised address to sign in with. Whether it was free is not told (an address is not
+/// something strangers may test for).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Registration {
+    /// The e-mail address, trimmed and lower-cased.
+    pub email: String,
+}
+
+/// The most common passwords (one a line, lower case), refused at registration: a guesser
+/// tries these first.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
 /// A user as others may see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
@@ -114,10 +127,15 @@ pub enum IdentityError {
         /// Longest.
         max: usize,
     },
-    /// Someone registered with this address already.
+    /// Someone registered with this address already (operators' `cleave user create` only:
+    /// registration does not tell).
     #[api(status = 409)]
     #[error("this email address is already registered")]
     EmailTaken,
+    /// The password is one of the most common ones, which guessers try first.
+    #[api(status = 400)]
+    #[error("this password is among the most common ones; choose another")]
+    CommonPassword,
     /// Wrong e-mail or password (which one is not said).
     #[api(status = 401)]
     #[error("wrong email or password")]
@@ -184,32 +202,41 @@ pub fn normalize_email(raw: &str) -> Result<String, IdentityError> {
     }
 }
 
-/// Checks a password's length.
+/// Checks a password's length, and that it is not one of the most common passwords (ignoring
+/// case).
 ///
 /// # Errors
-/// [`IdentityError::InvalidPassword`].
+/// [`IdentityError::InvalidPassword`], [`IdentityError::CommonPassword`].
 pub fn check_password(password: &Secret) -> Result<(), IdentityError> {
     let n = password.expose().chars().count();
-    if (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
-        Ok(())
-    } else {
-        Err(IdentityError::InvalidPassword {
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        return Err(IdentityError::InvalidPassword {
             min: MIN_PASSWORD_CHARS,
             max: MAX_PASSWORD_CHARS,
-        })
+        });
     }
+    let lower = password.expose().to_lowercase();
+    if COMMON_PASSWORDS.lines().any(|common| common == lower) {
+        return Err(IdentityError::CommonPassword);
+    }
+    Ok(())
 }
 
 /// Users, sessions and the keys tokens are signed with: the identity contract. Reach the identity module only through this trait.
 #[contract(module = "identity", error = IdentityError, client = IdentityClient, http = http)]
 pub trait IdentityApi: Send + Sync {
-    /// Creates a shopper account.
-    #[op(POST "/users", once, errors(InvalidEmail, InvalidPassword, EmailTaken, TooManyAttempts))]
+    /// Creates a shopper account if the address has none; either way the answer is the same
+    /// (sign in next).
+    #[op(POST "/users", once, errors(InvalidEmail, InvalidPassword, CommonPassword, TooManyAttempts))]
     #[rest(
         request_body = Credentials,
-        responses((status = 201, description = "The new user", body = User))
+        responses((status = 202, description = "Accepted: the address has an account now (whether it had one already is not told)", body = Registration))
     )]
-    async fn register(&self, ctx: &CallContext, req: Credentials) -> Result<User, IdentityError>;
+    async fn register(
+        &self,
+        ctx: &CallContext,
+        req: Credentials,
+    ) -> Result<Registration, IdentityError>;
 
     /// Checks the credentials and starts a session: an access token and a refresh token.
     #[op(POST "/tokens", once, errors(InvalidCredentials, TooManyAttempts))]
@@ -301,7 +328,11 @@ impl cleave_kernel::auth::UserDirectory for IdentityUsers {
 
 #[async_trait]
 impl IdentityApi for IdentityClient {
-    async fn register(&self, ctx: &CallContext, req: Credentials) -> Result<User, IdentityError> {
+    async fn register(
+        &self,
+        ctx: &CallContext,
+        req: Credentials,
+    ) -> Result<Registration, IdentityError> {
         self.remote.op(&ops::REGISTER, ctx).json(&req).fetch().await
     }
 

@@ -34,8 +34,8 @@ use cleave_kernel::auth::{
 use cleave_kernel::events::now_ms;
 use cleave_kernel::ratelimit::{RateLimiter, retry_after_secs};
 use identity_api::{
-    Credentials, IdentityApi, IdentityError, Secret, TokenPair, User, UserStatus, check_password,
-    normalize_email,
+    Credentials, IdentityApi, IdentityError, Registration, Secret, TokenPair, User, UserStatus,
+    check_password, normalize_email,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -437,15 +437,30 @@ impl IdentityModule {
 
 #[async_trait]
 impl IdentityApi for IdentityModule {
-    async fn register(&self, _ctx: &CallContext, req: Credentials) -> Result<User, IdentityError> {
-        let key = normalize_email(&req.email)?;
+    async fn register(
+        &self,
+        _ctx: &CallContext,
+        req: Credentials,
+    ) -> Result<Registration, IdentityError> {
+        let email = normalize_email(&req.email)?;
         self.registrations
-            .check(&key)
+            .check(&email)
             .map_err(|wait| IdentityError::TooManyAttempts {
                 retry_after_secs: retry_after_secs(wait),
             })?;
-        self.create_user(&req.email, &req.password, &[SHOPPER_ROLE.to_owned()])
+        // The password is hashed before the insert finds the address taken, so both answers
+        // cost the same: neither the body nor the time tells whether it was.
+        match self
+            .create_user(&req.email, &req.password, &[SHOPPER_ROLE.to_owned()])
             .await
+        {
+            Ok(_) => {}
+            Err(IdentityError::EmailTaken) => {
+                tracing::info!("registration for an address that has an account: nothing changed");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(Registration { email })
     }
 
     async fn login(

@@ -132,13 +132,9 @@ pub(crate) async fn sign_in(
                         "Too many attempts. Please wait {retry_after_secs} seconds and try again."
                     ),
                 ),
-                IdentityError::EmailTaken => (
-                    StatusCode::CONFLICT,
-                    "This e-mail address already has an account: sign in instead.".to_owned(),
-                ),
-                IdentityError::InvalidEmail { .. } | IdentityError::InvalidPassword { .. } => {
-                    (StatusCode::BAD_REQUEST, format!("{e}."))
-                }
+                IdentityError::InvalidEmail { .. }
+                | IdentityError::InvalidPassword { .. }
+                | IdentityError::CommonPassword => (StatusCode::BAD_REQUEST, format!("{e}.")),
                 _ => {
                     let chrome = shop.chrome(&visit, ctx).await;
                     return shop.unavailable(&visit, chrome);
