@@ -21,6 +21,7 @@ lint:
 bench:
     cargo bench --locked --bench module_calls
     scripts/bench-http.sh
+    scripts/bench-login-memory.sh
 
 # Apply migrations to the configured database.
 migrate:

@@ -7,9 +7,10 @@
 //!   [`IdentityModule::rotate_keys`]).
 //! - Requires: nothing.
 //!
-//! Passwords are hashed with Argon2id (m = 19456 KiB, t = 2, p = 1, OWASP's minimum), on the
-//! blocking pool, at most `max_concurrent_hashes` at a time so a login flood cannot take every
-//! core. Access tokens are EdDSA-signed JWTs (`typ: at+jwt`, at most 15 minutes) with `iss`,
+//! Passwords are hashed with Argon2id (m = 19456 KiB, t = 2, p = 1, OWASP's minimum) on a
+//! pool of `max_concurrent_hashes` threads of the module's own, so a login flood can take
+//! neither every core nor more memory than those threads' working blocks (on tokio's blocking
+//! pool each new thread kept its own 19 MiB: 300 failed logins grew the process by ~490 MiB). Access tokens are EdDSA-signed JWTs (`typ: at+jwt`, at most 15 minutes) with `iss`,
 //! `aud`, `sub`, `exp`, `iat`, `jti` and `roles`. Refresh tokens are random, stored as SHA-256
 //! hashes, single use: each refresh spends the token and issues the next one of the same
 //! family; presenting a spent token again revokes the whole family (RFC 9700 §4.14.2).
@@ -21,7 +22,7 @@ use cleave_kernel::module;
 use cleave_kernel::module::ModuleConfig;
 use std::sync::Arc;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
 use async_trait::async_trait;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
@@ -140,6 +141,7 @@ pub struct IdentityModule {
     db: DatabaseConnection,
     config: IdentityConfig,
     hashing: Semaphore,
+    hashers: HashPool,
     logins: RateLimiter,
     registrations: RateLimiter,
     /// A hash of a random password, verified against when the e-mail is unknown, so that
@@ -166,6 +168,92 @@ fn argon2() -> Result<Argon2<'static>, IdentityError> {
     )
     .map_err(internal)?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// A fixed pool of threads that compute password hashes. Each thread reuses the memory of its
+/// previous hash, so hashing holds at most the pool's size in 19 MiB working blocks however
+/// many logins fail (threads made on demand, as tokio's blocking pool makes them, each kept
+/// theirs). The pool's threads end when the module is dropped.
+struct HashPool {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl HashPool {
+    fn new(threads: usize) -> Result<Self, IdentityError> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("password-hash-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(internal)?;
+        }
+        Ok(Self { jobs })
+    }
+
+    /// Runs `work` on one of the pool's threads.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, IdentityError> + Send + 'static,
+    ) -> Result<T, IdentityError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(work());
+            }))
+            .map_err(|_| internal("the password hashing threads have stopped"))?;
+        rx.await
+            .map_err(|_| internal("a password hashing thread stopped mid-hash"))?
+    }
+}
+
+thread_local! {
+    /// The working memory of this thread's last Argon2 verification, reused by the next.
+    static ARGON2_BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether `password` matches the PHC string `phc`, computed in this thread's reused working
+/// memory (what `PasswordVerifier::verify_password` does, without allocating 19 MiB each time).
+fn verify_in_place(password: &[u8], phc: &str) -> Result<bool, IdentityError> {
+    let parsed = PasswordHash::new(phc).map_err(internal)?;
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).map_err(internal)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(internal)?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(internal)?;
+    let salt = parsed
+        .salt
+        .ok_or_else(|| internal("the stored hash has no salt"))?;
+    let expected = parsed
+        .hash
+        .ok_or_else(|| internal("the stored hash has no output"))?;
+    let mut out = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    ARGON2_BLOCKS.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::new());
+        }
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password, &salt, &mut out, &mut memory[..blocks])
+            .map_err(internal)
+    })?;
+    Ok(aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_bytes()).is_ok())
 }
 
 fn sha256_hex(value: &str) -> String {
@@ -227,6 +315,7 @@ impl IdentityModule {
             db,
             config: config.clone(),
             hashing: Semaphore::new(config.max_concurrent_hashes),
+            hashers: HashPool::new(config.max_concurrent_hashes)?,
             logins: RateLimiter::per_minute(config.login_attempts_per_minute),
             registrations: RateLimiter::per_minute(config.registrations_per_minute),
             dummy_hash: String::new(),
@@ -245,26 +334,22 @@ impl IdentityModule {
     async fn hash(&self, password: &Secret) -> Result<String, IdentityError> {
         let _permit = self.hashing.acquire().await.map_err(internal)?;
         let password = password.clone();
-        tokio::task::spawn_blocking(move || {
-            argon2()?
-                .hash_password(password.expose().as_bytes())
-                .map(|h| h.to_string())
-                .map_err(internal)
-        })
-        .await
-        .map_err(internal)?
+        self.hashers
+            .run(move || {
+                argon2()?
+                    .hash_password(password.expose().as_bytes())
+                    .map(|h| h.to_string())
+                    .map_err(internal)
+            })
+            .await
     }
 
     async fn verify(&self, password: &Secret, hash: &str) -> Result<bool, IdentityError> {
         let _permit = self.hashing.acquire().await.map_err(internal)?;
         let (password, hash) = (password.clone(), hash.to_owned());
-        tokio::task::spawn_blocking(move || {
-            Ok(argon2()?
-                .verify_password(password.expose().as_bytes(), hash.as_str())
-                .is_ok())
-        })
-        .await
-        .map_err(internal)?
+        self.hashers
+            .run(move || verify_in_place(password.expose().as_bytes(), &hash))
+            .await
     }
 
     /// The newest signing key that is not retired.
