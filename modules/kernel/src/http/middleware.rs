@@ -118,7 +118,7 @@ fn ensure_problem_body(
 }
 
 /// Middleware (after [`request_scope`]): puts who is calling in the request's
-/// [`CallContext`], for the operations' access rules ([`crate::call::Access`]) to decide:
+/// [`CallContext`], for the operations to decide:
 ///
 /// - with `Authorization: Bearer`, the token's principal, verified with the app's
 ///   [`crate::auth::Authenticator`]; an invalid token is refused with 401 problem+json (and a
@@ -144,7 +144,10 @@ pub async fn authenticate(
         None => None,
         Some(token) => match verify(&req, &token).await {
             Ok(principal) => Some(principal),
-            Err(err) => return Ok(req.into_response(refusal(&err))),
+            Err(err) => {
+                let res = refusal(err, "Bearer error=\"invalid_token\"");
+                return Ok(req.into_response(res));
+            }
         },
     };
     if principal.is_none()
@@ -188,18 +191,18 @@ async fn verify(
     }
 }
 
-/// The answer to a request whose token was refused: 401 with `WWW-Authenticate` (the reason
-/// is logged, for operators; the token never is).
-fn refusal(err: &crate::auth::AuthError) -> HttpResponse {
+/// The answer to a request refused before any route: a 401 carries `WWW-Authenticate` with
+/// `challenge` and is logged with its reason, for operators (a token never is).
+fn refusal(err: crate::auth::AuthError, challenge: &'static str) -> HttpResponse {
     let unauthenticated = err.status() == StatusCode::UNAUTHORIZED;
     if unauthenticated {
-        tracing::info!(code = err.code(), reason = %err, "access token refused");
+        tracing::info!(code = err.code(), reason = %err, "request refused");
     }
-    let mut res = actix_web::ResponseError::error_response(&Failure::from(err.clone()));
+    let mut res = actix_web::ResponseError::error_response(&Failure::from(err));
     if unauthenticated {
         res.headers_mut().insert(
             actix_web::http::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            HeaderValue::from_static(challenge),
         );
     }
     res
@@ -231,17 +234,7 @@ fn missing_caller_proof(req: &ServiceRequest) -> Option<HttpResponse> {
     let err = crate::auth::AuthError::Unauthenticated {
         reason: "this process answers signed-in users and modules of the deployment only".into(),
     };
-    tracing::info!(
-        code = err.code(),
-        reason = %err,
-        "anonymous call refused: no caller proof"
-    );
-    let mut res = actix_web::ResponseError::error_response(&Failure::from(err));
-    res.headers_mut().insert(
-        actix_web::http::header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer"),
-    );
-    Some(res)
+    Some(refusal(err, "Bearer"))
 }
 
 /// Middleware (outermost): rewrites the request's path to the form the router matches and
