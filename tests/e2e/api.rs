@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cleave_kernel::testing::test_databases;
 use reqwest::Method;
 
-use crate::helpers::{TestApp, call, get, script};
+use crate::helpers::{TestApp, call_as, get, script};
 
 #[tokio::test]
 async fn one_process_serves_every_module_api() {
@@ -14,7 +14,7 @@ async fn one_process_serves_every_module_api() {
         let backend = db.backend;
         let app = TestApp::single(Arc::new(db)).await;
         let base = app.base.to_string();
-        let answers = script(&base, "shopper-1").await;
+        let answers = script(&base).await;
         let find = |label: &str| {
             answers
                 .iter()
@@ -59,13 +59,13 @@ async fn one_process_serves_every_module_api() {
 
         let cart = answers
             .iter()
-            .filter(|(l, _)| l == "GET /api/cart/v1/carts/shopper-1")
+            .filter(|(l, _)| l == "GET /api/cart/v1/carts/{user}")
             .map(|(_, a)| a.body["items"].as_array().map_or(0, Vec::len))
             .collect::<Vec<_>>();
         assert_eq!(cart, vec![0, 2, 0], "{backend}: empty, two lines, emptied");
 
         let recs = find(
-            "GET /api/recommendation/v1/recommendations?user_id=shopper-1&product_ids=OLJCESPC7Z,66VCHSJNUP",
+            "GET /api/recommendation/v1/recommendations?user_id=shopper&product_ids=OLJCESPC7Z,66VCHSJNUP",
         );
         let recs = recs.body["product_ids"].as_array().expect("ids").clone();
         assert_eq!(recs.len(), 5, "{backend}");
@@ -93,7 +93,9 @@ async fn bad_input_on(db: cleave_kernel::testing::TestDb) {
     let backend = db.backend;
     let app = TestApp::single(Arc::new(db)).await;
     let base = app.base.to_string();
-    let items = "/api/cart/v1/carts/u1/items";
+    let (user, guest_token) = crate::helpers::guest(&base).await;
+    let token = Some(guest_token.as_str());
+    let items = &format!("/api/cart/v1/carts/{user}/items");
 
     let cases: Vec<(Method, String, Option<String>, u16, &str)> = vec![
         (
@@ -238,7 +240,7 @@ async fn bad_input_on(db: cleave_kernel::testing::TestDb) {
         ),
     ];
     for (method, path, body, status, code) in cases {
-        let answer = call(&base, method.clone(), &path, body.as_deref()).await;
+        let answer = call_as(&base, method.clone(), &path, body.as_deref(), token).await;
         assert!(
             answer.status.as_u16() < 500,
             "[{backend}] {method} {path} gave {answer:?}"
@@ -251,13 +253,14 @@ async fn bad_input_on(db: cleave_kernel::testing::TestDb) {
         r#"{{"product_id":"OLJCESPC7Z","quantity":1,"pad":"{}"}}"#,
         "x".repeat(100_000)
     );
-    call(&base, Method::POST, items, Some(&huge))
+    call_as(&base, Method::POST, items, Some(&huge), token)
         .await
         .assert_problem(413, "cleave.payload_too_large");
     // Wrong media type.
     let res = crate::helpers::client()
         .post(format!("{base}{}", items.trim_start_matches('/')))
         .header("content-type", "text/plain")
+        .bearer_auth(&guest_token)
         .body(r#"{"product_id":"OLJCESPC7Z","quantity":1}"#)
         .send()
         .await
@@ -266,7 +269,14 @@ async fn bad_input_on(db: cleave_kernel::testing::TestDb) {
         .await
         .assert_problem(415, "cleave.unsupported_media_type");
     // Nothing of the refused requests reached the cart.
-    let cart = call(&base, Method::GET, "/api/cart/v1/carts/u1", None).await;
+    let cart = call_as(
+        &base,
+        Method::GET,
+        &format!("/api/cart/v1/carts/{user}"),
+        None,
+        token,
+    )
+    .await;
     assert_eq!(
         cart.body["items"],
         serde_json::json!([]),

@@ -6,8 +6,60 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Answer, call, client, get, read};
+use crate::helpers::{Answer, Pki, call_as, client, get, read};
 use crate::process::Cleave;
+
+/// An access token for `sub` with `role`, issued by the operator command against the
+/// identity module's database `url`.
+fn token(url: &str, sub: &str, role: &str) -> String {
+    crate::identity::admin(
+        &[
+            "token", "issue", "--sub", sub, "--role", role, "--ttl", "600",
+        ],
+        url,
+        "",
+    )
+    .trim()
+    .to_owned()
+}
+
+/// The settings of a payment process that serves HTTPS and tells module certificates of
+/// `pki` apart (checkout's may charge and refund), trusting identity at `identity`.
+fn payment_env(pki: &Pki, db: &str, identity: &str) -> Vec<(&'static str, String)> {
+    let path = |f: &str| pki.path(f).display().to_string();
+    vec![
+        ("CLEAVE_DATABASE__URL", db.to_owned()),
+        ("CLEAVE_MODULES__IDENTITY__URL", identity.to_owned()),
+        ("CLEAVE_SERVER__TLS__CERT_FILE", path("server.pem")),
+        ("CLEAVE_SERVER__TLS__KEY_FILE", path("server.key")),
+        ("CLEAVE_SERVER__TLS__CLIENT_CA_FILE", path("ca.pem")),
+        ("CLEAVE_SERVER__TLS__CLIENT_CERT_REQUIRED", "false".into()),
+        ("CLEAVE_SERVER__SHUTDOWN_TIMEOUT_SECS", "1".into()),
+    ]
+}
+
+/// The settings of the checkout process: its database, identity and cart over HTTP, payment
+/// over HTTPS with checkout's module certificate.
+fn checkout_env(
+    pki: &Pki,
+    db: &str,
+    identity_and_cart: &str,
+    payment: &str,
+) -> Vec<(&'static str, String)> {
+    let path = |f: &str| pki.path(f).display().to_string();
+    vec![
+        ("CLEAVE_DATABASE__URL", db.to_owned()),
+        (
+            "CLEAVE_MODULES__IDENTITY__URL",
+            identity_and_cart.to_owned(),
+        ),
+        ("CLEAVE_MODULES__CART__URL", identity_and_cart.to_owned()),
+        ("CLEAVE_MODULES__PAYMENT__URL", payment.to_owned()),
+        ("CLEAVE_REMOTE__CA_FILE", path("ca.pem")),
+        ("CLEAVE_REMOTE__CLIENT_CERT_FILE", path("checkout.pem")),
+        ("CLEAVE_REMOTE__CLIENT_KEY_FILE", path("checkout.key")),
+    ]
+}
 
 fn sqlite_url(dir: &tempfile::TempDir, name: &str) -> String {
     format!("sqlite://{}?mode=rwc", dir.path().join(name).display())
@@ -37,9 +89,10 @@ fn order_body(user: &str, currency: &str, card: &str) -> String {
 
 const GOOD_CARD: &str = "4432-8015-6152-0454";
 
-async fn place(base: &str, body: &str, key: Option<&str>) -> Answer {
+async fn place(base: &str, token: &str, body: &str, key: Option<&str>) -> Answer {
     let mut req = client()
         .post(format!("{base}/api/checkout/v1/orders"))
+        .bearer_auth(token)
         .header("content-type", "application/json")
         .body(body.to_owned());
     if let Some(key) = key {
@@ -48,12 +101,13 @@ async fn place(base: &str, body: &str, key: Option<&str>) -> Answer {
     read(req.send().await.expect("send")).await
 }
 
-async fn add(base: &str, user: &str, product: &str, quantity: i64) {
-    let res = call(
+async fn add(base: &str, token: &str, user: &str, product: &str, quantity: i64) {
+    let res = call_as(
         base,
         Method::POST,
         &format!("/api/cart/v1/carts/{user}/items"),
         Some(&json!({"product_id": product, "quantity": quantity}).to_string()),
+        Some(token),
     )
     .await;
     assert_eq!(res.status, 200, "{res:?}");
@@ -79,40 +133,48 @@ async fn charges(url: &str) -> i64 {
 #[tokio::test]
 async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() {
     let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::new();
     let payment_db = sqlite_url(&dir, "payment.db");
+    let identity_db = sqlite_url(&dir, "identity.db");
     // Debug logs everywhere: no level may show a card number.
     let debug = || ("CLEAVE_LOG__LEVEL", "debug".to_owned());
     let cart = Cleave::serve(
-        &["--modules", "cart"],
-        &[
-            ("CLEAVE_DATABASE__URL", sqlite_url(&dir, "cart.db")),
-            debug(),
-        ],
+        &["--modules", "identity,cart"],
+        &[("CLEAVE_DATABASE__URL", identity_db.clone()), debug()],
     );
-    let mut payment = Cleave::serve(
-        &["--modules", "payment"],
-        &[("CLEAVE_DATABASE__URL", payment_db.clone()), debug()],
+    // Payment answers the checkout module (its certificate) and admins only.
+    let mut env = payment_env(&pki, &payment_db, &cart.base());
+    env.push(debug());
+    let mut payment = Cleave::serve(&["--modules", "payment"], &env);
+    let mut env = checkout_env(
+        &pki,
+        &sqlite_url(&dir, "checkout.db"),
+        &cart.base(),
+        &payment.https_base(),
     );
+    env.push(debug());
     let mut checkout = Cleave::serve(
-        &[
-            "--modules",
-            "identity,catalog,currency,shipping,email,checkout",
-        ],
-        &[
-            ("CLEAVE_DATABASE__URL", sqlite_url(&dir, "checkout.db")),
-            ("CLEAVE_MODULES__CART__URL", cart.base()),
-            ("CLEAVE_MODULES__PAYMENT__URL", payment.base()),
-            debug(),
-        ],
+        &["--modules", "catalog,currency,shipping,email,checkout"],
+        &env,
     );
     let base = checkout.base();
     let user = "three-process-shopper";
+    // The shopper's token (an operator issues one for this id) and an admin's.
+    let token = token(&identity_db, user, "shopper");
+    let admin = self::token(&identity_db, "ops", "admin");
     // The cart is reached through the checkout process (forwarded to the cart process).
-    add(&base, user, "OLJCESPC7Z", 2).await;
-    add(&base, user, "6E92ZMYYFZ", 1).await;
+    add(&base, &token, user, "OLJCESPC7Z", 2).await;
+    add(&base, &token, user, "6E92ZMYYFZ", 1).await;
 
     let body = order_body(user, "EUR", GOOD_CARD);
-    let first = place(&base, &body, Some("three-1")).await;
+    place(&base, &admin.replace('.', "x"), &body, None)
+        .await
+        .assert_problem(401, "auth.unauthenticated");
+    let stranger = self::token(&identity_db, "someone-else", "shopper");
+    place(&base, &stranger, &body, None)
+        .await
+        .assert_problem(403, "checkout.forbidden");
+    let first = place(&base, &token, &body, Some("three-1")).await;
     assert_eq!(first.status, 201, "{first:?}");
     let order = first.body.clone();
     assert_eq!(order["status"], "placed");
@@ -120,49 +182,71 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     assert_eq!(order["items"].as_array().map(Vec::len), Some(2));
     let order_id = order["order_id"].as_str().expect("order id").to_owned();
 
-    // The charge lives in the payment process, under the order's id.
-    let charge = get(
-        &payment.base(),
-        &format!("/api/payment/v1/charges?reference={order_id}"),
-    )
-    .await;
+    // The charge lives in the payment process, under the order's id; only admins and
+    // checkout (its certificate) read it.
+    let charge_url = format!(
+        "{}/api/payment/v1/charges?reference={order_id}",
+        payment.https_base()
+    );
+    let read_charge = |cert: Option<&'static str>, token: Option<&str>| {
+        let mut req = pki.client_as(cert).get(&charge_url);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        async move { read(req.send().await.expect("send")).await }
+    };
+    read_charge(None, None)
+        .await
+        .assert_problem(401, "payment.unauthenticated");
+    read_charge(Some("ads"), None)
+        .await
+        .assert_problem(403, "payment.forbidden");
+    let charge = read_charge(None, Some(&admin)).await;
     assert_eq!(charge.status, 200, "{charge:?}");
     assert_eq!(charge.body["status"], "charged");
     assert_eq!(charge.body["amount"], order["total"]);
     // The cart process emptied the cart.
-    let emptied = get(&cart.base(), &format!("/api/cart/v1/carts/{user}")).await;
+    let cart_url = format!("{}/api/cart/v1/carts/{user}", cart.base());
+    let cart_of = |token: String| {
+        let url = cart_url.clone();
+        async move {
+            read(
+                client()
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .expect("send"),
+            )
+            .await
+        }
+    };
+    let emptied = cart_of(token.clone()).await;
     assert_eq!(emptied.body["items"], json!([]));
     // The confirmation went out (through the outbox, after the commit).
     let sent = checkout.wait_for_log(|v| {
         v["message"] == "order confirmation sent" && v["order_id"] == order_id.as_str()
     });
     assert_eq!(sent["level"], "INFO");
-    let confirmations = get(
-        &base,
-        &format!("/api/email/v1/confirmations?order_id={order_id}"),
-    )
-    .await;
+    let confirmations_path = format!("/api/email/v1/confirmations?order_id={order_id}");
+    get(&base, &confirmations_path)
+        .await
+        .assert_problem(401, "email.unauthenticated");
+    let confirmations = call_as(&base, Method::GET, &confirmations_path, None, Some(&admin)).await;
     assert_eq!(confirmations.body.as_array().map(Vec::len), Some(1));
 
     // A retry with the same key returns the first order and charges nothing more.
     let charged = charges(&payment_db).await;
-    let retry = place(&base, &body, Some("three-1")).await;
+    let retry = place(&base, &token, &body, Some("three-1")).await;
     assert_eq!(retry.status, 201);
     assert_eq!(retry.body, order, "same key, same order");
     assert_eq!(charges(&payment_db).await, charged, "no second charge");
     // The same key with another request is refused.
-    place(&base, &order_body(user, "USD", GOOD_CARD), Some("three-1"))
+    let usd = order_body(user, "USD", GOOD_CARD);
+    place(&base, &token, &usd, Some("three-1"))
         .await
         .assert_problem(422, "checkout.idempotency_key_reused");
-    // Order history needs the owner's token (an operator issues one for this session id).
-    let token = crate::identity::admin(
-        &[
-            "token", "issue", "--sub", user, "--role", "shopper", "--ttl", "300",
-        ],
-        &sqlite_url(&dir, "checkout.db"),
-        "",
-    );
-    let token = token.trim().to_owned();
+    // Order history needs the owner's token.
     let orders = |base: String| {
         let token = token.clone();
         async move {
@@ -182,16 +266,21 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     assert_eq!(listed.body, json!([order]));
 
     // A declined card: 402, no charge, no order, the cart kept.
-    add(&base, user, "L9ECAV7KIM", 1).await;
-    place(&base, &order_body(user, "USD", "4432-8015-6152-0455"), None)
-        .await
-        .assert_problem(402, "checkout.payment_declined");
+    add(&base, &token, user, "L9ECAV7KIM", 1).await;
+    place(
+        &base,
+        &token,
+        &order_body(user, "USD", "4432-8015-6152-0455"),
+        None,
+    )
+    .await
+    .assert_problem(402, "checkout.payment_declined");
     assert_eq!(
         charges(&payment_db).await,
         charged,
         "a decline charges nothing"
     );
-    let kept = get(&cart.base(), &format!("/api/cart/v1/carts/{user}")).await;
+    let kept = cart_of(token.clone()).await;
     assert_eq!(kept.body["items"].as_array().map(Vec::len), Some(1));
 
     // No log line of any process, at debug level, holds a full card number or a CVV field.
@@ -213,7 +302,7 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
 
     // Payment dies: checkout answers 503, places nothing, keeps the cart.
     payment.kill();
-    place(&base, &order_body(user, "USD", GOOD_CARD), Some("three-2"))
+    place(&base, &token, &usd, Some("three-2"))
         .await
         .assert_problem(503, "checkout.unavailable");
     let listed = orders(base.clone()).await;
@@ -222,13 +311,13 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
         Some(1),
         "still one order"
     );
-    let kept = get(&cart.base(), &format!("/api/cart/v1/carts/{user}")).await;
+    let kept = cart_of(token.clone()).await;
     assert_eq!(kept.body["items"].as_array().map(Vec::len), Some(1));
 
     // Checkout cannot tell whether the charge was made (payment did not answer), so the
     // attempt stays open until payment can say (recovery): the key is busy meanwhile, and
     // nothing is charged twice.
-    place(&base, &order_body(user, "USD", GOOD_CARD), Some("three-2"))
+    place(&base, &token, &usd, Some("three-2"))
         .await
         .assert_problem(409, "checkout.request_in_progress");
 
@@ -236,22 +325,21 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     // can buy, with a new key.
     let payment = Cleave::serve(
         &["--modules", "payment"],
-        &[("CLEAVE_DATABASE__URL", payment_db.clone())],
+        &payment_env(&pki, &payment_db, &cart.base()),
     );
     drop(checkout);
     let checkout = Cleave::serve(
-        &[
-            "--modules",
-            "identity,catalog,currency,shipping,email,checkout",
-        ],
-        &[
-            ("CLEAVE_DATABASE__URL", sqlite_url(&dir, "checkout.db")),
-            ("CLEAVE_MODULES__CART__URL", cart.base()),
-            ("CLEAVE_MODULES__PAYMENT__URL", payment.base()),
-        ],
+        &["--modules", "catalog,currency,shipping,email,checkout"],
+        &checkout_env(
+            &pki,
+            &sqlite_url(&dir, "checkout.db"),
+            &cart.base(),
+            &payment.https_base(),
+        ),
     );
     let again = place(
         &checkout.base(),
+        &token,
         &order_body(user, "USD", GOOD_CARD),
         Some("three-3"),
     )
@@ -275,12 +363,15 @@ async fn an_order_placed_event_committed_before_a_crash_is_delivered_after_resta
     );
     let base = first.base();
     let user = "crash-shopper";
-    add(&base, user, "0PUK6V6EV0", 1).await;
-    let placed = place(&base, &order_body(user, "USD", GOOD_CARD), None).await;
+    let token = token(&db, user, "shopper");
+    let admin = self::token(&db, "ops", "admin");
+    add(&base, &token, user, "0PUK6V6EV0", 1).await;
+    let placed = place(&base, &token, &order_body(user, "USD", GOOD_CARD), None).await;
     assert_eq!(placed.status, 201, "{placed:?}");
     let order_id = placed.body["order_id"].as_str().expect("id").to_owned();
     let path = format!("/api/email/v1/confirmations?order_id={order_id}");
-    assert_eq!(get(&base, &path).await.body, json!([]), "not delivered yet");
+    let listed = call_as(&base, Method::GET, &path, None, Some(&admin)).await;
+    assert_eq!(listed.body, json!([]), "not delivered yet");
     first.kill(); // SIGKILL
 
     let mut second = Cleave::serve(&[], &[("CLEAVE_DATABASE__URL", db)]);
@@ -288,7 +379,7 @@ async fn an_order_placed_event_committed_before_a_crash_is_delivered_after_resta
     second.find_log(|v| {
         v["message"] == "order confirmation sent" && v["order_id"] == order_id.as_str()
     });
-    let sent = get(&second.base(), &path).await;
+    let sent = call_as(&second.base(), Method::GET, &path, None, Some(&admin)).await;
     let sent = sent.body.as_array().cloned().unwrap_or_default();
     assert_eq!(sent.len(), 1, "delivered once after the restart");
     assert_eq!(sent[0]["to"], "someone@example.com");

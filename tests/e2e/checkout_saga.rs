@@ -17,7 +17,7 @@ use cleave_kernel::context::Principal;
 use cleave_kernel::events::{Relay, now_ms, stats};
 use cleave_kernel::http::ServerStack;
 use cleave_kernel::module::Contract;
-use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cleave_kernel::testing::{TestDb, TestServer, at_the_edge, test_databases};
 use identity_api::IdentityKeys;
 use payment_api::{Charge, ChargeRequest, ChargeStatus, PaymentApi, PaymentContract, PaymentError};
 use sea_orm::DatabaseConnection;
@@ -277,7 +277,8 @@ impl ShippingApi for BrokenShipping {
 async fn checkout_in_process_meets_the_contract() {
     for db in test_databases().await {
         let shop = shop(&db).await;
-        let checkout = checkout_with(&shop, shop.deps.clone());
+        // The suite calls as outside callers do: the access rules apply.
+        let checkout = at_the_edge::<CheckoutContract>(checkout_with(&shop, shop.deps.clone()));
         contract::run(
             &format!("in-process/{}", db.backend),
             checkout.as_ref(),
@@ -291,18 +292,7 @@ async fn checkout_in_process_meets_the_contract() {
 async fn checkout_over_http_with_remote_cart_and_payment_meets_the_contract() {
     for db in test_databases().await {
         let shop = shop(&db).await;
-        // Cart and payment each behind their own HTTP server, checkout behind a third.
-        let (cart, payment) = (shop.deps.cart.clone(), shop.payment.clone());
-        let cart_server = TestServer::spawn(move |cfg| CartContract::configure(cfg, cart.clone()));
-        let payment_server =
-            TestServer::spawn(move |cfg| PaymentContract::configure(cfg, payment.clone()));
-        let deps = CheckoutDeps {
-            cart: cart_server.client::<CartContract>(),
-            payment: payment_server.client::<PaymentContract>(),
-            ..shop.deps.clone()
-        };
-        let api: Arc<dyn CheckoutApi> = checkout_with(&shop, deps);
-        // Checkout's server verifies tokens from a real identity module's keys.
+        // Every server verifies tokens from a real identity module's keys.
         let identity = identity::IdentityModule::start(
             shop.conn.clone(),
             &Default::default(),
@@ -323,6 +313,21 @@ async fn checkout_over_http_with_remote_cart_and_payment_meets_the_contract() {
             authenticator: Some(auth),
             ..ServerStack::default()
         };
+        // Cart and payment each behind their own HTTP server, checkout behind a third. The
+        // shopper's token travels with checkout's calls to them.
+        let (cart, payment) = (shop.deps.cart.clone(), shop.payment.clone());
+        let cart_server = TestServer::spawn_with(stack.clone(), move |cfg| {
+            CartContract::configure(cfg, cart.clone())
+        });
+        let payment_server = TestServer::spawn_with(stack.clone(), move |cfg| {
+            PaymentContract::configure(cfg, payment.clone())
+        });
+        let deps = CheckoutDeps {
+            cart: cart_server.client::<CartContract>(),
+            payment: payment_server.client::<PaymentContract>(),
+            ..shop.deps.clone()
+        };
+        let api = at_the_edge::<CheckoutContract>(checkout_with(&shop, deps));
         let checkout_server = TestServer::spawn_with(stack, move |cfg| {
             CheckoutContract::configure(cfg, api.clone())
         });

@@ -1,5 +1,6 @@
 //! Starting the application in process, and calling it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use cleave::config::{AppConfig, Settings};
@@ -7,6 +8,7 @@ use cleave::wiring;
 use cleave_kernel::testing::TestDb;
 use figment::Figment;
 use figment::providers::Serialized;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
@@ -103,14 +105,27 @@ pub(crate) fn client() -> reqwest::Client {
 
 /// Sends a request with an optional raw body (JSON content type) and reads the answer.
 pub(crate) async fn call(base: &str, method: Method, path: &str, body: Option<&str>) -> Answer {
+    call_as(base, method, path, body, None).await
+}
+
+/// [`call`] with an optional bearer token.
+pub(crate) async fn call_as(
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> Answer {
     let mut req = client().request(method, format!("{}{path}", base.trim_end_matches('/')));
     if let Some(body) = body {
         req = req
             .header("content-type", "application/json")
             .body(body.to_owned());
     }
-    let res = req.send().await.expect("request sent");
-    read(res).await
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    read(req.send().await.expect("request sent")).await
 }
 
 /// Sends a request with an optional JSON body and bearer token, and reads the answer.
@@ -171,9 +186,23 @@ pub(crate) async fn get(base: &str, path: &str) -> Answer {
     call(base, Method::GET, path, None).await
 }
 
-/// The same API calls, in order, against `base`: what must answer the same in every
-/// placement. Cart calls use `user` so runs on a shared database do not collide.
-pub(crate) async fn script(base: &str, user: &str) -> Vec<(String, Answer)> {
+/// A guest's user id and access token, from `POST /api/identity/v1/guests` on `base`.
+pub(crate) async fn guest(base: &str) -> (String, String) {
+    let answer = call(base, Method::POST, "/api/identity/v1/guests", None).await;
+    assert_eq!(answer.status, 201, "a guest token: {answer:?}");
+    let field = |name: &str| {
+        answer.body[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {answer:?}"))
+            .to_owned()
+    };
+    (field("user_id"), field("access_token"))
+}
+
+/// The same API calls, in order, against `base`, as a new guest (a token from `base`): what
+/// must answer the same in every placement. Labels and bodies name the guest `{user}`.
+pub(crate) async fn script(base: &str) -> Vec<(String, Answer)> {
+    let (user, token) = guest(base).await;
     let calls: Vec<(Method, String, Option<String>)> = vec![
         (Method::GET, "/api/catalog/v1/products".into(), None),
         (
@@ -232,9 +261,9 @@ pub(crate) async fn script(base: &str, user: &str) -> Vec<(String, Answer)> {
         (Method::GET, format!("/api/cart/v1/carts/{user}"), None),
         (
             Method::GET,
-            format!(
-                "/api/recommendation/v1/recommendations?user_id={user}&product_ids=OLJCESPC7Z,66VCHSJNUP"
-            ),
+            // A fixed user: recommendations are seeded by the user id.
+            "/api/recommendation/v1/recommendations?user_id=shopper&product_ids=OLJCESPC7Z,66VCHSJNUP"
+                .into(),
             None,
         ),
         (
@@ -254,8 +283,12 @@ pub(crate) async fn script(base: &str, user: &str) -> Vec<(String, Answer)> {
     ];
     let mut out = Vec::new();
     for (method, path, body) in calls {
-        let label = format!("{method} {path}");
-        out.push((label, call(base, method, &path, body.as_deref()).await));
+        let label = format!("{method} {path}").replace(&user, "{user}");
+        let mut answer = call_as(base, method, &path, body.as_deref(), Some(&token)).await;
+        if answer.body["user_id"] == user.as_str() {
+            answer.body["user_id"] = "{user}".into();
+        }
+        out.push((label, answer));
     }
     out
 }
@@ -313,5 +346,61 @@ pub(crate) async fn raw(base: &Url, method: &str, path: &str, body: Option<&str>
         status,
         headers,
         body: serde_json::from_str(body).unwrap_or(Value::Null),
+    }
+}
+
+/// A CA and certificates it issued, written as PEM files in a temporary directory.
+pub(crate) struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca =
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
+        for (name, sans) in [
+            ("server", vec!["localhost", "127.0.0.1"]),
+            ("client", vec!["localhost", "127.0.0.1"]),
+            // Modules of the deployment, named in their certificates.
+            ("checkout", vec!["checkout.modules.cleave"]),
+            ("ads", vec!["ads.modules.cleave"]),
+            ("storefront", vec!["storefront.modules.cleave"]),
+        ] {
+            let key = KeyPair::generate().expect("key");
+            let sans: Vec<String> = sans.into_iter().map(String::from).collect();
+            let cert = CertificateParams::new(sans)
+                .expect("params")
+                .signed_by(&key, &ca)
+                .expect("sign");
+            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).expect("write");
+            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem())
+                .expect("write");
+        }
+        Self { dir }
+    }
+
+    pub(crate) fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    pub(crate) fn client(&self, with_identity: bool) -> reqwest::Client {
+        self.client_as(with_identity.then_some("client"))
+    }
+
+    /// A client trusting the CA, presenting the certificate `name` if given.
+    pub(crate) fn client_as(&self, name: Option<&str>) -> reqwest::Client {
+        let ca = std::fs::read(self.path("ca.pem")).expect("ca");
+        let mut builder = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca cert"));
+        if let Some(name) = name {
+            let mut pem = std::fs::read(self.path(&format!("{name}.pem"))).expect("cert");
+            pem.extend(std::fs::read(self.path(&format!("{name}.key"))).expect("key"));
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("identity"));
+        }
+        builder.build().expect("client")
     }
 }

@@ -534,15 +534,36 @@ async fn with_identity_in_its_own_process_owners_admins_limits_and_body_sizes_ho
     let alice = (&alice_id, &alice_token);
     let bob = &bob_token;
 
-    // Alice orders as herself.
-    call(
+    // Nobody but Alice fills her cart; she orders as herself.
+    let add = |token: Option<&'static str>| {
+        let (base, path) = (
+            base.clone(),
+            format!("/api/cart/v1/carts/{}/items", alice.0),
+        );
+        async move {
+            let body = Some(json!({"product_id": "OLJCESPC7Z", "quantity": 1}));
+            call(&base, Method::POST, &path, body, token).await
+        }
+    };
+    add(None).await.assert_problem(401, "cart.unauthenticated");
+    let as_bob = call(
         &base,
         Method::POST,
         &format!("/api/cart/v1/carts/{}/items", alice.0),
         Some(json!({"product_id": "OLJCESPC7Z", "quantity": 1})),
-        None,
+        Some(bob),
     )
     .await;
+    as_bob.assert_problem(403, "cart.forbidden");
+    let added = call(
+        &base,
+        Method::POST,
+        &format!("/api/cart/v1/carts/{}/items", alice.0),
+        Some(json!({"product_id": "OLJCESPC7Z", "quantity": 1})),
+        Some(alice.1),
+    )
+    .await;
+    assert_eq!(added.status, 200, "{added:?}");
     let order = call(
         &base,
         Method::POST,

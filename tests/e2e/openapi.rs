@@ -428,6 +428,13 @@ async fn exercise(base: &str, admin: &str) -> Vec<Seen> {
     let user_id = me["user_id"].as_str().unwrap_or("none").to_owned();
     call!(get(format!("/api/identity/v1/users/{user_id}/active")));
     call!(get("/api/identity/v1/jwks".into()));
+    call!(send(
+        base,
+        Method::POST,
+        "/api/identity/v1/guests",
+        None,
+        &[]
+    ));
     let refreshed = call!(send(
         base,
         Method::POST,

@@ -77,6 +77,11 @@ impl Cleave {
         format!("http://{}", self.addr)
     }
 
+    /// `https://<addr>`, for a process serving TLS.
+    pub(crate) fn https_base(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
     /// Reads log lines until one matches (every line must be JSON).
     pub(crate) fn wait_for_log(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
         loop {
@@ -149,6 +154,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
     let db = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}?mode=rwc", db.path().join("c.db").display());
     let mut app = Cleave::serve(&[], &[("CLEAVE_DATABASE__URL", url)]);
+    let (user, token) = crate::helpers::guest(&app.base()).await;
     let body = r#"{"product_id":"OLJCESPC7Z","quantity":3}"#;
     let (head, tail) = body.split_at(10);
 
@@ -156,7 +162,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
     let mut stream = TcpStream::connect(&app.addr).expect("connect");
     write!(
         stream,
-        "POST /api/cart/v1/carts/drain-user/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+        "POST /api/cart/v1/carts/{user}/items HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
         body.len()
     )
     .expect("send head");
@@ -238,17 +244,27 @@ async fn a_cart_survives_a_crash_and_restart() {
     let db = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}?mode=rwc", db.path().join("c.db").display());
     let mut first = Cleave::serve(&[], &[("CLEAVE_DATABASE__URL", url.clone())]);
-    let added = crate::helpers::call(
+    let (user, token) = crate::helpers::guest(&first.base()).await;
+    let added = crate::helpers::call_as(
         &first.base(),
         reqwest::Method::POST,
-        "/api/cart/v1/carts/crash-user/items",
+        &format!("/api/cart/v1/carts/{user}/items"),
         Some(r#"{"product_id":"L9ECAV7KIM","quantity":2}"#),
+        Some(&token),
     )
     .await;
     assert_eq!(added.status, 200);
     first.kill(); // SIGKILL: no shutdown, no flush beyond what was committed.
     let second = Cleave::serve(&[], &[("CLEAVE_DATABASE__URL", url)]);
-    let cart = get(&second.base(), "/api/cart/v1/carts/crash-user").await;
+    // The guest's token still verifies: the signing keys survived too.
+    let cart = crate::helpers::call_as(
+        &second.base(),
+        reqwest::Method::GET,
+        &format!("/api/cart/v1/carts/{user}"),
+        None,
+        Some(&token),
+    )
+    .await;
     assert_eq!(
         cart.body["items"],
         serde_json::json!([{"product_id": "L9ECAV7KIM", "quantity": 2}])

@@ -69,7 +69,7 @@ async fn no_log_line_at_any_level_shows_a_password_token_or_card_number() {
     .await;
     let access = pair["access_token"].as_str().expect("access").to_owned();
     let refresh = pair["refresh_token"].as_str().expect("refresh").to_owned();
-    send(
+    let me = send(
         &base,
         Method::GET,
         "/api/identity/v1/me",
@@ -102,13 +102,13 @@ async fn no_log_line_at_any_level_shows_a_password_token_or_card_number() {
         Some(&admin_token),
     )
     .await;
-    let user_id = "secret-shopper";
+    let user_id = me["user_id"].as_str().expect("user id").to_owned();
     send(
         &base,
         Method::POST,
         &format!("/api/cart/v1/carts/{user_id}/items"),
         Some(json!({"product_id": "OLJCESPC7Z", "quantity": 1})),
-        None,
+        Some(&access),
     )
     .await;
     let card = "4111-1111-1111-1111";
@@ -122,7 +122,7 @@ async fn no_log_line_at_any_level_shows_a_password_token_or_card_number() {
                         "country": "US", "zip_code": "12345"},
             "credit_card": {"number": card, "cvv": "918", "expiration_year": 2039, "expiration_month": 5}
         })),
-        None,
+        Some(&access),
     )
     .await;
     assert_eq!(order["status"], "placed", "{order}");

@@ -21,21 +21,37 @@ async fn moving_any_one_module_to_another_process_changes_no_answer() {
     for db in test_databases().await {
         let backend = db.backend;
         let single = TestApp::single(Arc::new(db)).await;
-        let expected = script(single.base.as_str(), "shopper").await;
+        let expected = script(single.base.as_str()).await;
         single.stop().await;
         for moved in MODULES {
             let (away_db, main_db) = fresh_pair(backend).await;
+            // Identity in a process of its own: both others verify tokens with its keys.
+            let identity = TestApp::start(
+                Some(Arc::new(fresh_db(backend).await)),
+                &[("server.modules", json!(["identity"]))],
+            )
+            .await;
+            let identity_url = json!(identity.base.as_str());
             // recommendation requires the catalog: its process reaches one over HTTP.
             let provider = if moved == "recommendation" {
                 let (provider_db, _) = fresh_pair(backend).await;
                 Some(
-                    TestApp::start(Some(provider_db), &[("server.modules", json!(["catalog"]))])
-                        .await,
+                    TestApp::start(
+                        Some(provider_db),
+                        &[
+                            ("server.modules", json!(["catalog"])),
+                            ("modules.identity.url", identity_url.clone()),
+                        ],
+                    )
+                    .await,
                 )
             } else {
                 None
             };
-            let mut away_keys = vec![("server.modules".to_owned(), json!([moved]))];
+            let mut away_keys = vec![
+                ("server.modules".to_owned(), json!([moved])),
+                ("modules.identity.url".to_owned(), identity_url.clone()),
+            ];
             if let Some(p) = &provider {
                 away_keys.push(("modules.catalog.url".to_owned(), json!(p.base.as_str())));
             }
@@ -50,10 +66,11 @@ async fn moving_any_one_module_to_another_process_changes_no_answer() {
                 &[
                     ("server.modules", json!(others(moved))),
                     (url_key.as_str(), json!(away.base.as_str())),
+                    ("modules.identity.url", identity_url.clone()),
                 ],
             )
             .await;
-            let got = script(main.base.as_str(), "shopper").await;
+            let got = script(main.base.as_str()).await;
             assert_eq!(got.len(), expected.len());
             for ((label, want), (_, have)) in expected.iter().zip(&got) {
                 assert_eq!(have, want, "[{backend}] {moved} moved out: {label}");
@@ -63,6 +80,7 @@ async fn moving_any_one_module_to_another_process_changes_no_answer() {
             if let Some(p) = provider {
                 p.stop().await;
             }
+            identity.stop().await;
         }
     }
 }
@@ -90,23 +108,32 @@ async fn two_os_processes_answer_like_one_and_fail_fast_when_one_dies() {
     for db in test_databases().await {
         let backend = db.backend;
         let single = TestApp::single(Arc::new(db)).await;
-        let expected = script(single.base.as_str(), "shopper").await;
+        let expected = script(single.base.as_str()).await;
         single.stop().await;
 
         let (catalog_db, main_db) = fresh_pair(backend).await;
+        let identity_db = fresh_db(backend).await;
+        let identity = Cleave::serve(
+            &["--modules", "identity"],
+            &[("CLEAVE_DATABASE__URL", identity_db.url.clone())],
+        );
         let mut catalog = Cleave::serve(
             &["--modules", "catalog"],
-            &[("CLEAVE_DATABASE__URL", catalog_db.url.clone())],
+            &[
+                ("CLEAVE_DATABASE__URL", catalog_db.url.clone()),
+                ("CLEAVE_MODULES__IDENTITY__URL", identity.base()),
+            ],
         );
         let mut main = Cleave::serve(
             &["--modules", "currency,cart,recommendation"],
             &[
                 ("CLEAVE_DATABASE__URL", main_db.url.clone()),
                 ("CLEAVE_MODULES__CATALOG__URL", catalog.base()),
+                ("CLEAVE_MODULES__IDENTITY__URL", identity.base()),
             ],
         );
         let base = main.base();
-        let got = script(&base, "shopper").await;
+        let got = script(&base).await;
         for ((label, want), (_, have)) in expected.iter().zip(&got) {
             assert_eq!(
                 have, want,
@@ -147,7 +174,15 @@ async fn two_os_processes_answer_like_one_and_fail_fast_when_one_dies() {
             .await
             .assert_problem(503, "cleave.not_ready");
         // Unrelated routes keep working.
-        let cart = get(&base, "/api/cart/v1/carts/shopper").await;
+        let (user, token) = crate::helpers::guest(&base).await;
+        let cart = crate::helpers::call_as(
+            &base,
+            reqwest::Method::GET,
+            &format!("/api/cart/v1/carts/{user}"),
+            None,
+            Some(&token),
+        )
+        .await;
         assert_eq!(cart.status, 200, "[{backend}] {cart:?}");
         let currencies = get(&base, "/api/currency/v1/currencies").await;
         assert_eq!(currencies.status, 200);

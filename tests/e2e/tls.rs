@@ -2,69 +2,13 @@
 //! module-to-module calls use HTTPS with a configured CA, and a module may require client
 //! certificates (mutual TLS). Certificates are made for the test by a throwaway CA (rcgen).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use cleave_kernel::testing::TestDb;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
-
-/// A CA and certificates it issued, written as PEM files in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("dir");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca =
-            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
-        for (name, sans) in [
-            ("server", vec!["localhost", "127.0.0.1"]),
-            ("client", vec!["localhost", "127.0.0.1"]),
-            // Modules of the deployment, named in their certificates.
-            ("checkout", vec!["checkout.modules.cleave"]),
-            ("ads", vec!["ads.modules.cleave"]),
-        ] {
-            let key = KeyPair::generate().expect("key");
-            let sans: Vec<String> = sans.into_iter().map(String::from).collect();
-            let cert = CertificateParams::new(sans)
-                .expect("params")
-                .signed_by(&key, &ca)
-                .expect("sign");
-            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).expect("write");
-            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem())
-                .expect("write");
-        }
-        Self { dir }
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.path().join(file)
-    }
-
-    fn client(&self, with_identity: bool) -> reqwest::Client {
-        self.client_as(with_identity.then_some("client"))
-    }
-
-    /// A client trusting the CA, presenting the certificate `name` if given.
-    fn client_as(&self, name: Option<&str>) -> reqwest::Client {
-        let ca = std::fs::read(self.path("ca.pem")).expect("ca");
-        let mut builder = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca cert"));
-        if let Some(name) = name {
-            let mut pem = std::fs::read(self.path(&format!("{name}.pem"))).expect("cert");
-            pem.extend(std::fs::read(self.path(&format!("{name}.key"))).expect("key"));
-            builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("identity"));
-        }
-        builder.build().expect("client")
-    }
-}
+use crate::helpers::{Pki, TestApp};
 
 fn s(p: &Path) -> serde_json::Value {
     json!(p.display().to_string())
@@ -346,11 +290,11 @@ async fn only_checkout_and_admins_refund_and_a_forwarding_process_lends_no_certi
     };
     as_caller(None)
         .await
-        .assert_problem(401, "auth.unauthenticated");
+        .assert_problem(401, "payment.unauthenticated");
     // Another module's certificate does not refund: the ads module needs no refunds.
     as_caller(Some("ads"))
         .await
-        .assert_problem(403, "auth.forbidden");
+        .assert_problem(403, "payment.forbidden");
     // Checkout's does (the charge does not exist, so the answer is the payment's 404).
     as_caller(Some("checkout"))
         .await
@@ -377,7 +321,7 @@ async fn only_checkout_and_admins_refund_and_a_forwarding_process_lends_no_certi
             .expect("send"),
     )
     .await;
-    forwarded.assert_problem(401, "auth.unauthenticated");
+    forwarded.assert_problem(401, "payment.unauthenticated");
     for app in [edge, payment] {
         app.stop().await;
     }

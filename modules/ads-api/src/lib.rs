@@ -10,7 +10,7 @@
 //! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
 //! serves them and [`AdsClient`] calls them.
 
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -83,14 +83,13 @@ pub enum AdsError {
         /// The id asked for.
         ad_id: String,
     },
-    /// Managing ads needs an access token.
-    #[api(status = 401)]
-    #[error("this needs an access token")]
-    Unauthenticated,
-    /// Managing ads needs the admin role.
-    #[api(status = 403)]
-    #[error("managing ads needs the admin role")]
-    Forbidden,
+    /// A caller the operation does not admit (see its access rules).
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Unauthenticated (401) or forbidden (403), and why.
+        refusal: Refusal,
+    },
     /// The ads module (or its storage) cannot be reached.
     #[api(unavailable)]
     #[error("ads are unavailable: {reason}")]
@@ -113,7 +112,7 @@ pub trait AdsApi: Send + Sync {
     /// The ads of the categories named by `req.context_keys` (trimmed, ignoring case): every
     /// match once, ordered by category, at most [`MAX_MATCHED_ADS`]. When no key matches, or
     /// none is given, [`MAX_ADS`] distinct ads chosen at random (fewer if fewer exist).
-    #[op(GET "/ads", read_only, errors(TooManyKeys, InvalidContextKey))]
+    #[op(GET "/ads", read_only, access(anyone), errors(TooManyKeys, InvalidContextKey))]
     #[rest(
         params(("context_keys" = Option<String>, Query, description = "Comma-separated product categories (at most 20, each 1 to 64 ASCII letters, digits, `-`, `_` or spaces); empty or absent means none")),
         responses((status = 200, description = "The ads to show", body = Ads))
@@ -121,7 +120,7 @@ pub trait AdsApi: Send + Sync {
     async fn get_ads(&self, ctx: &CallContext, req: AdsRequest) -> Result<Ads, AdsError>;
 
     /// Creates or replaces the ad `ad_id` (admins only).
-    #[op(PUT "/ads/{ad_id}", idempotent, errors(Unauthenticated, Forbidden, InvalidAd))]
+    #[op(PUT "/ads/{ad_id}", idempotent, access(admin), errors(InvalidAd))]
     #[rest(
         params(("ad_id" = String, Path, description = "The ad's id, e.g. `tank-top`")),
         request_body = AdDefinition,
@@ -135,7 +134,7 @@ pub trait AdsApi: Send + Sync {
     ) -> Result<AdDefinition, AdsError>;
 
     /// Removes the ad `ad_id` (admins only).
-    #[op(DELETE "/ads/{ad_id}", idempotent, errors(Unauthenticated, Forbidden, AdNotFound))]
+    #[op(DELETE "/ads/{ad_id}", idempotent, access(admin), errors(AdNotFound))]
     #[rest(
         params(("ad_id" = String, Path, description = "The ad's id")),
         responses((status = 204, description = "Removed"))
@@ -191,19 +190,6 @@ pub fn validate_ad(ad_id: &str, ad: &AdDefinition) -> Result<(), AdsError> {
         return bad("text must be 1 to 200 characters");
     }
     Ok(())
-}
-
-/// Checks that the caller may manage ads (the admin role).
-///
-/// # Errors
-/// [`AdsError::Unauthenticated`], [`AdsError::Forbidden`].
-pub fn require_admin(ctx: &CallContext) -> Result<(), AdsError> {
-    let principal = ctx.principal().ok_or(AdsError::Unauthenticated)?;
-    if principal.is_admin() {
-        Ok(())
-    } else {
-        Err(AdsError::Forbidden)
-    }
 }
 
 /// Checks the context keys of a request; shared by every implementation so they answer alike.

@@ -3,6 +3,7 @@
 
 use cleave_domain::{ProductId, UserId};
 use cleave_kernel::CallContext;
+use cleave_kernel::testing::{Placed, refusal};
 
 use crate::{CartApi, CartError, CartItem, MAX_LINES, MAX_QUANTITY};
 
@@ -14,10 +15,37 @@ fn fresh_user() -> UserId {
     UserId::parse(format!("contract-{}", CallContext::root().request_id())).expect("user id")
 }
 
-/// Runs every case against `api`. `label` names the implementation in failure messages.
-pub async fn run(label: &str, api: &dyn CartApi) {
-    let ctx = CallContext::root();
+/// Runs every case against `p.api`, calling as each cart's owner.
+pub async fn run(p: &Placed<dyn CartApi>) {
+    let (label, api) = (p.label.as_str(), p.api.as_ref());
     let (alice, bob) = (fresh_user(), fresh_user());
+    let ctx = p.as_user(alice.as_ref(), &["shopper"]);
+
+    // A cart is its owner's (and admins'): nobody else reads, fills or empties it.
+    let anonymous = CallContext::root();
+    let bobs = p.as_user(bob.as_ref(), &["shopper"]);
+    let admin = p.as_user("ops", &["admin"]);
+    for (who, caller, status) in [("anonymous", &anonymous, 401), ("another user", &bobs, 403)] {
+        let read = api.get_cart(caller, alice.clone()).await;
+        assert_eq!(
+            refusal(&read),
+            Some(status),
+            "[{label}] {who} reads: {read:?}"
+        );
+        let add = api
+            .add_item(caller, alice.clone(), pid("OLJCESPC7Z"), 1)
+            .await;
+        assert_eq!(refusal(&add), Some(status), "[{label}] {who} adds: {add:?}");
+        let empty = api.empty_cart(caller, alice.clone()).await;
+        assert_eq!(
+            refusal(&empty),
+            Some(status),
+            "[{label}] {who} empties: {empty:?}"
+        );
+    }
+    api.get_cart(&admin, alice.clone())
+        .await
+        .expect("admins read any cart");
 
     let empty = api
         .get_cart(&ctx, alice.clone())
@@ -57,7 +85,7 @@ pub async fn run(label: &str, api: &dyn CartApi) {
         "[{label}]"
     );
     assert!(
-        api.get_cart(&ctx, bob.clone())
+        api.get_cart(&bobs, bob.clone())
             .await
             .expect("bob")
             .items
@@ -108,22 +136,22 @@ pub async fn run(label: &str, api: &dyn CartApi) {
 
     // A cart holds at most MAX_LINES products.
     for i in 0..MAX_LINES {
-        api.add_item(&ctx, bob.clone(), pid(&format!("P{i:04}")), 1)
+        api.add_item(&bobs, bob.clone(), pid(&format!("P{i:04}")), 1)
             .await
             .expect("fill");
     }
-    match api.add_item(&ctx, bob.clone(), pid("ONEMORE"), 1).await {
+    match api.add_item(&bobs, bob.clone(), pid("ONEMORE"), 1).await {
         Err(CartError::TooManyItems { max }) => assert_eq!(max, MAX_LINES, "[{label}]"),
         other => panic!("[{label}] line {} gave {other:?}", MAX_LINES + 1),
     }
-    let full = api.get_cart(&ctx, bob.clone()).await.expect("get full");
+    let full = api.get_cart(&bobs, bob.clone()).await.expect("get full");
     assert_eq!(
         full.items.len(),
         MAX_LINES,
         "[{label}] the refused line was not added"
     );
     // Adding to an existing line of a full cart is fine.
-    api.add_item(&ctx, bob.clone(), pid("P0000"), 1)
+    api.add_item(&bobs, bob.clone(), pid("P0000"), 1)
         .await
         .expect("add to existing line");
 }

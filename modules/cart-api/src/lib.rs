@@ -9,7 +9,7 @@
 //! serves them and [`CartClient`] calls them.
 
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -84,6 +84,13 @@ pub enum CartError {
         /// The limit.
         max: usize,
     },
+    /// A caller the operation does not admit (see its access rules).
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Unauthenticated (401) or forbidden (403), and why.
+        refusal: Refusal,
+    },
     /// The cart module (or its storage) cannot be reached.
     #[api(unavailable)]
     #[error("cart is unavailable: {reason}")]
@@ -105,7 +112,7 @@ pub enum CartError {
 pub trait CartApi: Send + Sync {
     /// Adds `quantity` of a product to the user's cart (adding to an existing line) and
     /// returns the cart. Either the whole addition happens or nothing changes.
-    #[op(POST "/carts/{user_id}/items", once, errors(InvalidUserId, InvalidQuantity, QuantityLimitExceeded, TooManyItems))]
+    #[op(POST "/carts/{user_id}/items", once, access(owner(user_id), admin, modules(checkout, storefront)), errors(InvalidUserId, InvalidQuantity, QuantityLimitExceeded, TooManyItems))]
     #[rest(
         params(("user_id" = String, Path, description = "Session or user id")),
         request_body = AddItemRequest,
@@ -120,7 +127,7 @@ pub trait CartApi: Send + Sync {
     ) -> Result<Cart, CartError>;
 
     /// The user's cart; an empty one for a user who has none.
-    #[op(GET "/carts/{user_id}", read_only, errors(InvalidUserId))]
+    #[op(GET "/carts/{user_id}", read_only, access(owner(user_id), admin, modules(checkout, storefront)), errors(InvalidUserId))]
     #[rest(
         params(("user_id" = String, Path, description = "Session or user id")),
         responses((status = 200, description = "The cart", body = Cart))
@@ -128,7 +135,7 @@ pub trait CartApi: Send + Sync {
     async fn get_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<Cart, CartError>;
 
     /// Removes every line of the user's cart. Emptying an empty cart is fine.
-    #[op(DELETE "/carts/{user_id}", idempotent, errors(InvalidUserId))]
+    #[op(DELETE "/carts/{user_id}", idempotent, access(owner(user_id), admin, modules(checkout, storefront)), errors(InvalidUserId))]
     #[rest(
         params(("user_id" = String, Path, description = "Session or user id")),
         responses((status = 204, description = "Emptied (also when it was empty)"))

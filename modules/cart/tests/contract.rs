@@ -18,7 +18,7 @@ async fn start(db: &TestDb) -> Arc<CartModule> {
 #[tokio::test]
 async fn cart_meets_the_contract_in_process_and_over_http() {
     ContractHarness::<CartModule>::new::<Migrations<Migrator>>()
-        .run(|p| async move { contract::run(&p.label, p.api.as_ref()).await })
+        .run(|p| async move { contract::run(&p).await })
         .await;
 }
 

@@ -8,7 +8,7 @@
 //! serves them and [`CatalogClient`] calls them.
 
 use cleave_domain::{Money, ProductId};
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -76,14 +76,13 @@ pub enum CatalogError {
         /// What is wrong.
         detail: String,
     },
-    /// Managing products needs an access token.
-    #[api(status = 401)]
-    #[error("this needs an access token")]
-    Unauthenticated,
-    /// Managing products needs the admin role.
-    #[api(status = 403)]
-    #[error("managing products needs the admin role")]
-    Forbidden,
+    /// A caller the operation does not admit (see its access rules).
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Unauthenticated (401) or forbidden (403), and why.
+        refusal: Refusal,
+    },
     /// The catalog module (or its storage) cannot be reached.
     #[api(unavailable)]
     #[error("catalog is unavailable: {reason}")]
@@ -104,7 +103,7 @@ pub enum CatalogError {
 #[contract(module = "catalog", error = CatalogError, client = CatalogClient, http = http)]
 pub trait CatalogApi: Send + Sync {
     /// Every product, ordered by id.
-    #[op(GET "/products", read_only)]
+    #[op(GET "/products", read_only, access(anyone))]
     #[rest(
         params(("q" = Option<String>, Query, description = "Search text (at most 200 characters); blank matches every product, absent lists them all")),
         responses((status = 200, description = "The products, ordered by id", body = ProductList))
@@ -112,7 +111,7 @@ pub trait CatalogApi: Send + Sync {
     async fn list_products(&self, ctx: &CallContext) -> Result<Vec<Product>, CatalogError>;
 
     /// One product.
-    #[op(GET "/products/{id}", read_only, errors(ProductNotFound, InvalidProductId))]
+    #[op(GET "/products/{id}", read_only, access(anyone), errors(ProductNotFound, InvalidProductId))]
     #[rest(
         params(("id" = String, Path, description = "Product id, e.g. `OLJCESPC7Z`")),
         responses((status = 200, description = "The product", body = Product))
@@ -122,7 +121,7 @@ pub trait CatalogApi: Send + Sync {
     /// Products whose name or description contains `query`, ignoring case, ordered by id. A
     /// blank query matches every product; one over [`MAX_QUERY_CHARS`] characters is
     /// refused.
-    #[op(GET "/products", read_only, errors(InvalidQuery))]
+    #[op(GET "/products", read_only, access(anyone), errors(InvalidQuery))]
     async fn search_products(
         &self,
         ctx: &CallContext,
@@ -134,7 +133,8 @@ pub trait CatalogApi: Send + Sync {
     #[op(
         PUT "/products/{id}",
         idempotent,
-        errors(Unauthenticated, Forbidden, InvalidProduct, InvalidProductId)
+        access(admin),
+        errors(InvalidProduct, InvalidProductId)
     )]
     #[rest(
         params(("id" = String, Path, description = "Product id")),
@@ -151,7 +151,8 @@ pub trait CatalogApi: Send + Sync {
     #[op(
         DELETE "/products/{id}",
         idempotent,
-        errors(Unauthenticated, Forbidden, ProductNotFound, InvalidProductId)
+        access(admin),
+        errors(ProductNotFound, InvalidProductId)
     )]
     #[rest(
         params(("id" = String, Path, description = "Product id")),
@@ -218,19 +219,6 @@ pub fn validate_product(p: &Product) -> Result<(), CatalogError> {
         }
     }
     Ok(())
-}
-
-/// Checks that the caller may manage products (the admin role).
-///
-/// # Errors
-/// [`CatalogError::Unauthenticated`], [`CatalogError::Forbidden`].
-pub fn require_admin(ctx: &CallContext) -> Result<(), CatalogError> {
-    let principal = ctx.principal().ok_or(CatalogError::Unauthenticated)?;
-    if principal.is_admin() {
-        Ok(())
-    } else {
-        Err(CatalogError::Forbidden)
-    }
 }
 
 #[async_trait]

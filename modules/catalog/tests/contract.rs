@@ -1,11 +1,11 @@
 //! The catalog contract suite against the module in process, over HTTP, and against the fake.
 
 use catalog::{CatalogConfig, CatalogDeps, CatalogModule};
-use catalog_api::{CatalogApi, contract, fake::FakeCatalog};
+use catalog_api::{CatalogApi, CatalogContract, contract, fake::FakeCatalog};
 use cleave_domain::ProductId;
 use cleave_kernel::CallContext;
 use cleave_kernel::module::Migrations;
-use cleave_kernel::testing::{ContractHarness, TestDb, TestKeys, test_databases};
+use cleave_kernel::testing::{ContractHarness, TestDb, TestKeys, at_the_edge, test_databases};
 use cleave_migrations::MigratorTrait;
 use cleave_migrations::catalog::Migrator;
 use sea_orm::ConnectionTrait;
@@ -38,12 +38,18 @@ async fn catalog_meets_the_contract_in_process_and_over_http() {
 
 #[tokio::test]
 async fn fake_catalog_meets_the_contract() {
-    let fake = FakeCatalog::default();
-    contract::run("fake", &fake).await;
+    let fake = at_the_edge::<CatalogContract>(std::sync::Arc::new(FakeCatalog::default()));
+    contract::run("fake", fake.as_ref()).await;
     let keys = TestKeys::new();
     let as_role =
         |role| CallContext::root().with_principal(keys.principal("catalog-test-user", &[role]));
-    contract::run_admin("fake", &fake, &as_role("admin"), &as_role("shopper")).await;
+    contract::run_admin(
+        "fake",
+        fake.as_ref(),
+        &as_role("admin"),
+        &as_role("shopper"),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use cleave_domain::{
     Address, CreditCard, CurrencyCode, InvalidValue, Money, ProductId, UserId, validate_email,
 };
 use cleave_kernel::events::Topic;
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -215,16 +215,12 @@ pub enum CheckoutError {
     #[api(status = 422)]
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,
-    /// The call needs an access token.
-    #[api(status = 401)]
-    #[error("this needs an access token")]
-    Unauthenticated,
-    /// The caller may not do this (e.g. order for another user, or an admin route).
-    #[api(status = 403)]
-    #[error("forbidden: {reason}")]
-    Forbidden {
-        /// What is missing.
-        reason: String,
+    /// A caller the operation does not admit (see its access rules).
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Unauthenticated (401) or forbidden (403), and why.
+        refusal: Refusal,
     },
     /// A request with the same idempotency key is still being processed.
     #[api(status = 409)]
@@ -257,7 +253,7 @@ pub trait CheckoutApi: Send + Sync {
     ///
     /// With an `idempotency_key`, a repeated request returns the first result and charges
     /// at most once.
-    #[op(POST "/orders", keyed, errors(InvalidRequest, InvalidAddress, EmptyCart, ProductUnavailable, UnsupportedCurrency, PaymentDeclined, IdempotencyKeyReused, RequestInProgress, Unauthenticated, Forbidden))]
+    #[op(POST "/orders", keyed, access(owner(req.user_id), admin, modules(storefront)), errors(InvalidRequest, InvalidAddress, EmptyCart, ProductUnavailable, UnsupportedCurrency, PaymentDeclined, IdempotencyKeyReused, RequestInProgress))]
     #[rest(
         params((
             "Idempotency-Key" = Option<String>, Header,
@@ -277,7 +273,7 @@ pub trait CheckoutApi: Send + Sync {
     ) -> Result<Order, CheckoutError>;
 
     /// One placed order, for its owner or an admin. Another user's order is not found.
-    #[op(GET "/orders/{order_id}", read_only, errors(Unauthenticated, OrderNotFound))]
+    #[op(GET "/orders/{order_id}", read_only, access(signed_in), errors(OrderNotFound))]
     #[rest(
         params(("order_id" = String, Path, description = "The order's id")),
         responses((status = 200, description = "The order", body = Order))
@@ -285,7 +281,7 @@ pub trait CheckoutApi: Send + Sync {
     async fn get_order(&self, ctx: &CallContext, order_id: String) -> Result<Order, CheckoutError>;
 
     /// A user's placed orders, newest first: for that user or an admin.
-    #[op(GET "/orders", read_only, errors(InvalidRequest, Unauthenticated, Forbidden))]
+    #[op(GET "/orders", read_only, access(owner(user_id), admin, modules(storefront)), errors(InvalidRequest))]
     #[rest(
         params(
             ("user_id" = Option<String>, Query, description = "Whose orders; without it, every order (admins only)"),
@@ -300,7 +296,7 @@ pub trait CheckoutApi: Send + Sync {
     ) -> Result<Vec<Order>, CheckoutError>;
 
     /// Every placed order, newest first, at most `limit` (admins only).
-    #[op(GET "/orders", read_only, errors(Unauthenticated, Forbidden))]
+    #[op(GET "/orders", read_only, access(admin))]
     async fn list_all_orders(
         &self,
         ctx: &CallContext,

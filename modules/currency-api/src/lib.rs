@@ -8,7 +8,7 @@
 //! serves them and [`CurrencyClient`] calls them.
 
 use cleave_domain::{CurrencyCode, Money};
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -49,6 +49,13 @@ pub enum CurrencyError {
         /// What is wrong.
         detail: String,
     },
+    /// A caller the operation does not admit (see its access rules).
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Unauthenticated (401) or forbidden (403), and why.
+        refusal: Refusal,
+    },
     /// The currency module (or its storage) cannot be reached.
     #[api(unavailable)]
     #[error("currency is unavailable: {reason}")]
@@ -69,7 +76,7 @@ pub enum CurrencyError {
 #[contract(module = "currency", error = CurrencyError, client = CurrencyClient, http = http)]
 pub trait CurrencyApi: Send + Sync {
     /// Every currency code that [`CurrencyApi::convert`] accepts, sorted.
-    #[op(GET "/currencies", read_only)]
+    #[op(GET "/currencies", read_only, access(anyone))]
     #[rest(responses((status = 200, description = "The supported codes, sorted", body = CurrencyList)))]
     async fn supported_currencies(
         &self,
@@ -78,7 +85,7 @@ pub trait CurrencyApi: Send + Sync {
 
     /// Converts `from` into `to_code` at the reference rates, exactly, rounding half away from
     /// zero to whole nanos.
-    #[op(POST "/convert", read_only, errors(UnsupportedCurrency, InvalidMoney))]
+    #[op(POST "/convert", read_only, access(anyone), errors(UnsupportedCurrency, InvalidMoney))]
     #[rest(
         request_body = ConvertRequest,
         responses((status = 200, description = "The converted amount", body = Money))

@@ -2,6 +2,7 @@
 
 use cleave_domain::{Address, Money};
 use cleave_kernel::CallContext;
+use cleave_kernel::testing::refusal;
 
 use crate::{ConfirmationRequest, EmailApi, EmailError, OrderSummary, SummaryLine};
 
@@ -31,8 +32,10 @@ pub fn request() -> ConfirmationRequest {
 }
 
 /// Runs every case against `api`. `label` names the implementation in failure messages.
-pub async fn run(label: &str, api: &dyn EmailApi) {
-    let ctx = CallContext::root();
+/// `admin` acts for an admin (confirmations are for admins and the checkout module).
+pub async fn run(label: &str, api: &dyn EmailApi, admin: &CallContext) {
+    let ctx = admin.clone();
+    let anonymous = CallContext::root();
     let req = request();
     let order_id = req.order.order_id.clone();
     assert!(
@@ -42,6 +45,11 @@ pub async fn run(label: &str, api: &dyn EmailApi) {
             .is_empty(),
         "[{label}] nothing sent yet"
     );
+    // Confirmations hold addresses: strangers neither read nor send them.
+    let refused = api.list_confirmations(&anonymous, order_id.clone()).await;
+    assert_eq!(refusal(&refused), Some(401), "[{label}] {refused:?}");
+    let refused = api.send_order_confirmation(&anonymous, req.clone()).await;
+    assert_eq!(refusal(&refused), Some(401), "[{label}] {refused:?}");
     let sent = api
         .send_order_confirmation(&ctx, req.clone())
         .await

@@ -9,7 +9,7 @@
 //! serves them and [`EmailClient`] calls them.
 
 use cleave_domain::{Address, Money};
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -87,6 +87,13 @@ pub enum EmailError {
         /// What is wrong.
         detail: String,
     },
+    /// A caller the operation does not admit (see its access rules).
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Unauthenticated (401) or forbidden (403), and why.
+        refusal: Refusal,
+    },
     /// The email module (its storage or mail transport) cannot be reached.
     #[api(unavailable)]
     #[error("email is unavailable: {reason}")]
@@ -154,7 +161,7 @@ pub fn validate(req: &ConfirmationRequest) -> Result<(), EmailError> {
 pub trait EmailApi: Send + Sync {
     /// Renders and sends the confirmation of an order, once per `message_id`: a repeated
     /// request returns the first confirmation without sending again.
-    #[op(POST "/confirmations", idempotent, errors(InvalidRequest))]
+    #[op(POST "/confirmations", idempotent, access(admin, modules(checkout)), errors(InvalidRequest))]
     #[rest(
         request_body = ConfirmationRequest,
         responses((status = 201, description = "The confirmation as sent (or as first sent, for a repeated `message_id`)", body = Confirmation))
@@ -166,7 +173,7 @@ pub trait EmailApi: Send + Sync {
     ) -> Result<Confirmation, EmailError>;
 
     /// The confirmations sent for an order, oldest first.
-    #[op(GET "/confirmations", read_only, errors(InvalidRequest))]
+    #[op(GET "/confirmations", read_only, access(admin), errors(InvalidRequest))]
     #[rest(
         params(("order_id" = String, Query, description = "The order whose confirmations to list")),
         responses((status = 200, description = "The confirmations (empty when none)", body = [Confirmation]))

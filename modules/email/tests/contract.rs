@@ -26,7 +26,9 @@ async fn start(db: &TestDb, config: &EmailConfig) -> Arc<EmailModule> {
 #[tokio::test]
 async fn email_meets_the_contract_in_process_and_over_http() {
     ContractHarness::<EmailModule>::new::<Migrations<cleave_migrations::email::Migrator>>()
-        .run(|p| async move { contract::run(&p.label, p.api.as_ref()).await })
+        .run(|p| async move {
+            contract::run(&p.label, p.api.as_ref(), &p.as_user("ops", &["admin"])).await
+        })
         .await;
 }
 

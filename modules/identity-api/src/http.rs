@@ -12,6 +12,7 @@ pub fn routes(r: &mut Routes) {
         .add(&ops::USER_ACTIVE, user_active)
         .add(&ops::LOGIN, login)
         .add(&ops::REFRESH, refresh)
+        .add(&ops::GUEST, guest)
         .add(&ops::LOGOUT, logout)
         .add(&ops::WHOAMI, whoami)
         .add(&ops::JWKS, jwks);
@@ -33,6 +34,11 @@ async fn refresh(c: Call<dyn IdentityApi>, body: web::Json<RefreshRequest>) -> R
     ok(c.api
         .refresh(&c.ctx, body.into_inner().refresh_token)
         .await?)
+}
+
+/// A guest's access token (201).
+async fn guest(c: Call<dyn IdentityApi>) -> Reply {
+    Ok(HttpResponse::Created().json(c.api.guest(&c.ctx).await?))
 }
 
 /// Logs out: revokes every token of the refresh token's session.

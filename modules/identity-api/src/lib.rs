@@ -13,7 +13,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use cleave_kernel::auth::{Jwks, KeySource};
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::context::Principal;
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 pub mod http;
@@ -90,6 +91,27 @@ pub struct TokenPair {
     pub refresh_token: Secret,
 }
 
+/// What `POST /guests` answers: an access token for a guest, a subject of its own
+/// (`guest-<uuid>`) with the `guest` role. It owns the guest's cart and orders; it cannot be
+/// refreshed (ask for a new guest, or sign up and sign in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GuestToken {
+    /// A signed JWT (`typ: at+jwt`) for `Authorization: Bearer`.
+    pub access_token: Secret,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The guest's user id (`guest-<uuid>`): use it where an operation names the user.
+    pub user_id: String,
+}
+
+/// The role of guest tokens.
+pub const GUEST_ROLE: &str = "guest";
+
+/// The prefix of guests' user ids (`guest-<uuid>`); no registered user's id has it.
+pub const GUEST_PREFIX: &str = "guest-";
+
 /// Body of refresh and logout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
@@ -155,16 +177,12 @@ pub enum IdentityError {
         /// Seconds to wait (also in `Retry-After`).
         retry_after_secs: u64,
     },
-    /// The call needs an authenticated user.
-    #[api(status = 401)]
-    #[error("this needs an access token")]
-    Unauthenticated,
-    /// The caller may not do this.
-    #[api(status = 403)]
-    #[error("forbidden: {reason}")]
-    Forbidden {
-        /// What is missing.
-        reason: String,
+    /// A caller the operation does not admit (see its access rules).
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Unauthenticated (401) or forbidden (403), and why.
+        refusal: Refusal,
     },
     /// No such user.
     #[api(status = 404)]
@@ -227,7 +245,7 @@ pub fn check_password(password: &Secret) -> Result<(), IdentityError> {
 pub trait IdentityApi: Send + Sync {
     /// Creates a shopper account if the address has none; either way the answer is the same
     /// (sign in next).
-    #[op(POST "/users", once, errors(InvalidEmail, InvalidPassword, CommonPassword, TooManyAttempts))]
+    #[op(POST "/users", once, access(anyone), errors(InvalidEmail, InvalidPassword, CommonPassword, TooManyAttempts))]
     #[rest(
         request_body = Credentials,
         responses((status = 202, description = "Accepted: the address has an account now (whether it had one already is not told)", body = Registration))
@@ -239,7 +257,7 @@ pub trait IdentityApi: Send + Sync {
     ) -> Result<Registration, IdentityError>;
 
     /// Checks the credentials and starts a session: an access token and a refresh token.
-    #[op(POST "/tokens", once, errors(InvalidCredentials, TooManyAttempts))]
+    #[op(POST "/tokens", once, access(anyone), errors(InvalidCredentials, TooManyAttempts))]
     #[rest(
         request_body = Credentials,
         responses((status = 200, description = "The session's tokens", body = TokenPair))
@@ -248,7 +266,7 @@ pub trait IdentityApi: Send + Sync {
 
     /// Exchanges a refresh token for a new pair. The old one is spent; using it again revokes
     /// the session.
-    #[op(POST "/tokens/refresh", once, errors(InvalidRefreshToken, RefreshTokenReused))]
+    #[op(POST "/tokens/refresh", once, access(anyone), errors(InvalidRefreshToken, RefreshTokenReused))]
     #[rest(
         request_body = RefreshRequest,
         responses((status = 200, description = "New tokens", body = TokenPair))
@@ -259,9 +277,15 @@ pub trait IdentityApi: Send + Sync {
         refresh_token: Secret,
     ) -> Result<TokenPair, IdentityError>;
 
+    /// A guest token: for API clients that shop without an account (their cart and orders
+    /// are the guest's). Limited per client address.
+    #[op(POST "/guests", once, access(anyone))]
+    #[rest(responses((status = 201, description = "A guest's access token", body = GuestToken)))]
+    async fn guest(&self, ctx: &CallContext) -> Result<GuestToken, IdentityError>;
+
     /// Ends the session of a refresh token (every token of its family). Unknown tokens are
     /// fine (logging out twice is not an error).
-    #[op(POST "/tokens/revoke", idempotent)]
+    #[op(POST "/tokens/revoke", idempotent, access(anyone))]
     #[rest(
         request_body = RefreshRequest,
         responses((status = 204, description = "Revoked (also for unknown tokens)"))
@@ -269,17 +293,18 @@ pub trait IdentityApi: Send + Sync {
     async fn logout(&self, ctx: &CallContext, refresh_token: Secret) -> Result<(), IdentityError>;
 
     /// The user the call is made for.
-    #[op(GET "/me", read_only, errors(Unauthenticated, UserNotFound))]
+    #[op(GET "/me", read_only, access(signed_in), errors(UserNotFound))]
     #[rest(responses((status = 200, description = "The authenticated user", body = User)))]
     async fn whoami(&self, ctx: &CallContext) -> Result<User, IdentityError>;
 
     /// The public keys tokens are signed with.
-    #[op(GET "/jwks", read_only)]
+    #[op(GET "/jwks", read_only, access(anyone))]
     #[rest(responses((status = 200, description = "The key set", body = Jwks)))]
     async fn jwks(&self, ctx: &CallContext) -> Result<Jwks, IdentityError>;
 
-    /// Whether `user_id` exists and is not deleted.
-    #[op(GET "/users/{user_id}/active", read_only)]
+    /// Whether `user_id` exists and is not deleted: for that user (checking their own token),
+    /// admins and the modules of the deployment. Strangers are not told.
+    #[op(GET "/users/{user_id}/active", read_only, access(owner(user_id), admin, any_module))]
     #[rest(
         params(("user_id" = String, Path, description = "The user id")),
         responses((status = 200, description = "The user's status", body = UserStatus))
@@ -291,7 +316,7 @@ pub trait IdentityApi: Send + Sync {
     ) -> Result<UserStatus, IdentityError>;
 
     /// Deletes a user (admins only): their tokens stop working at once.
-    #[op(DELETE "/users/{user_id}", idempotent, errors(Unauthenticated, Forbidden, UserNotFound))]
+    #[op(DELETE "/users/{user_id}", idempotent, access(admin), errors(UserNotFound))]
     #[rest(
         params(("user_id" = String, Path, description = "The user id")),
         responses((status = 204, description = "Deleted"))
@@ -317,12 +342,15 @@ pub struct IdentityUsers(pub Arc<dyn IdentityApi>);
 
 #[async_trait]
 impl cleave_kernel::auth::UserDirectory for IdentityUsers {
-    async fn is_active(&self, subject: &str) -> Result<bool, String> {
-        self.0
-            .user_active(&CallContext::root(), subject.to_owned())
-            .await
-            .map(|s| !s.deleted)
-            .map_err(|e| e.to_string())
+    async fn is_active(&self, principal: &Principal) -> Result<bool, String> {
+        // The user asks about themselves: their token goes along (the owner may call).
+        let ctx = CallContext::root().with_principal(principal.clone());
+        match self.0.user_active(&ctx, principal.subject.clone()).await {
+            Ok(status) => Ok(!status.deleted),
+            // A remote identity refuses the token of a user it no longer has.
+            Err(e) if e.code() == IdentityError::REFUSALS[0] => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -350,6 +378,10 @@ impl IdentityApi for IdentityClient {
             .json(&RefreshRequest { refresh_token })
             .fetch()
             .await
+    }
+
+    async fn guest(&self, ctx: &CallContext) -> Result<GuestToken, IdentityError> {
+        self.remote.op(&ops::GUEST, ctx).fetch().await
     }
 
     async fn logout(&self, ctx: &CallContext, refresh_token: Secret) -> Result<(), IdentityError> {

@@ -11,7 +11,7 @@ use cleave_kernel::auth::{AccessClaims, AuthError, Authenticator, TokenVerifier}
 use cleave_kernel::events::now_ms;
 use cleave_kernel::http::ServerStack;
 use cleave_kernel::module::Contract;
-use cleave_kernel::testing::{TestDb, TestServer, test_databases};
+use cleave_kernel::testing::{TestDb, TestServer, at_the_edge, refusal, test_databases};
 use cleave_migrations::MigratorTrait;
 use identity::{IdentityConfig, IdentityDeps, IdentityModule};
 use identity_api::{
@@ -120,10 +120,46 @@ async fn sessions(label: &str, api: &dyn IdentityApi, verifier: &TokenVerifier) 
     assert_eq!(me.user_id, claims.sub, "[{label}]");
     assert_eq!(me.email, email, "[{label}]");
     assert_eq!(me.roles, vec!["shopper"], "[{label}]");
-    match api.whoami(&ctx).await {
-        Err(IdentityError::Unauthenticated) => {}
-        other => panic!("[{label}] anonymous whoami gave {other:?}"),
-    }
+    let anonymous = api.whoami(&ctx).await;
+    assert_eq!(refusal(&anonymous), Some(401), "[{label}] {anonymous:?}");
+
+    // Whether a user exists is told to that user, not to strangers.
+    let mut me_ctx = ctx.clone();
+    let mut principal = claims.principal();
+    principal.access_token = Some(Arc::from(pair.access_token.expose()));
+    me_ctx = me_ctx.with_principal(principal);
+    assert!(
+        api.user_active(&me_ctx, claims.sub.clone())
+            .await
+            .expect("own status")
+            .active,
+        "[{label}]"
+    );
+    let stranger = api.user_active(&ctx, claims.sub.clone()).await;
+    assert_eq!(refusal(&stranger), Some(401), "[{label}] {stranger:?}");
+
+    // A guest token is a subject of its own, with the guest role, that verifies.
+    let guest = api.guest(&ctx).await.expect("guest");
+    assert!(guest.user_id.starts_with("guest-"), "[{label}]");
+    let guest_claims = verifier
+        .verify(guest.access_token.expose())
+        .await
+        .expect("the guest token verifies");
+    assert_eq!(guest_claims.sub, guest.user_id, "[{label}]");
+    assert_eq!(guest_claims.roles, vec!["guest"], "[{label}]");
+    let mut guest_principal = guest_claims.principal();
+    guest_principal.access_token = Some(Arc::from(guest.access_token.expose()));
+    let asked = api
+        .user_active(
+            &ctx.clone().with_principal(guest_principal),
+            claims.sub.clone(),
+        )
+        .await;
+    assert_eq!(
+        refusal(&asked),
+        Some(403),
+        "[{label}] a guest asks about a user: {asked:?}"
+    );
 
     // Refresh rotates; a spent refresh token presented again revokes the whole family.
     let second = api
@@ -181,7 +217,8 @@ async fn identity_in_process_keeps_sessions_right() {
     for db in test_databases().await {
         let (module, _) = start(&db).await;
         let v = verifier(module.clone());
-        sessions(&format!("in-process/{}", db.backend), module.as_ref(), &v).await;
+        let api = at_the_edge::<IdentityContract>(module.clone());
+        sessions(&format!("in-process/{}", db.backend), api.as_ref(), &v).await;
     }
 }
 
@@ -198,8 +235,9 @@ async fn identity_over_http_keeps_sessions_right() {
             authenticator: Some(auth),
             ..ServerStack::default()
         };
+        let served = at_the_edge::<IdentityContract>(api);
         let server = TestServer::spawn_with(stack, move |cfg| {
-            IdentityContract::configure(cfg, api.clone())
+            IdentityContract::configure(cfg, served.clone())
         });
         let client = server.client::<IdentityContract>();
         let v = verifier(client.clone());
@@ -504,6 +542,7 @@ async fn tokens_signed_before_a_key_rotation_stay_valid_until_they_expire() {
 async fn only_admins_delete_users() {
     let db = TestDb::sqlite();
     let (module, _) = start(&db).await;
+    let edge = at_the_edge::<IdentityContract>(module.clone());
     let ctx = CallContext::root();
     let user = module
         .create_user(
@@ -519,17 +558,12 @@ async fn only_admins_delete_users() {
         .expect("token");
     let v = verifier(module.clone());
     let shopper = v.verify(&shopper).await.expect("verify").principal();
-    match module
+    let by_shopper = edge
         .delete_user(&ctx.clone().with_principal(shopper), user.user_id.clone())
-        .await
-    {
-        Err(IdentityError::Forbidden { .. }) => {}
-        other => panic!("a shopper deleting gave {other:?}"),
-    }
-    match module.delete_user(&ctx, user.user_id.clone()).await {
-        Err(IdentityError::Unauthenticated) => {}
-        other => panic!("anonymous deleting gave {other:?}"),
-    }
+        .await;
+    assert_eq!(refusal(&by_shopper), Some(403), "{by_shopper:?}");
+    let by_nobody = edge.delete_user(&ctx, user.user_id.clone()).await;
+    assert_eq!(refusal(&by_nobody), Some(401), "{by_nobody:?}");
     assert!(
         module
             .user_active(&ctx, user.user_id)

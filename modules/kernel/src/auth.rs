@@ -133,7 +133,7 @@ pub trait KeySource: Send + Sync {
 
 /// Why a request is not authenticated or not allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, cleave_macros::ApiError)]
-#[api(module = "auth")]
+#[api(module = "auth", no_refusals)]
 pub enum AuthError {
     /// No valid access token: missing, malformed, badly signed, expired, for another
     /// audience or issuer, or for a user who no longer exists.
@@ -324,11 +324,13 @@ fn names_critical_extensions(token: &str) -> bool {
 /// before they expire).
 #[async_trait]
 pub trait UserDirectory: Send + Sync {
-    /// False when `subject` is a deleted user.
+    /// False when the subject of `principal` (a token just verified, carried in
+    /// `principal.access_token` so that a remote directory sees the user asking about
+    /// themselves) is a deleted user.
     ///
     /// # Errors
     /// Why it cannot be told (the directory is unreachable).
-    async fn is_active(&self, subject: &str) -> Result<bool, String>;
+    async fn is_active(&self, principal: &Principal) -> Result<bool, String>;
 }
 
 /// What the [`crate::http::authenticate`] middleware uses: the verifier and, if there is one,
@@ -348,17 +350,17 @@ impl Authenticator {
     /// [`AuthError::Unavailable`] when keys or users cannot be checked.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = self.verifier.verify(token).await?;
+        let mut principal = claims.principal();
+        principal.access_token = Some(Arc::from(token));
         if let Some(users) = &self.users {
             let active = users
-                .is_active(&claims.sub)
+                .is_active(&principal)
                 .await
                 .map_err(|reason| AuthError::Unavailable { reason })?;
             if !active {
                 return Err(unauthenticated("the token's user no longer exists"));
             }
         }
-        let mut principal = claims.principal();
-        principal.access_token = Some(Arc::from(token));
         Ok(principal)
     }
 }

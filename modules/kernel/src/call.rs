@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::context::CallContext;
-use crate::error::ApiError;
+use crate::error::{ApiError, Refusal};
 
 /// Bytes percent-encoded in a path segment: all but RFC 3986's unreserved characters.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -109,8 +109,90 @@ impl Repeat {
     }
 }
 
+/// Who may call an operation over the network. An operation lists the kinds of caller it
+/// admits; a call is admitted when it is any one of them. Calls between modules of one
+/// process are not checked: the module graph (what each module may require) decides those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token.
+    Anyone,
+    /// Any caller with a valid access token: a user's or a guest's.
+    SignedIn,
+    /// The user the call is about: the token's subject is the operation's owner (a user id in
+    /// its path, query or body, named in `#[op(.., access(owner(..)))]`).
+    Owner,
+    /// A shop administrator.
+    Admin,
+    /// This module of the deployment (from another process: proven by its certificate).
+    Module(&'static str),
+    /// Any module of the deployment.
+    AnyModule,
+}
+
+impl Access {
+    /// Its name in the API document's `x-cleave-access` (`anyone`, `signed_in`, `owner`,
+    /// `admin`, `module:<name>`, `any_module`).
+    pub fn key(&self) -> String {
+        match self {
+            Self::Anyone => "anyone".into(),
+            Self::SignedIn => "signed_in".into(),
+            Self::Owner => "owner".into(),
+            Self::Admin => "admin".into(),
+            Self::Module(m) => format!("module:{m}"),
+            Self::AnyModule => "any_module".into(),
+        }
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Anyone => f.write_str("anyone"),
+            Self::SignedIn => f.write_str("any signed-in caller (user or guest token)"),
+            Self::Owner => f.write_str("the owner"),
+            Self::Admin => f.write_str("admins"),
+            Self::Module(m) => write!(f, "the {m} module"),
+            Self::AnyModule => f.write_str("any module of the deployment"),
+        }
+    }
+}
+
+/// Whether a call of `op` made with `ctx` is admitted, `owner` being the user the call is
+/// about (for [`Access::Owner`]).
+///
+/// # Errors
+/// [`Refusal::Unauthenticated`] for a caller with no token and no certificate,
+/// [`Refusal::Forbidden`] for one who is not among those admitted.
+pub fn admit(op: &Operation, ctx: &CallContext, owner: Option<&str>) -> Result<(), Refusal> {
+    let principal = ctx.principal();
+    let modules = ctx.caller_modules().unwrap_or_default();
+    let admitted = op.access.iter().any(|access| match access {
+        Access::Anyone => true,
+        Access::SignedIn => principal.is_some(),
+        Access::Owner => principal.zip(owner).is_some_and(|(p, o)| p.subject == o),
+        Access::Admin => principal.is_some_and(crate::context::Principal::is_admin),
+        Access::Module(m) => modules.contains(m),
+        Access::AnyModule => !modules.is_empty(),
+    });
+    if admitted {
+        Ok(())
+    } else if principal.is_none() && modules.is_empty() {
+        Err(Refusal::Unauthenticated(format!(
+            "{} needs an access token",
+            op.id
+        )))
+    } else {
+        let admits: Vec<String> = op.access.iter().map(ToString::to_string).collect();
+        Err(Refusal::Forbidden(format!(
+            "{} is for {}",
+            op.id,
+            admits.join(", ")
+        )))
+    }
+}
+
 /// One operation of a contract, declared once with the contract's trait (`#[contract]`): its
-/// name, route, repeat-safety and the contract errors it may answer.
+/// name, route, repeat-safety, who may call it and the contract errors it may answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Operation {
     /// The module whose contract it belongs to.
@@ -126,6 +208,11 @@ pub struct Operation {
     pub path: &'static str,
     /// Whether it is safe to repeat.
     pub repeat: Repeat,
+    /// Who may call it (any one of these).
+    pub access: &'static [Access],
+    /// For [`Access::Owner`]: the argument or body field holding the user the call is about
+    /// (`user_id`).
+    pub owner: Option<&'static str>,
     /// The codes of the contract errors it may answer (besides `<module>.unavailable`).
     pub errors: &'static [&'static str],
     /// The first sentence of its documentation.
@@ -336,6 +423,12 @@ impl CallPath {
         self.callee
     }
 
+    /// Whether calls on this path came in over the network ([`EDGE`]), so that each
+    /// operation's [`Access`] decides whether they are admitted.
+    pub fn checks_access(&self) -> bool {
+        self.caller == EDGE
+    }
+
     /// Where the callee runs.
     pub fn locality(&self) -> Locality {
         self.locality
@@ -402,6 +495,8 @@ mod tests {
         method: HttpMethod::Get,
         path: "/api/catalog/v1/products/{id}",
         repeat: Repeat::ReadOnly,
+        access: &[Access::Anyone],
+        owner: None,
         errors: &[],
         summary: "",
     };
@@ -435,5 +530,55 @@ mod tests {
         assert!(Repeat::Keyed.is_safe(true));
         assert!(!Repeat::Keyed.is_safe(false));
         assert!(!Repeat::Once.is_safe(true));
+    }
+
+    fn ctx_of(subject: Option<&str>, roles: &[&str], modules: &[&'static str]) -> CallContext {
+        let mut ctx = CallContext::root();
+        if let Some(subject) = subject {
+            ctx = ctx.with_principal(crate::context::Principal {
+                subject: subject.into(),
+                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+                access_token: None,
+            });
+        }
+        if !modules.is_empty() {
+            ctx = ctx.with_caller_modules(modules.into());
+        }
+        ctx
+    }
+
+    #[test]
+    fn a_call_is_admitted_by_any_one_of_the_operations_access_rules() {
+        let op = Operation {
+            access: &[Access::Owner, Access::Admin, Access::Module("checkout")],
+            ..GET
+        };
+        let admitted = |ctx: &CallContext| admit(&op, ctx, Some("alice")).is_ok();
+        assert!(
+            admitted(&ctx_of(Some("alice"), &["shopper"], &[])),
+            "the owner"
+        );
+        assert!(admitted(&ctx_of(Some("ops"), &["admin"], &[])), "an admin");
+        assert!(
+            admitted(&ctx_of(None, &[], &["checkout"])),
+            "checkout's certificate"
+        );
+        assert!(matches!(
+            admit(&op, &ctx_of(None, &[], &[]), Some("alice")),
+            Err(Refusal::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            admit(&op, &ctx_of(Some("bob"), &["shopper"], &[]), Some("alice")),
+            Err(Refusal::Forbidden(_))
+        ));
+        assert!(matches!(
+            admit(&op, &ctx_of(None, &[], &["ads"]), Some("alice")),
+            Err(Refusal::Forbidden(_))
+        ));
+        let anyone = Operation {
+            access: &[Access::Anyone],
+            ..GET
+        };
+        assert!(admit(&anyone, &ctx_of(None, &[], &[]), None).is_ok());
     }
 }

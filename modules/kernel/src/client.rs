@@ -149,9 +149,25 @@ impl RemoteError {
     pub fn into_api_error<E: ApiError>(self) -> E {
         if let RemoteError::Problem { problem, .. } = &self
             && problem.status < 500
-            && let Some(err) = problem.decode::<E>()
         {
-            return err;
+            if let Some(err) = problem.decode::<E>() {
+                return err;
+            }
+            // The callee's kernel refused the caller (its token or certificate): the caller
+            // is refused, as in process.
+            let why = || {
+                problem
+                    .detail
+                    .clone()
+                    .unwrap_or_else(|| problem.title.clone())
+            };
+            match problem.code.as_str() {
+                "auth.unauthenticated" => {
+                    return E::refused(crate::error::Refusal::Unauthenticated(why()));
+                }
+                "auth.forbidden" => return E::refused(crate::error::Refusal::Forbidden(why())),
+                _ => {}
+            }
         }
         tracing::warn!(error = %self, "remote call failed");
         E::unavailable(self.to_string())

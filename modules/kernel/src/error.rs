@@ -32,6 +32,34 @@ pub struct ErrorDoc {
     pub description: &'static str,
 }
 
+/// Why a caller was not admitted to an operation (see `crate::call::Access`): what a
+/// contract error's `#[api(refused)]` variant holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No token and no certificate: 401 `<module>.unauthenticated`.
+    Unauthenticated(String),
+    /// Someone who is not among those the operation admits: 403 `<module>.forbidden`.
+    Forbidden(String),
+}
+
+impl Refusal {
+    /// What was missing, or who the operation is for.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Unauthenticated(r) | Self::Forbidden(r) => r,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unauthenticated(r) => write!(f, "not authenticated: {r}"),
+            Self::Forbidden(r) => write!(f, "forbidden: {r}"),
+        }
+    }
+}
+
 /// An error of a module contract (or of the kernel) with a stable code and an HTTP status.
 ///
 /// Derive it (`#[derive(ApiError)]`, re-exported by the kernel): each variant's code, status
@@ -43,6 +71,10 @@ pub trait ApiError:
 {
     /// Every error of the contract: its code, status and description.
     const ERRORS: &'static [ErrorDoc];
+
+    /// The codes of the variants marked `#[api(unauthenticated)]` (401) and
+    /// `#[api(forbidden)]` (403): what a caller the operation does not admit gets.
+    const REFUSALS: [&'static str; 2];
 
     /// The stable wire code of this error, e.g. `catalog.product_not_found`.
     fn code(&self) -> &'static str;
@@ -61,6 +93,9 @@ pub trait ApiError:
 
     /// The error for a bug of ours (500). `reason` is logged, never sent.
     fn internal(reason: String) -> Self;
+
+    /// The error for a caller the operation does not admit (401 or 403).
+    fn refused(refusal: Refusal) -> Self;
 
     /// Whether `detail` and `params` may be sent to the caller: for 4xx, and for 5xx declared
     /// `expose`. The cause of other 5xx may name hosts or internals, so it is logged instead.
@@ -262,7 +297,7 @@ pub fn problem_response(status: StatusCode, mut problem: Problem) -> HttpRespons
 /// Errors raised by the kernel itself, before or around a module's handler. Those that any
 /// route may answer (401, 413, 415, 429, 503, 504) are documented once for every route.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, cleave_macros::ApiError)]
-#[api(module = "cleave")]
+#[api(module = "cleave", no_refusals)]
 pub enum KernelError {
     /// The body is not valid JSON or does not match the expected shape.
     #[api(status = 400)]

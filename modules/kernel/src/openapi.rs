@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::ApiError;
 use crate::auth::AuthError;
-use crate::call::Operation;
+use crate::call::{Access, Operation};
 use crate::error::{ErrorDoc, KernelError, PROBLEM_JSON};
 
 /// One contract as the document needs it: its operations and its error table.
@@ -63,6 +63,7 @@ pub fn document_errors(
     rate_limited: &[(&str, &str)],
 ) -> Result<utoipa::openapi::OpenApi, serde_json::Error> {
     let mut value = serde_json::to_value(doc)?;
+    security_schemes(&mut value);
     if let Some(paths) = value.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {
@@ -88,6 +89,71 @@ pub fn document_errors(
     serde_json::from_value(value)
 }
 
+/// Who may call `op`, in the document: `security` (a bearer token, or a module's client
+/// certificate, or nothing for operations open to anyone), and `x-cleave-access` (each kind
+/// of caller it admits, see [`Access::key`]) with `x-cleave-owner` (where the owner's user
+/// id is) for operations that admit their owner.
+fn document_access(operation: &mut Value, op: &Operation) {
+    let Some(operation) = operation.as_object_mut() else {
+        return;
+    };
+    let mut security = Vec::new();
+    if op.access.contains(&Access::Anyone) {
+        security.push(json!({}));
+    }
+    if op
+        .access
+        .iter()
+        .any(|a| matches!(a, Access::SignedIn | Access::Owner | Access::Admin))
+    {
+        security.push(json!({BEARER_SCHEME: []}));
+    }
+    if op
+        .access
+        .iter()
+        .any(|a| matches!(a, Access::Module(_) | Access::AnyModule))
+    {
+        security.push(json!({MODULE_SCHEME: []}));
+    }
+    operation.insert("security".into(), Value::Array(security));
+    let keys: Vec<String> = op.access.iter().map(Access::key).collect();
+    operation.insert("x-cleave-access".into(), json!(keys));
+    if let Some(owner) = op.owner {
+        let field = owner.rsplit('.').next().unwrap_or(owner);
+        operation.insert("x-cleave-owner".into(), json!(field));
+    }
+}
+
+/// The security scheme of user and guest access tokens.
+pub const BEARER_SCHEME: &str = "bearer";
+/// The security scheme of module certificates (mutual TLS).
+pub const MODULE_SCHEME: &str = "module_certificate";
+
+/// The document's security schemes: access tokens (`Authorization: Bearer`, from
+/// `POST /api/identity/v1/tokens` or `/guests`) and module certificates.
+fn security_schemes(value: &mut Value) {
+    let schemes = json!({
+        BEARER_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "An access token: a user's (POST /api/identity/v1/tokens) or a \
+                            guest's (POST /api/identity/v1/guests)."
+        },
+        MODULE_SCHEME: {
+            "type": "mutualTLS",
+            "description": "A module of the deployment, proven by its client certificate \
+                            (cleave certs issue)."
+        }
+    });
+    if let Some(root) = value.as_object_mut() {
+        let components = root.entry("components").or_insert_with(|| json!({}));
+        if let Some(components) = components.as_object_mut() {
+            components.insert("securitySchemes".into(), schemes);
+        }
+    }
+}
+
 fn add_errors(operation: &mut Value, contract: &ContractDoc, ops: &[&Operation], limited: bool) {
     let has_body = operation.get("requestBody").is_some();
     let has_query = operation
@@ -95,9 +161,20 @@ fn add_errors(operation: &mut Value, contract: &ContractDoc, ops: &[&Operation],
         .and_then(Value::as_array)
         .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
     let unavailable = format!("{}.unavailable", contract.module);
+    let unauthenticated = format!("{}.unauthenticated", contract.module);
+    let forbidden = format!("{}.forbidden", contract.module);
     let mut docs: Vec<&ErrorDoc> = Vec::new();
     for op in ops {
-        for code in op.errors.iter().copied().chain([unavailable.as_str()]) {
+        document_access(operation, op);
+        let mut refusals = Vec::new();
+        if !op.access.contains(&Access::Anyone) {
+            refusals.push(unauthenticated.as_str());
+            if op.access.iter().any(|a| *a != Access::SignedIn) {
+                refusals.push(forbidden.as_str());
+            }
+        }
+        let codes = op.errors.iter().copied().chain(refusals);
+        for code in codes.chain([unavailable.as_str()]) {
             if let Some(d) = contract.errors.iter().find(|d| d.code == code)
                 && !docs.contains(&d)
             {

@@ -14,6 +14,7 @@ use actix_web::{HttpServer, web};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use url::Url;
 
+use crate::call::{CallLayers, CallPath, EDGE, Locality};
 use crate::client::{RemoteClient, RemoteSettings};
 use crate::http::ServerStack;
 use crate::module::{Assembly, Contract, MigrationSet, Module};
@@ -156,12 +157,14 @@ impl TestServer {
         Self { base_url, handle }
     }
 
-    /// Serves contract `C` from `api`, verifying tokens signed by `keys`.
+    /// Serves contract `C` from `api`, verifying tokens signed by `keys`; every call passes
+    /// the operations' access rules, as in `cleave serve`.
     pub fn serve<C: Contract>(api: Arc<C::Api>, keys: &Arc<TestKeys>) -> Self {
         let stack = ServerStack {
             authenticator: Some(keys.authenticator()),
             ..ServerStack::default()
         };
+        let api = at_the_edge::<C>(api);
         Self::spawn_with(stack, move |cfg| C::configure(cfg, api.clone()))
     }
 
@@ -274,6 +277,22 @@ impl<A: ?Sized> Placed<A> {
     }
 }
 
+/// The status of the refusal `result` is (401 or 403), if it is one: for suites checking
+/// the operations' access rules.
+pub fn refusal<T, E: crate::ApiError>(result: &Result<T, E>) -> Option<u16> {
+    match result {
+        Err(e) if E::REFUSALS.contains(&e.code()) => Some(e.status_u16()),
+        _ => None,
+    }
+}
+
+/// `api` as callers from outside the process reach it: every call passes the operations'
+/// access rules ([`crate::call::Access`]).
+pub fn at_the_edge<C: Contract>(api: Arc<C::Api>) -> Arc<C::Api> {
+    let path = CallPath::new(EDGE, C::MODULE, Locality::Local, CallLayers::default());
+    C::intercept(api, path)
+}
+
 type Provide = Arc<dyn Fn(&mut Assembly) + Send + Sync>;
 
 /// Runs a module's contract suite in process and over HTTP (the module served on a random
@@ -344,6 +363,8 @@ impl<M: Module> ContractHarness<M> {
                 let api = self.start(&db, &keys).await;
                 let label = format!("{placement}/{}", db.backend);
                 if placement == "in-process" {
+                    // The suite is a caller from outside: the access rules apply here too.
+                    let api = at_the_edge::<M::Contract>(api);
                     suite(Placed { label, api, keys }).await;
                 } else {
                     let server = TestServer::serve::<M::Contract>(api, &keys);

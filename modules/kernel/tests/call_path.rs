@@ -11,18 +11,25 @@ use cleave_kernel::call::{
 use cleave_kernel::http::forward::configure_forward;
 use cleave_kernel::module::Contract;
 use cleave_kernel::testing::{TestKeys, TestServer};
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 
 /// Errors of the probe contract.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
 #[api(module = "probe")]
 pub enum ProbeError {
-    /// The probe refuses, as asked.
+    /// The probe declines, as asked.
     #[api(status = 409)]
-    #[error("refused: {why}")]
-    Refused {
+    #[error("declined: {why}")]
+    Declined {
         /// Why.
         why: String,
+    },
+    /// A caller the operation does not admit.
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Why.
+        refusal: Refusal,
     },
     /// The probe cannot be reached.
     #[api(unavailable)]
@@ -44,7 +51,7 @@ pub enum ProbeError {
 #[contract(module = "probe", error = ProbeError, client = ProbeClient, http = probe_http)]
 pub trait ProbeApi: Send + Sync {
     /// Answers the word.
-    #[op(GET "/echo/{word}", read_only)]
+    #[op(GET "/echo/{word}", read_only, access(anyone))]
     #[rest(
         params(("word" = String, Path, description = "Any word")),
         responses((status = 200, description = "The word", body = String))
@@ -52,7 +59,7 @@ pub trait ProbeApi: Send + Sync {
     async fn echo(&self, ctx: &CallContext, word: String) -> Result<String, ProbeError>;
 
     /// Always refuses.
-    #[op(POST "/refusals", once, errors(Refused))]
+    #[op(POST "/refusals", once, access(anyone), errors(Declined))]
     #[rest(responses((status = 204, description = "Never")))]
     async fn refuse(&self, ctx: &CallContext) -> Result<(), ProbeError>;
 }
@@ -109,7 +116,7 @@ impl ProbeApi for Probe {
 
     async fn refuse(&self, _: &CallContext) -> Result<(), ProbeError> {
         self.reached.fetch_add(1, Ordering::SeqCst);
-        Err(ProbeError::Refused {
+        Err(ProbeError::Declined {
             why: "as asked".into(),
         })
     }
@@ -182,7 +189,7 @@ async fn local_calls_pass_the_layers_with_who_calls_what() {
     assert_eq!(api.echo(&ctx, "hi".into()).await, Ok("hi".into()));
     assert!(matches!(
         api.refuse(&ctx).await,
-        Err(ProbeError::Refused { .. })
+        Err(ProbeError::Declined { .. })
     ));
     let seen = recorder.seen();
     assert_eq!(
@@ -198,7 +205,7 @@ async fn local_calls_pass_the_layers_with_who_calls_what() {
     assert_eq!(
         seen[1].outcome,
         Outcome::Failed {
-            code: "probe.refused",
+            code: "probe.declined",
             status: 409
         }
     );
@@ -219,7 +226,7 @@ async fn remote_calls_pass_the_same_point_and_keep_their_typed_errors() {
     assert_eq!(api.echo(&ctx, "a b/c".into()).await, Ok("a b/c".into()));
     assert_eq!(
         api.refuse(&ctx).await,
-        Err(ProbeError::Refused {
+        Err(ProbeError::Declined {
             why: "as asked".into()
         }),
         "the remote error is the same variant"
@@ -313,7 +320,7 @@ async fn forwarded_routes_pass_the_call_path_as_the_edge() {
 fn the_contract_declares_each_operation_once() {
     assert_eq!(ProbeContract::MODULE, "probe");
     assert_eq!(ops::ECHO.path, "/api/probe/v1/echo/{word}");
-    assert_eq!(ops::REFUSE.errors, &["probe.refused"]);
+    assert_eq!(ops::REFUSE.errors, &["probe.declined"]);
     assert!(ops::ECHO.repeat.is_safe(false) && !ops::REFUSE.repeat.is_safe(true));
     let codes: Vec<_> = ProbeError::ERRORS
         .iter()
@@ -322,9 +329,11 @@ fn the_contract_declares_each_operation_once() {
     assert_eq!(
         codes,
         vec![
-            ("probe.refused", 409),
+            ("probe.declined", 409),
             ("probe.unavailable", 503),
-            ("probe.internal", 500)
+            ("probe.internal", 500),
+            ("probe.unauthenticated", 401),
+            ("probe.forbidden", 403)
         ]
     );
     let doc = ProbeContract::openapi().expect("document");

@@ -22,6 +22,8 @@ const fn read(id: &'static str, path: &'static str) -> Operation {
         method: HttpMethod::Get,
         path,
         repeat: Repeat::ReadOnly,
+        access: &[cleave_kernel::call::Access::Anyone],
+        owner: None,
         errors: &[],
         summary: "",
     }

@@ -75,12 +75,93 @@ fn expr_path(e: syn::Expr) -> syn::Result<Path> {
     }
 }
 
-/// One `#[op(GET "/path", read_only, errors(A, B))]`.
+/// One `#[op(GET "/path", read_only, access(..), errors(A, B))]`.
 struct Op {
     method: Ident,
     path: LitStr,
     repeat: Ident,
+    access: Access,
     errors: Vec<Ident>,
+}
+
+/// `access(anyone | signed_in | owner(<expr>) | admin | modules(a, b) | any_module, ..)`:
+/// who may call the operation over the network (any one of them).
+struct Access {
+    /// `Access::` variants, in the order written.
+    rules: Vec<TokenStream>,
+    /// The expression naming the user the call is about, for `owner(..)`.
+    owner: Option<syn::Expr>,
+    /// What the documentation says, in the order written.
+    words: Vec<String>,
+}
+
+impl Parse for Access {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let k = quote!(::cleave_kernel::call::Access);
+        let mut access = Self {
+            rules: Vec::new(),
+            owner: None,
+            words: Vec::new(),
+        };
+        while !input.is_empty() {
+            let word: Ident = input.parse()?;
+            match word.to_string().as_str() {
+                "anyone" => {
+                    access.rules.push(quote!(#k::Anyone));
+                    access.words.push("anyone".into());
+                }
+                "signed_in" => {
+                    access.rules.push(quote!(#k::SignedIn));
+                    access
+                        .words
+                        .push("any signed-in caller (user or guest)".into());
+                }
+                "admin" => {
+                    access.rules.push(quote!(#k::Admin));
+                    access.words.push("admins".into());
+                }
+                "any_module" => {
+                    access.rules.push(quote!(#k::AnyModule));
+                    access.words.push("any module of the deployment".into());
+                }
+                "owner" => {
+                    let inner;
+                    syn::parenthesized!(inner in input);
+                    let expr: syn::Expr = inner.parse()?;
+                    access.words.push(format!(
+                        "the owner (the token's subject is `{}`)",
+                        quote!(#expr).to_string().replace(' ', "")
+                    ));
+                    access.owner = Some(expr);
+                    access.rules.push(quote!(#k::Owner));
+                }
+                "modules" => {
+                    let inner;
+                    syn::parenthesized!(inner in input);
+                    let names = Punctuated::<Ident, Token![,]>::parse_terminated(&inner)?;
+                    for name in names {
+                        let module = name.to_string();
+                        access.words.push(format!("the {module} module"));
+                        access.rules.push(quote!(#k::Module(#module)));
+                    }
+                }
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        word,
+                        "expected anyone, signed_in, owner(<user id>), admin, modules(..) or \
+                         any_module",
+                    ));
+                }
+            }
+            if input.parse::<Token![,]>().is_err() {
+                break;
+            }
+        }
+        if access.rules.is_empty() {
+            return Err(input.error("access(..) names at least one kind of caller"));
+        }
+        Ok(access)
+    }
 }
 
 impl Parse for Op {
@@ -97,6 +178,7 @@ impl Parse for Op {
             return Err(syn::Error::new_spanned(&path, "the path starts with /"));
         }
         let mut repeat = None;
+        let mut access = None;
         let mut errors = Vec::new();
         while input.parse::<Token![,]>().is_ok() {
             if input.is_empty() {
@@ -105,6 +187,11 @@ impl Parse for Op {
             let word: Ident = input.parse()?;
             match word.to_string().as_str() {
                 "read_only" | "idempotent" | "keyed" | "once" => repeat = Some(word),
+                "access" => {
+                    let inner;
+                    syn::parenthesized!(inner in input);
+                    access = Some(inner.parse::<Access>()?);
+                }
                 "errors" => {
                     let inner;
                     syn::parenthesized!(inner in input);
@@ -115,7 +202,7 @@ impl Parse for Op {
                 _ => {
                     return Err(syn::Error::new_spanned(
                         word,
-                        "expected read_only, idempotent, keyed, once or errors(..)",
+                        "expected read_only, idempotent, keyed, once, access(..) or errors(..)",
                     ));
                 }
             }
@@ -125,10 +212,17 @@ impl Parse for Op {
                 "say how safe the operation is to repeat: read_only, idempotent, keyed or once",
             )
         })?;
+        let access = access.ok_or_else(|| {
+            input.error(
+                "say who may call the operation: access(anyone | signed_in | owner(<user id>) \
+                 | admin | modules(..) | any_module)",
+            )
+        })?;
         Ok(Self {
             method,
             path,
             repeat,
+            access,
             errors,
         })
     }
@@ -189,7 +283,19 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             .iter()
             .map(|e| format!("[`{}::{e}`]", quote!(#error)))
             .collect::<Vec<_>>();
-        let route_doc = format!(" `{} {full_path}` ({}).", op.method, op.repeat);
+        let route_doc = format!(
+            " `{} {full_path}` ({}). Who may call it: {}.",
+            op.method,
+            op.repeat,
+            op.access.words.join(", ")
+        );
+        let mut errors = errors;
+        if !op.access.words.iter().any(|w| w == "anyone") {
+            errors.push(format!(
+                "the refusals of callers it does not admit (`{module}.unauthenticated`, 401; \
+                 `{module}.forbidden`, 403)"
+            ));
+        }
         let errors_doc = if errors.is_empty() {
             format!(" The module's `unavailable` error ({module}.unavailable, 503).")
         } else {
@@ -226,6 +332,16 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
         });
         let doc = format!(" `{name}`: {summary}");
         let id = format!("{module}.{name}");
+        let access = &m.op.access.rules;
+        let owner = m.op.access.owner.as_ref().map_or_else(
+            || quote!(::core::option::Option::None),
+            |e| {
+                // The field or argument named: `user_id` for `req.user_id`.
+                let text = quote!(#e).to_string().replace(' ', "");
+                let field = text.rsplit('.').next().unwrap_or(&text).to_owned();
+                quote!(::core::option::Option::Some(#field))
+            },
+        );
         quote! {
             #[doc = #doc]
             pub const #constant: #k::call::Operation = #k::call::Operation {
@@ -235,6 +351,8 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
                 method: #k::call::HttpMethod::#method,
                 path: #path,
                 repeat: #k::call::Repeat::#repeat,
+                access: &[#(#access),*],
+                owner: #owner,
                 errors: &[#(#codes),*],
                 summary: #summary,
             };
@@ -295,8 +413,16 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
                 "operations take the call context (`ctx: &CallContext`) after &self",
             ));
         };
+        let owner = m.op.access.owner.as_ref().map_or_else(
+            || quote!(::core::option::Option::None),
+            |e| quote!(::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&#e))),
+        );
         Ok(quote! {
             #sig {
+                if self.path.checks_access() {
+                    #k::call::admit(&ops::#constant, #ctx, #owner)
+                        .map_err(<#error as #k::ApiError>::refused)?;
+                }
                 self.path.run(&ops::#constant, #ctx, self.inner.#name(#(#names),*)).await
             }
         })

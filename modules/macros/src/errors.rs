@@ -15,6 +15,8 @@ enum Kind {
     Unavailable,
     /// A bug of ours: 500.
     Internal,
+    /// A caller the operation does not admit: 401 or 403, by the `Refusal` it holds.
+    Refused,
 }
 
 struct Field {
@@ -67,24 +69,85 @@ pub(crate) fn code_const(variant: &Ident) -> Ident {
     format_ident!("__code_{}", variant)
 }
 
-fn enum_module(attrs: &[Attribute]) -> syn::Result<String> {
+/// The enum's `#[api(module = "..")]`, and whether it says `no_refusals` (an error type that
+/// is no operation's, like the kernel's own: it has no variant to refuse callers with).
+fn enum_module(attrs: &[Attribute]) -> syn::Result<(String, bool)> {
     let mut module = None;
+    let mut no_refusals = false;
     for attr in attrs.iter().filter(|a| a.path().is_ident("api")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("module") {
                 module = Some(meta.value()?.parse::<LitStr>()?.value());
                 Ok(())
+            } else if meta.path.is_ident("no_refusals") {
+                no_refusals = true;
+                Ok(())
             } else {
-                Err(meta.error("expected `module = \"...\"`"))
+                Err(meta.error("expected `module = \"...\"` or `no_refusals`"))
             }
         })?;
     }
-    module.ok_or_else(|| {
+    let module = module.ok_or_else(|| {
         syn::Error::new(
             proc_macro2::Span::call_site(),
             "#[derive(ApiError)] needs #[api(module = \"<module>\")] on the enum",
         )
-    })
+    })?;
+    Ok((module, no_refusals))
+}
+
+/// The `refused` variant's name and field, the codes of its two refusals, and the
+/// constructor from a `Refusal` (or, for `no_refusals` types, none of them).
+struct Refused {
+    variant: Option<(Ident, Ident)>,
+    codes: [String; 2],
+    constructor: TokenStream,
+}
+
+fn refused(variants: &[Variant], module: &str, no_refusals: bool) -> syn::Result<Refused> {
+    let mut found = variants.iter().filter(|v| v.kind == Kind::Refused);
+    let first = found.next();
+    if let Some(extra) = found.next() {
+        return Err(syn::Error::new_spanned(
+            &extra.ident,
+            "only one variant may be #[api(refused)]",
+        ));
+    }
+    match (first, no_refusals) {
+        (None, true) => Ok(Refused {
+            variant: None,
+            codes: [String::new(), String::new()],
+            constructor: quote! {
+                Self::internal(::std::format!("refused by an operation's access rules: {refusal}"))
+            },
+        }),
+        (Some(v), false) => {
+            let [field] = v.fields.as_slice() else {
+                return Err(syn::Error::new_spanned(
+                    &v.ident,
+                    "a #[api(refused)] variant has one field, the Refusal",
+                ));
+            };
+            let (ident, name) = (v.ident.clone(), field.ident.clone());
+            Ok(Refused {
+                constructor: quote! { Self::#ident { #name: refusal } },
+                variant: Some((ident, name)),
+                codes: [
+                    format!("{module}.unauthenticated"),
+                    format!("{module}.forbidden"),
+                ],
+            })
+        }
+        (None, false) => Err(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "mark one variant #[api(refused)] (`Refused { refusal: Refusal }`), or say \
+             #[api(no_refusals)] on an error type that is no operation's",
+        )),
+        (Some(v), true) => Err(syn::Error::new_spanned(
+            &v.ident,
+            "no_refusals and a #[api(refused)] variant contradict each other",
+        )),
+    }
 }
 
 fn parse_variant(module: &str, v: &syn::Variant) -> syn::Result<Variant> {
@@ -105,13 +168,16 @@ fn parse_variant(module: &str, v: &syn::Variant) -> syn::Result<Variant> {
                 kind = Kind::Unavailable;
             } else if meta.path.is_ident("internal") {
                 kind = Kind::Internal;
+            } else if meta.path.is_ident("refused") {
+                kind = Kind::Refused;
             } else if meta.path.is_ident("expose") {
                 expose = true;
             } else if meta.path.is_ident("code") {
                 code = Some(meta.value()?.parse::<LitStr>()?.value());
             } else {
                 return Err(meta.error(
-                    "expected `status = N`, `unavailable`, `internal`, `expose` or `code = \"..\"`",
+                    "expected `status = N`, `unavailable`, `internal`, `refused`, `expose` or \
+                     `code = \"..\"`",
                 ));
             }
             Ok(())
@@ -127,13 +193,20 @@ fn parse_variant(module: &str, v: &syn::Variant) -> syn::Result<Variant> {
         }
         (Kind::Unavailable, s) => s.unwrap_or(503),
         (Kind::Internal, s) => s.unwrap_or(500),
+        (Kind::Refused, None) => 401,
+        (Kind::Refused, Some(_)) => {
+            return Err(syn::Error::new_spanned(
+                &v.ident,
+                "a #[api(refused)] variant answers 401 or 403 by its Refusal: no status",
+            ));
+        }
     };
     let (unit, fields) = match &v.fields {
         Fields::Unit => (true, Vec::new()),
         Fields::Named(named) => {
             let mut fields = Vec::new();
             for f in &named.named {
-                let mut hidden = kind != Kind::Domain && !expose;
+                let mut hidden = matches!(kind, Kind::Unavailable | Kind::Internal) && !expose;
                 for attr in f.attrs.iter().filter(|a| a.path().is_ident("api")) {
                     attr.parse_nested_meta(|meta| {
                         if meta.path.is_ident("hidden") {
@@ -212,7 +285,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             "#[derive(ApiError)] is for enums",
         ));
     };
-    let module = enum_module(&input.attrs)?;
+    let (module, no_refusals) = enum_module(&input.attrs)?;
     let variants = data
         .variants
         .iter()
@@ -223,10 +296,81 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 
     let unavailable = constructor(&variants, Kind::Unavailable, "unavailable")?;
     let internal = constructor(&variants, Kind::Internal, "internal")?;
+    let refused = refused(&variants, &module, no_refusals)?;
+    let refused_constructor = &refused.constructor;
+    let [unauthenticated_code, forbidden_code] = &refused.codes;
+    // The refused variant's rows: its code and status follow the refusal it holds.
+    let refused_arms = |f: &dyn Fn(&str, u16) -> TokenStream| {
+        refused.variant.as_ref().map(|(ident, field)| {
+            let (a, b) = (f(unauthenticated_code, 401), f(forbidden_code, 403));
+            quote! {
+                Self::#ident { #field: #k::error::Refusal::Unauthenticated(_) } => #a,
+                Self::#ident { #field: #k::error::Refusal::Forbidden(_) } => #b,
+            }
+        })
+    };
+    let refused_code_arms = refused_arms(&|code, _| quote!(#code));
+    let refused_status_arms = refused_arms(&|_, status| quote!(#status));
+    let refused_docs = refused.variant.as_ref().map(|_| {
+        quote! {
+            #k::error::ErrorDoc {
+                code: #unauthenticated_code,
+                status: 401,
+                description: "The caller proved no identity (no access token, no module certificate) and the operation admits only callers who do.",
+            },
+            #k::error::ErrorDoc {
+                code: #forbidden_code,
+                status: 403,
+                description: "The caller is not among those the operation admits (`reason` says who is).",
+            },
+        }
+    });
+    let refused_decoders = refused.variant.as_ref().map(|(ident, field)| {
+        quote! {
+            #unauthenticated_code | #forbidden_code => {
+                let reason = params
+                    .and_then(|p| p.get("reason"))
+                    .and_then(#k::__private::serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                ::core::option::Option::Some(Self::#ident {
+                    #field: if code == #unauthenticated_code {
+                        #k::error::Refusal::Unauthenticated(reason)
+                    } else {
+                        #k::error::Refusal::Forbidden(reason)
+                    },
+                })
+            }
+        }
+    });
+    let variants: Vec<Variant> = variants
+        .into_iter()
+        .filter(|v| v.kind != Kind::Refused)
+        .collect();
+    let refused_rest = refused.variant.as_ref().map(|(ident, field)| {
+        quote! {
+            Self::#ident { #field } => {
+                let mut map = #k::__private::serde_json::Map::new();
+                map.insert(
+                    "reason".to_owned(),
+                    #k::__private::serde_json::Value::String(#field.reason().to_owned()),
+                );
+                ::core::option::Option::Some(#k::__private::serde_json::Value::Object(map))
+            }
+        }
+    });
+    let refused_others = |value: TokenStream| {
+        refused
+            .variant
+            .as_ref()
+            .map(|(ident, _)| quote! { Self::#ident { .. } => #value, })
+    };
+    let refused_expose = refused_others(quote!(true));
+    let refused_retry = refused_others(quote!(::core::option::Option::None));
 
     let docs = variants.iter().map(|v| {
         let (code, status, doc) = (&v.code, v.status, &v.doc);
-        quote! { #k::error::ErrorDoc { code: #code, status: #status, description: #doc } }
+        quote! { #k::error::ErrorDoc { code: #code, status: #status, description: #doc }, }
     });
     let code_consts = variants.iter().map(|v| {
         let (c, code) = (code_const(&v.ident), &v.code);
@@ -319,14 +463,15 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         }
 
         impl #k::error::ApiError for #name {
-            const ERRORS: &'static [#k::error::ErrorDoc] = &[#(#docs),*];
+            const ERRORS: &'static [#k::error::ErrorDoc] = &[#(#docs)* #refused_docs];
+            const REFUSALS: [&'static str; 2] = [#unauthenticated_code, #forbidden_code];
 
             fn code(&self) -> &'static str {
-                match self { #(#codes,)* }
+                match self { #refused_code_arms #(#codes,)* }
             }
 
             fn status_u16(&self) -> u16 {
-                match self { #(#statuses,)* }
+                match self { #refused_status_arms #(#statuses,)* }
             }
 
             fn unavailable(reason: ::std::string::String) -> Self {
@@ -337,16 +482,20 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 #internal
             }
 
+            fn refused(refusal: #k::error::Refusal) -> Self {
+                #refused_constructor
+            }
+
             fn expose_detail(&self) -> bool {
-                match self { #(#exposes,)* }
+                match self { #refused_expose #(#exposes,)* }
             }
 
             fn retry_after_secs(&self) -> ::core::option::Option<u64> {
-                match self { #(#retry_after,)* }
+                match self { #refused_retry #(#retry_after,)* }
             }
 
             fn params(&self) -> ::core::option::Option<#k::__private::serde_json::Value> {
-                match self { #(#params,)* }
+                match self { #refused_rest #(#params,)* }
             }
 
             fn from_code(
@@ -354,6 +503,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 params: ::core::option::Option<&#k::__private::serde_json::Value>,
             ) -> ::core::option::Option<Self> {
                 match code {
+                    #refused_decoders
                     #(#decoders,)*
                     _ => ::core::option::Option::None,
                 }

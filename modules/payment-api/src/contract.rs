@@ -41,7 +41,7 @@ fn request(amount: Money, card: CreditCard) -> ChargeRequest {
 /// Refunds are made with `refunder`: a context an admin or a module of the deployment calls
 /// with (over HTTP the server refuses anonymous refunds).
 pub async fn run(label: &str, api: &dyn PaymentApi, refunder: &CallContext) {
-    let ctx = CallContext::root();
+    let ctx = refunder.clone();
     let (year, month) = current_year_month();
     let later = year + 3;
 

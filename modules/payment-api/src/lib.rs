@@ -15,7 +15,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cleave_domain::{CreditCard, Money};
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -151,6 +151,13 @@ pub enum PaymentError {
         /// The id asked for.
         transaction_id: String,
     },
+    /// A caller the operation does not admit (see its access rules).
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Unauthenticated (401) or forbidden (403), and why.
+        refusal: Refusal,
+    },
     /// The payment module (or its storage) cannot be reached.
     #[api(unavailable)]
     #[error("payment is unavailable: {reason}")]
@@ -174,7 +181,7 @@ pub trait PaymentApi: Send + Sync {
     /// [`ChargeStatus::Charged`]. The card is checked with [`validate_card`] against the
     /// current month (UTC) and the amount with [`validate_amount`]; nothing is charged when
     /// either fails.
-    #[op(POST "/charges", keyed, errors(InvalidAmount, InvalidCard, UnsupportedCard, InvalidCvv, CardExpired, InvalidReference))]
+    #[op(POST "/charges", keyed, access(admin, modules(checkout)), errors(InvalidAmount, InvalidCard, UnsupportedCard, InvalidCvv, CardExpired, InvalidReference))]
     #[rest(
         request_body = ChargeRequest,
         responses(
@@ -187,7 +194,7 @@ pub trait PaymentApi: Send + Sync {
     /// Refunds a charge in full and returns it, status [`ChargeStatus::Refunded`]. Idempotent:
     /// refunding a refunded charge returns it unchanged (same `refunded_at`), so a retried or
     /// concurrent refund never refunds twice.
-    #[op(POST "/charges/{transaction_id}/refund", idempotent, errors(TransactionNotFound))]
+    #[op(POST "/charges/{transaction_id}/refund", idempotent, access(admin, modules(checkout)), errors(TransactionNotFound))]
     #[rest(
         params(("transaction_id" = String, Path, description = "The charge's transaction id")),
         responses((status = 200, description = "The refunded charge", body = Charge))
@@ -199,7 +206,7 @@ pub trait PaymentApi: Send + Sync {
     ) -> Result<Charge, PaymentError>;
 
     /// The charge with this transaction id.
-    #[op(GET "/charges/{transaction_id}", read_only, errors(TransactionNotFound))]
+    #[op(GET "/charges/{transaction_id}", read_only, access(admin), errors(TransactionNotFound))]
     #[rest(
         params(("transaction_id" = String, Path, description = "The charge's transaction id")),
         responses((status = 200, description = "The charge", body = Charge))
@@ -211,7 +218,7 @@ pub trait PaymentApi: Send + Sync {
     ) -> Result<Charge, PaymentError>;
 
     /// The charge made with `reference`, if any.
-    #[op(GET "/charges", read_only, errors(TransactionNotFound, InvalidReference))]
+    #[op(GET "/charges", read_only, access(admin, modules(checkout)), errors(TransactionNotFound, InvalidReference))]
     #[rest(
         params(("reference" = String, Query, description = "The caller's reference the charge was made with")),
         responses((status = 200, description = "The charge", body = Charge))

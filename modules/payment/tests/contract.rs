@@ -64,6 +64,7 @@ async fn refunds_over_http_are_for_admins_only() {
                     .expect("url"),
             )
             .json(&request("4111111111111111"))
+            .bearer_auth(keys.token("ops", &["admin"]))
             .send()
             .await
             .expect("charge")
@@ -97,13 +98,24 @@ async fn refunds_over_http_are_for_admins_only() {
 #[tokio::test]
 async fn a_charge_answers_201_with_its_location_and_a_decline_answers_402() {
     for db in test_databases().await {
-        let server = TestServer::serve::<PaymentContract>(start(&db).await, &TestKeys::new());
+        let keys = TestKeys::new();
+        let server = TestServer::serve::<PaymentContract>(start(&db).await, &keys);
         let url = |path: &str| server.base_url.join(path).expect("url").to_string();
         let http = reqwest::Client::new();
+        let admin = keys.token("ops", &["admin"]);
+        // Charging is for checkout and admins: a stranger learns nothing about a card.
+        let res = http
+            .post(url("/api/payment/v1/charges"))
+            .json(&request("4111111111111111"))
+            .send()
+            .await
+            .expect("post charge");
+        assert_eq!(res.status().as_u16(), 401, "{}", db.backend);
 
         let res = http
             .post(url("/api/payment/v1/charges"))
             .json(&request("4111111111111111"))
+            .bearer_auth(&admin)
             .send()
             .await
             .expect("post charge");
@@ -121,7 +133,12 @@ async fn a_charge_answers_201_with_its_location_and_a_decline_answers_402() {
             "{}",
             db.backend
         );
-        let fetched = http.get(url(&location)).send().await.expect("get charge");
+        let fetched = http
+            .get(url(&location))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("get charge");
         assert_eq!(fetched.status().as_u16(), 200, "{}", db.backend);
         assert_eq!(
             fetched.json::<Charge>().await.expect("charge body"),
@@ -133,6 +150,7 @@ async fn a_charge_answers_201_with_its_location_and_a_decline_answers_402() {
         let declined = http
             .post(url("/api/payment/v1/charges"))
             .json(&request("378282246310005"))
+            .bearer_auth(&admin)
             .send()
             .await
             .expect("post amex");
@@ -143,6 +161,7 @@ async fn a_charge_answers_201_with_its_location_and_a_decline_answers_402() {
 
         let missing = http
             .get(url("/api/payment/v1/charges/no-such-charge"))
+            .bearer_auth(&admin)
             .send()
             .await
             .expect("get missing");

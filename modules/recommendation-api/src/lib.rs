@@ -9,7 +9,7 @@
 //! serves them and [`RecommendationClient`] calls them.
 
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -53,6 +53,13 @@ pub enum RecommendationError {
         /// The limit.
         max: usize,
     },
+    /// A caller the operation does not admit (see its access rules).
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Unauthenticated (401) or forbidden (403), and why.
+        refusal: Refusal,
+    },
     /// The recommendation module or the catalog cannot be reached.
     #[api(unavailable)]
     #[error("recommendations are unavailable: {reason}")]
@@ -75,7 +82,7 @@ pub trait RecommendationApi: Send + Sync {
     /// Up to [`MAX_RESULTS`] catalog products other than `product_ids`, in an order that is
     /// stable for the same user and products (so pages do not reshuffle on reload) and differs
     /// between users.
-    #[op(GET "/recommendations", read_only, errors(InvalidUserId, InvalidProductId, TooManyProducts))]
+    #[op(GET "/recommendations", read_only, access(anyone), errors(InvalidUserId, InvalidProductId, TooManyProducts))]
     #[rest(
         params(
             ("user_id" = String, Query, description = "Session or user id"),

@@ -3,6 +3,7 @@
 
 use cleave_domain::{Address, ProductId};
 use cleave_kernel::CallContext;
+use cleave_kernel::testing::refusal;
 
 use crate::{
     MAX_ITEMS, MAX_QUANTITY, QUOTE_CURRENCY, QuoteRequest, ShipOrderRequest, ShippingApi,
@@ -39,8 +40,19 @@ fn many_lines(n: usize) -> Vec<ShippingItem> {
 }
 
 /// Runs every case against `api`. `label` names the implementation in failure messages.
-pub async fn run(label: &str, api: &dyn ShippingApi) {
-    let ctx = CallContext::root();
+/// `admin` acts for an admin (shipments are for admins and the checkout module).
+pub async fn run(label: &str, api: &dyn ShippingApi, admin: &CallContext) {
+    let ctx = admin.clone();
+    // Shipments hold addresses: strangers neither make nor read them.
+    let anonymous = CallContext::root();
+    let refused = api
+        .ship_order(&anonymous, ship(vec![item("OLJCESPC7Z", 1)]))
+        .await;
+    assert_eq!(refusal(&refused), Some(401), "[{label}] {refused:?}");
+    let refused = api
+        .get_shipment(&anonymous, "XX-00000-0000000".into())
+        .await;
+    assert_eq!(refusal(&refused), Some(401), "[{label}] {refused:?}");
 
     // The quote depends on the number of units only, and is in USD.
     let cases = [

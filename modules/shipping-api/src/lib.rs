@@ -10,7 +10,7 @@
 //! serves them and [`ShippingClient`] calls them.
 
 use cleave_domain::{Address, Money, ProductId};
-use cleave_kernel::{ApiError, CallContext, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -112,6 +112,13 @@ pub enum ShippingError {
         /// The tracking id asked for.
         tracking_id: String,
     },
+    /// A caller the operation does not admit (see its access rules).
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Unauthenticated (401) or forbidden (403), and why.
+        refusal: Refusal,
+    },
     /// The shipping module (or its storage) cannot be reached.
     #[api(unavailable)]
     #[error("shipping is unavailable: {reason}")]
@@ -133,7 +140,7 @@ pub enum ShippingError {
 pub trait ShippingApi: Send + Sync {
     /// What shipping `req.items` to `req.address` would cost (see [`quote_for`]). Nothing is
     /// stored.
-    #[op(POST "/quotes", read_only, errors(InvalidAddress, InvalidQuantity, TooManyItems))]
+    #[op(POST "/quotes", read_only, access(anyone), errors(InvalidAddress, InvalidQuantity, TooManyItems))]
     #[rest(
         request_body = QuoteRequest,
         responses((status = 200, description = "The quote, in USD", body = Quote))
@@ -143,7 +150,7 @@ pub trait ShippingApi: Send + Sync {
 
     /// Ships `req.items` to `req.address`: records the shipment under a new tracking id and
     /// returns it, with the cost [`ShippingApi::get_quote`] gives for the same request.
-    #[op(POST "/shipments", once, errors(InvalidAddress, InvalidQuantity, TooManyItems, NoItems))]
+    #[op(POST "/shipments", once, access(admin, modules(checkout)), errors(InvalidAddress, InvalidQuantity, TooManyItems, NoItems))]
     #[rest(
         request_body = ShipOrderRequest,
         responses(
@@ -158,7 +165,7 @@ pub trait ShippingApi: Send + Sync {
     ) -> Result<Shipment, ShippingError>;
 
     /// The shipment with this tracking id.
-    #[op(GET "/shipments/{tracking_id}", read_only, errors(ShipmentNotFound))]
+    #[op(GET "/shipments/{tracking_id}", read_only, access(admin), errors(ShipmentNotFound))]
     #[rest(
         params(("tracking_id" = String, Path, description = "Tracking id, e.g. `AB-12345-1234567`")),
         responses((status = 200, description = "The shipment", body = Shipment))

@@ -38,7 +38,9 @@ fn order() -> ShipOrderRequest {
 #[tokio::test]
 async fn shipping_meets_the_contract_in_process_and_over_http() {
     harness()
-        .run(|p| async move { contract::run(&p.label, p.api.as_ref()).await })
+        .run(|p| async move {
+            contract::run(&p.label, p.api.as_ref(), &p.as_user("ops", &["admin"])).await
+        })
         .await;
 }
 

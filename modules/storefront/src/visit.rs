@@ -25,15 +25,14 @@ pub(crate) struct Visit {
 
 impl Visit {
     pub(crate) async fn of(req: &HttpRequest, shop: &Storefront) -> Self {
+        // The session is a guest subject the storefront minted (`guest-<uuid>`); any other
+        // value (a registered user's id, say) is not taken: it would open that user's cart.
         let existing = req
             .cookie(SESSION_COOKIE)
-            .and_then(|c| UserId::parse(c.value().to_owned()).ok());
+            .and_then(|c| guest_session(c.value()));
         let (session, new_session) = match existing {
             Some(s) => (s, false),
-            None => (
-                UserId::parse(uuid::Uuid::new_v4().to_string()).unwrap_or_else(|_| fallback_user()),
-                true,
-            ),
+            None => (new_guest_session(), true),
         };
         let currency = req
             .cookie(CURRENCY_COOKIE)
@@ -92,9 +91,17 @@ impl Visit {
     }
 }
 
-pub(crate) fn fallback_user() -> UserId {
-    // A v4 uuid always parses as a user id; this is only here so no unwrap is needed.
-    UserId::parse("anonymous").unwrap_or_else(|_| unreachable!("a constant id is valid"))
+/// A session id the storefront could have minted: `guest-` and a UUID.
+pub(crate) fn guest_session(raw: &str) -> Option<UserId> {
+    let uuid = raw.strip_prefix(identity_api::GUEST_PREFIX)?;
+    uuid::Uuid::try_parse(uuid).ok()?;
+    UserId::parse(raw.to_owned()).ok()
+}
+
+/// A new guest session id (`guest-<uuid>`).
+pub(crate) fn new_guest_session() -> UserId {
+    let raw = format!("{}{}", identity_api::GUEST_PREFIX, uuid::Uuid::new_v4());
+    guest_session(&raw).unwrap_or_else(|| unreachable!("a guest id is a valid user id"))
 }
 
 pub(crate) fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {

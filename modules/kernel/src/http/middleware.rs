@@ -326,30 +326,6 @@ pub fn canonical_path(raw: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// For operations reserved to admins and to one module of the deployment (e.g. refunds, for
-/// checkout): allowed for a principal with the `admin` role, or a caller whose client
-/// certificate names `module` (and who is not forwarding someone else's request, see
-/// [`authenticate`]).
-///
-/// # Errors
-/// [`crate::auth::AuthError::Unauthenticated`] for anonymous callers,
-/// [`crate::auth::AuthError::Forbidden`] for others.
-pub fn require_admin_or_module(
-    ctx: &CallContext,
-    module: &str,
-) -> Result<(), crate::auth::AuthError> {
-    let modules = ctx.caller_modules().unwrap_or_default();
-    if modules.contains(&module) {
-        return Ok(());
-    }
-    if ctx.principal().is_none() && !modules.is_empty() {
-        return Err(crate::auth::AuthError::Forbidden {
-            reason: format!("this is for admins and the {module} module"),
-        });
-    }
-    crate::auth::require_role(ctx.principal(), crate::auth::ADMIN_ROLE)
-}
-
 /// The token of an `Authorization: Bearer <token>` header.
 fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers

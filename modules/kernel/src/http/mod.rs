@@ -13,6 +13,6 @@ pub use app::{ServerStack, app};
 pub use extractors::{configure_extractors, configure_not_placed};
 pub use middleware::{
     CallerProof, FORWARDED_HEADER, HttpLimits, authenticate, canonical_path, canonical_path_scope,
-    handler_timeout, request_scope, require_admin_or_module,
+    handler_timeout, request_scope,
 };
 pub use routes::{Call, Reply, Routes, created, no_content, ok};
