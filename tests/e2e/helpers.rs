@@ -362,16 +362,20 @@ impl Pki {
         let ca =
             CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
-        for (name, sans) in [
-            ("server", vec!["localhost", "127.0.0.1"]),
-            ("client", vec!["localhost", "127.0.0.1"]),
-            // Modules of the deployment, named in their certificates.
-            ("checkout", vec!["checkout.modules.cleave"]),
-            ("ads", vec!["ads.modules.cleave"]),
-            ("storefront", vec!["storefront.modules.cleave"]),
-        ] {
+        // The server, a client, and every module of the deployment, named in its certificate
+        // (`<module>.modules.cleave`).
+        let local = || vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let mut certs = vec![
+            ("server".to_owned(), local()),
+            ("client".to_owned(), local()),
+        ];
+        certs.extend(
+            cleave::modules::names()
+                .into_iter()
+                .map(|m| (m.to_owned(), vec![format!("{m}.modules.cleave")])),
+        );
+        for (name, sans) in certs {
             let key = KeyPair::generate().expect("key");
-            let sans: Vec<String> = sans.into_iter().map(String::from).collect();
             let cert = CertificateParams::new(sans)
                 .expect("params")
                 .signed_by(&key, &ca)

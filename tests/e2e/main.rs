@@ -2,6 +2,7 @@
 //! with a fresh database, and the real binary run as OS processes.
 
 mod api;
+mod authorization;
 mod browser;
 mod checkout_process;
 mod checkout_saga;

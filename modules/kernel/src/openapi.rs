@@ -89,36 +89,41 @@ pub fn document_errors(
     serde_json::from_value(value)
 }
 
-/// Who may call `op`, in the document: `security` (a bearer token, or a module's client
-/// certificate, or nothing for operations open to anyone), and `x-cleave-access` (each kind
-/// of caller it admits, see [`Access::key`]) with `x-cleave-owner` (where the owner's user
-/// id is) for operations that admit their owner.
-fn document_access(operation: &mut Value, op: &Operation) {
+/// Who may call the operations of one route (usually one; `GET /orders` serves two), in
+/// the document: `security` (a bearer token, a module's client certificate, or nothing for
+/// operations open to anyone), and `x-cleave-access` (each kind of caller admitted, see
+/// [`Access::key`]) with `x-cleave-owner` (the parameter or body field holding the owner's
+/// user id) for operations that admit their owner.
+fn document_access(operation: &mut Value, ops: &[&Operation]) {
     let Some(operation) = operation.as_object_mut() else {
         return;
     };
+    let mut access: Vec<Access> = Vec::new();
+    for a in ops.iter().flat_map(|op| op.access) {
+        if !access.contains(a) {
+            access.push(*a);
+        }
+    }
     let mut security = Vec::new();
-    if op.access.contains(&Access::Anyone) {
+    if access.contains(&Access::Anyone) {
         security.push(json!({}));
     }
-    if op
-        .access
+    if access
         .iter()
         .any(|a| matches!(a, Access::SignedIn | Access::Owner | Access::Admin))
     {
         security.push(json!({BEARER_SCHEME: []}));
     }
-    if op
-        .access
+    if access
         .iter()
         .any(|a| matches!(a, Access::Module(_) | Access::AnyModule))
     {
         security.push(json!({MODULE_SCHEME: []}));
     }
     operation.insert("security".into(), Value::Array(security));
-    let keys: Vec<String> = op.access.iter().map(Access::key).collect();
+    let keys: Vec<String> = access.iter().map(Access::key).collect();
     operation.insert("x-cleave-access".into(), json!(keys));
-    if let Some(owner) = op.owner {
+    if let Some(owner) = ops.iter().find_map(|op| op.owner) {
         let field = owner.rsplit('.').next().unwrap_or(owner);
         operation.insert("x-cleave-owner".into(), json!(field));
     }
@@ -164,8 +169,8 @@ fn add_errors(operation: &mut Value, contract: &ContractDoc, ops: &[&Operation],
     let unauthenticated = format!("{}.unauthenticated", contract.module);
     let forbidden = format!("{}.forbidden", contract.module);
     let mut docs: Vec<&ErrorDoc> = Vec::new();
+    document_access(operation, ops);
     for op in ops {
-        document_access(operation, op);
         let mut refusals = Vec::new();
         if !op.access.contains(&Access::Anyone) {
             refusals.push(unauthenticated.as_str());
