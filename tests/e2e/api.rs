@@ -247,6 +247,24 @@ async fn bad_input_on(db: cleave_kernel::testing::TestDb) {
         );
         answer.assert_problem(status, code);
     }
+    // A 405 names the methods the route takes, on API routes and on the shop's pages.
+    for (method, path, allow) in [
+        ("PUT", "/api/catalog/v1/products", "GET"),
+        ("PUT", "/cart", "GET, POST"),
+        ("DELETE", "/", "GET"),
+    ] {
+        let answer = crate::helpers::raw(&app.base, method, path, None).await;
+        assert_eq!(answer.status, 405, "{method} {path}: {answer:?}");
+        let mut got: Vec<&str> = answer
+            .header("allow")
+            .unwrap_or_default()
+            .split(", ")
+            .collect();
+        got.sort_unstable();
+        let mut want: Vec<&str> = allow.split(", ").collect();
+        want.sort_unstable();
+        assert_eq!(got, want, "Allow of {method} {path}");
+    }
 
     // Oversized body: refused before it is read, nothing stored.
     let huge = format!(

@@ -556,3 +556,54 @@ async fn a_shopper_registers_keeps_their_cart_and_sees_their_order_history() {
     assert!(s.get("/orders").await.body.contains(&order_id));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_session_cookie_naming_someone_else_opens_nobodys_cart() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let base = app.url("");
+    // An API guest fills their cart: 3 × $19.99.
+    let (victim, token) = crate::helpers::guest(&base).await;
+    let added = crate::helpers::call_as(
+        &base,
+        reqwest::Method::POST,
+        &format!("/api/cart/v1/carts/{victim}/items"),
+        Some(r#"{"product_id":"OLJCESPC7Z","quantity":3}"#),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(added.status, 200, "{added:?}");
+    // The storefront's own sessions have a prefix no user or guest id has.
+    let mut shopper = Shopper::new(&app);
+    shopper.get("/").await;
+    let own = shopper.cookie("shop_session-id").expect("a session");
+    assert!(own.starts_with(storefront::SESSION_PREFIX), "{own}");
+    // A cookie naming the guest (whose id travels in URLs), or anything else the
+    // storefront did not mint, is replaced by a new session: the cart shown is empty.
+    for forged in [victim.as_str(), "alice", "session-not-a-uuid"] {
+        let mut s = Shopper::new(&app);
+        s.cookies
+            .push(("shop_session-id".into(), forged.to_owned()));
+        let cart = s.get("/cart").await;
+        assert_eq!(cart.status, 200);
+        assert!(
+            !cart.body.contains("$59.97") && !cart.body.contains("credit_card_number"),
+            "{forged}: another's cart is shown"
+        );
+        let session = s.cookie("shop_session-id").expect("a new session");
+        assert!(
+            session != forged && session.starts_with(storefront::SESSION_PREFIX),
+            "{forged} -> {session}"
+        );
+    }
+    // The guest's cart is untouched.
+    let cart = crate::helpers::call_as(
+        &base,
+        reqwest::Method::GET,
+        &format!("/api/cart/v1/carts/{victim}"),
+        None,
+        Some(&token),
+    )
+    .await;
+    assert_eq!(cart.body["items"][0]["quantity"], 3, "{cart:?}");
+    app.stop().await;
+}

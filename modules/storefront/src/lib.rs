@@ -71,6 +71,11 @@ pub const REGISTER_PATH: &str = "/register";
 
 /// The session cookie (Boutique's name).
 pub const SESSION_COOKIE: &str = "shop_session-id";
+
+/// The prefix of the session ids the storefront mints (`session-<uuid>`): the cart's owner
+/// until the visitor signs in. No user's or API guest's id has it, so a session cookie can
+/// only name a session.
+pub const SESSION_PREFIX: &str = "session-";
 /// The currency cookie (Boutique's name).
 pub const CURRENCY_COOKIE: &str = "shop_currency";
 /// The signed-in user's access token (HttpOnly).

@@ -25,8 +25,9 @@ pub(crate) struct Visit {
 
 impl Visit {
     pub(crate) async fn of(req: &HttpRequest, shop: &Storefront) -> Self {
-        // The session is a guest subject the storefront minted (`guest-<uuid>`); any other
-        // value (a registered user's id, say) is not taken: it would open that user's cart.
+        // The session is an id the storefront minted (`session-<uuid>`); any other value (a
+        // user's or an API guest's id, which appear in URLs) is not taken: it would open
+        // that user's cart.
         let existing = req
             .cookie(SESSION_COOKIE)
             .and_then(|c| guest_session(c.value()));
@@ -91,17 +92,17 @@ impl Visit {
     }
 }
 
-/// A session id the storefront could have minted: `guest-` and a UUID.
+/// A session id the storefront could have minted: [`SESSION_PREFIX`] and a UUID.
 pub(crate) fn guest_session(raw: &str) -> Option<UserId> {
-    let uuid = raw.strip_prefix(identity_api::GUEST_PREFIX)?;
+    let uuid = raw.strip_prefix(SESSION_PREFIX)?;
     uuid::Uuid::try_parse(uuid).ok()?;
     UserId::parse(raw.to_owned()).ok()
 }
 
-/// A new guest session id (`guest-<uuid>`).
+/// A new session id (`session-<uuid>`).
 pub(crate) fn new_guest_session() -> UserId {
-    let raw = format!("{}{}", identity_api::GUEST_PREFIX, uuid::Uuid::new_v4());
-    guest_session(&raw).unwrap_or_else(|| unreachable!("a guest id is a valid user id"))
+    let raw = format!("{SESSION_PREFIX}{}", uuid::Uuid::new_v4());
+    guest_session(&raw).unwrap_or_else(|| unreachable!("a session id is a valid user id"))
 }
 
 pub(crate) fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {

@@ -113,8 +113,16 @@ fn ensure_problem_body(
     let mut problem = Failure::from(err).problem().clone();
     problem.status = status.as_u16();
     problem.request_id = Some(request_id.to_string());
+    // What actix said about the methods a route takes (`Allow`, RFC 9110 §15.5.6) stays.
+    let allow = res.headers().get(actix_web::http::header::ALLOW).cloned();
     let (req, _) = res.into_parts();
-    ServiceResponse::new(req, problem_response(status, problem))
+    let mut answer = problem_response(status, problem);
+    if let Some(allow) = allow {
+        answer
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, allow);
+    }
+    ServiceResponse::new(req, answer)
 }
 
 /// Middleware (after [`request_scope`]): puts who is calling in the request's
