@@ -74,6 +74,37 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Make the deployment's certificates: a CA, a server certificate, and one per module
+    /// (what module-only operations need across processes).
+    Certs {
+        /// init or issue.
+        #[command(subcommand)]
+        action: CertsAction,
+    },
+}
+
+/// `certs` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum CertsAction {
+    /// Create a CA (ca.pem, ca.key) and a server certificate (server.pem, server.key) in DIR.
+    Init {
+        /// Where the files go.
+        #[arg(long, default_value = "certs", value_name = "DIR")]
+        dir: PathBuf,
+        /// A name or address the listeners are reached at; repeat for several.
+        #[arg(long = "host", value_name = "HOST", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+        hosts: Vec<String>,
+    },
+    /// Create MODULE.pem and MODULE.key in DIR: a certificate naming the module, signed by
+    /// the CA there.
+    Issue {
+        /// The module the certificate names.
+        #[arg(long, value_name = "MODULE")]
+        module: String,
+        /// Where the CA is and the files go.
+        #[arg(long, default_value = "certs", value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// `user` sub-commands.
@@ -243,6 +274,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 user.email,
                 user.roles.join(",")
             );
+        }
+        Command::Certs {
+            action: CertsAction::Init { dir, hosts },
+        } => {
+            for path in crate::certs::init(&dir, &hosts)? {
+                println!("wrote {}", path.display());
+            }
+        }
+        Command::Certs {
+            action: CertsAction::Issue { module, dir },
+        } => {
+            if modules::find(&module).is_none() {
+                return Err(CliError::Other(anyhow::anyhow!(
+                    "unknown module {module:?}; modules: {}",
+                    modules::names().join(", ")
+                )));
+            }
+            let path = crate::certs::issue(&dir, &module)?;
+            println!("wrote {} (and its key)", path.display());
         }
         Command::Token {
             action: TokenAction::Issue { sub, roles, ttl },

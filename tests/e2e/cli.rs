@@ -243,3 +243,41 @@ fn the_container_settings_come_from_the_production_file_and_env() {
         stderr(&out)
     );
 }
+
+#[test]
+fn certs_make_a_ca_once_and_certificates_only_for_modules_of_the_deployment() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let init = cleave(&["certs", "init", "--dir", d], &[]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    for file in ["ca.pem", "ca.key", "server.pem", "server.key"] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("ca.key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the CA key is its owner's only: {mode:o}");
+    }
+    // A second init would orphan every certificate issued so far: refused.
+    let again = cleave(&["certs", "init", "--dir", d], &[]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already holds a CA"),
+        "{}",
+        stderr(&again)
+    );
+    let issued = cleave(&["certs", "issue", "--module", "checkout", "--dir", d], &[]);
+    assert!(issued.status.success(), "{}", stderr(&issued));
+    assert!(dir.path().join("checkout.pem").exists());
+    let unknown = cleave(&["certs", "issue", "--module", "nosuch", "--dir", d], &[]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("unknown module"),
+        "{}",
+        stderr(&unknown)
+    );
+}

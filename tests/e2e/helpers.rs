@@ -387,6 +387,31 @@ impl Pki {
         Self { dir }
     }
 
+    /// The certificates `cleave certs init` and `cleave certs issue --module <m>` make, for
+    /// every module.
+    pub(crate) fn made_by_cleave() -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_cleave"))
+                .arg("certs")
+                .args(args)
+                .arg("--dir")
+                .arg(dir.path())
+                .output()
+                .expect("run cleave certs");
+            assert!(
+                out.status.success(),
+                "cleave certs {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["init"]);
+        for module in cleave::modules::names() {
+            run(&["issue", "--module", module]);
+        }
+        Self { dir }
+    }
+
     pub(crate) fn path(&self, file: &str) -> PathBuf {
         self.dir.path().join(file)
     }

@@ -123,7 +123,16 @@ fn storage_error(err: DbErr) -> CheckoutError {
 /// A dependency's error that checkout has no specific meaning for: a 5xx is the dependency
 /// being unavailable; a 4xx means checkout called it wrongly, a bug of ours.
 fn dependency_error<E: ApiError>(module: &str, err: &E) -> CheckoutError {
-    if err.status().is_server_error() {
+    if E::REFUSALS.contains(&err.code()) {
+        // The dependency does not take checkout's call: a deployment without checkout's
+        // module certificate, not the shopper's doing.
+        CheckoutError::Unavailable {
+            reason: format!(
+                "{module} refused checkout's call ({err}); does this process present checkout's \
+                 module certificate (remote.client_cert_file)?"
+            ),
+        }
+    } else if err.status().is_server_error() {
         CheckoutError::Unavailable {
             reason: format!("{module}: {err}"),
         }
@@ -557,7 +566,7 @@ fn shipping_error(err: ShippingError) -> CheckoutError {
 }
 
 fn payment_error(err: &PaymentError) -> CheckoutError {
-    if err.status().is_client_error() {
+    if err.status().is_client_error() && !PaymentError::REFUSALS.contains(&err.code()) {
         CheckoutError::PaymentDeclined {
             reason: err.code().to_owned(),
             detail: err.to_string(),
