@@ -241,6 +241,13 @@ async fn every_operation_answers_only_the_callers_its_policy_admits() {
         .json()
         .await
         .expect("JSON");
+    // Swagger UI's Authorize takes a bearer token; module certificates are mutual TLS.
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
+    assert_eq!(
+        schemes["module_certificate"]["type"], "mutualTLS",
+        "{schemes}"
+    );
     let mut failures = Vec::new();
     let mut checked = 0;
     for (template, item) in doc["paths"].as_object().expect("paths") {
@@ -266,6 +273,15 @@ async fn every_operation_answers_only_the_callers_its_policy_admits() {
                 continue;
             };
             checked += 1;
+            let security = op["security"].as_array().cloned().unwrap_or_default();
+            let open = security
+                .iter()
+                .any(|s| s.as_object().is_some_and(|o| o.is_empty()));
+            if open != access.iter().any(|a| a == "anyone") {
+                failures.push(format!(
+                    "{method} {template}: security {security:?} vs {access:?}"
+                ));
+            }
             if let Some(broken) = intent(&method, template, &access) {
                 failures.push(format!("{method} {template}: {broken} ({access:?})"));
             }
