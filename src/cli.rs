@@ -15,7 +15,7 @@ use crate::wiring;
 
 /// Cleave: the whole boutique in one binary, split into services by configuration.
 #[derive(Debug, Parser)]
-#[command(name = "cleave", version, about)]
+#[command(name = "cleave", version = crate::VERSION, about)]
 pub struct Cli {
     /// Extra TOML configuration file, layered over config/default.toml and config/$CLEAVE_ENV.toml.
     #[arg(long, global = true, env = "CLEAVE_CONFIG", value_name = "FILE")]
@@ -38,11 +38,20 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
-    /// Apply database migrations (every module with tables, or one).
+    /// Apply database migrations (every module with tables, or one), or show or revert them.
+    #[command(args_conflicts_with_subcommands = true)]
     Migrate {
+        /// status or down; without one, apply.
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
         /// Only this module.
         #[arg(long, value_name = "MODULE")]
         module: Option<String>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Inspect the configuration.
     Config {
@@ -107,6 +116,26 @@ pub enum CertsAction {
     },
 }
 
+/// `migrate` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Each migration and whether it is applied (every module with tables, or one).
+    Status {
+        /// Only this module.
+        #[arg(long, value_name = "MODULE")]
+        module: Option<String>,
+    },
+    /// Revert the last applied migration of one module (its data may go with it).
+    Down {
+        /// The module.
+        #[arg(long, value_name = "MODULE")]
+        module: String,
+        /// Yes, revert it.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
 /// `user` sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum UserAction {
@@ -167,6 +196,8 @@ pub enum CliError {
     Config(ConfigError),
     /// A placement that cannot work (exit code 2).
     Placement(PlacementError),
+    /// A command used wrongly: a bad argument value, a missing confirmation (exit code 2).
+    Usage(String),
     /// Anything else (exit code 1).
     Other(anyhow::Error),
 }
@@ -208,30 +239,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let _log = init_logs(&settings)?;
             serve(settings).await?;
         }
-        Command::Migrate { module } => {
+        Command::Migrate { action, module } => {
             let settings = load(cli.config, &Overrides::default())?;
             let _log = init_logs(&settings)?;
-            let names = modules::names();
-            let all = wiring::migration_sets(&names);
-            let modules: Vec<&str> = match &module {
-                None => all,
-                Some(m) if wiring::has_tables(m) => wiring::migration_sets(&[m.as_str()]),
-                Some(m) if m == EVENTS => vec![EVENTS],
-                Some(m) if modules::find(m).is_some() => {
-                    println!("module {m} has no tables; nothing to migrate");
-                    return Ok(());
-                }
-                Some(m) => {
-                    return Err(anyhow::anyhow!(
-                        "unknown module {m:?}; modules with tables: {}",
-                        all.join(", ")
-                    )
-                    .into());
-                }
-            };
-            let db = wiring::migrate(&settings, &modules).await?;
-            let _ = db.close().await;
-            println!("migrated: {}", modules.join(", "));
+            migrate(&settings, action, module).await?;
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "cleave", &mut std::io::stdout());
         }
         Command::Config {
             action: ConfigAction::Show,
@@ -253,21 +268,31 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User {
             action: UserAction::Create { email, roles },
         } => {
-            let identity = open_identity(cli.config).await?;
-            let mut password = String::new();
-            std::io::stdin()
-                .read_line(&mut password)
-                .context("cannot read the password from standard input")?;
-            let password = identity_api::Secret(password.trim_end_matches(['\r', '\n']).to_owned());
             let roles = if roles.is_empty() {
                 vec![cleave_kernel::auth::SHOPPER_ROLE.to_owned()]
             } else {
                 roles
             };
+            if let Some(bad) = roles.iter().find(|r| !identity::valid_role(r)) {
+                return Err(CliError::Usage(format!(
+                    "--role {bad:?} is not a role name: 1 to 32 of a-z, 0-9, _ and - \
+                     (e.g. shopper, admin)"
+                )));
+            }
+            let password = read_password()?;
+            let identity = open_identity(cli.config).await?;
+            eprintln!("creating the user (hashing the password takes a moment)...");
             let user = identity
                 .create_user(&email, &password, &roles)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot create the user: {e}"))?;
+                .map_err(|e| match e {
+                    identity_api::IdentityError::InvalidEmail { .. }
+                    | identity_api::IdentityError::InvalidPassword { .. }
+                    | identity_api::IdentityError::CommonPassword => {
+                        CliError::Usage(format!("cannot create the user: {e}"))
+                    }
+                    _ => CliError::Other(anyhow::anyhow!("cannot create the user: {e}")),
+                })?;
             println!(
                 "created user {} ({}) with roles {}",
                 user.user_id,
@@ -286,7 +311,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             action: CertsAction::Issue { module, dir },
         } => {
             if modules::find(&module).is_none() {
-                return Err(CliError::Other(anyhow::anyhow!(
+                return Err(CliError::Usage(format!(
                     "unknown module {module:?}; modules: {}",
                     modules::names().join(", ")
                 )));
@@ -298,7 +323,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             action: TokenAction::Issue { sub, roles, ttl },
         } => {
             if ttl == 0 || ttl > cleave_kernel::auth::MAX_ACCESS_TTL_SECS {
-                return Err(CliError::Other(anyhow::anyhow!(
+                return Err(CliError::Usage(format!(
                     "--ttl must be 1 to {} seconds",
                     cleave_kernel::auth::MAX_ACCESS_TTL_SECS
                 )));
@@ -347,6 +372,104 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The new user's password: prompted for without echo on a terminal, else the first line
+/// of standard input (a pipe).
+fn read_password() -> Result<identity_api::Secret, CliError> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ")
+            .context("cannot read the password from the terminal")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        return Err(CliError::Usage(
+            "no password given (type it at the prompt, or pipe it on standard input)".into(),
+        ));
+    }
+    Ok(identity_api::Secret(password))
+}
+
+/// The migration sets `module` names (every set with tables when `None`).
+fn migration_sets_of(module: Option<&str>) -> Result<Vec<&'static str>, CliError> {
+    let names = modules::names();
+    let all = wiring::migration_sets(&names);
+    match module {
+        None => Ok(all),
+        Some(m) => match all.iter().find(|s| **s == m) {
+            Some(set) => Ok(vec![*set]),
+            None if modules::find(m).is_some() => Err(CliError::Usage(format!(
+                "module {m} has no tables; modules with tables: {}",
+                all.join(", ")
+            ))),
+            None => Err(CliError::Usage(format!(
+                "unknown module {m:?}; modules with tables: {} (and {EVENTS}, the event outbox)",
+                all.iter()
+                    .filter(|s| **s != EVENTS)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        },
+    }
+}
+
+/// `cleave migrate [status | down]`.
+async fn migrate(
+    settings: &Settings,
+    action: Option<MigrateAction>,
+    module: Option<String>,
+) -> Result<(), CliError> {
+    match action {
+        None => {
+            let sets = migration_sets_of(module.as_deref())?;
+            eprintln!("applying the migrations of {}...", sets.join(", "));
+            let db = wiring::migrate(settings, &sets).await?;
+            let _ = db.close().await;
+            println!("migrated: {}", sets.join(", "));
+        }
+        Some(MigrateAction::Status { module }) => {
+            let sets = migration_sets_of(module.as_deref())?;
+            let db = wiring::connect(settings).await?;
+            for set in sets {
+                let status = match modules::find(set) {
+                    Some(entry) => entry.migration_status(&db).await,
+                    None => modules::events_migration_status(&db).await,
+                }
+                .map_err(|e| anyhow::anyhow!("cannot read the migrations of {set}: {e}"))?;
+                for (name, applied) in status {
+                    let state = if applied { "applied" } else { "pending" };
+                    println!("{set:<16} {state:<8} {name}");
+                }
+            }
+            let _ = db.close().await;
+        }
+        Some(MigrateAction::Down { module, yes }) => {
+            let sets = migration_sets_of(Some(&module))?;
+            if !yes {
+                return Err(CliError::Usage(format!(
+                    "reverting a migration of {module} may drop its data; say --yes to do it"
+                )));
+            }
+            let db = wiring::connect(settings).await?;
+            for set in sets {
+                match modules::find(set) {
+                    Some(entry) => entry.migrate_down_one(&db).await,
+                    None => modules::events_migrate_down_one(&db).await,
+                }
+                .map_err(|e| anyhow::anyhow!("cannot revert the last migration of {set}: {e}"))?;
+                println!("reverted the last applied migration of {set}");
+            }
+            let _ = db.close().await;
+        }
+    }
+    Ok(())
+}
+
 /// The identity module over the configured database (migrated), for the admin commands.
 async fn open_identity(
     cli_config: Option<PathBuf>,
@@ -381,27 +504,45 @@ fn init_logs(settings: &Settings) -> anyhow::Result<cleave_kernel::telemetry::Lo
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let shop = wiring::assemble(&settings).await?;
+    let (mut hosted, mut remote, mut absent) = (Vec::new(), Vec::new(), Vec::new());
     for (spec, placement) in shop.plan().entries() {
         match placement {
-            Placement::Hosted => tracing::info!(module = spec.name, "hosting module"),
-            Placement::Remote(url) => {
-                let url = cleave_kernel::config::redact_url_password(url.as_str());
-                tracing::info!(module = spec.name, %url, "module is remote; calls and routes are forwarded");
-            }
-            Placement::Absent => {
-                tracing::warn!(
-                    module = spec.name,
-                    "module is neither hosted nor reachable; its routes answer 503"
-                );
-            }
+            Placement::Hosted => hosted.push(spec.name),
+            Placement::Remote(url) => remote.push(format!(
+                "{}={}",
+                spec.name,
+                cleave_kernel::config::redact_url_password(url.as_str())
+            )),
+            Placement::Absent => absent.push(spec.name),
         }
     }
+    let files: Vec<String> = settings
+        .figment
+        .metadata()
+        .filter_map(|md| match &md.source {
+            Some(figment::Source::File(path)) => Some(path.display().to_string()),
+            _ => None,
+        })
+        .collect();
+    let database =
+        cleave_kernel::config::redact_url_password(&settings.app.database.effective_url());
     let running = wiring::bind(&settings, shop).context("cannot start the HTTP server")?;
     let scheme = if settings.server_tls.is_some() {
         "https"
     } else {
         "http"
     };
-    tracing::info!(addr = %running.addr, scheme, "listening");
+    // One summary: what runs here, where the rest is, what it reads and writes.
+    tracing::info!(
+        version = crate::VERSION,
+        addr = %running.addr,
+        scheme,
+        hosted = %hosted.join(","),
+        remote = %remote.join(","),
+        absent = %absent.join(","),
+        database = %database,
+        config_files = %files.join(","),
+        "listening"
+    );
     wiring::run_until_signalled(running).await
 }

@@ -102,6 +102,9 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// Whether `serve` applies the migrations of the modules it hosts.
     pub migrate: bool,
+    /// Refuse the embedded default (a SQLite file in `data_dir`): `url` must be given
+    /// (production: replicas on local files each see their own data).
+    pub require_url: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -111,6 +114,7 @@ impl Default for DatabaseConfig {
             data_dir: PathBuf::from("data"),
             max_connections: 10,
             migrate: true,
+            require_url: false,
         }
     }
 }
@@ -324,6 +328,7 @@ impl Settings {
                 ("server.modules", modules.clone()),
             ));
         }
+        check_env_names(&figment, std::env::vars().map(|(k, _)| k))?;
         Self::from_figment(figment)
     }
 
@@ -377,6 +382,67 @@ impl Settings {
             pool_max_idle_per_host: r.pool_max_idle_per_host,
             ca_pem: self.remote_tls.ca_pem.clone(),
             identity_pem: self.remote_tls.identity_pem.clone(),
+        }
+    }
+}
+
+/// `CLEAVE_*` variables that are not configuration keys.
+const NOT_KEYS: [&str; 3] = [
+    "CLEAVE_ENV",
+    "CLEAVE_CONFIG_DIR",
+    cleave_kernel::config::TEST_DATABASE_URL_ENV,
+];
+
+/// Refuses `CLEAVE_*` variables that set nothing: keys take `__` between levels
+/// (`CLEAVE_SERVER__LISTEN`), so `CLEAVE_SERVER_LISTEN` would be silently ignored. Names the
+/// nearest key.
+fn check_env_names(
+    figment: &Figment,
+    names: impl Iterator<Item = String>,
+) -> Result<(), ConfigError> {
+    let Some(unknown) = names
+        .filter(|n| n.starts_with("CLEAVE_") && !n.contains("__"))
+        .find(|n| !NOT_KEYS.contains(&n.as_str()))
+    else {
+        return Ok(());
+    };
+    let mut keys = Vec::new();
+    if let Ok(top) = figment.extract::<Dict>() {
+        flatten("", &top, &mut keys);
+    }
+    let env_name = |key: &str| format!("CLEAVE_{}", key.to_uppercase().replace('.', "__"));
+    let squash = |name: &str| name.replace('_', "");
+    let nearest = keys
+        .iter()
+        .map(|k| (k, env_name(k)))
+        .min_by_key(|(_, name)| strsim::levenshtein(&squash(name), &squash(&unknown)));
+    let hint = match nearest {
+        Some((key, name)) if strsim::levenshtein(&squash(&name), &squash(&unknown)) <= 3 => {
+            format!("; did you mean {name} ({key})?")
+        }
+        _ => String::new(),
+    };
+    Err(ConfigError {
+        key: unknown.clone(),
+        origin: format!("env var {unknown}"),
+        message: format!(
+            "not a configuration key (keys take a double underscore between levels, \
+             e.g. CLEAVE_SERVER__LISTEN){hint}"
+        ),
+    })
+}
+
+/// The dotted keys of `dict`'s leaves, under `prefix`.
+fn flatten(prefix: &str, dict: &Dict, out: &mut Vec<String>) {
+    for (k, v) in dict {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v.as_dict() {
+            Some(inner) if !inner.is_empty() => flatten(&key, inner, out),
+            _ => out.push(key),
         }
     }
 }
@@ -481,6 +547,25 @@ fn check_values(
     if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(ConfigError::at(figment, key, "must be at least 1"));
     }
+    cleave_kernel::telemetry::check_filter(&app.log.level)
+        .map_err(|e| ConfigError::at(figment, "log.level", e))?;
+    check_database(figment, &app.database)?;
+    let storefront: storefront::StorefrontConfig = figment
+        .extract_inner("modules.storefront")
+        .unwrap_or_default();
+    let currency = storefront.default_currency;
+    if !cleave_migrations::currency::seeded_codes().any(|c| c == currency) {
+        return Err(ConfigError::at(
+            figment,
+            "modules.storefront.default_currency",
+            format!(
+                "{currency:?} is not a supported currency; supported: {}",
+                cleave_migrations::currency::seeded_codes()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     for (i, origin) in server.cors_allowed_origins.iter().enumerate() {
         let ok = url::Url::parse(origin).is_ok_and(|u| {
             matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
@@ -492,6 +577,34 @@ fn check_values(
                 format!("{origin:?} is not an origin like https://shop.example.com"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// The database url's scheme is one Cleave speaks, and production names its database.
+fn check_database(figment: &Figment, db: &DatabaseConfig) -> Result<(), ConfigError> {
+    match &db.url {
+        Some(url) => {
+            let scheme = url.split_once("://").map_or("", |(s, _)| s);
+            if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+                return Err(ConfigError::at(
+                    figment,
+                    "database.url",
+                    format!(
+                        "unsupported database {scheme:?}; use sqlite://FILE?mode=rwc or postgres://USER@HOST/DB"
+                    ),
+                ));
+            }
+        }
+        None if db.require_url => {
+            return Err(ConfigError::at(
+                figment,
+                "database.require_url",
+                "is set, so database.url must name the database (postgres://... for a shop with \
+                 several replicas, or sqlite://FILE?mode=rwc to keep a local file on purpose)",
+            ));
+        }
+        None => {}
     }
     Ok(())
 }

@@ -8,3 +8,11 @@ pub mod edge;
 pub mod modules;
 pub mod openapi;
 pub mod wiring;
+
+/// The version and the git revision built from, e.g. `0.1.0 (3f2a9c1b7d0e)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CLEAVE_GIT_REVISION"),
+    ")"
+);

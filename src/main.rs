@@ -29,6 +29,10 @@ fn main() -> ExitCode {
             eprintln!("error: invalid module placement: {e}");
             ExitCode::from(2)
         }
+        Err(CliError::Usage(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
         Err(CliError::Other(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -34,6 +34,28 @@ pub async fn migrate_events(db: &sea_orm::DatabaseConnection) -> Result<(), sea_
     Migrations::<tables::events::Migrator>::up(db).await
 }
 
+/// The outbox's migrations and whether each is applied.
+///
+/// # Errors
+/// The database error.
+pub async fn events_migration_status(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<Vec<(String, bool)>, sea_orm::DbErr> {
+    use cleave_kernel::module::MigrationSet;
+    Migrations::<tables::events::Migrator>::status(db).await
+}
+
+/// Reverts the outbox's last applied migration.
+///
+/// # Errors
+/// The database error.
+pub async fn events_migrate_down_one(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<(), sea_orm::DbErr> {
+    use cleave_kernel::module::MigrationSet;
+    Migrations::<tables::events::Migrator>::down_one(db).await
+}
+
 /// The module called `name`.
 pub fn find(name: &str) -> Option<&'static dyn ModuleEntry> {
     MODULES.iter().copied().find(|e| e.spec().name == name)

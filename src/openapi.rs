@@ -54,7 +54,23 @@ pub fn document() -> Document {
     }
 }
 
-/// Swagger UI at `/api/docs/` reading [`SPEC_PATH`], which it also serves.
+/// Where Swagger UI is.
+pub const DOCS_PATH: &str = "/api/docs/";
+
+/// `/api/docs` (as people type it, and as the shop's footer links it) redirects to
+/// [`DOCS_PATH`].
+pub fn docs_redirect(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.route(
+        DOCS_PATH.trim_end_matches('/'),
+        actix_web::web::get().to(|| async {
+            actix_web::HttpResponse::PermanentRedirect()
+                .insert_header((actix_web::http::header::LOCATION, DOCS_PATH))
+                .finish()
+        }),
+    );
+}
+
+/// Swagger UI at [`DOCS_PATH`] reading [`SPEC_PATH`], which it also serves.
 pub fn swagger_ui(doc: Document) -> SwaggerUi {
     SwaggerUi::new("/api/docs/{_:.*}").url(SPEC_PATH, doc)
 }

@@ -67,21 +67,29 @@ pub fn plan(settings: &Settings) -> Result<PlacementPlan, PlacementError> {
     )
 }
 
-/// Connects to the database and applies the migration sets `sets` (module names, or
-/// [`EVENTS`]).
+/// Connects to the configured database.
 ///
 /// # Errors
-/// When the database is unreachable or a migration fails.
-pub async fn migrate(settings: &Settings, sets: &[&str]) -> anyhow::Result<DatabaseConnection> {
+/// When it cannot be opened (the url's password is not shown).
+pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let url = settings.app.database.effective_url();
-    let db = cleave_kernel::db::connect(&url, settings.app.database.max_connections)
+    cleave_kernel::db::connect(&url, settings.app.database.max_connections)
         .await
         .with_context(|| {
             format!(
                 "cannot open database {}",
                 cleave_kernel::config::redact_url_password(&url)
             )
-        })?;
+        })
+}
+
+/// Connects to the database and applies the migration sets `sets` (module names, or
+/// [`EVENTS`]).
+///
+/// # Errors
+/// When the database is unreachable or a migration fails.
+pub async fn migrate(settings: &Settings, sets: &[&str]) -> anyhow::Result<DatabaseConnection> {
+    let db = connect(settings).await?;
     for set in sets {
         let result = match modules::find(set) {
             Some(entry) => entry.migrate(&db).await,
@@ -89,7 +97,7 @@ pub async fn migrate(settings: &Settings, sets: &[&str]) -> anyhow::Result<Datab
             None => anyhow::bail!("no migration set named {set}"),
         };
         result.with_context(|| format!("migrations of {set} failed"))?;
-        tracing::info!(module = set, "migrations applied");
+        tracing::debug!(module = set, "migrations applied");
     }
     Ok(db)
 }
@@ -188,6 +196,36 @@ impl Shop {
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         configure_health(cfg, Arc::new(self.assembly.checks()));
         self.assembly.configure(&MODULES, cfg);
+        if !self.plan().hosted().contains(&storefront::MODULE) {
+            // No shop here: `/` says what this process is, for the person who opens it.
+            let index = Arc::new(self.index());
+            cfg.route(
+                "/",
+                web::get().to(move || {
+                    let index = index.clone();
+                    async move { actix_web::HttpResponse::Ok().json(index.as_ref()) }
+                }),
+            );
+        }
+    }
+
+    /// What `/` answers on a process without the storefront: its version, where each module
+    /// runs (urls without passwords), and where the API is documented.
+    fn index(&self) -> serde_json::Value {
+        let modules: serde_json::Map<String, serde_json::Value> = self
+            .plan()
+            .entries()
+            .iter()
+            .map(|(spec, placement)| (spec.name.to_owned(), placement.to_string().into()))
+            .collect();
+        serde_json::json!({
+            "service": "cleave",
+            "version": crate::VERSION,
+            "modules": modules,
+            "api_docs": "/api/docs/",
+            "openapi": crate::openapi::SPEC_PATH,
+            "health": "/health/ready",
+        })
     }
 }
 
@@ -237,6 +275,7 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     let server = HttpServer::new(move || {
         let shop = shop.clone();
         cleave_kernel::http::app(shop.stack.clone())
+            .configure(crate::openapi::docs_redirect)
             .service(crate::openapi::swagger_ui(api_doc.clone()))
             .configure(move |c| shop.configure(c))
             .default_service(web::to(not_found))

@@ -193,16 +193,39 @@ fn migrate_creates_the_tables_and_is_idempotent() {
 #[test]
 fn the_container_settings_come_from_the_production_file_and_env() {
     let config_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    // Production names its database: no silent fall-back to a local SQLite file.
+    let out = cleave(
+        &["config", "check"],
+        &[
+            ("CLEAVE_ENV", "production"),
+            ("CLEAVE_CONFIG_DIR", config_dir),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("database.require_url") && stderr(&out).contains("production.toml"),
+        "{}",
+        stderr(&out)
+    );
     let out = cleave(
         &["config", "show"],
         &[
             ("CLEAVE_ENV", "production"),
             ("CLEAVE_CONFIG_DIR", config_dir),
             ("CLEAVE_SERVER__MODULES", "catalog,cart"),
+            ("CLEAVE_DATABASE__URL", "postgres://cleave@db/cleave"),
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
+    let secure = text
+        .lines()
+        .find(|l| l.starts_with("modules.storefront.secure_cookies"))
+        .expect("secure_cookies");
+    assert!(
+        secure.contains("true") && secure.contains("production.toml"),
+        "{secure}"
+    );
     let listen = text
         .lines()
         .find(|l| l.starts_with("server.listen"))
@@ -280,4 +303,147 @@ fn certs_make_a_ca_once_and_certificates_only_for_modules_of_the_deployment() {
         "{}",
         stderr(&unknown)
     );
+}
+
+#[test]
+fn config_check_refuses_what_serve_would_trip_over_naming_key_and_origin() {
+    let config_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    for (env, key, says) in [
+        // One underscore sets nothing: named, with the key it was probably meant for.
+        (
+            ("CLEAVE_SERVER_LISTEN", "127.0.0.1:9000"),
+            "CLEAVE_SERVER_LISTEN",
+            "did you mean CLEAVE_SERVER__LISTEN (server.listen)",
+        ),
+        (("CLEAVE_LOG__LEVEL", "verbose"), "log.level", "not a level"),
+        (
+            ("CLEAVE_DATABASE__URL", "mysql://shop@db/shop"),
+            "database.url",
+            "unsupported database \"mysql\"",
+        ),
+        (
+            ("CLEAVE_MODULES__STOREFRONT__DEFAULT_CURRENCY", "XYZ"),
+            "modules.storefront.default_currency",
+            "not a supported currency",
+        ),
+    ] {
+        let out = cleave(
+            &["config", "check"],
+            &[env, ("CLEAVE_CONFIG_DIR", config_dir)],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {err}");
+        assert!(err.contains(key) && err.contains(says), "{env:?}: {err}");
+        // serve refuses the same, before it opens anything.
+        let served = cleave(&["serve"], &[env, ("CLEAVE_CONFIG_DIR", config_dir)]);
+        assert_eq!(
+            served.status.code(),
+            Some(2),
+            "{env:?}: {}",
+            stderr(&served)
+        );
+    }
+    let fine = cleave(
+        &["config", "check"],
+        &[("CLEAVE_LOG__LEVEL", "info,cleave_kernel=debug")],
+    );
+    assert!(fine.status.success(), "{}", stderr(&fine));
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_message_that_holds_together() {
+    for (args, says) in [
+        (
+            &["token", "issue", "--sub", "x", "--ttl", "0"][..],
+            "--ttl must be 1 to 900",
+        ),
+        (
+            &["migrate", "--module", "nosuch"][..],
+            "unknown module \"nosuch\"",
+        ),
+        (&["migrate", "down", "--module", "catalog"][..], "say --yes"),
+        (
+            &["certs", "issue", "--module", "nosuch"][..],
+            "unknown module",
+        ),
+        (
+            &[
+                "user",
+                "create",
+                "--email",
+                "a@b.example",
+                "--role",
+                "Bad Role",
+            ][..],
+            "is not a role name",
+        ),
+        (&["no-such-command"][..], "unrecognized subcommand"),
+    ] {
+        let out = cleave(args, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // `events` (the outbox) is not listed as a module; it is migrated by that name.
+    let err = stderr(&cleave(&["migrate", "--module", "nosuch"], &[]));
+    let listed = err
+        .split("modules with tables: ")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        !listed.starts_with("events") && listed.contains("(and events, the event outbox)"),
+        "{err}"
+    );
+    let events = cleave(&["migrate", "--module", "events"], &[]);
+    assert!(events.status.success(), "{}", stderr(&events));
+}
+
+#[test]
+fn version_completions_and_migration_status() {
+    let version = stdout(&cleave(&["--version"], &[]));
+    let revision = version
+        .trim()
+        .rsplit_once('(')
+        .map(|(_, r)| r.trim_end_matches(')'))
+        .unwrap_or_default();
+    assert!(
+        revision == "unknown"
+            || (revision.len() == 12 && revision.chars().all(|c| c.is_ascii_hexdigit())),
+        "{version}"
+    );
+    assert!(
+        version.starts_with(concat!("cleave ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    let bash = cleave(&["completions", "bash"], &[]);
+    assert!(
+        bash.status.success() && stdout(&bash).contains("_cleave()"),
+        "{}",
+        stderr(&bash)
+    );
+
+    // status: every migration pending on a fresh database, applied after migrate; down, with
+    // --yes, reverts the last one only.
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+    let db = [("CLEAVE_DATABASE__URL", url.as_str())];
+    let status = |expect: &str| {
+        let out = cleave(&["migrate", "status", "--module", "catalog"], &db);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let states: Vec<String> = stdout(&out)
+            .lines()
+            .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(states.join(","), expect, "{}", stdout(&out));
+    };
+    status("pending,pending");
+    assert!(
+        cleave(&["migrate", "--module", "catalog"], &db)
+            .status
+            .success()
+    );
+    status("applied,applied");
+    let down = cleave(&["migrate", "down", "--module", "catalog", "--yes"], &db);
+    assert!(down.status.success(), "{}", stderr(&down));
+    status("applied,pending");
 }

@@ -601,3 +601,47 @@ async fn every_answer_matches_the_openapi_document_and_every_operation_is_exerci
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_docs_path_without_its_slash_redirects_and_a_process_without_the_shop_says_what_it_is()
+{
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    // The storefront's footer links /api/docs.
+    let res = client.get(app.url("/api/docs")).send().await.expect("send");
+    assert_eq!(res.status(), 308);
+    assert_eq!(res.headers()["location"], "/api/docs/");
+    let docs = client
+        .get(app.url("/api/docs/"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(docs.status(), 200);
+    app.stop().await;
+
+    let catalog = TestApp::start(
+        Some(Arc::new(TestDb::sqlite())),
+        &[("server.modules", json!(["catalog"]))],
+    )
+    .await;
+    let index: Value = client
+        .get(catalog.url("/"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("a JSON index");
+    assert_eq!(index["modules"]["catalog"], "hosted here", "{index}");
+    assert!(
+        index["modules"]["cart"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("not available")),
+        "{index}"
+    );
+    assert_eq!(index["api_docs"], "/api/docs/");
+    catalog.stop().await;
+}

@@ -270,3 +270,71 @@ async fn a_cart_survives_a_crash_and_restart() {
         serde_json::json!([{"product_id": "L9ECAV7KIM", "quantity": 2}])
     );
 }
+
+#[tokio::test]
+async fn start_up_says_once_what_runs_where_and_a_503_page_logs_its_cause() {
+    let db = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", db.path().join("c.db").display());
+    // Everything but the catalog, which is at a port nobody listens on.
+    let mut app = Cleave::serve(
+        &[
+            "--modules",
+            "identity,currency,cart,recommendation,shipping,payment,ads,email,checkout,storefront",
+        ],
+        &[
+            ("CLEAVE_DATABASE__URL", url),
+            ("CLEAVE_MODULES__CATALOG__URL", "http://127.0.0.1:9".into()),
+        ],
+    );
+    let summary = app.find_log(|v| v["message"] == "listening");
+    assert!(
+        summary["hosted"]
+            .as_str()
+            .is_some_and(|h| h.contains("storefront") && !h.contains("catalog")),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["remote"], "catalog=http://127.0.0.1:9/",
+        "{summary}"
+    );
+    assert!(
+        summary["version"].as_str().is_some_and(|v| v.contains('(')),
+        "{summary}"
+    );
+    assert!(
+        summary["database"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sqlite://"))
+    );
+    let started = app.logged();
+    assert!(
+        !started
+            .iter()
+            .any(|l| l.contains("sea_orm_migration") || l.contains("\"hosting module\"")),
+        "start-up repeats itself: {started:#?}"
+    );
+    assert_eq!(
+        started.iter().filter(|l| l.contains("\"listening")).count(),
+        1,
+        "{started:#?}"
+    );
+
+    let res = crate::helpers::client()
+        .get(format!("{}/", app.base()))
+        .header("accept", "text/html")
+        .header("x-request-id", "page-503-cause")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 503);
+    let line = app.wait_for_log(|v| {
+        v["message"] == "page unavailable (503)" && v["span"]["request_id"] == "page-503-cause"
+    });
+    assert_eq!(line["level"], "WARN");
+    assert!(
+        line["cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("catalog")),
+        "{line}"
+    );
+}

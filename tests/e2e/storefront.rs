@@ -607,3 +607,55 @@ async fn a_session_cookie_naming_someone_else_opens_nobodys_cart() {
     assert_eq!(cart.body["items"][0]["quantity"], 3, "{cart:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_card_form_asks_for_the_cvv_payment_accepts() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let mut s = Shopper::new(&app);
+    s.post("/cart", &[("product_id", "L9ECAV7KIM"), ("quantity", "1")])
+        .await;
+    let cart = s.get("/cart").await;
+    // The form's rule: exactly three digits, and the hint says so.
+    assert!(
+        cart.body.contains(r#"maxlength="3" pattern="[0-9]{3}""#),
+        "{}",
+        cart.body
+    );
+    assert!(
+        cart.body.contains("The 3 digits on the back"),
+        "{}",
+        cart.body
+    );
+    // Payment's rule is the same: three digits pass, four do not.
+    let card = |cvv: &str| cleave_domain::CreditCard {
+        number: "4432-8015-6152-0454".into(),
+        cvv: cvv.into(),
+        expiration_year: 2039,
+        expiration_month: 1,
+    };
+    assert!(payment_api::validate_card(&card("672"), 2026, 1).is_ok());
+    assert!(payment_api::validate_card(&card("6721"), 2026, 1).is_err());
+    // A form sent anyway with four digits is declined and shown again.
+    let mut form = CHECKOUT_FORM.to_vec();
+    form[9] = ("credit_card_cvv", "6721");
+    let page = s.post("/cart/checkout", &form).await;
+    assert_eq!(page.status, 402, "{}", page.body);
+    assert!(page.body.contains("credit_card_number"), "the form again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn password_fields_are_styled_like_the_other_fields() {
+    let app = TestApp::single(Arc::new(TestDb::sqlite())).await;
+    let mut s = Shopper::new(&app);
+    let login = s.get("/login").await;
+    assert!(login.body.contains(r#"type="password""#), "{}", login.body);
+    let css = s.get("/static/css/style.css").await.body;
+    // One rule styles every text-like field, password fields included.
+    let rule = css
+        .split('{')
+        .find(|selectors| selectors.contains(r#"input[type="email"]"#))
+        .expect("the text field rule");
+    assert!(rule.contains(r#"input[type="password"]"#), "{rule}");
+    app.stop().await;
+}

@@ -4,7 +4,7 @@
 use sea_orm_migration::prelude::*;
 use crate::schema::name;
 
-const RATES: [(&str, &str); 33] = [
+pub(crate) const RATES: [(&str, &str); 33] = [
     ("EUR", "1.0"),
     ("USD", "1.1305"),
     ("JPY", "126.40"),

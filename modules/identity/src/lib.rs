@@ -298,7 +298,8 @@ fn to_user(row: &user::Model) -> User {
 }
 
 /// Checks a role name: lower-case letters, digits, `_` or `-`, 1 to 32 characters.
-fn valid_role(role: &str) -> bool {
+/// Whether `role` is a well-formed role name: 1 to 32 of a-z, 0-9, `_` and `-`.
+pub fn valid_role(role: &str) -> bool {
     !role.is_empty()
         && role.len() <= 32
         && role
@@ -443,8 +444,8 @@ impl IdentityModule {
         let email = normalize_email(email)?;
         check_password(password)?;
         if let Some(bad) = roles.iter().find(|r| !valid_role(r)) {
-            return Err(IdentityError::InvalidEmail {
-                detail: format!("role {bad:?} is not a valid role name"),
+            return Err(IdentityError::Internal {
+                reason: format!("role {bad:?} is not a role name (check it first: valid_role)"),
             });
         }
         let hash = self.hash(password).await?;

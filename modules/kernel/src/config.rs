@@ -14,6 +14,9 @@ use figment::{Figment, Metadata, Provider, Source};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Environment variable naming an admin connection to a PostgreSQL server for tests.
+pub const TEST_DATABASE_URL_ENV: &str = "CLEAVE_TEST_DATABASE_URL";
+
 /// A configuration problem: which key, where its value came from, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration error at `{key}` (set by {origin}): {message}")]

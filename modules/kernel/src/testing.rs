@@ -19,8 +19,7 @@ use crate::client::{RemoteClient, RemoteSettings};
 use crate::http::ServerStack;
 use crate::module::{Assembly, Contract, MigrationSet, Module};
 
-/// Environment variable naming an admin connection to a PostgreSQL server for tests.
-pub const TEST_DATABASE_URL_ENV: &str = "CLEAVE_TEST_DATABASE_URL";
+pub use crate::config::TEST_DATABASE_URL_ENV;
 
 /// A database of its own for one test. Dropping it removes it.
 pub struct TestDb {

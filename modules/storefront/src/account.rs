@@ -137,7 +137,7 @@ pub(crate) async fn sign_in(
                 | IdentityError::CommonPassword => (StatusCode::BAD_REQUEST, format!("{e}.")),
                 _ => {
                     let chrome = shop.chrome(&visit, ctx).await;
-                    return shop.unavailable(&visit, chrome);
+                    return shop.unavailable(&visit, chrome, format!("identity: {e}"));
                 }
             };
             let chrome = shop.chrome(&visit, ctx).await;
@@ -148,14 +148,17 @@ pub(crate) async fn sign_in(
             );
         }
     };
-    let Ok(principal) = shop
+    let principal = match shop
         .deps
         .authenticator
         .authenticate(pair.access_token.expose())
         .await
-    else {
-        let chrome = shop.chrome(&visit, ctx).await;
-        return shop.unavailable(&visit, chrome);
+    {
+        Ok(principal) => principal,
+        Err(e) => {
+            let chrome = shop.chrome(&visit, ctx).await;
+            return shop.unavailable(&visit, chrome, format!("the new token: {e}"));
+        }
     };
     // The cart follows the user: what the session collected moves to their cart.
     if let Ok(user) = UserId::parse(principal.subject.clone())
@@ -196,8 +199,9 @@ pub(crate) async fn orders(req: HttpRequest, ctx: CallContext, shop: Shop) -> Ht
         .checkout
         .list_orders(&ctx.with_principal(principal), visit.user.clone())
         .await;
-    let Ok(list) = list else {
-        return shop.unavailable(&visit, chrome);
+    let list = match list {
+        Ok(list) => list,
+        Err(e) => return shop.unavailable(&visit, chrome, format!("checkout: {e}")),
     };
     let page = OrdersPage {
         chrome,

@@ -7,16 +7,13 @@ pub(crate) async fn home(req: HttpRequest, ctx: CallContext, shop: Shop) -> Http
     let chrome = shop.chrome(&visit, &ctx).await;
     let products = match shop.deps.catalog.list_products(&ctx).await {
         Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(error = %e, "catalog unavailable");
-            return shop.unavailable(&visit, chrome);
-        }
+        Err(e) => return shop.unavailable(&visit, chrome, format!("catalog: {e}")),
     };
     let mut cards = Vec::with_capacity(products.len());
     for p in &products {
         match shop.card(&ctx, p, &visit.currency).await {
-            Some(card) => cards.push(card),
-            None => return shop.unavailable(&visit, chrome),
+            Ok(card) => cards.push(card),
+            Err(e) => return shop.unavailable(&visit, chrome, e),
         }
     }
     let ad = shop.ad(&ctx, Vec::new()).await;
@@ -53,10 +50,11 @@ pub(crate) async fn product(
         Err(CatalogError::ProductNotFound { .. } | CatalogError::InvalidProductId { .. }) => {
             return not_found(chrome);
         }
-        Err(_) => return shop.unavailable(&visit, chrome),
+        Err(e) => return shop.unavailable(&visit, chrome, format!("catalog: {e}")),
     };
-    let Some(card) = shop.card(&ctx, &product, &visit.currency).await else {
-        return shop.unavailable(&visit, chrome);
+    let card = match shop.card(&ctx, &product, &visit.currency).await {
+        Ok(card) => card,
+        Err(e) => return shop.unavailable(&visit, chrome, e),
     };
     let (recommendations, ad) = futures::join!(
         shop.recommendations(&ctx, &visit, vec![id]),
@@ -115,9 +113,9 @@ pub(crate) async fn set_currency(
                 "Please pick a currency from the list.",
             );
         }
-        Err(_) => {
+        Err(e) => {
             let chrome = shop.chrome(&visit, &ctx).await;
-            return shop.unavailable(&visit, chrome);
+            return shop.unavailable(&visit, chrome, format!("currency: {e}"));
         }
     }
     let back = local_path(return_to.as_deref())

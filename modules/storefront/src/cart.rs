@@ -36,9 +36,9 @@ pub(crate) async fn add_to_cart(
         Err(CatalogError::ProductNotFound { .. }) => {
             return bad_request(&visit, &ctx, &shop, "That product does not exist.").await;
         }
-        Err(_) => {
+        Err(e) => {
             let chrome = shop.chrome(&visit, &ctx).await;
-            return shop.unavailable(&visit, chrome);
+            return shop.unavailable(&visit, chrome, format!("catalog: {e}"));
         }
     }
     match shop
@@ -51,9 +51,9 @@ pub(crate) async fn add_to_cart(
         Err(e) if !cleave_kernel::ApiError::status(&e).is_server_error() => {
             bad_request(&visit, &ctx, &shop, &e.to_string()).await
         }
-        Err(_) => {
+        Err(e) => {
             let chrome = shop.chrome(&visit, &ctx).await;
-            shop.unavailable(&visit, chrome)
+            shop.unavailable(&visit, chrome, format!("cart: {e}"))
         }
     }
 }
@@ -68,7 +68,7 @@ pub(crate) async fn cart_page(
     let chrome = shop.chrome(visit, ctx).await;
     let cart = match shop.deps.cart.get_cart(ctx, visit.user.clone()).await {
         Ok(c) => c,
-        Err(_) => return shop.unavailable(visit, chrome),
+        Err(e) => return shop.unavailable(visit, chrome, format!("cart: {e}")),
     };
     let zero = Money::new(&visit.currency, 0, 0).unwrap_or_else(|_| Money {
         currency_code: visit.currency.clone(),
@@ -86,11 +86,12 @@ pub(crate) async fn cart_page(
         else {
             continue; // a product no longer sold is left out of the page; checkout refuses it
         };
-        let Some(price) = shop.price(ctx, &product.price_usd, &visit.currency).await else {
-            return shop.unavailable(visit, chrome);
+        let price = match shop.price(ctx, &product.price_usd, &visit.currency).await {
+            Ok(price) => price,
+            Err(e) => return shop.unavailable(visit, chrome, e),
         };
         let Ok(line_total) = price.checked_mul(item.quantity) else {
-            return shop.unavailable(visit, chrome);
+            return shop.unavailable(visit, chrome, "a cart line's total overflows");
         };
         subtotal = subtotal.checked_add(&line_total).unwrap_or(subtotal);
         lines.push(CartLine {
@@ -129,12 +130,12 @@ pub(crate) async fn cart_page(
             .await;
         let converted = match quote {
             Ok(q) => shop.price(ctx, &q.cost, &visit.currency).await,
-            Err(_) => None,
+            Err(e) => Err(format!("shipping: {e}")),
         };
-        let Some(cost) = converted else {
-            return shop.unavailable(visit, chrome);
-        };
-        cost
+        match converted {
+            Ok(cost) => cost,
+            Err(e) => return shop.unavailable(visit, chrome, e),
+        }
     };
     let total = subtotal.checked_add(&shipping).unwrap_or(subtotal);
     let recommendations = shop
@@ -170,9 +171,9 @@ pub(crate) async fn empty_cart(req: HttpRequest, ctx: CallContext, shop: Shop) -
     let visit = Visit::of(&req, &shop).await;
     match shop.deps.cart.empty_cart(&ctx, visit.user.clone()).await {
         Ok(()) => redirect(&visit, "/"),
-        Err(_) => {
+        Err(e) => {
             let chrome = shop.chrome(&visit, &ctx).await;
-            shop.unavailable(&visit, chrome)
+            shop.unavailable(&visit, chrome, format!("cart: {e}"))
         }
     }
 }

@@ -105,9 +105,8 @@ pub(crate) async fn checkout(
             .await;
         }
         Err(e) => {
-            tracing::warn!(error = %e, "checkout failed");
             let chrome = shop.chrome(&visit, &ctx).await;
-            return shop.unavailable(&visit, chrome);
+            return shop.unavailable(&visit, chrome, format!("checkout: {e}"));
         }
     };
     let chrome = shop.chrome(&visit, &ctx).await;

@@ -122,12 +122,12 @@ impl Storefront {
         ctx: &CallContext,
         money: &Money,
         currency: &str,
-    ) -> Option<Money> {
+    ) -> Result<Money, String> {
         self.deps
             .currency
             .convert(ctx, money.clone(), currency.to_owned())
             .await
-            .ok()
+            .map_err(|e| format!("currency: {e}"))
     }
 
     pub(crate) async fn card(
@@ -135,9 +135,9 @@ impl Storefront {
         ctx: &CallContext,
         p: &Product,
         currency: &str,
-    ) -> Option<ProductCard> {
+    ) -> Result<ProductCard, String> {
         let price = self.price(ctx, &p.price_usd, currency).await?;
-        Some(ProductCard {
+        Ok(ProductCard {
             id: p.id.to_string(),
             name: p.name.clone(),
             picture: p.picture.clone(),
@@ -168,7 +168,7 @@ impl Storefront {
         let mut cards = Vec::new();
         for id in ids {
             if let Ok(p) = self.deps.catalog.get_product(ctx, id).await
-                && let Some(card) = self.card(ctx, &p, &visit.currency).await
+                && let Ok(card) = self.card(ctx, &p, &visit.currency).await
             {
                 cards.push(card);
             }
@@ -195,7 +195,14 @@ impl Storefront {
         }
     }
 
-    pub(crate) fn unavailable(&self, visit: &Visit, chrome: Chrome) -> HttpResponse {
+    /// The 503 page; `cause` (what failed) is logged once, at warn, in the request's span.
+    pub(crate) fn unavailable(
+        &self,
+        visit: &Visit,
+        chrome: Chrome,
+        cause: impl std::fmt::Display,
+    ) -> HttpResponse {
+        tracing::warn!(cause = %cause, path = %visit.path, "page unavailable (503)");
         error_page(
             visit,
             chrome,

@@ -31,6 +31,12 @@ pub trait MigrationSet: Send + Sync + 'static {
 
     /// Applies every pending migration.
     fn up(db: &DatabaseConnection) -> BoxFuture<'_, Result<(), DbErr>>;
+
+    /// Each migration's name and whether it is applied, oldest first.
+    fn status(db: &DatabaseConnection) -> BoxFuture<'_, Result<Vec<(String, bool)>, DbErr>>;
+
+    /// Reverts the last applied migration.
+    fn down_one(db: &DatabaseConnection) -> BoxFuture<'_, Result<(), DbErr>>;
 }
 
 /// The migrations of a sea-orm `Migrator`.
@@ -42,6 +48,23 @@ impl<M: MigratorTrait + Send + Sync + 'static> MigrationSet for Migrations<M> {
     fn up(db: &DatabaseConnection) -> BoxFuture<'_, Result<(), DbErr>> {
         Box::pin(M::up(db, None))
     }
+
+    fn status(db: &DatabaseConnection) -> BoxFuture<'_, Result<Vec<(String, bool)>, DbErr>> {
+        Box::pin(async move {
+            Ok(M::get_migration_with_status(db)
+                .await?
+                .iter()
+                .map(|m| {
+                    let applied = matches!(m.status(), sea_orm_migration::MigrationStatus::Applied);
+                    (m.name().to_owned(), applied)
+                })
+                .collect())
+        })
+    }
+
+    fn down_one(db: &DatabaseConnection) -> BoxFuture<'_, Result<(), DbErr>> {
+        Box::pin(M::down(db, Some(1)))
+    }
 }
 
 /// For modules without tables.
@@ -51,6 +74,14 @@ impl MigrationSet for NoTables {
     const HAS_TABLES: bool = false;
 
     fn up(_: &DatabaseConnection) -> BoxFuture<'_, Result<(), DbErr>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn status(_: &DatabaseConnection) -> BoxFuture<'_, Result<Vec<(String, bool)>, DbErr>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn down_one(_: &DatabaseConnection) -> BoxFuture<'_, Result<(), DbErr>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -75,6 +106,13 @@ pub trait ModuleEntry: Send + Sync {
     fn has_tables(&self) -> bool;
     /// Applies its pending migrations.
     fn migrate<'a>(&self, db: &'a DatabaseConnection) -> BoxFuture<'a, Result<(), DbErr>>;
+    /// Its migrations' names and whether each is applied.
+    fn migration_status<'a>(
+        &self,
+        db: &'a DatabaseConnection,
+    ) -> BoxFuture<'a, Result<Vec<(String, bool)>, DbErr>>;
+    /// Reverts its last applied migration.
+    fn migrate_down_one<'a>(&self, db: &'a DatabaseConnection) -> BoxFuture<'a, Result<(), DbErr>>;
     /// Reads and validates its `[modules.<m>]` section; `extra_keys` are the keys every
     /// section may have (placement).
     ///
@@ -146,6 +184,17 @@ impl<M: Module, S: MigrationSet> ModuleEntry for Entry<M, S> {
 
     fn migrate<'a>(&self, db: &'a DatabaseConnection) -> BoxFuture<'a, Result<(), DbErr>> {
         S::up(db)
+    }
+
+    fn migration_status<'a>(
+        &self,
+        db: &'a DatabaseConnection,
+    ) -> BoxFuture<'a, Result<Vec<(String, bool)>, DbErr>> {
+        S::status(db)
+    }
+
+    fn migrate_down_one<'a>(&self, db: &'a DatabaseConnection) -> BoxFuture<'a, Result<(), DbErr>> {
+        S::down_one(db)
     }
 
     fn load_config(
