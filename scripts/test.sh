@@ -3,6 +3,8 @@
 # tests need, then runs every test of the workspace.
 #   - Debian's chromium and chromedriver for the storefront browser test (installed when
 #     missing; the test fails, never skips, without them);
+#   - a NATS server with JetStream on 127.0.0.1:4222 for the event bus tests (scripts/nats.sh
+#     starts Debian's nats-server when nothing answers there; the run fails if it cannot);
 #   - with CLEAVE_TEST_DATABASE_URL set (CI sets it), every database test also runs on a fresh
 #     PostgreSQL database made through that url: the server must answer, or the run fails.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p cart`).
@@ -12,6 +14,7 @@ cd "$(dirname "$0")/.."
 echo "== test prerequisites"
 bash scripts/install-browser.sh
 chromium --version
+bash scripts/nats.sh
 if [ -n "${CLEAVE_TEST_DATABASE_URL:-}" ]; then
   if ! psql "$CLEAVE_TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null; then
     echo "test: CLEAVE_TEST_DATABASE_URL is set but PostgreSQL does not answer there" >&2

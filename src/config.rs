@@ -163,6 +163,27 @@ pub struct EventsConfig {
     pub relay: bool,
     /// How often the outbox is checked besides right after each commit.
     pub poll_interval_ms: u64,
+    /// Where events go: `in-process` (subscribers in this process only) or `nats` (NATS
+    /// JetStream at `nats_url`, for subscribers in other processes).
+    pub bus: BusKind,
+    /// The NATS server (with `bus = "nats"`).
+    pub nats_url: String,
+    /// Prefix of the subjects, streams and consumers: one per deployment sharing a server.
+    pub nats_prefix: String,
+    /// Deliveries of one event to one subscriber before it goes to the dead letters.
+    pub max_deliver: i64,
+    /// How long the broker keeps events and dead letters.
+    pub retention_hours: u64,
+}
+
+/// `events.bus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BusKind {
+    /// Subscribers in this process only.
+    InProcess,
+    /// NATS JetStream.
+    Nats,
 }
 
 impl Default for EventsConfig {
@@ -170,6 +191,11 @@ impl Default for EventsConfig {
         Self {
             relay: true,
             poll_interval_ms: 2000,
+            bus: BusKind::InProcess,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            nats_prefix: "cleave".into(),
+            max_deliver: 5,
+            retention_hours: 72,
         }
     }
 }
@@ -518,6 +544,11 @@ fn check_values(
             app.events.poll_interval_ms,
         ),
         (
+            "events.max_deliver".into(),
+            u64::try_from(app.events.max_deliver).unwrap_or(0),
+        ),
+        ("events.retention_hours".into(), app.events.retention_hours),
+        (
             "database.max_connections".into(),
             u64::from(app.database.max_connections),
         ),
@@ -546,6 +577,28 @@ fn check_values(
     }
     if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(ConfigError::at(figment, key, "must be at least 1"));
+    }
+    let prefix = &app.events.nats_prefix;
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ConfigError::at(
+            figment,
+            "events.nats_prefix",
+            "must be letters, digits, - and _ (it names NATS subjects and streams)",
+        ));
+    }
+    if app.events.bus == BusKind::Nats
+        && !app.events.nats_url.starts_with("nats://")
+        && !app.events.nats_url.starts_with("tls://")
+    {
+        return Err(ConfigError::at(
+            figment,
+            "events.nats_url",
+            "must be a nats:// (or tls://) url, e.g. nats://127.0.0.1:4222",
+        ));
     }
     cleave_kernel::telemetry::check_filter(&app.log.level)
         .map_err(|e| ConfigError::at(figment, "log.level", e))?;

@@ -16,6 +16,7 @@ use cleave_kernel::events::RelaySettings;
 use cleave_kernel::health::configure_health;
 use cleave_kernel::http::{CallerProof, HttpLimits, ServerStack};
 use cleave_kernel::module::{Assembly, AssemblyOptions, Contract, PlacementError, PlacementPlan};
+use cleave_kernel::nats::{NatsBus, NatsSettings};
 use identity_api::{IdentityContract, IdentityKeys, IdentityUsers};
 use sea_orm::DatabaseConnection;
 
@@ -141,6 +142,22 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
             enabled: events.relay,
             poll_interval: std::time::Duration::from_millis(events.poll_interval_ms),
             ..RelaySettings::default()
+        },
+        bus: match events.bus {
+            crate::config::BusKind::InProcess => None,
+            crate::config::BusKind::Nats => {
+                let bus: Arc<dyn cleave_kernel::events::EventBus> =
+                    NatsBus::connect(NatsSettings {
+                        url: events.nats_url.clone(),
+                        prefix: events.nats_prefix.clone(),
+                        max_deliver: events.max_deliver,
+                        ack_wait: std::time::Duration::from_secs(30),
+                        retention: std::time::Duration::from_secs(events.retention_hours * 3600),
+                    })
+                    .await
+                    .context("cannot set up the NATS event bus (events.nats_url)")?;
+                Some(bus)
+            }
         },
     };
     let identity = settings.module::<identity::IdentityModule>();

@@ -6,22 +6,8 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Answer, Pki, call_as, client, get, read};
+use crate::helpers::{Answer, Pki, call_as, client, get, issued_token, read, sqlite_in};
 use crate::process::Cleave;
-
-/// An access token for `sub` with `role`, issued by the operator command against the
-/// identity module's database `url`.
-fn token(url: &str, sub: &str, role: &str) -> String {
-    crate::identity::admin(
-        &[
-            "token", "issue", "--sub", sub, "--role", role, "--ttl", "600",
-        ],
-        url,
-        "",
-    )
-    .trim()
-    .to_owned()
-}
 
 /// The settings of a payment process that serves HTTPS and tells module certificates of
 /// `pki` apart (checkout's may charge and refund), trusting identity at `identity`.
@@ -59,10 +45,6 @@ fn checkout_env(
         ("CLEAVE_REMOTE__CLIENT_CERT_FILE", path("checkout.pem")),
         ("CLEAVE_REMOTE__CLIENT_KEY_FILE", path("checkout.key")),
     ]
-}
-
-fn sqlite_url(dir: &tempfile::TempDir, name: &str) -> String {
-    format!("sqlite://{}?mode=rwc", dir.path().join(name).display())
 }
 
 fn order_body(user: &str, currency: &str, card: &str) -> String {
@@ -135,8 +117,8 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     let dir = tempfile::tempdir().expect("dir");
     // The deployment's certificates, as an operator makes them.
     let pki = Pki::made_by_cleave();
-    let payment_db = sqlite_url(&dir, "payment.db");
-    let identity_db = sqlite_url(&dir, "identity.db");
+    let payment_db = sqlite_in(dir.path(), "payment.db");
+    let identity_db = sqlite_in(dir.path(), "identity.db");
     // Debug logs everywhere: no level may show a card number.
     let debug = || ("CLEAVE_LOG__LEVEL", "debug".to_owned());
     let cart = Cleave::serve(
@@ -149,7 +131,7 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     let mut payment = Cleave::serve(&["--modules", "payment"], &env);
     let mut env = checkout_env(
         &pki,
-        &sqlite_url(&dir, "checkout.db"),
+        &sqlite_in(dir.path(), "checkout.db"),
         &cart.base(),
         &payment.https_base(),
     );
@@ -161,8 +143,8 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     let base = checkout.base();
     let user = "three-process-shopper";
     // The shopper's token (an operator issues one for this id) and an admin's.
-    let token = token(&identity_db, user, "shopper");
-    let admin = self::token(&identity_db, "ops", "admin");
+    let token = issued_token(&identity_db, user, "shopper");
+    let admin = issued_token(&identity_db, "ops", "admin");
     // The cart is reached through the checkout process (forwarded to the cart process).
     add(&base, &token, user, "OLJCESPC7Z", 2).await;
     add(&base, &token, user, "6E92ZMYYFZ", 1).await;
@@ -171,7 +153,7 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     place(&base, &admin.replace('.', "x"), &body, None)
         .await
         .assert_problem(401, "auth.unauthenticated");
-    let stranger = self::token(&identity_db, "someone-else", "shopper");
+    let stranger = issued_token(&identity_db, "someone-else", "shopper");
     place(&base, &stranger, &body, None)
         .await
         .assert_problem(403, "checkout.forbidden");
@@ -333,7 +315,7 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
         &["--modules", "catalog,currency,shipping,email,checkout"],
         &checkout_env(
             &pki,
-            &sqlite_url(&dir, "checkout.db"),
+            &sqlite_in(dir.path(), "checkout.db"),
             &cart.base(),
             &payment.https_base(),
         ),
@@ -352,7 +334,7 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
 #[tokio::test]
 async fn an_order_placed_event_committed_before_a_crash_is_delivered_after_restart() {
     let dir = tempfile::tempdir().expect("dir");
-    let db = sqlite_url(&dir, "shop.db");
+    let db = sqlite_in(dir.path(), "shop.db");
     // A process that commits events but does not deliver them: the state of a process
     // killed between its commit and its publish.
     let mut first = Cleave::serve(
@@ -364,8 +346,8 @@ async fn an_order_placed_event_committed_before_a_crash_is_delivered_after_resta
     );
     let base = first.base();
     let user = "crash-shopper";
-    let token = token(&db, user, "shopper");
-    let admin = self::token(&db, "ops", "admin");
+    let token = issued_token(&db, user, "shopper");
+    let admin = issued_token(&db, "ops", "admin");
     add(&base, &token, user, "0PUK6V6EV0", 1).await;
     let placed = place(&base, &token, &order_body(user, "USD", GOOD_CARD), None).await;
     assert_eq!(placed.status, 201, "{placed:?}");

@@ -433,3 +433,22 @@ impl Pki {
         builder.build().expect("client")
     }
 }
+
+/// A SQLite url for the file `name` in `dir`.
+pub(crate) fn sqlite_in(dir: &std::path::Path, name: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join(name).display())
+}
+
+/// An access token for `sub` with `role`, issued by `cleave token issue` against the
+/// identity database `url`.
+pub(crate) fn issued_token(url: &str, sub: &str, role: &str) -> String {
+    crate::identity::admin(
+        &[
+            "token", "issue", "--sub", sub, "--role", role, "--ttl", "600",
+        ],
+        url,
+        "",
+    )
+    .trim()
+    .to_owned()
+}

@@ -7,6 +7,7 @@ mod browser;
 mod checkout_process;
 mod checkout_saga;
 mod cli;
+mod events;
 mod helpers;
 mod identity;
 mod openapi;

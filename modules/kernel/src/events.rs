@@ -12,8 +12,8 @@
 //! [`Event::id`] in the same transaction as the effect (a unique column does it).
 //!
 //! [`InProcessBus`] delivers to subscribers in this process and accepts an event only when
-//! every subscriber has handled it. A broker (NATS JetStream) implements the same
-//! [`EventBus`] trait for split deployments: the outbox and the relay stay as they are.
+//! every subscriber has handled it. [`crate::nats::NatsBus`] implements the same [`EventBus`]
+//! trait over NATS JetStream for split deployments: the outbox and the relay stay as they are.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -85,6 +85,9 @@ pub enum EventError {
     /// event stays in the outbox.
     #[error("no subscriber for topic {0}")]
     NoSubscriber(String),
+    /// The broker did not take or deliver the event (down, refused); it will be tried again.
+    #[error("event broker: {0}")]
+    Broker(String),
     /// A subscriber failed; the event will be delivered again.
     #[error("subscriber {subscriber} failed: {reason}")]
     Handler {

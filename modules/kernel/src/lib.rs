@@ -36,6 +36,7 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod module;
+pub mod nats;
 pub mod openapi;
 pub mod ratelimit;
 pub mod telemetry;

@@ -271,6 +271,8 @@ pub struct AssemblyOptions {
     pub remote_settings: Box<dyn Fn(&str) -> RemoteSettings + Send + Sync>,
     /// The outbox relay's settings.
     pub relay: RelaySettings,
+    /// The event bus (a broker); `None`: in process.
+    pub bus: Option<Arc<dyn EventBus>>,
 }
 
 /// The modules of one process, placed: what routes, readiness and the modules' own
@@ -282,7 +284,7 @@ pub struct Assembly {
     configs: ModuleConfigs,
     placed: HashMap<&'static str, Placed>,
     remotes: HashMap<&'static str, RemoteClient>,
-    bus: Arc<InProcessBus>,
+    bus: Arc<dyn EventBus>,
     relay: Relay,
     authenticator: Option<Arc<Authenticator>>,
     checks: Vec<Arc<dyn ReadinessCheck>>,
@@ -306,6 +308,9 @@ impl Assembly {
         asm.plan = plan;
         asm.layers = options.layers;
         asm.configs = options.configs;
+        if let Some(bus) = options.bus {
+            asm.bus = bus;
+        }
         let mut uses_events = false;
         for entry in entries {
             let name = entry.spec().name;

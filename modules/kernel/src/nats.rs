@@ -1,0 +1,299 @@
+//! Events over NATS JetStream ([`NatsBus`]), for deployments whose subscribers run in other
+//! processes than the publishers (`events.bus = "nats"`).
+//!
+//! The outbox and its relay stay as they are: the relay hands each committed event to
+//! [`NatsBus::publish`], which sends it to the stream `<PREFIX>_EVENTS` on the subject
+//! `<prefix>.events.<topic>` with the event id as `Nats-Msg-Id` (the broker drops a second
+//! copy within its duplicate window) and returns only once the broker has acknowledged it, so
+//! the outbox marks an event published only when the broker has it.
+//!
+//! Each subscriber has a durable pull consumer of its own (`<prefix>-<subscriber>-<topic>`):
+//! it acknowledges an event after its handler succeeded; a failure asks for redelivery after a
+//! growing delay; after `max_deliver` attempts the event goes to the dead-letter stream
+//! (`<PREFIX>_DEAD_LETTERS`, subject `<prefix>.dead.<topic>`, with the subscriber and the last
+//! error in its headers) and is not delivered again. Subscribers still dedupe by event id: a
+//! broker redelivers what was not acknowledged in time.
+//!
+//! The broker down: the process starts and serves anyway (the client keeps reconnecting),
+//! events wait in the outbox, consumers retry, and delivery resumes by itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer, stream};
+use async_trait::async_trait;
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::events::{Event, EventBus, EventError, Subscriber};
+
+/// The header the broker dedupes by: the event id.
+const MESSAGE_ID: &str = "Nats-Msg-Id";
+/// The header carrying the request that caused an event.
+const REQUEST_ID: &str = "Cleave-Request-Id";
+/// The header carrying when an event was enqueued (ms since the epoch).
+const CREATED_AT: &str = "Cleave-Created-At-Ms";
+/// Headers of a dead letter: who failed, and why.
+const DEAD_SUBSCRIBER: &str = "Cleave-Subscriber";
+const DEAD_ERROR: &str = "Cleave-Error";
+
+/// Settings of the NATS bus (`[events]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsSettings {
+    /// The server, e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// Prefix of subjects, streams and consumers: one per deployment sharing a server.
+    pub prefix: String,
+    /// Deliveries of one event to one subscriber before it goes to the dead letters.
+    pub max_deliver: i64,
+    /// How long the broker waits for an acknowledgement before it redelivers.
+    pub ack_wait: Duration,
+    /// How long the broker keeps published events (and dead letters).
+    pub retention: Duration,
+}
+
+impl NatsSettings {
+    fn events_stream(&self) -> String {
+        format!("{}_EVENTS", self.prefix.to_uppercase())
+    }
+
+    fn dead_stream(&self) -> String {
+        format!("{}_DEAD_LETTERS", self.prefix.to_uppercase())
+    }
+
+    fn subject(&self, topic: &str) -> String {
+        format!("{}.events.{topic}", self.prefix)
+    }
+
+    fn dead_subject(&self, topic: &str) -> String {
+        format!("{}.dead.{topic}", self.prefix)
+    }
+
+    /// The durable consumer of `subscriber` for `topic`: letters, digits, `-` and `_` only.
+    fn consumer(&self, subscriber: &str, topic: &str) -> String {
+        format!("{}-{subscriber}-{topic}", self.prefix)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+}
+
+/// An [`EventBus`] over NATS JetStream. See the module documentation.
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    settings: Arc<NatsSettings>,
+}
+
+fn broker(e: impl std::fmt::Display) -> EventError {
+    EventError::Broker(e.to_string())
+}
+
+impl NatsBus {
+    /// A bus on the server of `settings`. Returns at once: the client connects (and
+    /// reconnects) in the background, so a broker that is down does not stop the process.
+    ///
+    /// # Errors
+    /// [`EventError::Broker`] when the url is malformed.
+    pub async fn connect(settings: NatsSettings) -> Result<Arc<Self>, EventError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("cleave")
+            .retry_on_initial_connect()
+            .connect(settings.url.as_str())
+            .await
+            .map_err(broker)?;
+        let js = jetstream::new(client.clone());
+        Ok(Arc::new(Self {
+            client,
+            js,
+            settings: Arc::new(settings),
+        }))
+    }
+
+    /// Whether the client is connected to the server now.
+    pub fn connected(&self) -> bool {
+        matches!(
+            self.client.connection_state(),
+            async_nats::connection::State::Connected
+        )
+    }
+
+    async fn events_stream(
+        js: &jetstream::Context,
+        settings: &NatsSettings,
+    ) -> Result<stream::Stream, EventError> {
+        js.get_or_create_stream(stream::Config {
+            name: settings.events_stream(),
+            subjects: vec![settings.subject(">")],
+            duplicate_window: Duration::from_secs(120),
+            max_age: settings.retention,
+            ..Default::default()
+        })
+        .await
+        .map_err(broker)
+    }
+
+    async fn dead_stream(
+        js: &jetstream::Context,
+        settings: &NatsSettings,
+    ) -> Result<stream::Stream, EventError> {
+        js.get_or_create_stream(stream::Config {
+            name: settings.dead_stream(),
+            subjects: vec![settings.dead_subject(">")],
+            max_age: settings.retention,
+            ..Default::default()
+        })
+        .await
+        .map_err(broker)
+    }
+}
+
+#[async_trait]
+impl EventBus for NatsBus {
+    fn subscribe(&self, topic: &'static str, name: &'static str, subscriber: Arc<dyn Subscriber>) {
+        let (js, settings) = (self.js.clone(), self.settings.clone());
+        tokio::spawn(async move {
+            let mut failures: u32 = 0;
+            loop {
+                match consume(&js, &settings, topic, name, subscriber.as_ref()).await {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(subscriber = name, topic, error = %e, "event consumer stopped; reconnecting");
+                    }
+                }
+                let wait = Duration::from_millis(200u64 << failures.min(6));
+                tokio::time::sleep(wait).await;
+            }
+        });
+    }
+
+    async fn publish(&self, event: &Event) -> Result<(), EventError> {
+        Self::events_stream(&self.js, &self.settings).await?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(MESSAGE_ID, event.id.to_string().as_str());
+        headers.insert(REQUEST_ID, event.request_id.as_str());
+        headers.insert(CREATED_AT, event.created_at_ms.to_string().as_str());
+        let ack = self
+            .js
+            .publish_with_headers(
+                self.settings.subject(&event.topic),
+                headers,
+                event.payload.clone().into(),
+            )
+            .await
+            .map_err(broker)?;
+        // Published only once the broker has stored it (a duplicate counts: it has it).
+        ack.await.map_err(broker)?;
+        Ok(())
+    }
+}
+
+/// Delivers the events of `topic` to `subscriber` until the consumer's stream ends or fails.
+async fn consume(
+    js: &jetstream::Context,
+    settings: &NatsSettings,
+    topic: &'static str,
+    name: &'static str,
+    subscriber: &dyn Subscriber,
+) -> Result<(), EventError> {
+    let stream = NatsBus::events_stream(js, settings).await?;
+    let durable = settings.consumer(name, topic);
+    let consumer: consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            &durable,
+            consumer::pull::Config {
+                durable_name: Some(durable.clone()),
+                filter_subject: settings.subject(topic),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: settings.ack_wait,
+                max_deliver: settings.max_deliver,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(broker)?;
+    let mut messages = consumer.messages().await.map_err(broker)?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(broker)?;
+        deliver(js, settings, topic, name, subscriber, message).await?;
+    }
+    Ok(())
+}
+
+/// Hands one message to the subscriber and acknowledges, asks for redelivery, or moves it to
+/// the dead letters.
+async fn deliver(
+    js: &jetstream::Context,
+    settings: &NatsSettings,
+    topic: &'static str,
+    name: &'static str,
+    subscriber: &dyn Subscriber,
+    message: jetstream::Message,
+) -> Result<(), EventError> {
+    let header = |key: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(key))
+            .map(|v| v.as_str().to_owned())
+    };
+    let delivered = message.info().map_or(1, |i| i.delivered);
+    let decoded = header(MESSAGE_ID)
+        .and_then(|id| Uuid::parse_str(&id).ok())
+        .zip(String::from_utf8(message.payload.to_vec()).ok())
+        .map(|(id, payload)| Event {
+            id,
+            topic: topic.to_owned(),
+            payload,
+            request_id: header(REQUEST_ID).unwrap_or_default(),
+            created_at_ms: header(CREATED_AT)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default(),
+        });
+    let outcome = match &decoded {
+        Some(event) => subscriber.handle(event).await,
+        None => Err(EventError::Payload(
+            "a message without an event id or with a non-UTF-8 payload".into(),
+        )),
+    };
+    let event_id = decoded
+        .as_ref()
+        .map(|e| e.id.to_string())
+        .unwrap_or_default();
+    match outcome {
+        Ok(()) => message.ack().await.map_err(broker)?,
+        Err(e) if delivered >= settings.max_deliver || decoded.is_none() => {
+            NatsBus::dead_stream(js, settings).await?;
+            let mut headers = message.headers.clone().unwrap_or_default();
+            headers.insert(DEAD_SUBSCRIBER, name);
+            headers.insert(DEAD_ERROR, e.to_string().as_str());
+            js.publish_with_headers(
+                settings.dead_subject(topic),
+                headers,
+                message.payload.clone(),
+            )
+            .await
+            .map_err(broker)?
+            .await
+            .map_err(broker)?;
+            message.ack_with(AckKind::Term).await.map_err(broker)?;
+            tracing::error!(subscriber = name, topic, event_id, delivered, error = %e, "event moved to the dead letters");
+        }
+        Err(e) => {
+            let delay = Duration::from_millis(500u64 << delivered.clamp(1, 7).saturating_sub(1));
+            tracing::warn!(subscriber = name, topic, event_id, delivered, error = %e, "event handler failed; redelivery asked");
+            message
+                .ack_with(AckKind::Nak(Some(delay)))
+                .await
+                .map_err(broker)?;
+        }
+    }
+    Ok(())
+}

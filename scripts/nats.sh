@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Makes sure a NATS server with JetStream answers on 127.0.0.1:4222, for the tests of the
+# NATS event bus: starts Debian's nats-server (installing it when missing) if nothing answers
+# there, and fails loudly when it cannot be had.
+set -euo pipefail
+up() { (echo > /dev/tcp/127.0.0.1/4222) >/dev/null 2>&1; }
+if up; then
+  echo "NATS answers on 127.0.0.1:4222"
+  exit 0
+fi
+if ! command -v nats-server >/dev/null; then
+  echo "nats-server is missing; installing Debian's nats-server"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; } \
+    || { echo "FAIL: cannot install nats-server" >&2; exit 1; }
+fi
+store=${NATS_STORE_DIR:-/tmp/cleave-nats}
+mkdir -p "$store"
+echo "starting nats-server -js on 127.0.0.1:4222 (store $store)"
+nohup nats-server -a 127.0.0.1 -p 4222 -js -sd "$store" >"$store/server.log" 2>&1 &
+for _ in $(seq 1 50); do up && break; sleep 0.2; done
+if ! up; then
+  echo "FAIL: nats-server did not come up on 127.0.0.1:4222 (see $store/server.log)" >&2
+  exit 1
+fi
+echo "NATS answers on 127.0.0.1:4222"

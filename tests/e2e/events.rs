@@ -1,0 +1,135 @@
+//! Events across OS processes over NATS JetStream (the server this machine kind runs on
+//! 127.0.0.1:4222; `.ci/run` starts it when it is down): checkout in one process, email alone
+//! in another; each confirmation arrives once, also when the email process is killed and
+//! orders are placed while it is gone.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{call_as, issued_token, sqlite_in};
+use crate::process::Cleave;
+
+const NATS: &str = "127.0.0.1:4222";
+
+/// Places an order for `user` (a product in the cart first), returns its id.
+async fn order(base: &str, user: &str, token: &str) -> String {
+    let added = call_as(
+        base,
+        Method::POST,
+        &format!("/api/cart/v1/carts/{user}/items"),
+        Some(r#"{"product_id":"OLJCESPC7Z","quantity":1}"#),
+        Some(token),
+    )
+    .await;
+    assert_eq!(added.status, 200, "{added:?}");
+    let body = json!({
+        "user_id": user, "user_currency": "USD", "email": "someone@example.com",
+        "address": {"street_address": "1600 Amphitheatre Parkway", "city": "Mountain View",
+                    "state": "CA", "country": "United States", "zip_code": "94043"},
+        "credit_card": {"number": "4432-8015-6152-0454", "cvv": "672",
+                        "expiration_year": 2039, "expiration_month": 1}
+    })
+    .to_string();
+    let placed = call_as(
+        base,
+        Method::POST,
+        "/api/checkout/v1/orders",
+        Some(&body),
+        Some(token),
+    )
+    .await;
+    assert_eq!(placed.status, 201, "{placed:?}");
+    placed.body["order_id"]
+        .as_str()
+        .expect("order id")
+        .to_owned()
+}
+
+/// The confirmations the email process at `base` holds for `order_id`, read as an admin.
+async fn confirmations(base: &str, admin: &str, order_id: &str) -> Vec<Value> {
+    let path = format!("/api/email/v1/confirmations?order_id={order_id}");
+    let answer = call_as(base, Method::GET, &path, None, Some(admin)).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    answer.body.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn orders_placed_in_one_process_are_confirmed_once_by_email_in_another_over_nats() {
+    assert!(
+        std::net::TcpStream::connect(NATS).is_ok(),
+        "NATS is not answering on {NATS}: start it with `nats-server -js` (.ci/run does)"
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    // A prefix of its own: the streams and consumers of this run only.
+    let id = cleave_kernel::CallContext::root()
+        .request_id()
+        .as_str()
+        .replace('-', "");
+    let prefix = format!("t{}", &id[id.len() - 12..]);
+    let bus = |db: String| {
+        vec![
+            ("CLEAVE_DATABASE__URL", db),
+            ("CLEAVE_EVENTS__BUS", "nats".to_owned()),
+            ("CLEAVE_EVENTS__NATS_PREFIX", prefix.clone()),
+        ]
+    };
+    let shop_db = sqlite_in(dir.path(), "shop.db");
+    let shop = Cleave::serve(
+        &[
+            "--modules",
+            "identity,catalog,currency,cart,shipping,payment,checkout",
+        ],
+        &bus(shop_db.clone()),
+    );
+    let email_env = || {
+        let mut env = bus(sqlite_in(dir.path(), "email.db"));
+        env.push(("CLEAVE_MODULES__IDENTITY__URL", shop.base()));
+        env
+    };
+    let mut email = Cleave::serve(&["--modules", "email"], &email_env());
+    let (user, admin) = ("nats-shopper", issued_token(&shop_db, "ops", "admin"));
+    let shopper = issued_token(&shop_db, user, "shopper");
+
+    let first = order(&shop.base(), user, &shopper).await;
+    email.wait_for_log(|v| {
+        v["message"] == "order confirmation sent" && v["order_id"] == first.as_str()
+    });
+    assert_eq!(confirmations(&email.base(), &admin, &first).await.len(), 1);
+
+    // Email dies; orders go on; a new email process gets each pending confirmation once,
+    // and the one already handled is not handled again.
+    email.kill();
+    let mut placed = Vec::new();
+    for _ in 0..3 {
+        placed.push(order(&shop.base(), user, &shopper).await);
+    }
+    let mut email = Cleave::serve(&["--modules", "email"], &email_env());
+    for order_id in &placed {
+        email.find_log(|v| {
+            v["message"] == "order confirmation sent" && v["order_id"] == order_id.as_str()
+        });
+    }
+    for order_id in placed.iter().chain([&first]) {
+        let sent = confirmations(&email.base(), &admin, order_id).await;
+        assert_eq!(sent.len(), 1, "{order_id}: {sent:?}");
+        assert!(
+            sent[0]["body"]
+                .as_str()
+                .is_some_and(|b| b.contains(order_id.as_str())),
+            "{sent:?}"
+        );
+    }
+    let sends = email
+        .logged()
+        .iter()
+        .filter(|l| l.contains("\"order confirmation sent\""))
+        .count();
+    assert_eq!(sends, placed.len(), "each pending order confirmed once");
+
+    // The run's streams go (the server is shared by every run on this machine).
+    let js = async_nats::jetstream::new(async_nats::connect(NATS).await.expect("connect"));
+    for stream in ["EVENTS", "DEAD_LETTERS"] {
+        let name = format!("{}_{stream}", prefix.to_uppercase());
+        let _ = js.delete_stream(&name).await;
+    }
+}
