@@ -9,13 +9,15 @@ use actix_web::{HttpServer, web};
 use anyhow::Context as _;
 use cleave_kernel::Failure;
 use cleave_kernel::auth::{Authenticator, MAX_LEEWAY_SECS, TokenVerifier};
-use cleave_kernel::call::CallLayers;
+use cleave_kernel::call::{Access, CallLayers};
 use cleave_kernel::db::DatabaseReadiness;
 use cleave_kernel::error::KernelError;
 use cleave_kernel::events::RelaySettings;
 use cleave_kernel::health::configure_health;
 use cleave_kernel::http::{CallerProof, HttpLimits, ServerStack};
-use cleave_kernel::module::{Assembly, AssemblyOptions, Contract, PlacementError, PlacementPlan};
+use cleave_kernel::module::{
+    Assembly, AssemblyOptions, Contract, Placement, PlacementError, PlacementPlan,
+};
 use cleave_kernel::nats::{NatsBus, NatsSettings};
 use identity_api::{IdentityContract, IdentityKeys, IdentityUsers};
 use sea_orm::DatabaseConnection;
@@ -60,12 +62,68 @@ pub fn plan(settings: &Settings) -> Result<PlacementPlan, PlacementError> {
         .map(|(k, t)| (k.clone(), t.url.clone()))
         .collect();
     let specs: Vec<_> = MODULES.iter().map(|e| e.spec()).collect();
-    PlacementPlan::resolve(
+    let plan = PlacementPlan::resolve(
         &specs,
         settings.app.server.modules.as_deref(),
         &urls,
         settings.app.server.listen,
-    )
+    )?;
+    check_trust(settings, &plan)?;
+    Ok(plan)
+}
+
+/// What the operations' access rules need from a placement: identity reachable (every
+/// process verifies tokens), and for a hosted module calling operations of a remote one
+/// reserved to it (checkout charging), https and this module's certificate.
+fn check_trust(settings: &Settings, plan: &PlacementPlan) -> Result<(), PlacementError> {
+    let hosted = plan.hosted();
+    if matches!(plan.placement(IdentityContract::MODULE), Placement::Absent) {
+        return Err(PlacementError::NoTokenVerifier {
+            hosted: hosted.join(", "),
+        });
+    }
+    for caller in &hosted {
+        let Some(entry) = modules::find(caller) else {
+            continue;
+        };
+        for callee in entry.spec().requires {
+            let Placement::Remote(url) = plan.placement(callee) else {
+                continue;
+            };
+            let reserved: Vec<&str> = modules::find(callee)
+                .map(|e| e.operations())
+                .unwrap_or_default()
+                .iter()
+                .filter(|op| op.access.contains(&Access::Module(caller)))
+                .map(|op| op.id)
+                .collect();
+            if reserved.is_empty() {
+                continue;
+            }
+            let mut missing = Vec::new();
+            if url.scheme() != "https" {
+                missing.push(format!(
+                    "reach {callee} over https:// (modules.{callee}.url is {})",
+                    cleave_kernel::config::redact_url_password(url.as_str())
+                ));
+            }
+            if settings.remote_tls.identity_pem.is_none() {
+                missing.push(format!(
+                    "present {caller}'s module certificate (remote.client_cert_file and \
+                     remote.client_key_file; `cleave certs issue --module {caller}`)"
+                ));
+            }
+            if !missing.is_empty() {
+                return Err(PlacementError::NeedsModuleCertificate {
+                    module: caller,
+                    callee,
+                    operations: reserved.join(", "),
+                    missing: missing.join(", and "),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Connects to the configured database.

@@ -9,23 +9,28 @@ use serde_json::json;
 use crate::helpers::{Answer, Pki, call_as, client, get, issued_token, read, sqlite_in};
 use crate::process::Cleave;
 
-/// The settings of a payment process that serves HTTPS and tells module certificates of
-/// `pki` apart (checkout's may charge and refund), trusting identity at `identity`.
-fn payment_env(pki: &Pki, db: &str, identity: &str) -> Vec<(&'static str, String)> {
+/// The settings of a process that serves HTTPS and tells the module certificates of `pki`
+/// apart (checkout's may charge, refund and empty carts), trusting the deployment's CA for
+/// its own calls; identity at `identity` (`None`: hosted here).
+fn tls_env(pki: &Pki, db: &str, identity: Option<&str>) -> Vec<(&'static str, String)> {
     let path = |f: &str| pki.path(f).display().to_string();
-    vec![
+    let mut env = vec![
         ("CLEAVE_DATABASE__URL", db.to_owned()),
-        ("CLEAVE_MODULES__IDENTITY__URL", identity.to_owned()),
+        ("CLEAVE_REMOTE__CA_FILE", path("ca.pem")),
         ("CLEAVE_SERVER__TLS__CERT_FILE", path("server.pem")),
         ("CLEAVE_SERVER__TLS__KEY_FILE", path("server.key")),
         ("CLEAVE_SERVER__TLS__CLIENT_CA_FILE", path("ca.pem")),
         ("CLEAVE_SERVER__TLS__CLIENT_CERT_REQUIRED", "false".into()),
         ("CLEAVE_SERVER__SHUTDOWN_TIMEOUT_SECS", "1".into()),
-    ]
+    ];
+    if let Some(identity) = identity {
+        env.push(("CLEAVE_MODULES__IDENTITY__URL", identity.to_owned()));
+    }
+    env
 }
 
-/// The settings of the checkout process: its database, identity and cart over HTTP, payment
-/// over HTTPS with checkout's module certificate.
+/// The settings of the checkout process: its database, identity, cart and payment over HTTPS
+/// with checkout's module certificate.
 fn checkout_env(
     pki: &Pki,
     db: &str,
@@ -121,18 +126,18 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     let identity_db = sqlite_in(dir.path(), "identity.db");
     // Debug logs everywhere: no level may show a card number.
     let debug = || ("CLEAVE_LOG__LEVEL", "debug".to_owned());
-    let cart = Cleave::serve(
-        &["--modules", "identity,cart"],
-        &[("CLEAVE_DATABASE__URL", identity_db.clone()), debug()],
-    );
+    // Identity and cart: HTTPS, telling checkout's certificate apart.
+    let mut env = tls_env(&pki, &identity_db, None);
+    env.push(debug());
+    let cart = Cleave::serve(&["--modules", "identity,cart"], &env);
     // Payment answers the checkout module (its certificate) and admins only.
-    let mut env = payment_env(&pki, &payment_db, &cart.base());
+    let mut env = tls_env(&pki, &payment_db, Some(&cart.https_base()));
     env.push(debug());
     let mut payment = Cleave::serve(&["--modules", "payment"], &env);
     let mut env = checkout_env(
         &pki,
         &sqlite_in(dir.path(), "checkout.db"),
-        &cart.base(),
+        &cart.https_base(),
         &payment.https_base(),
     );
     env.push(debug());
@@ -189,12 +194,14 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     assert_eq!(charge.body["status"], "charged");
     assert_eq!(charge.body["amount"], order["total"]);
     // The cart process emptied the cart.
-    let cart_url = format!("{}/api/cart/v1/carts/{user}", cart.base());
+    let cart_url = format!("{}/api/cart/v1/carts/{user}", cart.https_base());
+    let cart_client = pki.client_as(None);
     let cart_of = |token: String| {
         let url = cart_url.clone();
+        let client = cart_client.clone();
         async move {
             read(
-                client()
+                client
                     .get(url)
                     .bearer_auth(token)
                     .send()
@@ -308,7 +315,7 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
     // can buy, with a new key.
     let payment = Cleave::serve(
         &["--modules", "payment"],
-        &payment_env(&pki, &payment_db, &cart.base()),
+        &tls_env(&pki, &payment_db, Some(&cart.https_base())),
     );
     drop(checkout);
     let checkout = Cleave::serve(
@@ -316,7 +323,7 @@ async fn checkout_payment_and_cart_in_three_processes_place_one_order_per_key() 
         &checkout_env(
             &pki,
             &sqlite_in(dir.path(), "checkout.db"),
-            &cart.base(),
+            &cart.https_base(),
             &payment.https_base(),
         ),
     );

@@ -242,7 +242,13 @@ fn the_container_settings_come_from_the_production_file_and_env() {
         modules.contains("env var CLEAVE_SERVER__MODULES"),
         "{modules}"
     );
-    let out = cleave(&["modules"], &[("CLEAVE_SERVER__MODULES", "catalog,cart")]);
+    let out = cleave(
+        &["modules"],
+        &[
+            ("CLEAVE_SERVER__MODULES", "catalog,cart"),
+            ("CLEAVE_MODULES__IDENTITY__URL", "http://identity:8080"),
+        ],
+    );
     let text = stdout(&out);
     assert!(
         text.lines()
@@ -446,4 +452,41 @@ fn version_completions_and_migration_status() {
     let down = cleave(&["migrate", "down", "--module", "catalog", "--yes"], &db);
     assert!(down.status.success(), "{}", stderr(&down));
     status("applied,pending");
+}
+
+#[test]
+fn a_placement_that_could_not_verify_tokens_or_prove_a_module_is_refused_naming_the_keys() {
+    // Nobody to verify tokens with: every signed-in user would be refused.
+    let out = cleave(&["config", "check", "--modules", "catalog"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("CLEAVE_MODULES__IDENTITY__URL"),
+        "{}",
+        stderr(&out)
+    );
+    let identity = ("CLEAVE_MODULES__IDENTITY__URL", "http://identity:8080");
+    let fine = cleave(&["config", "check", "--modules", "catalog"], &[identity]);
+    assert!(fine.status.success(), "{}", stderr(&fine));
+    // Checkout charging a payment process over plain http, without its certificate.
+    let out = cleave(
+        &[
+            "config",
+            "check",
+            "--modules",
+            "catalog,currency,cart,shipping,checkout",
+        ],
+        &[
+            identity,
+            ("CLEAVE_MODULES__PAYMENT__URL", "http://payment:8080"),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("payment.charge")
+            && err.contains("https://")
+            && err.contains("remote.client_cert_file")
+            && err.contains("cleave certs issue --module checkout"),
+        "{err}"
+    );
 }

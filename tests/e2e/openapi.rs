@@ -624,7 +624,10 @@ async fn the_docs_path_without_its_slash_redirects_and_a_process_without_the_sho
 
     let catalog = TestApp::start(
         Some(Arc::new(TestDb::sqlite())),
-        &[("server.modules", json!(["catalog"]))],
+        &[
+            ("server.modules", json!(["catalog"])),
+            ("modules.identity.url", json!("http://127.0.0.1:9")),
+        ],
     )
     .await;
     let index: Value = client

@@ -10,6 +10,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Pki, TestApp};
 
+/// Where these tests say identity is: nowhere answering (they send no tokens), but every
+/// process must name one to verify tokens with.
+const ELSEWHERE: &str = "http://127.0.0.1:9";
+
 fn s(p: &Path) -> serde_json::Value {
     json!(p.display().to_string())
 }
@@ -18,6 +22,7 @@ fn s(p: &Path) -> serde_json::Value {
 async fn tls_catalog(pki: &Pki, extra: &[(&str, Value)]) -> TestApp {
     let mut keys = vec![
         ("server.modules", json!(["catalog"])),
+        ("modules.identity.url", json!(ELSEWHERE)),
         ("server.tls.cert_file", s(&pki.path("server.pem"))),
         ("server.tls.key_file", s(&pki.path("server.key"))),
         // Idle TLS keep-alive connections of the other apps would hold a graceful stop for
@@ -62,6 +67,7 @@ async fn the_listener_serves_https_and_modules_call_each_other_over_tls() {
                 "server.modules",
                 json!(["currency", "cart", "recommendation"]),
             ),
+            ("modules.identity.url", json!(ELSEWHERE)),
             ("modules.catalog.url", json!(https(&catalog, ""))),
             ("remote.ca_file", s(&pki.path("ca.pem"))),
         ],
@@ -86,6 +92,7 @@ async fn the_listener_serves_https_and_modules_call_each_other_over_tls() {
                 "server.modules",
                 json!(["currency", "cart", "recommendation"]),
             ),
+            ("modules.identity.url", json!(ELSEWHERE)),
             ("modules.catalog.url", json!(https(&catalog, ""))),
         ],
     )
@@ -128,6 +135,7 @@ async fn a_module_requiring_client_certificates_refuses_callers_without_one() {
                 "server.modules",
                 json!(["currency", "cart", "recommendation"]),
             ),
+            ("modules.identity.url", json!(ELSEWHERE)),
             ("modules.catalog.url", json!(https(&catalog, ""))),
             ("remote.ca_file", s(&pki.path("ca.pem"))),
             ("remote.client_cert_file", s(&pki.path("client.pem"))),
@@ -201,6 +209,7 @@ async fn an_internal_process_answers_only_modules_that_prove_themselves_and_sign
                 "server.modules",
                 json!(["currency", "cart", "recommendation"]),
             ),
+            ("modules.identity.url", json!(ELSEWHERE)),
             ("modules.catalog.url", json!(https(&internal, ""))),
             ("modules.identity.url", json!(https(&internal, ""))),
             ("remote.ca_file", s(&pki.path("ca.pem"))),
@@ -237,6 +246,7 @@ async fn no_spelling_of_a_protected_path_gets_past_the_caller_proof() {
         Some(Arc::new(TestDb::sqlite())),
         &[
             ("server.modules", json!(["catalog", "payment"])),
+            ("modules.identity.url", json!(ELSEWHERE)),
             ("server.require_caller_proof", json!(true)),
         ],
     )
@@ -274,6 +284,7 @@ async fn only_checkout_and_admins_refund_and_a_forwarding_process_lends_no_certi
         Some(Arc::new(TestDb::sqlite())),
         &[
             ("server.modules", json!(["payment"])),
+            ("modules.identity.url", json!(ELSEWHERE)),
             ("server.tls.cert_file", s(&pki.path("server.pem"))),
             ("server.tls.key_file", s(&pki.path("server.key"))),
             ("server.tls.client_ca_file", s(&pki.path("ca.pem"))),
@@ -306,6 +317,7 @@ async fn only_checkout_and_admins_refund_and_a_forwarding_process_lends_no_certi
         Some(Arc::new(TestDb::sqlite())),
         &[
             ("server.modules", json!(["catalog"])),
+            ("modules.identity.url", json!(ELSEWHERE)),
             ("modules.payment.url", json!(https(&payment, ""))),
             ("remote.ca_file", s(&pki.path("ca.pem"))),
             ("remote.client_cert_file", s(&pki.path("checkout.pem"))),

@@ -78,6 +78,33 @@ pub enum PlacementError {
         /// `requires` in upper case, for the env var name.
         upper: String,
     },
+    /// Neither hosted nor reachable, identity cannot vouch for tokens: every signed-in user
+    /// and admin would be refused.
+    #[error(
+        "this process hosts {hosted} but identity is neither hosted here nor given a url: it \
+         could not verify access tokens. Set modules.identity.url (CLEAVE_MODULES__IDENTITY__URL) \
+         or add identity to --modules"
+    )]
+    NoTokenVerifier {
+        /// The hosted modules.
+        hosted: String,
+    },
+    /// A hosted module calls operations of a remote one reserved to modules of the
+    /// deployment, without a way to prove who it is.
+    #[error(
+        "module {module} calls {callee} operations reserved to modules of the deployment \
+         ({operations}), so this process must prove it is {module}: {missing}"
+    )]
+    NeedsModuleCertificate {
+        /// The hosted caller.
+        module: &'static str,
+        /// The remote callee.
+        callee: &'static str,
+        /// The operations, e.g. `payment.charge`.
+        operations: String,
+        /// What to set.
+        missing: String,
+    },
     /// A module that is not hosted points back at this process: every call would loop.
     #[error(
         "modules.{module}.url ({url}) points at this process's own listen address {listen}, but \
