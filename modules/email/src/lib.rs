@@ -27,6 +27,7 @@ use email_api::{
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -190,18 +191,23 @@ impl EmailApi for EmailModule {
             body: ActiveValue::Set(body),
             sent_at_ms: ActiveValue::Set(now_ms()),
         };
-        // The primary key on the message id is the dedupe: a repeat inserts nothing.
+        // The primary key on the message id is the dedupe: a repeat inserts nothing. The
+        // insert and the sending share one transaction, so an overlapping delivery of the
+        // same message waits on the row until this one has sent and committed (then finds it
+        // and does nothing) or failed and rolled back (then sends it itself): it can neither
+        // send twice nor acknowledge a message whose sending failed.
+        let txn = self.db.begin().await.map_err(storage_error)?;
         let inserted = entity::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(entity::Column::MessageId)
                     .do_nothing()
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await
             .map_err(storage_error)?;
         let stored = entity::Entity::find_by_id(req.message_id.clone())
-            .one(&self.db)
+            .one(&txn)
             .await
             .map_err(storage_error)?
             .ok_or_else(|| EmailError::Internal {
@@ -211,13 +217,11 @@ impl EmailApi for EmailModule {
         if inserted > 0
             && let Err(e) = self.deliver(&confirmation).await
         {
-            // Not recorded as sent: remove the row so a redelivery tries again.
-            entity::Entity::delete_by_id(confirmation.message_id.clone())
-                .exec(&self.db)
-                .await
-                .map_err(storage_error)?;
+            // Not sent: nothing is recorded, and a redelivery tries again.
+            txn.rollback().await.map_err(storage_error)?;
             return Err(e);
         }
+        txn.commit().await.map_err(storage_error)?;
         Ok(confirmation)
     }
 

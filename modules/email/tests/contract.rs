@@ -141,3 +141,56 @@ async fn an_event_stays_pending_while_nobody_in_the_process_subscribes() {
 fn serde_json_string(value: &OrderPlaced) -> String {
     serde_json::to_string(value).expect("json")
 }
+
+#[tokio::test]
+async fn overlapping_deliveries_whose_sending_fails_record_nothing_and_none_reports_success() {
+    for db in test_databases().await {
+        // A "directory" that is a file: every message fails to be written.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let not_a_dir = dir.path().join("not-a-directory");
+        std::fs::write(&not_a_dir, "").expect("file");
+        let broken = start(
+            &db,
+            &EmailConfig {
+                transport: MailTransport::File,
+                dir: not_a_dir,
+            },
+        )
+        .await;
+        let order_id = format!("o-{}", uuid::Uuid::now_v7());
+        let req = email::confirmation_for(&uuid::Uuid::now_v7().to_string(), &placed(&order_id));
+        let sends = (0..8).map(|_| {
+            let (module, req) = (broken.clone(), req.clone());
+            tokio::spawn(async move {
+                module
+                    .send_order_confirmation(&CallContext::root(), req)
+                    .await
+            })
+        });
+        for send in sends.collect::<Vec<_>>() {
+            let result = send.await.expect("task");
+            // One delivery finding another's row must not take it for sent.
+            assert!(result.is_err(), "{}: {result:?}", db.backend);
+        }
+        let recorded = broken
+            .list_confirmations(&CallContext::root(), order_id.clone())
+            .await
+            .expect("list");
+        assert!(recorded.is_empty(), "{}: {recorded:?}", db.backend);
+        // With a working transport the next delivery sends it, once.
+        let mail = tempfile::tempdir().expect("tempdir");
+        let working = start(
+            &db,
+            &EmailConfig {
+                transport: MailTransport::File,
+                dir: mail.path().to_path_buf(),
+            },
+        )
+        .await;
+        working
+            .send_order_confirmation(&CallContext::root(), req.clone())
+            .await
+            .expect("sent");
+        assert_eq!(std::fs::read_dir(mail.path()).expect("dir").count(), 1);
+    }
+}
