@@ -172,7 +172,7 @@ pub struct EventsConfig {
     pub nats_prefix: String,
     /// Deliveries of one event to one subscriber before it goes to the dead letters.
     pub max_deliver: i64,
-    /// How long the broker keeps events and dead letters.
+    /// How long published events are kept, in the outbox and in the broker.
     pub retention_hours: u64,
 }
 

@@ -199,6 +199,7 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         relay: RelaySettings {
             enabled: events.relay,
             poll_interval: std::time::Duration::from_millis(events.poll_interval_ms),
+            retention: std::time::Duration::from_secs(events.retention_hours * 3600),
             ..RelaySettings::default()
         },
         bus: match events.bus {

@@ -194,3 +194,71 @@ async fn overlapping_deliveries_whose_sending_fails_record_nothing_and_none_repo
         assert_eq!(std::fs::read_dir(mail.path()).expect("dir").count(), 1);
     }
 }
+
+/// Counts deliveries per event id.
+#[derive(Default)]
+struct Counter(std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>);
+
+#[async_trait::async_trait]
+impl cleave_kernel::events::Subscriber for Counter {
+    async fn handle(
+        &self,
+        event: &cleave_kernel::events::Event,
+    ) -> Result<(), cleave_kernel::events::EventError> {
+        *self.0.lock().expect("lock").entry(event.id).or_default() += 1;
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn relays_sharing_a_database_deliver_each_event_once_and_published_rows_are_pruned() {
+    for db in test_databases().await {
+        // The outbox's tables (through the email module's start).
+        let _ = start(&db, &EmailConfig::default()).await;
+        let conn = db.connect().await;
+        let mut ids = Vec::new();
+        for i in 0..60 {
+            ids.push(
+                enqueue(&conn, &CallContext::root(), &placed(&format!("relay-{i}")))
+                    .await
+                    .expect("enqueue"),
+            );
+        }
+        let counter = Arc::new(Counter::default());
+        let bus = InProcessBus::new();
+        bus.subscribe("checkout.order_placed", "counter", counter.clone());
+        // Four relays (as four processes would) on the same outbox, at once.
+        let settings = RelaySettings {
+            batch_size: 1000,
+            ..RelaySettings::default()
+        };
+        let relays = (0..4).map(|_| {
+            let (conn, bus) = (conn.clone(), bus.clone());
+            tokio::spawn(async move { relay_pass(&conn, bus.as_ref(), settings).await })
+        });
+        for relay in relays.collect::<Vec<_>>() {
+            relay.await.expect("task").expect("pass");
+        }
+        let counts = counter.0.lock().expect("lock").clone();
+        for id in &ids {
+            assert_eq!(counts.get(id), Some(&1), "{}: event {id}", db.backend);
+        }
+        assert_eq!(stats(&conn).await.expect("stats").pending, 0);
+        // Published rows go once they are older than the retention; pending ones stay.
+        let pending = enqueue(&conn, &CallContext::root(), &placed("relay-late"))
+            .await
+            .expect("enqueue");
+        let pruned = cleave_kernel::events::prune(&conn, i64::MAX)
+            .await
+            .expect("prune");
+        assert_eq!(pruned, 60, "{}", db.backend);
+        let left = stats(&conn).await.expect("stats");
+        assert_eq!(
+            (left.pending, left.published),
+            (1, 0),
+            "{}: {pending}",
+            db.backend
+        );
+    }
+}

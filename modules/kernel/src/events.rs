@@ -273,6 +273,11 @@ pub struct RelaySettings {
     pub batch_size: u64,
     /// Longest wait before a failed event is tried again (backoff doubles up to it).
     pub max_backoff: Duration,
+    /// How long a relay holds an event it took (while it hands it to the bus) before another
+    /// relay on the same database may take it: longer than a publish takes.
+    pub lease: Duration,
+    /// How long published events stay in the outbox before they are deleted.
+    pub retention: Duration,
 }
 
 impl Default for RelaySettings {
@@ -282,6 +287,8 @@ impl Default for RelaySettings {
             poll_interval: Duration::from_secs(2),
             batch_size: 100,
             max_backoff: Duration::from_secs(60),
+            lease: Duration::from_secs(60),
+            retention: Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -360,7 +367,24 @@ pub async fn relay_pass(
         .all(db)
         .await?;
     let full = due.len() as u64 == settings.batch_size;
+    let lease = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
     for row in due {
+        // Take the event: relays sharing the database each take a row at most once a lease
+        // (a conditional update only one of them wins), so none publishes what another is
+        // publishing. A relay that dies holding it leaves it to the others after the lease.
+        let claimed = outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::NextAttemptAtMs,
+                Expr::value(now_ms().saturating_add(lease)),
+            )
+            .filter(outbox::Column::Id.eq(row.id.as_str()))
+            .filter(outbox::Column::PublishedAtMs.is_null())
+            .filter(outbox::Column::NextAttemptAtMs.eq(row.next_attempt_at_ms))
+            .exec(db)
+            .await?;
+        if claimed.rows_affected == 0 {
+            continue;
+        }
         let Ok(id) = Uuid::parse_str(&row.id) else {
             tracing::error!(event_id = %row.id, "outbox row with a malformed id skipped");
             continue;
@@ -406,7 +430,25 @@ pub async fn relay_pass(
             }
         }
     }
+    prune(
+        db,
+        now_ms().saturating_sub(i64::try_from(settings.retention.as_millis()).unwrap_or(i64::MAX)),
+    )
+    .await?;
     Ok(full)
+}
+
+/// Deletes the events published before `published_before_ms` (the outbox keeps what is still
+/// to deliver, and a while of history). Returns how many went.
+///
+/// # Errors
+/// [`EventError::Storage`].
+pub async fn prune(db: &impl ConnectionTrait, published_before_ms: i64) -> Result<u64, EventError> {
+    let deleted = outbox::Entity::delete_many()
+        .filter(outbox::Column::PublishedAtMs.lt(published_before_ms))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
 }
 
 fn backoff_ms(attempts: i32, settings: RelaySettings) -> i64 {
