@@ -14,7 +14,7 @@ fn main() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
     let revision = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=CLEAVE_GIT_REVISION={revision}");
+    println!("cargo:rustc-env=BUILT_FROM_GIT_REVISION={revision}");
     // Rebuilt when HEAD moves (a commit, a checkout).
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
         let dir = Path::new(&dir);

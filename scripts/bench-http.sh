@@ -42,17 +42,20 @@ cleave_env() { # data dir name, listen port
 
 start bare "$BIN/examples/bench-bare" 127.0.0.1:18190
 start single env $(cleave_env single 18191) "$BIN/cleave" serve
-start catalog env $(cleave_env catalog 18192) "$BIN/cleave" serve --modules catalog
+# Every process names identity (the front one hosts it): tokens are verified everywhere.
+start catalog env $(cleave_env catalog 18192) CLEAVE_MODULES__IDENTITY__URL=http://127.0.0.1:18193 \
+  "$BIN/cleave" serve --modules catalog
 start front env $(cleave_env front 18193) CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:18192 \
-  "$BIN/cleave" serve --modules currency,cart,recommendation
+  "$BIN/cleave" serve --modules identity,currency,cart,recommendation
 start hop "$BIN/examples/bench-forward" 127.0.0.1:18194 http://127.0.0.1:18192
 BASE=${BENCH_BASELINE_BIN:-}
 if [ -n "$BASE" ]; then
   [ -x "$BASE" ] || { echo "bench-http: BENCH_BASELINE_BIN=$BASE is not executable" >&2; exit 1; }
   start single_before env $(cleave_env single_before 18197) "$BASE" serve
-  start catalog_before env $(cleave_env catalog_before 18195) "$BASE" serve --modules catalog
+  start catalog_before env $(cleave_env catalog_before 18195) \
+    CLEAVE_MODULES__IDENTITY__URL=http://127.0.0.1:18196 "$BASE" serve --modules catalog
   start front_before env $(cleave_env front_before 18196) CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:18195 \
-    "$BASE" serve --modules currency,cart,recommendation
+    "$BASE" serve --modules identity,currency,cart,recommendation
   start hop_before "$BIN/examples/bench-forward" 127.0.0.1:18198 http://127.0.0.1:18195
 fi
 

@@ -48,6 +48,12 @@ pub enum Command {
         #[arg(long, value_name = "MODULE")]
         module: Option<String>,
     },
+    /// See and replay events: the outbox's pending ones, the broker's dead letters.
+    Events {
+        /// pending, dead-letters or replay.
+        #[command(subcommand)]
+        action: EventsAction,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -113,6 +119,21 @@ pub enum CertsAction {
         /// Where the CA is and the files go.
         #[arg(long, default_value = "certs", value_name = "DIR")]
         dir: PathBuf,
+    },
+}
+
+/// `events` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum EventsAction {
+    /// Events of the configured database not yet accepted by the bus.
+    Pending,
+    /// Events a subscriber gave up on (events.bus = "nats").
+    DeadLetters,
+    /// Send a dead-lettered event to its subscribers again, and remove it from the dead
+    /// letters.
+    Replay {
+        /// The event id.
+        id: String,
     },
 }
 
@@ -243,6 +264,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let settings = load(cli.config, &Overrides::default())?;
             let _log = init_logs(&settings)?;
             migrate(&settings, action, module).await?;
+        }
+        Command::Events { action } => {
+            let settings = load(cli.config, &Overrides::default())?;
+            events(&settings, action).await?;
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -392,6 +417,61 @@ fn read_password() -> Result<identity_api::Secret, CliError> {
         ));
     }
     Ok(identity_api::Secret(password))
+}
+
+/// `cleave events pending | dead-letters | replay ID`.
+async fn events(settings: &Settings, action: EventsAction) -> Result<(), CliError> {
+    if let EventsAction::Pending = action {
+        let db = wiring::connect(settings).await?;
+        let pending = cleave_kernel::events::pending(&db)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the outbox: {e}"))?;
+        for event in &pending {
+            println!(
+                "{}  {}  attempts={}  {}",
+                event.id,
+                event.topic,
+                event.attempts,
+                event.last_error.as_deref().unwrap_or("-")
+            );
+        }
+        eprintln!("{} pending", pending.len());
+        let _ = db.close().await;
+        return Ok(());
+    }
+    let Some(bus) = wiring::nats_bus(settings).await? else {
+        return Err(CliError::Usage(
+            "events.bus is \"in-process\": there are no dead letters (failed events stay in \
+             the outbox and are retried: see `cleave events pending`)"
+                .into(),
+        ));
+    };
+    match action {
+        EventsAction::DeadLetters => {
+            let letters = bus
+                .dead_letters()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read the dead letters: {e}"))?;
+            for l in &letters {
+                println!("{}  {}  {}  {}", l.event_id, l.topic, l.subscriber, l.error);
+            }
+            eprintln!("{} dead letters", letters.len());
+        }
+        EventsAction::Replay { id } => {
+            let replayed = bus
+                .replay(&id)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot replay {id}: {e}"))?;
+            if replayed == 0 {
+                return Err(CliError::Usage(format!(
+                    "no dead letter of event {id} (see `cleave events dead-letters`)"
+                )));
+            }
+            println!("replayed {id} to its subscribers");
+        }
+        EventsAction::Pending => {}
+    }
+    Ok(())
 }
 
 /// The migration sets `module` names (every set with tables when `None`).

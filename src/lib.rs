@@ -13,6 +13,6 @@ pub mod wiring;
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
-    env!("CLEAVE_GIT_REVISION"),
+    env!("BUILT_FROM_GIT_REVISION"),
     ")"
 );

@@ -161,6 +161,27 @@ pub async fn migrate(settings: &Settings, sets: &[&str]) -> anyhow::Result<Datab
     Ok(db)
 }
 
+/// The NATS event bus of the settings, when `events.bus = "nats"`.
+///
+/// # Errors
+/// When the url is malformed.
+pub async fn nats_bus(settings: &Settings) -> anyhow::Result<Option<Arc<NatsBus>>> {
+    let events = &settings.app.events;
+    if events.bus != crate::config::BusKind::Nats {
+        return Ok(None);
+    }
+    let bus = NatsBus::connect(NatsSettings {
+        url: events.nats_url.clone(),
+        prefix: events.nats_prefix.clone(),
+        max_deliver: events.max_deliver,
+        ack_wait: std::time::Duration::from_secs(30),
+        retention: std::time::Duration::from_secs(events.retention_hours * 3600),
+    })
+    .await
+    .context("cannot set up the NATS event bus (events.nats_url)")?;
+    Ok(Some(bus))
+}
+
 /// The modules of one process, placed, and the middleware they are served behind.
 #[derive(Clone)]
 pub struct Shop {

@@ -126,6 +126,26 @@ async fn orders_placed_in_one_process_are_confirmed_once_by_email_in_another_ove
         .count();
     assert_eq!(sends, placed.len(), "each pending order confirmed once");
 
+    // An operator sees nothing waiting: no pending event, no dead letter.
+    let events = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cleave"))
+            .arg("events")
+            .args(args)
+            .env("CLEAVE_DATABASE__URL", &shop_db)
+            .env("CLEAVE_EVENTS__BUS", "nats")
+            .env("CLEAVE_EVENTS__NATS_PREFIX", &prefix)
+            .output()
+            .expect("cleave events");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(events(&["pending"]).contains("0 pending"));
+    assert!(events(&["dead-letters"]).contains("0 dead letters"));
+
     // The run's streams go (the server is shared by every run on this machine).
     let js = async_nats::jetstream::new(async_nats::connect(NATS).await.expect("connect"));
     for stream in ["EVENTS", "DEAD_LETTERS"] {

@@ -184,6 +184,39 @@ pub async fn stats(conn: &impl ConnectionTrait) -> Result<OutboxStats, EventErro
     Ok(OutboxStats { pending, published })
 }
 
+/// An event not yet accepted by the bus (`cleave events pending`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    /// The event id.
+    pub id: String,
+    /// Its topic.
+    pub topic: String,
+    /// Deliveries tried.
+    pub attempts: i32,
+    /// Why the last one failed.
+    pub last_error: Option<String>,
+}
+
+/// The events still to deliver, oldest first.
+///
+/// # Errors
+/// [`EventError::Storage`].
+pub async fn pending(conn: &impl ConnectionTrait) -> Result<Vec<PendingEvent>, EventError> {
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::PublishedAtMs.is_null())
+        .order_by_asc(outbox::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| PendingEvent {
+            id: row.id,
+            topic: row.topic,
+            attempts: row.attempts,
+            last_error: row.last_error,
+        })
+        .collect())
+}
+
 /// Something that handles the events of one topic. Must be idempotent per [`Event::id`].
 #[async_trait]
 pub trait Subscriber: Send + Sync {

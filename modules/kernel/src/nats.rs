@@ -27,8 +27,10 @@ use uuid::Uuid;
 
 use crate::events::{Event, EventBus, EventError, Subscriber};
 
-/// The header the broker dedupes by: the event id.
+/// The header the broker dedupes by: the event id (a replay adds a suffix).
 const MESSAGE_ID: &str = "Nats-Msg-Id";
+/// The header carrying the event id (what subscribers dedupe by), also on replays.
+const EVENT_ID: &str = "Cleave-Event-Id";
 /// The header carrying the request that caused an event.
 const REQUEST_ID: &str = "Cleave-Request-Id";
 /// The header carrying when an event was enqueued (ms since the epoch).
@@ -154,6 +156,109 @@ impl NatsBus {
     }
 }
 
+/// An event a subscriber gave up on (`cleave events dead-letters`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Its place in the dead-letter stream.
+    pub sequence: u64,
+    /// The event id.
+    pub event_id: String,
+    /// The event's topic.
+    pub topic: String,
+    /// The subscriber that failed.
+    pub subscriber: String,
+    /// Its last error.
+    pub error: String,
+}
+
+impl NatsBus {
+    /// The dead letters, oldest first.
+    ///
+    /// # Errors
+    /// [`EventError::Broker`].
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, EventError> {
+        let mut stream = Self::dead_stream(&self.js, &self.settings).await?;
+        let state = stream.info().await.map_err(broker)?.state.clone();
+        let mut letters = Vec::new();
+        if state.messages == 0 {
+            return Ok(letters);
+        }
+        let prefix = format!("{}.dead.", self.settings.prefix);
+        for sequence in state.first_sequence..=state.last_sequence {
+            // Gaps are letters already replayed (deleted).
+            let Ok(message) = stream.get_raw_message(sequence).await else {
+                continue;
+            };
+            let header = |key: &str| {
+                message
+                    .headers
+                    .get(key)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default()
+            };
+            letters.push(DeadLetter {
+                sequence,
+                event_id: Some(header(EVENT_ID))
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| header(MESSAGE_ID)),
+                topic: message
+                    .subject
+                    .as_str()
+                    .strip_prefix(&prefix)
+                    .unwrap_or_default()
+                    .to_owned(),
+                subscriber: header(DEAD_SUBSCRIBER),
+                error: header(DEAD_ERROR),
+            });
+        }
+        Ok(letters)
+    }
+
+    /// Sends the dead letters of event `event_id` to their topic again (every subscriber of
+    /// it gets the event once more; they dedupe by its id) and removes them from the dead
+    /// letters. Returns how many were replayed (0: no such dead letter).
+    ///
+    /// # Errors
+    /// [`EventError::Broker`].
+    pub async fn replay(&self, event_id: &str) -> Result<usize, EventError> {
+        let letters: Vec<DeadLetter> = self
+            .dead_letters()
+            .await?
+            .into_iter()
+            .filter(|l| l.event_id == event_id)
+            .collect();
+        let stream = Self::dead_stream(&self.js, &self.settings).await?;
+        Self::events_stream(&self.js, &self.settings).await?;
+        for letter in &letters {
+            let message = stream
+                .get_raw_message(letter.sequence)
+                .await
+                .map_err(broker)?;
+            let mut headers = message.headers.clone();
+            // A new broker id (the original's may still be in the duplicate window); the
+            // event id stays.
+            let replay_id = format!("{event_id}.replay.{}", letter.sequence);
+            headers.insert(MESSAGE_ID, replay_id.as_str());
+            headers.insert(EVENT_ID, event_id);
+            self.js
+                .publish_with_headers(
+                    self.settings.subject(&letter.topic),
+                    headers,
+                    message.payload,
+                )
+                .await
+                .map_err(broker)?
+                .await
+                .map_err(broker)?;
+            stream
+                .delete_message(letter.sequence)
+                .await
+                .map_err(broker)?;
+        }
+        Ok(letters.len())
+    }
+}
+
 #[async_trait]
 impl EventBus for NatsBus {
     fn subscribe(&self, topic: &'static str, name: &'static str, subscriber: Arc<dyn Subscriber>) {
@@ -178,6 +283,7 @@ impl EventBus for NatsBus {
         Self::events_stream(&self.js, &self.settings).await?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(MESSAGE_ID, event.id.to_string().as_str());
+        headers.insert(EVENT_ID, event.id.to_string().as_str());
         headers.insert(REQUEST_ID, event.request_id.as_str());
         headers.insert(CREATED_AT, event.created_at_ms.to_string().as_str());
         let ack = self
@@ -245,7 +351,8 @@ async fn deliver(
             .map(|v| v.as_str().to_owned())
     };
     let delivered = message.info().map_or(1, |i| i.delivered);
-    let decoded = header(MESSAGE_ID)
+    let decoded = header(EVENT_ID)
+        .or_else(|| header(MESSAGE_ID))
         .and_then(|id| Uuid::parse_str(&id).ok())
         .zip(String::from_utf8(message.payload.to_vec()).ok())
         .map(|(id, payload)| Event {

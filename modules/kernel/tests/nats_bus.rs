@@ -125,8 +125,10 @@ async fn a_duplicate_publish_is_dropped_and_a_failed_handler_gets_the_event_agai
 }
 
 #[tokio::test]
-async fn an_event_that_keeps_failing_goes_to_the_dead_letters_after_max_deliver_attempts() {
-    let (prefix, bus, mut rx) = subscribed("probe.broken", usize::MAX).await;
+async fn an_event_that_keeps_failing_goes_to_the_dead_letters_after_max_deliver_attempts_and_replays()
+ {
+    // Fails exactly max_deliver times: the replay is what succeeds.
+    let (prefix, bus, mut rx) = subscribed("probe.broken", 3).await;
     let sent = event("probe.broken");
     bus.publish(&sent).await.expect("published");
     for attempt in 1..=3 {
@@ -170,7 +172,23 @@ async fn an_event_that_keeps_failing_goes_to_the_dead_letters_after_max_deliver_
             .is_some_and(|v| v.as_str().contains("failure 3")),
         "{headers:?}"
     );
-    // No fourth attempt: a later event is what comes next.
+    // The operator sees it, and replays it: the subscriber gets it once more, and it leaves
+    // the dead letters.
+    let letters = bus.dead_letters().await.expect("dead letters");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].event_id, sent.id.to_string());
+    assert_eq!(letters[0].topic, "probe.broken");
+    assert_eq!(letters[0].subscriber, "probe.subscriber");
+    assert!(letters[0].error.contains("failure 3"), "{letters:?}");
+    assert_eq!(bus.replay(&sent.id.to_string()).await.expect("replay"), 1);
+    let replayed = next(&mut rx).await;
+    assert_eq!(
+        (replayed.id, replayed.payload),
+        (sent.id, sent.payload.clone())
+    );
+    assert!(bus.dead_letters().await.expect("dead letters").is_empty());
+    assert_eq!(bus.replay(&sent.id.to_string()).await.expect("replay"), 0);
+    // Handled: a later event is what comes next, not another copy.
     let later = event("probe.broken");
     bus.publish(&later).await.expect("published");
     assert_eq!(next(&mut rx).await.id, later.id);
