@@ -223,22 +223,9 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
             retention: std::time::Duration::from_secs(events.retention_hours * 3600),
             ..RelaySettings::default()
         },
-        bus: match events.bus {
-            crate::config::BusKind::InProcess => None,
-            crate::config::BusKind::Nats => {
-                let bus: Arc<dyn cleave_kernel::events::EventBus> =
-                    NatsBus::connect(NatsSettings {
-                        url: events.nats_url.clone(),
-                        prefix: events.nats_prefix.clone(),
-                        max_deliver: events.max_deliver,
-                        ack_wait: std::time::Duration::from_secs(30),
-                        retention: std::time::Duration::from_secs(events.retention_hours * 3600),
-                    })
-                    .await
-                    .context("cannot set up the NATS event bus (events.nats_url)")?;
-                Some(bus)
-            }
-        },
+        bus: nats_bus(settings)
+            .await?
+            .map(|bus| bus as Arc<dyn cleave_kernel::events::EventBus>),
     };
     let identity = settings.module::<identity::IdentityModule>();
     let mut assembly = Assembly::build(&MODULES, plan, options, |name, asm| {
