@@ -212,6 +212,7 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
     };
     let remote_settings = settings.clone();
     let events = &settings.app.events;
+    let nats = nats_bus(settings).await?;
     let options = AssemblyOptions {
         layers: CallLayers::default(),
         db: db.clone(),
@@ -223,8 +224,8 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
             retention: std::time::Duration::from_secs(events.retention_hours * 3600),
             ..RelaySettings::default()
         },
-        bus: nats_bus(settings)
-            .await?
+        bus: nats
+            .clone()
             .map(|bus| bus as Arc<dyn cleave_kernel::events::EventBus>),
     };
     let identity = settings.module::<identity::IdentityModule>();
@@ -247,6 +248,9 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
     .await?;
     if let Some(db) = db {
         assembly.add_check(Arc::new(DatabaseReadiness(db)));
+    }
+    if let Some(bus) = nats {
+        assembly.add_check(Arc::new(cleave_kernel::nats::BrokerReadiness(bus)));
     }
     let server = &settings.app.server;
     let stack = ServerStack {

@@ -153,3 +153,28 @@ async fn orders_placed_in_one_process_are_confirmed_once_by_email_in_another_ove
         let _ = js.delete_stream(&name).await;
     }
 }
+
+#[tokio::test]
+async fn with_the_broker_down_a_process_starts_serves_and_says_so_without_turning_unready() {
+    // Nothing listens on port 9.
+    let app = crate::helpers::TestApp::start(
+        Some(std::sync::Arc::new(cleave_kernel::testing::TestDb::sqlite())),
+        &[
+            ("events.bus", json!("nats")),
+            ("events.nats_url", json!("nats://127.0.0.1:9")),
+        ],
+    )
+    .await;
+    let ready = crate::helpers::get(&app.url(""), "/health/ready").await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+    assert!(
+        ready.body["checks"]["events:nats"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("degraded: not connected")),
+        "{ready:?}"
+    );
+    assert_eq!(ready.body["checks"]["database"], "ok");
+    let products = crate::helpers::get(&app.url(""), "/api/catalog/v1/products").await;
+    assert_eq!(products.status, 200);
+    app.stop().await;
+}

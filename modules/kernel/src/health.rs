@@ -1,5 +1,6 @@
 //! Health endpoints: `/health/live` (the process serves HTTP) and `/health/ready` (every
-//! [`ReadinessCheck`] passes: the database, each remote module).
+//! required [`ReadinessCheck`] passes: the database, each remote module; optional ones, such
+//! as the event broker, are reported without failing it).
 
 use std::sync::Arc;
 
@@ -15,6 +16,11 @@ pub trait ReadinessCheck: Send + Sync {
     fn name(&self) -> String;
     /// `Ok` when ready; otherwise why not.
     async fn check(&self) -> Result<(), String>;
+    /// Whether a failure makes the process not ready. Optional checks (something the process
+    /// serves without, degraded) are reported as `degraded: <why>` and leave it ready.
+    fn required(&self) -> bool {
+        true
+    }
 }
 
 /// `GET /health/live` (the process serves HTTP) and `GET /health/ready` (every check passes;
@@ -32,15 +38,18 @@ pub fn configure_health(cfg: &mut web::ServiceConfig, checks: Arc<Vec<Arc<dyn Re
                 let results = futures::future::join_all(
                     checks
                         .iter()
-                        .map(|c| async move { (c.name(), c.check().await) }),
+                        .map(|c| async move { (c.name(), c.required(), c.check().await) }),
                 )
                 .await;
                 let mut report = serde_json::Map::new();
                 let mut failed = Vec::new();
-                for (name, result) in results {
+                for (name, required, result) in results {
                     match result {
                         Ok(()) => {
                             report.insert(name, "ok".into());
+                        }
+                        Err(why) if !required => {
+                            report.insert(name, format!("degraded: {why}").into());
                         }
                         Err(why) => {
                             tracing::warn!(check = %name, reason = %why, "readiness check failed");

@@ -156,6 +156,32 @@ impl NatsBus {
     }
 }
 
+/// The broker's connection in `/health/ready`: optional (the process serves without it;
+/// events wait in the outbox), so it is reported, not failed on.
+pub struct BrokerReadiness(pub Arc<NatsBus>);
+
+#[async_trait]
+impl crate::health::ReadinessCheck for BrokerReadiness {
+    fn name(&self) -> String {
+        "events:nats".into()
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        if self.0.connected() {
+            Ok(())
+        } else {
+            Err(format!(
+                "not connected to {}; events wait in the outbox",
+                self.0.settings.url
+            ))
+        }
+    }
+
+    fn required(&self) -> bool {
+        false
+    }
+}
+
 /// An event a subscriber gave up on (`cleave events dead-letters`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
