@@ -326,6 +326,9 @@ impl Default for RelaySettings {
     }
 }
 
+/// How often the relay deletes published events older than the retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(300);
+
 /// The outbox relay of one process. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Relay {
@@ -362,7 +365,19 @@ impl Relay {
         }
         let wake = self.wake.clone();
         tokio::spawn(async move {
+            // Published rows older than the retention go now and then, not on every pass
+            // (a pass follows every commit that enqueues).
+            let mut pruned_at: Option<tokio::time::Instant> = None;
             loop {
+                if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                    let cutoff = now_ms().saturating_sub(
+                        i64::try_from(settings.retention.as_millis()).unwrap_or(i64::MAX),
+                    );
+                    if let Err(e) = prune(&db, cutoff).await {
+                        tracing::warn!(error = %e, "pruning published events failed");
+                    }
+                    pruned_at = Some(tokio::time::Instant::now());
+                }
                 match relay_pass(&db, bus.as_ref(), settings).await {
                     Ok(more) if more => continue,
                     Ok(_) => {}

@@ -91,6 +91,8 @@ pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
     settings: Arc<NatsSettings>,
+    /// Whether the events stream is known to exist: publishing then costs no stream request.
+    stream_ready: std::sync::atomic::AtomicBool,
 }
 
 fn broker(e: impl std::fmt::Display) -> EventError {
@@ -115,6 +117,7 @@ impl NatsBus {
             client,
             js,
             settings: Arc::new(settings),
+            stream_ready: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -306,7 +309,11 @@ impl EventBus for NatsBus {
     }
 
     async fn publish(&self, event: &Event) -> Result<(), EventError> {
-        Self::events_stream(&self.js, &self.settings).await?;
+        use std::sync::atomic::Ordering;
+        if !self.stream_ready.load(Ordering::Acquire) {
+            Self::events_stream(&self.js, &self.settings).await?;
+            self.stream_ready.store(true, Ordering::Release);
+        }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(MESSAGE_ID, event.id.to_string().as_str());
         headers.insert(EVENT_ID, event.id.to_string().as_str());
@@ -322,7 +329,11 @@ impl EventBus for NatsBus {
             .await
             .map_err(broker)?;
         // Published only once the broker has stored it (a duplicate counts: it has it).
-        ack.await.map_err(broker)?;
+        if let Err(e) = ack.await {
+            // The stream may be gone (deleted by an operator): make sure of it next time.
+            self.stream_ready.store(false, Ordering::Release);
+            return Err(broker(e));
+        }
         Ok(())
     }
 }
