@@ -39,6 +39,7 @@ pub fn document() -> Document {
             module: e.spec().name,
             operations: e.operations(),
             errors: e.errors(),
+            refusals: e.refusals(),
         })
         .collect();
     let limited: Vec<(&str, &str)> = crate::edge::limited_routes()

@@ -136,16 +136,8 @@ pub(crate) async fn call_json(
     body: Option<Value>,
     token: Option<&str>,
 ) -> Answer {
-    let mut req = client().request(method, format!("{}{path}", base.trim_end_matches('/')));
-    if let Some(body) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    read(req.send().await.expect("request sent")).await
+    let body = body.map(|b| b.to_string());
+    call_as(base, method, path, body.as_deref(), token).await
 }
 
 pub(crate) async fn read(res: reqwest::Response) -> Answer {

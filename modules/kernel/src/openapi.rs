@@ -22,6 +22,8 @@ pub struct ContractDoc {
     pub operations: &'static [&'static Operation],
     /// Its errors.
     pub errors: &'static [ErrorDoc],
+    /// The codes of its refusals: unauthenticated (401), forbidden (403).
+    pub refusals: [&'static str; 2],
 }
 
 fn kernel_error(code: &str) -> Option<&'static ErrorDoc> {
@@ -166,16 +168,15 @@ fn add_errors(operation: &mut Value, contract: &ContractDoc, ops: &[&Operation],
         .and_then(Value::as_array)
         .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
     let unavailable = format!("{}.unavailable", contract.module);
-    let unauthenticated = format!("{}.unauthenticated", contract.module);
-    let forbidden = format!("{}.forbidden", contract.module);
+    let [unauthenticated, forbidden] = contract.refusals;
     let mut docs: Vec<&ErrorDoc> = Vec::new();
     document_access(operation, ops);
     for op in ops {
         let mut refusals = Vec::new();
         if !op.access.contains(&Access::Anyone) {
-            refusals.push(unauthenticated.as_str());
+            refusals.push(unauthenticated);
             if op.access.iter().any(|a| *a != Access::SignedIn) {
-                refusals.push(forbidden.as_str());
+                refusals.push(forbidden);
             }
         }
         let codes = op.errors.iter().copied().chain(refusals);

@@ -30,10 +30,10 @@ impl Visit {
         // that user's cart.
         let existing = req
             .cookie(SESSION_COOKIE)
-            .and_then(|c| guest_session(c.value()));
+            .and_then(|c| minted_session(c.value()));
         let (session, new_session) = match existing {
             Some(s) => (s, false),
-            None => (new_guest_session(), true),
+            None => (new_session_id(), true),
         };
         let currency = req
             .cookie(CURRENCY_COOKIE)
@@ -93,16 +93,16 @@ impl Visit {
 }
 
 /// A session id the storefront could have minted: [`SESSION_PREFIX`] and a UUID.
-pub(crate) fn guest_session(raw: &str) -> Option<UserId> {
+pub(crate) fn minted_session(raw: &str) -> Option<UserId> {
     let uuid = raw.strip_prefix(SESSION_PREFIX)?;
     uuid::Uuid::try_parse(uuid).ok()?;
     UserId::parse(raw.to_owned()).ok()
 }
 
 /// A new session id (`session-<uuid>`).
-pub(crate) fn new_guest_session() -> UserId {
+pub(crate) fn new_session_id() -> UserId {
     let raw = format!("{SESSION_PREFIX}{}", uuid::Uuid::new_v4());
-    guest_session(&raw).unwrap_or_else(|| unreachable!("a session id is a valid user id"))
+    minted_session(&raw).unwrap_or_else(|| unreachable!("a session id is a valid user id"))
 }
 
 pub(crate) fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {

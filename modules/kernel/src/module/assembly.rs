@@ -102,6 +102,8 @@ pub trait ModuleEntry: Send + Sync {
     fn operations(&self) -> &'static [&'static Operation];
     /// Its contract's error table.
     fn errors(&self) -> &'static [ErrorDoc];
+    /// The codes its contract refuses callers with: unauthenticated (401), forbidden (403).
+    fn refusals(&self) -> [&'static str; 2];
     /// Whether it has tables.
     fn has_tables(&self) -> bool;
     /// Applies its pending migrations.
@@ -176,6 +178,10 @@ impl<M: Module, S: MigrationSet> ModuleEntry for Entry<M, S> {
 
     fn errors(&self) -> &'static [ErrorDoc] {
         <<M::Contract as Contract>::Error as ApiError>::ERRORS
+    }
+
+    fn refusals(&self) -> [&'static str; 2] {
+        <<M::Contract as Contract>::Error as ApiError>::REFUSALS
     }
 
     fn has_tables(&self) -> bool {
