@@ -109,11 +109,26 @@ pub fn init(dir: &Path, hosts: &[String]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(vec![dir.join(CA_CERT), server])
 }
 
-/// `cleave certs issue --module m`: a certificate naming module `module` of the deployment,
-/// signed by the CA in `dir`.
+/// `cleave certs issue --module m[,n..]`: a certificate naming `modules` of the deployment
+/// (one process may host several), signed by the CA in `dir`, written as `m+n.pem`.
 ///
 /// # Errors
 /// When there is no CA in `dir`, or the files exist already.
-pub fn issue(dir: &Path, module: &str) -> anyhow::Result<PathBuf> {
-    sign(dir, module, vec![format!("{module}.{MODULE_DOMAIN}")])
+pub fn issue(dir: &Path, given: &[String]) -> anyhow::Result<PathBuf> {
+    let mut modules: Vec<&String> = Vec::new();
+    for m in given {
+        if !modules.contains(&m) {
+            modules.push(m);
+        }
+    }
+    let names = modules
+        .iter()
+        .map(|m| format!("{m}.{MODULE_DOMAIN}"))
+        .collect();
+    let file = modules
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join("+");
+    sign(dir, &file, names)
 }

@@ -111,11 +111,18 @@ pub enum CertsAction {
         hosts: Vec<String>,
     },
     /// Create MODULE.pem and MODULE.key in DIR: a certificate naming the module, signed by
-    /// the CA there.
+    /// the CA there. A process hosting several modules that call others presents one
+    /// certificate naming them all: `--module checkout,storefront` writes
+    /// checkout+storefront.pem.
     Issue {
-        /// The module the certificate names.
-        #[arg(long, value_name = "MODULE")]
-        module: String,
+        /// The modules the certificate names (comma-separated, or the option repeated).
+        #[arg(
+            long = "module",
+            value_name = "MODULE",
+            value_delimiter = ',',
+            required = true
+        )]
+        modules: Vec<String>,
         /// Where the CA is and the files go.
         #[arg(long, default_value = "certs", value_name = "DIR")]
         dir: PathBuf,
@@ -333,15 +340,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Certs {
-            action: CertsAction::Issue { module, dir },
+            action:
+                CertsAction::Issue {
+                    modules: named,
+                    dir,
+                },
         } => {
-            if modules::find(&module).is_none() {
+            if let Some(unknown) = named.iter().find(|m| modules::find(m).is_none()) {
                 return Err(CliError::Usage(format!(
-                    "unknown module {module:?}; modules: {}",
+                    "unknown module {unknown:?}; modules: {}",
                     modules::names().join(", ")
                 )));
             }
-            let path = crate::certs::issue(&dir, &module)?;
+            let path = crate::certs::issue(&dir, &named)?;
             println!("wrote {} (and its key)", path.display());
         }
         Command::Token {

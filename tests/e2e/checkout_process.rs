@@ -6,7 +6,9 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Answer, Pki, call_as, client, get, issued_token, read, sqlite_in};
+use crate::helpers::{
+    Answer, Pki, call_as, client, get, issued_token, order_body, read, sqlite_in,
+};
 use crate::process::Cleave;
 
 /// The settings of a process that serves HTTPS and tells the module certificates of `pki`
@@ -50,28 +52,6 @@ fn checkout_env(
         ("CLEAVE_REMOTE__CLIENT_CERT_FILE", path("checkout.pem")),
         ("CLEAVE_REMOTE__CLIENT_KEY_FILE", path("checkout.key")),
     ]
-}
-
-fn order_body(user: &str, currency: &str, card: &str) -> String {
-    json!({
-        "user_id": user,
-        "user_currency": currency,
-        "address": {
-            "street_address": "1600 Amphitheatre Parkway",
-            "city": "Mountain View",
-            "state": "CA",
-            "country": "United States",
-            "zip_code": "94043"
-        },
-        "email": "someone@example.com",
-        "credit_card": {
-            "number": card,
-            "cvv": "672",
-            "expiration_year": 2039,
-            "expiration_month": 1
-        }
-    })
-    .to_string()
 }
 
 const GOOD_CARD: &str = "4432-8015-6152-0454";

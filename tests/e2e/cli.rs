@@ -302,6 +302,14 @@ fn certs_make_a_ca_once_and_certificates_only_for_modules_of_the_deployment() {
     let issued = cleave(&["certs", "issue", "--module", "checkout", "--dir", d], &[]);
     assert!(issued.status.success(), "{}", stderr(&issued));
     assert!(dir.path().join("checkout.pem").exists());
+    // One certificate for a process hosting several modules (the placement runner's
+    // processes present these, and are told apart by every module they name).
+    let both = cleave(
+        &["certs", "issue", "--module", "storefront,cart", "--dir", d],
+        &[],
+    );
+    assert!(both.status.success(), "{}", stderr(&both));
+    assert!(dir.path().join("storefront+cart.pem").exists());
     let unknown = cleave(&["certs", "issue", "--module", "nosuch", "--dir", d], &[]);
     assert!(!unknown.status.success());
     assert!(

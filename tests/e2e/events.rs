@@ -22,14 +22,7 @@ async fn order(base: &str, user: &str, token: &str) -> String {
     )
     .await;
     assert_eq!(added.status, 200, "{added:?}");
-    let body = json!({
-        "user_id": user, "user_currency": "USD", "email": "someone@example.com",
-        "address": {"street_address": "1600 Amphitheatre Parkway", "city": "Mountain View",
-                    "state": "CA", "country": "United States", "zip_code": "94043"},
-        "credit_card": {"number": "4432-8015-6152-0454", "cvv": "672",
-                        "expiration_year": 2039, "expiration_month": 1}
-    })
-    .to_string();
+    let body = crate::helpers::order_body(user, "USD", "4432-8015-6152-0454");
     let placed = call_as(
         base,
         Method::POST,

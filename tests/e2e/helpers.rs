@@ -99,8 +99,20 @@ impl Answer {
     }
 }
 
+/// A client for the tests' calls: it trusts the shared test CA ([`Pki::shared`]), so the same
+/// helpers call plain and HTTPS processes.
 pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::new()
+    client_builder().build().expect("client")
+}
+
+/// [`client`]'s builder, for clients that need more (no redirects, cookies).
+pub(crate) fn client_builder() -> reqwest::ClientBuilder {
+    static CA: std::sync::OnceLock<reqwest::Certificate> = std::sync::OnceLock::new();
+    let ca = CA.get_or_init(|| {
+        let pem = std::fs::read(Pki::shared().join("ca.pem")).expect("the shared test CA");
+        reqwest::Certificate::from_pem(&pem).expect("CA certificate")
+    });
+    reqwest::Client::builder().add_root_certificate(ca.clone())
 }
 
 /// Sends a request with an optional raw body (JSON content type) and reads the answer.
@@ -176,6 +188,29 @@ pub(crate) async fn read(res: reqwest::Response) -> Answer {
 
 pub(crate) async fn get(base: &str, path: &str) -> Answer {
     call(base, Method::GET, path, None).await
+}
+
+/// An order of `user` in `currency`, paid with `card`, shipped to Boutique's address.
+pub(crate) fn order_body(user: &str, currency: &str, card: &str) -> String {
+    serde_json::json!({
+        "user_id": user,
+        "user_currency": currency,
+        "address": {
+            "street_address": "1600 Amphitheatre Parkway",
+            "city": "Mountain View",
+            "state": "CA",
+            "country": "United States",
+            "zip_code": "94043"
+        },
+        "email": "someone@example.com",
+        "credit_card": {
+            "number": card,
+            "cvv": "672",
+            "expiration_year": 2039,
+            "expiration_month": 1
+        }
+    })
+    .to_string()
 }
 
 /// A guest's user id and access token, from `POST /api/identity/v1/guests` on `base`.
@@ -379,29 +414,63 @@ impl Pki {
         Self { dir }
     }
 
+    /// The directory of a CA and server certificate (for localhost and 127.0.0.1) that
+    /// `cleave certs init` made once for this test run, trusted by [`client`].
+    pub(crate) fn shared() -> &'static std::path::Path {
+        static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        DIR.get_or_init(|| {
+            // In the target directory, made afresh by each run (one test binary runs at a time).
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shared-ca");
+            let _ = std::fs::remove_dir_all(&dir);
+            cleave::certs::init(&dir, &["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("cleave certs init");
+            dir
+        })
+    }
+
+    /// A directory holding the [shared](Self::shared) CA and server certificate, and one
+    /// certificate per group of modules, as `cleave certs issue --module a,b` makes it
+    /// (`a+b.pem`): what the processes of one deployment present.
+    pub(crate) fn shared_for(groups: &[Vec<&str>]) -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        for entry in std::fs::read_dir(Self::shared()).expect("shared CA") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+        }
+        let me = Self { dir };
+        for group in groups {
+            me.cleave_certs(&["issue", "--module", &group.join(",")]);
+        }
+        me
+    }
+
+    /// Runs `cleave certs ARGS --dir <this directory>`.
+    fn cleave_certs(&self, args: &[&str]) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cleave"))
+            .arg("certs")
+            .args(args)
+            .arg("--dir")
+            .arg(self.dir.path())
+            .output()
+            .expect("run cleave certs");
+        assert!(
+            out.status.success(),
+            "cleave certs {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The certificates `cleave certs init` and `cleave certs issue --module <m>` make, for
     /// every module.
     pub(crate) fn made_by_cleave() -> Self {
-        let dir = tempfile::tempdir().expect("dir");
-        let run = |args: &[&str]| {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_cleave"))
-                .arg("certs")
-                .args(args)
-                .arg("--dir")
-                .arg(dir.path())
-                .output()
-                .expect("run cleave certs");
-            assert!(
-                out.status.success(),
-                "cleave certs {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        let me = Self {
+            dir: tempfile::tempdir().expect("dir"),
         };
-        run(&["init"]);
+        me.cleave_certs(&["init"]);
         for module in cleave::modules::names() {
-            run(&["issue", "--module", module]);
+            me.cleave_certs(&["issue", "--module", module]);
         }
-        Self { dir }
+        me
     }
 
     pub(crate) fn path(&self, file: &str) -> PathBuf {

@@ -11,6 +11,7 @@ mod events;
 mod helpers;
 mod identity;
 mod openapi;
+mod placements;
 mod process;
 mod secrets;
 mod split;

@@ -12,33 +12,38 @@ use serde_json::json;
 use crate::helpers::TestApp;
 
 /// A browser-like session: keeps the cookies the shop sets, follows no redirects itself.
-struct Shopper {
+pub(crate) struct Shopper {
     http: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
 
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) location: Option<String>,
     content_type: String,
     csp: Option<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Shopper {
     fn new(app: &TestApp) -> Self {
+        Self::at(app.url(""))
+    }
+
+    /// A new visitor of the shop at `base`.
+    pub(crate) fn at(base: String) -> Self {
         Self {
-            http: reqwest::Client::builder()
+            http: crate::helpers::client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
-            base: app.url(""),
+            base,
             cookies: Vec::new(),
         }
     }
 
-    fn cookie(&self, name: &str) -> Option<&str> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies
             .iter()
             .find(|(n, _)| n == name)
@@ -83,7 +88,7 @@ impl Shopper {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let req = self
             .http
             .get(format!("{}{path}", self.base))
@@ -91,7 +96,7 @@ impl Shopper {
         self.send(req).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -104,7 +109,7 @@ impl Shopper {
     }
 }
 
-const CHECKOUT_FORM: [(&str, &str); 10] = [
+pub(crate) const CHECKOUT_FORM: [(&str, &str); 10] = [
     ("email", "someone@example.com"),
     ("street_address", "1600 Amphitheatre Parkway"),
     ("zip_code", "94043"),
