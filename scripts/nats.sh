@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Makes sure a NATS server with JetStream answers on 127.0.0.1:4222, for the tests of the
-# NATS event bus: starts Debian's nats-server (installing it when missing) if nothing answers
-# there, and fails loudly when it cannot be had.
+# NATS event bus, and that Debian's nats-server is installed (the broker-kill test runs one of
+# its own): installs it when missing, starts it if nothing answers there, and fails loudly
+# when it cannot be had.
 set -euo pipefail
 up() { (echo > /dev/tcp/127.0.0.1/4222) >/dev/null 2>&1; }
-if up; then
-  echo "NATS answers on 127.0.0.1:4222"
-  exit 0
-fi
 if ! command -v nats-server >/dev/null; then
   echo "nats-server is missing; installing Debian's nats-server"
   export DEBIAN_FRONTEND=noninteractive
   { apt-get update -qq && apt-get install -y -qq nats-server >/dev/null; } \
     || { echo "FAIL: cannot install nats-server" >&2; exit 1; }
+fi
+if up; then
+  echo "NATS answers on 127.0.0.1:4222"
+  exit 0
 fi
 store=${NATS_STORE_DIR:-/tmp/cleave-nats}
 mkdir -p "$store"

@@ -1,12 +1,13 @@
 //! Events across OS processes over NATS JetStream (the server this machine kind runs on
 //! 127.0.0.1:4222; `.ci/run` starts it when it is down): checkout in one process, email alone
 //! in another; each confirmation arrives once, also when the email process is killed and
-//! orders are placed while it is gone.
+//! orders are placed while it is gone, and when the NATS server itself is killed (a server of
+//! the test's own, on its own port and store) and started again.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{call_as, issued_token, sqlite_in};
+use crate::helpers::{call_as, free_port, issued_token, sqlite_in};
 use crate::process::Cleave;
 
 const NATS: &str = "127.0.0.1:4222";
@@ -170,4 +171,129 @@ async fn with_the_broker_down_a_process_starts_serves_and_says_so_without_turnin
     let products = crate::helpers::get(&app.url(""), "/api/catalog/v1/products").await;
     assert_eq!(products.status, 200);
     app.stop().await;
+}
+
+/// A NATS server of one test (Debian's `nats-server -js`) on `port`, storing in `dir`.
+struct NatsServer {
+    child: std::process::Child,
+}
+
+impl NatsServer {
+    /// Starts it and returns once it says it is ready.
+    fn start(dir: &std::path::Path, port: u16) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("nats-server (Debian's nats-server; scripts/nats.sh installs it)");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        loop {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("nats-server did not get ready:\n{}", seen.join("\n")));
+            if line.contains("Server is ready") {
+                break;
+            }
+            seen.push(line);
+        }
+        Self { child }
+    }
+
+    /// kill -9.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn with_the_nats_server_killed_between_orders_every_confirmation_arrives_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("nats");
+    let port = free_port();
+    let mut nats = NatsServer::start(&store, port);
+    let bus = |db: String| {
+        vec![
+            ("CLEAVE_DATABASE__URL", db),
+            ("CLEAVE_EVENTS__BUS", "nats".to_owned()),
+            (
+                "CLEAVE_EVENTS__NATS_URL",
+                format!("nats://127.0.0.1:{port}"),
+            ),
+        ]
+    };
+    let shop_db = sqlite_in(dir.path(), "shop.db");
+    let shop = Cleave::serve(
+        &[
+            "--modules",
+            "identity,catalog,currency,cart,shipping,payment,checkout",
+        ],
+        &bus(shop_db.clone()),
+    );
+    let mut env = bus(sqlite_in(dir.path(), "email.db"));
+    env.push(("CLEAVE_MODULES__IDENTITY__URL", shop.base()));
+    let mut email = Cleave::serve(&["--modules", "email"], &env);
+    let (user, admin) = ("nats-down-shopper", issued_token(&shop_db, "ops", "admin"));
+    let shopper = issued_token(&shop_db, user, "shopper");
+
+    // Three orders with the broker up, three while it is gone (kill -9: what it had stored
+    // stays on disk; what it had not, waits in the outbox), three after it is back.
+    let mut placed = Vec::new();
+    for i in 0..9 {
+        if i == 3 {
+            nats.kill();
+        }
+        if i == 6 {
+            // The three placed while it was gone wait in the shop's outbox.
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_cleave"))
+                .args(["events", "pending"])
+                .env("CLEAVE_DATABASE__URL", &shop_db)
+                .output()
+                .expect("cleave events pending");
+            let said = String::from_utf8_lossy(&out.stderr).into_owned();
+            let pending: usize = said
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no count in {said:?}"));
+            assert!(pending >= 3, "{said}");
+            nats = NatsServer::start(&store, port);
+        }
+        placed.push(order(&shop.base(), user, &shopper).await);
+    }
+    for order_id in &placed {
+        email.find_log(|v| {
+            v["message"] == "order confirmation sent" && v["order_id"] == order_id.as_str()
+        });
+    }
+    for order_id in &placed {
+        let sent = confirmations(&email.base(), &admin, order_id).await;
+        assert_eq!(sent.len(), 1, "{order_id}: {sent:?}");
+    }
+    let sends = email
+        .logged()
+        .iter()
+        .filter(|l| l.contains("\"order confirmation sent\""))
+        .count();
+    assert_eq!(sends, placed.len(), "each order confirmed once");
+    drop(nats);
 }

@@ -495,6 +495,15 @@ impl Pki {
     }
 }
 
+/// A port nothing listens on now (for processes that must know each other's addresses
+/// before they start, or be restarted on the same one).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A SQLite url for the file `name` in `dir`.
 pub(crate) fn sqlite_in(dir: &std::path::Path, name: &str) -> String {
     format!("sqlite://{}?mode=rwc", dir.join(name).display())

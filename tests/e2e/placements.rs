@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 
 use cleave_kernel::testing::TestDb;
 
-use crate::helpers::{Answer, Pki, call_as, guest, issued_token, order_body, script, sqlite_in};
+use crate::helpers::{
+    Answer, Pki, call_as, free_port, guest, issued_token, order_body, script, sqlite_in,
+};
 use crate::process::Cleave;
 use crate::storefront::{CHECKOUT_FORM, Shopper};
 
@@ -43,15 +45,6 @@ struct Deployment {
     _pki: Pki,
     _dir: tempfile::TempDir,
     _pg: Vec<TestDb>,
-}
-
-/// A port nothing listens on now (the processes of a deployment must know each other's
-/// addresses before they start).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// A name no other run uses (the NATS streams of a deployment).
