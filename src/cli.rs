@@ -566,11 +566,13 @@ async fn open_identity(
     cli_config: Option<PathBuf>,
 ) -> Result<std::sync::Arc<identity::IdentityModule>, CliError> {
     let settings = load(cli_config, &Overrides::default())?;
-    let db = wiring::migrate(&settings, &["identity"]).await?;
+    let db = wiring::migrate(&settings, &wiring::migration_sets(&["identity"])).await?;
+    // No relay here: what the command publishes waits in the outbox for a serving process.
     Ok(identity::IdentityModule::start(
         db,
         &settings.module::<identity::IdentityModule>(),
         identity::IdentityDeps,
+        cleave_kernel::events::Relay::disabled(),
     )
     .await
     .map_err(|e| anyhow::anyhow!("identity cannot start: {e}"))?)

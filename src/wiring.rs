@@ -4,22 +4,26 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{HttpServer, web};
 use anyhow::Context as _;
 use cleave_kernel::Failure;
-use cleave_kernel::auth::{Authenticator, MAX_LEEWAY_SECS, TokenVerifier};
+use cleave_kernel::auth::{Authenticator, MAX_LEEWAY_SECS, TokenVerifier, UserDirectory};
 use cleave_kernel::call::{Access, CallLayers};
 use cleave_kernel::db::DatabaseReadiness;
 use cleave_kernel::error::KernelError;
 use cleave_kernel::events::RelaySettings;
+use cleave_kernel::events::Topic;
 use cleave_kernel::health::configure_health;
 use cleave_kernel::http::{CallerProof, HttpLimits, ServerStack};
 use cleave_kernel::module::{
     Assembly, AssemblyOptions, Contract, Placement, PlacementError, PlacementPlan,
 };
 use cleave_kernel::nats::{NatsBus, NatsSettings};
-use identity_api::{IdentityContract, IdentityKeys, IdentityUsers};
+use identity_api::{
+    ACTIVE_FOR, CachedUsers, IdentityContract, IdentityKeys, IdentityUsers, UserDeleted,
+};
 use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
@@ -229,19 +233,33 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
             .map(|bus| bus as Arc<dyn cleave_kernel::events::EventBus>),
     };
     let identity = settings.module::<identity::IdentityModule>();
+    let brokered = nats.is_some();
     let mut assembly = Assembly::build(&MODULES, plan, options, |name, asm| {
         // Every process verifies tokens itself, from identity's published keys.
         if name == IdentityContract::MODULE
             && let Some(api) = asm.api::<IdentityContract>(TOKEN_CHECKS)
         {
+            let asked: Arc<dyn UserDirectory> = Arc::new(IdentityUsers(api.clone()));
+            // Every process that hears of deletions (identity here, or events over a broker)
+            // watches them; one that asks a remote identity remembers who is active for a
+            // while. Elsewhere each token check asks identity.
+            let here = asm.plan().placement(IdentityContract::MODULE) == &Placement::Hosted;
+            let users = if here || brokered {
+                let remember_for = if here { Duration::ZERO } else { ACTIVE_FOR };
+                let cached = CachedUsers::new(asked, remember_for);
+                asm.bus().watch(UserDeleted::TOPIC, cached.clone());
+                cached as Arc<dyn UserDirectory>
+            } else {
+                asked
+            };
             asm.set_authenticator(Arc::new(Authenticator {
                 verifier: TokenVerifier::new(
                     &identity.issuer,
                     &identity.audience,
                     MAX_LEEWAY_SECS,
-                    Arc::new(IdentityKeys(api.clone())),
+                    Arc::new(IdentityKeys(api)),
                 ),
-                users: Some(Arc::new(IdentityUsers(api))),
+                users: Some(users),
             }));
         }
     })

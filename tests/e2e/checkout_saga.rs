@@ -297,6 +297,7 @@ async fn checkout_over_http_with_remote_cart_and_payment_meets_the_contract() {
             shop.conn.clone(),
             &Default::default(),
             identity::IdentityDeps,
+            Relay::disabled(),
         )
         .await
         .expect("identity");

@@ -47,26 +47,49 @@ async fn confirmations(base: &str, admin: &str, order_id: &str) -> Vec<Value> {
     answer.body.as_array().cloned().unwrap_or_default()
 }
 
-#[tokio::test]
-async fn orders_placed_in_one_process_are_confirmed_once_by_email_in_another_over_nats() {
+/// Fails loudly when the machine's NATS server does not answer.
+pub(crate) fn nats_answers() {
     assert!(
         std::net::TcpStream::connect(NATS).is_ok(),
         "NATS is not answering on {NATS}: start it with `nats-server -js` (.ci/run does)"
     );
-    let dir = tempfile::tempdir().expect("dir");
-    // A prefix of its own: the streams and consumers of this run only.
+}
+
+/// A prefix of a test's own on the shared server: the streams and consumers of that run only.
+pub(crate) fn unique_prefix() -> String {
     let id = cleave_kernel::CallContext::root()
         .request_id()
         .as_str()
         .replace('-', "");
-    let prefix = format!("t{}", &id[id.len() - 12..]);
-    let bus = |db: String| {
-        vec![
-            ("CLEAVE_DATABASE__URL", db),
-            ("CLEAVE_EVENTS__BUS", "nats".to_owned()),
-            ("CLEAVE_EVENTS__NATS_PREFIX", prefix.clone()),
-        ]
-    };
+    format!("t{}", &id[id.len() - 12..])
+}
+
+/// The settings of a process on database `db` with events over the machine's NATS server,
+/// under `prefix`.
+fn on_nats(db: String, prefix: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLEAVE_DATABASE__URL", db),
+        ("CLEAVE_EVENTS__BUS", "nats".to_owned()),
+        ("CLEAVE_EVENTS__NATS_PREFIX", prefix.to_owned()),
+    ]
+}
+
+/// Deletes the streams of `prefix` (the server is shared by every run on this machine).
+pub(crate) async fn delete_streams(prefix: &str) {
+    let js = async_nats::jetstream::new(async_nats::connect(NATS).await.expect("connect"));
+    for stream in ["EVENTS", "DEAD_LETTERS"] {
+        let _ = js
+            .delete_stream(format!("{}_{stream}", prefix.to_uppercase()))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn orders_placed_in_one_process_are_confirmed_once_by_email_in_another_over_nats() {
+    nats_answers();
+    let dir = tempfile::tempdir().expect("dir");
+    let prefix = unique_prefix();
+    let bus = |db: String| on_nats(db, &prefix);
     let shop_db = sqlite_in(dir.path(), "shop.db");
     let shop = Cleave::serve(
         &[
@@ -140,12 +163,7 @@ async fn orders_placed_in_one_process_are_confirmed_once_by_email_in_another_ove
     assert!(events(&["pending"]).contains("0 pending"));
     assert!(events(&["dead-letters"]).contains("0 dead letters"));
 
-    // The run's streams go (the server is shared by every run on this machine).
-    let js = async_nats::jetstream::new(async_nats::connect(NATS).await.expect("connect"));
-    for stream in ["EVENTS", "DEAD_LETTERS"] {
-        let name = format!("{}_{stream}", prefix.to_uppercase());
-        let _ = js.delete_stream(&name).await;
-    }
+    delete_streams(&prefix).await;
 }
 
 #[tokio::test]
@@ -296,4 +314,73 @@ async fn with_the_nats_server_killed_between_orders_every_confirmation_arrives_o
         .count();
     assert_eq!(sends, placed.len(), "each order confirmed once");
     drop(nats);
+}
+
+#[tokio::test]
+async fn another_process_remembers_who_is_active_and_refuses_a_deleted_users_token_when_told() {
+    nats_answers();
+    let dir = tempfile::tempdir().expect("dir");
+    let prefix = unique_prefix();
+    let bus = |db: String| on_nats(db, &prefix);
+    let identity_db = sqlite_in(dir.path(), "identity.db");
+    let mut env = bus(identity_db.clone());
+    // Every request logged: the questions identity is asked are counted.
+    env.push(("CLEAVE_LOG__ACCESS", "true".to_owned()));
+    let mut identity = Cleave::serve(&["--modules", "identity"], &env);
+    let mut env = bus(sqlite_in(dir.path(), "cart.db"));
+    env.push(("CLEAVE_MODULES__IDENTITY__URL", identity.base()));
+    let mut cart = Cleave::serve(&["--modules", "cart"], &env);
+
+    let created = crate::identity::admin(
+        &["user", "create", "--email", "leaving@example.com"],
+        &identity_db,
+        "a long enough passphrase\n",
+    );
+    let user = created
+        .split_whitespace()
+        .nth(2)
+        .expect("created user <id> ...")
+        .to_owned();
+    let token = issued_token(&identity_db, &user, "shopper");
+    let admin = issued_token(&identity_db, "ops", "admin");
+    let carts = format!("/api/cart/v1/carts/{user}");
+    for _ in 0..5 {
+        let answer = call_as(&cart.base(), Method::GET, &carts, None, Some(&token)).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    // Every request the cart process made to identity was logged before the cart process
+    // answered; a request sent after them is logged after them.
+    let sentinel = "/after-the-five-cart-calls";
+    crate::helpers::call(&identity.base(), Method::GET, sentinel, None).await;
+    identity.wait_for_log(|v| v["path"] == sentinel);
+    let asked = identity
+        .logged()
+        .iter()
+        .filter(|l| l.contains(&format!("/api/identity/v1/users/{user}/active")))
+        .count();
+    assert_eq!(asked, 1, "five token checks, one question to identity");
+
+    let deleted = call_as(
+        &identity.base(),
+        Method::DELETE,
+        &format!("/api/identity/v1/users/{user}"),
+        None,
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    let since = std::time::Instant::now();
+    cart.wait_for_log(|v| {
+        v["message"] == "user deleted: their tokens are refused here from now on"
+            && v["user_id"] == user.as_str()
+    });
+    // A measurement for the notes, not an assertion.
+    eprintln!(
+        "UserDeleted reached the cart process {} ms after the deletion answered",
+        since.elapsed().as_millis()
+    );
+    call_as(&cart.base(), Method::GET, &carts, None, Some(&token))
+        .await
+        .assert_problem(401, "auth.unauthenticated");
+    delete_streams(&prefix).await;
 }

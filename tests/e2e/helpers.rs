@@ -63,6 +63,7 @@ impl TestApp {
             db.connect().await,
             &Default::default(),
             identity::IdentityDeps,
+            cleave_kernel::events::Relay::disabled(),
         )
         .await
         .expect("identity");

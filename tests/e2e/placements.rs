@@ -17,13 +17,13 @@ use serde_json::{Value, json};
 
 use cleave_kernel::testing::TestDb;
 
+use crate::events::{delete_streams, nats_answers, unique_prefix};
 use crate::helpers::{
     Answer, Pki, call_as, free_port, guest, issued_token, order_body, script, sqlite_in,
 };
 use crate::process::Cleave;
 use crate::storefront::{CHECKOUT_FORM, Shopper};
 
-const NATS: &str = "127.0.0.1:4222";
 const GOOD_CARD: &str = "4432-8015-6152-0454";
 const DECLINED_CARD: &str = "4432-8015-6152-0455";
 
@@ -47,15 +47,6 @@ struct Deployment {
     _pg: Vec<TestDb>,
 }
 
-/// A name no other run uses (the NATS streams of a deployment).
-fn unique(prefix: &str) -> String {
-    let id = cleave_kernel::CallContext::root()
-        .request_id()
-        .as_str()
-        .replace('-', "");
-    format!("{prefix}{}", &id[id.len() - 12..])
-}
-
 impl Deployment {
     async fn start(name: String, groups: Vec<Vec<&'static str>>, backend: Backend) -> Self {
         let hosted: Vec<&str> = groups.iter().flatten().copied().collect();
@@ -68,7 +59,7 @@ impl Deployment {
         let pki = Pki::shared_for(&groups);
         let dir = tempfile::tempdir().expect("dir");
         let ports: Vec<u16> = groups.iter().map(|_| free_port()).collect();
-        let prefix = (groups.len() > 1).then(|| unique("p"));
+        let prefix = (groups.len() > 1).then(unique_prefix);
         let mut pg = Vec::new();
         let mut dbs = Vec::new();
         for i in 0..groups.len() {
@@ -185,12 +176,7 @@ impl Deployment {
             process.kill();
         }
         if let Some(prefix) = &self.prefix {
-            let js = async_nats::jetstream::new(async_nats::connect(NATS).await.expect("NATS"));
-            for stream in ["EVENTS", "DEAD_LETTERS"] {
-                let _ = js
-                    .delete_stream(format!("{}_{stream}", prefix.to_uppercase()))
-                    .await;
-            }
+            delete_streams(prefix).await;
         }
     }
 }
@@ -552,13 +538,6 @@ async fn one_process() -> Vec<(String, Value)> {
     assert_eq!(find("the shop order's confirmation"), json!([200, 1]));
     d.stop().await;
     expected
-}
-
-fn nats_answers() {
-    assert!(
-        std::net::TcpStream::connect(NATS).is_ok(),
-        "NATS is not answering on {NATS}: start it with `nats-server -js` (.ci/run does)"
-    );
 }
 
 #[tokio::test]

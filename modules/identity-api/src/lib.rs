@@ -9,11 +9,14 @@
 //! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
 //! serves them and [`IdentityClient`] calls them.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use cleave_kernel::auth::{Jwks, KeySource};
+use cleave_kernel::auth::{Jwks, KeySource, UserDirectory};
 use cleave_kernel::context::Principal;
+use cleave_kernel::events::{Event, EventError, Subscriber, Topic};
 use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
@@ -334,6 +337,107 @@ impl KeySource for IdentityKeys {
             .jwks(&CallContext::root())
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Published when a user has been deleted (through identity's outbox, with the deletion):
+/// every process that remembers who is active forgets them ([`CachedUsers`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDeleted {
+    /// The deleted user.
+    pub user_id: String,
+}
+
+impl Topic for UserDeleted {
+    const TOPIC: &'static str = "identity.user_deleted";
+}
+
+/// How long a process trusts that a user it asked a remote identity about is still active,
+/// when it hears of deletions ([`UserDeleted`]): the safety net should it miss one.
+pub const ACTIVE_FOR: Duration = Duration::from_secs(30);
+
+/// Most users [`CachedUsers`] remembers in each of its sets (then it starts that set afresh).
+const REMEMBERED: usize = 100_000;
+
+/// A user directory that remembers who is active for a while (`remember_for`, e.g.
+/// [`ACTIVE_FOR`]) and forgets a user as soon as their [`UserDeleted`] arrives (watch that
+/// topic with it): a token check then asks identity once per user and period instead of on
+/// every request, and a deleted user's tokens are refused as soon as the event reaches the
+/// process. Only where deletions reach it: with identity in the process (which need not
+/// remember: asking costs a query), or events over a broker.
+pub struct CachedUsers {
+    directory: Arc<dyn UserDirectory>,
+    remember_for: Duration,
+    remembered: Mutex<Remembered>,
+}
+
+#[derive(Default)]
+struct Remembered {
+    /// Who was active, and since when that is known.
+    active: HashMap<String, Instant>,
+    /// Who has been deleted (never active again: ids are not reused).
+    deleted: HashSet<String>,
+}
+
+impl CachedUsers {
+    /// Remembers what `directory` says for `remember_for` (zero: only deletions).
+    pub fn new(directory: Arc<dyn UserDirectory>, remember_for: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            directory,
+            remember_for,
+            remembered: Mutex::default(),
+        })
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        self.remembered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl UserDirectory for CachedUsers {
+    async fn is_active(&self, principal: &Principal) -> Result<bool, String> {
+        let subject = principal.subject.as_str();
+        {
+            let known = self.remembered();
+            if known.deleted.contains(subject) {
+                return Ok(false);
+            }
+            if known
+                .active
+                .get(subject)
+                .is_some_and(|since| since.elapsed() < self.remember_for)
+            {
+                return Ok(true);
+            }
+        }
+        let active = self.directory.is_active(principal).await?;
+        let mut known = self.remembered();
+        // A deletion heard while the question was out wins.
+        if active && !self.remember_for.is_zero() && !known.deleted.contains(subject) {
+            if known.active.len() >= REMEMBERED {
+                known.active.clear();
+            }
+            known.active.insert(subject.to_owned(), Instant::now());
+        }
+        Ok(active)
+    }
+}
+
+#[async_trait]
+impl Subscriber for CachedUsers {
+    async fn handle(&self, event: &Event) -> Result<(), EventError> {
+        let deleted: UserDeleted = event.decode()?;
+        let mut known = self.remembered();
+        known.active.remove(&deleted.user_id);
+        if known.deleted.len() >= REMEMBERED {
+            known.deleted.clear();
+        }
+        known.deleted.insert(deleted.user_id.clone());
+        tracing::info!(user_id = %deleted.user_id, "user deleted: their tokens are refused here from now on");
+        Ok(())
     }
 }
 

@@ -32,12 +32,12 @@ use cleave_kernel::auth::{
     AccessClaims, Jwks, MAX_ACCESS_TTL_SECS, MAX_LEEWAY_SECS, PublicJwk, SHOPPER_ROLE,
     sign_access_token,
 };
-use cleave_kernel::events::now_ms;
+use cleave_kernel::events::{Relay, enqueue, now_ms};
 use cleave_kernel::ratelimit::{RateLimiter, retry_after_secs};
 use cleave_kernel::{ApiError, Refusal};
 use identity_api::{
     Credentials, GUEST_PREFIX, GUEST_ROLE, GuestToken, IdentityApi, IdentityError, Registration,
-    Secret, TokenPair, User, UserStatus, check_password, normalize_email,
+    Secret, TokenPair, User, UserDeleted, UserStatus, check_password, normalize_email,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -140,7 +140,8 @@ pub struct IdentityDeps;
 /// The identity module, in process.
 #[module(contract = identity_api::IdentityContract, config = IdentityConfig, validates,
     owns = "users, credentials, refresh tokens, signing keys",
-    start = IdentityModule::start(start.db()?, start.config(), IdentityDeps)
+    publishes = [<UserDeleted as cleave_kernel::events::Topic>::TOPIC],
+    start = IdentityModule::start(start.db()?, start.config(), IdentityDeps, start.relay())
         .await.map_err(|e| start.failed(e)))]
 pub struct IdentityModule {
     db: DatabaseConnection,
@@ -152,6 +153,8 @@ pub struct IdentityModule {
     /// A hash of a random password, verified against when the e-mail is unknown, so that
     /// "no such user" and "wrong password" take the same time.
     dummy_hash: String,
+    /// Delivers [`UserDeleted`] from the outbox.
+    relay: Relay,
 }
 
 fn storage_error(err: DbErr) -> IdentityError {
@@ -316,8 +319,10 @@ impl IdentityModule {
         db: DatabaseConnection,
         config: &IdentityConfig,
         _deps: IdentityDeps,
+        relay: Relay,
     ) -> Result<Arc<Self>, IdentityError> {
         let module = Self {
+            relay,
             db,
             config: config.clone(),
             hashing: Semaphore::new(config.max_concurrent_hashes),
@@ -701,11 +706,14 @@ impl IdentityApi for IdentityModule {
     async fn delete_user(&self, ctx: &CallContext, user_id: String) -> Result<(), IdentityError> {
         let by = ctx.principal().map_or("a module", |p| p.subject.as_str());
         let now = now_ms();
+        // The deletion, its refresh tokens' revocation and the event that tells every process
+        // to refuse the user's access tokens: one transaction.
+        let tx = self.db.begin().await.map_err(storage_error)?;
         let deleted = user::Entity::update_many()
             .col_expr(user::Column::DeletedAtMs, Expr::value(now))
             .filter(user::Column::UserId.eq(user_id.as_str()))
             .filter(user::Column::DeletedAtMs.is_null())
-            .exec(&self.db)
+            .exec(&tx)
             .await
             .map_err(storage_error)?;
         if deleted.rows_affected == 0 {
@@ -715,9 +723,20 @@ impl IdentityApi for IdentityModule {
             .col_expr(refresh_token::Column::RevokedAtMs, Expr::value(now))
             .filter(refresh_token::Column::UserId.eq(user_id.as_str()))
             .filter(refresh_token::Column::RevokedAtMs.is_null())
-            .exec(&self.db)
+            .exec(&tx)
             .await
             .map_err(storage_error)?;
+        enqueue(
+            &tx,
+            ctx,
+            &UserDeleted {
+                user_id: user_id.clone(),
+            },
+        )
+        .await
+        .map_err(internal)?;
+        tx.commit().await.map_err(storage_error)?;
+        self.relay.notify();
         tracing::info!(user_id = %user_id, by = %by, "user deleted");
         Ok(())
     }

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cleave_kernel::CallContext;
 use cleave_kernel::auth::{AccessClaims, AuthError, Authenticator, TokenVerifier};
-use cleave_kernel::events::now_ms;
+use cleave_kernel::events::{Relay, now_ms};
 use cleave_kernel::http::ServerStack;
 use cleave_kernel::module::Contract;
 use cleave_kernel::testing::{TestDb, TestServer, at_the_edge, refusal, test_databases};
@@ -25,9 +25,18 @@ async fn start(db: &TestDb) -> (Arc<IdentityModule>, DatabaseConnection) {
     cleave_migrations::identity::Migrator::up(&conn, None)
         .await
         .expect("migrate identity");
-    let module = IdentityModule::start(conn.clone(), &IdentityConfig::default(), IdentityDeps)
+    // Deletions go through the outbox.
+    cleave_migrations::events::Migrator::up(&conn, None)
         .await
-        .expect("start identity");
+        .expect("migrate the outbox");
+    let module = IdentityModule::start(
+        conn.clone(),
+        &IdentityConfig::default(),
+        IdentityDeps,
+        Relay::disabled(),
+    )
+    .await
+    .expect("start identity");
     (module, conn)
 }
 

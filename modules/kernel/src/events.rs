@@ -233,6 +233,13 @@ pub trait EventBus: Send + Sync {
     /// Registers `subscriber` (named, for logs) for `topic`.
     fn subscribe(&self, topic: &'static str, name: &'static str, subscriber: Arc<dyn Subscriber>);
 
+    /// Registers `watcher` for the events of `topic` published from now on, in this process:
+    /// unlike a subscriber (one delivery per subscriber name, however many processes run it),
+    /// every process that watches gets every event. For what each process keeps of another
+    /// module's data (a cache that must forget what changed). No dead letters: a watcher's
+    /// failure is logged, and what it keeps must have a lifetime of its own as a safety net.
+    fn watch(&self, topic: &'static str, watcher: Arc<dyn Subscriber>);
+
     /// Delivers `event`; `Ok` means the bus accepted it and the outbox may mark it published.
     ///
     /// # Errors
@@ -246,6 +253,7 @@ type Subscribers = BTreeMap<&'static str, Vec<(&'static str, Arc<dyn Subscriber>
 #[derive(Default)]
 pub struct InProcessBus {
     subscribers: RwLock<Subscribers>,
+    watchers: RwLock<Subscribers>,
 }
 
 impl InProcessBus {
@@ -270,12 +278,30 @@ impl EventBus for InProcessBus {
         }
     }
 
+    fn watch(&self, topic: &'static str, watcher: Arc<dyn Subscriber>) {
+        if let Ok(mut watchers) = self.watchers.write() {
+            watchers.entry(topic).or_default().push(("watch", watcher));
+        }
+    }
+
     async fn publish(&self, event: &Event) -> Result<(), EventError> {
-        let targets: Vec<_> = self
-            .subscribers
-            .read()
-            .map(|s| s.get(event.topic.as_str()).cloned().unwrap_or_default())
-            .unwrap_or_default();
+        let of = |map: &RwLock<Subscribers>| -> Vec<(&'static str, Arc<dyn Subscriber>)> {
+            map.read()
+                .map(|s| s.get(event.topic.as_str()).cloned().unwrap_or_default())
+                .unwrap_or_default()
+        };
+        // Watchers first (their failures are only logged); a topic only watched is delivered
+        // once they have seen it.
+        let watchers = of(&self.watchers);
+        for (_, watcher) in &watchers {
+            if let Err(e) = watcher.handle(event).await {
+                tracing::warn!(topic = %event.topic, event_id = %event.id, error = %e, "event watcher failed");
+            }
+        }
+        let targets = of(&self.subscribers);
+        if targets.is_empty() && !watchers.is_empty() {
+            return Ok(());
+        }
         if targets.is_empty() {
             return Err(EventError::NoSubscriber(event.topic.clone()));
         }

@@ -14,6 +14,10 @@
 //! error in its headers) and is not delivered again. Subscribers still dedupe by event id: a
 //! broker redelivers what was not acknowledged in time.
 //!
+//! Watchers ([`EventBus::watch`]) read the stream through an ordered consumer of their own
+//! process (ephemeral: the server forgets it when the process is gone), from the moment they
+//! start; after a broken connection they go on from the last event they saw.
+//!
 //! The broker down: the process starts and serves anyway (the client keeps reconnecting),
 //! events wait in the outbox, consumers retry, and delivery resumes by itself.
 
@@ -308,6 +312,27 @@ impl EventBus for NatsBus {
         });
     }
 
+    fn watch(&self, topic: &'static str, watcher: Arc<dyn Subscriber>) {
+        let (js, settings) = (self.js.clone(), self.settings.clone());
+        tokio::spawn(async move {
+            let mut from = consumer::DeliverPolicy::ByStartTime {
+                start_time: async_nats::datetime::now(),
+            };
+            let mut failures: u32 = 0;
+            loop {
+                match watch(&js, &settings, topic, watcher.as_ref(), &mut from).await {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(topic, error = %e, "event watch stopped; reconnecting");
+                    }
+                }
+                let wait = Duration::from_millis(200u64 << failures.min(6));
+                tokio::time::sleep(wait).await;
+            }
+        });
+    }
+
     async fn publish(&self, event: &Event) -> Result<(), EventError> {
         use std::sync::atomic::Ordering;
         if !self.stream_ready.load(Ordering::Acquire) {
@@ -370,16 +395,46 @@ async fn consume(
     Ok(())
 }
 
-/// Hands one message to the subscriber and acknowledges, asks for redelivery, or moves it to
-/// the dead letters.
-async fn deliver(
+/// Hands the events of `topic` to `watcher` as they come, starting `from` (moved on past
+/// each event seen), until the consumer fails.
+async fn watch(
     js: &jetstream::Context,
     settings: &NatsSettings,
     topic: &'static str,
-    name: &'static str,
-    subscriber: &dyn Subscriber,
-    message: jetstream::Message,
+    watcher: &dyn Subscriber,
+    from: &mut consumer::DeliverPolicy,
 ) -> Result<(), EventError> {
+    let stream = NatsBus::events_stream(js, settings).await?;
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: settings.subject(topic),
+            deliver_policy: *from,
+            ..Default::default()
+        })
+        .await
+        .map_err(broker)?;
+    let mut messages = consumer.messages().await.map_err(broker)?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(broker)?;
+        if let Ok(info) = message.info() {
+            *from = consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: info.stream_sequence + 1,
+            };
+        }
+        match decode(topic, &message) {
+            Some(event) => {
+                if let Err(e) = watcher.handle(&event).await {
+                    tracing::warn!(topic, event_id = %event.id, error = %e, "event watcher failed");
+                }
+            }
+            None => tracing::warn!(topic, "a message without an event id; not watched"),
+        }
+    }
+    Ok(())
+}
+
+/// The event a message carries: `None` without an event id or with a non-UTF-8 payload.
+fn decode(topic: &str, message: &jetstream::Message) -> Option<Event> {
     let header = |key: &str| {
         message
             .headers
@@ -387,8 +442,7 @@ async fn deliver(
             .and_then(|h| h.get(key))
             .map(|v| v.as_str().to_owned())
     };
-    let delivered = message.info().map_or(1, |i| i.delivered);
-    let decoded = header(EVENT_ID)
+    header(EVENT_ID)
         .or_else(|| header(MESSAGE_ID))
         .and_then(|id| Uuid::parse_str(&id).ok())
         .zip(String::from_utf8(message.payload.to_vec()).ok())
@@ -400,7 +454,21 @@ async fn deliver(
             created_at_ms: header(CREATED_AT)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_default(),
-        });
+        })
+}
+
+/// Hands one message to the subscriber and acknowledges, asks for redelivery, or moves it to
+/// the dead letters.
+async fn deliver(
+    js: &jetstream::Context,
+    settings: &NatsSettings,
+    topic: &'static str,
+    name: &'static str,
+    subscriber: &dyn Subscriber,
+    message: jetstream::Message,
+) -> Result<(), EventError> {
+    let delivered = message.info().map_or(1, |i| i.delivered);
+    let decoded = decode(topic, &message);
     let outcome = match &decoded {
         Some(event) => subscriber.handle(event).await,
         None => Err(EventError::Payload(
