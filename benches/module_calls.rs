@@ -48,9 +48,14 @@ fn module_calls(c: &mut Criterion) {
         cleave_migrations::catalog::Migrator::up(&conn, None)
             .await
             .expect("migrate");
-        CatalogModule::start(conn, &CatalogConfig { refresh_secs: 0 }, CatalogDeps)
-            .await
-            .expect("catalog")
+        CatalogModule::start(
+            conn,
+            &CatalogConfig { refresh_secs: 0 },
+            CatalogDeps,
+            cleave_kernel::events::Relay::disabled(),
+        )
+        .await
+        .expect("catalog")
     });
     let module_dyn: Arc<dyn CatalogApi> = module.clone();
 

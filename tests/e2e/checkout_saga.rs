@@ -45,10 +45,14 @@ async fn shop(db: &TestDb) -> Shop {
     cleave::modules::migrate_events(&conn)
         .await
         .expect("migrate the outbox");
-    let catalog =
-        catalog::CatalogModule::start(conn.clone(), &Default::default(), catalog::CatalogDeps)
-            .await
-            .expect("catalog");
+    let catalog = catalog::CatalogModule::start(
+        conn.clone(),
+        &Default::default(),
+        catalog::CatalogDeps,
+        Relay::disabled(),
+    )
+    .await
+    .expect("catalog");
     let payment: Arc<dyn PaymentApi> =
         payment::PaymentModule::new(conn.clone(), &Default::default(), payment::PaymentDeps);
     let deps = CheckoutDeps {

@@ -384,3 +384,67 @@ async fn another_process_remembers_who_is_active_and_refuses_a_deleted_users_tok
         .assert_problem(401, "auth.unauthenticated");
     delete_streams(&prefix).await;
 }
+
+#[tokio::test]
+async fn a_product_or_an_ad_changed_through_one_replica_is_served_by_the_other_at_once() {
+    nats_answers();
+    let dir = tempfile::tempdir().expect("dir");
+    let prefix = unique_prefix();
+    // Two replicas of catalog and ads on one database, no periodic reload: only the events
+    // can tell the second of a change made through the first.
+    let db = sqlite_in(dir.path(), "shop.db");
+    let mut env = on_nats(db.clone(), &prefix);
+    env.push(("CLEAVE_MODULES__CATALOG__REFRESH_SECS", "0".to_owned()));
+    let first = Cleave::serve(&["--modules", "identity,catalog,ads"], &env);
+    env.push(("CLEAVE_MODULES__IDENTITY__URL", first.base()));
+    let mut second = Cleave::serve(&["--modules", "catalog,ads"], &env);
+    let admin = issued_token(&db, "ops", "admin");
+    let reloaded = |topic: &'static str| {
+        move |v: &Value| v["message"] == "reloaded after a change" && v["topic"] == topic
+    };
+    let kettle = "/api/catalog/v1/products/KETTLE0001";
+    let put = |path: &'static str, body: Value| {
+        let (base, admin) = (first.base(), admin.clone());
+        async move {
+            let body = body.to_string();
+            call_as(&base, Method::PUT, path, Some(&body), Some(&admin)).await
+        }
+    };
+
+    let saved = put(
+        kettle,
+        json!({"id": "KETTLE0001", "name": "Kettle", "description": "Boils water.",
+               "picture": "/static/img/products/kettle.jpg",
+               "price_usd": {"currency_code": "USD", "units": 24, "nanos": 0},
+               "categories": ["kitchen"]}),
+    )
+    .await;
+    assert_eq!(saved.status, 200, "{saved:?}");
+    second.wait_for_log(reloaded("catalog.product_changed"));
+    let served = call_as(&second.base(), Method::GET, kettle, None, None).await;
+    assert_eq!(served.status, 200, "{served:?}");
+    assert_eq!(served.body["name"], "Kettle");
+
+    let ad = put(
+        "/api/ads/v1/ads/kettle",
+        json!({"category": "Kettles", "redirect_url": "/product/KETTLE0001",
+               "text": "Kettle for sale."}),
+    )
+    .await;
+    assert_eq!(ad.status, 200, "{ad:?}");
+    second.wait_for_log(reloaded("ads.ad_changed"));
+    let ads = crate::helpers::get(&second.base(), "/api/ads/v1/ads?context_keys=kettles").await;
+    assert_eq!(
+        ads.body["ads"],
+        json!([{"redirect_url": "/product/KETTLE0001", "text": "Kettle for sale."}]),
+        "{ads:?}"
+    );
+
+    let removed = call_as(&first.base(), Method::DELETE, kettle, None, Some(&admin)).await;
+    assert_eq!(removed.status, 204, "{removed:?}");
+    second.wait_for_log(reloaded("catalog.product_changed"));
+    call_as(&second.base(), Method::GET, kettle, None, None)
+        .await
+        .assert_problem(404, "catalog.product_not_found");
+    delete_streams(&prefix).await;
+}

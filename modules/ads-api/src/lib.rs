@@ -153,6 +153,18 @@ pub struct AdDefinition {
     pub text: String,
 }
 
+/// Published when an ad was saved or removed (through the ads module's outbox, with the
+/// change): every ads replica, in whatever process, reads its ads again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdChanged {
+    /// The ad.
+    pub ad_id: String,
+}
+
+impl cleave_kernel::events::Topic for AdChanged {
+    const TOPIC: &'static str = "ads.ad_changed";
+}
+
 /// Checks an ad and its id: id of 1 to 64 lower-case letters, digits or `-`; a category
 /// that is a valid context key; a local `redirect_url` (`/...`); text of 1 to 200 characters.
 ///

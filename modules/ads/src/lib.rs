@@ -5,8 +5,9 @@
 //! - Requires: nothing.
 //!
 //! Ads are asked for on every page and change rarely, so the whole table is kept in memory
-//! ordered by category then id: read at start and again after each admin change in this
-//! process (other replicas see a change at their next start). Random picks draw on `uuid`'s v4 generator (the operating system's randomness),
+//! ordered by category then id: read at start and again after each admin change, in every
+//! replica (each change publishes [`ads_api::AdChanged`] through the outbox in its
+//! transaction; every replica watches them). Random picks draw on `uuid`'s v4 generator (the operating system's randomness),
 //! which the workspace already has, rather than a random-number crate for a few bits a request.
 
 mod entity;
@@ -16,14 +17,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ads_api::{
-    Ad, AdDefinition, Ads, AdsApi, AdsError, AdsRequest, MAX_ADS, MAX_MATCHED_ADS, validate_ad,
-    validate_context_keys,
+    Ad, AdChanged, AdDefinition, Ads, AdsApi, AdsError, AdsRequest, MAX_ADS, MAX_MATCHED_ADS,
+    validate_ad, validate_context_keys,
 };
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use cleave_kernel::CallContext;
+use cleave_kernel::events::{Relay, Reload, ReloadOn, Topic, enqueue};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
 /// Settings of `[modules.ads]`: none yet.
@@ -41,14 +43,28 @@ struct StoredAd {
     ad: Ad,
 }
 
+#[async_trait]
+impl Reload for AdsModule {
+    async fn reload(&self) -> Result<(), String> {
+        AdsModule::reload(self).await.map_err(|e| e.to_string())
+    }
+}
+
 /// The ads module, in process.
 #[module(contract = ads_api::AdsContract, config = AdsConfig, owns = "ads",
-    start = AdsModule::start(start.db()?, start.config(), AdsDeps)
-        .await.map_err(|e| start.failed(e)))]
+    publishes = [<AdChanged as Topic>::TOPIC],
+    start = AdsModule::start(start.db()?, start.config(), AdsDeps, start.relay())
+        .await
+        .inspect(|module| {
+            start.bus().watch(AdChanged::TOPIC, Arc::new(ReloadOn(Arc::downgrade(module))));
+        })
+        .map_err(|e| start.failed(e)))]
 pub struct AdsModule {
     db: DatabaseConnection,
-    /// Every ad, ordered by category then id (replaced whole after an admin's change).
+    /// Every ad, ordered by category then id (replaced whole after a change).
     ads: ArcSwap<Vec<StoredAd>>,
+    /// Delivers [`AdChanged`] from the outbox.
+    relay: Relay,
 }
 
 impl AdsModule {
@@ -60,13 +76,43 @@ impl AdsModule {
         db: DatabaseConnection,
         _config: &AdsConfig,
         _deps: AdsDeps,
+        relay: Relay,
     ) -> Result<Arc<Self>, AdsError> {
         let ads = load(&db).await.map_err(storage_error)?;
         tracing::info!(ads = ads.len(), "ads loaded");
         Ok(Arc::new(Self {
             db,
             ads: ArcSwap::from_pointee(ads),
+            relay,
         }))
+    }
+
+    /// Reads every ad again.
+    async fn reload(&self) -> Result<(), AdsError> {
+        self.ads
+            .store(Arc::new(load(&self.db).await.map_err(storage_error)?));
+        Ok(())
+    }
+
+    /// Enqueues [`AdChanged`] for `ad_id` in `tx` (the change), commits, tells the relay,
+    /// and reads the ads again.
+    async fn announce(
+        &self,
+        tx: sea_orm::DatabaseTransaction,
+        ctx: &CallContext,
+        ad_id: &str,
+    ) -> Result<(), AdsError> {
+        let changed = AdChanged {
+            ad_id: ad_id.to_owned(),
+        };
+        enqueue(&tx, ctx, &changed)
+            .await
+            .map_err(|e| AdsError::Internal {
+                reason: e.to_string(),
+            })?;
+        tx.commit().await.map_err(storage_error)?;
+        self.relay.notify();
+        self.reload().await
     }
 
     /// The ads whose category is one of `keys`, each once, in stored order, at most
@@ -161,7 +207,7 @@ impl AdsApi for AdsModule {
 
     async fn put_ad(
         &self,
-        _ctx: &CallContext,
+        ctx: &CallContext,
         ad_id: String,
         ad: AdDefinition,
     ) -> Result<AdDefinition, AdsError> {
@@ -171,6 +217,7 @@ impl AdsApi for AdsModule {
             redirect_url: ad.redirect_url,
             text: ad.text.trim().to_owned(),
         };
+        let tx = self.db.begin().await.map_err(storage_error)?;
         entity::Entity::insert(entity::ActiveModel {
             id: ActiveValue::Set(ad_id.clone()),
             category: ActiveValue::Set(saved.category.clone()),
@@ -186,25 +233,24 @@ impl AdsApi for AdsModule {
                 ])
                 .to_owned(),
         )
-        .exec_without_returning(&self.db)
+        .exec_without_returning(&tx)
         .await
         .map_err(storage_error)?;
-        self.ads
-            .store(Arc::new(load(&self.db).await.map_err(storage_error)?));
+        self.announce(tx, ctx, &ad_id).await?;
         tracing::info!(ad_id = %ad_id, "ad saved");
         Ok(saved)
     }
 
-    async fn delete_ad(&self, _ctx: &CallContext, ad_id: String) -> Result<(), AdsError> {
+    async fn delete_ad(&self, ctx: &CallContext, ad_id: String) -> Result<(), AdsError> {
+        let tx = self.db.begin().await.map_err(storage_error)?;
         let deleted = entity::Entity::delete_by_id(ad_id.clone())
-            .exec(&self.db)
+            .exec(&tx)
             .await
             .map_err(storage_error)?;
         if deleted.rows_affected == 0 {
             return Err(AdsError::AdNotFound { ad_id });
         }
-        self.ads
-            .store(Arc::new(load(&self.db).await.map_err(storage_error)?));
+        self.announce(tx, ctx, &ad_id).await?;
         tracing::info!(ad_id = %ad_id, "ad removed");
         Ok(())
     }

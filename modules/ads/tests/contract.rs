@@ -12,6 +12,7 @@ use serde_json::Value;
 
 fn harness() -> ContractHarness<AdsModule> {
     ContractHarness::new::<Migrations<Migrator>>()
+        .with_migrations::<Migrations<cleave_migrations::events::Migrator>>()
 }
 
 async fn start(db: &TestDb) -> std::sync::Arc<dyn AdsApi> {
@@ -124,9 +125,14 @@ async fn start_serves_the_ads_in_the_table_at_that_time() {
             db.backend
         );
 
-        let after = AdsModule::start(conn, &AdsConfig::default(), AdsDeps)
-            .await
-            .expect("restart");
+        let after = AdsModule::start(
+            conn,
+            &AdsConfig::default(),
+            AdsDeps,
+            cleave_kernel::events::Relay::disabled(),
+        )
+        .await
+        .expect("restart");
         let new = after.get_ads(&ctx, req).await.expect("after");
         assert_eq!(
             new.ads,

@@ -37,6 +37,18 @@ pub struct Product {
     pub categories: Vec<String>,
 }
 
+/// Published when a product was created, replaced or removed (through the catalog's outbox,
+/// with the change): every catalog replica, in whatever process, reloads its snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductChanged {
+    /// The product.
+    pub product_id: String,
+}
+
+impl cleave_kernel::events::Topic for ProductChanged {
+    const TOPIC: &'static str = "catalog.product_changed";
+}
+
 /// A list of products, as the REST API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductList {
@@ -128,8 +140,8 @@ pub trait CatalogApi: Send + Sync {
         query: String,
     ) -> Result<Vec<Product>, CatalogError>;
 
-    /// Creates or replaces a product (admins only). Every replica serves it after its next
-    /// snapshot reload.
+    /// Creates or replaces a product (admins only). Every replica serves it once its
+    /// [`ProductChanged`] arrives (or after its next periodic reload).
     #[op(
         PUT "/products/{id}",
         idempotent,

@@ -6,8 +6,9 @@
 //!
 //! The catalog is read on every page and changes rarely, so reads come from a snapshot held in
 //! memory (swapped atomically) rather than a query per call. The snapshot is loaded at start
-//! and reloaded every `modules.catalog.refresh_secs`, which bounds how stale a replica can be
-//! after a change made by another process.
+//! and reloaded whenever a [`catalog_api::ProductChanged`] arrives (each change publishes one
+//! through the outbox, in its transaction; every replica watches them), and every
+//! `modules.catalog.refresh_secs` as a safety net.
 
 mod entity;
 
@@ -18,11 +19,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use catalog_api::{CatalogApi, CatalogError, Product, validate_product, validate_query};
+use catalog_api::{
+    CatalogApi, CatalogError, Product, ProductChanged, validate_product, validate_query,
+};
 use cleave_domain::{Money, ProductId};
 use cleave_kernel::CallContext;
+use cleave_kernel::events::{Relay, Reload, ReloadOn, Topic, enqueue};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait, QueryOrder};
+use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait, QueryOrder, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
 /// Settings of `[modules.catalog]`.
@@ -40,6 +44,13 @@ impl Default for CatalogConfig {
     }
 }
 
+#[async_trait]
+impl Reload for CatalogModule {
+    async fn reload(&self) -> Result<(), String> {
+        CatalogModule::reload(self).await.map_err(|e| e.to_string())
+    }
+}
+
 /// What the catalog needs from other modules: nothing.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogDeps;
@@ -51,11 +62,18 @@ struct Snapshot {
 
 /// The catalog, in process.
 #[module(contract = catalog_api::CatalogContract, config = CatalogConfig, owns = "products",
-    start = CatalogModule::start(start.db()?, start.config(), CatalogDeps)
-        .await.map_err(|e| start.failed(e)))]
+    publishes = [<ProductChanged as Topic>::TOPIC],
+    start = CatalogModule::start(start.db()?, start.config(), CatalogDeps, start.relay())
+        .await
+        .inspect(|module| {
+            start.bus().watch(ProductChanged::TOPIC, Arc::new(ReloadOn(Arc::downgrade(module))));
+        })
+        .map_err(|e| start.failed(e)))]
 pub struct CatalogModule {
     db: DatabaseConnection,
     snapshot: ArcSwap<Snapshot>,
+    /// Delivers [`ProductChanged`] from the outbox.
+    relay: Relay,
 }
 
 impl CatalogModule {
@@ -68,11 +86,13 @@ impl CatalogModule {
         db: DatabaseConnection,
         config: &CatalogConfig,
         _deps: CatalogDeps,
+        relay: Relay,
     ) -> Result<Arc<Self>, CatalogError> {
         let snapshot = load(&db).await.map_err(storage_error)?;
         let module = Arc::new(Self {
             db,
             snapshot: ArcSwap::from_pointee(snapshot),
+            relay,
         });
         if config.refresh_secs > 0 {
             let weak = Arc::downgrade(&module);
@@ -90,6 +110,26 @@ impl CatalogModule {
             });
         }
         Ok(module)
+    }
+
+    /// Enqueues [`ProductChanged`] for `id` in `tx` (the change), commits, and tells the relay.
+    async fn announce(
+        &self,
+        tx: sea_orm::DatabaseTransaction,
+        ctx: &CallContext,
+        id: &ProductId,
+    ) -> Result<(), CatalogError> {
+        let changed = ProductChanged {
+            product_id: id.to_string(),
+        };
+        enqueue(&tx, ctx, &changed)
+            .await
+            .map_err(|e| CatalogError::Internal {
+                reason: e.to_string(),
+            })?;
+        tx.commit().await.map_err(storage_error)?;
+        self.relay.notify();
+        Ok(())
     }
 
     /// Reloads the snapshot from the database now.
@@ -183,7 +223,7 @@ impl CatalogApi for CatalogModule {
 
     async fn upsert_product(
         &self,
-        _ctx: &CallContext,
+        ctx: &CallContext,
         product: Product,
     ) -> Result<Product, CatalogError> {
         validate_product(&product)?;
@@ -201,6 +241,7 @@ impl CatalogApi for CatalogModule {
             price_nanos: ActiveValue::Set(product.price_usd.nanos),
             categories: ActiveValue::Set(categories),
         };
+        let tx = self.db.begin().await.map_err(storage_error)?;
         entity::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(entity::Column::Id)
@@ -215,9 +256,10 @@ impl CatalogApi for CatalogModule {
                     ])
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&tx)
             .await
             .map_err(storage_error)?;
+        self.announce(tx, ctx, &product.id).await?;
         self.reload().await?;
         tracing::info!(product_id = %product.id, "product saved");
         self.product(&product.id)
@@ -226,14 +268,16 @@ impl CatalogApi for CatalogModule {
             })
     }
 
-    async fn delete_product(&self, _ctx: &CallContext, id: ProductId) -> Result<(), CatalogError> {
+    async fn delete_product(&self, ctx: &CallContext, id: ProductId) -> Result<(), CatalogError> {
+        let tx = self.db.begin().await.map_err(storage_error)?;
         let deleted = entity::Entity::delete_by_id(id.to_string())
-            .exec(&self.db)
+            .exec(&tx)
             .await
             .map_err(storage_error)?;
         if deleted.rows_affected == 0 {
             return Err(CatalogError::ProductNotFound { id: id.to_string() });
         }
+        self.announce(tx, ctx, &id).await?;
         self.reload().await?;
         tracing::info!(product_id = %id, "product removed");
         Ok(())

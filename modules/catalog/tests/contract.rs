@@ -11,15 +11,25 @@ use cleave_migrations::catalog::Migrator;
 use sea_orm::ConnectionTrait;
 
 fn harness() -> ContractHarness<CatalogModule> {
-    ContractHarness::new::<Migrations<Migrator>>().config(CatalogConfig { refresh_secs: 0 })
+    ContractHarness::new::<Migrations<Migrator>>()
+        .with_migrations::<Migrations<cleave_migrations::events::Migrator>>()
+        .config(CatalogConfig { refresh_secs: 0 })
 }
 
 async fn start(db: &TestDb) -> std::sync::Arc<CatalogModule> {
     let conn = db.connect().await;
     Migrator::up(&conn, None).await.expect("migrate catalog");
-    CatalogModule::start(conn, &CatalogConfig { refresh_secs: 0 }, CatalogDeps)
+    cleave_migrations::events::Migrator::up(&conn, None)
         .await
-        .expect("start catalog")
+        .expect("migrate the outbox");
+    CatalogModule::start(
+        conn,
+        &CatalogConfig { refresh_secs: 0 },
+        CatalogDeps,
+        cleave_kernel::events::Relay::disabled(),
+    )
+    .await
+    .expect("start catalog")
 }
 
 #[tokio::test]

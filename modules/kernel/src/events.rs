@@ -227,6 +227,40 @@ pub trait Subscriber: Send + Sync {
     async fn handle(&self, event: &Event) -> Result<(), EventError>;
 }
 
+/// What a module keeps in memory of its own tables (a snapshot), read again when another
+/// process says it changed them.
+#[async_trait]
+pub trait Reload: Send + Sync + 'static {
+    /// Reads the tables again.
+    ///
+    /// # Errors
+    /// Why they cannot be read (the old copy stays).
+    async fn reload(&self) -> Result<(), String>;
+}
+
+/// A watcher ([`EventBus::watch`]) that reloads a module, held weakly (the watch does
+/// nothing once the module is gone), for each event of a topic announcing a change: every
+/// replica of the module, in whatever process, serves the change at once.
+pub struct ReloadOn<T>(pub std::sync::Weak<T>);
+
+#[async_trait]
+impl<T: Reload> Subscriber for ReloadOn<T> {
+    async fn handle(&self, event: &Event) -> Result<(), EventError> {
+        let Some(module) = self.0.upgrade() else {
+            return Ok(());
+        };
+        module
+            .reload()
+            .await
+            .map_err(|reason| EventError::Handler {
+                subscriber: "reload".into(),
+                reason,
+            })?;
+        tracing::info!(topic = %event.topic, event_id = %event.id, "reloaded after a change");
+        Ok(())
+    }
+}
+
 /// Where the relay hands events: in process now, a broker later.
 #[async_trait]
 pub trait EventBus: Send + Sync {

@@ -299,20 +299,29 @@ type Provide = Arc<dyn Fn(&mut Assembly) + Send + Sync>;
 /// database per run.
 pub struct ContractHarness<M: Module> {
     config: M::Config,
-    migrate: for<'a> fn(
-        &'a DatabaseConnection,
-    ) -> crate::call::BoxFuture<'a, Result<(), sea_orm::DbErr>>,
+    migrate: Vec<Migrate>,
     provide: Provide,
 }
+
+/// Applies one set of migrations.
+type Migrate =
+    for<'a> fn(&'a DatabaseConnection) -> crate::call::BoxFuture<'a, Result<(), sea_orm::DbErr>>;
 
 impl<M: Module> ContractHarness<M> {
     /// A harness for `M` with its migrations `S` and default settings.
     pub fn new<S: MigrationSet>() -> Self {
         Self {
             config: M::Config::default(),
-            migrate: S::up,
+            migrate: vec![S::up],
             provide: Arc::new(|_| {}),
         }
+    }
+
+    /// Also with the migrations `S` (the outbox's, for a module that publishes events).
+    #[must_use]
+    pub fn with_migrations<S: MigrationSet>(mut self) -> Self {
+        self.migrate.push(S::up);
+        self
     }
 
     /// With these settings.
@@ -339,9 +348,11 @@ impl<M: Module> ContractHarness<M> {
         keys: &Arc<TestKeys>,
     ) -> Arc<<M::Contract as Contract>::Api> {
         let conn = db.connect().await;
-        (self.migrate)(&conn)
-            .await
-            .unwrap_or_else(|e| panic!("migrate {}: {e}", M::Contract::MODULE));
+        for migrate in &self.migrate {
+            migrate(&conn)
+                .await
+                .unwrap_or_else(|e| panic!("migrate {}: {e}", M::Contract::MODULE));
+        }
         let mut asm = Assembly::standalone(Some(conn));
         asm.set_authenticator(keys.authenticator());
         (self.provide)(&mut asm);
