@@ -324,6 +324,54 @@ async fn pages_render_without_recommendations_and_ads_when_those_modules_are_dow
     assert_eq!(cart.status, 200);
     let done = s.post("/cart/checkout", &CHECKOUT_FORM).await;
     assert_eq!(done.status, 200, "checkout works without recommendations");
+    // The storefront can do without them (`optional`): the process stays ready and says
+    // what is missing.
+    let ready = crate::helpers::get(&app.url(""), "/health/ready").await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+    for module in ["ads", "recommendation"] {
+        assert!(
+            ready.body["checks"][format!("module:{module}")]
+                .as_str()
+                .is_some_and(|c| c.starts_with("degraded: ")),
+            "{ready:?}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_required_module_down_makes_the_process_unready() {
+    // The storefront cannot show a page without the catalog.
+    let app = TestApp::start(
+        Some(Arc::new(TestDb::sqlite())),
+        &[
+            ("modules.catalog.url", json!("http://127.0.0.1:1")),
+            (
+                "server.modules",
+                json!([
+                    "identity",
+                    "currency",
+                    "cart",
+                    "recommendation",
+                    "shipping",
+                    "payment",
+                    "ads",
+                    "email",
+                    "checkout",
+                    "storefront"
+                ]),
+            ),
+        ],
+    )
+    .await;
+    let ready = crate::helpers::get(&app.url(""), "/health/ready").await;
+    ready.assert_problem(503, "cleave.not_ready");
+    assert!(
+        ready.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("module:catalog")),
+        "{ready:?}"
+    );
     app.stop().await;
 }
 

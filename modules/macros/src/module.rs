@@ -7,13 +7,14 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, ItemStruct, LitStr, Path, Token, Type};
 
-/// `contract = .., config = .., owns = "..", requires = [..], subscribes = [..],
-/// publishes = [..], start = <expr>, validates`.
+/// `contract = .., config = .., owns = "..", requires = [..], optional = [..],
+/// subscribes = [..], publishes = [..], start = <expr>, validates`.
 struct Args {
     contract: Path,
     config: Type,
     owns: LitStr,
     requires: Vec<LitStr>,
+    optional: Vec<LitStr>,
     subscribes: Vec<LitStr>,
     publishes: Vec<Expr>,
     start: Option<Expr>,
@@ -31,7 +32,9 @@ fn list<T: Parse>(input: ParseStream<'_>) -> syn::Result<Vec<T>> {
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let (mut contract, mut config, mut owns, mut start) = (None, None, None, None);
-        let (mut requires, mut subscribes, mut publishes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut requires, mut subscribes, mut publishes): (Vec<LitStr>, Vec<LitStr>, Vec<Expr>) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut optional: Vec<LitStr> = Vec::new();
         let mut validates = false;
         while !input.is_empty() {
             let key: syn::Ident = input.parse()?;
@@ -45,13 +48,14 @@ impl Parse for Args {
                     "owns" => owns = Some(input.parse()?),
                     "start" => start = Some(input.parse()?),
                     "requires" => requires = list(input)?,
+                    "optional" => optional = list(input)?,
                     "subscribes" => subscribes = list(input)?,
                     "publishes" => publishes = list(input)?,
                     _ => {
                         return Err(syn::Error::new_spanned(
                             key,
-                            "expected contract, config, owns, requires, subscribes, publishes, \
-                             start or validates",
+                            "expected contract, config, owns, requires, optional, subscribes, \
+                             publishes, start or validates",
                         ));
                     }
                 }
@@ -61,11 +65,21 @@ impl Parse for Args {
             }
         }
         let missing = |what: &str| input.error(format!("#[module] needs {what} = .."));
+        if let Some(stray) = optional
+            .iter()
+            .find(|o| !requires.iter().any(|r| r.value() == o.value()))
+        {
+            return Err(syn::Error::new_spanned(
+                stray,
+                "an optional dependency must be one of `requires`",
+            ));
+        }
         Ok(Self {
             contract: contract.ok_or_else(|| missing("contract"))?,
             config: config.ok_or_else(|| missing("config"))?,
             owns: owns.ok_or_else(|| missing("owns"))?,
             requires,
+            optional,
             subscribes,
             publishes,
             start,
@@ -83,6 +97,7 @@ pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> syn::Result<TokenSt
         config,
         owns,
         requires,
+        optional,
         subscribes,
         publishes,
         start,
@@ -101,6 +116,7 @@ pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> syn::Result<TokenSt
             type Config = #config;
             const OWNS: &'static str = #owns;
             const REQUIRES: &'static [&'static str] = &[#(#requires),*];
+            const OPTIONAL: &'static [&'static str] = &[#(#optional),*];
             const SUBSCRIBES: &'static [&'static str] = &[#(#subscribes),*];
             const PUBLISHES: &'static [&'static str] = &[#(#publishes),*];
 

@@ -132,7 +132,8 @@ pub struct StorefrontDeps {
 #[module(contract = StorefrontContract, config = StorefrontConfig,
     owns = "session and currency cookies",
     requires = ["catalog", "currency", "cart", "recommendation", "ads", "shipping", "checkout",
-        "identity"])]
+        "identity"],
+    optional = ["recommendation", "ads"])]
 pub struct Storefront {
     deps: StorefrontDeps,
     config: StorefrontConfig,

@@ -161,6 +161,7 @@ impl<M: Module, S: MigrationSet> ModuleEntry for Entry<M, S> {
             name: name_of::<M>(),
             owns: M::OWNS,
             requires: M::REQUIRES,
+            optional: M::OPTIONAL,
         }
     }
 
@@ -235,7 +236,6 @@ impl<M: Module, S: MigrationSet> ModuleEntry for Entry<M, S> {
 
     fn connect(&self, asm: &mut Assembly, remote: RemoteClient) {
         if let Some(api) = M::Contract::client(remote.clone()) {
-            asm.checks.push(Arc::new(remote.clone()));
             asm.remotes.insert(name_of::<M>(), remote);
             asm.register::<M::Contract>(api, Locality::Remote);
         }
@@ -279,6 +279,27 @@ pub struct AssemblyOptions {
     pub relay: RelaySettings,
     /// The event bus (a broker); `None`: in process.
     pub bus: Option<Arc<dyn EventBus>>,
+}
+
+/// Readiness of a remote module: required, or only reported (`degraded: ...`).
+struct RemoteReadiness {
+    client: RemoteClient,
+    required: bool,
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for RemoteReadiness {
+    fn name(&self) -> String {
+        self.client.name()
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.client.check().await
+    }
+
+    fn required(&self) -> bool {
+        self.required
+    }
 }
 
 /// The modules of one process, placed: what routes, readiness and the modules' own
@@ -337,6 +358,31 @@ impl Assembly {
             }
             on_placed(name, &mut asm);
         }
+        // A remote module is required for readiness when a hosted module needs it (not only
+        // optionally); one this process only forwards to, or can do without, is reported.
+        let needed: Vec<&str> = entries
+            .iter()
+            .map(|e| e.spec())
+            .filter(|spec| asm.plan.placement(spec.name) == &Placement::Hosted)
+            .flat_map(|spec| {
+                spec.requires
+                    .iter()
+                    .copied()
+                    .filter(move |r| !spec.optional.contains(r))
+            })
+            .collect();
+        let mut remotes: Vec<_> = asm.remotes.iter().collect();
+        remotes.sort_by_key(|(name, _)| **name);
+        let checks: Vec<Arc<dyn ReadinessCheck>> = remotes
+            .into_iter()
+            .map(|(name, remote)| {
+                Arc::new(RemoteReadiness {
+                    client: remote.clone(),
+                    required: needed.contains(name),
+                }) as Arc<dyn ReadinessCheck>
+            })
+            .collect();
+        asm.checks.extend(checks);
         if let Some(db) = &asm.db
             && uses_events
         {

@@ -121,6 +121,10 @@ pub trait Module: Send + Sync + 'static {
     /// Modules it calls; they must be hosted or reachable wherever it is hosted. Must match
     /// `allowed-dependencies` in its `Cargo.toml` (checked by `tests/architecture.rs`).
     const REQUIRES: &'static [&'static str] = &[];
+    /// Those of [`Module::REQUIRES`] it serves without, degraded (the storefront's pages
+    /// without ads or recommendations): when they are remote and down, the process stays
+    /// ready and says so.
+    const OPTIONAL: &'static [&'static str] = &[];
     /// Modules whose events it consumes (it may use their event types, never call them).
     const SUBSCRIBES: &'static [&'static str] = &[];
     /// Topics it publishes through the outbox.

@@ -17,6 +17,8 @@ pub struct ModuleSpec {
     pub owns: &'static str,
     /// Modules it calls (must be hosted or have a url wherever it is hosted).
     pub requires: &'static [&'static str],
+    /// Those of `requires` it serves without, degraded.
+    pub optional: &'static [&'static str],
 }
 
 /// Where one module runs, seen from this process.
@@ -270,11 +272,13 @@ mod tests {
             name: "catalog",
             owns: "",
             requires: &[],
+            optional: &[],
         },
         ModuleSpec {
             name: "recommendation",
             owns: "",
             requires: &["catalog"],
+            optional: &[],
         },
     ];
     fn listen() -> SocketAddr {
