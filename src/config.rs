@@ -218,6 +218,75 @@ pub struct RemoteConfig {
     pub client_cert_file: Option<PathBuf>,
     /// PEM private key of `client_cert_file`.
     pub client_key_file: Option<PathBuf>,
+    /// `[remote.retry]`
+    pub retry: RetryConfig,
+    /// `[remote.breaker]`
+    pub breaker: BreakerConfig,
+}
+
+/// `[remote.retry]`: when a failed call to another process is tried again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Most tries of one call, the first included (1: never retry).
+    pub attempts: u32,
+    /// Backoff base in ms (full jitter: a random wait up to base × 2^n).
+    pub base_ms: u64,
+    /// Longest backoff in ms.
+    pub cap_ms: u64,
+    /// Retries allowed as a percentage of the calls of the last 10 s, per target.
+    pub budget_percent: f32,
+    /// Retries allowed per second whatever the calls, per target.
+    pub budget_min_per_sec: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let d = cleave_kernel::resilience::RetrySettings::default();
+        Self {
+            attempts: d.attempts,
+            base_ms: millis(d.base),
+            cap_ms: millis(d.cap),
+            budget_percent: d.budget_percent,
+            budget_min_per_sec: d.budget_min_per_sec,
+        }
+    }
+}
+
+/// `[remote.breaker]`: when calls to a failing module stop for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Failures in a row that open the breaker.
+    pub consecutive: u32,
+    /// Calls the failure rate is measured over.
+    pub window: usize,
+    /// Calls needed in the window before the rate counts.
+    pub min_calls: usize,
+    /// Failure rate, in percent of the window, that opens the breaker.
+    pub failure_percent: u32,
+    /// How long it stays open the first time, in ms (doubling after each failed probe).
+    pub open_ms: u64,
+    /// Longest it stays open, in ms.
+    pub max_open_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        let d = cleave_kernel::resilience::BreakerSettings::default();
+        Self {
+            consecutive: d.consecutive,
+            window: d.window,
+            min_calls: d.min_calls,
+            failure_percent: d.failure_percent,
+            open_ms: millis(d.open_for),
+            max_open_ms: millis(d.max_open_for),
+        }
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Default for RemoteConfig {
@@ -231,6 +300,8 @@ impl Default for RemoteConfig {
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
+            retry: RetryConfig::default(),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -401,8 +472,24 @@ impl Settings {
             .get(module)
             .and_then(|t| t.timeout_ms)
             .unwrap_or(r.timeout_ms);
+        let (retry, breaker) = (&r.retry, &r.breaker);
         RemoteSettings {
             timeout: std::time::Duration::from_millis(timeout_ms),
+            retry: cleave_kernel::resilience::RetrySettings {
+                attempts: retry.attempts,
+                base: std::time::Duration::from_millis(retry.base_ms),
+                cap: std::time::Duration::from_millis(retry.cap_ms),
+                budget_percent: retry.budget_percent,
+                budget_min_per_sec: retry.budget_min_per_sec,
+            },
+            breaker: cleave_kernel::resilience::BreakerSettings {
+                consecutive: breaker.consecutive,
+                window: breaker.window,
+                min_calls: breaker.min_calls,
+                failure_percent: breaker.failure_percent,
+                open_for: std::time::Duration::from_millis(breaker.open_ms),
+                max_open_for: std::time::Duration::from_millis(breaker.max_open_ms),
+            },
             connect_timeout: std::time::Duration::from_millis(r.connect_timeout_ms),
             pool_idle_timeout: std::time::Duration::from_secs(r.pool_idle_timeout_secs),
             pool_max_idle_per_host: r.pool_max_idle_per_host,
@@ -566,6 +653,18 @@ fn check_values(
         ),
         ("remote.timeout_ms".into(), app.remote.timeout_ms),
         (
+            "remote.retry.attempts".into(),
+            u64::from(app.remote.retry.attempts),
+        ),
+        (
+            "remote.breaker.consecutive".into(),
+            u64::from(app.remote.breaker.consecutive),
+        ),
+        (
+            "remote.breaker.window".into(),
+            u64::try_from(app.remote.breaker.window).unwrap_or(u64::MAX),
+        ),
+        (
             "remote.connect_timeout_ms".into(),
             app.remote.connect_timeout_ms,
         ),
@@ -577,6 +676,35 @@ fn check_values(
     }
     if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(ConfigError::at(figment, key, "must be at least 1"));
+    }
+    let breaker = &app.remote.breaker;
+    if breaker.min_calls > breaker.window {
+        return Err(ConfigError::at(
+            figment,
+            "remote.breaker.min_calls",
+            format!("must be at most remote.breaker.window ({})", breaker.window),
+        ));
+    }
+    if !(1..=100).contains(&breaker.failure_percent) {
+        return Err(ConfigError::at(
+            figment,
+            "remote.breaker.failure_percent",
+            "must be between 1 and 100",
+        ));
+    }
+    if breaker.max_open_ms < breaker.open_ms {
+        return Err(ConfigError::at(
+            figment,
+            "remote.breaker.max_open_ms",
+            "must be at least remote.breaker.open_ms",
+        ));
+    }
+    if !(0.0..=100.0).contains(&app.remote.retry.budget_percent) {
+        return Err(ConfigError::at(
+            figment,
+            "remote.retry.budget_percent",
+            "must be between 0 and 100",
+        ));
     }
     let prefix = &app.events.nats_prefix;
     if prefix.is_empty()

@@ -93,14 +93,8 @@ impl EmailModule {
 
     async fn deliver(&self, confirmation: &Confirmation) -> Result<(), EmailError> {
         match self.config.transport {
-            MailTransport::Log => {
-                tracing::info!(
-                    message_id = %confirmation.message_id,
-                    order_id = %confirmation.order_id,
-                    "order confirmation sent"
-                );
-                Ok(())
-            }
+            // The message is the log line written once the sending is committed.
+            MailTransport::Log => Ok(()),
             MailTransport::File => {
                 let unavailable = |e: std::io::Error| EmailError::Unavailable {
                     reason: format!("mail directory {}: {e}", self.config.dir.display()),
@@ -117,11 +111,6 @@ impl EmailModule {
                     .dir
                     .join(format!("{}.txt", confirmation.message_id));
                 tokio::fs::write(&path, text).await.map_err(unavailable)?;
-                tracing::info!(
-                    message_id = %confirmation.message_id,
-                    order_id = %confirmation.order_id,
-                    "order confirmation sent"
-                );
                 Ok(())
             }
         }
@@ -222,6 +211,14 @@ impl EmailApi for EmailModule {
             return Err(e);
         }
         txn.commit().await.map_err(storage_error)?;
+        if inserted > 0 {
+            // Said once committed: whoever reads the confirmations after this line finds it.
+            tracing::info!(
+                message_id = %confirmation.message_id,
+                order_id = %confirmation.order_id,
+                "order confirmation sent"
+            );
+        }
         Ok(confirmation)
     }
 

@@ -1,8 +1,9 @@
 //! The one remote-call pipeline. Every module's HTTP client sends its calls through a
 //! [`RemoteClient`]: a tower service stack over one pooled, keep-alive `reqwest::Client` per
-//! target module. Layers that every remote call needs (today: the deadline; later: retries,
-//! circuit breaking, tracing, metrics, service auth, load balancing) are added here, in
-//! [`RemoteClient::new`], and no module client changes.
+//! target module. Layers that every remote call needs (the deadline, retries within a budget,
+//! the target's circuit breaker; later tracing, metrics, load balancing) are added here, in
+//! [`RemoteClient::new`], and no module client changes. See [`crate::resilience`] for when a
+//! call is tried again and when the breaker opens.
 
 use std::fmt;
 use std::future::Future;
@@ -25,6 +26,8 @@ use crate::call::Operation;
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER};
 use crate::error::{ApiError, Problem, is_problem_json};
 use crate::health::ReadinessCheck;
+use crate::resilience::{Breaker, BreakerSettings, BreakerState, RetrySettings, random_up_to};
+use tower::retry::budget::{Budget, TpsBudget};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -42,8 +45,8 @@ pub struct RemoteRequest {
     pub method: Method,
     /// Path and query below the module's base url, e.g. `/api/catalog/v1/products`.
     pub path: String,
-    /// The body, already encoded.
-    pub body: Option<Vec<u8>>,
+    /// The body, already encoded (shared, not copied, by the tries of a call).
+    pub body: Option<actix_web::web::Bytes>,
     /// Media type of the body (`application/json` for module calls; whatever the client sent
     /// when a request is forwarded).
     pub content_type: Option<String>,
@@ -108,13 +111,31 @@ pub const FORWARDED_RESPONSE_HEADERS: [&str; 4] = [
 /// Why a remote call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RemoteError {
-    /// No answer: connection refused or reset, DNS failure, TLS failure.
+    /// The request never left: no connection (refused, DNS, TLS), or the client could not be
+    /// built. Safe to try again whatever the operation.
     #[error("module {module} is unreachable: {reason}")]
-    Unreachable {
+    NotSent {
         /// The module called.
         module: &'static str,
         /// What the transport said.
         reason: String,
+    },
+    /// The request was sent and its answer did not arrive whole (the connection reset or
+    /// closed): the callee may have acted on it.
+    #[error("module {module} did not answer: {reason}")]
+    AnswerLost {
+        /// The module called.
+        module: &'static str,
+        /// What the transport said.
+        reason: String,
+    },
+    /// The module's circuit breaker is open: the call was not tried.
+    #[error("module {module} is failing; calls stopped for {}ms", .retry_after.as_millis())]
+    CircuitOpen {
+        /// The module called.
+        module: &'static str,
+        /// When a call may be tried again.
+        retry_after: Duration,
     },
     /// The deadline passed before the answer arrived.
     #[error("module {module} did not answer before the deadline")]
@@ -179,6 +200,10 @@ impl RemoteError {
 pub struct RemoteSettings {
     /// Longest a single call may take when the caller set no earlier deadline.
     pub timeout: Duration,
+    /// When to try a failed call again.
+    pub retry: RetrySettings,
+    /// When to stop calling a failing module for a while.
+    pub breaker: BreakerSettings,
     /// Longest to wait for a TCP connection.
     pub connect_timeout: Duration,
     /// How long an idle pooled connection is kept.
@@ -197,6 +222,8 @@ impl Default for RemoteSettings {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(5),
+            retry: RetrySettings::default(),
+            breaker: BreakerSettings::default(),
             connect_timeout: Duration::from_secs(1),
             pool_idle_timeout: Duration::from_secs(60),
             pool_max_idle_per_host: 64,
@@ -216,6 +243,7 @@ pub struct RemoteClient {
     module: &'static str,
     base: Url,
     pipeline: Pipeline,
+    breaker: Arc<Breaker>,
 }
 
 impl fmt::Debug for RemoteClient {
@@ -231,13 +259,13 @@ impl RemoteClient {
     /// Builds the pipeline to `module` at `base` (e.g. `http://10.0.0.7:8080`).
     ///
     /// # Errors
-    /// [`RemoteError::Unreachable`] when the HTTP client cannot be built (TLS setup).
+    /// [`RemoteError::NotSent`] when the HTTP client cannot be built (TLS setup).
     pub fn new(
         module: &'static str,
         base: Url,
         settings: &RemoteSettings,
     ) -> Result<Self, RemoteError> {
-        let unreachable = |e: reqwest::Error| RemoteError::Unreachable {
+        let unreachable = |e: reqwest::Error| RemoteError::NotSent {
             module,
             reason: e.to_string(),
         };
@@ -260,16 +288,23 @@ impl RemoteClient {
             base: Arc::from(base.as_str().trim_end_matches('/')),
             http,
         };
+        let breaker = Breaker::new(module, settings.breaker);
         let pipeline = tower::ServiceBuilder::new()
             .layer(DeadlineLayer {
                 module,
                 default_timeout: settings.timeout,
             })
+            .layer(tower::retry::RetryLayer::new(RetryPolicy::new(
+                module,
+                settings.retry,
+            )))
+            .layer(BreakerLayer(breaker.clone()))
             .service(transport);
         Ok(Self {
             module,
             base,
             pipeline: BoxCloneSyncService::new(pipeline),
+            breaker,
         })
     }
 
@@ -281,6 +316,11 @@ impl RemoteClient {
     /// The module's base url.
     pub fn base_url(&self) -> &Url {
         &self.base
+    }
+
+    /// Where the module's circuit breaker is.
+    pub fn breaker(&self) -> BreakerState {
+        self.breaker.state()
     }
 
     /// Sends one request through the pipeline.
@@ -362,7 +402,7 @@ impl OpCall<'_> {
     pub fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Self {
         match serde_json::to_vec(body) {
             Ok(bytes) => {
-                self.req.body = Some(bytes);
+                self.req.body = Some(bytes.into());
                 self.req.content_type = Some("application/json".to_owned());
             }
             Err(e) => {
@@ -522,11 +562,15 @@ impl Service<RemoteRequest> for HttpTransport {
             builder = builder.body(body);
         }
         Box::pin(async move {
-            let unreachable = |e: reqwest::Error| RemoteError::Unreachable {
-                module,
-                reason: error_text(&e),
+            let lost = |e: reqwest::Error| {
+                let reason = error_text(&e);
+                if e.is_connect() {
+                    RemoteError::NotSent { module, reason }
+                } else {
+                    RemoteError::AnswerLost { module, reason }
+                }
             };
-            let res = builder.send().await.map_err(unreachable)?;
+            let res = builder.send().await.map_err(lost)?;
             let status = res.status().as_u16();
             let content_type = res
                 .headers()
@@ -540,7 +584,7 @@ impl Service<RemoteRequest> for HttpTransport {
                     Some((name, value.to_owned()))
                 })
                 .collect();
-            let body = res.bytes().await.map_err(unreachable)?;
+            let body = res.bytes().await.map_err(lost)?;
             Ok(RemoteResponse {
                 status,
                 content_type,
@@ -606,6 +650,179 @@ where
             tokio::time::timeout(budget, fut)
                 .await
                 .unwrap_or(Err(RemoteError::DeadlineExceeded { module }))
+        })
+    }
+}
+
+/// Whether an answer's status says the callee (or what is behind it) failed for now.
+fn transient_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+/// Seconds from a `Retry-After` header of an answer (the delay form).
+fn retry_after(res: &RemoteResponse) -> Option<Duration> {
+    res.headers
+        .iter()
+        .find(|(name, _)| *name == "retry-after")
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// Decides, for one call, whether to try again (see the module documentation). Cloned per
+/// call by tower's `Retry`; the budget is shared by every call to the target.
+#[derive(Clone)]
+pub(crate) struct RetryPolicy {
+    module: &'static str,
+    settings: RetrySettings,
+    budget: Arc<TpsBudget>,
+    /// Tries made so far in this call.
+    tries: u32,
+}
+
+impl RetryPolicy {
+    pub(crate) fn new(module: &'static str, settings: RetrySettings) -> Self {
+        Self {
+            module,
+            settings,
+            budget: Arc::new(TpsBudget::new(
+                Duration::from_secs(10),
+                settings.budget_min_per_sec,
+                settings.budget_percent / 100.0,
+            )),
+            tries: 0,
+        }
+    }
+
+    /// Whether `result` of `req` may be tried again, and the least wait before it.
+    fn retryable(
+        req: &RemoteRequest,
+        result: &Result<RemoteResponse, RemoteError>,
+    ) -> Option<Duration> {
+        match result {
+            Ok(res) if transient_status(res.status) && req.is_safe_to_repeat() => {
+                Some(retry_after(res).unwrap_or_default())
+            }
+            Ok(_) => None,
+            Err(RemoteError::NotSent { .. }) => Some(Duration::ZERO),
+            Err(RemoteError::AnswerLost { .. } | RemoteError::DeadlineExceeded { .. })
+                if req.is_safe_to_repeat() =>
+            {
+                Some(Duration::ZERO)
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+impl tower::retry::Policy<RemoteRequest, RemoteResponse, RemoteError> for RetryPolicy {
+    type Future = tokio::time::Sleep;
+
+    fn retry(
+        &mut self,
+        req: &mut RemoteRequest,
+        result: &mut Result<RemoteResponse, RemoteError>,
+    ) -> Option<Self::Future> {
+        self.tries += 1;
+        let at_least = Self::retryable(req, result)?;
+        if self.tries >= self.settings.attempts {
+            return None;
+        }
+        let exp = self
+            .settings
+            .base
+            .saturating_mul(1u32 << (self.tries - 1).min(16));
+        let wait = random_up_to(exp.min(self.settings.cap)).max(at_least);
+        // Only inside the caller's deadline (with room for the try itself).
+        if req.ctx.remaining().is_some_and(|left| left <= wait) {
+            return None;
+        }
+        if !self.budget.withdraw() {
+            tracing::debug!(module = self.module, "retry budget spent; not retrying");
+            return None;
+        }
+        tracing::debug!(
+            module = self.module,
+            try_number = self.tries + 1,
+            wait_ms = wait.as_millis() as u64,
+            "retrying a remote call"
+        );
+        Some(tokio::time::sleep(wait))
+    }
+
+    fn clone_request(&mut self, req: &RemoteRequest) -> Option<RemoteRequest> {
+        if self.tries == 0 {
+            // Each call (not each try) earns the budget its share of retries.
+            self.budget.deposit();
+        }
+        Some(req.clone())
+    }
+}
+
+/// Whether a try's outcome counts against the target.
+fn failed(result: &Result<RemoteResponse, RemoteError>) -> bool {
+    match result {
+        Ok(res) => res.status >= 500,
+        Err(RemoteError::Problem { .. } | RemoteError::Protocol { .. }) => false,
+        Err(_) => true,
+    }
+}
+
+/// Passes each try through the target's [`Breaker`], bounded by the caller's deadline (so a
+/// try cut off by it counts as a failure).
+#[derive(Clone)]
+pub(crate) struct BreakerLayer(pub(crate) Arc<Breaker>);
+
+impl<S> Layer<S> for BreakerLayer {
+    type Service = Breaking<S>;
+    fn layer(&self, inner: S) -> Breaking<S> {
+        Breaking {
+            inner,
+            breaker: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Breaking<S> {
+    inner: S,
+    breaker: Arc<Breaker>,
+}
+
+impl<S> Service<RemoteRequest> for Breaking<S>
+where
+    S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
+    S::Future: Send + 'static,
+{
+    type Response = RemoteResponse;
+    type Error = RemoteError;
+    type Future = BoxFuture<Result<RemoteResponse, RemoteError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RemoteError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: RemoteRequest) -> Self::Future {
+        let breaker = self.breaker.clone();
+        let module = breaker.module;
+        if let Err(wait) = breaker.admit() {
+            return Box::pin(async move {
+                Err(RemoteError::CircuitOpen {
+                    module,
+                    retry_after: wait,
+                })
+            });
+        }
+        let left = req.ctx.remaining();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let result = match left {
+                Some(left) => tokio::time::timeout(left, fut)
+                    .await
+                    .unwrap_or(Err(RemoteError::DeadlineExceeded { module })),
+                None => fut.await,
+            };
+            breaker.record(failed(&result));
+            result
         })
     }
 }

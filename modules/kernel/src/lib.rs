@@ -39,6 +39,7 @@ pub mod module;
 pub mod nats;
 pub mod openapi;
 pub mod ratelimit;
+pub mod resilience;
 pub mod telemetry;
 pub mod tls;
 

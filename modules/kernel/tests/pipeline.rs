@@ -177,7 +177,7 @@ async fn refused_connections_and_bare_errors_are_unavailable_not_domain_errors()
         .call(raw(&CallContext::root(), "/x"))
         .await
         .expect_err("the call must fail");
-    assert!(matches!(err, RemoteError::Unreachable { .. }), "{err:?}");
+    assert!(matches!(err, RemoteError::NotSent { .. }), "{err:?}");
 
     let server = TestServer::spawn(echo_context);
     let remote = client(server.base_url.clone(), Duration::from_secs(5));

@@ -71,7 +71,7 @@ async fn forward<E: ApiError>(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    remote_req.body = (!body.is_empty()).then(|| body.to_vec());
+    remote_req.body = (!body.is_empty()).then(|| body.clone());
     remote_req.headers = CONTRACT_HEADERS
         .iter()
         .filter_map(|&name| {

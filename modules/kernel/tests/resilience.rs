@@ -1,0 +1,317 @@
+//! Retries and the circuit breaker of the remote-call pipeline, against a real socket whose
+//! answers each test scripts (a status, a `Retry-After`, or a connection closed without an
+//! answer), counting the requests that reach it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cleave_kernel::CallContext;
+use cleave_kernel::call::{HttpMethod, Operation, Repeat};
+use cleave_kernel::client::{RemoteClient, RemoteError, RemoteSettings, Url};
+use cleave_kernel::error::KernelError;
+use cleave_kernel::resilience::{BreakerSettings, BreakerState, RetrySettings};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const fn op(id: &'static str, method: HttpMethod, repeat: Repeat) -> Operation {
+    Operation {
+        module: "probe",
+        name: id,
+        id,
+        method,
+        path: "/thing",
+        repeat,
+        access: &[cleave_kernel::call::Access::Anyone],
+        owner: None,
+        errors: &[],
+        summary: "",
+    }
+}
+
+/// Safe to repeat.
+const READ: Operation = op("probe.read", HttpMethod::Get, Repeat::ReadOnly);
+/// Never repeated once sent.
+const PLACE: Operation = op("probe.place", HttpMethod::Post, Repeat::Once);
+
+/// What the scripted server does with its n-th request (from 0).
+#[derive(Clone, Copy)]
+enum Act {
+    /// Answers this status (a JSON body), with `Retry-After` if given.
+    Answer(u16, Option<u64>),
+    /// Closes the connection without answering.
+    Close,
+}
+
+/// A server on a random port that reads each request and does what `script` says for it.
+struct Scripted {
+    url: Url,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Scripted {
+    async fn start(script: impl Fn(usize) -> Act + Send + Sync + 'static) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url =
+            Url::parse(&format!("http://{}", listener.local_addr().expect("addr"))).expect("url");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (count, script) = (requests.clone(), Arc::new(script));
+        let task = tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let (count, script) = (count.clone(), script.clone());
+                tokio::spawn(async move {
+                    let mut sock = BufReader::new(sock);
+                    loop {
+                        // The request head, then its body (Content-Length).
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if sock.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if sock.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        let n = count.fetch_add(1, Ordering::SeqCst);
+                        match script(n) {
+                            Act::Close => return,
+                            Act::Answer(status, retry_after) => {
+                                let extra = retry_after
+                                    .map(|s| format!("Retry-After: {s}\r\n"))
+                                    .unwrap_or_default();
+                                let answer = format!(
+                                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                                     Content-Length: 2\r\n{extra}\r\n{{}}"
+                                );
+                                if sock.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            requests,
+            task,
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A breaker that never opens, for the tests of retries alone.
+fn never_open() -> BreakerSettings {
+    BreakerSettings {
+        consecutive: u32::MAX,
+        failure_percent: 101,
+        ..BreakerSettings::default()
+    }
+}
+
+fn client(url: &Url, retry: RetrySettings, breaker: BreakerSettings) -> RemoteClient {
+    RemoteClient::new(
+        "probe",
+        url.clone(),
+        &RemoteSettings {
+            retry,
+            breaker,
+            ..RemoteSettings::default()
+        },
+    )
+    .expect("client")
+}
+
+async fn call(remote: &RemoteClient, op: &'static Operation) -> Result<(), KernelError> {
+    remote
+        .op(
+            op,
+            &CallContext::root().with_timeout(Duration::from_secs(5)),
+        )
+        .fetch::<serde_json::Value, KernelError>()
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn a_safe_call_is_tried_again_after_503s_and_succeeds() {
+    let server = Scripted::start(|n| Act::Answer(if n < 2 { 503 } else { 200 }, None)).await;
+    let remote = client(&server.url, RetrySettings::default(), never_open());
+    call(&remote, &READ).await.expect("the third try succeeds");
+    assert_eq!(server.requests(), 3);
+}
+
+#[tokio::test]
+async fn a_call_not_safe_to_repeat_is_sent_once_whether_it_got_503_or_no_answer() {
+    let server = Scripted::start(|_| Act::Answer(503, None)).await;
+    let remote = client(&server.url, RetrySettings::default(), never_open());
+    let err = call(&remote, &PLACE).await.expect_err("503");
+    assert!(matches!(err, KernelError::NotReady { .. }), "{err:?}");
+    assert_eq!(server.requests(), 1);
+
+    let server = Scripted::start(|_| Act::Close).await;
+    let remote = client(&server.url, RetrySettings::default(), never_open());
+    let lost = remote
+        .call(cleave_kernel::client::RemoteRequest {
+            op: Some(&PLACE),
+            ..cleave_kernel::client::RemoteRequest::new(
+                CallContext::root(),
+                cleave_kernel::client::Method::POST,
+                "/thing".into(),
+            )
+        })
+        .await
+        .expect_err("no answer");
+    assert!(matches!(lost, RemoteError::AnswerLost { .. }), "{lost:?}");
+    assert_eq!(server.requests(), 1, "an answer lost is not sent again");
+    // The same failure for a read is tried again, up to the attempts.
+    call(&remote, &READ).await.expect_err("no answer");
+    assert_eq!(server.requests(), 1 + 3);
+}
+
+#[tokio::test]
+async fn a_request_never_sent_is_reported_as_such_and_may_be_tried_again() {
+    // Port 1 (tcpmux): privileged, nothing listens there.
+    let url = Url::parse("http://127.0.0.1:1").expect("url");
+    let remote = client(&url, RetrySettings::default(), never_open());
+    let err = remote
+        .call(cleave_kernel::client::RemoteRequest {
+            op: Some(&PLACE),
+            ..cleave_kernel::client::RemoteRequest::new(
+                CallContext::root(),
+                cleave_kernel::client::Method::POST,
+                "/thing".into(),
+            )
+        })
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, RemoteError::NotSent { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_deadline_leaves_the_503_as_it_is() {
+    let server = Scripted::start(|_| Act::Answer(503, Some(30))).await;
+    let remote = client(&server.url, RetrySettings::default(), never_open());
+    call(&remote, &READ).await.expect_err("503");
+    assert_eq!(
+        server.requests(),
+        1,
+        "a 30 s Retry-After does not fit in 5 s"
+    );
+}
+
+#[tokio::test]
+async fn retries_stay_within_the_budget_when_a_dependency_keeps_failing() {
+    let server = Scripted::start(|_| Act::Answer(503, None)).await;
+    let retry = RetrySettings {
+        budget_percent: 10.0,
+        budget_min_per_sec: 1,
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(2),
+        ..RetrySettings::default()
+    };
+    let remote = client(&server.url, retry, never_open());
+    let calls = 200;
+    for _ in 0..calls {
+        call(&remote, &READ).await.expect_err("503");
+    }
+    let reached = server.requests();
+    // 10% of the calls plus the floor (1 per second over the 10 s window).
+    assert!(reached > calls, "some calls were retried: {reached}");
+    assert!(
+        reached <= calls + calls / 10 + 10 + 1,
+        "{reached} requests for {calls} calls"
+    );
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_five_failures_in_a_row_and_then_fails_at_once() {
+    let server = Scripted::start(|_| Act::Answer(500, None)).await;
+    let remote = client(
+        &server.url,
+        RetrySettings::default(),
+        BreakerSettings::default(),
+    );
+    for _ in 0..5 {
+        call(&remote, &PLACE).await.expect_err("500");
+    }
+    assert_eq!(remote.breaker(), BreakerState::Open);
+    let err = remote
+        .call(cleave_kernel::client::RemoteRequest::new(
+            CallContext::root(),
+            cleave_kernel::client::Method::GET,
+            "/thing".into(),
+        ))
+        .await
+        .expect_err("open");
+    assert!(matches!(err, RemoteError::CircuitOpen { .. }), "{err:?}");
+    // A safe call is not retried into an open breaker either.
+    call(&remote, &READ).await.expect_err("open");
+    assert_eq!(
+        server.requests(),
+        5,
+        "nothing reaches the target while open"
+    );
+}
+
+#[tokio::test]
+async fn the_breaker_opens_on_a_failure_rate_and_closes_when_a_probe_succeeds() {
+    // Every other call fails: never five in a row, but half of the window.
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let up = healthy.clone();
+    let server = Scripted::start(move |n| {
+        if up.load(Ordering::SeqCst) || n % 2 == 0 {
+            Act::Answer(200, None)
+        } else {
+            Act::Answer(502, None)
+        }
+    })
+    .await;
+    let breaker = BreakerSettings {
+        // Probe at once: the test need not wait for the open period.
+        open_for: Duration::ZERO,
+        ..BreakerSettings::default()
+    };
+    let no_retry = RetrySettings {
+        attempts: 1,
+        ..RetrySettings::default()
+    };
+    let remote = client(&server.url, no_retry, breaker);
+    let mut outcomes = Vec::new();
+    while remote.breaker() == BreakerState::Closed && outcomes.len() < 20 {
+        outcomes.push(call(&remote, &READ).await.is_ok());
+    }
+    assert_eq!(remote.breaker(), BreakerState::Open, "{outcomes:?}");
+    assert_eq!(
+        outcomes.len(),
+        10,
+        "opened once the window held 10 calls, half failed"
+    );
+    // The open period (zero here) over, one probe goes; it succeeds and closes the breaker.
+    healthy.store(true, Ordering::SeqCst);
+    call(&remote, &READ).await.expect("the probe");
+    assert_eq!(remote.breaker(), BreakerState::Closed);
+    assert_eq!(server.requests(), 11);
+}
