@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use cleave_kernel::CallContext;
 use cleave_kernel::call::{HttpMethod, Operation, Repeat};
-use cleave_kernel::client::{RemoteClient, RemoteError, RemoteSettings, Url};
+use cleave_kernel::client::{
+    Method, RemoteClient, RemoteError, RemoteRequest, RemoteSettings, Url,
+};
 use cleave_kernel::error::KernelError;
 use cleave_kernel::resilience::{BreakerSettings, BreakerState, RetrySettings};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -144,6 +146,14 @@ fn client(url: &Url, retry: RetrySettings, breaker: BreakerSettings) -> RemoteCl
     .expect("client")
 }
 
+/// A raw request of [`PLACE`] (what the pipeline says, before a contract's error mapping).
+fn placing() -> RemoteRequest {
+    RemoteRequest {
+        op: Some(&PLACE),
+        ..RemoteRequest::new(CallContext::root(), Method::POST, "/thing".into())
+    }
+}
+
 async fn call(remote: &RemoteClient, op: &'static Operation) -> Result<(), KernelError> {
     remote
         .op(
@@ -173,17 +183,7 @@ async fn a_call_not_safe_to_repeat_is_sent_once_whether_it_got_503_or_no_answer(
 
     let server = Scripted::start(|_| Act::Close).await;
     let remote = client(&server.url, RetrySettings::default(), never_open());
-    let lost = remote
-        .call(cleave_kernel::client::RemoteRequest {
-            op: Some(&PLACE),
-            ..cleave_kernel::client::RemoteRequest::new(
-                CallContext::root(),
-                cleave_kernel::client::Method::POST,
-                "/thing".into(),
-            )
-        })
-        .await
-        .expect_err("no answer");
+    let lost = remote.call(placing()).await.expect_err("no answer");
     assert!(matches!(lost, RemoteError::AnswerLost { .. }), "{lost:?}");
     assert_eq!(server.requests(), 1, "an answer lost is not sent again");
     // The same failure for a read is tried again, up to the attempts.
@@ -196,17 +196,7 @@ async fn a_request_never_sent_is_reported_as_such_and_may_be_tried_again() {
     // Port 1 (tcpmux): privileged, nothing listens there.
     let url = Url::parse("http://127.0.0.1:1").expect("url");
     let remote = client(&url, RetrySettings::default(), never_open());
-    let err = remote
-        .call(cleave_kernel::client::RemoteRequest {
-            op: Some(&PLACE),
-            ..cleave_kernel::client::RemoteRequest::new(
-                CallContext::root(),
-                cleave_kernel::client::Method::POST,
-                "/thing".into(),
-            )
-        })
-        .await
-        .expect_err("refused");
+    let err = remote.call(placing()).await.expect_err("refused");
     assert!(matches!(err, RemoteError::NotSent { .. }), "{err:?}");
 }
 
@@ -259,9 +249,9 @@ async fn the_breaker_opens_after_five_failures_in_a_row_and_then_fails_at_once()
     }
     assert_eq!(remote.breaker(), BreakerState::Open);
     let err = remote
-        .call(cleave_kernel::client::RemoteRequest::new(
+        .call(RemoteRequest::new(
             CallContext::root(),
-            cleave_kernel::client::Method::GET,
+            Method::GET,
             "/thing".into(),
         ))
         .await
