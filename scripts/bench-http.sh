@@ -8,7 +8,9 @@
 # is reported, with the ratios the goals are stated in. Loopback only; every run is bounded.
 # With BENCH_BASELINE_BIN=<a cleave binary built from an earlier commit>, the same set-ups of
 # that binary (single, split, and a hop to its catalog) run in the same rounds, so a change
-# is compared with what it replaced in one run.
+# is compared with what it replaced in one run. A newer config/default.toml may hold keys an
+# older binary refuses: BENCH_BASELINE_CONFIG_DIR=<that commit's config/> (e.g. from
+# `git archive REV config | tar -x -C DIR`) is what the baseline processes read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,10 +53,12 @@ start hop "$BIN/examples/bench-forward" 127.0.0.1:18194 http://127.0.0.1:18192
 BASE=${BENCH_BASELINE_BIN:-}
 if [ -n "$BASE" ]; then
   [ -x "$BASE" ] || { echo "bench-http: BENCH_BASELINE_BIN=$BASE is not executable" >&2; exit 1; }
-  start single_before env $(cleave_env single_before 18197) "$BASE" serve
-  start catalog_before env $(cleave_env catalog_before 18195) \
+  base_config=${BENCH_BASELINE_CONFIG_DIR:-config}
+  start single_before env $(cleave_env single_before 18197) CLEAVE_CONFIG_DIR="$base_config" "$BASE" serve
+  start catalog_before env $(cleave_env catalog_before 18195) CLEAVE_CONFIG_DIR="$base_config" \
     CLEAVE_MODULES__IDENTITY__URL=http://127.0.0.1:18196 "$BASE" serve --modules catalog
-  start front_before env $(cleave_env front_before 18196) CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:18195 \
+  start front_before env $(cleave_env front_before 18196) CLEAVE_CONFIG_DIR="$base_config" \
+    CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:18195 \
     "$BASE" serve --modules identity,currency,cart,recommendation
   start hop_before "$BIN/examples/bench-forward" 127.0.0.1:18198 http://127.0.0.1:18195
 fi

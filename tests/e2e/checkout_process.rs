@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{
-    Answer, Pki, call_as, client, get, issued_token, order_body, read, sqlite_in,
+    Answer, Pki, call_as, client, free_port, get, issued_token, order_body, read, sqlite_in,
 };
 use crate::process::Cleave;
 
@@ -360,4 +360,96 @@ async fn an_order_placed_event_committed_before_a_crash_is_delivered_after_resta
         "{:?}",
         sent[0]
     );
+}
+
+/// The values of the first column `sql` selects from the database at `url`.
+async fn column(url: &str, sql: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = cleave_kernel::db::connect(url, 1).await.expect("open db");
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("query")
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).expect("text"))
+        .collect()
+}
+
+#[tokio::test]
+async fn with_payment_killed_checkout_opens_its_breaker_and_after_the_restart_charges_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::made_by_cleave();
+    let payment_db = sqlite_in(dir.path(), "payment.db");
+    let identity_db = sqlite_in(dir.path(), "identity.db");
+    let checkout_db = sqlite_in(dir.path(), "checkout.db");
+    let cart = Cleave::serve(
+        &["--modules", "identity,cart"],
+        &tls_env(&pki, &identity_db, None),
+    );
+    // Payment on a port of its own choosing, so that it comes back where checkout calls it.
+    let port = free_port();
+    let payment_env = || {
+        let mut env = tls_env(&pki, &payment_db, Some(&cart.https_base()));
+        env.push(("CLEAVE_SERVER__LISTEN", format!("127.0.0.1:{port}")));
+        env
+    };
+    let mut payment = Cleave::serve(&["--modules", "payment"], &payment_env());
+    let mut env = checkout_env(
+        &pki,
+        &checkout_db,
+        &cart.https_base(),
+        &payment.https_base(),
+    );
+    // Open for 1 ms: the first call after payment is back is the breaker's probe.
+    env.push(("CLEAVE_REMOTE__BREAKER__OPEN_MS", "1".into()));
+    env.push(("CLEAVE_REMOTE__BREAKER__MAX_OPEN_MS", "1".into()));
+    let mut checkout = Cleave::serve(
+        &["--modules", "catalog,currency,shipping,email,checkout"],
+        &env,
+    );
+    let base = checkout.base();
+    let user = "breaker-shopper";
+    let token = issued_token(&identity_db, user, "shopper");
+    let order = order_body(user, "USD", GOOD_CARD);
+
+    add(&base, &token, user, "OLJCESPC7Z", 1).await;
+    let first = place(&base, &token, &order, Some("breaker-1")).await;
+    assert_eq!(first.status, 201, "{first:?}");
+
+    // kill -9 between orders: each is refused with 503, and checkout stops calling payment.
+    payment.kill();
+    for i in 0..3 {
+        add(&base, &token, user, "66VCHSJNUP", 1).await;
+        place(&base, &token, &order, Some(&format!("breaker-dead-{i}")))
+            .await
+            .assert_problem(503, "checkout.unavailable");
+    }
+    let opened = checkout.find_log(|v| {
+        v["message"] == "circuit open: calls fail at once" && v["module"] == "payment"
+    });
+    assert_eq!(opened["level"], "WARN");
+
+    // Payment back on its port with its database: the probe succeeds, the breaker closes,
+    // and the next order is charged.
+    let _payment = Cleave::serve(&["--modules", "payment"], &payment_env());
+    let back = place(&base, &token, &order, Some("breaker-back")).await;
+    assert_eq!(back.status, 201, "{back:?}");
+    checkout.find_log(|v| {
+        v["message"] == "circuit closed: the probe succeeded" && v["module"] == "payment"
+    });
+
+    // Every order has its charge, and every charge not refunded has its order.
+    let mut orders = column(
+        &checkout_db,
+        "SELECT order_id FROM checkout_orders WHERE status = 'placed'",
+    )
+    .await;
+    let mut charged = column(
+        &payment_db,
+        "SELECT reference FROM payment_charges WHERE status = 'charged'",
+    )
+    .await;
+    orders.sort();
+    charged.sort();
+    assert_eq!(orders.len(), 2);
+    assert_eq!(charged, orders, "one charge per order, none without one");
 }

@@ -23,7 +23,7 @@ use ads_api::{
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use cleave_kernel::CallContext;
-use cleave_kernel::events::{Relay, Reload, ReloadOn, Topic, enqueue};
+use cleave_kernel::events::{Relay, Reload, ReloadOn, Topic, commit_with};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 use serde::{Deserialize, Serialize};
@@ -105,13 +105,11 @@ impl AdsModule {
         let changed = AdChanged {
             ad_id: ad_id.to_owned(),
         };
-        enqueue(&tx, ctx, &changed)
+        commit_with(tx, ctx, &changed, &self.relay)
             .await
-            .map_err(|e| AdsError::Internal {
+            .map_err(|e| AdsError::Unavailable {
                 reason: e.to_string(),
             })?;
-        tx.commit().await.map_err(storage_error)?;
-        self.relay.notify();
         self.reload().await
     }
 

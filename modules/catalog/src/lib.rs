@@ -24,7 +24,7 @@ use catalog_api::{
 };
 use cleave_domain::{Money, ProductId};
 use cleave_kernel::CallContext;
-use cleave_kernel::events::{Relay, Reload, ReloadOn, Topic, enqueue};
+use cleave_kernel::events::{Relay, Reload, ReloadOn, Topic, commit_with};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait, QueryOrder, TransactionTrait};
 use serde::{Deserialize, Serialize};
@@ -122,14 +122,11 @@ impl CatalogModule {
         let changed = ProductChanged {
             product_id: id.to_string(),
         };
-        enqueue(&tx, ctx, &changed)
+        commit_with(tx, ctx, &changed, &self.relay)
             .await
-            .map_err(|e| CatalogError::Internal {
+            .map_err(|e| CatalogError::Unavailable {
                 reason: e.to_string(),
-            })?;
-        tx.commit().await.map_err(storage_error)?;
-        self.relay.notify();
-        Ok(())
+            })
     }
 
     /// Reloads the snapshot from the database now.

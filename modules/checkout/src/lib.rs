@@ -36,7 +36,7 @@ use checkout_api::{
 };
 use cleave_domain::{Money, UserId};
 use cleave_kernel::error::ApiError;
-use cleave_kernel::events::{Relay, enqueue, now_ms};
+use cleave_kernel::events::{Relay, commit_with, now_ms};
 use cleave_kernel::{CallContext, Refusal};
 use currency_api::{CurrencyApi, CurrencyError};
 use payment_api::{ChargeRequest, PaymentApi, PaymentError};
@@ -479,19 +479,14 @@ impl CheckoutModule {
             .exec(&tx)
             .await
             .map_err(storage_error)?;
-        enqueue(
-            &tx,
-            ctx,
-            &OrderPlaced {
-                order: order.clone(),
-            },
-        )
-        .await
-        .map_err(|e| CheckoutError::Unavailable {
-            reason: e.to_string(),
-        })?;
-        tx.commit().await.map_err(storage_error)?;
-        self.relay.notify();
+        let placed = OrderPlaced {
+            order: order.clone(),
+        };
+        commit_with(tx, ctx, &placed, &self.relay)
+            .await
+            .map_err(|e| CheckoutError::Unavailable {
+                reason: e.to_string(),
+            })?;
         Ok(())
     }
 

@@ -32,7 +32,7 @@ use cleave_kernel::auth::{
     AccessClaims, Jwks, MAX_ACCESS_TTL_SECS, MAX_LEEWAY_SECS, PublicJwk, SHOPPER_ROLE,
     sign_access_token,
 };
-use cleave_kernel::events::{Relay, enqueue, now_ms};
+use cleave_kernel::events::{Relay, commit_with, now_ms};
 use cleave_kernel::ratelimit::{RateLimiter, retry_after_secs};
 use cleave_kernel::{ApiError, Refusal};
 use identity_api::{
@@ -726,17 +726,12 @@ impl IdentityApi for IdentityModule {
             .exec(&tx)
             .await
             .map_err(storage_error)?;
-        enqueue(
-            &tx,
-            ctx,
-            &UserDeleted {
-                user_id: user_id.clone(),
-            },
-        )
-        .await
-        .map_err(internal)?;
-        tx.commit().await.map_err(storage_error)?;
-        self.relay.notify();
+        let event = UserDeleted {
+            user_id: user_id.clone(),
+        };
+        commit_with(tx, ctx, &event, &self.relay)
+            .await
+            .map_err(internal)?;
         tracing::info!(user_id = %user_id, by = %by, "user deleted");
         Ok(())
     }

@@ -158,6 +158,23 @@ pub async fn enqueue<T: Topic>(
     Ok(id)
 }
 
+/// Enqueues `event` in `tx` (the transaction of the change it announces), commits, and tells
+/// `relay` to deliver it: how a module publishes.
+///
+/// # Errors
+/// [`EventError::Storage`] (nothing is committed) or [`EventError::Payload`].
+pub async fn commit_with<T: Topic>(
+    tx: sea_orm::DatabaseTransaction,
+    ctx: &CallContext,
+    event: &T,
+    relay: &Relay,
+) -> Result<(), EventError> {
+    enqueue(&tx, ctx, event).await?;
+    tx.commit().await?;
+    relay.notify();
+    Ok(())
+}
+
 /// Counts of the outbox, for health and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxStats {
