@@ -599,8 +599,10 @@ fn error_text(e: &reqwest::Error) -> String {
     crate::error::error_chain(e)
 }
 
-/// Bounds every call by the caller's deadline or the module's default timeout, whichever is
-/// sooner, and tells the callee the remaining budget.
+/// Gives every call the caller's deadline or the module's default timeout, whichever is
+/// sooner (the callee is told the remaining budget), and refuses a call whose deadline has
+/// passed. The time itself is kept once per try, by the breaker layer, and the retry policy
+/// never waits past it: one timer per try, not a second one around the whole call.
 #[derive(Clone)]
 struct DeadlineLayer {
     module: &'static str,
@@ -641,16 +643,10 @@ where
     fn call(&mut self, mut req: RemoteRequest) -> Self::Future {
         let module = self.module;
         req.ctx = req.ctx.with_timeout(self.default_timeout);
-        let budget = req.ctx.remaining().unwrap_or(self.default_timeout);
-        if budget.is_zero() {
+        if req.ctx.remaining().is_some_and(|left| left.is_zero()) {
             return Box::pin(async move { Err(RemoteError::DeadlineExceeded { module }) });
         }
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            tokio::time::timeout(budget, fut)
-                .await
-                .unwrap_or(Err(RemoteError::DeadlineExceeded { module }))
-        })
+        Box::pin(self.inner.call(req))
     }
 }
 
