@@ -218,6 +218,9 @@ pub struct RemoteConfig {
     pub client_cert_file: Option<PathBuf>,
     /// PEM private key of `client_cert_file`.
     pub client_key_file: Option<PathBuf>,
+    /// Most calls in flight from this process to one module (its bulkhead); calls past it
+    /// are refused at once with 503.
+    pub max_concurrency: usize,
     /// `[remote.retry]`
     pub retry: RetryConfig,
     /// `[remote.breaker]`
@@ -300,6 +303,7 @@ impl Default for RemoteConfig {
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
+            max_concurrency: d.max_concurrency,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
         }
@@ -361,23 +365,58 @@ pub struct AppConfig {
     pub modules: BTreeMap<String, Value>,
 }
 
-/// Keys every `[modules.<m>]` section may have, whatever the module.
-const PLACEMENT_KEYS: [&str; 2] = ["url", "timeout_ms"];
+/// Keys every `[modules.<m>]` section may have, whatever the module: where it runs and how
+/// calls to it behave (each over its `[remote]` default).
+const PLACEMENT_KEYS: [&str; 5] = ["url", "timeout_ms", "max_concurrency", "retry", "breaker"];
 
-/// Placement keys of one module.
+/// Placement keys of one module (`retry` and `breaker` are read over their `[remote]`
+/// defaults by [`over_remote`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 struct Placement {
     url: Option<String>,
     timeout_ms: Option<u64>,
+    max_concurrency: Option<usize>,
 }
 
-/// How to reach one remote module.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to reach one remote module, and how calls to it behave.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RemoteTarget {
     /// Its base url.
     pub url: Url,
-    /// Its call timeout, when it differs from `remote.timeout_ms`.
-    pub timeout_ms: Option<u64>,
+    /// Its call timeout (`modules.<m>.timeout_ms`, else `remote.timeout_ms`).
+    pub timeout_ms: u64,
+    /// Its bulkhead (`modules.<m>.max_concurrency`, else `remote.max_concurrency`).
+    pub max_concurrency: usize,
+    /// `[remote.retry]` with `[modules.<m>.retry]` over it.
+    pub retry: RetryConfig,
+    /// `[remote.breaker]` with `[modules.<m>.breaker]` over it.
+    pub breaker: BreakerConfig,
+}
+
+/// `[remote.<part>]` with `[modules.<module>.<part>]` over it, key by key.
+fn over_remote<T: Serialize + serde::de::DeserializeOwned + Clone>(
+    figment: &Figment,
+    module: &str,
+    part: &str,
+    base: &T,
+) -> Result<T, ConfigError> {
+    let key = format!("modules.{module}.{part}");
+    if figment.find_value(&key).is_err() {
+        return Ok(base.clone());
+    }
+    Figment::from(figment::providers::Serialized::defaults(base))
+        .merge(figment.focus(&key))
+        .extract()
+        .map_err(|e| {
+            let mut err = ConfigError::from_figment(e, figment);
+            err.key = if err.key == "(root)" {
+                key.clone()
+            } else {
+                format!("{key}.{}", err.key)
+            };
+            err.origin = cleave_kernel::config::origin_of(figment, &err.key);
+            err
+        })
 }
 
 /// The loaded, validated configuration and the figment it came from (for `config show`).
@@ -464,17 +503,16 @@ impl Settings {
         self.modules.get::<M>().cloned().unwrap_or_default()
     }
 
-    /// Call settings for `module`.
+    /// Call settings for `module` (its `[modules.<m>]` keys over `[remote]`).
     pub fn remote_settings(&self, module: &str) -> RemoteSettings {
         let r = &self.app.remote;
-        let timeout_ms = self
-            .targets
-            .get(module)
-            .and_then(|t| t.timeout_ms)
-            .unwrap_or(r.timeout_ms);
-        let (retry, breaker) = (&r.retry, &r.breaker);
+        let (timeout_ms, max_concurrency, retry, breaker) = match self.targets.get(module) {
+            Some(t) => (t.timeout_ms, t.max_concurrency, &t.retry, &t.breaker),
+            None => (r.timeout_ms, r.max_concurrency, &r.retry, &r.breaker),
+        };
         RemoteSettings {
             timeout: std::time::Duration::from_millis(timeout_ms),
+            max_concurrency,
             retry: cleave_kernel::resilience::RetrySettings {
                 attempts: retry.attempts,
                 base: std::time::Duration::from_millis(retry.base_ms),
@@ -607,15 +645,53 @@ fn targets(
                 "must be an http:// or https:// url with a host, e.g. http://catalog:8080",
             ));
         }
+        let r = &app.remote;
         targets.insert(
             name.clone(),
             RemoteTarget {
                 url,
-                timeout_ms: placement.timeout_ms,
+                timeout_ms: placement.timeout_ms.unwrap_or(r.timeout_ms),
+                max_concurrency: placement.max_concurrency.unwrap_or(r.max_concurrency),
+                retry: over_remote(figment, name, "retry", &r.retry)?,
+                breaker: over_remote(figment, name, "breaker", &r.breaker)?,
             },
         );
     }
     Ok(targets)
+}
+
+/// The retry and breaker settings at `at` (`remote` or `modules.<m>`) that serde cannot
+/// check.
+fn check_resilience(
+    figment: &Figment,
+    at: &str,
+    retry: &RetryConfig,
+    breaker: &BreakerConfig,
+) -> Result<(), ConfigError> {
+    let fail =
+        |key: &str, message: String| Err(ConfigError::at(figment, &format!("{at}.{key}"), message));
+    if breaker.min_calls > breaker.window {
+        return fail(
+            "breaker.min_calls",
+            format!("must be at most {at}.breaker.window ({})", breaker.window),
+        );
+    }
+    if !(1..=100).contains(&breaker.failure_percent) {
+        return fail(
+            "breaker.failure_percent",
+            "must be between 1 and 100".into(),
+        );
+    }
+    if breaker.max_open_ms < breaker.open_ms {
+        return fail(
+            "breaker.max_open_ms",
+            format!("must be at least {at}.breaker.open_ms"),
+        );
+    }
+    if !(0.0..=100.0).contains(&retry.budget_percent) {
+        return fail("retry.budget_percent", "must be between 0 and 100".into());
+    }
+    Ok(())
 }
 
 /// Values serde cannot check: counts and durations of at least 1, CORS origins.
@@ -651,60 +727,50 @@ fn check_values(
             "server.max_body_bytes".into(),
             u64::try_from(server.max_body_bytes).unwrap_or(u64::MAX),
         ),
-        ("remote.timeout_ms".into(), app.remote.timeout_ms),
-        (
-            "remote.retry.attempts".into(),
-            u64::from(app.remote.retry.attempts),
-        ),
-        (
-            "remote.breaker.consecutive".into(),
-            u64::from(app.remote.breaker.consecutive),
-        ),
-        (
-            "remote.breaker.window".into(),
-            u64::try_from(app.remote.breaker.window).unwrap_or(u64::MAX),
-        ),
         (
             "remote.connect_timeout_ms".into(),
             app.remote.connect_timeout_ms,
         ),
     ];
-    for (name, target) in targets {
-        if let Some(ms) = target.timeout_ms {
-            positive.push((format!("modules.{name}.timeout_ms"), ms));
-        }
+    let mut calls = vec![(
+        "remote".to_owned(),
+        app.remote.timeout_ms,
+        app.remote.max_concurrency,
+        &app.remote.retry,
+        &app.remote.breaker,
+    )];
+    for (name, t) in targets {
+        calls.push((
+            format!("modules.{name}"),
+            t.timeout_ms,
+            t.max_concurrency,
+            &t.retry,
+            &t.breaker,
+        ));
+    }
+    for (at, timeout_ms, max_concurrency, retry, breaker) in &calls {
+        positive.extend([
+            (format!("{at}.timeout_ms"), *timeout_ms),
+            (
+                format!("{at}.max_concurrency"),
+                u64::try_from(*max_concurrency).unwrap_or(u64::MAX),
+            ),
+            (format!("{at}.retry.attempts"), u64::from(retry.attempts)),
+            (
+                format!("{at}.breaker.consecutive"),
+                u64::from(breaker.consecutive),
+            ),
+            (
+                format!("{at}.breaker.window"),
+                u64::try_from(breaker.window).unwrap_or(u64::MAX),
+            ),
+        ]);
     }
     if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(ConfigError::at(figment, key, "must be at least 1"));
     }
-    let breaker = &app.remote.breaker;
-    if breaker.min_calls > breaker.window {
-        return Err(ConfigError::at(
-            figment,
-            "remote.breaker.min_calls",
-            format!("must be at most remote.breaker.window ({})", breaker.window),
-        ));
-    }
-    if !(1..=100).contains(&breaker.failure_percent) {
-        return Err(ConfigError::at(
-            figment,
-            "remote.breaker.failure_percent",
-            "must be between 1 and 100",
-        ));
-    }
-    if breaker.max_open_ms < breaker.open_ms {
-        return Err(ConfigError::at(
-            figment,
-            "remote.breaker.max_open_ms",
-            "must be at least remote.breaker.open_ms",
-        ));
-    }
-    if !(0.0..=100.0).contains(&app.remote.retry.budget_percent) {
-        return Err(ConfigError::at(
-            figment,
-            "remote.retry.budget_percent",
-            "must be between 0 and 100",
-        ));
+    for (at, _, _, retry, breaker) in &calls {
+        check_resilience(figment, at, retry, breaker)?;
     }
     let prefix = &app.events.nats_prefix;
     if prefix.is_empty()
@@ -869,4 +935,81 @@ fn remote_tls(figment: &Figment, remote: &RemoteConfig) -> Result<RemoteTls, Con
         ca_pem: read("remote.ca_file", &remote.ca_file)?,
         identity_pem,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::providers::{Format, Serialized, Toml};
+
+    use super::*;
+
+    fn load(toml: &str) -> Result<Settings, ConfigError> {
+        Settings::from_figment(
+            Figment::from(Serialized::defaults(AppConfig::default())).merge(Toml::string(toml)),
+        )
+    }
+
+    #[test]
+    fn a_modules_call_settings_override_remote_key_by_key() {
+        let settings = load(
+            r#"
+            [remote]
+            max_concurrency = 100
+            [remote.retry]
+            attempts = 4
+            base_ms = 10
+            [modules.payment]
+            url = "http://payment:8080"
+            max_concurrency = 8
+            retry = { attempts = 1 }
+            breaker = { consecutive = 3, open_ms = 1000 }
+            [modules.cart]
+            url = "http://cart:8080"
+            "#,
+        )
+        .expect("valid");
+        let payment = settings.remote_settings("payment");
+        assert_eq!(payment.max_concurrency, 8);
+        assert_eq!(payment.retry.attempts, 1);
+        assert_eq!(
+            payment.retry.base,
+            std::time::Duration::from_millis(10),
+            "the keys it does not set come from [remote.retry]"
+        );
+        assert_eq!(payment.breaker.consecutive, 3);
+        assert_eq!(payment.breaker.open_for, std::time::Duration::from_secs(1));
+        assert_eq!(payment.breaker.window, 20, "the built-in default");
+        let cart = settings.remote_settings("cart");
+        assert_eq!((cart.max_concurrency, cart.retry.attempts), (100, 4));
+    }
+
+    #[test]
+    fn bad_per_module_call_settings_are_named_with_their_key() {
+        for (toml, key, says) in [
+            (
+                "[modules.payment]\nurl = \"http://p:1\"\nretry = { atempts = 2 }",
+                "modules.payment.retry",
+                "atempts",
+            ),
+            (
+                "[modules.payment]\nurl = \"http://p:1\"\nmax_concurrency = 0",
+                "modules.payment.max_concurrency",
+                "at least 1",
+            ),
+            (
+                "[modules.payment]\nurl = \"http://p:1\"\nbreaker = { open_ms = 90000 }",
+                "modules.payment.breaker.max_open_ms",
+                "at least modules.payment.breaker.open_ms",
+            ),
+            (
+                "[remote.breaker]\nmin_calls = 30",
+                "remote.breaker.min_calls",
+                "at most remote.breaker.window",
+            ),
+        ] {
+            let err = load(toml).expect_err(toml);
+            assert!(err.key.starts_with(key), "{toml}: {err}");
+            assert!(err.to_string().contains(says), "{toml}: {err}");
+        }
+    }
 }

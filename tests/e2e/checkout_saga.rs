@@ -11,13 +11,13 @@ use checkout::{CheckoutConfig, CheckoutDeps, CheckoutModule};
 use checkout_api::contract::{self, Fixture, request};
 use checkout_api::{CheckoutApi, CheckoutContract, CheckoutError, IdempotencyKey};
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::CallContext;
 use cleave_kernel::auth::{Authenticator, TokenVerifier};
 use cleave_kernel::context::Principal;
 use cleave_kernel::events::{Relay, now_ms, stats};
 use cleave_kernel::http::ServerStack;
 use cleave_kernel::module::Contract;
 use cleave_kernel::testing::{TestDb, TestServer, at_the_edge, test_databases};
+use cleave_kernel::{ApiError, CallContext};
 use identity_api::IdentityKeys;
 use payment_api::{Charge, ChargeRequest, ChargeStatus, PaymentApi, PaymentContract, PaymentError};
 use sea_orm::DatabaseConnection;
@@ -195,6 +195,9 @@ struct RecordingPayment {
     references: Mutex<Vec<String>>,
     lose_answer: bool,
     gate: Option<(Arc<Notify>, Arc<Semaphore>)>,
+    /// While set, a charge is made but its answer lost, and nothing else answers: an outage
+    /// that starts during the charge.
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl RecordingPayment {
@@ -204,7 +207,15 @@ impl RecordingPayment {
             references: Mutex::new(Vec::new()),
             lose_answer: false,
             gate: None,
+            down: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    fn is_down(&self) -> Result<(), PaymentError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PaymentError::unavailable("payment is down".into()));
+        }
+        Ok(())
     }
 
     fn references(&self) -> Vec<String> {
@@ -224,20 +235,23 @@ impl PaymentApi for RecordingPayment {
             let _permit = release.acquire().await.expect("gate");
         }
         let charged = self.inner.charge(ctx, req).await?;
-        if self.lose_answer {
-            return Err(PaymentError::Unavailable {
-                reason: "answer lost on the way back".into(),
-            });
+        if self.lose_answer || self.is_down().is_err() {
+            return Err(PaymentError::unavailable(
+                "answer lost on the way back".into(),
+            ));
         }
         Ok(charged)
     }
     async fn refund(&self, ctx: &CallContext, id: String) -> Result<Charge, PaymentError> {
+        self.is_down()?;
         self.inner.refund(ctx, id).await
     }
     async fn get_charge(&self, ctx: &CallContext, id: String) -> Result<Charge, PaymentError> {
+        self.is_down()?;
         self.inner.get_charge(ctx, id).await
     }
     async fn find_charge(&self, ctx: &CallContext, r: String) -> Result<Charge, PaymentError> {
+        self.is_down()?;
         self.inner.find_charge(ctx, r).await
     }
 }
@@ -268,9 +282,7 @@ impl ShippingApi for BrokenShipping {
         if self.hang {
             std::future::pending::<()>().await;
         }
-        Err(ShippingError::Unavailable {
-            reason: "carrier down".into(),
-        })
+        Err(ShippingError::unavailable("carrier down".into()))
     }
     async fn get_shipment(&self, ctx: &CallContext, id: String) -> Result<Shipment, ShippingError> {
         self.inner.get_shipment(ctx, id).await
@@ -536,7 +548,12 @@ async fn a_concurrent_duplicate_gets_409_and_a_retry_gets_the_first_order_charge
             )
             .await;
         assert!(
-            matches!(duplicate, Err(CheckoutError::RequestInProgress)),
+            matches!(
+                duplicate,
+                Err(CheckoutError::RequestInProgress {
+                    retry_after_secs: 1
+                })
+            ),
             "{}: {duplicate:?}",
             db.backend
         );
@@ -555,6 +572,67 @@ async fn a_concurrent_duplicate_gets_409_and_a_retry_gets_the_first_order_charge
             db.backend
         );
         assert_eq!(orders_of(&checkout, &shopper).await, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_key_whose_checkout_hit_an_outage_is_settled_by_the_next_try_once_payment_is_back() {
+    for db in test_databases().await {
+        let shop = shop(&db).await;
+        let payment = Arc::new(RecordingPayment::new(shop.payment.clone()));
+        let checkout = paying_through(&shop, payment.clone());
+        let shopper = user();
+        fill(&shop, &shopper).await;
+        let key = IdempotencyKey::parse("outage-1").expect("key");
+        let root = CallContext::root();
+        let place = || checkout.place_order(&root, request(&shopper, "USD"), Some(key.clone()));
+
+        // The charge is made, then payment goes down: it cannot be undone yet.
+        payment
+            .down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = place().await.expect_err("payment is down");
+        assert_eq!(
+            (err.code(), err.status_u16(), err.retry_after_secs()),
+            ("checkout.unavailable", 503, Some(2)),
+            "{}: {err:?}",
+            db.backend
+        );
+        let [first] = payment.references().try_into().expect("one charge");
+        // A retry while payment is still down: told when to come back, nothing charged.
+        let err = place().await.expect_err("still down");
+        assert_eq!(
+            err,
+            CheckoutError::RequestInProgress {
+                retry_after_secs: 2
+            },
+            "{}",
+            db.backend
+        );
+        assert_eq!(payment.references().len(), 1, "no second charge");
+
+        // Payment is back: the next try undoes the first attempt and places the order, with
+        // no recovery pass in between.
+        payment
+            .down
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let order = place().await.expect("placed once payment is back");
+        let refs = payment.references();
+        assert_eq!(refs.len(), 2, "{}: {refs:?}", db.backend);
+        let first_charge = charge_for(&shop, &first).await.expect("first charge");
+        assert_eq!(
+            first_charge.status,
+            ChargeStatus::Refunded,
+            "{}",
+            db.backend
+        );
+        let second = charge_for(&shop, &refs[1]).await.expect("second charge");
+        assert_eq!(second.transaction_id, order.transaction_id);
+        assert_ne!(second.status, ChargeStatus::Refunded);
+        // And the key now replays the order.
+        assert_eq!(place().await.expect("replay"), order);
+        assert_eq!(payment.references().len(), 2);
+        assert_eq!(orders_of(&checkout, &shopper).await, 1, "{}", db.backend);
     }
 }
 

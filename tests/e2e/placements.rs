@@ -234,7 +234,8 @@ impl Scrub {
     }
 }
 
-async fn place(base: &str, token: &str, body: &str, key: &str) -> Answer {
+/// Places an order; the answer, and whether it is marked an idempotent replay.
+async fn place(base: &str, token: &str, body: &str, key: &str) -> (Answer, bool) {
     let res = crate::helpers::client()
         .post(format!("{base}/api/checkout/v1/orders"))
         .bearer_auth(token)
@@ -244,7 +245,11 @@ async fn place(base: &str, token: &str, body: &str, key: &str) -> Answer {
         .send()
         .await
         .expect("send");
-    crate::helpers::read(res).await
+    let replayed = res
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true");
+    (crate::helpers::read(res).await, replayed)
 }
 
 /// The body every placement runs: labelled observations, scrubbed of ids and times.
@@ -281,7 +286,7 @@ async fn body(d: &mut Deployment) -> Vec<(String, Value)> {
         seen.push((format!("add {product}"), scrub.answer(&added)));
     }
     let order = order_body(&user, "EUR", GOOD_CARD);
-    let placed = place(&front, &token, &order, "placement-order-1").await;
+    let (placed, first_marked) = place(&front, &token, &order, "placement-order-1").await;
     let order_id = placed.body["order_id"]
         .as_str()
         .unwrap_or_default()
@@ -294,8 +299,12 @@ async fn body(d: &mut Deployment) -> Vec<(String, Value)> {
         scrub.name(placed.body[field].as_str().unwrap_or_default(), kind);
     }
     seen.push(("place an order".into(), scrub.answer(&placed)));
-    let replay = place(&front, &token, &order, "placement-order-1").await;
+    let (replay, replay_marked) = place(&front, &token, &order, "placement-order-1").await;
     seen.push(("the same order again".into(), scrub.answer(&replay)));
+    seen.push((
+        "marked a replay (first, again)".into(),
+        json!([first_marked, replay_marked]),
+    ));
     let orders = format!("/api/checkout/v1/orders/{order_id}");
     for (label, who) in [
         ("the order, to its owner", Some(token.clone())),
@@ -317,7 +326,7 @@ async fn body(d: &mut Deployment) -> Vec<(String, Value)> {
         Some(token.clone()),
     )
     .await;
-    let declined = place(
+    let (declined, _) = place(
         &front,
         &token,
         &order_body(&user, "USD", DECLINED_CARD),
@@ -516,6 +525,7 @@ async fn one_process() -> Vec<(String, Value)> {
         find("the same order again")["body"],
         find("place an order")["body"]
     );
+    assert_eq!(find("marked a replay (first, again)"), json!([false, true]));
     assert_eq!(find("the order, to another guest")["status"], 404);
     assert_eq!(find("the order, to nobody")["status"], 401);
     assert_eq!(

@@ -10,7 +10,7 @@
 //! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
 //! serves them and [`AdsClient`] calls them.
 
-use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -96,6 +96,8 @@ pub enum AdsError {
     Unavailable {
         /// Why (logged, not sent).
         reason: String,
+        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
+        upstream: Option<Upstream>,
     },
     /// A bug in the ads module.
     #[api(internal)]

@@ -22,8 +22,8 @@ use ads_api::{
 };
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use cleave_kernel::CallContext;
 use cleave_kernel::events::{Relay, Reload, ReloadOn, Topic, commit_with};
+use cleave_kernel::{ApiError, CallContext};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 use serde::{Deserialize, Serialize};
@@ -107,9 +107,7 @@ impl AdsModule {
         };
         commit_with(tx, ctx, &changed, &self.relay)
             .await
-            .map_err(|e| AdsError::Unavailable {
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| AdsError::unavailable(e.to_string()))?;
         self.reload().await
     }
 

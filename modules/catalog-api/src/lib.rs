@@ -8,7 +8,7 @@
 //! serves them and [`CatalogClient`] calls them.
 
 use cleave_domain::{Money, ProductId};
-use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -101,6 +101,8 @@ pub enum CatalogError {
     Unavailable {
         /// Why (logged, not sent).
         reason: String,
+        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
+        upstream: Option<Upstream>,
     },
     /// A bug in the catalog.
     #[api(internal)]

@@ -23,8 +23,8 @@ use catalog_api::{
     CatalogApi, CatalogError, Product, ProductChanged, validate_product, validate_query,
 };
 use cleave_domain::{Money, ProductId};
-use cleave_kernel::CallContext;
 use cleave_kernel::events::{Relay, Reload, ReloadOn, Topic, commit_with};
+use cleave_kernel::{ApiError, CallContext};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue, DatabaseConnection, DbErr, EntityTrait, QueryOrder, TransactionTrait};
 use serde::{Deserialize, Serialize};
@@ -124,9 +124,7 @@ impl CatalogModule {
         };
         commit_with(tx, ctx, &changed, &self.relay)
             .await
-            .map_err(|e| CatalogError::Unavailable {
-                reason: e.to_string(),
-            })
+            .map_err(|e| CatalogError::unavailable(e.to_string()))
     }
 
     /// Reloads the snapshot from the database now.

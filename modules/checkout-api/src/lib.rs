@@ -12,7 +12,7 @@ use cleave_domain::{
     Address, CreditCard, CurrencyCode, InvalidValue, Money, ProductId, UserId, validate_email,
 };
 use cleave_kernel::events::Topic;
-use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -222,10 +222,14 @@ pub enum CheckoutError {
         /// Unauthenticated (401) or forbidden (403), and why.
         refusal: Refusal,
     },
-    /// A request with the same idempotency key is still being processed.
+    /// A request with the same idempotency key is still being processed, or failed and is
+    /// being undone (a dependency is down): try again after `retry_after_secs`.
     #[api(status = 409)]
-    #[error("a request with this idempotency key is in progress")]
-    RequestInProgress,
+    #[error("a request with this idempotency key is in progress; retry in {retry_after_secs} s")]
+    RequestInProgress {
+        /// Seconds to wait (also in `Retry-After`).
+        retry_after_secs: u64,
+    },
     /// A module checkout needs cannot be reached (or its storage). Nothing was charged, or
     /// the charge was refunded.
     #[api(unavailable)]
@@ -233,6 +237,8 @@ pub enum CheckoutError {
     Unavailable {
         /// Why (logged, not sent).
         reason: String,
+        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
+        upstream: Option<Upstream>,
     },
     /// A bug in the checkout module.
     #[api(internal)]

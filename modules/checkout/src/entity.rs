@@ -1,6 +1,8 @@
 //! Table `checkout_orders`: one row per checkout attempt, the saga's log. Only rows with
 //! status `placed` are orders; `pending` ones are in flight (or were cut off by a crash and
-//! wait for recovery), `failed` ones keep their error for idempotent replays.
+//! wait for recovery); `unsettled` ones failed and could not be undone yet (a dependency was
+//! down): the next repeat of their key, or the next recovery pass, undoes them; `failed` ones
+//! keep their error for idempotent replays.
 
 use sea_orm::entity::prelude::*;
 
@@ -28,3 +30,4 @@ impl ActiveModelBehavior for ActiveModel {}
 pub(crate) const PENDING: &str = "pending";
 pub(crate) const PLACED: &str = "placed";
 pub(crate) const FAILED: &str = "failed";
+pub(crate) const UNSETTLED: &str = "unsettled";

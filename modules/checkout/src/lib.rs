@@ -10,15 +10,18 @@
 //! shipping, charges the card (recording the transaction id at once), ships, and finally
 //! marks the order `placed` and enqueues `OrderPlaced` in one transaction. The cart is emptied
 //! after that commit. A failure after the charge refunds it; if the refund itself cannot be
-//! made, the attempt stays `pending` with its transaction id and [`CheckoutModule::recover`]
-//! (run at start and periodically) refunds it later. So there is never a charge without an
-//! order or a refund, and never an order without a charge.
+//! made, the attempt is `unsettled` with its transaction id, and the next repeat of its key
+//! or [`CheckoutModule::recover`] (run at start and periodically) refunds it later. So there
+//! is never a charge without an order or a refund, and never an order without a charge.
 //!
 //! Idempotency: the `(user_id, idempotency_key)` pair is unique. A repeat of a finished
-//! request returns its first result; a repeat while the first runs gets `RequestInProgress`;
-//! the same key with a different request gets `IdempotencyKeyReused`. A failure that left
-//! nothing behind and may succeed later (a dependency was unavailable) releases the key so
-//! the shopper can retry with it.
+//! request returns its first result (marked `Idempotent-Replayed: true`); a repeat while the
+//! first runs gets `RequestInProgress` with `Retry-After`; a repeat of an unsettled attempt
+//! first tries to undo it (so once the dependency answers again, the shopper's next try
+//! settles it and goes on), and gets `RequestInProgress` while it cannot; the same key with
+//! a different request gets `IdempotencyKeyReused`. A failure that left nothing behind and
+//! may succeed later (a dependency was unavailable) releases the key so the shopper can
+//! retry with it.
 
 mod entity;
 
@@ -35,21 +38,21 @@ use checkout_api::{
     PlaceOrderRequest,
 };
 use cleave_domain::{Money, UserId};
-use cleave_kernel::error::ApiError;
+use cleave_kernel::error::{ApiError, Upstream};
 use cleave_kernel::events::{Relay, commit_with, now_ms};
 use cleave_kernel::{CallContext, Refusal};
 use currency_api::{CurrencyApi, CurrencyError};
 use payment_api::{ChargeRequest, PaymentApi, PaymentError};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shipping_api::{QuoteRequest, ShipOrderRequest, ShippingApi, ShippingError, ShippingItem};
 
-use entity::{FAILED, PENDING, PLACED};
+use entity::{FAILED, PENDING, PLACED, UNSETTLED};
 
 /// Settings of `[modules.checkout]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +115,11 @@ pub struct CheckoutModule {
     config: CheckoutConfig,
 }
 
+/// `Retry-After` of a repeat while the first attempt with its key runs.
+const IN_FLIGHT_RETRY_SECS: u64 = 1;
+/// `Retry-After` of a failure that could not be undone yet, and of repeats of it.
+const UNSETTLED_RETRY_SECS: u64 = 2;
+
 /// How long compensation steps may take (they run on their own budget: the shopper's
 /// deadline may be what failed).
 const COMPENSATION_BUDGET: Duration = Duration::from_secs(10);
@@ -126,16 +134,15 @@ fn dependency_error<E: ApiError>(module: &str, err: &E) -> CheckoutError {
     if E::REFUSALS.contains(&err.code()) {
         // The dependency does not take checkout's call: a deployment without checkout's
         // module certificate, not the shopper's doing.
-        CheckoutError::Unavailable {
-            reason: format!(
-                "{module} refused checkout's call ({err}); does this process present checkout's \
-                 module certificate (remote.client_cert_file)?"
-            ),
-        }
+        CheckoutError::unavailable(format!(
+            "{module} refused checkout's call ({err}); does this process present checkout's \
+             module certificate (remote.client_cert_file)?"
+        ))
+    } else if let Some(upstream) = Upstream::of(err) {
+        // A 429, 504 or a 503 that says when to retry: the shopper gets it as it is.
+        CheckoutError::passed(format!("{module}: {err}"), upstream)
     } else if err.status().is_server_error() {
-        CheckoutError::Unavailable {
-            reason: format!("{module}: {err}"),
-        }
+        CheckoutError::unavailable(format!("{module}: {err}"))
     } else {
         CheckoutError::Internal {
             reason: format!("{module} refused our call: {err}"),
@@ -231,15 +238,26 @@ impl CheckoutModule {
     /// [`CheckoutError::Unavailable`] when the database cannot be read.
     pub async fn recover_older_than(&self, cutoff_ms: i64) -> Result<usize, CheckoutError> {
         let stale = entity::Entity::find()
-            .filter(entity::Column::Status.eq(PENDING))
-            .filter(entity::Column::UpdatedAtMs.lt(cutoff_ms))
+            .filter(
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(entity::Column::Status.eq(PENDING))
+                            .add(entity::Column::UpdatedAtMs.lt(cutoff_ms)),
+                    )
+                    .add(entity::Column::Status.eq(UNSETTLED)),
+            )
             .all(&self.db)
             .await
             .map_err(storage_error)?;
         let mut resolved = 0;
         for row in stale {
-            let error = CheckoutError::Unavailable {
-                reason: "the checkout was interrupted and has been undone".into(),
+            let error = if row.status == UNSETTLED {
+                parse_error(&row)
+            } else {
+                CheckoutError::unavailable(
+                    "the checkout was interrupted and has been undone".into(),
+                )
             };
             let progress = Progress {
                 // The process died somewhere in the saga: a charge may have been made.
@@ -294,39 +312,90 @@ impl CheckoutModule {
             created_at_ms: ActiveValue::Set(now),
             updated_at_ms: ActiveValue::Set(now),
         };
-        let inserted = entity::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([entity::Column::UserId, entity::Column::IdempotencyKey])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(storage_error)?;
-        if inserted > 0 {
-            return Ok(None);
+        // Twice at most: an unsettled earlier attempt undone now may free its key.
+        for _ in 0..2 {
+            let inserted = entity::Entity::insert(row.clone())
+                .on_conflict(
+                    OnConflict::columns([entity::Column::UserId, entity::Column::IdempotencyKey])
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&self.db)
+                .await
+                .map_err(storage_error)?;
+            if inserted > 0 {
+                return Ok(None);
+            }
+            let Some(key) = key else {
+                return Err(CheckoutError::Internal {
+                    reason: "an attempt without a key conflicted".into(),
+                });
+            };
+            let earlier = entity::Entity::find()
+                .filter(entity::Column::UserId.eq(req.user_id.as_str()))
+                .filter(entity::Column::IdempotencyKey.eq(key.as_str()))
+                .one(&self.db)
+                .await
+                .map_err(storage_error)?;
+            // Released between the insert and the read: claim it again.
+            let Some(earlier) = earlier else { continue };
+            if earlier.request_hash != hash {
+                return Err(CheckoutError::IdempotencyKeyReused);
+            }
+            match earlier.status.as_str() {
+                PLACED => return Ok(Some(Ok(parse_order(&earlier)?))),
+                FAILED => return Ok(Some(Err(parse_error(&earlier)))),
+                UNSETTLED if self.settle(&earlier).await => continue,
+                UNSETTLED => {
+                    return Err(CheckoutError::RequestInProgress {
+                        retry_after_secs: UNSETTLED_RETRY_SECS,
+                    });
+                }
+                _ => {
+                    return Err(CheckoutError::RequestInProgress {
+                        retry_after_secs: IN_FLIGHT_RETRY_SECS,
+                    });
+                }
+            }
         }
-        let Some(key) = key else {
-            return Err(CheckoutError::Internal {
-                reason: "an attempt without a key conflicted".into(),
-            });
+        Err(CheckoutError::RequestInProgress {
+            retry_after_secs: IN_FLIGHT_RETRY_SECS,
+        })
+    }
+
+    /// Undoes an unsettled attempt (its charge refunded, its failure recorded); whether that
+    /// could be done now.
+    async fn settle(&self, row: &entity::Model) -> bool {
+        let progress = Progress {
+            charge_attempted: true,
+            transaction_id: row.transaction_id.clone(),
         };
-        let earlier = entity::Entity::find()
-            .filter(entity::Column::UserId.eq(req.user_id.as_str()))
-            .filter(entity::Column::IdempotencyKey.eq(key.as_str()))
-            .one(&self.db)
-            .await
-            .map_err(storage_error)?
-            .ok_or_else(|| CheckoutError::Unavailable {
-                reason: "the earlier attempt with this key was just released".into(),
-            })?;
-        if earlier.request_hash != hash {
-            return Err(CheckoutError::IdempotencyKeyReused);
+        let error = parse_error(row);
+        let settled = self
+            .compensate(&CallContext::current(), &row.order_id, &progress, &error)
+            .await;
+        if settled {
+            tracing::info!(order_id = %row.order_id, "unsettled checkout undone");
         }
-        match earlier.status.as_str() {
-            PLACED => Ok(Some(Ok(parse_order(&earlier)?))),
-            FAILED => Ok(Some(Err(parse_error(&earlier)))),
-            _ => Err(CheckoutError::RequestInProgress),
+        settled
+    }
+
+    /// Marks a failed attempt that could not be undone yet, keeping its error.
+    async fn mark_unsettled(&self, order_id: &str, error: &CheckoutError) {
+        let marked = entity::Entity::update_many()
+            .col_expr(entity::Column::Status, UNSETTLED.into())
+            .col_expr(
+                entity::Column::ErrorJson,
+                serde_json::to_string(error).unwrap_or_default().into(),
+            )
+            .col_expr(entity::Column::UpdatedAtMs, now_ms().into())
+            .filter(entity::Column::OrderId.eq(order_id))
+            .filter(entity::Column::Status.eq(PENDING))
+            .exec(&self.db)
+            .await;
+        if let Err(e) = marked {
+            // It stays pending: recovery takes it once it is old enough.
+            tracing::error!(order_id, error = %e, "cannot mark the checkout unsettled");
         }
     }
 
@@ -484,9 +553,7 @@ impl CheckoutModule {
         };
         commit_with(tx, ctx, &placed, &self.relay)
             .await
-            .map_err(|e| CheckoutError::Unavailable {
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| CheckoutError::unavailable(e.to_string()))?;
         Ok(())
     }
 
@@ -537,7 +604,7 @@ impl CheckoutModule {
             .col_expr(entity::Column::ErrorJson, error_json.into())
             .col_expr(entity::Column::UpdatedAtMs, now_ms().into())
             .filter(entity::Column::OrderId.eq(order_id))
-            .filter(entity::Column::Status.eq(PENDING));
+            .filter(entity::Column::Status.is_in([PENDING, UNSETTLED]));
         if retryable(error) {
             // Nothing is left behind: let the shopper retry with the same key.
             update = update.col_expr(
@@ -604,6 +671,7 @@ impl CheckoutApi for CheckoutModule {
             .await?
         {
             tracing::info!(order_id = %earlier.as_ref().map_or("-", |o| o.order_id.as_str()), "idempotent replay of an earlier checkout");
+            cleave_kernel::context::mark_answer(cleave_kernel::context::REPLAYED_HEADER, "true");
             return earlier;
         }
         let mut progress = Progress::default();
@@ -624,9 +692,11 @@ impl CheckoutApi for CheckoutModule {
             Err(error) => {
                 tracing::info!(order_id, code = error.code(), "checkout failed");
                 if !self.compensate(ctx, &order_id, &progress, &error).await {
-                    return Err(CheckoutError::Unavailable {
-                        reason: format!("checkout failed ({error}) and could not be undone yet"),
-                    });
+                    self.mark_unsettled(&order_id, &error).await;
+                    return Err(CheckoutError::passed(
+                        format!("checkout failed ({error}) and could not be undone yet"),
+                        Upstream::unavailable_for(UNSETTLED_RETRY_SECS),
+                    ));
                 }
                 Err(error)
             }

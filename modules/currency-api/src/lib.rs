@@ -8,7 +8,7 @@
 //! serves them and [`CurrencyClient`] calls them.
 
 use cleave_domain::{CurrencyCode, Money};
-use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -62,6 +62,8 @@ pub enum CurrencyError {
     Unavailable {
         /// Why (logged, not sent).
         reason: String,
+        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
+        upstream: Option<Upstream>,
     },
     /// A bug in the currency module.
     #[api(internal)]

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use checkout_api::OrderPlaced;
-use cleave_kernel::CallContext;
 use cleave_kernel::events::{Event, EventBus, EventError, Subscriber, Topic, now_ms};
+use cleave_kernel::{ApiError, CallContext};
 use email_api::{
     Confirmation, ConfirmationRequest, EmailApi, EmailError, OrderSummary, SummaryLine, validate,
 };
@@ -96,8 +96,11 @@ impl EmailModule {
             // The message is the log line written once the sending is committed.
             MailTransport::Log => Ok(()),
             MailTransport::File => {
-                let unavailable = |e: std::io::Error| EmailError::Unavailable {
-                    reason: format!("mail directory {}: {e}", self.config.dir.display()),
+                let unavailable = |e: std::io::Error| {
+                    EmailError::unavailable(format!(
+                        "mail directory {}: {e}",
+                        self.config.dir.display()
+                    ))
                 };
                 tokio::fs::create_dir_all(&self.config.dir)
                     .await

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use cleave_kernel::auth::{Jwks, KeySource, UserDirectory};
 use cleave_kernel::context::Principal;
 use cleave_kernel::events::{Event, EventError, Subscriber, Topic};
-use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 pub mod http;
@@ -200,6 +200,8 @@ pub enum IdentityError {
     Unavailable {
         /// Why (logged, not sent).
         reason: String,
+        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
+        upstream: Option<Upstream>,
     },
     /// A bug in the identity module.
     #[api(internal)]
@@ -334,7 +336,7 @@ pub struct IdentityKeys(pub Arc<dyn IdentityApi>);
 impl KeySource for IdentityKeys {
     async fn jwks(&self) -> Result<Jwks, String> {
         self.0
-            .jwks(&CallContext::root())
+            .jwks(&CallContext::current())
             .await
             .map_err(|e| e.to_string())
     }
@@ -448,7 +450,7 @@ pub struct IdentityUsers(pub Arc<dyn IdentityApi>);
 impl cleave_kernel::auth::UserDirectory for IdentityUsers {
     async fn is_active(&self, principal: &Principal) -> Result<bool, String> {
         // The user asks about themselves: their token goes along (the owner may call).
-        let ctx = CallContext::root().with_principal(principal.clone());
+        let ctx = CallContext::current().with_principal(principal.clone());
         match self.0.user_active(&ctx, principal.subject.clone()).await {
             Ok(status) => Ok(!status.deleted),
             // A remote identity refuses the token of a user it no longer has.

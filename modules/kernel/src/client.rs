@@ -24,7 +24,7 @@ pub use url::Url;
 
 use crate::call::Operation;
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER};
-use crate::error::{ApiError, Problem, is_problem_json};
+use crate::error::{ApiError, Problem, Upstream, is_problem_json};
 use crate::health::ReadinessCheck;
 use crate::resilience::{Breaker, BreakerSettings, BreakerState, RetrySettings, random_up_to};
 use tower::retry::budget::{Budget, TpsBudget};
@@ -100,12 +100,13 @@ pub struct RemoteResponse {
 }
 
 /// Response headers relayed with a forwarded answer: where a created resource is, when to
-/// retry, how to authenticate, how long to cache.
-pub const FORWARDED_RESPONSE_HEADERS: [&str; 4] = [
+/// retry, how to authenticate, how long to cache, whether it is an idempotent replay.
+pub const FORWARDED_RESPONSE_HEADERS: [&str; 5] = [
     "location",
     "retry-after",
     "www-authenticate",
     "cache-control",
+    crate::context::REPLAYED_HEADER,
 ];
 
 /// Why a remote call failed.
@@ -143,6 +144,15 @@ pub enum RemoteError {
         /// The module called.
         module: &'static str,
     },
+    /// Too many calls to the module are in flight from this process (its bulkhead,
+    /// `modules.<m>.max_concurrency`): the call was refused at once, not queued.
+    #[error("module {module} has {limit} calls in flight from this process; call refused")]
+    Overloaded {
+        /// The module called.
+        module: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// The module answered with an error ([`Problem`]).
     #[error("module {module} answered {}: {}", .problem.status, .problem.code)]
     Problem {
@@ -150,6 +160,8 @@ pub enum RemoteError {
         module: &'static str,
         /// Its answer.
         problem: Box<Problem>,
+        /// Its `Retry-After`, in seconds.
+        retry_after_secs: Option<u64>,
     },
     /// The module answered something that is not our protocol.
     #[error("module {module} answered unexpectedly (HTTP {status}): {reason}")]
@@ -164,34 +176,63 @@ pub enum RemoteError {
 }
 
 impl RemoteError {
-    /// Turns a failed remote call into the caller-facing contract error: a 4xx problem whose
-    /// code belongs to `E` becomes that variant (the same error an in-process call gives);
-    /// everything else (no answer, deadline, 5xx, foreign codes) becomes `E::unavailable`.
+    /// Turns a failed remote call into the caller-facing contract error, the same error an
+    /// in-process call gives: a problem whose code belongs to `E` becomes that variant; the
+    /// callee's kernel refusing the caller refuses the caller; the callee's other kernel
+    /// failures (429, 413, 504, ...) pass through as themselves; a deadline that passed is a
+    /// 504 `cleave.timeout`; an open breaker or a full bulkhead is `E::unavailable` with
+    /// `Retry-After`; everything else (no answer, 5xx, foreign codes) is `E::unavailable`.
     pub fn into_api_error<E: ApiError>(self) -> E {
-        if let RemoteError::Problem { problem, .. } = &self
-            && problem.status < 500
-        {
-            if let Some(err) = problem.decode::<E>() {
-                return err;
-            }
-            // The callee's kernel refused the caller (its token or certificate): the caller
-            // is refused, as in process.
-            let why = || {
-                problem
-                    .detail
-                    .clone()
-                    .unwrap_or_else(|| problem.title.clone())
-            };
-            match problem.code.as_str() {
-                "auth.unauthenticated" => {
-                    return E::refused(crate::error::Refusal::Unauthenticated(why()));
+        let upstream = match &self {
+            RemoteError::Problem {
+                problem,
+                retry_after_secs,
+                ..
+            } => {
+                if problem.status < 500
+                    && let Some(err) = problem.decode::<E>()
+                {
+                    return err;
                 }
-                "auth.forbidden" => return E::refused(crate::error::Refusal::Forbidden(why())),
-                _ => {}
+                let why = || {
+                    problem
+                        .detail
+                        .clone()
+                        .unwrap_or_else(|| problem.title.clone())
+                };
+                match problem.code.as_str() {
+                    "auth.unauthenticated" => {
+                        return E::refused(crate::error::Refusal::Unauthenticated(why()));
+                    }
+                    "auth.forbidden" => {
+                        return E::refused(crate::error::Refusal::Forbidden(why()));
+                    }
+                    _ => {}
+                }
+                Upstream::kernel(
+                    &problem.code,
+                    problem.status,
+                    problem.params.clone(),
+                    *retry_after_secs,
+                )
+                .or_else(|| retry_after_secs.map(Upstream::unavailable_for))
             }
-        }
+            RemoteError::DeadlineExceeded { .. } => {
+                Upstream::kernel("cleave.timeout", 504, None, None)
+            }
+            RemoteError::CircuitOpen { retry_after, .. } => Some(Upstream::unavailable_for(
+                retry_after.as_millis().div_ceil(1000).max(1) as u64,
+            )),
+            RemoteError::Overloaded { .. } => Some(Upstream::unavailable_for(1)),
+            RemoteError::NotSent { .. }
+            | RemoteError::AnswerLost { .. }
+            | RemoteError::Protocol { .. } => None,
+        };
         tracing::warn!(error = %self, "remote call failed");
-        E::unavailable(self.to_string())
+        match upstream {
+            Some(upstream) => E::passed(self.to_string(), upstream),
+            None => E::unavailable(self.to_string()),
+        }
     }
 }
 
@@ -200,6 +241,9 @@ impl RemoteError {
 pub struct RemoteSettings {
     /// Longest a single call may take when the caller set no earlier deadline.
     pub timeout: Duration,
+    /// Most calls in flight to the module at once (its bulkhead); calls past it are refused
+    /// at once with [`RemoteError::Overloaded`].
+    pub max_concurrency: usize,
     /// When to try a failed call again.
     pub retry: RetrySettings,
     /// When to stop calling a failing module for a while.
@@ -222,6 +266,7 @@ impl Default for RemoteSettings {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(5),
+            max_concurrency: 256,
             retry: RetrySettings::default(),
             breaker: BreakerSettings::default(),
             connect_timeout: Duration::from_secs(1),
@@ -289,11 +334,21 @@ impl RemoteClient {
             http,
         };
         let breaker = Breaker::new(module, settings.breaker);
+        let limit = settings.max_concurrency.max(1);
         let pipeline = tower::ServiceBuilder::new()
             .layer(DeadlineLayer {
                 module,
                 default_timeout: settings.timeout,
             })
+            // The bulkhead: a call past the limit is refused at once, never queued.
+            .map_err(
+                move |e: tower::BoxError| match e.downcast::<RemoteError>() {
+                    Ok(e) => *e,
+                    Err(_) => RemoteError::Overloaded { module, limit },
+                },
+            )
+            .load_shed()
+            .concurrency_limit(limit)
             .layer(tower::retry::RetryLayer::new(RetryPolicy::new(
                 module,
                 settings.retry,
@@ -355,6 +410,7 @@ impl RemoteClient {
             return Err(RemoteError::Problem {
                 module: self.module,
                 problem: Box::new(problem),
+                retry_after_secs: retry_after(res).map(|d| d.as_secs()),
             });
         }
         Err(RemoteError::Protocol {

@@ -18,21 +18,63 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Header carrying the remaining time budget of the call, in milliseconds.
 pub const DEADLINE_HEADER: &str = "x-cleave-deadline-ms";
 
+/// What a task serving a request knows of it without being handed its context: the request
+/// id and the deadline (see [`within_request`]).
+#[derive(Clone)]
+struct Scope {
+    request_id: RequestId,
+    deadline: Option<Instant>,
+    /// Headers the work asked to add to the request's answer (see [`mark_answer`]).
+    marks: std::sync::Arc<std::sync::Mutex<Vec<(&'static str, &'static str)>>>,
+}
+
+/// Response header marking an answer as the replay of an earlier one with the same
+/// idempotency key (`Idempotent-Replayed: true`).
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// Adds a header to the answer of the request the current task serves, from code that does
+/// not build that answer (a module saying its answer is an idempotent replay). Outside a
+/// request, nothing.
+pub fn mark_answer(name: &'static str, value: &'static str) {
+    let _ = CURRENT.try_with(|s| {
+        if let Ok(mut marks) = s.marks.lock() {
+            marks.push((name, value));
+        }
+    });
+}
+
+/// The headers [`mark_answer`] added during `fut`, with its output.
+pub async fn marked<F: std::future::Future>(
+    fut: F,
+) -> (F::Output, Vec<(&'static str, &'static str)>) {
+    let out = fut.await;
+    let marks = CURRENT
+        .try_with(|s| s.marks.lock().map(|m| m.clone()).unwrap_or_default())
+        .unwrap_or_default();
+    (out, marks)
+}
+
 tokio::task_local! {
-    static CURRENT_REQUEST_ID: RequestId;
+    static CURRENT: Scope;
 }
 
 /// The id of the request being served by the current task, if any.
 pub fn current_request_id() -> Option<RequestId> {
-    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+    CURRENT.try_with(|s| s.request_id.clone()).ok()
 }
 
-/// `fut` as the work of request `id`: [`current_request_id`] answers it inside.
-pub fn with_request_id<F: std::future::Future>(
-    id: RequestId,
+/// `fut` as the work of the request of `ctx`: [`current_request_id`] and
+/// [`CallContext::current`] answer its request id and deadline inside.
+pub fn within_request<F: std::future::Future>(
+    ctx: &CallContext,
     fut: F,
 ) -> impl std::future::Future<Output = F::Output> {
-    CURRENT_REQUEST_ID.scope(id, fut)
+    let scope = Scope {
+        request_id: ctx.request_id.clone(),
+        deadline: ctx.deadline,
+        marks: std::sync::Arc::default(),
+    };
+    CURRENT.scope(scope, fut)
 }
 
 /// Correlates every log line and remote call made for one incoming request.
@@ -126,6 +168,15 @@ impl CallContext {
             principal: None,
             modules: None,
         }
+    }
+
+    /// The context of the request the current task serves (its request id and deadline, no
+    /// principal), for work done for it by code that is not handed its context (token checks,
+    /// a page's background calls); a root context outside any request.
+    pub fn current() -> Self {
+        CURRENT
+            .try_with(|s| Self::new(s.request_id.clone(), s.deadline))
+            .unwrap_or_else(|_| Self::root())
     }
 
     /// A context for an incoming request.

@@ -91,6 +91,12 @@ pub trait ApiError:
     /// The error a caller gets when the module (or one it depends on) cannot be reached.
     fn unavailable(reason: String) -> Self;
 
+    /// The error a caller gets when a dependency failed with an answer of its own that the
+    /// caller passes on as itself: a 429 or 504 of the callee's kernel, or a 503 with the
+    /// `Retry-After` of an open breaker. Contracts whose unavailable variant has a field
+    /// `upstream: Option<Upstream>` keep it; others answer [`ApiError::unavailable`].
+    fn passed(reason: String, upstream: Upstream) -> Self;
+
     /// The error for a bug of ours (500). `reason` is logged, never sent.
     fn internal(reason: String) -> Self;
 
@@ -279,6 +285,71 @@ impl ResponseError for Failure {
             );
         }
         res
+    }
+}
+
+/// A dependency's failure carried through a contract's unavailable variant as itself (see
+/// [`ApiError::passed`]): its status, the kernel code it had (`None` keeps the contract's own
+/// `<module>.unavailable`), that code's params and when to try again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    /// The status to answer with.
+    pub status: u16,
+    /// A kernel code answered by the dependency (e.g. `cleave.rate_limited`), or `None`.
+    pub code: Option<&'static str>,
+    /// The params of that code.
+    pub params: Option<serde_json::Value>,
+    /// Seconds to wait before trying again (`Retry-After`).
+    pub retry_after_secs: Option<u64>,
+}
+
+// serde_json values hold no NaN, so equality is an equivalence.
+impl Eq for Upstream {}
+
+impl Upstream {
+    /// A 503 that says when to try again.
+    pub fn unavailable_for(retry_after_secs: u64) -> Self {
+        Self {
+            status: 503,
+            code: None,
+            params: None,
+            retry_after_secs: Some(retry_after_secs),
+        }
+    }
+
+    /// What a dependency's error `err` passes on as itself: a kernel failure (a 429, 504,
+    /// ...) or a 503 that says when to retry. `None` for the dependency's own errors.
+    pub fn of<E: ApiError>(err: &E) -> Option<Self> {
+        Self::kernel(
+            err.code(),
+            err.status_u16(),
+            err.params(),
+            err.retry_after_secs(),
+        )
+        .or_else(|| {
+            err.retry_after_secs()
+                .filter(|_| err.status_u16() == 503)
+                .map(Self::unavailable_for)
+        })
+    }
+
+    /// The kernel failure `code` (a [`KernelError`] code other than `cleave.internal`)
+    /// answered with `status`, or `None` for any other code.
+    pub fn kernel(
+        code: &str,
+        status: u16,
+        params: Option<serde_json::Value>,
+        retry_after_secs: Option<u64>,
+    ) -> Option<Self> {
+        let doc = KernelError::ERRORS
+            .iter()
+            .find(|doc| doc.code == code && doc.status != 500)?;
+        Some(Self {
+            status,
+            code: Some(doc.code),
+            params,
+            retry_after_secs,
+        })
     }
 }
 

@@ -49,7 +49,7 @@ pub mod testing;
 pub use async_trait::async_trait;
 pub use cleave_macros::{ApiError, contract, module};
 pub use context::CallContext;
-pub use error::{ApiError, Failure, Problem, Refusal};
+pub use error::{ApiError, Failure, Problem, Refusal, Upstream};
 
 /// What the macros' expansions name; not part of the API.
 #[doc(hidden)]

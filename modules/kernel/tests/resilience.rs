@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cleave_kernel::CallContext;
 use cleave_kernel::call::{HttpMethod, Operation, Repeat};
 use cleave_kernel::client::{
     Method, RemoteClient, RemoteError, RemoteRequest, RemoteSettings, Url,
 };
 use cleave_kernel::error::KernelError;
 use cleave_kernel::resilience::{BreakerSettings, BreakerState, RetrySettings};
+use cleave_kernel::{ApiError, CallContext};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const fn op(id: &'static str, method: HttpMethod, repeat: Repeat) -> Operation {
@@ -40,8 +40,41 @@ const PLACE: Operation = op("probe.place", HttpMethod::Post, Repeat::Once);
 enum Act {
     /// Answers this status (a JSON body), with `Retry-After` if given.
     Answer(u16, Option<u64>),
+    /// Answers this status with a problem of this code, with `Retry-After` if given.
+    Problem(u16, &'static str, Option<u64>),
     /// Closes the connection without answering.
     Close,
+    /// Never answers (the connection stays open).
+    Stall,
+}
+
+/// The errors of a contract whose unavailable variant passes a dependency's failure on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
+#[api(module = "probe")]
+enum ProbeError {
+    /// A caller the operation does not admit.
+    #[api(refused)]
+    #[error("{refusal}")]
+    Refused {
+        /// Why.
+        refusal: cleave_kernel::Refusal,
+    },
+    /// The probe cannot be reached.
+    #[api(unavailable)]
+    #[error("probe unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+        /// A dependency's failure as itself.
+        upstream: Option<cleave_kernel::Upstream>,
+    },
+    /// A bug.
+    #[api(internal)]
+    #[error("probe internal error: {reason}")]
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// A server on a random port that reads each request and does what `script` says for it.
@@ -87,20 +120,35 @@ impl Scripted {
                             return;
                         }
                         let n = count.fetch_add(1, Ordering::SeqCst);
-                        match script(n) {
+                        let (status, retry_after, kind, body) = match script(n) {
                             Act::Close => return,
+                            Act::Stall => return std::future::pending().await,
                             Act::Answer(status, retry_after) => {
-                                let extra = retry_after
-                                    .map(|s| format!("Retry-After: {s}\r\n"))
-                                    .unwrap_or_default();
-                                let answer = format!(
-                                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
-                                     Content-Length: 2\r\n{extra}\r\n{{}}"
-                                );
-                                if sock.get_mut().write_all(answer.as_bytes()).await.is_err() {
-                                    return;
-                                }
+                                (status, retry_after, "json", "{}".to_owned())
                             }
+                            Act::Problem(status, code, retry_after) => (
+                                status,
+                                retry_after,
+                                "problem+json",
+                                serde_json::json!({
+                                    "type": format!("urn:cleave:problem:{code}"),
+                                    "title": "X",
+                                    "status": status,
+                                    "code": code,
+                                })
+                                .to_string(),
+                            ),
+                        };
+                        let extra = retry_after
+                            .map(|s| format!("Retry-After: {s}\r\n"))
+                            .unwrap_or_default();
+                        let answer = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Type: application/{kind}\r\n\
+                             Content-Length: {}\r\n{extra}\r\n{body}",
+                            body.len()
+                        );
+                        if sock.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                            return;
                         }
                     }
                 });
@@ -304,4 +352,137 @@ async fn the_breaker_opens_on_a_failure_rate_and_closes_when_a_probe_succeeds() 
     call(&remote, &READ).await.expect("the probe");
     assert_eq!(remote.breaker(), BreakerState::Closed);
     assert_eq!(server.requests(), 11);
+}
+
+/// A call of `op` as the probe contract's error (what a module's client gives its caller).
+async fn probe_call(remote: &RemoteClient, op: &'static Operation) -> Result<(), ProbeError> {
+    remote
+        .op(
+            op,
+            &CallContext::root().with_timeout(Duration::from_secs(5)),
+        )
+        .fetch::<serde_json::Value, ProbeError>()
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn a_callees_kernel_failures_reach_the_caller_as_themselves() {
+    let server = Scripted::start(|n| match n {
+        0 => Act::Problem(429, "cleave.rate_limited", Some(7)),
+        1 => Act::Problem(504, "cleave.timeout", None),
+        2 => Act::Problem(413, "cleave.payload_too_large", None),
+        _ => Act::Problem(500, "cleave.internal", None),
+    })
+    .await;
+    let remote = client(&server.url, RetrySettings::default(), never_open());
+    let expected = [
+        ("cleave.rate_limited", 429, Some(7)),
+        ("cleave.timeout", 504, None),
+        ("cleave.payload_too_large", 413, None),
+        // The callee's bug is not the caller's: the dependency is unavailable.
+        ("probe.unavailable", 503, None),
+    ];
+    for (code, status, retry_after) in expected {
+        let err = probe_call(&remote, &PLACE).await.expect_err(code);
+        assert_eq!(
+            (err.code(), err.status_u16(), err.retry_after_secs()),
+            (code, status, retry_after),
+            "{err:?}"
+        );
+    }
+    assert_eq!(
+        server.requests(),
+        4,
+        "a call not safe to repeat is sent once"
+    );
+}
+
+#[tokio::test]
+async fn an_open_breaker_answers_503_with_retry_after() {
+    let server = Scripted::start(|_| Act::Answer(500, None)).await;
+    let remote = client(
+        &server.url,
+        RetrySettings::default(),
+        BreakerSettings::default(),
+    );
+    for _ in 0..5 {
+        probe_call(&remote, &PLACE).await.expect_err("500");
+    }
+    let err = probe_call(&remote, &PLACE).await.expect_err("open");
+    assert_eq!((err.code(), err.status_u16()), ("probe.unavailable", 503));
+    // The open period (5 s and up to 10% jitter), rounded up to whole seconds.
+    let secs = err.retry_after_secs().expect("Retry-After");
+    assert!((5..=6).contains(&secs), "{err:?}");
+    // The same through the wire: the answer carries Retry-After.
+    let failure = cleave_kernel::Failure::from(err);
+    let res = actix_web::ResponseError::error_response(&failure);
+    assert_eq!(
+        res.headers().get("retry-after").expect("the header"),
+        &secs.to_string()
+    );
+}
+
+#[tokio::test]
+async fn a_deadline_that_passes_during_a_call_is_a_504() {
+    let server = Scripted::start(|_| Act::Stall).await;
+    let remote = client(&server.url, RetrySettings::default(), never_open());
+    let err = remote
+        .op(
+            &PLACE,
+            &CallContext::root().with_timeout(Duration::from_millis(100)),
+        )
+        .send::<ProbeError>()
+        .await
+        .expect_err("stalled");
+    assert_eq!((err.code(), err.status_u16()), ("cleave.timeout", 504));
+}
+
+#[tokio::test]
+async fn a_full_bulkhead_refuses_calls_at_once_and_admits_them_again_when_calls_end() {
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let server = Scripted::start(move |n| {
+        arrived.send(n).expect("the test listens");
+        if n < 2 {
+            Act::Stall
+        } else {
+            Act::Answer(200, None)
+        }
+    })
+    .await;
+    let remote = RemoteClient::new(
+        "probe",
+        server.url.clone(),
+        &RemoteSettings {
+            max_concurrency: 2,
+            ..RemoteSettings::default()
+        },
+    )
+    .expect("client");
+    let stalled: Vec<_> = (0..2)
+        .map(|_| {
+            let remote = remote.clone();
+            tokio::spawn(async move { probe_call(&remote, &PLACE).await })
+        })
+        .collect();
+    for _ in 0..2 {
+        arrivals.recv().await.expect("a stalled call arrives");
+    }
+    let err = probe_call(&remote, &READ)
+        .await
+        .expect_err("the bulkhead is full");
+    assert_eq!(
+        (err.code(), err.status_u16(), err.retry_after_secs()),
+        ("probe.unavailable", 503, Some(1)),
+        "{err:?}"
+    );
+    assert_eq!(server.requests(), 2, "the refused call never left");
+    for call in stalled {
+        call.abort();
+        let _ = call.await;
+    }
+    probe_call(&remote, &READ)
+        .await
+        .expect("room again once the calls in flight ended");
+    assert_eq!(server.requests(), 3);
 }

@@ -206,7 +206,8 @@ fn parse_variant(module: &str, v: &syn::Variant) -> syn::Result<Variant> {
         Fields::Named(named) => {
             let mut fields = Vec::new();
             for f in &named.named {
-                let mut hidden = matches!(kind, Kind::Unavailable | Kind::Internal) && !expose;
+                let mut hidden = (matches!(kind, Kind::Unavailable | Kind::Internal) && !expose)
+                    || f.ident.as_ref().is_some_and(|i| i == UPSTREAM);
                 for attr in f.attrs.iter().filter(|a| a.path().is_ident("api")) {
                     attr.parse_nested_meta(|meta| {
                         if meta.path.is_ident("hidden") {
@@ -263,19 +264,37 @@ fn constructor(variants: &[Variant], kind: Kind, what: &str) -> syn::Result<Toke
         ));
     }
     let ident = &v.ident;
-    Ok(match v.fields.as_slice() {
-        [] => quote! { { let _ = reason; Self::#ident } },
+    let upstream = v
+        .has_upstream()
+        .then(|| quote! { upstream: ::core::option::Option::None });
+    let own: Vec<&Field> = v.fields.iter().filter(|f| f.ident != UPSTREAM).collect();
+    Ok(match own.as_slice() {
+        [] if upstream.is_none() => quote! { { let _ = reason; Self::#ident } },
+        [] => quote! { { let _ = reason; Self::#ident { #upstream } } },
         [f] => {
             let name = &f.ident;
-            quote! { Self::#ident { #name: reason } }
+            quote! { Self::#ident { #name: reason, #upstream } }
         }
         _ => {
             return Err(syn::Error::new_spanned(
                 ident,
-                format!("an #[api({what})] variant has no field or one String field"),
+                format!(
+                    "an #[api({what})] variant has no field or one String field (and, if \
+                     unavailable, `upstream: Option<Upstream>`)"
+                ),
             ));
         }
     })
+}
+
+/// The name of the field of an `unavailable` variant that carries a dependency's failure
+/// through as itself (`Option<cleave_kernel::error::Upstream>`).
+const UPSTREAM: &str = "upstream";
+
+impl Variant {
+    fn has_upstream(&self) -> bool {
+        self.kind == Kind::Unavailable && self.fields.iter().any(|f| f.ident == UPSTREAM)
+    }
 }
 
 pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
@@ -295,6 +314,45 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let k = quote!(::cleave_kernel);
 
     let unavailable = constructor(&variants, Kind::Unavailable, "unavailable")?;
+    // A dependency's failure passed through as itself, where the variant can hold it.
+    let passed = variants.iter().find(|v| v.has_upstream()).map_or_else(
+        // No variant to hold it: the kernel error it names, if this type has it.
+        || {
+            quote! {
+                upstream
+                    .code
+                    .and_then(|code| Self::from_code(code, upstream.params.as_ref()))
+                    .unwrap_or_else(|| Self::unavailable(reason))
+            }
+        },
+        |v| {
+            let ident = &v.ident;
+            let reason = v.fields.iter().find(|f| f.ident != UPSTREAM).map(|f| {
+                let name = &f.ident;
+                quote! { #name: reason, }
+            });
+            quote! {
+                Self::#ident { #reason upstream: ::core::option::Option::Some(upstream) }
+            }
+        },
+    );
+    // Arms that come first for the variant holding an upstream failure: `f` of it.
+    let upstream_arm = |f: TokenStream| {
+        variants.iter().find(|v| v.has_upstream()).map(|v| {
+            let ident = &v.ident;
+            quote! { Self::#ident { upstream: ::core::option::Option::Some(upstream), .. } => #f, }
+        })
+    };
+    let own_code = variants
+        .iter()
+        .find(|v| v.has_upstream())
+        .map(|v| v.code.clone())
+        .unwrap_or_default();
+    let upstream_code = upstream_arm(quote! { upstream.code.unwrap_or(#own_code) });
+    let upstream_status = upstream_arm(quote! { upstream.status });
+    let upstream_expose = upstream_arm(quote! { upstream.code.is_some() });
+    let upstream_retry = upstream_arm(quote! { upstream.retry_after_secs });
+    let upstream_params = upstream_arm(quote! { upstream.params.clone() });
     let internal = constructor(&variants, Kind::Internal, "internal")?;
     let refused = refused(&variants, &module, no_refusals)?;
     let refused_constructor = &refused.constructor;
@@ -467,15 +525,22 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             const REFUSALS: [&'static str; 2] = [#unauthenticated_code, #forbidden_code];
 
             fn code(&self) -> &'static str {
-                match self { #refused_code_arms #(#codes,)* }
+                match self { #upstream_code #refused_code_arms #(#codes,)* }
             }
 
             fn status_u16(&self) -> u16 {
-                match self { #refused_status_arms #(#statuses,)* }
+                match self { #upstream_status #refused_status_arms #(#statuses,)* }
             }
 
             fn unavailable(reason: ::std::string::String) -> Self {
                 #unavailable
+            }
+
+            fn passed(
+                reason: ::std::string::String,
+                upstream: #k::error::Upstream,
+            ) -> Self {
+                #passed
             }
 
             fn internal(reason: ::std::string::String) -> Self {
@@ -487,15 +552,15 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             }
 
             fn expose_detail(&self) -> bool {
-                match self { #refused_expose #(#exposes,)* }
+                match self { #upstream_expose #refused_expose #(#exposes,)* }
             }
 
             fn retry_after_secs(&self) -> ::core::option::Option<u64> {
-                match self { #refused_retry #(#retry_after,)* }
+                match self { #upstream_retry #refused_retry #(#retry_after,)* }
             }
 
             fn params(&self) -> ::core::option::Option<#k::__private::serde_json::Value> {
-                match self { #refused_rest #(#params,)* }
+                match self { #upstream_params #refused_rest #(#params,)* }
             }
 
             fn from_code(

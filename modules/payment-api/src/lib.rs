@@ -15,7 +15,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cleave_domain::{CreditCard, Money};
-use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -164,6 +164,8 @@ pub enum PaymentError {
     Unavailable {
         /// Why (logged, not sent).
         reason: String,
+        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
+        upstream: Option<Upstream>,
     },
     /// A bug in the payment module.
     #[api(internal)]
@@ -668,9 +670,17 @@ mod tests {
                 404,
             ),
             (
-                PaymentError::Unavailable { reason: "x".into() },
+                PaymentError::unavailable("x".into()),
                 "payment.unavailable",
                 503,
+            ),
+            (
+                PaymentError::passed(
+                    "x".into(),
+                    Upstream::kernel("cleave.rate_limited", 429, None, Some(2)).unwrap(),
+                ),
+                "cleave.rate_limited",
+                429,
             ),
             (
                 PaymentError::Internal { reason: "x".into() },

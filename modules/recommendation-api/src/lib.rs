@@ -9,7 +9,7 @@
 //! serves them and [`RecommendationClient`] calls them.
 
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -66,6 +66,8 @@ pub enum RecommendationError {
     Unavailable {
         /// Why (logged, not sent).
         reason: String,
+        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
+        upstream: Option<Upstream>,
     },
     /// A bug in the recommendation module.
     #[api(internal)]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use catalog_api::CatalogApi;
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::CallContext;
+use cleave_kernel::{ApiError, CallContext};
 use recommendation_api::{MAX_RESULTS, RecommendationApi, RecommendationError, validate_input};
 use serde::{Deserialize, Serialize};
 
@@ -99,11 +99,11 @@ impl RecommendationApi for RecommendationModule {
         product_ids: Vec<ProductId>,
     ) -> Result<Vec<ProductId>, RecommendationError> {
         validate_input(&product_ids)?;
-        let products = self.catalog.list_products(ctx).await.map_err(|e| {
-            RecommendationError::Unavailable {
-                reason: format!("catalog: {e}"),
-            }
-        })?;
+        let products = self
+            .catalog
+            .list_products(ctx)
+            .await
+            .map_err(|e| RecommendationError::unavailable(format!("catalog: {e}")))?;
         let exclude: HashSet<&ProductId> = product_ids.iter().collect();
         let mut sorted_input: Vec<&str> = exclude.iter().map(|id| id.as_str()).collect();
         sorted_input.sort_unstable();

@@ -10,7 +10,7 @@
 //! serves them and [`ShippingClient`] calls them.
 
 use cleave_domain::{Address, Money, ProductId};
-use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -125,6 +125,8 @@ pub enum ShippingError {
     Unavailable {
         /// Why (logged, not sent).
         reason: String,
+        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
+        upstream: Option<Upstream>,
     },
     /// A bug in the shipping module.
     #[api(internal)]

@@ -12,7 +12,7 @@ pub(crate) async fn logout(req: HttpRequest, shop: Shop) -> HttpResponse {
         let _ = shop
             .deps
             .identity
-            .logout(&CallContext::root(), Secret(refresh.value().to_owned()))
+            .logout(&CallContext::current(), Secret(refresh.value().to_owned()))
             .await;
     }
     for name in [

@@ -18,7 +18,7 @@ pub(crate) async fn same_site_posts(
                 .extensions()
                 .get::<CallContext>()
                 .cloned()
-                .unwrap_or_else(CallContext::root);
+                .unwrap_or_else(CallContext::current);
             let page = refuse_cross_site(req.request(), &ctx, &shop).await;
             Ok(req.into_response(page))
         }

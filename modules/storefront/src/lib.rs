@@ -233,7 +233,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     match shop {
         Some(shop) => {
             let visit = Visit::of(&req, &shop).await;
-            let chrome = shop.chrome(&visit, &CallContext::root()).await;
+            let chrome = shop.chrome(&visit, &CallContext::current()).await;
             error_page(
                 &visit,
                 chrome,

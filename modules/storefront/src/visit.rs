@@ -57,7 +57,7 @@ impl Visit {
             && let Ok(pair) = shop
                 .deps
                 .identity
-                .refresh(&CallContext::root(), Secret(refresh.value().to_owned()))
+                .refresh(&CallContext::current(), Secret(refresh.value().to_owned()))
                 .await
         {
             principal = shop

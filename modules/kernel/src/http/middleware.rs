@@ -12,7 +12,9 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use tracing::Instrument;
 
-use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER, RequestId, with_request_id};
+use crate::context::{
+    CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER, RequestId, marked, within_request,
+};
 use crate::error::{ApiError, Failure, KernelError, is_problem_json, problem_response};
 
 /// Middleware (use with `actix_web::middleware::from_fn`): gives every request a request id
@@ -27,8 +29,14 @@ pub async fn request_scope(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let ctx = context_from_headers(req.headers());
+    // The edge starts the deadline: the server's handler timeout, or the caller's own budget
+    // (`x-cleave-deadline-ms`) when that is sooner.
+    let limit = req
+        .app_data::<HttpLimits>()
+        .map_or(HttpLimits::default().handler_timeout, |l| l.handler_timeout);
+    let ctx = context_from_headers(req.headers()).with_timeout(limit);
     let request_id = ctx.request_id().clone();
+    let scope = ctx.clone();
     req.extensions_mut().insert(ctx);
 
     let method = req.method().clone();
@@ -40,16 +48,23 @@ pub async fn request_scope(
     // keep them few. Method and path go on the access line.
     let span = tracing::info_span!("request", request_id = %request_id);
     let started = Instant::now();
-    let res =
-        match with_request_id(request_id.clone(), next.call(req).instrument(span.clone())).await {
-            Ok(res) => res,
-            Err(e) => {
-                // An inner middleware's error (e.g. the handler timeout): rendered by actix.
-                span.in_scope(|| tracing::warn!(%method, %path, error = %e, "request failed"));
-                return Err(e);
-            }
-        };
+    let (res, marks) =
+        within_request(&scope, marked(next.call(req).instrument(span.clone()))).await;
+    let res = match res {
+        Ok(res) => res,
+        Err(e) => {
+            // An inner middleware's error (e.g. the handler timeout): rendered by actix.
+            span.in_scope(|| tracing::warn!(%method, %path, error = %e, "request failed"));
+            return Err(e);
+        }
+    };
     let mut res = ensure_problem_body(res.map_into_boxed_body(), &request_id);
+    for (name, value) in marks {
+        res.headers_mut().insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
     if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
@@ -393,9 +408,10 @@ impl Default for HttpLimits {
     }
 }
 
-/// Middleware (innermost): answers 504 problem+json `cleave.timeout` when the handler takes
-/// longer than [`HttpLimits::handler_timeout`]; the handler is dropped, cancelling what it
-/// awaited.
+/// Middleware (innermost): answers 504 problem+json `cleave.timeout` when the handler is not
+/// done by the request's deadline (the sooner of [`HttpLimits::handler_timeout`] and the
+/// caller's `x-cleave-deadline-ms`); the handler is dropped, cancelling what it awaited. A
+/// request whose deadline has already passed is not started.
 ///
 /// # Errors
 /// [`KernelError::Timeout`] (rendered as 504), or the inner service's error.
@@ -403,9 +419,17 @@ pub async fn handler_timeout(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let limit = req
+    let handler_timeout = req
         .app_data::<HttpLimits>()
         .map_or(HttpLimits::default().handler_timeout, |l| l.handler_timeout);
+    let limit = req
+        .extensions()
+        .get::<CallContext>()
+        .and_then(CallContext::remaining)
+        .unwrap_or(handler_timeout);
+    if limit.is_zero() {
+        return Err(Failure::from(KernelError::Timeout { limit_ms: 0 }).into());
+    }
     match tokio::time::timeout(limit, next.call(req)).await {
         Ok(res) => Ok(res?.map_into_boxed_body()),
         Err(_) => Err(Failure::from(KernelError::Timeout {
