@@ -326,3 +326,30 @@ async fn request_ids_are_echoed_and_generated() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_callers_spent_deadline_is_answered_504_without_doing_the_work() {
+    let app = TestApp::single(Arc::new(test_databases().await.remove(0))).await;
+    let (user, token) = crate::helpers::guest(app.base.as_ref()).await;
+    let add = |deadline: &'static str| {
+        crate::helpers::client()
+            .post(app.url(&format!("/api/cart/v1/carts/{user}/items")))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("x-cleave-deadline-ms", deadline)
+            .body(r#"{"product_id":"OLJCESPC7Z","quantity":1}"#)
+            .send()
+    };
+    let spent = crate::helpers::read(add("0").await.expect("send")).await;
+    spent.assert_problem(504, "cleave.timeout");
+    let base = app.base.to_string();
+    assert_eq!(
+        crate::helpers::cart_items(&base, &user, &token).await,
+        serde_json::json!([]),
+        "nothing was added"
+    );
+    // A budget that suffices: the same request is served.
+    let served = crate::helpers::read(add("5000").await.expect("send")).await;
+    assert!(served.status.is_success(), "{served:?}");
+    app.stop().await;
+}

@@ -102,6 +102,18 @@ fn paying_through(shop: &Shop, payment: Arc<RecordingPayment>) -> Arc<CheckoutMo
 }
 
 /// How many placed orders `shopper` has.
+/// Checkout paying through `payment`, and a shopper with a filled cart.
+async fn shopper_paying_through(
+    shop: &Shop,
+    payment: RecordingPayment,
+) -> (Arc<RecordingPayment>, Arc<CheckoutModule>, UserId) {
+    let payment = Arc::new(payment);
+    let checkout = paying_through(shop, payment.clone());
+    let shopper = user();
+    fill(shop, &shopper).await;
+    (payment, checkout, shopper)
+}
+
 async fn orders_of(checkout: &CheckoutModule, shopper: &UserId) -> usize {
     checkout
         .list_orders(&owner(shopper), shopper.clone())
@@ -412,10 +424,7 @@ async fn a_charge_whose_answer_was_lost_is_found_by_reference_and_refunded() {
         let shop = shop(&db).await;
         let mut recording = RecordingPayment::new(shop.payment.clone());
         recording.lose_answer = true;
-        let payment = Arc::new(recording);
-        let checkout = paying_through(&shop, payment.clone());
-        let shopper = user();
-        fill(&shop, &shopper).await;
+        let (payment, checkout, shopper) = shopper_paying_through(&shop, recording).await;
         let err = checkout
             .place_order(&CallContext::root(), request(&shopper, "EUR"), None)
             .await
@@ -434,10 +443,8 @@ async fn a_charge_whose_answer_was_lost_is_found_by_reference_and_refunded() {
 async fn a_declined_card_leaves_no_charge_and_no_order() {
     for db in test_databases().await {
         let shop = shop(&db).await;
-        let payment = Arc::new(RecordingPayment::new(shop.payment.clone()));
-        let checkout = paying_through(&shop, payment.clone());
-        let shopper = user();
-        fill(&shop, &shopper).await;
+        let (payment, checkout, shopper) =
+            shopper_paying_through(&shop, RecordingPayment::new(shop.payment.clone())).await;
         let mut req = request(&shopper, "USD");
         req.credit_card.number = "378282246310005".into(); // American Express: not accepted
         let err = checkout
@@ -525,10 +532,7 @@ async fn a_concurrent_duplicate_gets_409_and_a_retry_gets_the_first_order_charge
         let release = Arc::new(Semaphore::new(0));
         let mut recording = RecordingPayment::new(shop.payment.clone());
         recording.gate = Some((entered.clone(), release.clone()));
-        let payment = Arc::new(recording);
-        let checkout = paying_through(&shop, payment.clone());
-        let shopper = user();
-        fill(&shop, &shopper).await;
+        let (payment, checkout, shopper) = shopper_paying_through(&shop, recording).await;
         let key = IdempotencyKey::parse("retry-me-1").expect("key");
 
         let first = {
@@ -579,10 +583,8 @@ async fn a_concurrent_duplicate_gets_409_and_a_retry_gets_the_first_order_charge
 async fn a_key_whose_checkout_hit_an_outage_is_settled_by_the_next_try_once_payment_is_back() {
     for db in test_databases().await {
         let shop = shop(&db).await;
-        let payment = Arc::new(RecordingPayment::new(shop.payment.clone()));
-        let checkout = paying_through(&shop, payment.clone());
-        let shopper = user();
-        fill(&shop, &shopper).await;
+        let (payment, checkout, shopper) =
+            shopper_paying_through(&shop, RecordingPayment::new(shop.payment.clone())).await;
         let key = IdempotencyKey::parse("outage-1").expect("key");
         let root = CallContext::root();
         let place = || checkout.place_order(&root, request(&shopper, "USD"), Some(key.clone()));

@@ -523,3 +523,17 @@ pub(crate) fn issued_token(url: &str, sub: &str, role: &str) -> String {
     .trim()
     .to_owned()
 }
+
+/// The items of `user`'s cart, read with their `token`.
+pub(crate) async fn cart_items(base: &str, user: &str, token: &str) -> Value {
+    let cart = call_as(
+        base,
+        Method::GET,
+        &format!("/api/cart/v1/carts/{user}"),
+        None,
+        Some(token),
+    )
+    .await;
+    assert_eq!(cart.status, 200, "{cart:?}");
+    cart.body["items"].clone()
+}

@@ -257,16 +257,8 @@ async fn a_cart_survives_a_crash_and_restart() {
     first.kill(); // SIGKILL: no shutdown, no flush beyond what was committed.
     let second = Cleave::serve(&[], &[("CLEAVE_DATABASE__URL", url)]);
     // The guest's token still verifies: the signing keys survived too.
-    let cart = crate::helpers::call_as(
-        &second.base(),
-        reqwest::Method::GET,
-        &format!("/api/cart/v1/carts/{user}"),
-        None,
-        Some(&token),
-    )
-    .await;
     assert_eq!(
-        cart.body["items"],
+        crate::helpers::cart_items(&second.base(), &user, &token).await,
         serde_json::json!([{"product_id": "L9ECAV7KIM", "quantity": 2}])
     );
 }

@@ -241,6 +241,8 @@ impl<E: ApiError> From<E> for Failure {
     fn from(err: E) -> Self {
         let status = err.status();
         let mut problem = Problem::new(status, err.code(), err.title(), None);
+        // Taken now, inside the request's scope: the answer may be rendered outside it.
+        problem.request_id = crate::context::current_request_id().map(|id| id.to_string());
         // 500 is a bug of ours; 503/504 is a dependency having a bad day.
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(code = err.code(), status = status.as_u16(), error = %error_chain(&err), "request failed");

@@ -305,6 +305,17 @@ async fn the_breaker_opens_after_five_failures_in_a_row_and_then_fails_at_once()
         .await
         .expect_err("open");
     assert!(matches!(err, RemoteError::CircuitOpen { .. }), "{err:?}");
+    // To the caller: 503 with Retry-After, the rest of the open period (5 s and up to 10%
+    // jitter) rounded up to whole seconds, on the wire too.
+    let err = probe_call(&remote, &PLACE).await.expect_err("open");
+    assert_eq!((err.code(), err.status_u16()), ("probe.unavailable", 503));
+    let secs = err.retry_after_secs().expect("Retry-After");
+    assert!((5..=6).contains(&secs), "{err:?}");
+    let res = actix_web::ResponseError::error_response(&cleave_kernel::Failure::from(err));
+    assert_eq!(
+        res.headers().get("retry-after").expect("the header"),
+        &secs.to_string()
+    );
     // A safe call is not retried into an open breaker either.
     call(&remote, &READ).await.expect_err("open");
     assert_eq!(
@@ -395,31 +406,6 @@ async fn a_callees_kernel_failures_reach_the_caller_as_themselves() {
         server.requests(),
         4,
         "a call not safe to repeat is sent once"
-    );
-}
-
-#[tokio::test]
-async fn an_open_breaker_answers_503_with_retry_after() {
-    let server = Scripted::start(|_| Act::Answer(500, None)).await;
-    let remote = client(
-        &server.url,
-        RetrySettings::default(),
-        BreakerSettings::default(),
-    );
-    for _ in 0..5 {
-        probe_call(&remote, &PLACE).await.expect_err("500");
-    }
-    let err = probe_call(&remote, &PLACE).await.expect_err("open");
-    assert_eq!((err.code(), err.status_u16()), ("probe.unavailable", 503));
-    // The open period (5 s and up to 10% jitter), rounded up to whole seconds.
-    let secs = err.retry_after_secs().expect("Retry-After");
-    assert!((5..=6).contains(&secs), "{err:?}");
-    // The same through the wire: the answer carries Retry-After.
-    let failure = cleave_kernel::Failure::from(err);
-    let res = actix_web::ResponseError::error_response(&failure);
-    assert_eq!(
-        res.headers().get("retry-after").expect("the header"),
-        &secs.to_string()
     );
 }
 
