@@ -22,6 +22,7 @@ bench:
     cargo bench --locked --bench module_calls
     scripts/bench-http.sh
     scripts/bench-login-memory.sh
+    scripts/bench-shed.sh
 
 # Apply migrations to the configured database.
 migrate:

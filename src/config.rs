@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub keep_alive_secs: u64,
     /// Longest a received request may take to be answered (then 504), in ms.
     pub handler_timeout_ms: u64,
+    /// Requests each worker serves at once; past it, 503 `cleave.overloaded` at once.
+    pub max_in_flight: usize,
     /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
     pub cors_allowed_origins: Vec<String>,
     /// `[server.tls]`
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 5000,
             keep_alive_secs: 30,
             handler_timeout_ms: 30_000,
+            max_in_flight: cleave_kernel::http::HttpLimits::default().max_in_flight,
             cors_allowed_origins: Vec::new(),
             tls: TlsConfig::default(),
             require_caller_proof: false,
@@ -221,6 +224,8 @@ pub struct RemoteConfig {
     /// Most calls in flight from this process to one module (its bulkhead); calls past it
     /// are refused at once with 503.
     pub max_concurrency: usize,
+    /// Largest answer read from a module, in bytes (refused while it streams in).
+    pub max_answer_bytes: usize,
     /// `[remote.retry]`
     pub retry: RetryConfig,
     /// `[remote.breaker]`
@@ -304,6 +309,7 @@ impl Default for RemoteConfig {
             client_cert_file: None,
             client_key_file: None,
             max_concurrency: d.max_concurrency,
+            max_answer_bytes: d.max_answer_bytes,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
         }
@@ -513,6 +519,7 @@ impl Settings {
         RemoteSettings {
             timeout: std::time::Duration::from_millis(timeout_ms),
             max_concurrency,
+            max_answer_bytes: r.max_answer_bytes,
             retry: cleave_kernel::resilience::RetrySettings {
                 attempts: retry.attempts,
                 base: std::time::Duration::from_millis(retry.base_ms),
@@ -720,6 +727,10 @@ fn check_values(
             server.handler_timeout_ms,
         ),
         (
+            "server.max_in_flight".into(),
+            u64::try_from(server.max_in_flight).unwrap_or(u64::MAX),
+        ),
+        (
             "server.request_timeout_ms".into(),
             server.request_timeout_ms,
         ),
@@ -730,6 +741,10 @@ fn check_values(
         (
             "remote.connect_timeout_ms".into(),
             app.remote.connect_timeout_ms,
+        ),
+        (
+            "remote.max_answer_bytes".into(),
+            u64::try_from(app.remote.max_answer_bytes).unwrap_or(u64::MAX),
         ),
     ];
     let mut calls = vec![(

@@ -276,6 +276,7 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
             max_body_bytes: server.max_body_bytes,
             log_every_request: settings.app.log.access,
             handler_timeout: std::time::Duration::from_millis(server.handler_timeout_ms),
+            max_in_flight: server.max_in_flight,
         },
         cors_allowed_origins: server.cors_allowed_origins.clone(),
         authenticator: assembly.authenticator(),

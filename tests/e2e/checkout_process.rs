@@ -363,7 +363,7 @@ async fn an_order_placed_event_committed_before_a_crash_is_delivered_after_resta
 }
 
 /// The values of the first column `sql` selects from the database at `url`.
-async fn column(url: &str, sql: &str) -> Vec<String> {
+pub(crate) async fn column(url: &str, sql: &str) -> Vec<String> {
     use sea_orm::{ConnectionTrait, Statement};
     let db = cleave_kernel::db::connect(url, 1).await.expect("open db");
     db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))

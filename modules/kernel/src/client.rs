@@ -244,6 +244,9 @@ pub struct RemoteSettings {
     /// Most calls in flight to the module at once (its bulkhead); calls past it are refused
     /// at once with [`RemoteError::Overloaded`].
     pub max_concurrency: usize,
+    /// Largest answer body read from the module, in bytes: a larger one is refused while it
+    /// streams in ([`RemoteError::Protocol`]), never buffered whole.
+    pub max_answer_bytes: usize,
     /// When to try a failed call again.
     pub retry: RetrySettings,
     /// When to stop calling a failing module for a while.
@@ -267,6 +270,7 @@ impl Default for RemoteSettings {
         Self {
             timeout: Duration::from_secs(5),
             max_concurrency: 256,
+            max_answer_bytes: 4 * 1024 * 1024,
             retry: RetrySettings::default(),
             breaker: BreakerSettings::default(),
             connect_timeout: Duration::from_secs(1),
@@ -332,6 +336,7 @@ impl RemoteClient {
             module,
             base: Arc::from(base.as_str().trim_end_matches('/')),
             http,
+            max_answer_bytes: settings.max_answer_bytes,
         };
         let breaker = Breaker::new(module, settings.breaker);
         let limit = settings.max_concurrency.max(1);
@@ -556,6 +561,7 @@ struct HttpTransport {
     /// Base url without its trailing slash; the pipeline is cloned per call, so share it.
     base: Arc<str>,
     http: reqwest::Client,
+    max_answer_bytes: usize,
 }
 
 impl Service<RemoteRequest> for HttpTransport {
@@ -617,6 +623,7 @@ impl Service<RemoteRequest> for HttpTransport {
         if let Some(body) = req.body {
             builder = builder.body(body);
         }
+        let limit = self.max_answer_bytes;
         Box::pin(async move {
             let lost = |e: reqwest::Error| {
                 let reason = error_text(&e);
@@ -640,7 +647,9 @@ impl Service<RemoteRequest> for HttpTransport {
                     Some((name, value.to_owned()))
                 })
                 .collect();
-            let body = res.bytes().await.map_err(lost)?;
+            let body = read_capped(res, limit, module, status)
+                .await
+                .map_err(|e| e.unwrap_or_else(lost))?;
             Ok(RemoteResponse {
                 status,
                 content_type,
@@ -649,6 +658,36 @@ impl Service<RemoteRequest> for HttpTransport {
             })
         })
     }
+}
+
+/// The body of `res`, refused as soon as it is known to exceed `limit` bytes (by its
+/// `Content-Length`, or while it streams in). `Err(Ok(..))`: too large; `Err(Err(..))`: the
+/// transport failed.
+async fn read_capped(
+    mut res: reqwest::Response,
+    limit: usize,
+    module: &'static str,
+    status: u16,
+) -> Result<actix_web::web::Bytes, Result<RemoteError, reqwest::Error>> {
+    let too_large = || {
+        Ok(RemoteError::Protocol {
+            module,
+            status,
+            reason: format!("answer larger than {limit} bytes"),
+        })
+    };
+    let declared = res.content_length().unwrap_or(0);
+    if declared > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(too_large());
+    }
+    let mut body = actix_web::web::BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
+    while let Some(chunk) = res.chunk().await.map_err(Err)? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 fn error_text(e: &reqwest::Error) -> String {

@@ -440,6 +440,13 @@ pub enum KernelError {
         /// Seconds to wait (also in `Retry-After`).
         retry_after_secs: u64,
     },
+    /// The process serves as many requests as it admits at once; this one was not started.
+    #[api(status = 503, expose)]
+    #[error("the server is overloaded; retry in {retry_after_secs} s")]
+    Overloaded {
+        /// Seconds to wait (also in `Retry-After`).
+        retry_after_secs: u64,
+    },
     /// A readiness check failed.
     #[api(unavailable, expose)]
     #[error("not ready: {failed}")]

@@ -33,12 +33,17 @@ fn kernel_error(code: &str) -> Option<&'static ErrorDoc> {
         .find(|d| d.code == code)
 }
 
-/// The kernel's failures any route of a contract may answer: a bad token (401), a
+/// The kernel's failures any route of a contract may answer: a bad token (401), the process
+/// overloaded (503 `cleave.overloaded`), a
 /// dependency or the module down (503, the module's own code), the deadline (504); with a
 /// body, a malformed, oversized or non-JSON one (400, 413, 415); with query parameters, a
 /// malformed query (400).
 fn common_errors(has_body: bool, has_query: bool) -> Vec<&'static ErrorDoc> {
-    let mut codes = vec!["auth.unauthenticated", "cleave.timeout"];
+    let mut codes = vec![
+        "auth.unauthenticated",
+        "cleave.timeout",
+        "cleave.overloaded",
+    ];
     if has_body {
         codes.extend([
             "cleave.invalid_json",

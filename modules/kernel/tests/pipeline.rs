@@ -1,6 +1,7 @@
 //! The remote-call pipeline against real sockets: context propagation, deadlines, and how
 //! failures surface.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -283,5 +284,69 @@ async fn a_request_that_takes_longer_than_the_server_allows_gets_504() {
         reqwest::get(url("/at-once")).await.expect("send").status(),
         200
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn requests_past_the_in_flight_limit_are_shed_at_once_and_probes_are_not() {
+    use cleave_kernel::http::{HttpLimits, ServerStack};
+    let stack = ServerStack {
+        limits: HttpLimits {
+            max_in_flight: 2,
+            ..HttpLimits::default()
+        },
+        ..ServerStack::default()
+    };
+    let (entered, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = release.clone();
+    let server = TestServer::spawn_with(stack, move |cfg| {
+        let (entered, gate) = (entered.clone(), gate.clone());
+        cfg.route(
+            "/held",
+            web::get().to(move || {
+                let (entered, gate) = (entered.clone(), gate.clone());
+                async move {
+                    entered.send(()).expect("the test listens");
+                    let _permit = gate.acquire().await.expect("gate");
+                    HttpResponse::Ok().finish()
+                }
+            }),
+        );
+        cfg.route(
+            "/health/live",
+            web::get().to(|| async { HttpResponse::Ok().finish() }),
+        );
+    });
+    let url = |p: &str| server.base_url.join(p).expect("url");
+    let held: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(reqwest::get(url("/held"))))
+        .collect();
+    for _ in 0..2 {
+        arrivals.recv().await.expect("a held request arrives");
+    }
+    let shed = reqwest::get(url("/held")).await.expect("send");
+    assert_eq!(shed.status(), 503);
+    assert_eq!(shed.headers()["retry-after"], "1");
+    let body: serde_json::Value = shed.json().await.expect("problem");
+    assert_eq!(body["code"], "cleave.overloaded");
+    assert!(body["request_id"].is_string(), "{body}");
+    assert_eq!(
+        reqwest::get(url("/health/live"))
+            .await
+            .expect("send")
+            .status(),
+        200,
+        "probes are never shed"
+    );
+    release.add_permits(2);
+    for call in held {
+        assert_eq!(call.await.expect("task").expect("send").status(), 200);
+    }
+    // Room again once the held requests were answered.
+    release.add_permits(1);
+    let again = tokio::spawn(reqwest::get(url("/held")));
+    arrivals.recv().await.expect("admitted");
+    assert_eq!(again.await.expect("task").expect("send").status(), 200);
     server.stop().await;
 }

@@ -46,6 +46,9 @@ enum Act {
     Close,
     /// Never answers (the connection stays open).
     Stall,
+    /// Answers 200 with a JSON string of about this many bytes, its length declared (or
+    /// not: chunked).
+    Big(usize, bool),
 }
 
 /// The errors of a contract whose unavailable variant passes a dependency's failure on.
@@ -123,6 +126,10 @@ impl Scripted {
                         let (status, retry_after, kind, body) = match script(n) {
                             Act::Close => return,
                             Act::Stall => return std::future::pending().await,
+                            Act::Big(size, chunked) => {
+                                let _ = write_big(sock.get_mut(), size, chunked).await;
+                                continue;
+                            }
                             Act::Answer(status, retry_after) => {
                                 (status, retry_after, "json", "{}".to_owned())
                             }
@@ -164,6 +171,39 @@ impl Scripted {
     fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+}
+
+/// Writes a 200 answer whose body is a JSON string of `size` bytes and two quotes.
+async fn write_big(
+    sock: &mut tokio::net::TcpStream,
+    size: usize,
+    chunked: bool,
+) -> std::io::Result<()> {
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {}", size + 2)
+    };
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{framing}\r\n\r\n");
+    sock.write_all(head.as_bytes()).await?;
+    let piece = vec![b'x'; 64 * 1024];
+    let mut parts = vec![b"\"".to_vec()];
+    parts.extend(std::iter::repeat_n(piece, size / (64 * 1024)));
+    parts.push(b"\"".to_vec());
+    for part in parts {
+        if chunked {
+            sock.write_all(format!("{:x}\r\n", part.len()).as_bytes())
+                .await?;
+            sock.write_all(&part).await?;
+            sock.write_all(b"\r\n").await?;
+        } else {
+            sock.write_all(&part).await?;
+        }
+    }
+    if chunked {
+        sock.write_all(b"0\r\n\r\n").await?;
+    }
+    Ok(())
 }
 
 impl Drop for Scripted {
@@ -471,4 +511,36 @@ async fn a_full_bulkhead_refuses_calls_at_once_and_admits_them_again_when_calls_
         .await
         .expect("room again once the calls in flight ended");
     assert_eq!(server.requests(), 3);
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_cap_is_refused_while_it_streams() {
+    let mib = 1024 * 1024;
+    let server = Scripted::start(move |n| match n {
+        0 => Act::Big(2 * mib, false),
+        1 => Act::Big(2 * mib, true),
+        _ => Act::Big(mib / 2, true),
+    })
+    .await;
+    let remote = RemoteClient::new(
+        "probe",
+        server.url.clone(),
+        &RemoteSettings {
+            max_answer_bytes: mib,
+            breaker: never_open(),
+            ..RemoteSettings::default()
+        },
+    )
+    .expect("client");
+    for framing in ["declared", "chunked"] {
+        let err = remote.call(placing()).await.expect_err(framing);
+        assert!(
+            matches!(&err, RemoteError::Protocol { reason, .. } if reason.contains("larger than")),
+            "{framing}: {err:?}"
+        );
+        let as_api: ProbeError = err.into_api_error();
+        assert_eq!(as_api.code(), "probe.unavailable");
+    }
+    let fine = remote.call(placing()).await.expect("under the cap");
+    assert_eq!(fine.body.len(), mib / 2 + 2);
 }

@@ -1,6 +1,6 @@
 //! The one middleware stack of every Cleave server: `cleave serve` and the test servers build
 //! their apps here, so a test server sees what production does (the canonical path, limits,
-//! rate limits, CORS, authentication, the request scope, the handler timeout).
+//! rate limits, CORS, authentication, load shedding, the request scope, the handler timeout).
 
 use std::sync::Arc;
 
@@ -68,10 +68,13 @@ pub fn app(
         ))
         .wrap(from_fn(edge_rate_limit))
         .wrap(from_fn(authenticate))
+        .wrap(from_fn(super::shed_load))
         .wrap(from_fn(super::request_scope))
         .wrap(from_fn(super::canonical_path_scope))
         .app_data(web::Data::new(stack.edge_rules))
         .app_data(web::Data::new(stack.caller_proof))
+        // Per worker: the app is built once by each.
+        .app_data(web::Data::new(super::InFlight::new(limits.max_in_flight)))
         .configure(move |c| configure_extractors(c, limits));
     if let Some(auth) = stack.authenticator {
         app = app.app_data(web::Data::from(auth));

@@ -87,14 +87,20 @@ async fn forward<E: ApiError>(
     remote_req.op = op;
     let module = fwd.remote.module();
     let call = async {
-        let reason = match fwd.remote.call(remote_req).await {
+        match fwd.remote.call(remote_req).await {
             // A bug in the other process is, for this one, a dependency failing.
-            Ok(res) if res.status == 500 => "the module answered 500".to_owned(),
-            Ok(res) => return Ok(res),
-            Err(e) => e.to_string(),
-        };
-        tracing::warn!(module, reason, "forwarded request failed");
-        Err(E::unavailable(reason))
+            Ok(res) if res.status == 500 => {
+                let reason = "the module answered 500";
+                tracing::warn!(module, reason, "forwarded request failed");
+                Err(E::unavailable(reason.to_owned()))
+            }
+            Ok(res) => Ok(res),
+            // As for a module call: a deadline is a 504, an open breaker says when to retry.
+            Err(e) => {
+                tracing::warn!(module, reason = %e, "forwarded request failed");
+                Err(e.into_api_error::<E>())
+            }
+        }
     };
     let result = match op {
         Some(op) => fwd.path.run(op, &ctx, call).await,

@@ -396,6 +396,9 @@ pub struct HttpLimits {
     pub log_every_request: bool,
     /// Longest a received request may take to be answered; then 504 `cleave.timeout`.
     pub handler_timeout: std::time::Duration,
+    /// Requests a worker serves at once; past it, 503 `cleave.overloaded` (see
+    /// [`super::shed_load`]).
+    pub max_in_flight: usize,
 }
 
 impl Default for HttpLimits {
@@ -404,6 +407,7 @@ impl Default for HttpLimits {
             max_body_bytes: 64 * 1024,
             log_every_request: false,
             handler_timeout: std::time::Duration::from_secs(30),
+            max_in_flight: 256,
         }
     }
 }

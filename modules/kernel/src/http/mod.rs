@@ -8,6 +8,7 @@ mod extractors;
 pub mod forward;
 mod middleware;
 mod routes;
+mod shed;
 
 pub use app::{ServerStack, app};
 pub use extractors::{configure_extractors, configure_not_placed};
@@ -16,3 +17,4 @@ pub use middleware::{
     handler_timeout, request_scope,
 };
 pub use routes::{Call, Reply, Routes, created, no_content, ok};
+pub use shed::{InFlight, shed_load};

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Load shedding (server.max_in_flight) at twice the load a process can serve. One cleave
+# process (every module, one worker) pinned to CPU 0, the load on CPU 1, page GET / (the
+# storefront's home: a catalog list and a price conversion per product):
+#   1. capacity: wrk, closed loop, 32 connections;
+#   2. unloaded: an open loop at 1000 requests/s (p99 of the answers);
+#   3. overloaded: an open loop at twice the capacity, once per limit (off, 64, 8, 4): the
+#      answers served (2xx), shed (503), failed (no answer in 10 s), and the p50/p99 of the
+#      2xx ones.
+# Rounds are interleaved (BENCH_ROUNDS, default 3) and medians reported. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECS=${BENCH_SECONDS:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+LIMITS=(${BENCH_LIMITS:-1000000 64 8 4})
+PAGE=/
+[ "$(nproc)" -ge 2 ] || { echo "bench-shed: needs 2 CPUs (server and load pinned apart)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench-shed: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "bench-shed: taskset is not installed (util-linux)" >&2; exit 1; }
+
+cargo build --release --locked --bin cleave --example bench-open-loop
+BIN=target/release
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+serve() { # limit
+  CLEAVE_SERVER__LISTEN=127.0.0.1:18310 CLEAVE_SERVER__WORKERS=1 CLEAVE_LOG__FORMAT=json \
+    CLEAVE_DATABASE__DATA_DIR="$work/data" CLEAVE_SERVER__MAX_IN_FLIGHT="$1" \
+    taskset -c 0 "$BIN/cleave" serve >"$work/serve.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    curl -fsS -o /dev/null http://127.0.0.1:18310/health/ready 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "bench-shed: cleave did not become ready" >&2; exit 1
+}
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+load() { taskset -c 1 "$BIN/examples/bench-open-loop" "http://127.0.0.1:18310$PAGE" "$1" "$SECS"; }
+
+results="$work/results"
+for round in $(seq "$ROUNDS"); do
+  serve 1000000
+  cap=$(taskset -c 1 wrk -t1 -c32 -d"${SECS}s" "http://127.0.0.1:18310$PAGE" | awk '/Requests\/sec/ {printf "%d", $2}')
+  echo "capacity $cap" >>"$results"
+  echo "unloaded $(load 1000)" >>"$results"
+  stop
+  for limit in "${LIMITS[@]}"; do
+    serve "$limit"
+    echo "limit=$limit $(load $((cap * 2)))" >>"$results"
+    stop
+  done
+  echo "round $round done" >&2
+done
+
+python3 - "$results" "$(nproc)" <<'PY'
+import json, os, statistics, sys
+secs = float(os.environ.get('BENCH_SECONDS', '5'))
+rows = [l.split(' ', 1) for l in open(sys.argv[1]).read().splitlines()]
+cap = statistics.median(int(v) for k, v in rows if k == 'capacity')
+def med(key, field):
+    vals = [json.loads(v) for k, v in rows if k == key]
+    return statistics.median(f(v) for v in vals for f in [field])
+unloaded = med('unloaded', lambda v: v['ok_p99_ms'])
+print(f"capacity (wrk, closed loop): {cap:.0f} req/s; unloaded p99 at 1000 req/s: {unloaded:.2f} ms")
+print(f"offered: {2 * cap:.0f} req/s (twice the capacity), {sys.argv[2]} CPUs, server on one")
+print("| max_in_flight | served/s | shed (503) | failed | p50 served | p99 served | p99 / unloaded |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for key in dict.fromkeys(k for k, _ in rows if k.startswith('limit=')):
+    name = key.split('=')[1]
+    name = 'off' if name == '1000000' else name
+    shed = med(key, lambda v: v['by_status'].get('503', 0) / v['offered'])
+    failed = med(key, lambda v: v['by_status'].get('failed', 0) / v['offered'])
+    rate = med(key, lambda v: v['by_status'].get('200', 0))
+    p50 = med(key, lambda v: v['ok_p50_ms'])
+    p99 = med(key, lambda v: v['ok_p99_ms'])
+    print(f"| {name} | {rate / secs:.0f} | {shed:.0%} | {failed:.0%} | {p50:.2f} ms | {p99:.2f} ms | {p99 / unloaded:.1f}x |")
+PY
