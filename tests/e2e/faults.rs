@@ -385,3 +385,120 @@ async fn a_charge_whose_answer_is_cut_is_sent_again_with_its_reference_and_charg
     .await;
     assert_eq!(charges, ["charged"]);
 }
+
+/// A small tmpfs mounted for one test (CI runs as root; elsewhere the test fails saying so),
+/// unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root (CI runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills what is left with a file; its path, to free the space again.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        // The last pages, a few bytes at a time.
+        while file.write_all(&chunk[..512]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_503_loses_no_acknowledged_write_and_writes_resume_when_space_is_back()
+{
+    let disk = SmallDisk::mount("6m");
+    let db = sqlite_in(disk.path(), "shop.db");
+    let env = [("CLEAVE_DATABASE__URL", db.clone())];
+    let mut shop = Cleave::serve(&[], &env);
+    let base = shop.base();
+    let (user, token) = crate::helpers::guest(&base).await;
+    let items = format!("/api/cart/v1/carts/{user}/items");
+    let add = |product: &'static str| {
+        let (base, items, token) = (base.clone(), items.clone(), token.clone());
+        async move {
+            let body = json!({"product_id": product, "quantity": 1}).to_string();
+            call_as(&base, Method::POST, &items, Some(&body), Some(&token)).await
+        }
+    };
+    let mut acknowledged = Vec::new();
+    for product in ["OLJCESPC7Z", "66VCHSJNUP"] {
+        assert_eq!(add(product).await.status, 200);
+        acknowledged.push(product);
+    }
+
+    let filler = disk.fill();
+    let mut refused = 0;
+    for product in [
+        "1YMWWN1N4O",
+        "L9ECAV7KIM",
+        "2ZYFJ3GM2N",
+        "0PUK6V6EV0",
+        "LS4PSXUNUM",
+    ] {
+        let answer = add(product).await;
+        match answer.status.as_u16() {
+            200 => acknowledged.push(product),
+            _ => {
+                answer.assert_problem(503, "cart.unavailable");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "the full disk refused writes");
+
+    std::fs::remove_file(filler).expect("free the space");
+    for product in ["9SIQT8TOJO", "6E92ZMYYFZ"] {
+        let answer = add(product).await;
+        assert_eq!(
+            answer.status, 200,
+            "writes resume by themselves: {answer:?}"
+        );
+        acknowledged.push(product);
+    }
+
+    // A clean stop and a new process on the same file: every acknowledged write is there.
+    shop.signal("TERM");
+    assert!(shop.wait().success());
+    let again = Cleave::serve(&[], &env);
+    let cart = crate::helpers::cart_items(&again.base(), &user, &token).await;
+    let mut have: Vec<&str> = cart
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["product_id"].as_str())
+        .collect();
+    have.sort_unstable();
+    acknowledged.sort_unstable();
+    assert_eq!(have, acknowledged);
+}

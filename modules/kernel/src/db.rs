@@ -43,12 +43,35 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .min_connections(if is_sqlite { 1 } else { 0 })
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_pool_opts(|pool| pool.after_release(close_if_in_transaction));
     let db = Database::connect(opts).await?;
     if is_sqlite {
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
     }
     Ok(db)
+}
+
+/// A SQLite connection given back with a transaction still open is closed, not reused.
+///
+/// That happens when a transaction failed and was dropped (its rollback is still queued), and
+/// after a storage failure: SQLite rolls a transaction back by itself on a full disk or an I/O
+/// error, the driver's ROLLBACK then fails ("no transaction is active") and its count of open
+/// transactions stays one too high, so that the connection's next transaction is a savepoint
+/// whose "rollback" leaves SQLite's transaction open. Such a connection acknowledges writes
+/// that are never committed and holds the write lock until the process ends (every other
+/// writer then gets "database is locked"). Closing it rolls back whatever it holds; the pool
+/// opens a fresh one.
+fn close_if_in_transaction(
+    conn: &mut sea_orm::sqlx::SqliteConnection,
+    _: sea_orm::sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sea_orm::sqlx::Error>> {
+    use sea_orm::sqlx::Connection;
+    let reuse = !conn.is_in_transaction();
+    if !reuse {
+        tracing::debug!("closing a database connection given back inside a transaction");
+    }
+    Box::pin(std::future::ready(Ok(reuse)))
 }
 
 /// Whether a database error means "the database is not reachable" (a dependency problem:
@@ -69,11 +92,17 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 }
 
 /// Database error codes that mean "try later", not "your query is wrong": SQLite busy and
-/// locked (5, 6 and their extended codes), PostgreSQL connection exceptions (class 08),
-/// shutdown and overload (57P01-57P03, 53300).
+/// locked (5, 6), I/O errors (10) and a full disk (13), with their extended codes; PostgreSQL
+/// connection exceptions (class 08), insufficient resources (class 53: a full disk, no memory,
+/// too many connections), shutdown (57P01-57P03) and I/O errors (58030).
 fn unavailable_code(code: &str) -> bool {
-    let sqlite_busy = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
-    sqlite_busy || code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    let sqlite = code
+        .parse::<i32>()
+        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13));
+    sqlite
+        || code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "58030")
 }
 
 /// A database error as a contract error: unreachable storage is `E::unavailable` (503),
@@ -106,7 +135,10 @@ mod tests {
 
     #[test]
     fn busy_locked_and_connection_codes_mean_unavailable() {
-        for code in ["5", "6", "517", "262", "08006", "08001", "57P01", "53300"] {
+        for code in [
+            "5", "6", "517", "262", "10", "778", "13", "08006", "08001", "57P01", "53300", "53100",
+            "58030",
+        ] {
             assert!(unavailable_code(code), "{code}");
         }
         for code in ["19", "2067", "23505", "42P01", "22P02"] {
