@@ -345,15 +345,11 @@ impl RemoteClient {
                 module,
                 default_timeout: settings.timeout,
             })
-            // The bulkhead: a call past the limit is refused at once, never queued.
-            .map_err(
-                move |e: tower::BoxError| match e.downcast::<RemoteError>() {
-                    Ok(e) => *e,
-                    Err(_) => RemoteError::Overloaded { module, limit },
-                },
-            )
-            .load_shed()
-            .concurrency_limit(limit)
+            .layer(BulkheadLayer {
+                module,
+                limit,
+                permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+            })
             .layer(tower::retry::RetryLayer::new(RetryPolicy::new(
                 module,
                 settings.retry,
@@ -680,6 +676,10 @@ async fn read_capped(
     if declared > u64::try_from(limit).unwrap_or(u64::MAX) {
         return Err(too_large());
     }
+    if res.content_length().is_some() {
+        // The transport holds the body to its declared length: read it whole (no copy).
+        return res.bytes().await.map_err(Err);
+    }
     let mut body = actix_web::web::BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
     while let Some(chunk) = res.chunk().await.map_err(Err)? {
         if body.len() + chunk.len() > limit {
@@ -742,6 +742,60 @@ where
             return Box::pin(async move { Err(RemoteError::DeadlineExceeded { module }) });
         }
         Box::pin(self.inner.call(req))
+    }
+}
+
+/// The bulkhead: at most `limit` calls in flight to the module; a call past it is refused at
+/// once ([`RemoteError::Overloaded`]), never queued. A semaphore's `try_acquire` rather than
+/// tower's `ConcurrencyLimit` under `LoadShed`: those box a future and an error per call on
+/// the hot path, for the same behaviour.
+#[derive(Clone)]
+struct BulkheadLayer {
+    module: &'static str,
+    limit: usize,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl<S> Layer<S> for BulkheadLayer {
+    type Service = Bulkhead<S>;
+    fn layer(&self, inner: S) -> Bulkhead<S> {
+        Bulkhead {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Bulkhead<S> {
+    inner: S,
+    layer: BulkheadLayer,
+}
+
+impl<S> Service<RemoteRequest> for Bulkhead<S>
+where
+    S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
+    S::Future: Send + 'static,
+{
+    type Response = RemoteResponse;
+    type Error = RemoteError;
+    type Future = BoxFuture<Result<RemoteResponse, RemoteError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RemoteError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: RemoteRequest) -> Self::Future {
+        let Ok(permit) = self.layer.permits.clone().try_acquire_owned() else {
+            let (module, limit) = (self.layer.module, self.layer.limit);
+            return Box::pin(async move { Err(RemoteError::Overloaded { module, limit }) });
+        };
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let result = fut.await;
+            drop(permit);
+            result
+        })
     }
 }
 

@@ -20,12 +20,12 @@ pub const DEADLINE_HEADER: &str = "x-cleave-deadline-ms";
 
 /// What a task serving a request knows of it without being handed its context: the request
 /// id and the deadline (see [`within_request`]).
-#[derive(Clone)]
 struct Scope {
     request_id: RequestId,
     deadline: Option<Instant>,
-    /// Headers the work asked to add to the request's answer (see [`mark_answer`]).
-    marks: std::sync::Arc<std::sync::Mutex<Vec<(&'static str, &'static str)>>>,
+    /// Headers the work asked to add to the request's answer (see [`mark_answer`]); the task
+    /// serving the request is the only one to touch them.
+    marks: std::cell::RefCell<Vec<(&'static str, &'static str)>>,
 }
 
 /// Response header marking an answer as the replay of an earlier one with the same
@@ -37,7 +37,7 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// request, nothing.
 pub fn mark_answer(name: &'static str, value: &'static str) {
     let _ = CURRENT.try_with(|s| {
-        if let Ok(mut marks) = s.marks.lock() {
+        if let Ok(mut marks) = s.marks.try_borrow_mut() {
             marks.push((name, value));
         }
     });
@@ -48,9 +48,7 @@ pub async fn marked<F: std::future::Future>(
     fut: F,
 ) -> (F::Output, Vec<(&'static str, &'static str)>) {
     let out = fut.await;
-    let marks = CURRENT
-        .try_with(|s| s.marks.lock().map(|m| m.clone()).unwrap_or_default())
-        .unwrap_or_default();
+    let marks = CURRENT.try_with(|s| s.marks.take()).unwrap_or_default();
     (out, marks)
 }
 
@@ -63,16 +61,17 @@ pub fn current_request_id() -> Option<RequestId> {
     CURRENT.try_with(|s| s.request_id.clone()).ok()
 }
 
-/// `fut` as the work of the request of `ctx`: [`current_request_id`] and
-/// [`CallContext::current`] answer its request id and deadline inside.
+/// `fut` as the work of request `request_id` with `deadline`: [`current_request_id`] and
+/// [`CallContext::current`] answer them inside.
 pub fn within_request<F: std::future::Future>(
-    ctx: &CallContext,
+    request_id: RequestId,
+    deadline: Option<Instant>,
     fut: F,
 ) -> impl std::future::Future<Output = F::Output> {
     let scope = Scope {
-        request_id: ctx.request_id.clone(),
-        deadline: ctx.deadline,
-        marks: std::sync::Arc::default(),
+        request_id,
+        deadline,
+        marks: std::cell::RefCell::default(),
     };
     CURRENT.scope(scope, fut)
 }

@@ -70,7 +70,6 @@ pub fn app(
         .wrap(from_fn(authenticate))
         .wrap(from_fn(super::request_scope))
         .wrap(from_fn(super::canonical_path_scope))
-        .wrap(from_fn(super::shed_load))
         .app_data(web::Data::new(stack.edge_rules))
         .app_data(web::Data::new(stack.caller_proof))
         // Per worker: the app is built once by each.

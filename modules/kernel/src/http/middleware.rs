@@ -36,7 +36,7 @@ pub async fn request_scope(
         .map_or(HttpLimits::default().handler_timeout, |l| l.handler_timeout);
     let ctx = context_from_headers(req.headers()).with_timeout(limit);
     let request_id = ctx.request_id().clone();
-    let scope = ctx.clone();
+    let deadline = ctx.deadline();
     req.extensions_mut().insert(ctx);
 
     let method = req.method().clone();
@@ -48,8 +48,12 @@ pub async fn request_scope(
     // keep them few. Method and path go on the access line.
     let span = tracing::info_span!("request", request_id = %request_id);
     let started = Instant::now();
-    let (res, marks) =
-        within_request(&scope, marked(next.call(req).instrument(span.clone()))).await;
+    let (res, marks) = within_request(
+        request_id.clone(),
+        deadline,
+        marked(next.call(req).instrument(span.clone())),
+    )
+    .await;
     let res = match res {
         Ok(res) => res,
         Err(e) => {
@@ -271,6 +275,11 @@ pub async fn canonical_path_scope(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // Load shedding first: a refused request costs nothing more (see `super::shed`).
+    let _admitted = match super::shed::admit(&req) {
+        Ok(admitted) => admitted,
+        Err(shed) => return Ok(req.into_response(shed.answer())),
+    };
     if let std::borrow::Cow::Owned(path) = canonical_path(req.uri().path()) {
         let path_and_query = match req.uri().query() {
             Some(q) => format!("{path}?{q}"),
@@ -397,7 +406,7 @@ pub struct HttpLimits {
     /// Longest a received request may take to be answered; then 504 `cleave.timeout`.
     pub handler_timeout: std::time::Duration,
     /// Requests a worker serves at once; past it, 503 `cleave.overloaded` (see
-    /// [`super::shed_load`]).
+    /// `super::shed`).
     pub max_in_flight: usize,
 }
 

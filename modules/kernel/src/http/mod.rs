@@ -17,4 +17,4 @@ pub use middleware::{
     handler_timeout, request_scope,
 };
 pub use routes::{Call, Reply, Routes, created, no_content, ok};
-pub use shed::{InFlight, shed_load};
+pub use shed::InFlight;

@@ -1,7 +1,7 @@
 //! Load shedding at the edge: past `server.max_in_flight` requests being served by a worker,
 //! a new request is answered at once with 503 `cleave.overloaded` and `Retry-After`, before
-//! any work is spent on it: it is the outermost middleware (no request scope, no token check,
-//! no log line per refusal; one warning a second says how many were refused). Probes
+//! any work is spent on it: the outermost middleware asks first (no request scope, no token
+//! check, no log line per refusal; one warning a second says how many were refused). Probes
 //! (`/health/...`) are exempt, so an overloaded process is not also restarted by its
 //! orchestrator.
 //!
@@ -11,10 +11,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::http::header::RETRY_AFTER;
-use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 
 use crate::error::{ApiError, KernelError, PROBLEM_JSON, Problem};
@@ -65,37 +63,41 @@ impl InFlight {
 }
 
 /// Counts one admitted request until it is answered.
-struct Admitted<'a>(&'a InFlight);
+pub(crate) struct Admitted(web::Data<InFlight>);
 
-impl Drop for Admitted<'_> {
+impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.now.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// Middleware: sheds requests past the worker's in-flight limit (see the module docs).
-///
-/// # Errors
-/// Passes on errors of inner services unchanged.
-pub async fn shed_load(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(in_flight) = req.app_data::<web::Data<InFlight>>().cloned() else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+/// A request refused: [`Shed::answer`] is its 503.
+pub(crate) struct Shed(web::Data<InFlight>);
+
+impl Shed {
+    /// 503 `cleave.overloaded` with `Retry-After`.
+    pub(crate) fn answer(&self) -> HttpResponse {
+        HttpResponse::ServiceUnavailable()
+            .content_type(PROBLEM_JSON)
+            .insert_header((RETRY_AFTER, SHED_RETRY_AFTER_SECS))
+            .body(self.0.refusal.clone())
+    }
+}
+
+/// Admits `req` (the guard counts it until dropped; `None` when the app sheds nothing or the
+/// request is a probe), or refuses it. Called first thing by the outermost middleware,
+/// [`super::canonical_path_scope`].
+pub(crate) fn admit(req: &ServiceRequest) -> Result<Option<Admitted>, Shed> {
+    let Some(in_flight) = req.app_data::<web::Data<InFlight>>() else {
+        return Ok(None);
     };
     if req.path().starts_with("/health/") {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        return Ok(None);
     }
     if in_flight.now.fetch_add(1, Ordering::Relaxed) >= in_flight.limit {
         in_flight.now.fetch_sub(1, Ordering::Relaxed);
         in_flight.note_refusal();
-        let res = HttpResponse::ServiceUnavailable()
-            .content_type(PROBLEM_JSON)
-            .insert_header((RETRY_AFTER, SHED_RETRY_AFTER_SECS))
-            .body(in_flight.refusal.clone());
-        return Ok(req.into_response(res));
+        return Err(Shed(in_flight.clone()));
     }
-    let _admitted = Admitted(&in_flight);
-    Ok(next.call(req).await?.map_into_boxed_body())
+    Ok(Some(Admitted(in_flight.clone())))
 }
