@@ -341,20 +341,20 @@ impl RemoteClient {
         let breaker = Breaker::new(module, settings.breaker);
         let limit = settings.max_concurrency.max(1);
         let pipeline = tower::ServiceBuilder::new()
-            .layer(DeadlineLayer {
+            .layer(StepLayer(Deadline {
                 module,
                 default_timeout: settings.timeout,
-            })
-            .layer(BulkheadLayer {
+            }))
+            .layer(StepLayer(Bulkhead {
                 module,
                 limit,
                 permits: Arc::new(tokio::sync::Semaphore::new(limit)),
-            })
+            }))
             .layer(tower::retry::RetryLayer::new(RetryPolicy::new(
                 module,
                 settings.retry,
             )))
-            .layer(BreakerLayer(breaker.clone()))
+            .layer(StepLayer(Breaking(breaker.clone())))
             .service(transport);
         Ok(Self {
             module,
@@ -694,85 +694,42 @@ fn error_text(e: &reqwest::Error) -> String {
     crate::error::error_chain(e)
 }
 
-/// Gives every call the caller's deadline or the module's default timeout, whichever is
-/// sooner (the callee is told the remaining budget), and refuses a call whose deadline has
-/// passed. The time itself is kept once per try, by the breaker layer, and the retry policy
-/// never waits past it: one timer per try, not a second one around the whole call.
-#[derive(Clone)]
-struct DeadlineLayer {
-    module: &'static str,
-    default_timeout: Duration,
+/// One stage of the pipeline that wraps the stages inside it: what it does with a call, the
+/// inner stages being `inner`. [`StepLayer`] makes it a tower layer; the stages differ only
+/// in this.
+trait Step: Clone {
+    fn call<S>(
+        &self,
+        inner: &mut S,
+        req: RemoteRequest,
+    ) -> BoxFuture<Result<RemoteResponse, RemoteError>>
+    where
+        S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
+        S::Future: Send + 'static;
 }
 
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-    fn layer(&self, inner: S) -> Deadline<S> {
-        Deadline {
+/// A [`Step`] as a tower layer.
+#[derive(Clone)]
+struct StepLayer<P>(P);
+
+impl<P: Step, S> Layer<S> for StepLayer<P> {
+    type Service = Stepped<P, S>;
+    fn layer(&self, inner: S) -> Stepped<P, S> {
+        Stepped {
+            step: self.0.clone(),
             inner,
-            module: self.module,
-            default_timeout: self.default_timeout,
         }
     }
 }
 
+/// A [`Step`] around the stages inside it.
 #[derive(Clone)]
-struct Deadline<S> {
+struct Stepped<P, S> {
+    step: P,
     inner: S,
-    module: &'static str,
-    default_timeout: Duration,
 }
 
-impl<S> Service<RemoteRequest> for Deadline<S>
-where
-    S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
-    S::Future: Send + 'static,
-{
-    type Response = RemoteResponse;
-    type Error = RemoteError;
-    type Future = BoxFuture<Result<RemoteResponse, RemoteError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RemoteError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: RemoteRequest) -> Self::Future {
-        let module = self.module;
-        req.ctx = req.ctx.with_timeout(self.default_timeout);
-        if req.ctx.remaining().is_some_and(|left| left.is_zero()) {
-            return Box::pin(async move { Err(RemoteError::DeadlineExceeded { module }) });
-        }
-        Box::pin(self.inner.call(req))
-    }
-}
-
-/// The bulkhead: at most `limit` calls in flight to the module; a call past it is refused at
-/// once ([`RemoteError::Overloaded`]), never queued. A semaphore's `try_acquire` rather than
-/// tower's `ConcurrencyLimit` under `LoadShed`: those box a future and an error per call on
-/// the hot path, for the same behaviour.
-#[derive(Clone)]
-struct BulkheadLayer {
-    module: &'static str,
-    limit: usize,
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-impl<S> Layer<S> for BulkheadLayer {
-    type Service = Bulkhead<S>;
-    fn layer(&self, inner: S) -> Bulkhead<S> {
-        Bulkhead {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct Bulkhead<S> {
-    inner: S,
-    layer: BulkheadLayer,
-}
-
-impl<S> Service<RemoteRequest> for Bulkhead<S>
+impl<P: Step, S> Service<RemoteRequest> for Stepped<P, S>
 where
     S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
     S::Future: Send + 'static,
@@ -786,11 +743,65 @@ where
     }
 
     fn call(&mut self, req: RemoteRequest) -> Self::Future {
-        let Ok(permit) = self.layer.permits.clone().try_acquire_owned() else {
-            let (module, limit) = (self.layer.module, self.layer.limit);
+        self.step.call(&mut self.inner, req)
+    }
+}
+
+/// Gives every call the caller's deadline or the module's default timeout, whichever is
+/// sooner (the callee is told the remaining budget), and refuses a call whose deadline has
+/// passed. The time itself is kept once per try, by the breaker stage, and the retry policy
+/// never waits past it: one timer per try, not a second one around the whole call.
+#[derive(Clone)]
+struct Deadline {
+    module: &'static str,
+    default_timeout: Duration,
+}
+
+impl Step for Deadline {
+    fn call<S>(
+        &self,
+        inner: &mut S,
+        mut req: RemoteRequest,
+    ) -> BoxFuture<Result<RemoteResponse, RemoteError>>
+    where
+        S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
+        S::Future: Send + 'static,
+    {
+        let module = self.module;
+        req.ctx = req.ctx.with_timeout(self.default_timeout);
+        if req.ctx.remaining().is_some_and(|left| left.is_zero()) {
+            return Box::pin(async move { Err(RemoteError::DeadlineExceeded { module }) });
+        }
+        Box::pin(inner.call(req))
+    }
+}
+
+/// The bulkhead: at most `limit` calls in flight to the module; a call past it is refused at
+/// once ([`RemoteError::Overloaded`]), never queued. A semaphore's `try_acquire` rather than
+/// tower's `ConcurrencyLimit` under `LoadShed`: those box a future and an error per call on
+/// the hot path, for the same behaviour.
+#[derive(Clone)]
+struct Bulkhead {
+    module: &'static str,
+    limit: usize,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Step for Bulkhead {
+    fn call<S>(
+        &self,
+        inner: &mut S,
+        req: RemoteRequest,
+    ) -> BoxFuture<Result<RemoteResponse, RemoteError>>
+    where
+        S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
+        S::Future: Send + 'static,
+    {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            let (module, limit) = (self.module, self.limit);
             return Box::pin(async move { Err(RemoteError::Overloaded { module, limit }) });
         };
-        let fut = self.inner.call(req);
+        let fut = inner.call(req);
         Box::pin(async move {
             let result = fut.await;
             drop(permit);
@@ -915,39 +926,19 @@ fn failed(result: &Result<RemoteResponse, RemoteError>) -> bool {
 /// Passes each try through the target's [`Breaker`], bounded by the caller's deadline (so a
 /// try cut off by it counts as a failure).
 #[derive(Clone)]
-pub(crate) struct BreakerLayer(pub(crate) Arc<Breaker>);
+struct Breaking(Arc<Breaker>);
 
-impl<S> Layer<S> for BreakerLayer {
-    type Service = Breaking<S>;
-    fn layer(&self, inner: S) -> Breaking<S> {
-        Breaking {
-            inner,
-            breaker: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct Breaking<S> {
-    inner: S,
-    breaker: Arc<Breaker>,
-}
-
-impl<S> Service<RemoteRequest> for Breaking<S>
-where
-    S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
-    S::Future: Send + 'static,
-{
-    type Response = RemoteResponse;
-    type Error = RemoteError;
-    type Future = BoxFuture<Result<RemoteResponse, RemoteError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RemoteError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: RemoteRequest) -> Self::Future {
-        let breaker = self.breaker.clone();
+impl Step for Breaking {
+    fn call<S>(
+        &self,
+        inner: &mut S,
+        req: RemoteRequest,
+    ) -> BoxFuture<Result<RemoteResponse, RemoteError>>
+    where
+        S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
+        S::Future: Send + 'static,
+    {
+        let breaker = self.0.clone();
         let module = breaker.module;
         if let Err(wait) = breaker.admit() {
             return Box::pin(async move {
@@ -958,7 +949,7 @@ where
             });
         }
         let left = req.ctx.remaining();
-        let fut = self.inner.call(req);
+        let fut = inner.call(req);
         Box::pin(async move {
             let result = match left {
                 Some(left) => tokio::time::timeout(left, fut)
