@@ -31,19 +31,15 @@ pub async fn request_scope(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     // The edge starts the deadline: the server's handler timeout, or the caller's own budget
     // (`x-cleave-deadline-ms`) when that is sooner.
-    let limit = req
-        .app_data::<HttpLimits>()
-        .map_or(HttpLimits::default().handler_timeout, |l| l.handler_timeout);
-    let ctx = context_from_headers(req.headers()).with_timeout(limit);
+    let limits = limits(&req);
+    let ctx = context_from_headers(req.headers()).with_timeout(limits.handler_timeout);
     let request_id = ctx.request_id().clone();
     let deadline = ctx.deadline();
     req.extensions_mut().insert(ctx);
 
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let log_every_request = req
-        .app_data::<HttpLimits>()
-        .is_some_and(|l| l.log_every_request);
+    let log_every_request = limits.log_every_request;
     // Only the request id lives in the span: span fields are formatted on every request, so
     // keep them few. Method and path go on the access line.
     let span = tracing::info_span!("request", request_id = %request_id);
@@ -421,6 +417,11 @@ impl Default for HttpLimits {
     }
 }
 
+/// The server's [`HttpLimits`] (the defaults when the app has none).
+fn limits(req: &ServiceRequest) -> HttpLimits {
+    req.app_data::<HttpLimits>().copied().unwrap_or_default()
+}
+
 /// Middleware (innermost): answers 504 problem+json `cleave.timeout` when the handler is not
 /// done by the request's deadline (the sooner of [`HttpLimits::handler_timeout`] and the
 /// caller's `x-cleave-deadline-ms`); the handler is dropped, cancelling what it awaited. A
@@ -432,14 +433,12 @@ pub async fn handler_timeout(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let handler_timeout = req
-        .app_data::<HttpLimits>()
-        .map_or(HttpLimits::default().handler_timeout, |l| l.handler_timeout);
+    // The request's deadline (set by `request_scope`); the server's limit without one.
     let limit = req
         .extensions()
         .get::<CallContext>()
         .and_then(CallContext::remaining)
-        .unwrap_or(handler_timeout);
+        .unwrap_or_else(|| limits(&req).handler_timeout);
     if limit.is_zero() {
         return Err(Failure::from(KernelError::Timeout { limit_ms: 0 }).into());
     }
