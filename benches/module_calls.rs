@@ -1,7 +1,9 @@
 //! Cost of a module call: a direct function call vs the same operation through the contract
 //! trait in process (`Arc<dyn CatalogApi>`), for the in-memory fake and the real catalog
 //! module; through the call path (the interception point every call passes) with no layer and
-//! with one no-op layer; and through the HTTP client over loopback. Run with `just bench` (or
+//! with one no-op layer, and with the layers `cleave serve` installs (the module call's span,
+//! created for sampled traces only, and its metrics, with the Prometheus recorder installed);
+//! and through the HTTP client over loopback. Run with `just bench` (or
 //! `cargo bench --bench module_calls`).
 
 use std::hint::black_box;
@@ -66,6 +68,15 @@ fn module_calls(c: &mut Criterion) {
         path(CallLayers::new(vec![Arc::new(Noop)])),
     );
 
+    cleave_kernel::metrics::install();
+    let observed_layers = CatalogContract::intercept(
+        module_dyn.clone(),
+        path(CallLayers::new(vec![
+            Arc::new(cleave_kernel::telemetry::CallTracing),
+            Arc::new(cleave_kernel::metrics::CallMetrics),
+        ])),
+    );
+
     let served = module_dyn.clone();
     let (server, client) = rt.block_on(async {
         let server = TestServer::spawn(move |cfg| CatalogContract::configure(cfg, served.clone()));
@@ -98,6 +109,15 @@ fn module_calls(c: &mut Criterion) {
     g.bench_function("catalog/call_path_with_a_noop_layer", |b| {
         b.to_async(&rt).iter(|| async {
             black_box(noop_layer.get_product(&ctx, black_box(id.clone())).await)
+        });
+    });
+    g.bench_function("catalog/call_path_with_span_and_metrics", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                observed_layers
+                    .get_product(&ctx, black_box(id.clone()))
+                    .await,
+            )
         });
     });
     g.bench_function("catalog/remote_module_call_loopback", |b| {

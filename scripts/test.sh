@@ -3,6 +3,7 @@
 # tests need, then runs every test of the workspace.
 #   - Debian's chromium and chromedriver for the storefront browser test (installed when
 #     missing; the test fails, never skips, without them);
+#   - Debian's Prometheus (prometheus, promtool) for the metrics test (installed when missing);
 #   - a NATS server with JetStream on 127.0.0.1:4222 for the event bus tests (scripts/nats.sh
 #     starts Debian's nats-server when nothing answers there; the run fails if it cannot);
 #   - with CLEAVE_TEST_DATABASE_URL set (CI sets it), every database test also runs on a fresh
@@ -14,6 +15,8 @@ cd "$(dirname "$0")/.."
 echo "== test prerequisites"
 bash scripts/install-browser.sh
 chromium --version
+bash scripts/install-prometheus.sh
+promtool --version | head -1
 bash scripts/nats.sh
 if [ -n "${CLEAVE_TEST_DATABASE_URL:-}" ]; then
   if ! psql "$CLEAVE_TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null; then

@@ -590,8 +590,23 @@ fn load_plan(
     Ok(wiring::plan(&load(cli_config, &overrides)?)?)
 }
 
-fn init_logs(settings: &Settings) -> anyhow::Result<cleave_kernel::telemetry::LogGuard> {
-    cleave_kernel::telemetry::init(settings.app.log.format, &settings.app.log.level)
+fn init_logs(settings: &Settings) -> anyhow::Result<cleave_kernel::telemetry::TelemetryGuard> {
+    let telemetry = &settings.app.telemetry;
+    let service_name = telemetry.service_name.clone().unwrap_or_else(|| {
+        let plan = wiring::plan(settings).ok();
+        let hosted = plan.map(|p| p.hosted()).unwrap_or_default();
+        if hosted.len() == crate::modules::names().len() {
+            "cleave".to_owned()
+        } else {
+            format!("cleave-{}", hosted.join("-"))
+        }
+    });
+    let traces = cleave_kernel::telemetry::TraceSettings {
+        otlp_endpoint: telemetry.otlp_endpoint.clone(),
+        sampling_ratio: telemetry.sampling_ratio,
+        service_name,
+    };
+    cleave_kernel::telemetry::init(settings.app.log.format, &settings.app.log.level, &traces)
         .map_err(|e| anyhow::anyhow!(e))
 }
 

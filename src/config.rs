@@ -156,6 +156,35 @@ impl Default for LogConfig {
     }
 }
 
+/// `[telemetry]`: metrics and traces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Record metrics and serve them at `/metrics` (Prometheus' text format).
+    pub metrics: bool,
+    /// Where to export traces with OTLP over HTTP (protobuf), e.g.
+    /// `http://otel-collector:4318`; unset: traces are not exported (trace ids still travel
+    /// and appear in the logs).
+    pub otlp_endpoint: Option<String>,
+    /// Share of the traces started here that are exported (0.0 to 1.0); a trace started by
+    /// a caller keeps the caller's decision.
+    pub sampling_ratio: f64,
+    /// The service name traces carry; unset: `cleave` for a process hosting every module,
+    /// otherwise `cleave-` and its modules joined by `-` (e.g. `cleave-catalog`).
+    pub service_name: Option<String>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            metrics: true,
+            otlp_endpoint: None,
+            sampling_ratio: 1.0,
+            service_name: None,
+        }
+    }
+}
+
 /// `[events]`: delivery of events from the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -366,6 +395,8 @@ pub struct AppConfig {
     pub remote: RemoteConfig,
     /// `[events]`
     pub events: EventsConfig,
+    /// `[telemetry]`
+    pub telemetry: TelemetryConfig,
     /// `[modules.*]`, validated per module by [`Settings::load`].
     #[serde(skip_serializing)]
     pub modules: BTreeMap<String, Value>,
@@ -606,7 +637,15 @@ fn flatten(prefix: &str, dict: &Dict, out: &mut Vec<String>) {
 }
 
 /// The top-level sections a configuration may have.
-const SECTIONS: [&str; 6] = ["server", "database", "log", "remote", "events", "modules"];
+const SECTIONS: [&str; 7] = [
+    "server",
+    "database",
+    "log",
+    "remote",
+    "events",
+    "telemetry",
+    "modules",
+];
 
 /// Refuses unknown top-level sections.
 fn check_sections(figment: &Figment) -> Result<(), ConfigError> {
@@ -811,6 +850,7 @@ fn check_values(
     }
     cleave_kernel::telemetry::check_filter(&app.log.level)
         .map_err(|e| ConfigError::at(figment, "log.level", e))?;
+    check_telemetry(figment, &app.telemetry)?;
     check_database(figment, &app.database)?;
     let storefront: storefront::StorefrontConfig = figment
         .extract_inner("modules.storefront")
@@ -844,6 +884,29 @@ fn check_values(
 }
 
 /// The database url's scheme is one Cleave speaks, and production names its database.
+/// The OTLP endpoint is an http(s) url; the sampling ratio a share.
+fn check_telemetry(figment: &Figment, telemetry: &TelemetryConfig) -> Result<(), ConfigError> {
+    if let Some(endpoint) = &telemetry.otlp_endpoint {
+        let ok = Url::parse(endpoint)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !ok {
+            return Err(ConfigError::at(
+                figment,
+                "telemetry.otlp_endpoint",
+                format!("{endpoint:?} is not an http(s) url like http://otel-collector:4318"),
+            ));
+        }
+    }
+    if !(0.0..=1.0).contains(&telemetry.sampling_ratio) {
+        return Err(ConfigError::at(
+            figment,
+            "telemetry.sampling_ratio",
+            "must be between 0.0 and 1.0",
+        ));
+    }
+    Ok(())
+}
+
 fn check_database(figment: &Figment, db: &DatabaseConfig) -> Result<(), ConfigError> {
     match &db.url {
         Some(url) => {

@@ -17,6 +17,7 @@ use cleave_kernel::events::RelaySettings;
 use cleave_kernel::events::Topic;
 use cleave_kernel::health::configure_health;
 use cleave_kernel::http::{CallerProof, HttpLimits, ServerStack};
+use cleave_kernel::metrics::{CallMetrics, configure_metrics};
 use cleave_kernel::module::{
     Assembly, AssemblyOptions, Contract, Placement, PlacementError, PlacementPlan,
 };
@@ -186,6 +187,18 @@ pub async fn nats_bus(settings: &Settings) -> anyhow::Result<Option<Arc<NatsBus>
     Ok(Some(bus))
 }
 
+/// The layers every module call of the process passes: its span, and metrics when
+/// `telemetry.metrics` is on (which installs the process's recorder).
+fn call_layers(settings: &Settings) -> CallLayers {
+    let mut layers: Vec<Arc<dyn cleave_kernel::call::CallLayer>> =
+        vec![Arc::new(cleave_kernel::telemetry::CallTracing)];
+    if settings.app.telemetry.metrics {
+        cleave_kernel::metrics::install();
+        layers.push(Arc::new(CallMetrics));
+    }
+    CallLayers::new(layers)
+}
+
 /// The modules of one process, placed, and the middleware they are served behind.
 #[derive(Clone)]
 pub struct Shop {
@@ -193,6 +206,8 @@ pub struct Shop {
     pub assembly: Arc<Assembly>,
     /// The middleware configuration.
     pub stack: ServerStack,
+    /// Whether `/metrics` is served (`telemetry.metrics`).
+    pub metrics: bool,
 }
 
 /// Builds the modules of this process.
@@ -218,7 +233,7 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
     let events = &settings.app.events;
     let nats = nats_bus(settings).await?;
     let options = AssemblyOptions {
-        layers: CallLayers::default(),
+        layers: call_layers(settings),
         db: db.clone(),
         configs: settings.modules.clone(),
         remote_settings: Box::new(move |m| remote_settings.remote_settings(m)),
@@ -288,6 +303,7 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
     Ok(Shop {
         assembly: Arc::new(assembly),
         stack,
+        metrics: settings.app.telemetry.metrics,
     })
 }
 
@@ -302,6 +318,9 @@ impl Shop {
     /// ones.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         configure_health(cfg, Arc::new(self.assembly.checks()));
+        if self.metrics {
+            configure_metrics(cfg, Arc::new(self.assembly.gauges()));
+        }
         self.assembly.configure(&MODULES, cfg);
         if !self.plan().hosted().contains(&storefront::MODULE) {
             // No shop here: `/` says what this process is, for the person who opens it.

@@ -28,7 +28,7 @@ enum Fault {
 /// A TCP proxy on a port of its own in front of `target`, injecting [`Fault`]s. It counts
 /// the attempts it refused (connections reset, requests on open ones dropped) and the
 /// answers it cut.
-struct FaultProxy {
+pub(crate) struct FaultProxy {
     port: u16,
     fault: Arc<std::sync::Mutex<Fault>>,
     refused: Arc<AtomicUsize>,
@@ -158,15 +158,15 @@ async fn carry(
 
 /// Identity, the catalog, and a process with currency, cart and recommendation calling the
 /// catalog (through a [`FaultProxy`] when asked, which is then put in the slot).
-struct Shop {
-    _identity: Cleave,
-    catalog: Cleave,
-    main: Cleave,
+pub(crate) struct Shop {
+    pub(crate) identity: Cleave,
+    pub(crate) catalog: Cleave,
+    pub(crate) main: Cleave,
     _dir: tempfile::TempDir,
 }
 
 impl Shop {
-    async fn start(proxy_to_catalog: Option<&mut Option<FaultProxy>>) -> Self {
+    pub(crate) async fn start(proxy_to_catalog: Option<&mut Option<FaultProxy>>) -> Self {
         // The main process's breakers stay open one second at a time.
         let breaker = [
             ("CLEAVE_REMOTE__BREAKER__OPEN_MS", "1000".to_owned()),
@@ -203,7 +203,7 @@ impl Shop {
         env.extend(breaker);
         let main = Cleave::serve(&["--modules", "currency,cart,recommendation"], &env);
         Self {
-            _identity: identity,
+            identity,
             catalog,
             main,
             _dir: dir,
@@ -305,16 +305,7 @@ async fn a_charge_whose_answer_is_cut_is_sent_again_with_its_reference_and_charg
     let dir = tempfile::tempdir().expect("dir");
     let pki = crate::helpers::Pki::made_by_cleave();
     let path = |f: &str| pki.path(f).display().to_string();
-    let tls = |db: &str| {
-        vec![
-            ("CLEAVE_DATABASE__URL", sqlite_in(dir.path(), db)),
-            ("CLEAVE_REMOTE__CA_FILE", path("ca.pem")),
-            ("CLEAVE_SERVER__TLS__CERT_FILE", path("server.pem")),
-            ("CLEAVE_SERVER__TLS__KEY_FILE", path("server.key")),
-            ("CLEAVE_SERVER__TLS__CLIENT_CA_FILE", path("ca.pem")),
-            ("CLEAVE_SERVER__TLS__CLIENT_CERT_REQUIRED", "false".into()),
-        ]
-    };
+    let tls = |db: &str| crate::helpers::tls_env(&pki, &sqlite_in(dir.path(), db), None);
     let cart = Cleave::serve(&["--modules", "identity,cart"], &tls("identity.db"));
     let mut payment_env = tls("payment.db");
     payment_env.push(("CLEAVE_MODULES__IDENTITY__URL", cart.https_base()));

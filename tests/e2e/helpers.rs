@@ -537,3 +537,23 @@ pub(crate) async fn cart_items(base: &str, user: &str, token: &str) -> Value {
     assert_eq!(cart.status, 200, "{cart:?}");
     cart.body["items"].clone()
 }
+
+/// The settings of a process that serves HTTPS and tells the module certificates of `pki`
+/// apart (checkout's may charge, refund and empty carts), trusting the deployment's CA for
+/// its own calls; identity at `identity` (`None`: hosted here).
+pub(crate) fn tls_env(pki: &Pki, db: &str, identity: Option<&str>) -> Vec<(&'static str, String)> {
+    let path = |f: &str| pki.path(f).display().to_string();
+    let mut env = vec![
+        ("CLEAVE_DATABASE__URL", db.to_owned()),
+        ("CLEAVE_REMOTE__CA_FILE", path("ca.pem")),
+        ("CLEAVE_SERVER__TLS__CERT_FILE", path("server.pem")),
+        ("CLEAVE_SERVER__TLS__KEY_FILE", path("server.key")),
+        ("CLEAVE_SERVER__TLS__CLIENT_CA_FILE", path("ca.pem")),
+        ("CLEAVE_SERVER__TLS__CLIENT_CERT_REQUIRED", "false".into()),
+        ("CLEAVE_SERVER__SHUTDOWN_TIMEOUT_SECS", "1".into()),
+    ];
+    if let Some(identity) = identity {
+        env.push(("CLEAVE_MODULES__IDENTITY__URL", identity.to_owned()));
+    }
+    env
+}

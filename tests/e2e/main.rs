@@ -11,6 +11,7 @@ mod events;
 mod faults;
 mod helpers;
 mod identity;
+mod observability;
 mod openapi;
 mod placements;
 mod process;

@@ -203,9 +203,12 @@ async fn every_request_log_line_carries_its_request_id() {
         ("log-trace-77", "/api/catalog/v1/products/NOPE", 404),
         ("log-trace-78", "/api/catalog/v1/products/OLJCESPC7Z", 200),
     ] {
+        // The caller's trace goes on: the line names it, and the request's own span.
+        let trace_id = format!("4bf92f3577b34da6a3ce929d0e0e47{}", &id[id.len() - 2..]);
         let res = crate::helpers::client()
             .get(format!("{}{path}", app.base()))
             .header("x-request-id", id)
+            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-00"))
             .send()
             .await
             .expect("send");
@@ -215,6 +218,17 @@ async fn every_request_log_line_carries_its_request_id() {
         assert_eq!(line["status"], status);
         assert_eq!(line["path"], path);
         assert_eq!(line["method"], "GET");
+        assert_eq!(line["request_id"], id);
+        assert_eq!(line["trace_id"], trace_id.as_str());
+        let span_id = line["span_id"].as_str().expect("span_id");
+        assert!(
+            span_id.len() == 16 && span_id != "00f067aa0ba902b7",
+            "the request's own span: {line}"
+        );
+        assert_eq!(
+            line["spans"][0]["request_id"], id,
+            "enclosing spans: {line}"
+        );
     }
 }
 
@@ -320,7 +334,7 @@ async fn start_up_says_once_what_runs_where_and_a_503_page_logs_its_cause() {
         .expect("send");
     assert_eq!(res.status(), 503);
     let line = app.wait_for_log(|v| {
-        v["message"] == "page unavailable (503)" && v["span"]["request_id"] == "page-503-cause"
+        v["message"] == "page unavailable (503)" && v["request_id"] == "page-503-cause"
     });
     assert_eq!(line["level"], "WARN");
     assert!(

@@ -98,6 +98,7 @@ async fn an_order_placed_event_sends_one_confirmation_even_when_delivered_twice(
             payload: serde_json_string(&placed(&order_id)),
             request_id: "r".into(),
             created_at_ms: 0,
+            traceparent: None,
         };
         bus.publish(&event).await.expect("redeliver");
 

@@ -593,6 +593,7 @@ impl Service<RemoteRequest> for HttpTransport {
         {
             headers.insert(CONTENT_TYPE, ct);
         }
+        crate::telemetry::inject_current(&mut headers);
         if let Some(op) = req.op {
             headers.insert(H_OPERATION, HeaderValue::from_static(op.id));
             let safe = if op.repeat.is_safe(req.keyed) {
@@ -799,6 +800,8 @@ impl Step for Bulkhead {
     {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let (module, limit) = (self.module, self.limit);
+            metrics::counter!(crate::metrics::REMOTE_REFUSED, "callee" => module, "reason" => "bulkhead")
+                .increment(1);
             return Box::pin(async move { Err(RemoteError::Overloaded { module, limit }) });
         };
         let fut = inner.call(req);
@@ -894,8 +897,11 @@ impl tower::retry::Policy<RemoteRequest, RemoteResponse, RemoteError> for RetryP
         }
         if !self.budget.withdraw() {
             tracing::debug!(module = self.module, "retry budget spent; not retrying");
+            metrics::counter!(crate::metrics::REMOTE_REFUSED, "callee" => self.module, "reason" => "retry_budget")
+                .increment(1);
             return None;
         }
+        metrics::counter!(crate::metrics::REMOTE_RETRIES, "callee" => self.module).increment(1);
         tracing::debug!(
             module = self.module,
             try_number = self.tries + 1,
@@ -941,6 +947,8 @@ impl Step for Breaking {
         let breaker = self.0.clone();
         let module = breaker.module;
         if let Err(wait) = breaker.admit() {
+            metrics::counter!(crate::metrics::REMOTE_REFUSED, "callee" => module, "reason" => "breaker")
+                .increment(1);
             return Box::pin(async move {
                 Err(RemoteError::CircuitOpen {
                     module,

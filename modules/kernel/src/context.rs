@@ -23,6 +23,8 @@ pub const DEADLINE_HEADER: &str = "x-cleave-deadline-ms";
 struct Scope {
     request_id: RequestId,
     deadline: Option<Instant>,
+    /// Whether the request's trace is sampled (its spans exported).
+    sampled: bool,
     /// Headers the work asked to add to the request's answer (see [`mark_answer`]); the task
     /// serving the request is the only one to touch them.
     marks: std::cell::RefCell<Vec<(&'static str, &'static str)>>,
@@ -61,16 +63,25 @@ pub fn current_request_id() -> Option<RequestId> {
     CURRENT.try_with(|s| s.request_id.clone()).ok()
 }
 
-/// `fut` as the work of request `request_id` with `deadline`: [`current_request_id`] and
-/// [`CallContext::current`] answer them inside.
+/// Whether the trace of the request the current task serves is sampled (its spans are
+/// exported); `false` outside a request.
+pub fn current_trace_sampled() -> bool {
+    CURRENT.try_with(|s| s.sampled).unwrap_or(false)
+}
+
+/// `fut` as the work of request `request_id` with `deadline`, its trace `sampled` or not:
+/// [`current_request_id`], [`CallContext::current`] and [`current_trace_sampled`] answer
+/// them inside.
 pub fn within_request<F: std::future::Future>(
     request_id: RequestId,
     deadline: Option<Instant>,
+    sampled: bool,
     fut: F,
 ) -> impl std::future::Future<Output = F::Output> {
     let scope = Scope {
         request_id,
         deadline,
+        sampled,
         marks: std::cell::RefCell::default(),
     };
     CURRENT.scope(scope, fut)

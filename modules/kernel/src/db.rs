@@ -19,6 +19,42 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
+/// Sets [`crate::metrics::DB_POOL_CONNECTIONS`] and [`crate::metrics::DB_POOL_MAX`] from the
+/// pool of a connection.
+pub struct PoolGauges(pub DatabaseConnection);
+
+#[async_trait]
+impl crate::metrics::Gauges for PoolGauges {
+    async fn record(&self) {
+        use sea_orm::DbBackend;
+        let (size, idle, max) = match self.0.get_database_backend() {
+            DbBackend::Sqlite => {
+                let pool = self.0.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            DbBackend::Postgres => {
+                let pool = self.0.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            _ => return,
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "idle")
+            .set(f64::from(idle));
+        metrics::gauge!(crate::metrics::DB_POOL_CONNECTIONS, "state" => "in_use")
+            .set(f64::from(size - idle));
+        metrics::gauge!(crate::metrics::DB_POOL_MAX).set(f64::from(max));
+    }
+}
+
 /// Connects, creating the SQLite file and its directory when needed.
 ///
 /// SQLite runs in WAL mode (readers do not block the writer) with full fsync, so a committed

@@ -51,6 +51,9 @@ pub struct Event {
     pub request_id: String,
     /// When it was enqueued, milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// The W3C `traceparent` of the work that produced it: its handlers' spans link to that
+    /// trace.
+    pub traceparent: Option<String>,
 }
 
 impl Event {
@@ -114,6 +117,7 @@ pub(crate) mod outbox {
         pub(crate) attempts: i32,
         pub(crate) next_attempt_at_ms: i64,
         pub(crate) last_error: Option<String>,
+        pub(crate) traceparent: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -152,6 +156,7 @@ pub async fn enqueue<T: Topic>(
         attempts: ActiveValue::Set(0),
         next_attempt_at_ms: ActiveValue::Set(now),
         last_error: ActiveValue::Set(None),
+        traceparent: ActiveValue::Set(crate::telemetry::current_traceparent()),
     })
     .exec_without_returning(conn)
     .await?;
@@ -199,6 +204,41 @@ pub async fn stats(conn: &impl ConnectionTrait) -> Result<OutboxStats, EventErro
         .count(conn)
         .await?;
     Ok(OutboxStats { pending, published })
+}
+
+/// Sets [`crate::metrics::OUTBOX_PENDING`] and [`crate::metrics::OUTBOX_OLDEST_AGE`] from the
+/// outbox of a database.
+pub struct OutboxGauges(pub DatabaseConnection);
+
+#[async_trait]
+impl crate::metrics::Gauges for OutboxGauges {
+    async fn record(&self) {
+        use sea_orm::PaginatorTrait;
+        let pending = outbox::Entity::find()
+            .filter(outbox::Column::PublishedAtMs.is_null())
+            .count(&self.0)
+            .await;
+        let oldest = outbox::Entity::find()
+            .filter(outbox::Column::PublishedAtMs.is_null())
+            .order_by_asc(outbox::Column::CreatedAtMs)
+            .one(&self.0)
+            .await;
+        match (pending, oldest) {
+            (Ok(pending), Ok(oldest)) => {
+                let age_ms = oldest.map_or(0, |row| {
+                    Ord::max(now_ms().saturating_sub(row.created_at_ms), 0)
+                });
+                #[allow(clippy::cast_precision_loss)]
+                {
+                    metrics::gauge!(crate::metrics::OUTBOX_PENDING).set(pending as f64);
+                    metrics::gauge!(crate::metrics::OUTBOX_OLDEST_AGE).set(age_ms as f64 / 1000.0);
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "outbox gauges not read");
+            }
+        }
+    }
 }
 
 /// An event not yet accepted by the bus (`cleave events pending`).
@@ -360,7 +400,7 @@ impl EventBus for InProcessBus {
         // only when all succeeded, and a redelivery reaches all again (they dedupe).
         let mut failure = None;
         for (name, subscriber) in targets {
-            if let Err(e) = subscriber.handle(event).await {
+            if let Err(e) = deliver_to(name, subscriber.as_ref(), event).await {
                 failure = Some(EventError::Handler {
                     subscriber: name.to_owned(),
                     reason: e.to_string(),
@@ -369,6 +409,33 @@ impl EventBus for InProcessBus {
         }
         failure.map_or(Ok(()), Err)
     }
+}
+
+/// Hands `event` to subscriber `name` in a span of its own, linked to the trace that produced
+/// the event, and counts the delivery.
+///
+/// # Errors
+/// The subscriber's.
+pub async fn deliver_to(
+    name: &'static str,
+    subscriber: &dyn Subscriber,
+    event: &Event,
+) -> Result<(), EventError> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "event_delivery",
+        otel.name = %format_args!("{} {name}", event.topic),
+        otel.kind = "consumer",
+        topic = %event.topic,
+        subscriber = name,
+        event_id = %event.id,
+    );
+    if let Some(producer) = &event.traceparent {
+        crate::telemetry::link_to(&span, producer);
+    }
+    let handled = subscriber.handle(event).instrument(span).await;
+    crate::metrics::record_handled(event.topic.clone(), name, handled.is_ok());
+    handled
 }
 
 /// Settings of the relay (`[events]`).
@@ -520,8 +587,16 @@ pub async fn relay_pass(
             payload: row.payload.clone(),
             request_id: row.request_id.clone(),
             created_at_ms: row.created_at_ms,
+            traceparent: row.traceparent.clone(),
         };
-        match bus.publish(&event).await {
+        let published = bus.publish(&event).await;
+        metrics::counter!(
+            crate::metrics::EVENTS_RELAYED,
+            "topic" => row.topic.clone(),
+            "outcome" => if published.is_ok() { "ok" } else { "failed" },
+        )
+        .increment(1);
+        match published {
             Ok(()) => {
                 outbox::Entity::update_many()
                     .col_expr(outbox::Column::PublishedAtMs, Expr::value(now_ms()))

@@ -35,6 +35,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod module;
 pub mod nats;
 pub mod openapi;

@@ -37,6 +37,8 @@ const MESSAGE_ID: &str = "Nats-Msg-Id";
 const EVENT_ID: &str = "Cleave-Event-Id";
 /// The header carrying the request that caused an event.
 const REQUEST_ID: &str = "Cleave-Request-Id";
+/// Header of an event message: the W3C trace context of the work that produced it.
+const TRACEPARENT: &str = "traceparent";
 /// The header carrying when an event was enqueued (ms since the epoch).
 const CREATED_AT: &str = "Cleave-Created-At-Ms";
 /// Headers of a dead letter: who failed, and why.
@@ -344,6 +346,9 @@ impl EventBus for NatsBus {
         headers.insert(EVENT_ID, event.id.to_string().as_str());
         headers.insert(REQUEST_ID, event.request_id.as_str());
         headers.insert(CREATED_AT, event.created_at_ms.to_string().as_str());
+        if let Some(traceparent) = &event.traceparent {
+            headers.insert(TRACEPARENT, traceparent.as_str());
+        }
         let ack = self
             .js
             .publish_with_headers(
@@ -454,6 +459,7 @@ fn decode(topic: &str, message: &jetstream::Message) -> Option<Event> {
             created_at_ms: header(CREATED_AT)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_default(),
+            traceparent: header(TRACEPARENT),
         })
 }
 
@@ -470,7 +476,7 @@ async fn deliver(
     let delivered = message.info().map_or(1, |i| i.delivered);
     let decoded = decode(topic, &message);
     let outcome = match &decoded {
-        Some(event) => subscriber.handle(event).await,
+        Some(event) => crate::events::deliver_to(name, subscriber, event).await,
         None => Err(EventError::Payload(
             "a message without an event id or with a non-UTF-8 payload".into(),
         )),
@@ -496,6 +502,8 @@ async fn deliver(
             .await
             .map_err(broker)?;
             message.ack_with(AckKind::Term).await.map_err(broker)?;
+            metrics::counter!(crate::metrics::EVENTS_DEAD_LETTERED, "topic" => topic, "subscriber" => name)
+                .increment(1);
             tracing::error!(subscriber = name, topic, event_id, delivered, error = %e, "event moved to the dead letters");
         }
         Err(e) => {

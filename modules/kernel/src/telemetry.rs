@@ -1,14 +1,30 @@
-//! Logs: JSON lines by default (one object per event, with the request id of the enclosing
-//! request span), human-readable when a terminal asks. Written to stdout by a background
-//! thread so a slow terminal or pipe does not stall request handling.
+//! Logs and traces.
+//!
+//! Logs: JSON lines by default (one object per event with the `trace_id`, `span_id` and
+//! `request_id` of the request it belongs to, the fields of its innermost span under `span`
+//! and of every enclosing span under `spans`), human-readable when a terminal asks. Written to
+//! stdout by a background thread so a slow terminal or pipe does not stall request handling.
+//!
+//! Traces: OpenTelemetry, through `tracing` spans (tracing-opentelemetry). The edge reads W3C
+//! Trace Context (`traceparent`, `tracestate`) or starts a trace; remote calls and forwarded
+//! routes carry it on. Spans go out with OTLP over HTTP when `telemetry.otlp_endpoint` is set;
+//! otherwise nothing is sampled and a span costs its ids only.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use serde::{Deserialize, Serialize};
-use tracing_appender::non_blocking::NonBlockingBuilder;
-/// Keeps the log writer thread alive; dropping it flushes queued lines.
-pub use tracing_appender::non_blocking::WorkerGuard as LogGuard;
+use tracing::dispatcher::WeakDispatch;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::call::{BoxFuture, CallInfo, CallLayer, Locality, Next, Outcome};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -61,15 +77,63 @@ pub fn parse_filter(filter: &str) -> Result<EnvFilter, String> {
     Ok(parsed)
 }
 
-/// Installs the global subscriber. Keep the returned guard alive until exit: dropping it
-/// flushes the lines still queued.
+/// Where and how traces go (`[telemetry]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSettings {
+    /// The OTLP/HTTP endpoint (`http://collector:4318`); `None`: traces are not exported.
+    pub otlp_endpoint: Option<String>,
+    /// Share of the traces started here that are exported.
+    pub sampling_ratio: f64,
+    /// The service name of this process's spans.
+    pub service_name: String,
+}
+
+/// Keeps logs and traces going; dropping it flushes the queued log lines and the spans not
+/// yet exported (off the async runtime's threads: the exporter blocks).
+pub struct TelemetryGuard {
+    _log: WorkerGuard,
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            // The batch exporter's blocking HTTP client must not run on a runtime thread.
+            let _ = std::thread::spawn(move || {
+                let _ = provider.force_flush();
+                let _ = provider.shutdown();
+            })
+            .join();
+        }
+    }
+}
+
+/// Whether spans are exported (`telemetry.otlp_endpoint` set): request spans then get their
+/// route as name.
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process exports spans.
+pub fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The dispatcher installed by [`init`], for the log layer to read span ids with.
+static DISPATCH: OnceLock<WeakDispatch> = OnceLock::new();
+
+/// Installs the global subscriber: the log filter, the OpenTelemetry layer and the log
+/// writer. Keep the returned guard alive until exit.
 ///
 /// `filter` is an `EnvFilter` directive such as `info` or `info,cleave_kernel=debug`;
 /// `RUST_LOG`, when set, wins.
 ///
 /// # Errors
-/// When the filter does not parse or a subscriber is already installed.
-pub fn init(format: LogFormat, filter: &str) -> Result<LogGuard, String> {
+/// When the filter does not parse, the exporter cannot be built, or a subscriber is already
+/// installed.
+pub fn init(
+    format: LogFormat,
+    filter: &str,
+    traces: &TraceSettings,
+) -> Result<TelemetryGuard, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(from_env) if !from_env.is_empty() => parse_filter(&from_env),
         _ => check_filter(filter).and_then(|()| parse_filter(filter)),
@@ -80,22 +144,228 @@ pub fn init(format: LogFormat, filter: &str) -> Result<LogGuard, String> {
         LogFormat::Pretty => true,
         LogFormat::Auto => std::io::stdout().is_terminal(),
     };
-    let (writer, guard) = NonBlockingBuilder::default()
+    let provider = tracer_provider(traces)?;
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("cleave"))
+        .with_location(false)
+        .with_threads(false)
+        .with_level(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false);
+    let (writer, log_guard) = NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let result = if pretty {
-        builder.with_target(false).try_init()
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let dispatch = if pretty {
+        tracing::Dispatch::new(
+            registry.with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(writer),
+            ),
+        )
     } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init()
+        tracing::Dispatch::new(registry.with(json_lines(writer)))
     };
-    result.map_err(|e| e.to_string())?;
-    Ok(guard)
+    let _ = DISPATCH.set(dispatch.downgrade());
+    tracing::dispatcher::set_global_default(dispatch).map_err(|e| e.to_string())?;
+    let exporting = traces.otlp_endpoint.is_some();
+    EXPORTING.store(exporting, std::sync::atomic::Ordering::Relaxed);
+    Ok(TelemetryGuard {
+        _log: log_guard,
+        provider: exporting.then_some(provider),
+    })
+}
+
+/// The tracer provider: sampling at `sampling_ratio` (a caller's decision kept) with an OTLP
+/// exporter, or none sampled without an endpoint.
+fn tracer_provider(traces: &TraceSettings) -> Result<SdkTracerProvider, String> {
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(traces.service_name.clone())
+        .build();
+    let builder = SdkTracerProvider::builder().with_resource(resource);
+    let Some(endpoint) = &traces.otlp_endpoint else {
+        return Ok(builder.with_sampler(Sampler::AlwaysOff).build());
+    };
+    use opentelemetry_otlp::WithExportConfig;
+    let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    // The blocking HTTP client must be built off the async runtime's threads.
+    let exporter = std::thread::spawn(move || {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(url)
+            .with_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("telemetry.otlp_endpoint: cannot build the OTLP exporter: {e}"))
+    })
+    .join()
+    .map_err(|_| "telemetry.otlp_endpoint: building the OTLP exporter panicked".to_owned())??;
+    Ok(builder
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            traces.sampling_ratio,
+        ))))
+        .with_batch_exporter(exporter)
+        .build())
+}
+
+/// The JSON log layer: level, time, target, the event's fields at the top, the trace, span
+/// and request ids, the innermost span (`span`) and every enclosing one (`spans`).
+fn json_lines<S, W>(writer: W) -> json_subscriber::JsonLayer<S, W>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    let mut layer = json_subscriber::JsonLayer::new(writer);
+    layer
+        .with_timer("timestamp", tracing_subscriber::fmt::time::SystemTime)
+        .with_level("level")
+        .with_target("target")
+        .with_flattened_event()
+        .with_current_span("span")
+        .with_span_list("spans");
+    layer.add_multiple_dynamic_fields(|event, ctx, writer| {
+        if let Some(id) = crate::context::current_request_id() {
+            let _ = writer.write_field("request_id", id.as_str());
+        }
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let Some(dispatch) = DISPATCH.get().and_then(WeakDispatch::upgrade) else {
+            return;
+        };
+        if let Some(cx) = tracing_opentelemetry::get_otel_context(&span.id(), &dispatch) {
+            let otel = cx.span();
+            let ids = otel.span_context();
+            if ids.is_valid() {
+                let _ = writer.write_field("trace_id", ids.trace_id().to_string());
+                let _ = writer.write_field("span_id", ids.span_id().to_string());
+            }
+        }
+    });
+    layer
+}
+
+/// Reads W3C Trace Context from actix request headers.
+struct ActixHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl Extractor for ActixHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .map(actix_web::http::header::HeaderName::as_str)
+            .collect()
+    }
+}
+
+/// Writes W3C Trace Context into outgoing (reqwest) request headers.
+struct ReqwestHeaders<'a>(&'a mut reqwest::header::HeaderMap);
+
+impl Injector for ReqwestHeaders<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(key.as_bytes()),
+            reqwest::header::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// Makes `span` (a request's) continue the trace of the caller's `traceparent`, if any, and
+/// says whether the trace is sampled (exported).
+pub fn continue_trace(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) -> bool {
+    if headers.contains_key("traceparent") {
+        let parent = TraceContextPropagator::new().extract(&ActixHeaders(headers));
+        let _ = span.set_parent(parent);
+    }
+    span.context().span().span_context().is_sampled()
+}
+
+/// Adds the trace context of the current span (`traceparent`, `tracestate`) to the headers
+/// of a request going to another process.
+pub fn inject_current(headers: &mut reqwest::header::HeaderMap) {
+    let cx = tracing::Span::current().context();
+    if cx.span().span_context().is_valid() {
+        TraceContextPropagator::new().inject_context(&cx, &mut ReqwestHeaders(headers));
+    }
+}
+
+/// The current span's trace context as a `traceparent` value, to store with what is handled
+/// later (an event in the outbox); `None` outside a trace.
+pub fn current_traceparent() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Links `span` (an event handler's) to the trace that produced the event, from its stored
+/// `traceparent`.
+pub fn link_to(span: &tracing::Span, traceparent: &str) {
+    let mut carrier = std::collections::HashMap::new();
+    carrier.insert("traceparent".to_owned(), traceparent.to_owned());
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    let producer = cx.span().span_context().clone();
+    if producer.is_valid() {
+        span.add_link(producer);
+    }
+}
+
+/// The call layer giving module calls their spans: every remote call (its context goes with
+/// the request), and local calls of sampled traces (unsampled ones would only add cost).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CallTracing;
+
+impl CallLayer for CallTracing {
+    fn around<'a>(&'a self, call: &'a CallInfo<'a>, next: Next<'a>) -> BoxFuture<'a, Outcome> {
+        if call.locality == Locality::Local && !crate::context::current_trace_sampled() {
+            return next.run();
+        }
+        let span = tracing::info_span!(
+            "module_call",
+            otel.name = call.op.id,
+            otel.kind = if call.locality == Locality::Remote {
+                "client"
+            } else {
+                "internal"
+            },
+            otel.status_code = tracing::field::Empty,
+            caller = call.caller,
+            callee = call.callee,
+            operation = call.op.id,
+            placement = call.locality.as_str(),
+            outcome = tracing::field::Empty,
+        );
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let outcome = next.run().await;
+                let current = tracing::Span::current();
+                match &outcome {
+                    Outcome::Ok => {
+                        current.record("outcome", "ok");
+                    }
+                    Outcome::Failed { code, status } => {
+                        current.record("outcome", *code);
+                        if *status >= 500 {
+                            current.record("otel.status_code", "ERROR");
+                        }
+                    }
+                    Outcome::Refused { .. } => {
+                        current.record("outcome", "refused");
+                        current.record("otel.status_code", "ERROR");
+                    }
+                }
+                outcome
+            },
+            span,
+        ))
+    }
 }

@@ -55,6 +55,7 @@ fn event(topic: &str) -> Event {
         payload: r#"{"n":1}"#.into(),
         request_id: "nats-test".into(),
         created_at_ms: 1,
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
     }
 }
 

@@ -36,20 +36,51 @@ pub async fn request_scope(
     let request_id = ctx.request_id().clone();
     let deadline = ctx.deadline();
     req.extensions_mut().insert(ctx);
-
-    let method = req.method().clone();
-    let path = req.path().to_owned();
+    // Span fields are formatted on every request, so they are few; the route template and
+    // the span's name only when traces are exported (the access line has method and path).
+    let route = crate::telemetry::exporting().then(|| route_of(req.request()));
+    let name = route.as_ref().map(|r| format!("{} {r}", req.method()));
+    let span = tracing::info_span!(
+        "request",
+        otel.name = name.as_deref(),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        request_id = %request_id,
+        http.route = route.as_deref(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let sampled = crate::telemetry::continue_trace(&span, req.headers());
     let log_every_request = limits.log_every_request;
-    // Only the request id lives in the span: span fields are formatted on every request, so
-    // keep them few. Method and path go on the access line.
-    let span = tracing::info_span!("request", request_id = %request_id);
-    let started = Instant::now();
-    let (res, marks) = within_request(
+    within_request(
         request_id.clone(),
         deadline,
-        marked(next.call(req).instrument(span.clone())),
+        sampled,
+        answer(req, next, span, request_id, sampled, log_every_request),
     )
-    .await;
+    .await
+}
+
+/// The route template a request matched (`/api/catalog/v1/products/{id}`), or `unmatched`:
+/// a label that does not grow with the ids in paths.
+fn route_of(req: &HttpRequest) -> String {
+    req.match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned())
+}
+
+/// The rest of [`request_scope`], inside the request's scope (so its own log lines carry the
+/// request id too).
+async fn answer(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    span: tracing::Span,
+    request_id: RequestId,
+    sampled: bool,
+    log_every_request: bool,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let started = Instant::now();
+    let (res, marks) = marked(next.call(req).instrument(span.clone())).await;
     let res = match res {
         Ok(res) => res,
         Err(e) => {
@@ -77,6 +108,14 @@ pub async fn request_scope(
     let status = res.status();
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let code = status.as_u16();
+    let route = route_of(res.request());
+    if sampled {
+        span.record("http.response.status_code", code);
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    crate::metrics::record_request(&method, route, code, started);
     span.in_scope(|| {
         if status.is_server_error() {
             tracing::warn!(status = code, %method, %path, elapsed_us, "request completed");

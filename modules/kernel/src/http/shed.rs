@@ -54,6 +54,7 @@ impl InFlight {
     /// Counts a refusal; at most once a second, says how many there were.
     fn note_refusal(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::HTTP_SHED).increment(1);
         let second = crate::events::now_ms().unsigned_abs() / 1000;
         if self.warned_at.swap(second, Ordering::Relaxed) != second {
             let refused = self.refused.swap(0, Ordering::Relaxed);
@@ -91,7 +92,8 @@ pub(crate) fn admit(req: &ServiceRequest) -> Result<Option<Admitted>, Shed> {
     let Some(in_flight) = req.app_data::<web::Data<InFlight>>() else {
         return Ok(None);
     };
-    if req.path().starts_with("/health/") {
+    // Probes and scrapes are answered even while shedding: they say what is going on.
+    if req.path().starts_with("/health/") || req.path() == "/metrics" {
         return Ok(None);
     }
     if in_flight.now.fetch_add(1, Ordering::Relaxed) >= in_flight.limit {

@@ -302,6 +302,23 @@ impl ReadinessCheck for RemoteReadiness {
     }
 }
 
+/// Sets [`crate::metrics::BREAKER_STATE`] of every remote module.
+struct BreakerGauges(Vec<RemoteClient>);
+
+#[async_trait::async_trait]
+impl crate::metrics::Gauges for BreakerGauges {
+    async fn record(&self) {
+        for client in &self.0 {
+            let state = match client.breaker() {
+                crate::resilience::BreakerState::Closed => 0.0,
+                crate::resilience::BreakerState::HalfOpen => 1.0,
+                crate::resilience::BreakerState::Open => 2.0,
+            };
+            metrics::gauge!(crate::metrics::BREAKER_STATE, "callee" => client.module()).set(state);
+        }
+    }
+}
+
 /// The modules of one process, placed: what routes, readiness and the modules' own
 /// dependencies are built from.
 pub struct Assembly {
@@ -484,6 +501,19 @@ impl Assembly {
     /// What `/health/ready` checks: the database and every remote module.
     pub fn checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {
         self.checks.clone()
+    }
+
+    /// What `/metrics` reads when scraped: the breaker of every remote module, and the
+    /// database pool and the outbox when the process has a database.
+    pub fn gauges(&self) -> Vec<Arc<dyn crate::metrics::Gauges>> {
+        let mut gauges: Vec<Arc<dyn crate::metrics::Gauges>> = vec![Arc::new(BreakerGauges(
+            self.remotes.values().cloned().collect(),
+        ))];
+        if let Some(db) = &self.db {
+            gauges.push(Arc::new(crate::db::PoolGauges(db.clone())));
+            gauges.push(Arc::new(crate::events::OutboxGauges(db.clone())));
+        }
+        gauges
     }
 
     /// Serves every module's routes (hosted), forwards them (remote) or answers 503
