@@ -208,6 +208,8 @@ pub struct Shop {
     pub stack: ServerStack,
     /// Whether `/metrics` is served (`telemetry.metrics`).
     pub metrics: bool,
+    /// The operator page's view of this process.
+    pub operator: Arc<cleave_kernel::operator::Operator>,
 }
 
 /// Builds the modules of this process.
@@ -301,6 +303,7 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         },
     };
     Ok(Shop {
+        operator: Arc::new(assembly.operator(crate::VERSION)),
         assembly: Arc::new(assembly),
         stack,
         metrics: settings.app.telemetry.metrics,
@@ -321,6 +324,7 @@ impl Shop {
         if self.metrics {
             configure_metrics(cfg, Arc::new(self.assembly.gauges()));
         }
+        cleave_kernel::operator::configure_operator(cfg, self.operator.clone());
         self.assembly.configure(&MODULES, cfg);
         if !self.plan().hosted().contains(&storefront::MODULE) {
             // No shop here: `/` says what this process is, for the person who opens it.

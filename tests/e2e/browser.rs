@@ -78,6 +78,130 @@ async fn a_shopper_browses_adds_to_cart_changes_currency_and_checks_out_in_chrom
     closed.expect("the browser session closes");
 }
 
+#[tokio::test]
+async fn an_admin_sees_every_process_its_call_edges_and_slowest_requests_in_chromium() {
+    require_browser();
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("operator");
+    std::fs::create_dir_all(&shots)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", shots.display()));
+    println!("operator page screenshot: {}", shots.display());
+
+    // Identity, the catalog, and a process calling both.
+    let shop = crate::faults::Shop::start(None).await;
+    let base = shop.main.base();
+    let recommend = "/api/recommendation/v1/recommendations?user_id=u&product_ids=OLJCESPC7Z";
+    for _ in 0..5 {
+        assert_eq!(crate::helpers::get(&base, recommend).await.status, 200);
+    }
+    let identity_db = shop.db("identity.db");
+    let admin = crate::helpers::issued_token(&identity_db, "ops", "admin");
+    let shopper = crate::helpers::issued_token(&identity_db, "shopper-1", "shopper");
+    // Only admins: no token is a 401, a shopper's a 403.
+    let page = "/_cleave/";
+    crate::helpers::call_as(&base, reqwest::Method::GET, page, None, None)
+        .await
+        .assert_problem(401, "auth.unauthenticated");
+    crate::helpers::call_as(&base, reqwest::Method::GET, page, None, Some(&shopper))
+        .await
+        .assert_problem(403, "auth.forbidden");
+
+    let driver = ChromeDriver::start().await;
+    let profile = tempfile::tempdir().expect("a temporary Chromium profile directory");
+    let client = open_browser(&driver, profile.path()).await;
+    let outcome = AssertUnwindSafe(operate(&client, &base, &admin, &shots))
+        .catch_unwind()
+        .await;
+    let closed = client.close().await;
+    drop(driver);
+    drop(profile);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    closed.expect("the browser session closes");
+}
+
+/// The admin, signed in (the browser's token cookie), opens the operator page.
+async fn operate(client: &Client, base: &str, admin: &str, shots: &Path) {
+    // The cookie belongs to the process's origin: open it first (by name: browsers set no
+    // cookie for an IP address through WebDriver).
+    let base = base.replace("127.0.0.1", "localhost");
+    client
+        .goto(&format!("{base}/health/live"))
+        .await
+        .expect("open the origin");
+    // As the shop's sign-in sets it (SameSite=Lax; WebDriver's default, None, needs Secure).
+    let cookie = fantoccini::cookies::Cookie::parse(format!(
+        "{}={admin}; Domain=localhost; Path=/; HttpOnly; SameSite=Lax",
+        cleave_kernel::auth::TOKEN_COOKIE
+    ))
+    .expect("a cookie");
+    client
+        .add_cookie(cookie)
+        .await
+        .expect("the admin's token cookie");
+    client
+        .goto(&format!("{base}/_cleave/"))
+        .await
+        .expect("open the operator page");
+    wait_for(client, "#placement", "the operator page").await;
+
+    // Where each module runs, and one section per process: this one and the two it calls.
+    let placement = text(client, "table").await;
+    assert!(
+        placement.contains("recommendation here")
+            && placement.contains("catalog http://127.0.0.1:"),
+        "{placement}"
+    );
+    let sections = client
+        .find_all(Locator::Css("section.process"))
+        .await
+        .expect("sections");
+    assert_eq!(sections.len(), 3, "this process, catalog's and identity's");
+    let mut hosts = Vec::new();
+    for section in &sections {
+        hosts.push(text_in(section, "p").await);
+    }
+    for module in ["recommendation", "catalog", "identity"] {
+        assert!(
+            hosts.iter().any(|h| h
+                .split_once("hosts ")
+                .is_some_and(|(_, list)| list.split(", ").any(|m| m == module))),
+            "a process hosting {module}: {hosts:?}"
+        );
+    }
+    // This process's edge to the catalog, with the five calls made, and the catalog's side.
+    let edges = text_in(&sections[0], "table.edges").await;
+    let edge = edges
+        .lines()
+        .find(|l| l.starts_with("recommendation catalog remote"))
+        .unwrap_or_else(|| panic!("recommendation -> catalog: {edges}"));
+    let calls: u64 = edge
+        .split_whitespace()
+        .nth(3)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("calls in {edge}"));
+    assert!(calls >= 5, "{edge}");
+    let mut served = false;
+    for section in &sections[1..] {
+        served |= text_in(section, "table.edges")
+            .await
+            .lines()
+            .any(|l| l.starts_with("edge catalog local"));
+    }
+    assert!(served, "the catalog process shows the calls it served");
+    // Breakers, and the slowest requests with their trace ids.
+    let breakers = text_in(&sections[0], "table.breakers").await;
+    assert!(breakers.contains("catalog closed"), "{breakers}");
+    let slowest = text_in(&sections[0], "table.slowest").await;
+    assert!(
+        slowest
+            .split_whitespace()
+            .any(|w| w.len() == 32 && w.chars().all(|c| c.is_ascii_hexdigit())),
+        "a trace id among the slowest requests: {slowest}"
+    );
+    screenshot(client, shots, "operator.png").await;
+}
+
 /// The shopper's visit, page by page.
 async fn shop(client: &Client, app: &TestApp, shots: &Path) {
     // Home: the shop's name, every product as a card.

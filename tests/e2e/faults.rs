@@ -166,6 +166,12 @@ pub(crate) struct Shop {
 }
 
 impl Shop {
+    /// The url of the SQLite database `name` of the shop's processes (`identity.db`,
+    /// `catalog.db`, `main.db`).
+    pub(crate) fn db(&self, name: &str) -> String {
+        sqlite_in(self._dir.path(), name)
+    }
+
     pub(crate) async fn start(proxy_to_catalog: Option<&mut Option<FaultProxy>>) -> Self {
         // The main process's breakers stay open one second at a time.
         let breaker = [

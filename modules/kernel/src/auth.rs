@@ -131,6 +131,10 @@ pub trait KeySource: Send + Sync {
     async fn jwks(&self) -> Result<Jwks, String>;
 }
 
+/// The cookie holding a signed-in user's access token in a browser (set by the storefront's
+/// sign-in; read by the storefront's pages and the operator page).
+pub const TOKEN_COOKIE: &str = "shop_token";
+
 /// Why a request is not authenticated or not allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, cleave_macros::ApiError)]
 #[api(module = "auth", no_refusals)]

@@ -23,8 +23,8 @@ pub const DEADLINE_HEADER: &str = "x-cleave-deadline-ms";
 struct Scope {
     request_id: RequestId,
     deadline: Option<Instant>,
-    /// Whether the request's trace is sampled (its spans exported).
-    sampled: bool,
+    /// The request's trace.
+    trace: crate::telemetry::Trace,
     /// Headers the work asked to add to the request's answer (see [`mark_answer`]); the task
     /// serving the request is the only one to touch them.
     marks: std::cell::RefCell<Vec<(&'static str, &'static str)>>,
@@ -63,25 +63,24 @@ pub fn current_request_id() -> Option<RequestId> {
     CURRENT.try_with(|s| s.request_id.clone()).ok()
 }
 
-/// Whether the trace of the request the current task serves is sampled (its spans are
-/// exported); `false` outside a request.
-pub fn current_trace_sampled() -> bool {
-    CURRENT.try_with(|s| s.sampled).unwrap_or(false)
+/// The trace of the request the current task serves (see [`crate::telemetry::Trace`]);
+/// `None` outside a request.
+pub fn current_trace() -> Option<crate::telemetry::Trace> {
+    CURRENT.try_with(|s| s.trace).ok()
 }
 
-/// `fut` as the work of request `request_id` with `deadline`, its trace `sampled` or not:
-/// [`current_request_id`], [`CallContext::current`] and [`current_trace_sampled`] answer
-/// them inside.
+/// `fut` as the work of request `request_id` with `deadline`, in `trace`:
+/// [`current_request_id`], [`CallContext::current`] and [`current_trace`] answer them inside.
 pub fn within_request<F: std::future::Future>(
     request_id: RequestId,
     deadline: Option<Instant>,
-    sampled: bool,
+    trace: crate::telemetry::Trace,
     fut: F,
 ) -> impl std::future::Future<Output = F::Output> {
     let scope = Scope {
         request_id,
         deadline,
-        sampled,
+        trace,
         marks: std::cell::RefCell::default(),
     };
     CURRENT.scope(scope, fut)

@@ -213,32 +213,38 @@ pub struct OutboxGauges(pub DatabaseConnection);
 #[async_trait]
 impl crate::metrics::Gauges for OutboxGauges {
     async fn record(&self) {
-        use sea_orm::PaginatorTrait;
-        let pending = outbox::Entity::find()
-            .filter(outbox::Column::PublishedAtMs.is_null())
-            .count(&self.0)
-            .await;
-        let oldest = outbox::Entity::find()
-            .filter(outbox::Column::PublishedAtMs.is_null())
-            .order_by_asc(outbox::Column::CreatedAtMs)
-            .one(&self.0)
-            .await;
-        match (pending, oldest) {
-            (Ok(pending), Ok(oldest)) => {
-                let age_ms = oldest.map_or(0, |row| {
-                    Ord::max(now_ms().saturating_sub(row.created_at_ms), 0)
-                });
+        match outbox_lag(&self.0).await {
+            Ok((pending, oldest_secs)) => {
                 #[allow(clippy::cast_precision_loss)]
-                {
-                    metrics::gauge!(crate::metrics::OUTBOX_PENDING).set(pending as f64);
-                    metrics::gauge!(crate::metrics::OUTBOX_OLDEST_AGE).set(age_ms as f64 / 1000.0);
-                }
+                metrics::gauge!(crate::metrics::OUTBOX_PENDING).set(pending as f64);
+                metrics::gauge!(crate::metrics::OUTBOX_OLDEST_AGE).set(oldest_secs);
             }
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(error = %e, "outbox gauges not read");
-            }
+            Err(e) => tracing::warn!(error = %e, "outbox gauges not read"),
         }
     }
+}
+
+/// The events not yet accepted by the bus, and the age in seconds of the oldest (0 when
+/// none).
+///
+/// # Errors
+/// [`EventError::Storage`].
+pub async fn outbox_lag(conn: &impl ConnectionTrait) -> Result<(u64, f64), EventError> {
+    use sea_orm::PaginatorTrait;
+    let pending = outbox::Entity::find()
+        .filter(outbox::Column::PublishedAtMs.is_null())
+        .count(conn)
+        .await?;
+    let oldest = outbox::Entity::find()
+        .filter(outbox::Column::PublishedAtMs.is_null())
+        .order_by_asc(outbox::Column::CreatedAtMs)
+        .one(conn)
+        .await?;
+    let age_ms = oldest.map_or(0, |row| {
+        Ord::max(now_ms().saturating_sub(row.created_at_ms), 0)
+    });
+    #[allow(clippy::cast_precision_loss)]
+    Ok((pending, age_ms as f64 / 1000.0))
 }
 
 /// An event not yet accepted by the bus (`cleave events pending`).

@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod module;
 pub mod nats;
 pub mod openapi;
+pub mod operator;
 pub mod ratelimit;
 pub mod resilience;
 pub mod telemetry;

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::call::{BoxFuture, CallInfo, CallLayer, Next, Outcome};
+use crate::call::{BoxFuture, CallInfo, CallLayer, Locality, Next, Outcome};
 
 /// Requests served, by method, route template and status: a histogram of their duration.
 pub const HTTP_DURATION: &str = "cleave_http_request_duration_seconds";
@@ -150,11 +150,7 @@ pub fn configure_metrics(cfg: &mut web::ServiceConfig, gauges: Arc<Vec<Arc<dyn G
             let gauges = gauges.clone();
             async move {
                 futures::future::join_all(gauges.iter().map(|g| g.record())).await;
-                let text = recorder().map_or_else(String::new, |r| {
-                    r.process.collect();
-                    r.handle.run_upkeep();
-                    r.handle.render()
-                });
+                let text = render().unwrap_or_default();
                 HttpResponse::Ok()
                     .content_type("text/plain; version=0.0.4; charset=utf-8")
                     .body(text)
@@ -163,21 +159,63 @@ pub fn configure_metrics(cfg: &mut web::ServiceConfig, gauges: Arc<Vec<Arc<dyn G
     );
 }
 
-/// Records one HTTP request: `route` is its template (`/api/catalog/v1/products/{id}`), or
-/// `unmatched`.
+/// The process's metrics in Prometheus' text format (process figures read now), or `None`
+/// when no recorder is installed.
+pub fn render() -> Option<String> {
+    recorder().map(|r| {
+        r.process.collect();
+        r.handle.run_upkeep();
+        r.handle.render()
+    })
+}
+
+/// The route template of a request, known without a lookup: module routes and forwarded
+/// routes carry their operation's (as resource data or a request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteTemplate(pub &'static str);
+
+thread_local! {
+    /// Histograms already looked up, per worker thread: the hot path records without hashing
+    /// labels or taking the registry's locks.
+    static HTTP_HISTOGRAMS: std::cell::RefCell<std::collections::HashMap<(usize, &'static str, u16), metrics::Histogram>> =
+        std::cell::RefCell::default();
+    static CALL_HISTOGRAMS: std::cell::RefCell<std::collections::HashMap<(usize, usize, Locality), metrics::Histogram>> =
+        std::cell::RefCell::default();
+}
+
+/// Records one HTTP request: `route` is its template (`/api/catalog/v1/products/{id}`): known
+/// (`Ok`), or found by the router (`Err`, e.g. `unmatched`).
 pub fn record_request(
     method: &actix_web::http::Method,
-    route: String,
+    route: Result<&'static str, String>,
     status: u16,
     started: Instant,
 ) {
-    metrics::histogram!(
-        HTTP_DURATION,
-        "method" => method_label(method),
-        "route" => route,
-        "status" => status_label(status),
-    )
-    .record(started.elapsed());
+    let elapsed = started.elapsed();
+    let method = method_label(method);
+    match route {
+        Ok(route) => HTTP_HISTOGRAMS.with(|cache| {
+            cache
+                .borrow_mut()
+                .entry((route.as_ptr() as usize, method, status))
+                .or_insert_with(|| {
+                    metrics::histogram!(
+                        HTTP_DURATION,
+                        "method" => method,
+                        "route" => route,
+                        "status" => status_label(status),
+                    )
+                })
+                .record(elapsed);
+        }),
+        Err(route) => metrics::histogram!(
+            HTTP_DURATION,
+            "method" => method,
+            "route" => route,
+            "status" => status_label(status),
+        )
+        .record(elapsed),
+    }
 }
 
 /// Methods as static labels (no allocation); others are `other`.
@@ -239,22 +277,46 @@ impl CallLayer for CallMetrics {
         Box::pin(async move {
             let started = Instant::now();
             let outcome = next.run().await;
+            let elapsed = started.elapsed();
             let (label, code) = match &outcome {
-                Outcome::Ok => ("ok", ""),
+                Outcome::Ok => {
+                    // The common case, from the worker's cache.
+                    let key = (
+                        std::ptr::from_ref(call.op) as usize,
+                        call.caller.as_ptr() as usize,
+                        call.locality,
+                    );
+                    CALL_HISTOGRAMS.with(|cache| {
+                        cache
+                            .borrow_mut()
+                            .entry(key)
+                            .or_insert_with(|| call_histogram(call, "ok", ""))
+                            .record(elapsed);
+                    });
+                    return outcome;
+                }
                 Outcome::Failed { code, .. } => ("error", *code),
                 Outcome::Refused { .. } => ("refused", ""),
             };
-            metrics::histogram!(
+            call_histogram(call, label, code).record(elapsed);
+            outcome
+        })
+    }
+}
+
+/// The histogram of `call`'s edge and operation with `outcome` and `code`.
+fn call_histogram(
+    call: &CallInfo<'_>,
+    outcome: &'static str,
+    code: &'static str,
+) -> metrics::Histogram {
+    metrics::histogram!(
                 CALL_DURATION,
                 "caller" => call.caller,
                 "callee" => call.callee,
                 "operation" => call.op.id,
                 "placement" => call.locality.as_str(),
-                "outcome" => label,
-                "code" => code,
-            )
-            .record(started.elapsed());
-            outcome
-        })
-    }
+        "outcome" => outcome,
+        "code" => code,
+    )
 }

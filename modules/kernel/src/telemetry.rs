@@ -144,15 +144,20 @@ pub fn init(
         LogFormat::Pretty => true,
         LogFormat::Auto => std::io::stdout().is_terminal(),
     };
-    let provider = tracer_provider(traces)?;
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("cleave"))
-        .with_location(false)
-        .with_threads(false)
-        .with_level(false)
-        .with_target(false)
-        .with_tracked_inactivity(false)
-        .with_context_activation(false);
+    let exporting = traces.otlp_endpoint.is_some();
+    // Without an exporter there is no OpenTelemetry layer at all: trace ids are made and
+    // carried by the request scope ([`Trace`]), which costs a random number.
+    let provider = exporting.then(|| tracer_provider(traces)).transpose()?;
+    let otel = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("cleave"))
+            .with_location(false)
+            .with_threads(false)
+            .with_level(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
+    });
     let (writer, log_guard) = NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stdout());
@@ -170,23 +175,22 @@ pub fn init(
     };
     let _ = DISPATCH.set(dispatch.downgrade());
     tracing::dispatcher::set_global_default(dispatch).map_err(|e| e.to_string())?;
-    let exporting = traces.otlp_endpoint.is_some();
     EXPORTING.store(exporting, std::sync::atomic::Ordering::Relaxed);
     Ok(TelemetryGuard {
         _log: log_guard,
-        provider: exporting.then_some(provider),
+        provider,
     })
 }
 
 /// The tracer provider: sampling at `sampling_ratio` (a caller's decision kept) with an OTLP
-/// exporter, or none sampled without an endpoint.
+/// exporter.
 fn tracer_provider(traces: &TraceSettings) -> Result<SdkTracerProvider, String> {
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(traces.service_name.clone())
         .build();
     let builder = SdkTracerProvider::builder().with_resource(resource);
     let Some(endpoint) = &traces.otlp_endpoint else {
-        return Ok(builder.with_sampler(Sampler::AlwaysOff).build());
+        return Err("telemetry.otlp_endpoint is not set".into());
     };
     use opentelemetry_otlp::WithExportConfig;
     let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
@@ -227,6 +231,15 @@ where
     layer.add_multiple_dynamic_fields(|event, ctx, writer| {
         if let Some(id) = crate::context::current_request_id() {
             let _ = writer.write_field("request_id", id.as_str());
+        }
+        if let Some(Trace {
+            ids: Some((trace_id, span_id)),
+            ..
+        }) = crate::context::current_trace()
+        {
+            let _ = writer.write_field("trace_id", format!("{trace_id:032x}"));
+            let _ = writer.write_field("span_id", format!("{span_id:016x}"));
+            return;
         }
         let Some(span) = ctx.event_span(event) else {
             return;
@@ -276,28 +289,94 @@ impl Injector for ReqwestHeaders<'_> {
     }
 }
 
-/// Makes `span` (a request's) continue the trace of the caller's `traceparent`, if any, and
-/// says whether the trace is sampled (exported).
-pub fn continue_trace(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) -> bool {
+/// The trace a request belongs to, as its scope keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trace {
+    /// Whether its spans are exported.
+    pub sampled: bool,
+    /// Its trace id and the request's span id, when this process exports nothing (no
+    /// OpenTelemetry layer): made here, or the trace id of the caller's `traceparent`.
+    /// `None` when the OpenTelemetry layer keeps them.
+    pub ids: Option<(u128, u64)>,
+}
+
+/// Starts the trace of a request whose span is `span`: with an exporter, the span continues
+/// the caller's `traceparent` (or starts a trace) in OpenTelemetry; without one, the caller's
+/// trace id is kept (or one made) with a new span id, and nothing is sampled.
+pub fn continue_trace(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) -> Trace {
+    if !exporting() {
+        let trace_id = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_trace_id)
+            .unwrap_or_else(|| fastrand::u128(1..));
+        return Trace {
+            sampled: false,
+            ids: Some((trace_id, fastrand::u64(1..))),
+        };
+    }
     if headers.contains_key("traceparent") {
         let parent = TraceContextPropagator::new().extract(&ActixHeaders(headers));
         let _ = span.set_parent(parent);
     }
-    span.context().span().span_context().is_sampled()
+    Trace {
+        sampled: span.context().span().span_context().is_sampled(),
+        ids: None,
+    }
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if valid and not
+/// all zeros.
+fn parse_trace_id(traceparent: &str) -> Option<u128> {
+    let mut parts = traceparent.trim().split('-');
+    let (version, trace, parent) = (parts.next()?, parts.next()?, parts.next()?);
+    if version.len() != 2 || trace.len() != 32 || parent.len() != 16 || version == "ff" {
+        return None;
+    }
+    u128::from_str_radix(trace, 16).ok().filter(|id| *id != 0)
 }
 
 /// Adds the trace context of the current span (`traceparent`, `tracestate`) to the headers
 /// of a request going to another process.
 pub fn inject_current(headers: &mut reqwest::header::HeaderMap) {
-    let cx = tracing::Span::current().context();
-    if cx.span().span_context().is_valid() {
-        TraceContextPropagator::new().inject_context(&cx, &mut ReqwestHeaders(headers));
+    if exporting() {
+        let cx = tracing::Span::current().context();
+        if cx.span().span_context().is_valid() {
+            TraceContextPropagator::new().inject_context(&cx, &mut ReqwestHeaders(headers));
+        }
+    } else if let Some(traceparent) = current_traceparent()
+        && let Ok(value) = reqwest::header::HeaderValue::from_str(&traceparent)
+    {
+        headers.insert("traceparent", value);
     }
 }
 
-/// The current span's trace context as a `traceparent` value, to store with what is handled
-/// later (an event in the outbox); `None` outside a trace.
+/// The trace id of the request whose span is `span` and whose scope kept `trace` (hex), or
+/// empty outside a trace.
+pub fn trace_id_of(span: &tracing::Span, trace: Option<Trace>) -> String {
+    if let Some(Trace {
+        ids: Some((trace_id, _)),
+        ..
+    }) = trace
+    {
+        return format!("{trace_id:032x}");
+    }
+    let cx = span.context();
+    let ids = cx.span().span_context().clone();
+    if ids.is_valid() {
+        ids.trace_id().to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// The current trace context as a `traceparent` value, to send with a call or store with
+/// what is handled later (an event in the outbox); `None` outside a trace.
 pub fn current_traceparent() -> Option<String> {
+    if !exporting() {
+        let (trace_id, span_id) = crate::context::current_trace()?.ids?;
+        return Some(format!("00-{trace_id:032x}-{span_id:016x}-00"));
+    }
     let cx = tracing::Span::current().context();
     if !cx.span().span_context().is_valid() {
         return None;
@@ -326,7 +405,8 @@ pub struct CallTracing;
 
 impl CallLayer for CallTracing {
     fn around<'a>(&'a self, call: &'a CallInfo<'a>, next: Next<'a>) -> BoxFuture<'a, Outcome> {
-        if call.locality == Locality::Local && !crate::context::current_trace_sampled() {
+        let sampled = crate::context::current_trace().is_some_and(|t| t.sampled);
+        if call.locality == Locality::Local && !sampled {
             return next.run();
         }
         let span = tracing::info_span!(
@@ -367,5 +447,27 @@ impl CallLayer for CallTracing {
             },
             span,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_trace_id;
+
+    #[test]
+    fn a_traceparent_gives_its_trace_id_unless_malformed() {
+        assert_eq!(
+            parse_trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736)
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47zz-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            assert_eq!(parse_trace_id(bad), None, "{bad}");
+        }
     }
 }

@@ -79,7 +79,7 @@ pub const SESSION_PREFIX: &str = "session-";
 /// The currency cookie (Boutique's name).
 pub const CURRENCY_COOKIE: &str = "shop_currency";
 /// The signed-in user's access token (HttpOnly).
-pub const TOKEN_COOKIE: &str = "shop_token";
+pub use cleave_kernel::auth::TOKEN_COOKIE;
 /// The signed-in user's e-mail address, for the header.
 pub const ACCOUNT_COOKIE: &str = "shop_account";
 /// The signed-in user's refresh token (HttpOnly): a new access token when the old one

@@ -6,6 +6,7 @@
 //! process said. A module that cannot be reached answers 503 `<module>.unavailable`, as its
 //! own client would.
 
+use actix_web::HttpMessage as _;
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -60,6 +61,11 @@ async fn forward<E: ApiError>(
         .iter()
         .copied()
         .find(|op| op.matches(req.method().as_str(), req.path()));
+    if let Some(op) = op {
+        // The request's metrics and span name by its operation's route, not the catch-all.
+        req.extensions_mut()
+            .insert(crate::metrics::RouteTemplate(op.path));
+    }
     let path = req
         .uri()
         .path_and_query()

@@ -49,13 +49,20 @@ pub async fn request_scope(
         http.route = route.as_deref(),
         http.response.status_code = tracing::field::Empty,
     );
-    let sampled = crate::telemetry::continue_trace(&span, req.headers());
+    let trace = crate::telemetry::continue_trace(&span, req.headers());
     let log_every_request = limits.log_every_request;
     within_request(
         request_id.clone(),
         deadline,
-        sampled,
-        answer(req, next, span, request_id, sampled, log_every_request),
+        trace,
+        answer(
+            req,
+            next,
+            span,
+            request_id,
+            trace.sampled,
+            log_every_request,
+        ),
     )
     .await
 }
@@ -105,16 +112,42 @@ async fn answer(
         actix_web::http::header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    let trace_ids = crate::context::current_trace();
     let status = res.status();
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let code = status.as_u16();
-    let route = route_of(res.request());
+    // The template the route knows, else the router's answer.
+    let route = {
+        let req = res.request();
+        req.app_data::<crate::metrics::RouteTemplate>()
+            .copied()
+            .or_else(|| {
+                req.extensions()
+                    .get::<crate::metrics::RouteTemplate>()
+                    .copied()
+            })
+            .map(|t| t.0)
+            .ok_or_else(|| route_of(req))
+    };
     if sampled {
         span.record("http.response.status_code", code);
         if status.is_server_error() {
             span.record("otel.status_code", "ERROR");
         }
     }
+    crate::operator::note_request(elapsed_us, || {
+        (
+            format!(
+                "{method} {}",
+                match &route {
+                    Ok(r) => r,
+                    Err(r) => r.as_str(),
+                }
+            ),
+            code,
+            crate::telemetry::trace_id_of(&span, trace_ids),
+        )
+    });
     crate::metrics::record_request(&method, route, code, started);
     span.in_scope(|| {
         if status.is_server_error() {

@@ -119,7 +119,11 @@ impl Routes {
                 self.resources.push((
                     op.path,
                     vec![op.method],
-                    Some(web::resource(relative).route(route)),
+                    Some(
+                        web::resource(relative)
+                            .app_data(crate::metrics::RouteTemplate(op.path))
+                            .route(route),
+                    ),
                 ));
             }
         }

@@ -503,6 +503,13 @@ impl Assembly {
         self.checks.clone()
     }
 
+    /// The operator page's view of this process (`version`: the binary's).
+    pub fn operator(&self, version: &'static str) -> crate::operator::Operator {
+        let mut remotes: Vec<RemoteClient> = self.remotes.values().cloned().collect();
+        remotes.sort_by_key(RemoteClient::module);
+        crate::operator::Operator::new(version, &self.plan, remotes, self.db.clone())
+    }
+
     /// What `/metrics` reads when scraped: the breaker of every remote module, and the
     /// database pool and the outbox when the process has a database.
     pub fn gauges(&self) -> Vec<Arc<dyn crate::metrics::Gauges>> {
