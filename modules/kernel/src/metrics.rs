@@ -54,6 +54,9 @@ const SECONDS_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The process's recorder: installed on first use, shared by every server of the process.
 static RECORDER: OnceLock<Option<Recorder>> = OnceLock::new();
 
@@ -76,6 +79,21 @@ fn recorder() -> Option<&'static Recorder> {
                 .and_then(PrometheusBuilder::install_recorder);
             match installed {
                 Ok(handle) => {
+                    // Histograms keep every sample until upkeep folds them into buckets: fold
+                    // them every few seconds, not only when scraped (an unscraped process
+                    // would grow by 8 bytes per request, and pay for it in page faults).
+                    let upkeep = handle.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("metrics-upkeep".into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(UPKEEP_EVERY);
+                                upkeep.run_upkeep();
+                            }
+                        });
+                    if let Err(e) = spawned {
+                        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms fold only when scraped");
+                    }
                     describe();
                     let process = metrics_process::Collector::default();
                     process.describe();

@@ -398,15 +398,16 @@ pub fn link_to(span: &tracing::Span, traceparent: &str) {
     }
 }
 
-/// The call layer giving module calls their spans: every remote call (its context goes with
-/// the request), and local calls of sampled traces (unsampled ones would only add cost).
+/// The call layer giving the module calls of sampled traces their spans, local and remote.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CallTracing;
 
 impl CallLayer for CallTracing {
     fn around<'a>(&'a self, call: &'a CallInfo<'a>, next: Next<'a>) -> BoxFuture<'a, Outcome> {
-        let sampled = crate::context::current_trace().is_some_and(|t| t.sampled);
-        if call.locality == Locality::Local && !sampled {
+        // A span nobody will see costs the same as one that is exported: unsampled calls
+        // (every call when nothing is exported) go without. Their context still travels:
+        // the request's span is the parent the callee sees.
+        if !crate::context::current_trace().is_some_and(|t| t.sampled) {
             return next.run();
         }
         let span = tracing::info_span!(
