@@ -303,7 +303,12 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         },
     };
     Ok(Shop {
-        operator: Arc::new(assembly.operator(crate::VERSION)),
+        operator: Arc::new(cleave_kernel::operator::Operator::new(
+            crate::VERSION,
+            assembly.plan(),
+            assembly.remote_clients(),
+            assembly.db().cloned(),
+        )),
         assembly: Arc::new(assembly),
         stack,
         metrics: settings.app.telemetry.metrics,

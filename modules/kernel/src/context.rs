@@ -24,7 +24,7 @@ struct Scope {
     request_id: RequestId,
     deadline: Option<Instant>,
     /// The request's trace.
-    trace: crate::telemetry::Trace,
+    trace: Trace,
     /// Headers the work asked to add to the request's answer (see [`mark_answer`]); the task
     /// serving the request is the only one to touch them.
     marks: std::cell::RefCell<Vec<(&'static str, &'static str)>>,
@@ -54,6 +54,17 @@ pub async fn marked<F: std::future::Future>(
     (out, marks)
 }
 
+/// The trace a request belongs to, as its scope keeps it (see `crate::telemetry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trace {
+    /// Whether its spans are exported.
+    pub sampled: bool,
+    /// Its trace id and the request's span id, when this process exports nothing (no
+    /// OpenTelemetry layer): made here, or the trace id of the caller's `traceparent`.
+    /// `None` when the OpenTelemetry layer keeps them.
+    pub ids: Option<(u128, u64)>,
+}
+
 tokio::task_local! {
     static CURRENT: Scope;
 }
@@ -63,9 +74,9 @@ pub fn current_request_id() -> Option<RequestId> {
     CURRENT.try_with(|s| s.request_id.clone()).ok()
 }
 
-/// The trace of the request the current task serves (see [`crate::telemetry::Trace`]);
+/// The trace of the request the current task serves;
 /// `None` outside a request.
-pub fn current_trace() -> Option<crate::telemetry::Trace> {
+pub fn current_trace() -> Option<Trace> {
     CURRENT.try_with(|s| s.trace).ok()
 }
 
@@ -74,7 +85,7 @@ pub fn current_trace() -> Option<crate::telemetry::Trace> {
 pub fn within_request<F: std::future::Future>(
     request_id: RequestId,
     deadline: Option<Instant>,
-    trace: crate::telemetry::Trace,
+    trace: Trace,
     fut: F,
 ) -> impl std::future::Future<Output = F::Output> {
     let scope = Scope {

@@ -9,13 +9,15 @@
 //! when Prometheus scrapes, by the [`Gauges`] the assembly registers. The names are written
 //! once here; `deploy/grafana/cleave.json` and the tests use them.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
 use async_trait::async_trait;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::{Deserialize, Serialize};
 
 use crate::call::{BoxFuture, CallInfo, CallLayer, Locality, Next, Outcome};
 
@@ -192,12 +194,20 @@ pub fn render() -> Option<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteTemplate(pub &'static str);
 
+/// A static string by address and length (two literals may share an address when one is a
+/// prefix of the other): a key that hashes without reading the text.
+type StrKey = (usize, usize);
+
+fn str_key(s: &'static str) -> StrKey {
+    (s.as_ptr() as usize, s.len())
+}
+
 thread_local! {
     /// Histograms already looked up, per worker thread: the hot path records without hashing
     /// labels or taking the registry's locks.
-    static HTTP_HISTOGRAMS: std::cell::RefCell<std::collections::HashMap<(usize, &'static str, u16), metrics::Histogram>> =
+    static HTTP_HISTOGRAMS: std::cell::RefCell<std::collections::HashMap<(StrKey, &'static str, u16), metrics::Histogram>> =
         std::cell::RefCell::default();
-    static CALL_HISTOGRAMS: std::cell::RefCell<std::collections::HashMap<(usize, usize, Locality), metrics::Histogram>> =
+    static CALL_HISTOGRAMS: std::cell::RefCell<std::collections::HashMap<(usize, StrKey, Locality), metrics::Histogram>> =
         std::cell::RefCell::default();
 }
 
@@ -215,7 +225,7 @@ pub fn record_request(
         Ok(route) => HTTP_HISTOGRAMS.with(|cache| {
             cache
                 .borrow_mut()
-                .entry((route.as_ptr() as usize, method, status))
+                .entry((str_key(route), method, status))
                 .or_insert_with(|| {
                     metrics::histogram!(
                         HTTP_DURATION,
@@ -301,7 +311,7 @@ impl CallLayer for CallMetrics {
                     // The common case, from the worker's cache.
                     let key = (
                         std::ptr::from_ref(call.op) as usize,
-                        call.caller.as_ptr() as usize,
+                        str_key(call.caller),
                         call.locality,
                     );
                     CALL_HISTOGRAMS.with(|cache| {
@@ -337,4 +347,85 @@ fn call_histogram(
         "outcome" => outcome,
         "code" => code,
     )
+}
+
+/// How many slow requests are kept, and for how long.
+const SLOWEST_KEPT: usize = 10;
+const SLOWEST_FOR: Duration = Duration::from_secs(300);
+
+/// One slow request: its route template (not its path: no ids), status, duration and trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlowRequest {
+    /// `GET /api/cart/v1/carts/{user_id}`.
+    pub route: String,
+    /// Its status.
+    pub status: u16,
+    /// How long it took, in milliseconds.
+    pub ms: f64,
+    /// Its trace id (find it in Jaeger or Tempo).
+    pub trace_id: String,
+    /// Seconds ago.
+    pub ago_secs: u64,
+}
+
+struct Slow {
+    at: Instant,
+    us: u64,
+    route: String,
+    status: u16,
+    trace_id: String,
+}
+
+/// The slowest requests of the last minutes (the operator page shows them), kept cheaply: a request slower than the
+/// `SLOWEST_KEPT`-th takes the lock, the others read one atomic.
+static SLOWEST: Mutex<Vec<Slow>> = Mutex::new(Vec::new());
+static SLOW_ENOUGH_US: AtomicU64 = AtomicU64::new(0);
+
+/// Notes a request that took `us` microseconds, if it is among the slowest; `describe` gives
+/// its route, status and trace id (only called then).
+pub fn note_request(us: u64, describe: impl FnOnce() -> (String, u16, String)) {
+    if us < SLOW_ENOUGH_US.load(Ordering::Relaxed) {
+        return;
+    }
+    let (route, status, trace_id) = describe();
+    if let Ok(mut kept) = SLOWEST.lock() {
+        kept.push(Slow {
+            at: Instant::now(),
+            us,
+            route,
+            status,
+            trace_id,
+        });
+        settle(&mut kept);
+    }
+}
+
+/// Drops what is too old or beyond the kept number, and sets the bar for the next one.
+fn settle(kept: &mut Vec<Slow>) {
+    kept.retain(|s| s.at.elapsed() < SLOWEST_FOR);
+    kept.sort_by_key(|s| std::cmp::Reverse(s.us));
+    kept.truncate(SLOWEST_KEPT);
+    let bar = if kept.len() == SLOWEST_KEPT {
+        kept.last().map_or(0, |s| s.us)
+    } else {
+        0
+    };
+    SLOW_ENOUGH_US.store(bar, Ordering::Relaxed);
+}
+
+pub fn slowest() -> Vec<SlowRequest> {
+    let Ok(mut kept) = SLOWEST.lock() else {
+        return Vec::new();
+    };
+    settle(&mut kept);
+    kept.iter()
+        .map(|s| SlowRequest {
+            route: s.route.clone(),
+            status: s.status,
+            #[allow(clippy::cast_precision_loss)]
+            ms: s.us as f64 / 1000.0,
+            trace_id: s.trace_id.clone(),
+            ago_secs: s.at.elapsed().as_secs(),
+        })
+        .collect()
 }

@@ -9,8 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -21,87 +19,6 @@ use crate::auth::AuthError;
 use crate::client::{RemoteClient, RemoteRequest};
 use crate::context::CallContext;
 use crate::error::Failure;
-
-/// How many slow requests are kept, and for how long.
-const SLOWEST_KEPT: usize = 10;
-const SLOWEST_FOR: Duration = Duration::from_secs(300);
-
-/// One slow request: its route template (not its path: no ids), status, duration and trace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SlowRequest {
-    /// `GET /api/cart/v1/carts/{user_id}`.
-    pub route: String,
-    /// Its status.
-    pub status: u16,
-    /// How long it took, in milliseconds.
-    pub ms: f64,
-    /// Its trace id (find it in Jaeger or Tempo).
-    pub trace_id: String,
-    /// Seconds ago.
-    pub ago_secs: u64,
-}
-
-struct Slow {
-    at: Instant,
-    us: u64,
-    route: String,
-    status: u16,
-    trace_id: String,
-}
-
-/// The slowest requests of the last minutes, kept cheaply: a request slower than the
-/// `SLOWEST_KEPT`-th takes the lock, the others read one atomic.
-static SLOWEST: Mutex<Vec<Slow>> = Mutex::new(Vec::new());
-static SLOW_ENOUGH_US: AtomicU64 = AtomicU64::new(0);
-
-/// Notes a request that took `us` microseconds, if it is among the slowest; `describe` gives
-/// its route, status and trace id (only called then).
-pub fn note_request(us: u64, describe: impl FnOnce() -> (String, u16, String)) {
-    if us < SLOW_ENOUGH_US.load(Ordering::Relaxed) {
-        return;
-    }
-    let (route, status, trace_id) = describe();
-    if let Ok(mut kept) = SLOWEST.lock() {
-        kept.push(Slow {
-            at: Instant::now(),
-            us,
-            route,
-            status,
-            trace_id,
-        });
-        settle(&mut kept);
-    }
-}
-
-/// Drops what is too old or beyond the kept number, and sets the bar for the next one.
-fn settle(kept: &mut Vec<Slow>) {
-    kept.retain(|s| s.at.elapsed() < SLOWEST_FOR);
-    kept.sort_by_key(|s| std::cmp::Reverse(s.us));
-    kept.truncate(SLOWEST_KEPT);
-    let bar = if kept.len() == SLOWEST_KEPT {
-        kept.last().map_or(0, |s| s.us)
-    } else {
-        0
-    };
-    SLOW_ENOUGH_US.store(bar, Ordering::Relaxed);
-}
-
-fn slowest() -> Vec<SlowRequest> {
-    let Ok(mut kept) = SLOWEST.lock() else {
-        return Vec::new();
-    };
-    settle(&mut kept);
-    kept.iter()
-        .map(|s| SlowRequest {
-            route: s.route.clone(),
-            status: s.status,
-            #[allow(clippy::cast_precision_loss)]
-            ms: s.us as f64 / 1000.0,
-            trace_id: s.trace_id.clone(),
-            ago_secs: s.at.elapsed().as_secs(),
-        })
-        .collect()
-}
 
 /// Calls from one module to another, as this process made them since it started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +57,7 @@ pub struct ProcessReport {
     /// Events in its outbox not yet relayed, and the age of the oldest, when it has one.
     pub outbox: Option<(u64, f64)>,
     /// Its slowest recent requests.
-    pub slowest: Vec<SlowRequest>,
+    pub slowest: Vec<crate::metrics::SlowRequest>,
 }
 
 /// What the operator page and report are made of, for one process.
@@ -213,7 +130,7 @@ impl Operator {
             edges: crate::metrics::render().map_or_else(Vec::new, |text| edges(&text, uptime)),
             breakers,
             outbox,
-            slowest: slowest(),
+            slowest: crate::metrics::slowest(),
         }
     }
 

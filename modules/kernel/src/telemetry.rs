@@ -25,6 +25,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::call::{BoxFuture, CallInfo, CallLayer, Locality, Next, Outcome};
+pub use crate::context::Trace;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -287,17 +288,6 @@ impl Injector for ReqwestHeaders<'_> {
             self.0.insert(name, value);
         }
     }
-}
-
-/// The trace a request belongs to, as its scope keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Trace {
-    /// Whether its spans are exported.
-    pub sampled: bool,
-    /// Its trace id and the request's span id, when this process exports nothing (no
-    /// OpenTelemetry layer): made here, or the trace id of the caller's `traceparent`.
-    /// `None` when the OpenTelemetry layer keeps them.
-    pub ids: Option<(u128, u64)>,
 }
 
 /// Starts the trace of a request whose span is `span`: with an exporter, the span continues

@@ -135,7 +135,7 @@ async fn answer(
             span.record("otel.status_code", "ERROR");
         }
     }
-    crate::operator::note_request(elapsed_us, || {
+    crate::metrics::note_request(elapsed_us, || {
         (
             format!(
                 "{method} {}",

@@ -503,11 +503,11 @@ impl Assembly {
         self.checks.clone()
     }
 
-    /// The operator page's view of this process (`version`: the binary's).
-    pub fn operator(&self, version: &'static str) -> crate::operator::Operator {
+    /// The clients of the modules this process calls, by module name.
+    pub fn remote_clients(&self) -> Vec<RemoteClient> {
         let mut remotes: Vec<RemoteClient> = self.remotes.values().cloned().collect();
         remotes.sort_by_key(RemoteClient::module);
-        crate::operator::Operator::new(version, &self.plan, remotes, self.db.clone())
+        remotes
     }
 
     /// What `/metrics` reads when scraped: the breaker of every remote module, and the
