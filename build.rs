@@ -1,5 +1,5 @@
 //! Records the git revision the binary is built from (`cleave --version`), or `unknown`
-//! where there is no git checkout (a container build context, a source archive).
+//! where there is no git checkout and no GIT_REVISION (a source archive).
 
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +13,16 @@ fn main() {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
-    let revision = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    // A container build has no .git: its Dockerfile passes the revision in.
+    println!("cargo:rerun-if-env-changed=GIT_REVISION");
+    let given = || {
+        std::env::var("GIT_REVISION")
+            .ok()
+            .filter(|r| !r.is_empty() && r != "unknown")
+    };
+    let revision = git(&["rev-parse", "--short=12", "HEAD"])
+        .or_else(given)
+        .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=BUILT_FROM_GIT_REVISION={revision}");
     // Rebuilt when HEAD moves (a commit, a checkout).
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {

@@ -36,6 +36,26 @@ split-catalog:
 split-rest:
     CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:8081 cargo run --release -- serve --modules currency,cart,recommendation
 
-# Build the container image (needs a Docker engine).
+# Build the container image from the Dockerfile (needs a Docker engine; see image-local).
 image:
     docker build -t cleave:dev .
+
+# Regenerate the committed deployment files from the placements (deploy/placement.toml,
+# deploy/placements/*.toml): the compose files and the Kubernetes overlays.
+deploy-files:
+    cargo build --release --locked --bin cleave
+    for f in deploy/placement.toml deploy/placements/*.toml; do \
+        name=$(grep -m1 '^name' "$f" | cut -d'"' -f2); \
+        target/release/cleave deploy compose --placement "$f" > "deploy/compose/$name.yaml"; \
+        target/release/cleave deploy k8s --placement "$f" --out deploy/k8s > /dev/null; \
+    done
+
+# Lint the deployment files (hadolint, docker-compose, kustomize + kubernetes-validate,
+# check-jsonschema), as CI does.
+check-deploy:
+    bash scripts/check-deploy.sh
+
+# Assemble the runtime image with buildah from the release binary; prints its size.
+image-local:
+    cargo build --release --locked --bin cleave
+    bash scripts/image.sh

@@ -89,6 +89,24 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Ask this machine's `cleave serve` (same configuration) whether it is alive, or ready
+    /// with `--ready`; exit 0 when it says 200, else 1. For container probes (the image has
+    /// no shell or curl).
+    Health {
+        /// Ask /health/ready (database, required modules) instead of /health/live.
+        #[arg(long)]
+        ready: bool,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 3000, value_name = "MS")]
+        timeout_ms: u64,
+    },
+    /// Write deployment files for a placement (deploy/placement.toml): a docker-compose
+    /// file, or Kubernetes manifests (a kustomize base and an overlay per placement).
+    Deploy {
+        /// compose or k8s.
+        #[command(subcommand)]
+        target: DeployTarget,
+    },
     /// Make the deployment's certificates: a CA, a server certificate, and one per module
     /// (what module-only operations need across processes).
     Certs {
@@ -126,6 +144,28 @@ pub enum CertsAction {
         /// Where the CA is and the files go.
         #[arg(long, default_value = "certs", value_name = "DIR")]
         dir: PathBuf,
+    },
+}
+
+/// `deploy` sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum DeployTarget {
+    /// Print a docker-compose file running the placement (with PostgreSQL and NATS services
+    /// where it needs them).
+    Compose {
+        /// The placement file.
+        #[arg(long, default_value = "deploy/placement.toml", value_name = "FILE")]
+        placement: PathBuf,
+    },
+    /// Write Kubernetes manifests: DIR/base (shared by every placement) and
+    /// DIR/overlays/<placement name>.
+    K8s {
+        /// The placement file.
+        #[arg(long, default_value = "deploy/placement.toml", value_name = "FILE")]
+        placement: PathBuf,
+        /// Where the kustomize tree goes.
+        #[arg(long, default_value = "deploy/k8s", value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -332,6 +372,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 user.roles.join(",")
             );
         }
+        Command::Health { ready, timeout_ms } => {
+            let settings = load(cli.config, &Overrides::default())?;
+            let probe = if ready {
+                crate::probe::Probe::Ready
+            } else {
+                crate::probe::Probe::Live
+            };
+            let timeout = std::time::Duration::from_millis(timeout_ms);
+            match crate::probe::check(&settings, probe, timeout).await {
+                Ok(line) => println!("{line}"),
+                Err(why) => return Err(CliError::Other(anyhow::anyhow!(why))),
+            }
+        }
+        Command::Deploy { target } => deploy(target)?,
         Command::Certs {
             action: CertsAction::Init { dir, hosts },
         } => {
@@ -402,6 +456,31 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     requires,
                     spec.owns
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cleave deploy compose | k8s`.
+fn deploy(target: DeployTarget) -> Result<(), CliError> {
+    let usage = |e: crate::deploy::DeployError| CliError::Usage(e.to_string());
+    match target {
+        DeployTarget::Compose { placement } => {
+            let p = crate::deploy::PlacementFile::load(&placement).map_err(usage)?;
+            print!("{}", crate::deploy::compose(&p, &placement));
+        }
+        DeployTarget::K8s { placement, out } => {
+            let p = crate::deploy::PlacementFile::load(&placement).map_err(usage)?;
+            for (path, content) in crate::deploy::k8s(&p, &placement) {
+                let path = out.join(path);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                std::fs::write(&path, content)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("wrote {}", path.display());
             }
         }
     }

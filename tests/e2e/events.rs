@@ -1,5 +1,6 @@
 //! Events across OS processes over NATS JetStream (the server this machine kind runs on
-//! 127.0.0.1:4222; `.ci/run` starts it when it is down): checkout in one process, email alone
+//! 127.0.0.1:4222, or the one `CLEAVE_EVENTS__NATS_URL` names, as in a CI service container;
+//! `.ci/run` starts a local one when it is down): checkout in one process, email alone
 //! in another; each confirmation arrives once, also when the email process is killed and
 //! orders are placed while it is gone, and when the NATS server itself is killed (a server of
 //! the test's own, on its own port and store) and started again.
@@ -10,7 +11,14 @@ use serde_json::{Value, json};
 use crate::helpers::{call_as, free_port, issued_token, sqlite_in};
 use crate::process::Cleave;
 
-const NATS: &str = "127.0.0.1:4222";
+/// The shared NATS server's address: `CLEAVE_EVENTS__NATS_URL` (which the processes the
+/// tests start read too), else the machine's.
+pub(crate) fn nats_addr() -> String {
+    std::env::var("CLEAVE_EVENTS__NATS_URL")
+        .ok()
+        .map(|url| url.trim_start_matches("nats://").to_owned())
+        .unwrap_or_else(|| "127.0.0.1:4222".to_owned())
+}
 
 /// Places an order for `user` (a product in the cart first), returns its id.
 async fn order(base: &str, user: &str, token: &str) -> String {
@@ -49,9 +57,10 @@ async fn confirmations(base: &str, admin: &str, order_id: &str) -> Vec<Value> {
 
 /// Fails loudly when the machine's NATS server does not answer.
 pub(crate) fn nats_answers() {
+    let nats = nats_addr();
     assert!(
-        std::net::TcpStream::connect(NATS).is_ok(),
-        "NATS is not answering on {NATS}: start it with `nats-server -js` (.ci/run does)"
+        std::net::TcpStream::connect(&nats).is_ok(),
+        "NATS is not answering on {nats}: start it with `nats-server -js` (.ci/run does)"
     );
 }
 
@@ -76,7 +85,7 @@ fn on_nats(db: String, prefix: &str) -> Vec<(&'static str, String)> {
 
 /// Deletes the streams of `prefix` (the server is shared by every run on this machine).
 pub(crate) async fn delete_streams(prefix: &str) {
-    let js = async_nats::jetstream::new(async_nats::connect(NATS).await.expect("connect"));
+    let js = async_nats::jetstream::new(async_nats::connect(nats_addr()).await.expect("connect"));
     for stream in ["EVENTS", "DEAD_LETTERS"] {
         let _ = js
             .delete_stream(format!("{}_{stream}", prefix.to_uppercase()))

@@ -34,8 +34,11 @@ enum Backend {
     Postgres,
 }
 
+/// One process of a deployment: the modules it hosts and its environment.
+pub(crate) type ProcessSpec = (Vec<&'static str>, Vec<(String, String)>);
+
 /// The shop's modules split into OS processes.
-struct Deployment {
+pub(crate) struct Deployment {
     /// What the assertion messages call it (with the seed of a random placement).
     name: String,
     processes: Vec<(Vec<&'static str>, Cleave)>,
@@ -76,7 +79,7 @@ impl Deployment {
             });
         }
         let path = |f: &str| pki.path(f).display().to_string();
-        let mut processes = Vec::new();
+        let mut specs = Vec::new();
         for (i, group) in groups.iter().enumerate() {
             let cert = group.join("+");
             let mut env = vec![
@@ -126,19 +129,37 @@ impl Deployment {
                 env.push(("CLEAVE_EVENTS__BUS".to_owned(), "nats".to_owned()));
                 env.push(("CLEAVE_EVENTS__NATS_PREFIX".to_owned(), prefix.clone()));
             }
-            let env: Vec<(&str, String)> =
-                env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-            let process = Cleave::serve(&["--modules", &group.join(",")], &env);
-            processes.push((group.clone(), process));
+            specs.push((group.clone(), env));
         }
         let identity = groups
             .iter()
             .position(|g| g.contains(&"identity"))
             .expect("identity placed");
+        let identity_db = dbs[identity].clone();
+        Self::launch(name, specs, identity_db, prefix, pki, dir, pg)
+    }
+
+    /// Starts one process per spec (the modules it hosts, its environment).
+    pub(crate) fn launch(
+        name: String,
+        specs: Vec<ProcessSpec>,
+        identity_db: String,
+        prefix: Option<String>,
+        pki: Pki,
+        dir: tempfile::TempDir,
+        pg: Vec<TestDb>,
+    ) -> Self {
+        let mut processes = Vec::new();
+        for (group, env) in specs {
+            let env: Vec<(&str, String)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let process = Cleave::serve(&["--modules", &group.join(",")], &env);
+            processes.push((group, process));
+        }
         Self {
             name,
             processes,
-            identity_db: dbs[identity].clone(),
+            identity_db,
             prefix,
             _pki: pki,
             _dir: dir,
@@ -171,7 +192,7 @@ impl Deployment {
             .find_log(|v| v["message"] == "order confirmation sent" && v["order_id"] == order_id);
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         for (_, process) in &mut self.processes {
             process.kill();
         }
@@ -253,7 +274,7 @@ async fn place(base: &str, token: &str, body: &str, key: &str) -> (Answer, bool)
 }
 
 /// The body every placement runs: labelled observations, scrubbed of ids and times.
-async fn body(d: &mut Deployment) -> Vec<(String, Value)> {
+pub(crate) async fn body(d: &mut Deployment) -> Vec<(String, Value)> {
     let front = d.front();
     let admin = d.admin_token();
     let mut seen: Vec<(String, Value)> = Vec::new();
@@ -504,7 +525,7 @@ async fn check(
 }
 
 /// What every module in one OS process answers (the in-process event bus, SQLite).
-async fn one_process() -> Vec<(String, Value)> {
+pub(crate) async fn one_process() -> Vec<(String, Value)> {
     let mut d = Deployment::start(
         "one process".into(),
         vec![cleave::modules::names()],

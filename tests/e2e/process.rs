@@ -39,8 +39,13 @@ impl Cleave {
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        // The machine's configuration stays out, but for where its NATS server is (a CI
+        // service container sets it).
         for (key, _) in std::env::vars() {
-            if key.starts_with("CLEAVE_") && !env.iter().any(|(k, _)| *k == key) {
+            if key.starts_with("CLEAVE_")
+                && key != "CLEAVE_EVENTS__NATS_URL"
+                && !env.iter().any(|(k, _)| *k == key)
+            {
                 cmd.env_remove(&key);
             }
         }
@@ -343,4 +348,63 @@ async fn start_up_says_once_what_runs_where_and_a_503_page_logs_its_cause() {
             .is_some_and(|c| c.contains("catalog")),
         "{line}"
     );
+}
+
+/// `cleave health [--ready]` with `env`, the environment of a served process, as a
+/// container's probe runs it.
+fn health(env: &[(&str, String)], ready: bool) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cleave"));
+    cmd.arg("health");
+    if ready {
+        cmd.arg("--ready");
+    }
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CLEAVE_") {
+            cmd.env_remove(key);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run cleave health")
+}
+
+#[tokio::test]
+async fn cleave_health_asks_its_own_process_whether_it_is_alive_and_ready() {
+    let pki = crate::helpers::Pki::shared_for(&[vec!["recommendation"]]);
+    let dir = tempfile::tempdir().expect("dir");
+    let db = crate::helpers::sqlite_in(dir.path(), "r.db");
+    let port = crate::helpers::free_port();
+    // Recommendation alone, on every address (the probe goes to loopback), over HTTPS; the
+    // catalog it requires is at a port nobody listens on.
+    let mut env = crate::helpers::tls_env(&pki, &db, Some("http://127.0.0.1:9"));
+    env.push(("CLEAVE_SERVER__LISTEN", format!("0.0.0.0:{port}")));
+    env.push(("CLEAVE_MODULES__CATALOG__URL", "http://127.0.0.1:9".into()));
+    let mut app = Cleave::serve(&["--modules", "recommendation"], &env);
+
+    let live = health(&env, false);
+    let said = String::from_utf8_lossy(&live.stdout);
+    assert!(
+        live.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    assert!(
+        said.contains(&format!("https://127.0.0.1:{port}/health/live: 200")),
+        "{said}"
+    );
+    let ready = health(&env, true);
+    let why = String::from_utf8_lossy(&ready.stderr);
+    assert_eq!(ready.status.code(), Some(1), "{why}");
+    assert!(why.contains("/health/ready: 503"), "{why}");
+    assert!(
+        why.contains("catalog"),
+        "the probe says what is not ready: {why}"
+    );
+
+    app.kill();
+    let gone = health(&env, false);
+    let why = String::from_utf8_lossy(&gone.stderr);
+    assert_eq!(gone.status.code(), Some(1), "{why}");
+    assert!(why.contains("no answer"), "{why}");
 }
