@@ -55,7 +55,8 @@ deploy-files:
 check-deploy:
     bash scripts/check-deploy.sh
 
-# Assemble the runtime image with buildah from the release binary; prints its size.
+# Assemble the runtime image with buildah from the dist binary (fat LTO, as the Dockerfile
+# builds it); prints its size.
 image-local:
-    cargo build --release --locked --bin cleave
-    bash scripts/image.sh
+    cargo build --profile dist --locked --bin cleave
+    bash scripts/image.sh target/dist/cleave

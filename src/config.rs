@@ -232,6 +232,37 @@ impl Default for EventsConfig {
     }
 }
 
+/// `[discovery]`: how the replicas of a module in other processes are found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// `static`: each of `modules.<m>.urls` (or its `url`) is one replica. `dns`: every
+    /// address each url's host name resolves to is one (a Kubernetes headless Service),
+    /// looked up again every `refresh_secs`.
+    pub kind: DiscoveryKind,
+    /// Seconds between DNS lookups (`kind = "dns"`).
+    pub refresh_secs: u64,
+}
+
+/// `discovery.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiscoveryKind {
+    /// The configured urls.
+    Static,
+    /// Every address of each url's host name.
+    Dns,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            kind: DiscoveryKind::Static,
+            refresh_secs: 5,
+        }
+    }
+}
+
 /// `[remote]`: defaults for calls to modules in other processes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -397,6 +428,8 @@ pub struct AppConfig {
     pub events: EventsConfig,
     /// `[telemetry]`
     pub telemetry: TelemetryConfig,
+    /// `[discovery]`
+    pub discovery: DiscoveryConfig,
     /// `[modules.*]`, validated per module by [`Settings::load`].
     #[serde(skip_serializing)]
     pub modules: BTreeMap<String, Value>,
@@ -404,13 +437,21 @@ pub struct AppConfig {
 
 /// Keys every `[modules.<m>]` section may have, whatever the module: where it runs and how
 /// calls to it behave (each over its `[remote]` default).
-const PLACEMENT_KEYS: [&str; 5] = ["url", "timeout_ms", "max_concurrency", "retry", "breaker"];
+const PLACEMENT_KEYS: [&str; 6] = [
+    "url",
+    "urls",
+    "timeout_ms",
+    "max_concurrency",
+    "retry",
+    "breaker",
+];
 
 /// Placement keys of one module (`retry` and `breaker` are read over their `[remote]`
 /// defaults by [`over_remote`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 struct Placement {
     url: Option<String>,
+    urls: Option<Vec<String>>,
     timeout_ms: Option<u64>,
     max_concurrency: Option<usize>,
 }
@@ -418,8 +459,10 @@ struct Placement {
 /// How to reach one remote module, and how calls to it behave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteTarget {
-    /// Its base url.
+    /// Its base url (the first of its replicas').
     pub url: Url,
+    /// Its replicas' base urls (`modules.<m>.urls`, or `url` alone).
+    pub urls: Vec<Url>,
     /// Its call timeout (`modules.<m>.timeout_ms`, else `remote.timeout_ms`).
     pub timeout_ms: u64,
     /// Its bulkhead (`modules.<m>.max_concurrency`, else `remote.max_concurrency`).
@@ -571,6 +614,17 @@ impl Settings {
             pool_max_idle_per_host: r.pool_max_idle_per_host,
             ca_pem: self.remote_tls.ca_pem.clone(),
             identity_pem: self.remote_tls.identity_pem.clone(),
+            replicas: self
+                .targets
+                .get(module)
+                .map(|t| t.urls.clone())
+                .unwrap_or_default(),
+            discovery: match self.app.discovery.kind {
+                DiscoveryKind::Static => cleave_kernel::client::Discovery::Static,
+                DiscoveryKind::Dns => cleave_kernel::client::Discovery::Dns {
+                    every: std::time::Duration::from_secs(self.app.discovery.refresh_secs),
+                },
+            },
         }
     }
 }
@@ -637,13 +691,14 @@ fn flatten(prefix: &str, dict: &Dict, out: &mut Vec<String>) {
 }
 
 /// The top-level sections a configuration may have.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "server",
     "database",
     "log",
     "remote",
     "events",
     "telemetry",
+    "discovery",
     "modules",
 ];
 
@@ -680,22 +735,49 @@ fn targets(
             ));
         }
         let placement: Placement = section(figment, name)?;
-        let Some(raw) = placement.url else { continue };
-        let key = format!("modules.{name}.url");
-        let url = Url::parse(&raw)
-            .map_err(|e| ConfigError::at(figment, &key, format!("not a url: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(ConfigError::at(
-                figment,
-                &key,
-                "must be an http:// or https:// url with a host, e.g. http://catalog:8080",
-            ));
+        let (key, raws) = match (placement.url, placement.urls) {
+            (None, None) => continue,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::at(
+                    figment,
+                    &format!("modules.{name}.urls"),
+                    format!("set modules.{name}.url (one replica) or urls (several), not both"),
+                ));
+            }
+            (Some(url), None) => (format!("modules.{name}.url"), vec![url]),
+            (None, Some(urls)) if urls.is_empty() => {
+                return Err(ConfigError::at(
+                    figment,
+                    &format!("modules.{name}.urls"),
+                    "is empty: list the replicas' urls, or leave it out to host the module",
+                ));
+            }
+            (None, Some(urls)) => (format!("modules.{name}.urls"), urls),
+        };
+        let mut urls = Vec::with_capacity(raws.len());
+        for raw in &raws {
+            let url = Url::parse(raw).map_err(|e| {
+                ConfigError::at(figment, &key, format!("{raw:?} is not a url: {e}"))
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(ConfigError::at(
+                    figment,
+                    &key,
+                    format!(
+                        "{raw:?}: must be an http:// or https:// url with a host, e.g. \
+                         http://catalog:8080"
+                    ),
+                ));
+            }
+            urls.push(url);
         }
+        let url = urls[0].clone();
         let r = &app.remote;
         targets.insert(
             name.clone(),
             RemoteTarget {
                 url,
+                urls,
                 timeout_ms: placement.timeout_ms.unwrap_or(r.timeout_ms),
                 max_concurrency: placement.max_concurrency.unwrap_or(r.max_concurrency),
                 retry: over_remote(figment, name, "retry", &r.retry)?,
@@ -757,6 +839,7 @@ fn check_values(
             u64::try_from(app.events.max_deliver).unwrap_or(0),
         ),
         ("events.retention_hours".into(), app.events.retention_hours),
+        ("discovery.refresh_secs".into(), app.discovery.refresh_secs),
         (
             "database.max_connections".into(),
             u64::from(app.database.max_connections),

@@ -288,14 +288,6 @@ impl PlacementFile {
     }
 }
 
-/// A group's database url, as compose and Kubernetes give it.
-pub enum DatabaseUrl {
-    /// Written out (compose; `${POSTGRES_PASSWORD}` interpolated by compose).
-    Literal(String),
-    /// Read from the `cleave-database` Secret, key = the group's name (Kubernetes).
-    FromSecret,
-}
-
 impl Group {
     /// Its service name (the host other groups reach it at).
     #[must_use]
@@ -333,7 +325,8 @@ impl Group {
         ]
     }
 
-    /// Its environment: everything but the database url, which [`DatabaseUrl`] gives.
+    /// Its environment, but for the database url (compose writes it out, Kubernetes reads
+    /// it from the `cleave-database` Secret).
     #[must_use]
     pub fn environment(&self, p: &PlacementFile) -> Vec<(String, String)> {
         let tls = |f: &str| format!("{TLS_DIR}/{f}");
@@ -519,6 +512,11 @@ pub fn compose(p: &PlacementFile, source: &Path) -> String {
     out.push_str("# Certificates first, in ./certs beside this file:\n");
     for c in p.cert_commands("certs") {
         let _ = writeln!(out, "#   {c}");
+    }
+    if p.database == Database::Postgres {
+        out.push_str(
+            "# PostgreSQL's password: POSTGRES_PASSWORD in the environment (default cleave).\n",
+        );
     }
     out.push_str("# then: docker compose -f <this file> up\n");
     out.push_str(&yaml(&json!({"services": services, "volumes": volumes})));

@@ -80,6 +80,66 @@ fn an_invalid_module_url_and_an_unknown_module_are_refused() {
 }
 
 #[test]
+fn replicas_are_a_list_of_urls_checked_like_one_and_discovery_is_named() {
+    let listed = cleave(
+        &["modules"],
+        &[(
+            "CLEAVE_MODULES__CATALOG__URLS",
+            r#"["http://catalog-a:8080", "http://catalog-b:8080"]"#,
+        )],
+    );
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(
+        stdout(&listed).contains("remote at http://catalog-a:8080/"),
+        "{}",
+        stdout(&listed)
+    );
+    for (env, key, says) in [
+        (
+            vec![
+                ("CLEAVE_MODULES__CATALOG__URL", "http://a:1"),
+                ("CLEAVE_MODULES__CATALOG__URLS", r#"["http://b:1"]"#),
+            ],
+            "modules.catalog.urls",
+            "not both",
+        ),
+        (
+            vec![("CLEAVE_MODULES__CATALOG__URLS", "[]")],
+            "modules.catalog.urls",
+            "is empty",
+        ),
+        (
+            vec![(
+                "CLEAVE_MODULES__CATALOG__URLS",
+                r#"["http://a:1", "ftp://b"]"#,
+            )],
+            "modules.catalog.urls",
+            "\"ftp://b\": must be an http:// or https:// url",
+        ),
+        (
+            vec![("CLEAVE_DISCOVERY__KIND", "etcd")],
+            "discovery.kind",
+            "static",
+        ),
+        (
+            vec![("CLEAVE_DISCOVERY__REFRESH_SECS", "0")],
+            "discovery.refresh_secs",
+            "",
+        ),
+    ] {
+        let out = cleave(&["config", "check"], &env);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {err}");
+        assert!(err.contains(key), "{env:?}: {err}");
+        assert!(err.contains(says), "{env:?}: {err}");
+        assert!(
+            err.contains(&env[env.len() - 1].0.to_owned()),
+            "names its origin: {err}"
+        );
+    }
+}
+
+#[test]
 fn serving_a_module_without_its_requirement_fails_at_start_up() {
     let out = cleave(
         &[

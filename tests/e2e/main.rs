@@ -16,6 +16,7 @@ mod observability;
 mod openapi;
 mod placements;
 mod process;
+mod replicas;
 mod secrets;
 mod skew;
 mod split;

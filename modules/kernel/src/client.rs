@@ -1,12 +1,13 @@
 //! The one remote-call pipeline. Every module's HTTP client sends its calls through a
 //! [`RemoteClient`]: a tower service stack over one pooled, keep-alive `reqwest::Client` per
-//! target module. Layers that every remote call needs (the deadline, retries within a budget,
-//! the target's circuit breaker; later tracing, metrics, load balancing) are added here, in
-//! [`RemoteClient::new`], and no module client changes. See [`crate::resilience`] for when a
+//! target module. Layers that every remote call needs (the deadline, the bulkhead, retries
+//! within a budget, and innermost the choice of a replica with its own circuit breaker) are
+//! added here, in [`RemoteClient::new`], and no module client changes. See [`crate::resilience`] for when a
 //! call is tried again and when the breaker opens.
 
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,6 +23,7 @@ use tower::{Layer, Service, ServiceExt};
 pub use reqwest::Method;
 pub use url::Url;
 
+use crate::balance::{self, Load};
 use crate::call::Operation;
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER};
 use crate::error::{ApiError, Problem, Upstream, is_problem_json};
@@ -263,6 +265,26 @@ pub struct RemoteSettings {
     /// PEM of this process's client certificate and key, presented to modules that require
     /// mutual TLS.
     pub identity_pem: Option<Vec<u8>>,
+    /// The module's replicas (`modules.<m>.urls`); empty: the base url alone.
+    pub replicas: Vec<Url>,
+    /// How the replicas' addresses are found.
+    pub discovery: Discovery,
+}
+
+/// How a module's replicas are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Discovery {
+    /// The configured urls, as they are (each url one replica; its name resolved per
+    /// connection).
+    #[default]
+    Static,
+    /// Every address each url's host name resolves to is a replica, resolved again this
+    /// often (a Kubernetes headless Service); the certificate is still checked against the
+    /// name. When a lookup fails, the last addresses found are kept.
+    Dns {
+        /// Between lookups.
+        every: Duration,
+    },
 }
 
 impl Default for RemoteSettings {
@@ -278,6 +300,8 @@ impl Default for RemoteSettings {
             pool_max_idle_per_host: 64,
             ca_pem: None,
             identity_pem: None,
+            replicas: Vec::new(),
+            discovery: Discovery::Static,
         }
     }
 }
@@ -292,7 +316,7 @@ pub struct RemoteClient {
     module: &'static str,
     base: Url,
     pipeline: Pipeline,
-    breaker: Arc<Breaker>,
+    replicas: Replicas,
 }
 
 impl fmt::Debug for RemoteClient {
@@ -314,31 +338,23 @@ impl RemoteClient {
         base: Url,
         settings: &RemoteSettings,
     ) -> Result<Self, RemoteError> {
-        let unreachable = |e: reqwest::Error| RemoteError::NotSent {
-            module,
-            reason: e.to_string(),
+        let urls = if settings.replicas.is_empty() {
+            vec![base.clone()]
+        } else {
+            settings.replicas.clone()
         };
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-            .tcp_nodelay(true);
-        if let Some(pem) = &settings.ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(unreachable)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if let Some(pem) = &settings.identity_pem {
-            builder = builder.identity(reqwest::Identity::from_pem(pem).map_err(unreachable)?);
-        }
-        let http = builder.build().map_err(unreachable)?;
-        let transport = HttpTransport {
+        let shared = http_client(module, settings, None)?;
+        let set = urls
+            .iter()
+            .map(|url| Replica::new(module, url.clone(), None, shared.clone(), settings))
+            .collect();
+        let replicas = Replicas {
             module,
-            base: Arc::from(base.as_str().trim_end_matches('/')),
-            http,
-            max_answer_bytes: settings.max_answer_bytes,
+            set: Arc::new(arc_swap::ArcSwap::from_pointee(set)),
         };
-        let breaker = Breaker::new(module, settings.breaker);
+        if let Discovery::Dns { every } = settings.discovery {
+            replicas.discover(urls, every, settings.clone());
+        }
         let limit = settings.max_concurrency.max(1);
         let pipeline = tower::ServiceBuilder::new()
             .layer(StepLayer(Deadline {
@@ -354,13 +370,12 @@ impl RemoteClient {
                 module,
                 settings.retry,
             )))
-            .layer(StepLayer(Breaking(breaker.clone())))
-            .service(transport);
+            .service(replicas.clone());
         Ok(Self {
             module,
             base,
             pipeline: BoxCloneSyncService::new(pipeline),
-            breaker,
+            replicas,
         })
     }
 
@@ -374,9 +389,27 @@ impl RemoteClient {
         &self.base
     }
 
-    /// Where the module's circuit breaker is.
+    /// Where the module's circuit breakers are, taken together: closed while any replica's
+    /// is, half-open while any replica is being probed, else open.
     pub fn breaker(&self) -> BreakerState {
-        self.breaker.state()
+        let states: Vec<BreakerState> = self.replicas().into_iter().map(|(_, s)| s).collect();
+        if states.contains(&BreakerState::Closed) {
+            BreakerState::Closed
+        } else if states.contains(&BreakerState::HalfOpen) {
+            BreakerState::HalfOpen
+        } else {
+            BreakerState::Open
+        }
+    }
+
+    /// Each replica (its url, and its address when discovery found one) with its breaker.
+    pub fn replicas(&self) -> Vec<(String, BreakerState)> {
+        self.replicas
+            .set
+            .load()
+            .iter()
+            .map(|r| (r.name(), r.breaker.state()))
+            .collect()
     }
 
     /// Sends one request through the pipeline.
@@ -929,35 +962,231 @@ fn failed(result: &Result<RemoteResponse, RemoteError>) -> bool {
     }
 }
 
-/// Passes each try through the target's [`Breaker`], bounded by the caller's deadline (so a
-/// try cut off by it counts as a failure).
-#[derive(Clone)]
-struct Breaking(Arc<Breaker>);
+/// The reqwest client of a target's calls: pooled keep-alive connections, the deployment's
+/// CA, this process's certificate; with `pinned`, every connection to that host name goes to
+/// that address (a replica found by DNS discovery, its certificate still checked against the
+/// name).
+fn http_client(
+    module: &'static str,
+    settings: &RemoteSettings,
+    pinned: Option<(&str, SocketAddr)>,
+) -> Result<reqwest::Client, RemoteError> {
+    let unreachable = |e: reqwest::Error| RemoteError::NotSent {
+        module,
+        reason: e.to_string(),
+    };
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+        .tcp_nodelay(true);
+    if let Some(pem) = &settings.ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(unreachable)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let Some(pem) = &settings.identity_pem {
+        builder = builder.identity(reqwest::Identity::from_pem(pem).map_err(unreachable)?);
+    }
+    if let Some((host, addr)) = pinned {
+        builder = builder.resolve(host, addr);
+    }
+    builder.build().map_err(unreachable)
+}
 
-impl Step for Breaking {
-    fn call<S>(
-        &self,
-        inner: &mut S,
-        req: RemoteRequest,
-    ) -> BoxFuture<Result<RemoteResponse, RemoteError>>
-    where
-        S: Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError>,
-        S::Future: Send + 'static,
-    {
-        let breaker = self.0.clone();
-        let module = breaker.module;
-        if let Err(wait) = breaker.admit() {
+/// One replica of the target module: where it is, its circuit breaker, its load.
+struct Replica {
+    url: Url,
+    /// The address DNS discovery found it at (static replicas are reached by their url).
+    addr: Option<SocketAddr>,
+    transport: HttpTransport,
+    breaker: Arc<Breaker>,
+    load: Load,
+}
+
+impl Replica {
+    fn new(
+        module: &'static str,
+        url: Url,
+        addr: Option<SocketAddr>,
+        http: reqwest::Client,
+        settings: &RemoteSettings,
+    ) -> Arc<Self> {
+        let transport = HttpTransport {
+            module,
+            base: Arc::from(url.as_str().trim_end_matches('/')),
+            http,
+            max_answer_bytes: settings.max_answer_bytes,
+        };
+        Arc::new(Self {
+            url,
+            addr,
+            transport,
+            breaker: Breaker::new(module, settings.breaker),
+            load: Load::default(),
+        })
+    }
+
+    /// Its url, with the address discovery found it at.
+    fn name(&self) -> String {
+        match self.addr {
+            Some(addr) => format!("{} ({addr})", self.url),
+            None => self.url.to_string(),
+        }
+    }
+}
+
+/// The target's replicas, and the innermost stage of the pipeline: each try goes to one of
+/// them, chosen by [`balance::pick`] among those whose breaker lets a call through, bounded
+/// by the caller's deadline (a try cut off by it counts as a failure of that replica). A try
+/// that failed made its replica dear, so the retry stage's next try goes elsewhere.
+#[derive(Clone)]
+struct Replicas {
+    module: &'static str,
+    set: Arc<arc_swap::ArcSwap<Vec<Arc<Replica>>>>,
+}
+
+impl Replicas {
+    /// Looks the urls' host names up every `every`, the replicas becoming every address
+    /// found (one kept as it is, breaker and load, while its address stays). Stops when the
+    /// client is dropped; without a runtime there is nothing to run it on, and the urls stay
+    /// the replicas.
+    fn discover(&self, urls: Vec<Url>, every: Duration, settings: RemoteSettings) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                module = self.module,
+                "no runtime: DNS discovery does not run"
+            );
+            return;
+        };
+        let weak = Arc::downgrade(&self.set);
+        let module = self.module;
+        runtime.spawn(async move {
+            loop {
+                let Some(set) = weak.upgrade() else { break };
+                let current = set.load_full();
+                let next = rediscover(module, &urls, &current, &settings, |host, port| {
+                    let host = host.to_owned();
+                    async move {
+                        tokio::net::lookup_host((host.as_str(), port))
+                            .await
+                            .map(|addrs| addrs.collect::<Vec<_>>())
+                            .map_err(|e| e.to_string())
+                    }
+                })
+                .await;
+                if let Some(next) = next {
+                    set.store(Arc::new(next));
+                }
+                drop(set);
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+}
+
+/// The replicas after looking `urls` up with `lookup`: every address of each url, the ones
+/// `current` already has kept as they are; a url whose lookup fails keeps its current
+/// replicas. `None` when nothing changed or nothing would be left.
+async fn rediscover<F, Fut>(
+    module: &'static str,
+    urls: &[Url],
+    current: &[Arc<Replica>],
+    settings: &RemoteSettings,
+    lookup: F,
+) -> Option<Vec<Arc<Replica>>>
+where
+    F: Fn(&str, u16) -> Fut,
+    Fut: Future<Output = Result<Vec<SocketAddr>, String>>,
+{
+    let mut next: Vec<Arc<Replica>> = Vec::new();
+    for url in urls {
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            continue;
+        };
+        let mine = current.iter().filter(|r| r.url == *url);
+        match lookup(host, port).await {
+            Ok(addrs) if !addrs.is_empty() => {
+                for addr in addrs {
+                    if let Some(kept) = current
+                        .iter()
+                        .find(|r| r.url == *url && r.addr == Some(addr))
+                    {
+                        next.push(kept.clone());
+                        continue;
+                    }
+                    match http_client(module, settings, Some((host, addr))) {
+                        Ok(http) => next.push(Replica::new(
+                            module,
+                            url.clone(),
+                            Some(addr),
+                            http,
+                            settings,
+                        )),
+                        Err(e) => tracing::warn!(module, %addr, error = %e, "replica left out"),
+                    }
+                }
+            }
+            Ok(_) => {
+                tracing::warn!(module, host, "DNS found no address; keeping the last ones");
+                next.extend(mine.cloned());
+            }
+            Err(e) => {
+                tracing::warn!(module, host, error = %e, "DNS lookup failed; keeping the last addresses");
+                next.extend(mine.cloned());
+            }
+        }
+    }
+    let same =
+        next.len() == current.len() && next.iter().zip(current).all(|(a, b)| Arc::ptr_eq(a, b));
+    if same || next.is_empty() {
+        return None;
+    }
+    tracing::info!(
+        module,
+        replicas = %next.iter().map(|r| r.name()).collect::<Vec<_>>().join(", "),
+        "replicas found"
+    );
+    Some(next)
+}
+
+impl Service<RemoteRequest> for Replicas {
+    type Response = RemoteResponse;
+    type Error = RemoteError;
+    type Future = BoxFuture<Result<RemoteResponse, RemoteError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RemoteError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: RemoteRequest) -> Self::Future {
+        let module = self.module;
+        let set = self.set.load();
+        let chosen = balance::pick(
+            set.len(),
+            |i| set[i].breaker.wait().is_none(),
+            |i| set[i].load.cost(),
+        )
+        .map(|i| set[i].clone())
+        .and_then(|replica| replica.breaker.admit().ok().map(|()| replica));
+        let Some(replica) = chosen else {
+            let retry_after = set
+                .iter()
+                .filter_map(|r| r.breaker.wait())
+                .min()
+                .unwrap_or(Duration::from_millis(100));
             metrics::counter!(crate::metrics::REMOTE_REFUSED, "callee" => module, "reason" => "breaker")
                 .increment(1);
             return Box::pin(async move {
                 Err(RemoteError::CircuitOpen {
                     module,
-                    retry_after: wait,
+                    retry_after,
                 })
             });
-        }
+        };
         let left = req.ctx.remaining();
-        let fut = inner.call(req);
+        let started = replica.load.start();
+        let fut = replica.transport.clone().call(req);
         Box::pin(async move {
             let result = match left {
                 Some(left) => tokio::time::timeout(left, fut)
@@ -965,8 +1194,67 @@ impl Step for Breaking {
                     .unwrap_or(Err(RemoteError::DeadlineExceeded { module })),
                 None => fut.await,
             };
-            breaker.record(failed(&result));
+            let failed = failed(&result);
+            replica.load.finish(started, failed);
+            replica.breaker.record(failed);
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica_at(url: &Url, addr: SocketAddr) -> Arc<Replica> {
+        let settings = RemoteSettings::default();
+        let http = http_client("probe", &settings, None).expect("client");
+        Replica::new("probe", url.clone(), Some(addr), http, &settings)
+    }
+
+    #[tokio::test]
+    async fn discovery_keeps_replicas_whose_address_stays_and_the_last_ones_when_dns_fails() {
+        let url = Url::parse("http://catalog:8080").expect("url");
+        let addr = |last: u8| SocketAddr::from(([10, 0, 0, last], 8080));
+        let settings = RemoteSettings::default();
+        let current = vec![replica_at(&url, addr(1)), replica_at(&url, addr(2))];
+        let urls = [url.clone()];
+
+        // .2 stays (the same replica, its breaker and load), .1 went, .3 came.
+        let next = rediscover("probe", &urls, &current, &settings, |host, port| {
+            assert_eq!((host, port), ("catalog", 8080));
+            async {
+                Ok(vec![
+                    SocketAddr::from(([10, 0, 0, 2], 8080)),
+                    SocketAddr::from(([10, 0, 0, 3], 8080)),
+                ])
+            }
+        })
+        .await
+        .expect("changed");
+        assert_eq!(next.len(), 2);
+        assert!(Arc::ptr_eq(&next[0], &current[1]));
+        assert_eq!(next[1].addr, Some(addr(3)));
+        assert_eq!(next[1].name(), "http://catalog:8080/ (10.0.0.3:8080)");
+
+        // The same answer again: nothing to change.
+        let again = rediscover("probe", &urls, &next, &settings, |_, _| async {
+            Ok(vec![
+                SocketAddr::from(([10, 0, 0, 2], 8080)),
+                SocketAddr::from(([10, 0, 0, 3], 8080)),
+            ])
+        })
+        .await;
+        assert!(again.is_none());
+
+        // DNS down, or no address: the last ones stay.
+        for answer in [Err("no DNS".to_owned()), Ok(Vec::new())] {
+            let kept = rediscover("probe", &urls, &next, &settings, |_, _| {
+                let answer = answer.clone();
+                async move { answer }
+            })
+            .await;
+            assert!(kept.is_none(), "the set is unchanged");
+        }
     }
 }

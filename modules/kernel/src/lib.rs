@@ -8,7 +8,7 @@
 //! - [`call`]: the call path every call of a contract operation passes, local or remote, and
 //!   the operation table (`#[contract]`) it knows calls by.
 //! - [`client`]: the one remote-call pipeline (reqwest + tower layers) behind every module
-//!   client.
+//!   client, down to the choice of a replica (`balance`: power of two choices, peak-EWMA).
 //! - [`http`]: the server side: one middleware stack, request ids, problem responses,
 //!   extractor limits, contract routes, forwarding to the process that hosts a module.
 //! - [`module`]: what a module is ([`module::Contract`], [`module::Module`]), where each runs
@@ -26,6 +26,7 @@
 extern crate self as cleave_kernel;
 
 pub mod auth;
+mod balance;
 pub mod call;
 pub mod client;
 pub mod config;

@@ -143,6 +143,18 @@ impl Breaker {
         self.lock().state
     }
 
+    /// How long until a call may go: `None` when one may go now (closed, or open long enough
+    /// that a probe may go). Changes nothing, unlike [`Breaker::admit`].
+    pub(crate) fn wait(&self) -> Option<Duration> {
+        let b = self.lock();
+        let now = Instant::now();
+        match b.state {
+            BreakerState::Closed => None,
+            BreakerState::Open | BreakerState::HalfOpen if now >= b.open_until => None,
+            BreakerState::Open | BreakerState::HalfOpen => Some(b.open_until - now),
+        }
+    }
+
     /// Whether a call may go now: closed, or open long enough that this call is the probe.
     /// `Err` holds how long until a probe may go.
     pub(crate) fn admit(&self) -> Result<(), Duration> {

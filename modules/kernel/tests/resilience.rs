@@ -15,20 +15,8 @@ use cleave_kernel::resilience::{BreakerSettings, BreakerState, RetrySettings};
 use cleave_kernel::{ApiError, CallContext};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-const fn op(id: &'static str, method: HttpMethod, repeat: Repeat) -> Operation {
-    Operation {
-        module: "probe",
-        name: id,
-        id,
-        method,
-        path: "/thing",
-        repeat,
-        access: &[cleave_kernel::call::Access::Anyone],
-        owner: None,
-        errors: &[],
-        summary: "",
-    }
-}
+mod support;
+use support::{call, op};
 
 /// Safe to repeat.
 const READ: Operation = op("probe.read", HttpMethod::Get, Repeat::ReadOnly);
@@ -240,17 +228,6 @@ fn placing() -> RemoteRequest {
         op: Some(&PLACE),
         ..RemoteRequest::new(CallContext::root(), Method::POST, "/thing".into())
     }
-}
-
-async fn call(remote: &RemoteClient, op: &'static Operation) -> Result<(), KernelError> {
-    remote
-        .op(
-            op,
-            &CallContext::root().with_timeout(Duration::from_secs(5)),
-        )
-        .fetch::<serde_json::Value, KernelError>()
-        .await
-        .map(|_| ())
 }
 
 #[tokio::test]

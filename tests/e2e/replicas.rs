@@ -1,0 +1,133 @@
+//! Replicas with real processes: three catalog processes behind one front
+//! (`modules.catalog.urls`), the front's calls spread over them, and one killed with kill -9
+//! under a read load without one failed request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::helpers::{client, free_port, sqlite_in};
+use crate::process::Cleave;
+
+const READ: &str = "/api/catalog/v1/products/OLJCESPC7Z";
+
+/// Product reads a catalog process served, from its /metrics.
+async fn reads_served(catalog: &Cleave) -> u64 {
+    let text = client()
+        .get(format!("{}/metrics", catalog.base()))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("cleave_http_request_duration_seconds_count")
+                && l.contains("/api/catalog/v1/products/{id}")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// `total` reads through `front`, `concurrency` at a time, counting each answered; the
+/// failures.
+async fn reads(
+    front: String,
+    total: usize,
+    concurrency: usize,
+    done: Arc<AtomicUsize>,
+) -> Vec<String> {
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let (front, done) = (front.clone(), done.clone());
+        let mine = total / concurrency + usize::from(w < total % concurrency);
+        workers.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for _ in 0..mine {
+                match client().get(format!("{front}{READ}")).send().await {
+                    Ok(res) if res.status() == 200 => {}
+                    Ok(res) => failures.push(format!(
+                        "{} {}",
+                        res.status(),
+                        res.text().await.unwrap_or_default()
+                    )),
+                    Err(e) => failures.push(e.to_string()),
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            failures
+        }));
+    }
+    let mut failures = Vec::new();
+    for w in workers {
+        failures.extend(w.await.expect("worker"));
+    }
+    failures
+}
+
+#[tokio::test]
+async fn three_catalog_replicas_share_the_calls_and_one_killed_costs_no_read() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("\"http://127.0.0.1:{p}\""))
+        .collect();
+    let others = cleave::modules::names()
+        .into_iter()
+        .filter(|m| *m != "catalog")
+        .collect::<Vec<_>>()
+        .join(",");
+    let front = Cleave::serve(
+        &["--modules", &others],
+        &[
+            ("CLEAVE_DATABASE__URL", sqlite_in(dir.path(), "front.db")),
+            (
+                "CLEAVE_MODULES__CATALOG__URLS",
+                format!("[{}]", urls.join(",")),
+            ),
+        ],
+    );
+    let mut replicas: Vec<Cleave> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            Cleave::serve(
+                &["--modules", "catalog"],
+                &[
+                    ("CLEAVE_SERVER__LISTEN", format!("127.0.0.1:{port}")),
+                    (
+                        "CLEAVE_DATABASE__URL",
+                        sqlite_in(dir.path(), &format!("catalog-{i}.db")),
+                    ),
+                    ("CLEAVE_MODULES__IDENTITY__URL", front.base()),
+                ],
+            )
+        })
+        .collect();
+
+    // Healthy: a third each (± 10%).
+    let failures = reads(front.base(), 300, 6, Arc::new(AtomicUsize::new(0))).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let mut served = Vec::new();
+    for r in &replicas {
+        served.push(reads_served(r).await);
+    }
+    assert_eq!(served.iter().sum::<u64>(), 300, "{served:?}");
+    for s in &served {
+        assert!((70..=130).contains(s), "33% ± 10% of 300 each: {served:?}");
+    }
+
+    // One replica killed with kill -9 while reads go on: none fails.
+    let done = Arc::new(AtomicUsize::new(0));
+    let load = tokio::spawn(reads(front.base(), 400, 6, done.clone()));
+    while done.load(Ordering::SeqCst) < 100 {
+        tokio::task::yield_now().await;
+    }
+    replicas[2].kill();
+    let failures = load.await.expect("load");
+    assert!(
+        failures.is_empty(),
+        "reads failed after kill -9 of a replica: {failures:?}"
+    );
+}
