@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// Seconds a stopping process keeps serving, not ready, before it drains: the time
+    /// load balancers and callers take to notice (0: drain at once).
+    pub drain_secs: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Longest a client may take to send a request's head (slow-loris guard), in ms.
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             modules: None,
             workers: 0,
             shutdown_timeout_secs: 30,
+            drain_secs: 0,
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 5000,
             keep_alive_secs: 30,

@@ -27,7 +27,8 @@ pub const PREFIX: &str = "cleave";
 /// The images of the services the compose file adds (tags: see docs/DEPLOYMENT.md).
 const POSTGRES_IMAGE: &str = "postgres:17-bookworm";
 const NATS_IMAGE: &str = "nats:2.11-alpine";
-/// Seconds between SIGTERM and SIGKILL: server.shutdown_timeout_secs (30) and a margin.
+/// Seconds between SIGTERM and SIGKILL: production's server.drain_secs (5), then
+/// server.shutdown_timeout_secs (30), and a margin.
 const GRACE_SECS: u64 = 40;
 
 /// Where the process groups' databases are.

@@ -15,7 +15,7 @@ use cleave_kernel::db::DatabaseReadiness;
 use cleave_kernel::error::KernelError;
 use cleave_kernel::events::RelaySettings;
 use cleave_kernel::events::Topic;
-use cleave_kernel::health::configure_health;
+use cleave_kernel::health::{Draining, configure_health};
 use cleave_kernel::http::{CallerProof, HttpLimits, ServerStack};
 use cleave_kernel::metrics::{CallMetrics, configure_metrics};
 use cleave_kernel::module::{
@@ -210,6 +210,8 @@ pub struct Shop {
     pub metrics: bool,
     /// The operator page's view of this process.
     pub operator: Arc<cleave_kernel::operator::Operator>,
+    /// Set when it begins to stop: readiness fails from then on.
+    pub draining: Draining,
 }
 
 /// Builds the modules of this process.
@@ -312,6 +314,7 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         assembly: Arc::new(assembly),
         stack,
         metrics: settings.app.telemetry.metrics,
+        draining: Draining::default(),
     })
 }
 
@@ -325,7 +328,9 @@ impl Shop {
     /// modules, forwarded as they are to the hosting process for remote ones, 503 for absent
     /// ones.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        configure_health(cfg, Arc::new(self.assembly.checks()));
+        let mut checks = self.assembly.checks();
+        checks.push(Arc::new(self.draining.clone()));
+        configure_health(cfg, Arc::new(checks));
         if self.metrics {
             configure_metrics(cfg, Arc::new(self.assembly.gauges()));
         }
@@ -386,6 +391,10 @@ async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpRespons
 pub struct Running {
     /// The address actually bound (useful with port 0).
     pub addr: SocketAddr,
+    /// Set once it begins to stop (readiness fails from then on).
+    pub draining: Draining,
+    /// How long it keeps serving after that before it stops (`server.drain_secs`).
+    pub drain: std::time::Duration,
     /// Stops the server.
     pub handle: actix_web::dev::ServerHandle,
     /// Completes when the server has stopped.
@@ -407,6 +416,7 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
         server_cfg.workers
     };
     let api_doc = crate::openapi::document();
+    let draining = shop.draining.clone();
     let server = HttpServer::new(move || {
         let shop = shop.clone();
         cleave_kernel::http::app(shop.stack.clone())
@@ -435,24 +445,41 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     .run();
     Ok(Running {
         addr,
+        draining,
+        drain: std::time::Duration::from_secs(server_cfg.drain_secs),
         handle: server.handle(),
         server,
     })
 }
 
-/// Runs the server until SIGTERM or SIGINT, then drains in-flight requests (up to
+/// Runs the server until SIGTERM or SIGINT; then readiness fails and it keeps serving for
+/// `server.drain_secs` (cut short by a second signal) so that callers and load balancers
+/// stop sending to it, then drains in-flight requests (up to
 /// `server.shutdown_timeout_secs`) and returns.
 ///
 /// # Errors
 /// When the server fails.
 pub async fn run_until_signalled(running: Running) -> anyhow::Result<()> {
     let handle = running.handle.clone();
+    let (draining, drain) = (running.draining.clone(), running.drain);
     tokio::spawn(async move {
         let signal = wait_for_signal().await;
-        tracing::info!(
-            signal,
-            "shutdown signal received; draining in-flight requests"
-        );
+        draining.start();
+        if !drain.is_zero() {
+            tracing::info!(
+                signal,
+                drain_secs = drain.as_secs(),
+                "shutdown signal received; not ready any more, serving on while callers notice"
+            );
+            // A second signal cuts the drain short.
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                again = wait_for_signal() => {
+                    tracing::info!(signal = again, "second signal; stopping now");
+                }
+            }
+        }
+        tracing::info!(signal, "stopping: draining in-flight requests");
         handle.stop(true).await;
     });
     running.server.await.context("server failed")?;

@@ -408,3 +408,41 @@ async fn cleave_health_asks_its_own_process_whether_it_is_alive_and_ready() {
     assert_eq!(gone.status.code(), Some(1), "{why}");
     assert!(why.contains("no answer"), "{why}");
 }
+
+#[tokio::test]
+async fn a_stopping_process_is_not_ready_but_serves_until_its_drain_ends() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = crate::helpers::sqlite_in(dir.path(), "d.db");
+    // A drain longer than the test: the second signal ends it.
+    let mut app = Cleave::serve(
+        &[],
+        &[
+            ("CLEAVE_DATABASE__URL", db),
+            ("CLEAVE_SERVER__DRAIN_SECS", "600".into()),
+        ],
+    );
+    assert_eq!(get(&app.base(), "/health/ready").await.status, 200);
+
+    app.signal("TERM");
+    app.wait_for_log(|v| {
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("shutdown signal received; not ready"))
+    });
+    let ready = get(&app.base(), "/health/ready").await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert!(ready.body.to_string().contains("draining"), "{ready:?}");
+    // Still serving what comes meanwhile.
+    let read = get(&app.base(), "/api/catalog/v1/products/OLJCESPC7Z").await;
+    assert_eq!(read.status, 200, "{read:?}");
+
+    app.signal("TERM");
+    let status = app.wait();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        app.logged()
+            .iter()
+            .any(|l| l.contains("second signal; stopping now")),
+        "the second signal ended the drain"
+    );
+}

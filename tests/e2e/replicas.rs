@@ -1,6 +1,7 @@
 //! Replicas with real processes: three catalog processes behind one front
-//! (`modules.catalog.urls`), the front's calls spread over them, and one killed with kill -9
-//! under a read load without one failed request.
+//! (`modules.catalog.urls`), the front's calls spread over them, one killed with kill -9
+//! under a read load without one failed request, and all three restarted one after another
+//! (SIGTERM, drain, start again) under load without one failed request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,52 +66,97 @@ async fn reads(
     failures
 }
 
-#[tokio::test]
+/// A front hosting every module but the catalog, which it calls at three replicas (each
+/// with its own database in `dir`).
+struct Three {
+    front: Cleave,
+    replicas: Vec<Cleave>,
+    ports: Vec<u16>,
+    dir: tempfile::TempDir,
+}
+
+impl Three {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let urls: Vec<String> = ports
+            .iter()
+            .map(|p| format!("\"http://127.0.0.1:{p}\""))
+            .collect();
+        let others = cleave::modules::names()
+            .into_iter()
+            .filter(|m| *m != "catalog")
+            .collect::<Vec<_>>()
+            .join(",");
+        let front = Cleave::serve(
+            &["--modules", &others],
+            &[
+                ("CLEAVE_DATABASE__URL", sqlite_in(dir.path(), "front.db")),
+                (
+                    "CLEAVE_MODULES__CATALOG__URLS",
+                    format!("[{}]", urls.join(",")),
+                ),
+            ],
+        );
+        let mut me = Self {
+            front,
+            replicas: Vec::new(),
+            ports,
+            dir,
+        };
+        for i in 0..3 {
+            let replica = me.replica(i);
+            me.replicas.push(replica);
+        }
+        me
+    }
+
+    /// Replica `i` started (again) on its port and database, draining for a second when it
+    /// is stopped.
+    fn replica(&self, i: usize) -> Cleave {
+        Cleave::serve(
+            &["--modules", "catalog"],
+            &[
+                (
+                    "CLEAVE_SERVER__LISTEN",
+                    format!("127.0.0.1:{}", self.ports[i]),
+                ),
+                (
+                    "CLEAVE_DATABASE__URL",
+                    sqlite_in(self.dir.path(), &format!("catalog-{i}.db")),
+                ),
+                ("CLEAVE_MODULES__IDENTITY__URL", self.front.base()),
+                ("CLEAVE_SERVER__DRAIN_SECS", "1".into()),
+            ],
+        )
+    }
+
+    /// Reads through the front, `total`, 6 at a time, in a task; with what counts them.
+    fn load(&self, total: usize) -> (tokio::task::JoinHandle<Vec<String>>, Arc<AtomicUsize>) {
+        let done = Arc::new(AtomicUsize::new(0));
+        (
+            tokio::spawn(reads(self.front.base(), total, 6, done.clone())),
+            done,
+        )
+    }
+}
+
+/// Yields until `done` counts `n`.
+async fn until(done: &AtomicUsize, n: usize) {
+    while done.load(Ordering::SeqCst) < n {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_catalog_replicas_share_the_calls_and_one_killed_costs_no_read() {
-    let dir = tempfile::tempdir().expect("dir");
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let urls: Vec<String> = ports
-        .iter()
-        .map(|p| format!("\"http://127.0.0.1:{p}\""))
-        .collect();
-    let others = cleave::modules::names()
-        .into_iter()
-        .filter(|m| *m != "catalog")
-        .collect::<Vec<_>>()
-        .join(",");
-    let front = Cleave::serve(
-        &["--modules", &others],
-        &[
-            ("CLEAVE_DATABASE__URL", sqlite_in(dir.path(), "front.db")),
-            (
-                "CLEAVE_MODULES__CATALOG__URLS",
-                format!("[{}]", urls.join(",")),
-            ),
-        ],
-    );
-    let mut replicas: Vec<Cleave> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| {
-            Cleave::serve(
-                &["--modules", "catalog"],
-                &[
-                    ("CLEAVE_SERVER__LISTEN", format!("127.0.0.1:{port}")),
-                    (
-                        "CLEAVE_DATABASE__URL",
-                        sqlite_in(dir.path(), &format!("catalog-{i}.db")),
-                    ),
-                    ("CLEAVE_MODULES__IDENTITY__URL", front.base()),
-                ],
-            )
-        })
-        .collect();
+    let mut three = Three::start();
 
     // Healthy: a third each (± 10%).
-    let failures = reads(front.base(), 300, 6, Arc::new(AtomicUsize::new(0))).await;
+    let failures = reads(three.front.base(), 300, 6, Arc::new(AtomicUsize::new(0))).await;
     assert!(failures.is_empty(), "{failures:?}");
     let mut served = Vec::new();
-    for r in &replicas {
+    for r in &three.replicas {
         served.push(reads_served(r).await);
     }
     assert_eq!(served.iter().sum::<u64>(), 300, "{served:?}");
@@ -119,15 +165,40 @@ async fn three_catalog_replicas_share_the_calls_and_one_killed_costs_no_read() {
     }
 
     // One replica killed with kill -9 while reads go on: none fails.
-    let done = Arc::new(AtomicUsize::new(0));
-    let load = tokio::spawn(reads(front.base(), 400, 6, done.clone()));
-    while done.load(Ordering::SeqCst) < 100 {
-        tokio::task::yield_now().await;
-    }
-    replicas[2].kill();
+    let (load, done) = three.load(400);
+    until(&done, 100).await;
+    three.replicas[2].kill();
     let failures = load.await.expect("load");
     assert!(
         failures.is_empty(),
         "reads failed after kill -9 of a replica: {failures:?}"
     );
+}
+
+// Two threads: the test waits for processes (blocking) while the load goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_three_replicas_one_after_another_fails_no_request() {
+    let mut three = Three::start();
+    let (load, done) = three.load(1200);
+    for i in 0..3 {
+        until(&done, 100 + 300 * i).await;
+        three.replicas[i].signal("TERM");
+        let status = three.replicas[i].wait();
+        assert!(status.success(), "replica {i} stopped with {status:?}");
+        three.replicas[i] = three.replica(i);
+    }
+    let failures = load.await.expect("load");
+    assert!(
+        failures.is_empty(),
+        "requests failed during the rolling restart: {failures:?}"
+    );
+    // Every replica serves again after its restart.
+    let failures = reads(three.front.base(), 150, 6, Arc::new(AtomicUsize::new(0))).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    for (i, r) in three.replicas.iter().enumerate() {
+        assert!(
+            reads_served(r).await > 0,
+            "replica {i} serves after its restart"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! as the event broker, are reported without failing it).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::{HttpResponse, web};
 use async_trait::async_trait;
@@ -20,6 +21,39 @@ pub trait ReadinessCheck: Send + Sync {
     /// serves without, degraded) are reported as `degraded: <why>` and leave it ready.
     fn required(&self) -> bool {
         true
+    }
+}
+
+/// Set when the process begins to stop: from then on readiness fails (`draining`), so that
+/// load balancers, orchestrators and registries stop sending it new requests, while it
+/// keeps serving those that still come for the drain period (`server.drain_secs`).
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    /// The process is stopping.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether it is.
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl ReadinessCheck for Draining {
+    fn name(&self) -> String {
+        "draining".into()
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        if self.is_draining() {
+            Err("the process is stopping".into())
+        } else {
+            Ok(())
+        }
     }
 }
 
