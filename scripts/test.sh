@@ -4,6 +4,7 @@
 #   - Debian's chromium and chromedriver for the storefront browser test (installed when
 #     missing; the test fails, never skips, without them);
 #   - Debian's Prometheus (prometheus, promtool) for the metrics test (installed when missing);
+#   - Debian's nginx and haproxy for the edge test (installed when missing);
 #   - a NATS server with JetStream on 127.0.0.1:4222 for the event bus tests (scripts/nats.sh
 #     starts Debian's nats-server when nothing answers there; the run fails if it cannot);
 #   - with CLEAVE_TEST_DATABASE_URL set (CI sets it), every database test also runs on a fresh
@@ -17,6 +18,10 @@ bash scripts/install-browser.sh
 chromium --version
 bash scripts/install-prometheus.sh
 promtool --version | head -1
+# nginx and haproxy for the edge test (`cleave edge`); Debian's, not started as services.
+bash scripts/install-debian.sh "nginx haproxy" nginx haproxy
+nginx -v
+haproxy -v | head -1
 bash scripts/nats.sh
 if [ -n "${CLEAVE_TEST_DATABASE_URL:-}" ]; then
   if ! psql "$CLEAVE_TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null; then

@@ -100,6 +100,15 @@ pub enum Command {
         #[arg(long, default_value_t = 3000, value_name = "MS")]
         timeout_ms: u64,
     },
+    /// Print the configuration of an edge proxy (nginx or haproxy) routing the public routes
+    /// to the processes that host them, from this configuration's module urls.
+    Edge {
+        /// nginx or haproxy.
+        proxy: crate::proxy::Proxy,
+        /// Where the proxy listens.
+        #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+        listen: SocketAddr,
+    },
     /// Write deployment files for a placement (deploy/placement.toml): a docker-compose
     /// file, or Kubernetes manifests (a kustomize base and an overlay per placement).
     Deploy {
@@ -386,6 +395,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Deploy { target } => deploy(target)?,
+        Command::Edge { proxy, listen } => {
+            let settings = load(cli.config, &Overrides::default())?;
+            let config = crate::proxy::config(&settings, proxy, listen).map_err(CliError::Usage)?;
+            print!("{config}");
+        }
         Command::Certs {
             action: CertsAction::Init { dir, hosts },
         } => {

@@ -9,6 +9,7 @@ pub mod edge;
 pub mod modules;
 pub mod openapi;
 pub mod probe;
+pub mod proxy;
 pub mod wiring;
 
 /// The version and the git revision built from, e.g. `0.1.0 (3f2a9c1b7d0e)`.

@@ -140,6 +140,21 @@ fn replicas_are_a_list_of_urls_checked_like_one_and_discovery_is_named() {
 }
 
 #[test]
+fn the_edge_needs_every_module_placed_somewhere_it_can_reach() {
+    let out = cleave(
+        &["edge", "nginx"],
+        &[("CLEAVE_MODULES__CATALOG__URL", "http://catalog:8080")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("the edge hosts no module"), "{err}");
+    assert!(
+        err.contains("identity") && !err.contains("catalog,"),
+        "{err}"
+    );
+}
+
+#[test]
 fn serving_a_module_without_its_requirement_fails_at_start_up() {
     let out = cleave(
         &[

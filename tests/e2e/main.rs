@@ -8,6 +8,7 @@ mod checkout_process;
 mod checkout_saga;
 mod cli;
 mod deploy;
+mod edge;
 mod events;
 mod faults;
 mod helpers;
