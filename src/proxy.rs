@@ -144,6 +144,28 @@ fn routes(settings: &Settings) -> Result<Routes, String> {
     })
 }
 
+/// What an operator should know about the configuration for `settings`: https upstreams
+/// addressed by IP, whose certificates nginx and haproxy cannot check (they match DNS names
+/// only).
+#[must_use]
+pub fn warnings(settings: &Settings) -> Vec<String> {
+    settings
+        .targets
+        .iter()
+        .flat_map(|(m, t)| t.urls.iter().map(move |u| (m, u)))
+        .filter(|(_, u)| {
+            u.scheme() == "https"
+                && matches!(u.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+        })
+        .map(|(m, u)| {
+            format!(
+                "modules.{m}: {u} is addressed by IP; nginx and haproxy check certificates \
+                 against host names only, so address it by a name its certificate carries"
+            )
+        })
+        .collect()
+}
+
 /// The configuration of `proxy` listening on `listen`, for the placement of `settings`.
 ///
 /// # Errors

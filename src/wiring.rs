@@ -430,6 +430,9 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
         server_cfg.request_timeout_ms,
     ))
     .keep_alive(std::time::Duration::from_secs(server_cfg.keep_alive_secs))
+    // Answers go out as they are written: without it, an HTTP/2 answer's DATA frame waits
+    // behind its HEADERS frame for the peer's delayed ACK (tens of ms per module call).
+    .tcp_nodelay(true)
     .shutdown_timeout(server_cfg.shutdown_timeout_secs)
     .disable_signals();
     let module_names = modules::names();

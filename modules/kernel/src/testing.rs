@@ -146,6 +146,7 @@ impl TestServer {
         let server =
             HttpServer::new(move || crate::http::app(stack.clone()).configure(configure.clone()))
                 .workers(1)
+                .tcp_nodelay(true)
                 .disable_signals()
                 .listen(listener)
                 .expect("listen on the bound port")
