@@ -177,7 +177,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
     assert_eq!(get(&app.base(), "/health/live").await.status, 200);
 
     app.signal("TERM");
-    app.wait_for_log(|v| v["message"] == "shutdown signal received; draining in-flight requests");
+    app.wait_for_log(|v| v["message"] == "stopping: draining in-flight requests");
 
     stream
         .write_all(tail.as_bytes())

@@ -163,6 +163,31 @@ async fn three_catalog_replicas_share_the_calls_and_one_killed_costs_no_read() {
     for s in &served {
         assert!((70..=130).contains(s), "33% ± 10% of 300 each: {served:?}");
     }
+    // The operator's view of the front: a breaker per replica, each closed.
+    let admin = crate::helpers::issued_token(
+        &sqlite_in(three.dir.path(), "front.db"),
+        "replicas-admin",
+        "admin",
+    );
+    let report = crate::helpers::call_as(
+        &three.front.base(),
+        reqwest::Method::GET,
+        "/_cleave/process.json",
+        None,
+        Some(&admin),
+    )
+    .await;
+    let catalog_breakers: Vec<(&String, &serde_json::Value)> = report.body["breakers"]
+        .as_object()
+        .expect("breakers")
+        .iter()
+        .filter(|(name, _)| name.starts_with("catalog "))
+        .collect();
+    assert_eq!(catalog_breakers.len(), 3, "{report:?}");
+    assert!(
+        catalog_breakers.iter().all(|(_, state)| *state == "closed"),
+        "{report:?}"
+    );
 
     // One replica killed with kill -9 while reads go on: none fails.
     let (load, done) = three.load(400);

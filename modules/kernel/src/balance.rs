@@ -2,8 +2,9 @@
 //! Linkerd. Each replica keeps its calls in flight and a latency estimate that jumps up to
 //! any slower answer at once (the peak) and decays towards faster ones; its cost is that
 //! estimate times (calls in flight + 1). A call samples two usable replicas at random and
-//! takes the cheaper: a slow or busy replica is passed over without every caller herding to
-//! the one that looks best. A failed call counts as a slow one ([`FAILURE_PENALTY`]), and an
+//! takes the clearly cheaper one (by a quarter; closer costs are noise, and the first drawn
+//! goes): a slow or busy replica is passed over without every caller herding to the one that
+//! looks best. A failed call counts as a slow one ([`FAILURE_PENALTY`]), and an
 //! estimate not refreshed for a while decays ([`DECAY`]), so a replica passed over is tried
 //! again later instead of never.
 //!
@@ -22,6 +23,9 @@ use std::time::{Duration, Instant};
 pub(crate) const DECAY: Duration = Duration::from_secs(2);
 /// What a failed call counts as, at least.
 pub(crate) const FAILURE_PENALTY: Duration = Duration::from_millis(100);
+/// How much cheaper a replica must be to be preferred: costs closer than this are treated
+/// as equal (measurement noise on loopback is of that order).
+const CLEARLY_CHEAPER: f64 = 1.25;
 /// The estimate of a replica no call has measured yet.
 const FIRST_ESTIMATE: Duration = Duration::from_millis(1);
 
@@ -122,7 +126,10 @@ pub(crate) fn pick(
                 b += 1;
             }
             let (a, b) = (candidates[a], candidates[b]);
-            Some(if cost(b) < cost(a) { b } else { a })
+            // Costs within a quarter of each other are noise: the first drawn (at random)
+            // goes, which keeps healthy replicas even; a slow or busy one is clearly dearer.
+            let (ca, cb) = (cost(a), cost(b));
+            Some(if cb * CLEARLY_CHEAPER < ca { b } else { a })
         }
     }
 }
@@ -130,6 +137,16 @@ pub(crate) fn pick(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn costs_within_a_quarter_are_a_coin_toss() {
+        let costs = [1.0, 1.2, 1.1];
+        let mut seen = [0usize; 3];
+        for _ in 0..3000 {
+            seen[pick(3, |_| true, |i| costs[i]).expect("some")] += 1;
+        }
+        assert!(seen.iter().all(|n| (800..1200).contains(n)), "{seen:?}");
+    }
 
     #[test]
     fn the_cheaper_of_two_is_taken_and_only_usable_ones() {

@@ -833,8 +833,7 @@ impl Step for Bulkhead {
     {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             let (module, limit) = (self.module, self.limit);
-            metrics::counter!(crate::metrics::REMOTE_REFUSED, "callee" => module, "reason" => "bulkhead")
-                .increment(1);
+            crate::metrics::record_refused(module, "bulkhead");
             return Box::pin(async move { Err(RemoteError::Overloaded { module, limit }) });
         };
         let fut = inner.call(req);
@@ -930,11 +929,10 @@ impl tower::retry::Policy<RemoteRequest, RemoteResponse, RemoteError> for RetryP
         }
         if !self.budget.withdraw() {
             tracing::debug!(module = self.module, "retry budget spent; not retrying");
-            metrics::counter!(crate::metrics::REMOTE_REFUSED, "callee" => self.module, "reason" => "retry_budget")
-                .increment(1);
+            crate::metrics::record_refused(self.module, "retry_budget");
             return None;
         }
-        metrics::counter!(crate::metrics::REMOTE_RETRIES, "callee" => self.module).increment(1);
+        crate::metrics::record_retry(self.module);
         tracing::debug!(
             module = self.module,
             try_number = self.tries + 1,
@@ -1175,8 +1173,7 @@ impl Service<RemoteRequest> for Replicas {
                 .filter_map(|r| r.breaker.wait())
                 .min()
                 .unwrap_or(Duration::from_millis(100));
-            metrics::counter!(crate::metrics::REMOTE_REFUSED, "callee" => module, "reason" => "breaker")
-                .increment(1);
+            crate::metrics::record_refused(module, "breaker");
             return Box::pin(async move {
                 Err(RemoteError::CircuitOpen {
                     module,

@@ -33,6 +33,17 @@ pub const REMOTE_RETRIES: &str = "cleave_remote_retries_total";
 /// Remote calls refused before they were sent, by callee and reason (`bulkhead`, `breaker`,
 /// `retry_budget`).
 pub const REMOTE_REFUSED: &str = "cleave_remote_refused_total";
+/// Counts a remote call to `callee` refused before it was sent, and why (`bulkhead`,
+/// `breaker`, `retry_budget`).
+pub fn record_refused(callee: &'static str, reason: &'static str) {
+    metrics::counter!(REMOTE_REFUSED, "callee" => callee, "reason" => reason).increment(1);
+}
+
+/// Counts a remote call to `callee` sent again.
+pub fn record_retry(callee: &'static str) {
+    metrics::counter!(REMOTE_RETRIES, "callee" => callee).increment(1);
+}
+
 /// The breaker of each remote callee: 0 closed, 1 half-open, 2 open.
 pub const BREAKER_STATE: &str = "cleave_breaker_state";
 /// Events in the outbox not yet accepted by the bus.

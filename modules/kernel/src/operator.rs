@@ -52,7 +52,8 @@ pub struct ProcessReport {
     pub uptime_secs: u64,
     /// Its call edges.
     pub edges: Vec<Edge>,
-    /// The breaker of each module it calls remotely (`closed`, `half-open`, `open`).
+    /// The breaker of each module it calls remotely (`closed`, `half-open`, `open`); of each
+    /// replica (`catalog http://...`) where a module has several.
     pub breakers: BTreeMap<String, String>,
     /// Events in its outbox not yet relayed, and the age of the oldest, when it has one.
     pub outbox: Option<(u64, f64)>,
@@ -110,13 +111,19 @@ impl Operator {
         let breakers = self
             .remotes
             .iter()
-            .map(|r| {
-                let state = match r.breaker() {
-                    crate::resilience::BreakerState::Closed => "closed",
-                    crate::resilience::BreakerState::HalfOpen => "half-open",
-                    crate::resilience::BreakerState::Open => "open",
-                };
-                (r.module().to_owned(), state.to_owned())
+            .flat_map(|r| {
+                // One row per replica where there are several, each with its own breaker.
+                let replicas = r.replicas();
+                if replicas.len() > 1 {
+                    replicas
+                        .into_iter()
+                        .map(|(at, state)| {
+                            (format!("{} {at}", r.module()), state.as_str().to_owned())
+                        })
+                        .collect()
+                } else {
+                    vec![(r.module().to_owned(), r.breaker().as_str().to_owned())]
+                }
             })
             .collect();
         let outbox = match &self.db {
@@ -405,7 +412,11 @@ fn process_section(html: &mut String, name: &str, report: Result<&ProcessReport,
     if !report.breakers.is_empty() {
         html.push_str("<table class=\"breakers\"><tr><th>breaker</th><th>state</th></tr>");
         for (module, state) in &report.breakers {
-            let class = if state == "closed" { "" } else { "open" };
+            let class = if state == crate::resilience::BreakerState::Closed.as_str() {
+                ""
+            } else {
+                "open"
+            };
             let _ = write!(
                 html,
                 "<tr><td>{}</td><td class=\"{class}\">{}</td></tr>",

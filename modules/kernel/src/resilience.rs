@@ -98,6 +98,26 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+impl BreakerState {
+    /// Its name where people read it (`closed`, `half-open`, `open`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::HalfOpen => "half-open",
+            Self::Open => "open",
+        }
+    }
+
+    /// Its value in the `cleave_breaker_state` gauge: 0 closed, 1 half-open, 2 open.
+    pub fn gauge_value(self) -> f64 {
+        match self {
+            Self::Closed => 0.0,
+            Self::HalfOpen => 1.0,
+            Self::Open => 2.0,
+        }
+    }
+}
+
 struct BreakerInner {
     state: BreakerState,
     /// Outcomes of the last calls (true: failed), newest last.

@@ -309,12 +309,8 @@ struct BreakerGauges(Vec<RemoteClient>);
 impl crate::metrics::Gauges for BreakerGauges {
     async fn record(&self) {
         for client in &self.0 {
-            let state = match client.breaker() {
-                crate::resilience::BreakerState::Closed => 0.0,
-                crate::resilience::BreakerState::HalfOpen => 1.0,
-                crate::resilience::BreakerState::Open => 2.0,
-            };
-            metrics::gauge!(crate::metrics::BREAKER_STATE, "callee" => client.module()).set(state);
+            metrics::gauge!(crate::metrics::BREAKER_STATE, "callee" => client.module())
+                .set(client.breaker().gauge_value());
         }
     }
 }
