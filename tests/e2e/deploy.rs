@@ -13,7 +13,7 @@ use cleave_kernel::testing::TestDb;
 use serde_json::Value;
 
 use crate::events::{nats_addr, nats_answers, unique_prefix};
-use crate::helpers::{Pki, free_port, sqlite_in};
+use crate::helpers::{Pki, free_ports, sqlite_in};
 use crate::placements::{Deployment, body, one_process};
 
 fn root() -> PathBuf {
@@ -272,7 +272,8 @@ async fn the_compose_file_run_as_local_processes_answers_like_one_process() {
     let dir = tempfile::tempdir().expect("dir");
     let ports: BTreeMap<String, u16> = shop
         .iter()
-        .map(|(n, _)| ((*n).clone(), free_port()))
+        .map(|(n, _)| (*n).clone())
+        .zip(free_ports(shop.len()))
         .collect();
     let prefix = unique_prefix();
     let pg_url = std::env::var(cleave_kernel::testing::TEST_DATABASE_URL_ENV).ok();

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use reqwest::Method;
 
-use crate::helpers::{call_as, free_port, get, guest, sqlite_in};
+use crate::helpers::{call_as, free_port, free_ports, get, guest, sqlite_in};
 use crate::process::Cleave;
 use crate::storefront::{CHECKOUT_FORM, Shopper};
 
@@ -84,7 +84,8 @@ fn edge_config(proxy: &str, listen: &str, env: &[(String, String)]) -> String {
 #[tokio::test]
 async fn the_shop_works_through_nginx_and_haproxy_configured_by_cleave_edge() {
     let dir = tempfile::tempdir().expect("dir");
-    let (front_port, rest_port) = (free_port(), free_port());
+    let ports = free_ports(2);
+    let (front_port, rest_port) = (ports[0], ports[1]);
     let url_of = |m: &str| {
         let port = if FRONT.contains(&m) {
             front_port

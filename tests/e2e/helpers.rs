@@ -505,6 +505,17 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// `n` distinct ports nothing listens on now: all bound at once, so that none is handed out
+/// twice (a port just freed can come back from the next bind).
+pub(crate) fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("its address").port())
+        .collect()
+}
+
 /// A SQLite url for the file `name` in `dir`.
 pub(crate) fn sqlite_in(dir: &std::path::Path, name: &str) -> String {
     format!("sqlite://{}?mode=rwc", dir.join(name).display())

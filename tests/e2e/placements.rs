@@ -19,7 +19,7 @@ use cleave_kernel::testing::TestDb;
 
 use crate::events::{delete_streams, nats_answers, unique_prefix};
 use crate::helpers::{
-    Answer, Pki, call_as, free_port, guest, issued_token, order_body, script, sqlite_in,
+    Answer, Pki, call_as, free_ports, guest, issued_token, order_body, script, sqlite_in,
 };
 use crate::process::Cleave;
 use crate::storefront::{CHECKOUT_FORM, Shopper};
@@ -61,7 +61,7 @@ impl Deployment {
 
         let pki = Pki::shared_for(&groups);
         let dir = tempfile::tempdir().expect("dir");
-        let ports: Vec<u16> = groups.iter().map(|_| free_port()).collect();
+        let ports = free_ports(groups.len());
         let prefix = (groups.len() > 1).then(unique_prefix);
         let mut pg = Vec::new();
         let mut dbs = Vec::new();

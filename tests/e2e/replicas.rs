@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::helpers::{client, free_port, sqlite_in};
+use crate::helpers::{client, free_ports, sqlite_in};
 use crate::process::Cleave;
 
 const READ: &str = "/api/catalog/v1/products/OLJCESPC7Z";
@@ -78,7 +78,7 @@ struct Three {
 impl Three {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("dir");
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let ports = free_ports(3);
         let urls: Vec<String> = ports
             .iter()
             .map(|p| format!("\"http://127.0.0.1:{p}\""))
