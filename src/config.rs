@@ -10,6 +10,7 @@ use std::sync::Arc;
 use cleave_kernel::client::RemoteSettings;
 use cleave_kernel::config::{ConfigError, ConfigSources, Named, layered, section};
 use cleave_kernel::module::{Module, ModuleConfigs};
+use cleave_kernel::registry::{Registry, RegistrySettings};
 use cleave_kernel::telemetry::LogFormat;
 use figment::Figment;
 use figment::value::{Dict, Value};
@@ -242,10 +243,21 @@ impl Default for EventsConfig {
 pub struct DiscoveryConfig {
     /// `static`: each of `modules.<m>.urls` (or its `url`) is one replica. `dns`: every
     /// address each url's host name resolves to is one (a Kubernetes headless Service),
-    /// looked up again every `refresh_secs`.
+    /// looked up again every `refresh_secs`. `etcd`: every process registers the modules it
+    /// hosts in etcd, and a module neither hosted nor given a url is called at the replicas
+    /// registered there.
     pub kind: DiscoveryKind,
     /// Seconds between DNS lookups (`kind = "dns"`).
     pub refresh_secs: u64,
+    /// etcd client urls (`kind = "etcd"`).
+    pub etcd_endpoints: Vec<String>,
+    /// The deployment's key prefix in etcd: processes of one deployment share it.
+    pub etcd_prefix: String,
+    /// Seconds a dead process's registration outlives it (its lease's time to live).
+    pub lease_ttl_secs: u64,
+    /// The url other processes reach this one at, as registered in etcd; default: http(s)
+    /// and the address it listens on (which must then not be a wildcard address).
+    pub advertise_url: Option<String>,
 }
 
 /// `discovery.kind`.
@@ -256,14 +268,50 @@ pub enum DiscoveryKind {
     Static,
     /// Every address of each url's host name.
     Dns,
+    /// The urls registered in etcd.
+    Etcd,
 }
 
 impl Default for DiscoveryConfig {
     fn default() -> Self {
+        let registry = RegistrySettings::default();
         Self {
             kind: DiscoveryKind::Static,
             refresh_secs: 5,
+            etcd_endpoints: registry.endpoints,
+            etcd_prefix: registry.prefix,
+            lease_ttl_secs: registry.ttl.as_secs(),
+            advertise_url: None,
         }
+    }
+}
+
+impl DiscoveryConfig {
+    /// The registry's settings (`kind = "etcd"`), with the time a request to it may take.
+    pub fn registry(&self, timeout: std::time::Duration) -> RegistrySettings {
+        RegistrySettings {
+            endpoints: self.etcd_endpoints.clone(),
+            prefix: self.etcd_prefix.clone(),
+            ttl: std::time::Duration::from_secs(self.lease_ttl_secs),
+            timeout,
+        }
+    }
+
+    /// Where a module found in the registry is said to be: `etcd://<first endpoint's
+    /// host><prefix>/modules/<module>/`.
+    pub fn registry_url(&self, module: &str) -> Url {
+        let host = self
+            .etcd_endpoints
+            .first()
+            .and_then(|e| Url::parse(e).ok())
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(2379)))
+            })
+            .unwrap_or_else(|| "etcd".into());
+        let prefix = self.etcd_prefix.trim_matches('/');
+        Url::parse(&format!("etcd://{host}/{prefix}/modules/{module}/"))
+            .unwrap_or_else(|_| Url::parse("etcd://etcd/").expect("a valid url"))
     }
 }
 
@@ -587,8 +635,29 @@ impl Settings {
         self.modules.get::<M>().cloned().unwrap_or_default()
     }
 
-    /// Call settings for `module` (its `[modules.<m>]` keys over `[remote]`).
-    pub fn remote_settings(&self, module: &str) -> RemoteSettings {
+    /// The url this process registers in etcd: `discovery.advertise_url`, or http(s) and
+    /// the address it listens on (`addr`, bound).
+    pub fn advertise_url(&self, addr: SocketAddr) -> Url {
+        let configured = self.app.discovery.advertise_url.as_deref();
+        if let Some(url) = configured.and_then(|raw| Url::parse(raw).ok()) {
+            return url;
+        }
+        let scheme = if self.server_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        Url::parse(&format!("{scheme}://{addr}"))
+            .unwrap_or_else(|_| Url::parse("http://127.0.0.1/").expect("a valid url"))
+    }
+
+    /// Call settings for `module` (its `[modules.<m>]` keys over `[remote]`); with
+    /// `discovery.kind = "etcd"`, its replicas are followed in `registry`.
+    pub fn remote_settings(
+        &self,
+        module: &str,
+        registry: Option<&Arc<Registry>>,
+    ) -> RemoteSettings {
         let r = &self.app.remote;
         let (timeout_ms, max_concurrency, retry, breaker) = match self.targets.get(module) {
             Some(t) => (t.timeout_ms, t.max_concurrency, &t.retry, &t.breaker),
@@ -623,11 +692,16 @@ impl Settings {
                 .get(module)
                 .map(|t| t.urls.clone())
                 .unwrap_or_default(),
-            discovery: match self.app.discovery.kind {
-                DiscoveryKind::Static => cleave_kernel::client::Discovery::Static,
-                DiscoveryKind::Dns => cleave_kernel::client::Discovery::Dns {
+            discovery: match (self.app.discovery.kind, registry) {
+                (DiscoveryKind::Dns, _) => cleave_kernel::client::Discovery::Dns {
                     every: std::time::Duration::from_secs(self.app.discovery.refresh_secs),
                 },
+                (DiscoveryKind::Etcd, Some(registry)) => {
+                    cleave_kernel::client::Discovery::Etcd(registry.clone())
+                }
+                (DiscoveryKind::Static | DiscoveryKind::Etcd, _) => {
+                    cleave_kernel::client::Discovery::Static
+                }
             },
         }
     }
@@ -845,6 +919,10 @@ fn check_values(
         ("events.retention_hours".into(), app.events.retention_hours),
         ("discovery.refresh_secs".into(), app.discovery.refresh_secs),
         (
+            "discovery.lease_ttl_secs".into(),
+            app.discovery.lease_ttl_secs,
+        ),
+        (
             "database.max_connections".into(),
             u64::from(app.database.max_connections),
         ),
@@ -935,6 +1013,7 @@ fn check_values(
             "must be a nats:// (or tls://) url, e.g. nats://127.0.0.1:4222",
         ));
     }
+    check_discovery(figment, &app.discovery, server.listen)?;
     cleave_kernel::telemetry::check_filter(&app.log.level)
         .map_err(|e| ConfigError::at(figment, "log.level", e))?;
     check_telemetry(figment, &app.telemetry)?;
@@ -968,6 +1047,69 @@ fn check_values(
         }
     }
     Ok(())
+}
+
+/// The etcd endpoints and advertised url are http(s) urls, the prefix a key path, and a
+/// registered process says where it is reached.
+fn check_discovery(
+    figment: &Figment,
+    discovery: &DiscoveryConfig,
+    listen: std::net::SocketAddr,
+) -> Result<(), ConfigError> {
+    let http_url = |raw: &str| {
+        Url::parse(raw).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+    };
+    if discovery.etcd_endpoints.is_empty() {
+        return Err(ConfigError::at(
+            figment,
+            "discovery.etcd_endpoints",
+            "is empty: list etcd's client urls, e.g. [\"http://127.0.0.1:2379\"]",
+        ));
+    }
+    if let Some(bad) = discovery.etcd_endpoints.iter().find(|e| !http_url(e)) {
+        return Err(ConfigError::at(
+            figment,
+            "discovery.etcd_endpoints",
+            format!("{bad:?} is not an http(s) url like http://127.0.0.1:2379"),
+        ));
+    }
+    let prefix = discovery.etcd_prefix.trim_matches('/');
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '.'))
+    {
+        return Err(ConfigError::at(
+            figment,
+            "discovery.etcd_prefix",
+            "must be a key path of letters, digits, - _ . and /, e.g. /cleave/shop",
+        ));
+    }
+    if discovery.lease_ttl_secs < 2 {
+        return Err(ConfigError::at(
+            figment,
+            "discovery.lease_ttl_secs",
+            "must be at least 2 (the lease is kept alive every third of it)",
+        ));
+    }
+    match &discovery.advertise_url {
+        Some(raw) if !http_url(raw) => Err(ConfigError::at(
+            figment,
+            "discovery.advertise_url",
+            format!("{raw:?} is not an http(s) url like https://10.0.0.7:8443"),
+        )),
+        None if discovery.kind == DiscoveryKind::Etcd && listen.ip().is_unspecified() => {
+            Err(ConfigError::at(
+                figment,
+                "discovery.advertise_url",
+                format!(
+                    "must be set with discovery.kind = \"etcd\" when server.listen is a \
+                     wildcard address ({listen}): the url other processes reach this one at"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The database url's scheme is one Cleave speaks, and production names its database.
@@ -1133,7 +1275,7 @@ mod tests {
             "#,
         )
         .expect("valid");
-        let payment = settings.remote_settings("payment");
+        let payment = settings.remote_settings("payment", None);
         assert_eq!(payment.max_concurrency, 8);
         assert_eq!(payment.retry.attempts, 1);
         assert_eq!(
@@ -1144,7 +1286,7 @@ mod tests {
         assert_eq!(payment.breaker.consecutive, 3);
         assert_eq!(payment.breaker.open_for, std::time::Duration::from_secs(1));
         assert_eq!(payment.breaker.window, 20, "the built-in default");
-        let cart = settings.remote_settings("cart");
+        let cart = settings.remote_settings("cart", None);
         assert_eq!((cart.max_concurrency, cart.retry.attempts), (100, 4));
     }
 

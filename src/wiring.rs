@@ -22,12 +22,13 @@ use cleave_kernel::module::{
     Assembly, AssemblyOptions, Contract, Placement, PlacementError, PlacementPlan,
 };
 use cleave_kernel::nats::{NatsBus, NatsSettings};
+use cleave_kernel::registry::{Registration, Registry};
 use identity_api::{
     ACTIVE_FOR, CachedUsers, IdentityContract, IdentityKeys, IdentityUsers, UserDeleted,
 };
 use sea_orm::DatabaseConnection;
 
-use crate::config::Settings;
+use crate::config::{DiscoveryKind, Settings};
 use crate::modules::{self, EVENTS, MODULES};
 
 /// The caller name of the token checks every process makes against identity.
@@ -61,11 +62,23 @@ pub fn migration_sets<'a>(hosted: &[&'a str]) -> Vec<&'a str> {
 /// # Errors
 /// When the placement is incomplete or contradictory.
 pub fn plan(settings: &Settings) -> Result<PlacementPlan, PlacementError> {
-    let urls = settings
+    let mut urls: std::collections::BTreeMap<String, url::Url> = settings
         .targets
         .iter()
         .map(|(k, t)| (k.clone(), t.url.clone()))
         .collect();
+    // With a registry, a module neither hosted (`--modules`) nor given a url is found there.
+    let discovery = &settings.app.discovery;
+    if discovery.kind == DiscoveryKind::Etcd
+        && let Some(hosted) = &settings.app.server.modules
+    {
+        for entry in MODULES {
+            let name = entry.spec().name;
+            if !hosted.iter().any(|h| h.trim() == name) && !urls.contains_key(name) {
+                urls.insert(name.to_owned(), discovery.registry_url(name));
+            }
+        }
+    }
     let specs: Vec<_> = MODULES.iter().map(|e| e.spec()).collect();
     let plan = PlacementPlan::resolve(
         &specs,
@@ -106,7 +119,8 @@ fn check_trust(settings: &Settings, plan: &PlacementPlan) -> Result<(), Placemen
                 continue;
             }
             let mut missing = Vec::new();
-            if url.scheme() != "https" {
+            // Replicas found in the registry say their scheme when they register.
+            if !matches!(url.scheme(), "https" | "etcd") {
                 missing.push(format!(
                     "reach {callee} over https:// (modules.{callee}.url is {})",
                     cleave_kernel::config::redact_url_password(url.as_str())
@@ -212,6 +226,9 @@ pub struct Shop {
     pub operator: Arc<cleave_kernel::operator::Operator>,
     /// Set when it begins to stop: readiness fails from then on.
     pub draining: Draining,
+    /// The etcd registry (`discovery.kind = "etcd"`): its hosted modules are registered
+    /// there once it listens.
+    pub registry: Option<Arc<Registry>>,
 }
 
 /// Builds the modules of this process.
@@ -236,11 +253,13 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
     let remote_settings = settings.clone();
     let events = &settings.app.events;
     let nats = nats_bus(settings).await?;
+    let registry = registry(settings).await?;
+    let followed = registry.clone();
     let options = AssemblyOptions {
         layers: call_layers(settings),
         db: db.clone(),
         configs: settings.modules.clone(),
-        remote_settings: Box::new(move |m| remote_settings.remote_settings(m)),
+        remote_settings: Box::new(move |m| remote_settings.remote_settings(m, followed.as_ref())),
         relay: RelaySettings {
             enabled: events.relay,
             poll_interval: std::time::Duration::from_millis(events.poll_interval_ms),
@@ -289,6 +308,9 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
     if let Some(bus) = nats {
         assembly.add_check(Arc::new(cleave_kernel::nats::BrokerReadiness(bus)));
     }
+    if let Some(registry) = &registry {
+        assembly.add_check(registry.clone());
+    }
     let server = &settings.app.server;
     let stack = ServerStack {
         limits: HttpLimits {
@@ -315,7 +337,25 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
         stack,
         metrics: settings.app.telemetry.metrics,
         draining: Draining::default(),
+        registry,
     })
+}
+
+/// The etcd registry of the settings, when `discovery.kind = "etcd"`.
+///
+/// # Errors
+/// When an endpoint is malformed.
+pub async fn registry(settings: &Settings) -> anyhow::Result<Option<Arc<Registry>>> {
+    let discovery = &settings.app.discovery;
+    if discovery.kind != DiscoveryKind::Etcd {
+        return Ok(None);
+    }
+    let timeout = Duration::from_millis(settings.app.remote.connect_timeout_ms.max(1000));
+    let registry = Registry::connect(discovery.registry(timeout))
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("cannot set up the etcd registry (discovery.etcd_endpoints)")?;
+    Ok(Some(registry))
 }
 
 impl Shop {
@@ -395,6 +435,8 @@ pub struct Running {
     pub draining: Draining,
     /// How long it keeps serving after that before it stops (`server.drain_secs`).
     pub drain: std::time::Duration,
+    /// Its modules' entries in the etcd registry, taken out when it begins to stop.
+    pub registration: Option<Registration>,
     /// Stops the server.
     pub handle: actix_web::dev::ServerHandle,
     /// Completes when the server has stopped.
@@ -417,6 +459,10 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     };
     let api_doc = crate::openapi::document();
     let draining = shop.draining.clone();
+    let registration = shop.registry.as_ref().map(|registry| {
+        let url = settings.advertise_url(addr);
+        registry.register(&shop.plan().hosted(), &url)
+    });
     let server = HttpServer::new(move || {
         let shop = shop.clone();
         cleave_kernel::http::app(shop.stack.clone())
@@ -450,6 +496,7 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
         addr,
         draining,
         drain: std::time::Duration::from_secs(server_cfg.drain_secs),
+        registration,
         handle: server.handle(),
         server,
     })
@@ -462,12 +509,16 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
 ///
 /// # Errors
 /// When the server fails.
-pub async fn run_until_signalled(running: Running) -> anyhow::Result<()> {
+pub async fn run_until_signalled(mut running: Running) -> anyhow::Result<()> {
     let handle = running.handle.clone();
     let (draining, drain) = (running.draining.clone(), running.drain);
+    let registration = running.registration.take();
     tokio::spawn(async move {
         let signal = wait_for_signal().await;
         draining.start();
+        if let Some(registration) = registration {
+            registration.deregister(Duration::from_secs(2)).await;
+        }
         if !drain.is_zero() {
             tracing::info!(
                 signal,

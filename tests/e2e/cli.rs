@@ -117,9 +117,24 @@ fn replicas_are_a_list_of_urls_checked_like_one_and_discovery_is_named() {
             "\"ftp://b\": must be an http:// or https:// url",
         ),
         (
-            vec![("CLEAVE_DISCOVERY__KIND", "etcd")],
+            vec![("CLEAVE_DISCOVERY__KIND", "consul")],
             "discovery.kind",
             "static",
+        ),
+        (
+            vec![("CLEAVE_DISCOVERY__ETCD_ENDPOINTS", r#"["127.0.0.1:2379"]"#)],
+            "discovery.etcd_endpoints",
+            "not an http(s) url",
+        ),
+        (
+            vec![("CLEAVE_DISCOVERY__ETCD_PREFIX", "/")],
+            "discovery.etcd_prefix",
+            "key path",
+        ),
+        (
+            vec![("CLEAVE_DISCOVERY__LEASE_TTL_SECS", "1")],
+            "discovery.lease_ttl_secs",
+            "at least 2",
         ),
         (
             vec![("CLEAVE_DISCOVERY__REFRESH_SECS", "0")],
@@ -137,6 +152,20 @@ fn replicas_are_a_list_of_urls_checked_like_one_and_discovery_is_named() {
             "names its origin: {err}"
         );
     }
+    // A process registered in etcd must say where it is reached when it listens everywhere.
+    let out = cleave(
+        &["config", "check"],
+        &[
+            ("CLEAVE_SERVER__LISTEN", "0.0.0.0:8080"),
+            ("CLEAVE_DISCOVERY__KIND", "etcd"),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("discovery.advertise_url") && err.contains("wildcard"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -28,6 +28,7 @@ use crate::call::Operation;
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER};
 use crate::error::{ApiError, Problem, Upstream, is_problem_json};
 use crate::health::ReadinessCheck;
+use crate::registry::Found;
 use crate::resilience::{Breaker, BreakerSettings, BreakerState, RetrySettings, random_up_to};
 use tower::retry::budget::{Budget, TpsBudget};
 
@@ -272,7 +273,7 @@ pub struct RemoteSettings {
 }
 
 /// How a module's replicas are found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub enum Discovery {
     /// The configured urls, as they are (each url one replica; its name resolved per
     /// connection).
@@ -285,6 +286,9 @@ pub enum Discovery {
         /// Between lookups.
         every: Duration,
     },
+    /// The urls the registry lists under the module (the configured ones, if any, until it
+    /// has answered); when it cannot be reached, the last ones it listed.
+    Etcd(Arc<crate::registry::Registry>),
 }
 
 impl Default for RemoteSettings {
@@ -338,11 +342,12 @@ impl RemoteClient {
         base: Url,
         settings: &RemoteSettings,
     ) -> Result<Self, RemoteError> {
-        let urls = if settings.replicas.is_empty() {
-            vec![base.clone()]
-        } else {
-            settings.replicas.clone()
-        };
+        let urls =
+            if settings.replicas.is_empty() && !matches!(settings.discovery, Discovery::Etcd(_)) {
+                vec![base.clone()]
+            } else {
+                settings.replicas.clone()
+            };
         let shared = http_client(module, settings, None)?;
         let set = urls
             .iter()
@@ -352,8 +357,12 @@ impl RemoteClient {
             module,
             set: Arc::new(arc_swap::ArcSwap::from_pointee(set)),
         };
-        if let Discovery::Dns { every } = settings.discovery {
-            replicas.discover(urls, every, settings.clone());
+        match &settings.discovery {
+            Discovery::Static => {}
+            Discovery::Dns { every } => replicas.discover(urls, *every, settings.clone()),
+            Discovery::Etcd(registry) => {
+                replicas.follow(registry.follow(module), shared, settings.clone());
+            }
         }
         let limit = settings.max_concurrency.max(1);
         let pipeline = tower::ServiceBuilder::new()
@@ -1083,6 +1092,47 @@ impl Replicas {
     }
 }
 
+impl Replicas {
+    /// Follows the registry's list of the module's replicas: each url listed is one (one kept
+    /// as it is, breaker and load, while it stays listed). Stops when the client is dropped.
+    fn follow(&self, mut found: Found, http: reqwest::Client, settings: RemoteSettings) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                module = self.module,
+                "no runtime: the registry is not followed"
+            );
+            return;
+        };
+        let weak = Arc::downgrade(&self.set);
+        let module = self.module;
+        runtime.spawn(async move {
+            loop {
+                let listed = found.borrow_and_update().clone();
+                if let Some(urls) = listed {
+                    let Some(set) = weak.upgrade() else { break };
+                    let current = set.load_full();
+                    let next: Vec<Arc<Replica>> = urls
+                        .into_iter()
+                        .map(|url| {
+                            current
+                                .iter()
+                                .find(|r| r.url == url && r.addr.is_none())
+                                .cloned()
+                                .unwrap_or_else(|| {
+                                    Replica::new(module, url, None, http.clone(), &settings)
+                                })
+                        })
+                        .collect();
+                    set.store(Arc::new(next));
+                }
+                if found.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
 /// The replicas after looking `urls` up with `lookup`: every address of each url, the ones
 /// `current` already has kept as they are; a url whose lookup fails keeps its current
 /// replicas. `None` when nothing changed or nothing would be left.
@@ -1160,6 +1210,16 @@ impl Service<RemoteRequest> for Replicas {
     fn call(&mut self, req: RemoteRequest) -> Self::Future {
         let module = self.module;
         let set = self.set.load();
+        if set.is_empty() {
+            return Box::pin(async move {
+                Err(RemoteError::NotSent {
+                    module,
+                    reason: "no replica is known (none registered, or the registry not yet \
+                             reached)"
+                        .into(),
+                })
+            });
+        }
         let chosen = balance::pick(
             set.len(),
             |i| set[i].breaker.wait().is_none(),

@@ -42,6 +42,7 @@ pub mod nats;
 pub mod openapi;
 pub mod operator;
 pub mod ratelimit;
+pub mod registry;
 pub mod resilience;
 pub mod telemetry;
 pub mod tls;
