@@ -172,7 +172,11 @@ impl Registry {
                 },
             };
             self.down(&error);
-            tracing::warn!(error = %error, "etcd registration lost; registering again");
+            if backoff.0 == 0 {
+                tracing::warn!(error = %error, "etcd registration lost; registering again");
+            } else {
+                tracing::debug!(error = %error, "etcd still unreachable");
+            }
             tokio::select! {
                 _ = &mut stop => break,
                 () = tokio::time::sleep(backoff.next()) => {}
@@ -259,11 +263,16 @@ impl Registry {
             .await;
             if let Err(error) = result {
                 self.down(&error);
-                tracing::warn!(
-                    module,
-                    error = %error,
-                    "etcd watch lost; calls go to the last replicas found"
-                );
+                // Said once per outage; the attempts that follow are debug lines.
+                if backoff.0 == 0 {
+                    tracing::warn!(
+                        module,
+                        error = %error,
+                        "etcd watch lost; calls go to the last replicas found"
+                    );
+                } else {
+                    tracing::debug!(module, error = %error, "etcd still unreachable");
+                }
             }
             tokio::time::sleep(backoff.next()).await;
         }
