@@ -24,6 +24,10 @@ bench:
     scripts/bench-login-memory.sh
     scripts/bench-shed.sh
 
+# Split cost: Boutique's task mix against one process and one process per module.
+bench-mix:
+    scripts/bench-mix.sh
+
 # Apply migrations to the configured database.
 migrate:
     cargo run --release -- migrate

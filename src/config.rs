@@ -338,6 +338,9 @@ pub struct RemoteConfig {
     pub max_concurrency: usize,
     /// Largest answer read from a module, in bytes (refused while it streams in).
     pub max_answer_bytes: usize,
+    /// Longest an answer of a `cached` operation (catalog reads, currency conversions) is
+    /// kept by its caller, in ms; the module's events drop them sooner. 0: none is kept.
+    pub cache_ttl_ms: u64,
     /// `[remote.retry]`
     pub retry: RetryConfig,
     /// `[remote.breaker]`
@@ -422,6 +425,7 @@ impl Default for RemoteConfig {
             client_key_file: None,
             max_concurrency: d.max_concurrency,
             max_answer_bytes: d.max_answer_bytes,
+            cache_ttl_ms: u64::try_from(d.cache_ttl.as_millis()).unwrap_or(5000),
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
         }
@@ -667,6 +671,7 @@ impl Settings {
             timeout: std::time::Duration::from_millis(timeout_ms),
             max_concurrency,
             max_answer_bytes: r.max_answer_bytes,
+            cache_ttl: std::time::Duration::from_millis(r.cache_ttl_ms),
             retry: cleave_kernel::resilience::RetrySettings {
                 attempts: retry.attempts,
                 base: std::time::Duration::from_millis(retry.base_ms),

@@ -510,10 +510,10 @@ pub fn compose(p: &PlacementFile, source: &Path) -> String {
         volumes.insert("nats-data".into(), json!({}));
     }
     let mut out = header("compose", source);
-    out.push_str("# Certificates first, in ./certs beside this file:\n");
-    for c in p.cert_commands("certs") {
-        let _ = writeln!(out, "#   {c}");
-    }
+    out.push_str(&cert_comment(
+        p,
+        "Certificates first, in ./certs beside this file:",
+    ));
     if p.database == Database::Postgres {
         out.push_str(
             "# PostgreSQL's password: POSTGRES_PASSWORD in the environment (default cleave).\n",
@@ -575,6 +575,16 @@ fn probe(ready: bool, period: u32, failures: u32) -> Value {
         "timeoutSeconds": 5,
         "failureThreshold": failures,
     })
+}
+
+/// Comment lines: `intro`, then the `cleave certs` commands that make the placement's
+/// certificates in `./certs`.
+fn cert_comment(p: &PlacementFile, intro: &str) -> String {
+    let mut out = format!("# {intro}\n");
+    for c in p.cert_commands("certs") {
+        let _ = writeln!(out, "#   {c}");
+    }
+    out
 }
 
 /// The overlay of placement `p`: per group a Deployment, a Service, a headless Service (DNS
@@ -759,10 +769,10 @@ pub fn k8s_overlay(p: &PlacementFile, source: &Path) -> Files {
         "secretGenerator": secrets,
     });
     let mut head_k = head.clone();
-    head_k.push_str("# Before `kubectl apply -k`: the certificates in ./certs beside this file,\n");
-    for c in p.cert_commands("certs") {
-        let _ = writeln!(head_k, "#   {c}");
-    }
+    head_k.push_str(&cert_comment(
+        p,
+        "Before `kubectl apply -k`: the certificates in ./certs beside this file,",
+    ));
     if p.database == Database::Postgres {
         head_k.push_str(
             "# and ./database.env with one PostgreSQL url per group (GROUP=postgres://...):\n",

@@ -457,3 +457,76 @@ async fn a_product_or_an_ad_changed_through_one_replica_is_served_by_the_other_a
         .assert_problem(404, "catalog.product_not_found");
     delete_streams(&prefix).await;
 }
+
+/// A caller keeps the catalog's answers (its reads are `cached`): with the catalog stopped
+/// it still answers from them; once the catalog publishes a change over NATS it drops them
+/// and asks again. The kept answers live a minute here, so only the event can drop them.
+#[tokio::test]
+async fn a_caller_answers_from_kept_catalog_answers_until_the_catalog_publishes_a_change() {
+    nats_answers();
+    let dir = tempfile::tempdir().expect("dir");
+    let prefix = unique_prefix();
+    let catalog_db = sqlite_in(dir.path(), "catalog.db");
+    let catalog = Cleave::serve(
+        &["--modules", "identity,catalog"],
+        &on_nats(catalog_db.clone(), &prefix),
+    );
+    let mut env = on_nats(sqlite_in(dir.path(), "main.db"), &prefix);
+    env.extend([
+        ("CLEAVE_MODULES__IDENTITY__URL", catalog.base()),
+        ("CLEAVE_MODULES__CATALOG__URL", catalog.base()),
+        ("CLEAVE_REMOTE__CACHE_TTL_MS", "60000".to_owned()),
+    ]);
+    let mut main = Cleave::serve(&["--modules", "currency,cart,recommendation"], &env);
+    let recommend = "/api/recommendation/v1/recommendations?user_id=u&product_ids=";
+    // One second to answer: a call that must reach the stopped catalog fails within it.
+    let base = main.base();
+    let ask = || {
+        let base = base.clone();
+        async move {
+            let res = crate::helpers::client()
+                .get(format!("{base}{recommend}"))
+                .header("x-cleave-deadline-ms", "1000")
+                .send()
+                .await
+                .expect("an answer");
+            res.status().as_u16()
+        }
+    };
+    assert_eq!(ask().await, 200, "asked the catalog, kept its answer");
+
+    catalog.signal("STOP");
+    assert_eq!(ask().await, 200, "answered from the kept answer");
+    catalog.signal("CONT");
+
+    let admin = issued_token(&catalog_db, "ops", "admin");
+    let body = json!({"id": "KETTLE0001", "name": "Kettle", "description": "Boils water.",
+                      "picture": "/static/img/products/kettle.jpg",
+                      "price_usd": {"currency_code": "USD", "units": 24, "nanos": 0},
+                      "categories": ["kitchen"]})
+    .to_string();
+    let saved = call_as(
+        &catalog.base(),
+        Method::PUT,
+        "/api/catalog/v1/products/KETTLE0001",
+        Some(&body),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(saved.status, 200, "{saved:?}");
+    main.wait_for_log(|v| {
+        v["message"] == "its data changed: kept answers dropped"
+            && v["module"] == "catalog"
+            && v["topic"] == "catalog.product_changed"
+    });
+
+    catalog.signal("STOP");
+    let status = ask().await;
+    catalog.signal("CONT");
+    assert!(
+        matches!(status, 503 | 504),
+        "the kept answers are gone: the call needs the stopped catalog ({status})"
+    );
+    assert_eq!(ask().await, 200, "the catalog answers again");
+    delete_streams(&prefix).await;
+}

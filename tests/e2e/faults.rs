@@ -173,10 +173,12 @@ impl Shop {
     }
 
     pub(crate) async fn start(proxy_to_catalog: Option<&mut Option<FaultProxy>>) -> Self {
-        // The main process's breakers stay open one second at a time.
+        // The main process's breakers stay open one second at a time, and it keeps no
+        // catalog answer: every read reaches the catalog and its faults.
         let breaker = [
             ("CLEAVE_REMOTE__BREAKER__OPEN_MS", "1000".to_owned()),
             ("CLEAVE_REMOTE__BREAKER__MAX_OPEN_MS", "1000".to_owned()),
+            ("CLEAVE_REMOTE__CACHE_TTL_MS", "0".to_owned()),
         ];
         let dir = tempfile::tempdir().expect("dir");
         let db = |name: &str| sqlite_in(dir.path(), name);

@@ -324,11 +324,18 @@ async fn until(done: &AtomicUsize, n: usize) {
 async fn share_and_kill(found: Found) {
     let mut three = Three::start(found);
 
+    // Steady state: each replica's connections made and its latency known before the count.
+    let failures = reads(three.front.base(), 60, 6, Arc::new(AtomicUsize::new(0))).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let mut before = Vec::new();
+    for r in &three.replicas {
+        before.push(reads_served(r).await);
+    }
     let failures = reads(three.front.base(), 300, 6, Arc::new(AtomicUsize::new(0))).await;
     assert!(failures.is_empty(), "{failures:?}");
     let mut served = Vec::new();
-    for r in &three.replicas {
-        served.push(reads_served(r).await);
+    for (r, earlier) in three.replicas.iter().zip(&before) {
+        served.push(reads_served(r).await - earlier);
     }
     assert_eq!(served.iter().sum::<u64>(), 300, "{served:?}");
     for s in &served {

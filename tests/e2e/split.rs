@@ -130,6 +130,9 @@ async fn two_os_processes_answer_like_one_and_fail_fast_when_one_dies() {
                 ("CLEAVE_DATABASE__URL", main_db.url.clone()),
                 ("CLEAVE_MODULES__CATALOG__URL", catalog.base()),
                 ("CLEAVE_MODULES__IDENTITY__URL", identity.base()),
+                // Every read reaches the catalog, none answered from kept answers: the
+                // catalog's death must show at once (events.rs shows kept answers).
+                ("CLEAVE_REMOTE__CACHE_TTL_MS", "0".into()),
             ],
         );
         let base = main.base();

@@ -117,7 +117,7 @@ pub enum CatalogError {
 #[contract(module = "catalog", error = CatalogError, client = CatalogClient, http = http)]
 pub trait CatalogApi: Send + Sync {
     /// Every product, ordered by id.
-    #[op(GET "/products", read_only, access(anyone))]
+    #[op(GET "/products", read_only, cached, access(anyone))]
     #[rest(
         params(("q" = Option<String>, Query, description = "Search text (at most 200 characters); blank matches every product, absent lists them all")),
         responses((status = 200, description = "The products, ordered by id", body = ProductList))
@@ -125,7 +125,7 @@ pub trait CatalogApi: Send + Sync {
     async fn list_products(&self, ctx: &CallContext) -> Result<Vec<Product>, CatalogError>;
 
     /// One product.
-    #[op(GET "/products/{id}", read_only, access(anyone), errors(ProductNotFound, InvalidProductId))]
+    #[op(GET "/products/{id}", read_only, cached, access(anyone), errors(ProductNotFound, InvalidProductId))]
     #[rest(
         params(("id" = String, Path, description = "Product id, e.g. `OLJCESPC7Z`")),
         responses((status = 200, description = "The product", body = Product))
@@ -135,7 +135,7 @@ pub trait CatalogApi: Send + Sync {
     /// Products whose name or description contains `query`, ignoring case, ordered by id. A
     /// blank query matches every product; one over [`MAX_QUERY_CHARS`] characters is
     /// refused.
-    #[op(GET "/products", read_only, access(anyone), errors(InvalidQuery))]
+    #[op(GET "/products", read_only, cached, access(anyone), errors(InvalidQuery))]
     async fn search_products(
         &self,
         ctx: &CallContext,

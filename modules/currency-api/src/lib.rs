@@ -78,7 +78,7 @@ pub enum CurrencyError {
 #[contract(module = "currency", error = CurrencyError, client = CurrencyClient, http = http)]
 pub trait CurrencyApi: Send + Sync {
     /// Every currency code that [`CurrencyApi::convert`] accepts, sorted.
-    #[op(GET "/currencies", read_only, access(anyone))]
+    #[op(GET "/currencies", read_only, cached, access(anyone))]
     #[rest(responses((status = 200, description = "The supported codes, sorted", body = CurrencyList)))]
     async fn supported_currencies(
         &self,
@@ -87,7 +87,7 @@ pub trait CurrencyApi: Send + Sync {
 
     /// Converts `from` into `to_code` at the reference rates, exactly, rounding half away from
     /// zero to whole nanos.
-    #[op(POST "/convert", read_only, access(anyone), errors(UnsupportedCurrency, InvalidMoney))]
+    #[op(POST "/convert", read_only, cached, access(anyone), errors(UnsupportedCurrency, InvalidMoney))]
     #[rest(
         request_body = ConvertRequest,
         responses((status = 200, description = "The converted amount", body = Money))

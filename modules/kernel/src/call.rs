@@ -208,6 +208,10 @@ pub struct Operation {
     pub path: &'static str,
     /// Whether it is safe to repeat.
     pub repeat: Repeat,
+    /// Whether callers in other processes may keep its answers (a read anyone may call, of
+    /// data that changes rarely): until the module publishes any event, which says its data
+    /// changed, or for `remote.cache_ttl_ms` at most. In one process calls are plain calls.
+    pub cached: bool,
     /// Who may call it (any one of these).
     pub access: &'static [Access],
     /// For [`Access::Owner`]: the argument or body field holding the user the call is about
@@ -495,6 +499,7 @@ mod tests {
         method: HttpMethod::Get,
         path: "/api/catalog/v1/products/{id}",
         repeat: Repeat::ReadOnly,
+        cached: false,
         access: &[Access::Anyone],
         owner: None,
         errors: &[],

@@ -5,13 +5,16 @@
 //! added here, in [`RemoteClient::new`], and no module client changes. See [`crate::resilience`] for when a
 //! call is tried again and when the breaker opens.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
 
 use async_trait::async_trait;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -270,6 +273,9 @@ pub struct RemoteSettings {
     pub replicas: Vec<Url>,
     /// How the replicas' addresses are found.
     pub discovery: Discovery,
+    /// Longest an answer of a `cached` operation is kept (zero: none is); the module's events
+    /// clear them sooner.
+    pub cache_ttl: Duration,
 }
 
 /// How a module's replicas are found.
@@ -306,7 +312,60 @@ impl Default for RemoteSettings {
             identity_pem: None,
             replicas: Vec::new(),
             discovery: Discovery::Static,
+            cache_ttl: Duration::from_secs(5),
         }
+    }
+}
+
+/// Most answers one client keeps; past it the expired ones go, then all.
+const MAX_KEPT_ANSWERS: usize = 10_000;
+
+/// What identifies a kept answer: the operation, the path with its query, the body.
+type AnswerKey = (&'static str, String, Bytes);
+
+/// Answers of `cached` operations kept by the caller.
+#[derive(Debug, Default)]
+struct KeptAnswers {
+    ttl: Duration,
+    answers: std::sync::Mutex<HashMap<AnswerKey, (Instant, RemoteResponse)>>,
+}
+
+impl KeptAnswers {
+    /// The key of a request whose answer may be kept.
+    fn key(&self, req: &RemoteRequest) -> Option<AnswerKey> {
+        let op = req.op.filter(|op| op.cached && !self.ttl.is_zero())?;
+        Some((
+            op.id,
+            req.path.clone(),
+            req.body.clone().unwrap_or_default(),
+        ))
+    }
+
+    fn get(&self, key: &AnswerKey) -> Option<RemoteResponse> {
+        let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        answers
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, res)| res.clone())
+    }
+
+    fn keep(&self, key: AnswerKey, res: &RemoteResponse) {
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        if answers.len() >= MAX_KEPT_ANSWERS {
+            let ttl = self.ttl;
+            answers.retain(|_, (at, _)| at.elapsed() < ttl);
+            if answers.len() >= MAX_KEPT_ANSWERS {
+                answers.clear();
+            }
+        }
+        answers.insert(key, (Instant::now(), res.clone()));
+    }
+
+    fn forget(&self) {
+        self.answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -321,6 +380,7 @@ pub struct RemoteClient {
     base: Url,
     pipeline: Pipeline,
     replicas: Replicas,
+    kept: Arc<KeptAnswers>,
 }
 
 impl fmt::Debug for RemoteClient {
@@ -385,7 +445,17 @@ impl RemoteClient {
             base,
             pipeline: BoxCloneSyncService::new(pipeline),
             replicas,
+            kept: Arc::new(KeptAnswers {
+                ttl: settings.cache_ttl,
+                ..KeptAnswers::default()
+            }),
         })
+    }
+
+    /// Drops every answer kept of the module's `cached` operations (it said its data
+    /// changed).
+    pub fn forget_answers(&self) {
+        self.kept.forget();
     }
 
     /// The module this client calls.
@@ -533,8 +603,15 @@ impl OpCall<'_> {
             return Err(failure);
         }
         let client = self.client;
+        let key = client.kept.key(&self.req);
+        if let Some(res) = key.as_ref().and_then(|k| client.kept.get(k)) {
+            return Ok((res, client.module));
+        }
         let res = client.call(self.req).await?;
         client.check_status(&res)?;
+        if let Some(key) = key {
+            client.kept.keep(key, &res);
+        }
         Ok((res, client.module))
     }
 
@@ -1220,13 +1297,22 @@ impl Service<RemoteRequest> for Replicas {
                 })
             });
         }
-        let chosen = balance::pick(
-            set.len(),
-            |i| set[i].breaker.wait().is_none(),
-            |i| set[i].load.cost(),
-        )
-        .map(|i| set[i].clone())
-        .and_then(|replica| replica.breaker.admit().ok().map(|()| replica));
+        // A breaker that looked usable may still refuse (its one half-open probe just went
+        // to another call): then the choice is made again among the others.
+        let mut refused: Vec<usize> = Vec::new();
+        let chosen = loop {
+            let Some(i) = balance::pick(
+                set.len(),
+                |i| !refused.contains(&i) && set[i].breaker.wait().is_none(),
+                |i| set[i].load.cost(),
+            ) else {
+                break None;
+            };
+            if set[i].breaker.admit().is_ok() {
+                break Some(set[i].clone());
+            }
+            refused.push(i);
+        };
         let Some(replica) = chosen else {
             let retry_after = set
                 .iter()

@@ -2,6 +2,7 @@
 //! failures surface.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -23,6 +24,7 @@ const fn read(id: &'static str, path: &'static str) -> Operation {
         method: HttpMethod::Get,
         path,
         repeat: Repeat::ReadOnly,
+        cached: false,
         access: &[cleave_kernel::call::Access::Anyone],
         owner: None,
         errors: &[],
@@ -351,5 +353,94 @@ async fn requests_past_the_in_flight_limit_are_shed_at_once_and_probes_are_not()
     let again = tokio::spawn(reqwest::get(url("/held")));
     arrivals.recv().await.expect("admitted");
     assert_eq!(again.await.expect("task").expect("send").status(), 200);
+    server.stop().await;
+}
+
+/// A counting read: every request the server sees bumps the count it answers.
+fn counting(hits: Arc<AtomicUsize>) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        let hits = hits.clone();
+        cfg.route(
+            "/count",
+            web::route().to(move || {
+                let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
+                async move { HttpResponse::Ok().json(n) }
+            }),
+        );
+        cfg.route(
+            "/missing",
+            web::get().to(|| async {
+                Err::<HttpResponse, _>(cleave_kernel::Failure::from(KernelError::RouteNotFound))
+            }),
+        );
+    }
+}
+
+const KEPT: Operation = Operation {
+    cached: true,
+    ..read("probe.kept", "/count")
+};
+const KEPT_MISSING: Operation = Operation {
+    cached: true,
+    ..read("probe.kept_missing", "/missing")
+};
+const NOT_KEPT: Operation = read("probe.not_kept", "/count");
+
+#[tokio::test]
+async fn answers_of_cached_operations_are_kept_until_forgotten_and_only_those() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::spawn(counting(hits.clone()));
+    let remote = client(server.base_url.clone(), Duration::from_secs(5));
+    let ctx = CallContext::root();
+    let fetch = |op: &'static Operation, body: Option<u32>| {
+        let (remote, ctx) = (remote.clone(), ctx.clone());
+        async move {
+            let call = remote.op(op, &ctx);
+            let call = match body {
+                Some(b) => call.json(&b),
+                None => call,
+            };
+            call.fetch::<usize, KernelError>().await
+        }
+    };
+    assert_eq!(fetch(&KEPT, None).await.expect("first"), 1);
+    assert_eq!(
+        fetch(&KEPT, None).await.expect("kept"),
+        1,
+        "answered from the kept answer"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    // Another body is another question.
+    assert_eq!(fetch(&KEPT, Some(7)).await.expect("other body"), 2);
+    // Operations not marked cached always reach the module.
+    assert_eq!(fetch(&NOT_KEPT, None).await.expect("not kept"), 3);
+    assert_eq!(fetch(&NOT_KEPT, None).await.expect("not kept"), 4);
+    // Error answers are not kept.
+    for _ in 0..2 {
+        assert!(fetch(&KEPT_MISSING, None).await.is_err());
+    }
+    // The module said its data changed.
+    remote.forget_answers();
+    assert_eq!(fetch(&KEPT, None).await.expect("asked again"), 5);
+    assert_eq!(fetch(&KEPT, None).await.expect("kept again"), 5);
+
+    // With no time to keep them, none is kept.
+    let keeps_none = RemoteClient::new(
+        "probe",
+        server.base_url.clone(),
+        &RemoteSettings {
+            cache_ttl: Duration::ZERO,
+            ..RemoteSettings::default()
+        },
+    )
+    .expect("client");
+    for expected in [6, 7] {
+        let n: usize = keeps_none
+            .op(&KEPT, &ctx)
+            .fetch::<_, KernelError>()
+            .await
+            .expect("read");
+        assert_eq!(n, expected);
+    }
     server.stop().await;
 }

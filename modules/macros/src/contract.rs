@@ -75,11 +75,13 @@ fn expr_path(e: syn::Expr) -> syn::Result<Path> {
     }
 }
 
-/// One `#[op(GET "/path", read_only, access(..), errors(A, B))]`.
+/// One `#[op(GET "/path", read_only, cached, access(..), errors(A, B))]`.
 struct Op {
     method: Ident,
     path: LitStr,
     repeat: Ident,
+    /// Callers in other processes may keep its answers (see `Operation::cached`).
+    cached: bool,
     access: Access,
     errors: Vec<Ident>,
 }
@@ -178,6 +180,7 @@ impl Parse for Op {
             return Err(syn::Error::new_spanned(&path, "the path starts with /"));
         }
         let mut repeat = None;
+        let mut cached = None;
         let mut access = None;
         let mut errors = Vec::new();
         while input.parse::<Token![,]>().is_ok() {
@@ -187,6 +190,7 @@ impl Parse for Op {
             let word: Ident = input.parse()?;
             match word.to_string().as_str() {
                 "read_only" | "idempotent" | "keyed" | "once" => repeat = Some(word),
+                "cached" => cached = Some(word),
                 "access" => {
                     let inner;
                     syn::parenthesized!(inner in input);
@@ -202,7 +206,8 @@ impl Parse for Op {
                 _ => {
                     return Err(syn::Error::new_spanned(
                         word,
-                        "expected read_only, idempotent, keyed, once, access(..) or errors(..)",
+                        "expected read_only, idempotent, keyed, once, cached, access(..) or \
+                         errors(..)",
                     ));
                 }
             }
@@ -218,10 +223,22 @@ impl Parse for Op {
                  | admin | modules(..) | any_module)",
             )
         })?;
+        // Kept answers are shared by every caller of a process: only answers that are the
+        // same for everyone, and reads.
+        if let Some(word) = &cached
+            && (repeat != "read_only" || access.words != ["anyone"])
+        {
+            return Err(syn::Error::new_spanned(
+                word,
+                "only a read_only operation that anyone may call can be cached (its answers \
+                 are shared by every caller of a process)",
+            ));
+        }
         Ok(Self {
             method,
             path,
             repeat,
+            cached: cached.is_some(),
             access,
             errors,
         })
@@ -283,8 +300,14 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             .iter()
             .map(|e| format!("[`{}::{e}`]", quote!(#error)))
             .collect::<Vec<_>>();
+        let cached_doc = if op.cached {
+            " Callers in other processes keep its answers until the module publishes a change \
+             (or `remote.cache_ttl_ms`)."
+        } else {
+            ""
+        };
         let route_doc = format!(
-            " `{} {full_path}` ({}). Who may call it: {}.",
+            " `{} {full_path}` ({}). Who may call it: {}.{cached_doc}",
             op.method,
             op.repeat,
             op.access.words.join(", ")
@@ -333,6 +356,7 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
         let doc = format!(" `{name}`: {summary}");
         let id = format!("{module}.{name}");
         let access = &m.op.access.rules;
+        let cached = m.op.cached;
         let owner = m.op.access.owner.as_ref().map_or_else(
             || quote!(::core::option::Option::None),
             |e| {
@@ -351,6 +375,7 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
                 method: #k::call::HttpMethod::#method,
                 path: #path,
                 repeat: #k::call::Repeat::#repeat,
+                cached: #cached,
                 access: &[#(#access),*],
                 owner: #owner,
                 errors: &[#(#codes),*],

@@ -4,19 +4,23 @@ use super::*;
 
 pub(crate) async fn home(req: HttpRequest, ctx: CallContext, shop: Shop) -> HttpResponse {
     let visit = Visit::of(&req, &shop).await;
-    let chrome = shop.chrome(&visit, &ctx).await;
-    let products = match shop.deps.catalog.list_products(&ctx).await {
+    // Independent calls go out together: the page waits for the slowest, not the sum.
+    let (chrome, products, ad) = futures::join!(
+        shop.chrome(&visit, &ctx),
+        shop.deps.catalog.list_products(&ctx),
+        shop.ad(&ctx, Vec::new())
+    );
+    let products = match products {
         Ok(p) => p,
         Err(e) => return shop.unavailable(&visit, chrome, format!("catalog: {e}")),
     };
-    let mut cards = Vec::with_capacity(products.len());
-    for p in &products {
-        match shop.card(&ctx, p, &visit.currency).await {
-            Ok(card) => cards.push(card),
-            Err(e) => return shop.unavailable(&visit, chrome, e),
-        }
-    }
-    let ad = shop.ad(&ctx, Vec::new()).await;
+    let cards =
+        futures::future::try_join_all(products.iter().map(|p| shop.card(&ctx, p, &visit.currency)))
+            .await;
+    let cards = match cards {
+        Ok(cards) => cards,
+        Err(e) => return shop.unavailable(&visit, chrome, e),
+    };
     let page = HomePage {
         chrome,
         products: cards,
@@ -32,7 +36,13 @@ pub(crate) async fn product(
     id: web::Path<String>,
 ) -> HttpResponse {
     let visit = Visit::of(&req, &shop).await;
-    let chrome = shop.chrome(&visit, &ctx).await;
+    let product_id = ProductId::parse(id.into_inner());
+    let (chrome, product) = futures::join!(shop.chrome(&visit, &ctx), async {
+        match &product_id {
+            Ok(id) => Some(shop.deps.catalog.get_product(&ctx, id.clone()).await),
+            Err(_) => None,
+        }
+    });
     let not_found = |chrome| {
         error_page(
             &visit,
@@ -42,10 +52,10 @@ pub(crate) async fn product(
             "It may no longer be sold, or the link may be mistyped.",
         )
     };
-    let Ok(id) = ProductId::parse(id.into_inner()) else {
+    let (Ok(id), Some(product)) = (product_id, product) else {
         return not_found(chrome);
     };
-    let product = match shop.deps.catalog.get_product(&ctx, id.clone()).await {
+    let product = match product {
         Ok(p) => p,
         Err(CatalogError::ProductNotFound { .. } | CatalogError::InvalidProductId { .. }) => {
             return not_found(chrome);

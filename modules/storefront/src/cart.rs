@@ -65,8 +65,11 @@ pub(crate) async fn cart_page(
     status: StatusCode,
     form_error: Option<String>,
 ) -> HttpResponse {
-    let chrome = shop.chrome(visit, ctx).await;
-    let cart = match shop.deps.cart.get_cart(ctx, visit.user.clone()).await {
+    let (chrome, cart) = futures::join!(
+        shop.chrome(visit, ctx),
+        shop.deps.cart.get_cart(ctx, visit.user.clone())
+    );
+    let cart = match cart {
         Ok(c) => c,
         Err(e) => return shop.unavailable(visit, chrome, format!("cart: {e}")),
     };
@@ -77,17 +80,22 @@ pub(crate) async fn cart_page(
     });
     let mut lines = Vec::new();
     let mut subtotal = zero.clone();
-    for item in &cart.items {
-        let Ok(product) = shop
+    // Each line's product and price, all lines at once; a product no longer sold is left
+    // out of the page (checkout refuses it).
+    let priced = futures::future::join_all(cart.items.iter().map(|item| async move {
+        let product = shop
             .deps
             .catalog
             .get_product(ctx, item.product_id.clone())
             .await
-        else {
-            continue; // a product no longer sold is left out of the page; checkout refuses it
-        };
-        let price = match shop.price(ctx, &product.price_usd, &visit.currency).await {
-            Ok(price) => price,
+            .ok()?;
+        let price = shop.price(ctx, &product.price_usd, &visit.currency).await;
+        Some(price.map(|price| (item, product, price)))
+    }))
+    .await;
+    for line in priced.into_iter().flatten() {
+        let (item, product, price) = match line {
+            Ok(line) => line,
             Err(e) => return shop.unavailable(visit, chrome, e),
         };
         let Ok(line_total) = price.checked_mul(item.quantity) else {
@@ -106,9 +114,10 @@ pub(crate) async fn cart_page(
             line_total: format_money(&line_total),
         });
     }
-    let shipping = if cart.items.is_empty() {
-        zero.clone()
-    } else {
+    let shipping = async {
+        if cart.items.is_empty() {
+            return Ok(zero.clone());
+        }
         let quote = shop
             .deps
             .shipping
@@ -128,23 +137,24 @@ pub(crate) async fn cart_page(
                 },
             )
             .await;
-        let converted = match quote {
+        match quote {
             Ok(q) => shop.price(ctx, &q.cost, &visit.currency).await,
             Err(e) => Err(format!("shipping: {e}")),
-        };
-        match converted {
-            Ok(cost) => cost,
-            Err(e) => return shop.unavailable(visit, chrome, e),
         }
     };
-    let total = subtotal.checked_add(&shipping).unwrap_or(subtotal);
-    let recommendations = shop
-        .recommendations(
+    let (shipping, recommendations) = futures::join!(
+        shipping,
+        shop.recommendations(
             ctx,
             visit,
             cart.items.iter().map(|i| i.product_id.clone()).collect(),
         )
-        .await;
+    );
+    let shipping = match shipping {
+        Ok(cost) => cost,
+        Err(e) => return shop.unavailable(visit, chrome, e),
+    };
+    let total = subtotal.checked_add(&shipping).unwrap_or(subtotal);
     let year = chrono::Datelike::year(&chrono::Utc::now());
     let page = CartPage {
         chrome,

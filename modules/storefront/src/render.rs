@@ -90,18 +90,15 @@ pub(crate) fn format_money(m: &Money) -> String {
 
 impl Storefront {
     pub(crate) async fn chrome(&self, visit: &Visit, ctx: &CallContext) -> Chrome {
-        let currencies = self
-            .deps
-            .currency
-            .supported_currencies(ctx)
-            .await
+        // Independent calls go out together: a page waits for the slowest, not the sum.
+        let (currencies, cart) = futures::join!(
+            self.deps.currency.supported_currencies(ctx),
+            self.deps.cart.get_cart(ctx, visit.user.clone())
+        );
+        let currencies = currencies
             .map(|c| c.into_iter().map(String::from).collect())
             .unwrap_or_else(|_| vec![visit.currency.clone()]);
-        let cart_count = self
-            .deps
-            .cart
-            .get_cart(ctx, visit.user.clone())
-            .await
+        let cart_count = cart
             .map(|c| c.items.iter().map(|i| i.quantity).sum())
             .unwrap_or(0);
         Chrome {
@@ -165,15 +162,12 @@ impl Storefront {
                 return Vec::new();
             }
         };
-        let mut cards = Vec::new();
-        for id in ids {
-            if let Ok(p) = self.deps.catalog.get_product(ctx, id).await
-                && let Ok(card) = self.card(ctx, &p, &visit.currency).await
-            {
-                cards.push(card);
-            }
-        }
-        cards
+        let cards = futures::future::join_all(ids.into_iter().map(|id| async move {
+            let p = self.deps.catalog.get_product(ctx, id).await.ok()?;
+            self.card(ctx, &p, &visit.currency).await.ok()
+        }))
+        .await;
+        cards.into_iter().flatten().collect()
     }
 
     /// One ad for these categories; `None` when ads fail (they are optional).

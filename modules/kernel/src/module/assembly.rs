@@ -19,7 +19,7 @@ use crate::call::{BoxFuture, CallLayers, CallPath, EDGE, Locality, Operation};
 use crate::client::{RemoteClient, RemoteSettings};
 use crate::config::{ConfigError, module_section};
 use crate::error::{ApiError, ErrorDoc};
-use crate::events::{EventBus, InProcessBus, Relay, RelaySettings};
+use crate::events::{Event, EventBus, EventError, InProcessBus, Relay, RelaySettings, Subscriber};
 use crate::health::ReadinessCheck;
 use crate::http::configure_not_placed;
 use crate::http::forward::configure_forward;
@@ -153,6 +153,22 @@ impl<M, S> Default for Entry<M, S> {
 
 fn name_of<M: Module>() -> &'static str {
     <M::Contract as Contract>::MODULE
+}
+
+/// Clears a remote module's kept answers when it publishes a change.
+struct ForgetAnswers(RemoteClient);
+
+#[async_trait::async_trait]
+impl Subscriber for ForgetAnswers {
+    async fn handle(&self, event: &Event) -> Result<(), EventError> {
+        tracing::info!(
+            module = self.0.module(),
+            topic = %event.topic,
+            "its data changed: kept answers dropped"
+        );
+        self.0.forget_answers();
+        Ok(())
+    }
 }
 
 impl<M: Module, S: MigrationSet> ModuleEntry for Entry<M, S> {
@@ -365,6 +381,14 @@ impl Assembly {
                             module: name,
                             reason: format!("cannot build its HTTP client: {e}"),
                         })?;
+                    // Any event the module publishes says its data changed: answers kept of
+                    // its cached operations go.
+                    if entry.operations().iter().any(|op| op.cached) {
+                        for topic in entry.publishes() {
+                            asm.bus
+                                .watch(topic, Arc::new(ForgetAnswers(remote.clone())));
+                        }
+                    }
                     entry.connect(&mut asm, remote);
                 }
                 Placement::Absent => {}

@@ -17,6 +17,7 @@ pub(crate) const fn op(id: &'static str, method: HttpMethod, repeat: Repeat) -> 
         method,
         path: "/thing",
         repeat,
+        cached: false,
         access: &[cleave_kernel::call::Access::Anyone],
         owner: None,
         errors: &[],

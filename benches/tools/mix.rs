@@ -1,0 +1,289 @@
+//! Online Boutique's shoppers for `scripts/bench-mix.sh`: the task mix of Boutique's own load
+//! generator (its weights: home page 1, set currency 2, browse a product 10, add to cart 2,
+//! view the cart 3, check out 1; its routes and forms; each shopper with its own cookies,
+//! starting at the home page), written here for Cleave. Tasks start at a fixed rate whether
+//! or not earlier ones have finished (open loop), each by a shopper drawn at random; a
+//! shopper runs one task at a time. Prints one JSON line: tasks, requests, failures (an error
+//! or a status of 400 and up), and the p50/p99 latency of the requests.
+//!
+//! `bench-mix <base url> <tasks per second> <seconds> [<CA PEM for https>]`
+//!
+//! Redirects are followed by hand, so that a cookie set by a redirect is kept.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+const PRODUCTS: [&str; 9] = [
+    "0PUK6V6EV0",
+    "1YMWWN1N4O",
+    "2ZYFJ3GM2N",
+    "66VCHSJNUP",
+    "6E92ZMYYFZ",
+    "9SIQT8TOJO",
+    "L9ECAV7KIM",
+    "LS4PSXUNUM",
+    "OLJCESPC7Z",
+];
+const CURRENCIES: [&str; 6] = ["EUR", "USD", "JPY", "CAD", "GBP", "TRY"];
+const SHOPPERS: usize = 50;
+
+/// Boutique's tasks and their weights.
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    Index,
+    SetCurrency,
+    BrowseProduct,
+    AddToCart,
+    ViewCart,
+    Checkout,
+}
+
+const MIX: [(Task, u32); 6] = [
+    (Task::Index, 1),
+    (Task::SetCurrency, 2),
+    (Task::BrowseProduct, 10),
+    (Task::AddToCart, 2),
+    (Task::ViewCart, 3),
+    (Task::Checkout, 1),
+];
+
+/// One request's outcome: its latency, and whether it failed.
+type Outcome = (Duration, bool);
+
+struct Shopper {
+    http: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+    started: bool,
+}
+
+impl Shopper {
+    /// One request (and the redirects it leads to, each counted), keeping cookies.
+    async fn send(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, String)],
+    ) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        let (mut method, mut path) = (method, path.to_owned());
+        for _ in 0..5 {
+            let started = Instant::now();
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base));
+            if !self.cookies.is_empty() {
+                let jar: Vec<String> = self
+                    .cookies
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                req = req.header(reqwest::header::COOKIE, jar.join("; "));
+            }
+            if method == reqwest::Method::POST {
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+                    .finish();
+                req = req
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(body);
+            }
+            let res = match req.send().await {
+                Ok(res) => res,
+                Err(_) => {
+                    outcomes.push((started.elapsed(), true));
+                    return outcomes;
+                }
+            };
+            for set in res.headers().get_all(reqwest::header::SET_COOKIE) {
+                let raw = set.to_str().unwrap_or_default();
+                let pair = raw.split(';').next().unwrap_or_default();
+                if let Some((name, value)) = pair.split_once('=') {
+                    self.cookies
+                        .insert(name.trim().to_owned(), value.trim().to_owned());
+                }
+            }
+            let status = res.status();
+            let location = res
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let failed = res.bytes().await.is_err() || status.as_u16() >= 400;
+            outcomes.push((started.elapsed(), failed));
+            match location {
+                Some(next) if status.is_redirection() => {
+                    path = next.strip_prefix(&self.base).unwrap_or(&next).to_owned();
+                    method = reqwest::Method::GET;
+                }
+                _ => return outcomes,
+            }
+        }
+        outcomes
+    }
+
+    async fn run(&mut self, task: Task) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        if !self.started {
+            // Boutique's shoppers begin at the home page.
+            self.started = true;
+            outcomes.extend(self.send(reqwest::Method::GET, "/", &[]).await);
+        }
+        let product = PRODUCTS[fastrand::usize(..PRODUCTS.len())];
+        match task {
+            Task::Index => outcomes.extend(self.send(reqwest::Method::GET, "/", &[]).await),
+            Task::SetCurrency => {
+                let code = CURRENCIES[fastrand::usize(..CURRENCIES.len())].to_owned();
+                outcomes.extend(
+                    self.send(
+                        reqwest::Method::POST,
+                        "/setCurrency",
+                        &[("currency_code", code)],
+                    )
+                    .await,
+                );
+            }
+            Task::BrowseProduct => {
+                outcomes.extend(
+                    self.send(reqwest::Method::GET, &format!("/product/{product}"), &[])
+                        .await,
+                );
+            }
+            Task::AddToCart => outcomes.extend(self.add_to_cart(product).await),
+            Task::ViewCart => outcomes.extend(self.send(reqwest::Method::GET, "/cart", &[]).await),
+            Task::Checkout => {
+                outcomes.extend(self.add_to_cart(product).await);
+                let form = [
+                    ("email", "someone@example.com".to_owned()),
+                    ("street_address", "1600 Amphitheatre Parkway".to_owned()),
+                    ("zip_code", "94043".to_owned()),
+                    ("city", "Mountain View".to_owned()),
+                    ("state", "CA".to_owned()),
+                    ("country", "United States".to_owned()),
+                    ("credit_card_number", "4432801561520454".to_owned()),
+                    ("credit_card_expiration_month", "1".to_owned()),
+                    ("credit_card_expiration_year", "2039".to_owned()),
+                    ("credit_card_cvv", "672".to_owned()),
+                ];
+                outcomes.extend(
+                    self.send(reqwest::Method::POST, "/cart/checkout", &form)
+                        .await,
+                );
+            }
+        }
+        outcomes
+    }
+
+    async fn add_to_cart(&mut self, product: &str) -> Vec<Outcome> {
+        let mut outcomes = self
+            .send(reqwest::Method::GET, &format!("/product/{product}"), &[])
+            .await;
+        let quantity = [1, 2, 3, 4, 5, 10][fastrand::usize(..6)].to_string();
+        outcomes.extend(
+            self.send(
+                reqwest::Method::POST,
+                "/cart",
+                &[("product_id", product.to_owned()), ("quantity", quantity)],
+            )
+            .await,
+        );
+        outcomes
+    }
+}
+
+fn draw() -> Task {
+    let total: u32 = MIX.iter().map(|(_, w)| w).sum();
+    let mut at = fastrand::u32(..total);
+    for (task, weight) in MIX {
+        if at < weight {
+            return task;
+        }
+        at -= weight;
+    }
+    Task::BrowseProduct
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (base, rate, secs, ca) = match args.as_slice() {
+        [_, base, rate, secs] => (base, rate, secs, None),
+        [_, base, rate, secs, ca] => (base, rate, secs, Some(ca)),
+        _ => {
+            eprintln!("usage: bench-mix <base url> <tasks per second> <seconds> [<CA PEM>]");
+            std::process::exit(2);
+        }
+    };
+    let rate: u32 = rate.parse().expect("tasks per second");
+    let secs: u64 = secs.parse().expect("seconds");
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(SHOPPERS);
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).expect("CA file");
+        for cert in reqwest::Certificate::from_pem_bundle(&pem).expect("CA PEM") {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let http = builder.build().expect("client");
+    let base = base.trim_end_matches('/').to_owned();
+    let shoppers: Vec<Arc<Mutex<Shopper>>> = (0..SHOPPERS)
+        .map(|_| {
+            Arc::new(Mutex::new(Shopper {
+                http: http.clone(),
+                base: base.clone(),
+                cookies: BTreeMap::new(),
+                started: false,
+            }))
+        })
+        .collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Outcome>>();
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = 0u64;
+    while Instant::now() < end {
+        tick.tick().await;
+        tasks += 1;
+        let shopper = shoppers[fastrand::usize(..SHOPPERS)].clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let outcomes = shopper.lock().await.run(draw()).await;
+            let _ = tx.send(outcomes);
+        });
+    }
+    drop(tx);
+    let mut latencies = Vec::new();
+    let mut failures = 0u64;
+    while let Some(outcomes) = rx.recv().await {
+        for (took, failed) in outcomes {
+            latencies.push(took);
+            failures += u64::from(failed);
+        }
+    }
+    latencies.sort();
+    let pct = |p: f64| {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "tasks": tasks,
+            "requests": latencies.len(),
+            "failures": failures,
+            "p50_ms": (pct(0.50) * 10.0).round() / 10.0,
+            "p99_ms": (pct(0.99) * 10.0).round() / 10.0,
+        })
+    );
+}

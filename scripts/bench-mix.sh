@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Split cost on Online Boutique's task mix (benches/tools/mix.rs: its weights, routes and
+# forms, 50 shoppers with their own cookies, tasks started at a fixed rate), measured in one
+# run against two set-ups of the same binary:
+#   one     every module in one process (plain HTTP, its own SQLite file)
+#   split   one process per module, checkout with email (scripts/split.sh: HTTPS with module
+#           certificates, one SQLite file per process, events over NATS)
+# For each, every cleave process's CPU time (utime + stime from /proc) over the run is divided
+# by the requests answered; p50 and p99 are the shoppers' request latencies. Rounds alternate
+# the set-ups; medians are reported with the split / one ratios the goal is stated in.
+#   BENCH_MIX_RATE   tasks per second (default 64: about 98 requests per second)
+#   BENCH_MIX_SECS   seconds per round (default 30)
+#   BENCH_MIX_ROUNDS rounds (default 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RATE=${BENCH_MIX_RATE:-64}
+SECS=${BENCH_MIX_SECS:-30}
+ROUNDS=${BENCH_MIX_ROUNDS:-3}
+ONE=127.0.0.1:18400
+FRONT=127.0.0.1:18410
+
+bash scripts/install-debian.sh "jq curl" jq curl
+bash scripts/nats.sh >/dev/null
+cargo build --release --locked --bin cleave --example bench-mix
+BIN=$PWD/target/release
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+CLEAVE_SERVER__LISTEN=$ONE CLEAVE_LOG__FORMAT=json CLEAVE_DATABASE__DATA_DIR="$work/one" \
+  "$BIN/cleave" serve >"$work/one.log" 2>&1 &
+pids+=($!)
+one_pid=$!
+groups=()
+for m in $("$BIN/cleave" modules | awk 'NR > 1 && $1 != "" { print $1 }'); do
+  case $m in checkout|email) ;; *) groups+=("$m") ;; esac
+done
+groups+=(checkout,email)
+SPLIT_BIN="$BIN/cleave" DIR="$work/split" FRONT=$FRONT bash scripts/split.sh "${groups[@]}" >"$work/split.log" 2>&1 &
+pids+=($!)
+split_pid=$!
+
+up() { # url, then curl options
+  local url=$1; shift
+  for _ in $(seq 1 150); do
+    curl -fsS -o /dev/null "$@" "$url" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "bench-mix: $url did not come up; logs in $work" >&2
+  cat "$work"/*.log >&2
+  exit 1
+}
+up "http://$ONE/health/ready"
+up "https://$FRONT/health/ready" --cacert "$work/split/certs/ca.pem"
+for p in $(pgrep -P "$split_pid"); do up "https://127.0.0.1:$(
+  tr '\0' ' ' </proc/"$p"/cmdline | sed -E 's/.*--listen [^:]+:([0-9]+).*/\1/')/health/live" --cacert "$work/split/certs/ca.pem"; done
+
+declare -A target=([one]="http://$ONE" [split]="https://$FRONT")
+declare -A ca=([one]="" [split]="$work/split/certs/ca.pem")
+procs() { # the cleave processes of a set-up
+  if [ "$1" = one ]; then echo "$one_pid"; else pgrep -P "$split_pid"; fi
+}
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+name_of() { tr '\0' ' ' </proc/"$1"/cmdline | sed -E 's/.*--modules ([^ ]+).*/\1/; t; s/.*/all/'; }
+hz=$(getconf CLK_TCK)
+
+mix() { "$BIN/examples/bench-mix" "${target[$1]}" "$2" "$3" ${ca[$1]:+"${ca[$1]}"}; }
+for s in one split; do mix "$s" "$RATE" 5 >/dev/null; done # warm-up
+
+declare -A cpu p50 p99 fails reqs per_proc
+for round in $(seq 1 "$ROUNDS"); do
+  for s in one split; do
+    declare -A before=()
+    for p in $(procs "$s"); do before[$p]=$(cpu_ticks "$p"); done
+    out=$(mix "$s" "$RATE" "$SECS")
+    total=0
+    line=""
+    for p in $(procs "$s"); do
+      d=$(( $(cpu_ticks "$p") - ${before[$p]} ))
+      total=$((total + d))
+      line+="$(name_of "$p")=$d "
+    done
+    n=$(jq -r .requests <<<"$out")
+    ms=$(awk -v t="$total" -v hz="$hz" -v n="$n" 'BEGIN {printf "%.3f", t * 1000 / hz / n}')
+    cpu[$s]+="$ms "; p50[$s]+="$(jq -r .p50_ms <<<"$out") "; p99[$s]+="$(jq -r .p99_ms <<<"$out") "
+    fails[$s]+="$(jq -r .failures <<<"$out") "; reqs[$s]+="$n "
+    per_proc[$s]="$line"
+    echo "round $round  $s  $out  cpu ${ms} ms/request  ticks: $line" >&2
+  done
+done
+
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+c1=$(median "${cpu[one]}"); cs=$(median "${cpu[split]}")
+l1=$(median "${p50[one]}"); ls=$(median "${p50[split]}")
+cat <<MD
+### Boutique's mix ($(date -u +%Y-%m-%d), $ROUNDS rounds x ${SECS}s at $RATE tasks/s, $(nproc) cores)
+
+| set-up | CPU ms / request (median) | p50 ms | p99 ms | requests | failures |
+| --- | ---: | --- | --- | --- | --- |
+| one process | $c1 | ${p50[one]}| ${p99[one]}| ${reqs[one]}| ${fails[one]}|
+| one process per module | $cs | ${p50[split]}| ${p99[split]}| ${reqs[split]}| ${fails[split]}|
+
+| goal | ratio | target |
+| --- | ---: | ---: |
+| split / one, CPU per request | $(ratio "$cs" "$c1") | <= 2.0 |
+| split / one, p50 | $(ratio "$ls" "$l1") | <= 2.0 |
+
+CPU ticks per process in the last split round (1 tick = $((1000 / hz)) ms): ${per_proc[split]}
+MD
