@@ -319,7 +319,7 @@ async fn until(done: &AtomicUsize, n: usize) {
     }
 }
 
-/// Healthy, the replicas get a third of the reads each (± 10%) and the front shows a closed
+/// Healthy, the replicas get a third of 600 reads each (± 10%) and the front shows a closed
 /// breaker per replica; one killed with kill -9 while reads go on: none fails.
 async fn share_and_kill(found: Found) {
     let mut three = Three::start(found);
@@ -331,15 +331,15 @@ async fn share_and_kill(found: Found) {
     for r in &three.replicas {
         before.push(reads_served(r).await);
     }
-    let failures = reads(three.front.base(), 300, 6, Arc::new(AtomicUsize::new(0))).await;
+    let failures = reads(three.front.base(), 600, 6, Arc::new(AtomicUsize::new(0))).await;
     assert!(failures.is_empty(), "{failures:?}");
     let mut served = Vec::new();
     for (r, earlier) in three.replicas.iter().zip(&before) {
         served.push(reads_served(r).await - earlier);
     }
-    assert_eq!(served.iter().sum::<u64>(), 300, "{served:?}");
+    assert_eq!(served.iter().sum::<u64>(), 600, "{served:?}");
     for s in &served {
-        assert!((70..=130).contains(s), "33% ± 10% of 300 each: {served:?}");
+        assert!((140..=260).contains(s), "33% ± 10% of 600 each: {served:?}");
     }
     let breakers = three.catalog_breakers().await;
     assert_eq!(breakers.len(), 3, "{breakers:?}");

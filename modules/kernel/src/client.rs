@@ -607,7 +607,16 @@ impl OpCall<'_> {
         if let Some(res) = key.as_ref().and_then(|k| client.kept.get(k)) {
             return Ok((res, client.module));
         }
-        let res = client.call(self.req).await?;
+        // A change made through this client: its own later reads see it.
+        let writes = self
+            .req
+            .op
+            .is_some_and(|op| op.repeat != crate::call::Repeat::ReadOnly);
+        let res = client.call(self.req).await;
+        if writes {
+            client.kept.forget();
+        }
+        let res = res?;
         client.check_status(&res)?;
         if let Some(key) = key {
             client.kept.keep(key, &res);

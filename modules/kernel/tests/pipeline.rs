@@ -385,6 +385,11 @@ const KEPT_MISSING: Operation = Operation {
     ..read("probe.kept_missing", "/missing")
 };
 const NOT_KEPT: Operation = read("probe.not_kept", "/count");
+const WRITE: Operation = Operation {
+    method: HttpMethod::Put,
+    repeat: Repeat::Idempotent,
+    ..read("probe.write", "/count")
+};
 
 #[tokio::test]
 async fn answers_of_cached_operations_are_kept_until_forgotten_and_only_those() {
@@ -423,6 +428,9 @@ async fn answers_of_cached_operations_are_kept_until_forgotten_and_only_those() 
     remote.forget_answers();
     assert_eq!(fetch(&KEPT, None).await.expect("asked again"), 5);
     assert_eq!(fetch(&KEPT, None).await.expect("kept again"), 5);
+    // A change made through this client: its own next read asks again.
+    assert_eq!(fetch(&WRITE, None).await.expect("write"), 6);
+    assert_eq!(fetch(&KEPT, None).await.expect("asked after the write"), 7);
 
     // With no time to keep them, none is kept.
     let keeps_none = RemoteClient::new(
@@ -434,7 +442,7 @@ async fn answers_of_cached_operations_are_kept_until_forgotten_and_only_those() 
         },
     )
     .expect("client");
-    for expected in [6, 7] {
+    for expected in [8, 9] {
         let n: usize = keeps_none
             .op(&KEPT, &ctx)
             .fetch::<_, KernelError>()
