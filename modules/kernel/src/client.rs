@@ -328,16 +328,22 @@ type AnswerKey = (&'static str, String, Bytes);
 struct KeptAnswers {
     ttl: Duration,
     answers: std::sync::Mutex<HashMap<AnswerKey, (Instant, RemoteResponse)>>,
+    /// Bumped by every [`KeptAnswers::forget`]: an answer asked for before it is not kept.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl KeptAnswers {
-    /// The key of a request whose answer may be kept.
-    fn key(&self, req: &RemoteRequest) -> Option<AnswerKey> {
+    /// The key of a request whose answer may be kept, with the generation it is asked in.
+    fn key(&self, req: &RemoteRequest) -> Option<(AnswerKey, u64)> {
         let op = req.op.filter(|op| op.cached && !self.ttl.is_zero())?;
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         Some((
-            op.id,
-            req.path.clone(),
-            req.body.clone().unwrap_or_default(),
+            (
+                op.id,
+                req.path.clone(),
+                req.body.clone().unwrap_or_default(),
+            ),
+            generation,
         ))
     }
 
@@ -349,8 +355,13 @@ impl KeptAnswers {
             .map(|(_, res)| res.clone())
     }
 
-    fn keep(&self, key: AnswerKey, res: &RemoteResponse) {
+    /// Keeps `res`, unless the answers were forgotten since it was asked for (it may say
+    /// what was true before the change).
+    fn keep(&self, (key, asked_in): (AnswerKey, u64), res: &RemoteResponse) {
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.generation.load(std::sync::atomic::Ordering::Acquire) != asked_in {
+            return;
+        }
         if answers.len() >= MAX_KEPT_ANSWERS {
             let ttl = self.ttl;
             answers.retain(|_, (at, _)| at.elapsed() < ttl);
@@ -362,10 +373,10 @@ impl KeptAnswers {
     }
 
     fn forget(&self) {
-        self.answers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        answers.clear();
     }
 }
 
@@ -604,7 +615,7 @@ impl OpCall<'_> {
         }
         let client = self.client;
         let key = client.kept.key(&self.req);
-        if let Some(res) = key.as_ref().and_then(|k| client.kept.get(k)) {
+        if let Some(res) = key.as_ref().and_then(|(k, _)| client.kept.get(k)) {
             return Ok((res, client.module));
         }
         // A change made through this client: its own later reads see it.
