@@ -14,19 +14,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cleave_domain::{Address, BOUTIQUE_PRODUCT_IDS};
 use tokio::sync::Mutex;
 
-const PRODUCTS: [&str; 9] = [
-    "0PUK6V6EV0",
-    "1YMWWN1N4O",
-    "2ZYFJ3GM2N",
-    "66VCHSJNUP",
-    "6E92ZMYYFZ",
-    "9SIQT8TOJO",
-    "L9ECAV7KIM",
-    "LS4PSXUNUM",
-    "OLJCESPC7Z",
-];
+#[path = "latency.rs"]
+mod latency;
+
 const CURRENCIES: [&str; 6] = ["EUR", "USD", "JPY", "CAD", "GBP", "TRY"];
 const SHOPPERS: usize = 50;
 
@@ -135,7 +128,7 @@ impl Shopper {
             self.started = true;
             outcomes.extend(self.send(reqwest::Method::GET, "/", &[]).await);
         }
-        let product = PRODUCTS[fastrand::usize(..PRODUCTS.len())];
+        let product = BOUTIQUE_PRODUCT_IDS[fastrand::usize(..BOUTIQUE_PRODUCT_IDS.len())];
         match task {
             Task::Index => outcomes.extend(self.send(reqwest::Method::GET, "/", &[]).await),
             Task::SetCurrency => {
@@ -159,13 +152,14 @@ impl Shopper {
             Task::ViewCart => outcomes.extend(self.send(reqwest::Method::GET, "/cart", &[]).await),
             Task::Checkout => {
                 outcomes.extend(self.add_to_cart(product).await);
+                let address = Address::example();
                 let form = [
                     ("email", "someone@example.com".to_owned()),
-                    ("street_address", "1600 Amphitheatre Parkway".to_owned()),
-                    ("zip_code", "94043".to_owned()),
-                    ("city", "Mountain View".to_owned()),
-                    ("state", "CA".to_owned()),
-                    ("country", "United States".to_owned()),
+                    ("street_address", address.street_address),
+                    ("zip_code", address.zip_code),
+                    ("city", address.city),
+                    ("state", address.state),
+                    ("country", address.country),
                     ("credit_card_number", "4432801561520454".to_owned()),
                     ("credit_card_expiration_month", "1".to_owned()),
                     ("credit_card_expiration_year", "2039".to_owned()),
@@ -269,13 +263,7 @@ async fn main() {
         }
     }
     latencies.sort();
-    let pct = |p: f64| {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| latency::percentile_ms(&latencies, p);
     println!(
         "{}",
         serde_json::json!({

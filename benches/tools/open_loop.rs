@@ -7,6 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "latency.rs"]
+mod latency;
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -54,13 +57,7 @@ async fn main() {
         }
     }
     ok.sort();
-    let pct = |p: f64| {
-        if ok.is_empty() {
-            return 0.0;
-        }
-        let i = ((ok.len() as f64 * p).ceil() as usize).clamp(1, ok.len()) - 1;
-        ok[i].as_secs_f64() * 1000.0
-    };
+    let pct = |p: f64| latency::percentile_ms(&ok, p);
     println!(
         "{}",
         serde_json::json!({
