@@ -13,9 +13,11 @@
 # rust:1.95-slim-bookworm
 FROM rust:1.95-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS build
 WORKDIR /src
-# protoc: etcd-client's build compiles etcd's protocol files.
+# protoc and its well-known types (libprotobuf-dev): etcd-client's build compiles etcd's
+# protocol files, which import google/protobuf/descriptor.proto.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends protobuf-compiler=3.21.12-3+deb12u1 \
+      libprotobuf-dev=3.21.12-3+deb12u1 \
  && rm -rf /var/lib/apt/lists/*
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY modules/ modules/

@@ -5,8 +5,9 @@
 #     missing; the test fails, never skips, without them);
 #   - Debian's Prometheus (prometheus, promtool) for the metrics test (installed when missing);
 #   - Debian's nginx and haproxy for the edge test (installed when missing);
-#   - Debian's protobuf-compiler (protoc: etcd-client's build compiles etcd's protocol) and
-#     etcd-server (each registry test starts its own etcd on free ports);
+#   - protoc with its well-known types (scripts/install-protoc.sh: etcd-client's build compiles
+#     etcd's protocol) and Debian's etcd-server (each registry test starts its own etcd on
+#     free ports);
 #   - a NATS server with JetStream on 127.0.0.1:4222 for the event bus tests (scripts/nats.sh
 #     starts Debian's nats-server when nothing answers there; the run fails if it cannot);
 #   - with CLEAVE_TEST_DATABASE_URL set (CI sets it), every database test also runs on a fresh
@@ -24,8 +25,8 @@ promtool --version | head -1
 bash scripts/install-debian.sh "nginx haproxy" nginx haproxy
 nginx -v
 haproxy -v | head -1
-bash scripts/install-debian.sh "protoc etcd" protobuf-compiler etcd-server
-protoc --version
+bash scripts/install-protoc.sh
+bash scripts/install-debian.sh etcd etcd-server
 etcd --version | head -1
 bash scripts/nats.sh
 if [ -n "${CLEAVE_TEST_DATABASE_URL:-}" ]; then
