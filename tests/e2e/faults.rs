@@ -1,6 +1,7 @@
 //! Faults with real processes: a dependency stopped (SIGSTOP) and continued, a dependency
-//! whose port resets every connection, and a charge whose answer is cut on its way back,
-//! injected by a TCP proxy between the processes ([`FaultProxy`]).
+//! slow or silent (latency, a black hole), a dependency whose port resets every connection,
+//! and a charge whose answer is cut on its way back, injected by a TCP proxy between the
+//! processes ([`FaultProxy`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +24,12 @@ enum Fault {
     Reset,
     /// Cuts the next answer after its first bytes (closing both sides), then carries again.
     CutNextAnswer,
+    /// Carries both ways, holding each piece of an answer this long first: a slow network
+    /// or a slow dependency.
+    Delay(std::time::Duration),
+    /// Takes connections and requests and never answers, never closes: a black hole (a host
+    /// gone without a reset, a firewall dropping packets).
+    BlackHole,
 }
 
 /// A TCP proxy on a port of its own in front of `target`, injecting [`Fault`]s. It counts
@@ -104,6 +111,11 @@ async fn carry(
         let _ = client.set_linger(Some(std::time::Duration::ZERO));
         return;
     }
+    if now() == Fault::BlackHole {
+        counts.refused.fetch_add(1, Ordering::SeqCst);
+        swallow(client).await;
+        return;
+    }
     let Ok(server) = TcpStream::connect(&target).await else {
         return;
     };
@@ -116,6 +128,11 @@ async fn carry(
                 // A request on a connection opened before: it goes nowhere.
                 counts.refused.fetch_add(1, Ordering::SeqCst);
                 return;
+            }
+            if n > 0 && now() == Fault::BlackHole {
+                // Nor here, and nothing says so: the caller waits.
+                counts.refused.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
             }
             if n == 0 || server_out.write_all(&buf[..n]).await.is_err() {
                 break;
@@ -143,6 +160,10 @@ async fn carry(
                 counts.cut.fetch_add(1, Ordering::SeqCst);
                 return;
             }
+            if let Fault::Delay(latency) = now() {
+                // The injected latency itself (not a wait for something to happen).
+                tokio::time::sleep(latency).await;
+            }
             if client_out.write_all(&buf[..n]).await.is_err() {
                 break;
             }
@@ -153,6 +174,16 @@ async fn carry(
     tokio::select! {
         () = upstream => {}
         () = downstream => {}
+    }
+}
+
+/// Reads whatever `client` sends and never answers, until the caller gives up.
+async fn swallow(mut client: TcpStream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = client.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
     }
 }
 
@@ -266,6 +297,82 @@ async fn a_stopped_dependency_is_answered_for_within_the_deadline_and_serves_aga
 }
 
 #[tokio::test]
+async fn a_slow_or_silent_dependency_is_answered_for_within_the_deadline() {
+    let mut proxy = None;
+    let shop = Shop::start(Some(&mut proxy)).await;
+    let proxy = proxy.expect("proxy");
+    let base = shop.main.base();
+    // A bound for the test, not a synchronisation: a hang fails it after 30 s.
+    let patient = crate::helpers::client_builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let ask = |deadline_ms: u64| {
+        let patient = patient.clone();
+        let url = format!("{base}{}", NEEDS_CATALOG[0]);
+        async move {
+            let res = patient
+                .get(url)
+                .header("x-cleave-deadline-ms", deadline_ms.to_string())
+                .send()
+                .await
+                .expect("an answer, not a hang");
+            read(res).await
+        }
+    };
+
+    // Slower, within the budget: served.
+    proxy.set(Fault::Delay(std::time::Duration::from_millis(300)));
+    assert_eq!(
+        ask(10_000).await.status,
+        200,
+        "a slow answer within the deadline"
+    );
+
+    // Slower than the budget: the caller is answered when its deadline passes, with 504.
+    proxy.set(Fault::Delay(std::time::Duration::from_secs(20)));
+    ask(1000).await.assert_problem(504, "cleave.timeout");
+
+    // A black hole: nothing answers, nothing resets; still an answer within the deadline.
+    proxy.set(Fault::BlackHole);
+    for _ in 0..3 {
+        let answer = ask(1000).await;
+        assert!(matches!(answer.status.as_u16(), 503 | 504), "{answer:?}");
+        assert!(
+            answer.content_type.starts_with("application/problem+json"),
+            "{answer:?}"
+        );
+    }
+    assert!(proxy.refused() > 0, "the requests went into the black hole");
+
+    // Back: once the breaker's open period is over (Retry-After), reads flow again.
+    proxy.set(Fault::Pass);
+    served_after_retry_after(&base).await;
+}
+
+/// A caller that waits as a 503 says (Retry-After, the breaker's open period) gets through:
+/// the breaker's probe succeeds and calls flow.
+async fn served_after_retry_after(base: &str) {
+    let res = client()
+        .get(format!("{base}{}", NEEDS_CATALOG[0]))
+        .send()
+        .await
+        .expect("send");
+    if res.status() != 200 {
+        // Still open: the 503 says when to come back.
+        assert_eq!(res.status(), 503);
+        let wait: u64 = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .expect("an open breaker's 503 says when to retry");
+        assert!((1..=2).contains(&wait), "Retry-After {wait}");
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        assert_eq!(get(base, NEEDS_CATALOG[0]).await.status, 200);
+    }
+}
+
+#[tokio::test]
 async fn with_a_dependency_dead_its_port_sees_at_most_a_tenth_more_calls_than_offered() {
     let mut proxy = None;
     let shop = Shop::start(Some(&mut proxy)).await;
@@ -286,26 +393,9 @@ async fn with_a_dependency_dead_its_port_sees_at_most_a_tenth_more_calls_than_of
         "{reached} attempts reached the dead port for {offered} calls"
     );
 
-    // Alive again: a caller that waits as its 503 says (Retry-After, the breaker's open
-    // period) gets through: the breaker's probe succeeds and calls flow.
+    // Alive again.
     proxy.set(Fault::Pass);
-    let res = client()
-        .get(format!("{base}{}", NEEDS_CATALOG[0]))
-        .send()
-        .await
-        .expect("send");
-    if res.status() != 200 {
-        // Still open: the 503 says when to come back.
-        assert_eq!(res.status(), 503);
-        let wait: u64 = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok()?.parse().ok())
-            .expect("an open breaker's 503 says when to retry");
-        assert!((1..=2).contains(&wait), "Retry-After {wait}");
-        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
-        assert_eq!(get(&base, NEEDS_CATALOG[0]).await.status, 200);
-    }
+    served_after_retry_after(&base).await;
 }
 
 #[tokio::test]
