@@ -26,8 +26,11 @@ if ! command -v wrk >/dev/null; then
   command -v wrk >/dev/null || { echo "bench-http: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 fi
 
-cargo build --release --locked --bin cleave --example bench-bare --example bench-forward
-BIN=target/release
+# BENCH_PROFILE=profiling measures the build the profilers read (release with symbols), so a
+# baseline built for callgrind serves here too.
+PROFILE=${BENCH_PROFILE:-release}
+cargo build --profile "$PROFILE" --locked --bin cleave --example bench-bare --example bench-forward
+BIN=target/$PROFILE
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -123,8 +126,8 @@ cat <<MD
 
 | goal | ratio | target |
 | --- | ---: | ---: |
-| one process / bare | $(ratio "$s1" "$b") | >= 0.70 |
-| split / hand-written hop | $(ratio "$sp" "$h") | >= 0.90 |
+| one process / bare | $(ratio "$s1" "$b") | >= 0.85 |
+| split / hand-written hop | $(ratio "$sp" "$h") | >= 1.00 |
 MD
 if [ -n "$BASE" ]; then
   s1b=$(median "${results[single_before]}"); spb=$(median "${results[split_before]}")

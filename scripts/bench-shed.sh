@@ -19,8 +19,9 @@ PAGE=/
 command -v wrk >/dev/null || { echo "bench-shed: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "bench-shed: taskset is not installed (util-linux)" >&2; exit 1; }
 
-cargo build --release --locked --bin cleave --example bench-open-loop
-BIN=target/release
+PROFILE=${BENCH_PROFILE:-release} # profiling: the release build with symbols
+cargo build --profile "$PROFILE" --locked --bin cleave --example bench-open-loop
+BIN=target/$PROFILE
 work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }

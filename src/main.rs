@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use cleave::cli::{Cli, CliError, run};
 
+/// mimalloc instead of glibc's malloc: a request allocates some hundred times, and glibc's
+/// malloc and free were a fifth of a catalog read's instructions (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // One TLS crypto provider for the whole process (see README: rustls with aws-lc-rs).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

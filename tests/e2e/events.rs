@@ -117,9 +117,15 @@ async fn orders_placed_in_one_process_are_confirmed_once_by_email_in_another_ove
     let shopper = issued_token(&shop_db, user, "shopper");
 
     let first = order(&shop.base(), user, &shopper).await;
-    email.wait_for_log(|v| {
+    let sent = email.wait_for_log(|v| {
         v["message"] == "order confirmation sent" && v["order_id"] == first.as_str()
     });
+    // The line shows the span it was logged in: the delivery of the event.
+    assert_eq!(sent["span"]["topic"], "checkout.order_placed", "{sent}");
+    assert_eq!(
+        sent["spans"][0]["subscriber"], "email.order_confirmation",
+        "{sent}"
+    );
     assert_eq!(confirmations(&email.base(), &admin, &first).await.len(), 1);
 
     // Email dies; orders go on; a new email process gets each pending confirmation once,

@@ -218,8 +218,8 @@ async fn every_request_log_line_carries_its_request_id() {
             .await
             .expect("send");
         assert_eq!(res.status(), status);
-        let line = app
-            .wait_for_log(|v| v["message"] == "request completed" && v["span"]["request_id"] == id);
+        let line =
+            app.wait_for_log(|v| v["message"] == "request completed" && v["request_id"] == id);
         assert_eq!(line["status"], status);
         assert_eq!(line["path"], path);
         assert_eq!(line["method"], "GET");
@@ -230,10 +230,9 @@ async fn every_request_log_line_carries_its_request_id() {
             span_id.len() == 16 && span_id != "00f067aa0ba902b7",
             "the request's own span: {line}"
         );
-        assert_eq!(
-            line["spans"][0]["request_id"], id,
-            "enclosing spans: {line}"
-        );
+        // Nothing is exported: the request has no span to repeat these ids in (the enclosing
+        // spans a line shows are asserted on an event delivery, in events.rs).
+        assert!(line["spans"].is_null(), "no request span: {line}");
     }
 }
 

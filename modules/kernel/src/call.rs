@@ -255,13 +255,25 @@ impl Operation {
         if method != self.method.as_str() {
             return false;
         }
-        let mut template = self.path.split('/');
-        let mut concrete = path.split('/');
+        // Segment by segment over the bytes (a forwarded request asks every operation of its
+        // module; splitting both paths cost more than the rest of the forwarding handler).
+        let (mut template, mut concrete) = (self.path.as_bytes(), path.as_bytes());
         loop {
-            match (template.next(), concrete.next()) {
-                (None, None) => return true,
-                (Some(t), Some(c)) if t.starts_with('{') && !c.is_empty() => {}
-                (Some(t), Some(c)) if t == c => {}
+            let t_end = template.iter().position(|&b| b == b'/');
+            let c_end = concrete.iter().position(|&b| b == b'/');
+            let t = &template[..t_end.unwrap_or(template.len())];
+            let c = &concrete[..c_end.unwrap_or(concrete.len())];
+            let same = if t.first() == Some(&b'{') {
+                !c.is_empty()
+            } else {
+                t == c
+            };
+            match (same, t_end, c_end) {
+                (true, None, None) => return true,
+                (true, Some(t), Some(c)) => {
+                    template = &template[t + 1..];
+                    concrete = &concrete[c + 1..];
+                }
                 _ => return false,
             }
         }

@@ -77,14 +77,10 @@ impl Default for BreakerSettings {
     }
 }
 
-/// A random duration in `[0, max]` (the operating system's randomness, through uuid v4).
+/// A random duration in `[0, max]` (a per-thread generator: jitter needs spread, not secrecy).
 pub(crate) fn random_up_to(max: Duration) -> Duration {
     let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
-    if nanos == 0 {
-        return Duration::ZERO;
-    }
-    let draw = uuid::Uuid::new_v4().as_u128();
-    Duration::from_nanos(u64::try_from(draw % (u128::from(nanos) + 1)).unwrap_or(nanos))
+    Duration::from_nanos(fastrand::u64(..=nanos))
 }
 
 /// Where a breaker is.

@@ -36,19 +36,24 @@ pub async fn request_scope(
     let request_id = ctx.request_id().clone();
     let deadline = ctx.deadline();
     req.extensions_mut().insert(ctx);
-    // Span fields are formatted on every request, so they are few; the route template and
-    // the span's name only when traces are exported (the access line has method and path).
-    let route = crate::telemetry::exporting().then(|| route_of(req.request()));
-    let name = route.as_ref().map(|r| format!("{} {r}", req.method()));
-    let span = tracing::info_span!(
-        "request",
-        otel.name = name.as_deref(),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        request_id = %request_id,
-        http.route = route.as_deref(),
-        http.response.status_code = tracing::field::Empty,
-    );
+    // A span only where someone sees it (`telemetry::request_spans`). Its fields are
+    // formatted on every request, so they are few; the route template and the span's name
+    // only when traces are exported (the access line has method and path).
+    let span = if crate::telemetry::request_spans() {
+        let route = crate::telemetry::exporting().then(|| route_of(req.request()));
+        let name = route.as_ref().map(|r| format!("{} {r}", req.method()));
+        tracing::info_span!(
+            "request",
+            otel.name = name.as_deref(),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            http.route = route.as_deref(),
+            http.response.status_code = tracing::field::Empty,
+        )
+    } else {
+        tracing::Span::none()
+    };
     let trace = crate::telemetry::continue_trace(&span, req.headers());
     let log_every_request = limits.log_every_request;
     within_request(
