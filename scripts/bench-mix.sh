@@ -11,6 +11,7 @@
 #   BENCH_MIX_RATE   tasks per second (default 64: about 98 requests per second)
 #   BENCH_MIX_SECS   seconds per round (default 30)
 #   BENCH_MIX_ROUNDS rounds (default 3)
+#   BENCH_PROFILE    cargo profile of the binaries (default release; profiling has symbols)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +23,9 @@ FRONT=127.0.0.1:18410
 
 bash scripts/install-debian.sh "jq curl" jq curl
 bash scripts/nats.sh >/dev/null
-cargo build --release --locked --bin cleave --example bench-mix
-BIN=$PWD/target/release
+PROFILE=${BENCH_PROFILE:-release} # profiling: the release build with symbols
+cargo build --profile "$PROFILE" --locked --bin cleave --example bench-mix
+BIN=$PWD/target/$PROFILE
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
