@@ -1174,14 +1174,17 @@ fn http_client(
         module,
         reason: format!("{what}: {e}"),
     };
+    use rustls::pki_types::pem::PemObject as _;
+    let certs_in = |pem: &[u8], what: &str| {
+        rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unusable(what, &e))
+    };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut extra_roots = Vec::new();
-    if let Some(pem) = &settings.ca_pem {
-        use rustls::pki_types::pem::PemObject as _;
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
-            extra_roots.push(cert.map_err(|e| unusable("the CA certificate", &e))?);
-        }
-    }
+    let extra_roots = match &settings.ca_pem {
+        Some(pem) => certs_in(pem, "the CA certificate")?,
+        None => Vec::new(),
+    };
     let verifier =
         rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
             .map_err(|e| unusable("the certificate verifier", &e))?;
@@ -1192,10 +1195,7 @@ fn http_client(
         .with_custom_certificate_verifier(Arc::new(verifier));
     let tls = match &settings.identity_pem {
         Some(pem) => {
-            use rustls::pki_types::pem::PemObject as _;
-            let chain = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| unusable("this process's certificate", &e))?;
+            let chain = certs_in(pem, "this process's certificate")?;
             let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(pem)
                 .map_err(|e| unusable("this process's key", &e))?;
             tls.with_client_auth_cert(chain, key)
