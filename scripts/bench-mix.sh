@@ -12,6 +12,9 @@
 #   BENCH_MIX_SECS   seconds per round (default 30)
 #   BENCH_MIX_ROUNDS rounds (default 3)
 #   BENCH_PROFILE    cargo profile of the binaries (default release; profiling has symbols)
+# Last, a breaker drill on the split set-up: payment is killed (kill -9) and, after a warm-up
+# that opens checkout's breaker to it, the mix runs again for BENCH_MIX_SECS; the checkout
+# requests' statuses and p50/p99 are reported beside those of the last healthy split round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +43,7 @@ for m in $("$BIN/cleave" modules | awk 'NR > 1 && $1 != "" { print $1 }'); do
   case $m in checkout|email) ;; *) groups+=("$m") ;; esac
 done
 groups+=(checkout,email)
-SPLIT_BIN="$BIN/cleave" DIR="$work/split" FRONT=$FRONT bash scripts/split.sh "${groups[@]}" >"$work/split.log" 2>&1 &
+SPLIT_KEEP_GOING=1 SPLIT_BIN="$BIN/cleave" DIR="$work/split" FRONT=$FRONT bash scripts/split.sh "${groups[@]}" >"$work/split.log" 2>&1 &
 pids+=($!)
 split_pid=$!
 
@@ -71,7 +74,7 @@ hz=$(getconf CLK_TCK)
 mix() { "$BIN/examples/bench-mix" "${target[$1]}" "$2" "$3" ${ca[$1]:+"${ca[$1]}"}; }
 for s in one split; do mix "$s" "$RATE" 5 >/dev/null; done # warm-up
 
-declare -A cpu p50 p99 fails reqs per_proc
+declare -A cpu p50 p99 fails reqs per_proc last
 for round in $(seq 1 "$ROUNDS"); do
   for s in one split; do
     declare -A before=()
@@ -88,6 +91,7 @@ for round in $(seq 1 "$ROUNDS"); do
     ms=$(awk -v t="$total" -v hz="$hz" -v n="$n" 'BEGIN {printf "%.3f", t * 1000 / hz / n}')
     cpu[$s]+="$ms "; p50[$s]+="$(jq -r .p50_ms <<<"$out") "; p99[$s]+="$(jq -r .p99_ms <<<"$out") "
     fails[$s]+="$(jq -r .failures <<<"$out") "; reqs[$s]+="$n "
+    last[$s]=$out
     per_proc[$s]="$line"
     echo "round $round  $s  $out  cpu ${ms} ms/request  ticks: $line" >&2
   done
@@ -111,4 +115,22 @@ cat <<MD
 | split / one, p50 | $(ratio "$ls" "$l1") | <= 2.0 |
 
 CPU ticks per process in the last split round (1 tick = $((1000 / hz)) ms): ${per_proc[split]}
+MD
+
+# The breaker drill: payment killed, checkout's breaker open.
+for p in $(procs split); do [ "$(name_of "$p")" = payment ] && kill -9 "$p"; done
+mix split "$RATE" 5 >/dev/null # the breaker opens
+dead=$(mix split "$RATE" "$SECS")
+row() { jq -r --arg s "$1" '.checkout | "| \($s) | \(.requests) | \(.by_status | to_entries | map("\(.key): \(.value)") | join(", ")) | \(.p50_ms) | \(.p99_ms) |"' <<<"$2"; }
+cat <<MD
+
+Checkout requests (\`POST /cart/checkout\`, through the storefront) in the split set-up, payment
+healthy (last round) and killed (kill -9, breaker open; ${SECS}s after a 5 s warm-up):
+
+| payment | checkouts | statuses | p50 ms | p99 ms |
+| --- | ---: | --- | ---: | ---: |
+$(row healthy "${last[split]}")
+$(row killed "$dead")
+
+Every request with payment killed: p50 $(jq -r .p50_ms <<<"$dead") ms, p99 $(jq -r .p99_ms <<<"$dead") ms, failures $(jq -r .failures <<<"$dead") of $(jq -r .requests <<<"$dead").
 MD

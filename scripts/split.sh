@@ -11,7 +11,8 @@
 # The process hosting the storefront listens on $FRONT (default 127.0.0.1:8080), the others on
 # the ports after it. Clients trust $DIR/certs/ca.pem (curl --cacert, REQUESTS_CA_BUNDLE for
 # Locust). Environment: SPLIT_BIN (default target/release/cleave), DIR (default
-# target/split), NATS_URL (default nats://127.0.0.1:4222).
+# target/split), NATS_URL (default nats://127.0.0.1:4222), SPLIT_KEEP_GOING (set: a process
+# that exits leaves the others running, for fault drills; default: it stops them all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SPLIT_BIN:-target/release/cleave}
@@ -67,6 +68,7 @@ for g in "${groups[@]}"; do
   echo "$g: https://$front_host:${port_of[$g]} (log $DIR/logs/$name.log)"
 done
 echo "the shop: https://$FRONT/ (trust $DIR/certs/ca.pem); Ctrl-C stops every process"
+if [ -n "${SPLIT_KEEP_GOING:-}" ]; then wait; exit 0; fi
 wait -n "${pids[@]}" || true
 echo "a process exited; stopping the others (see $DIR/logs)" >&2
 exit 1

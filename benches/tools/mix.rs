@@ -4,7 +4,8 @@
 //! starting at the home page), written here for Cleave. Tasks start at a fixed rate whether
 //! or not earlier ones have finished (open loop), each by a shopper drawn at random; a
 //! shopper runs one task at a time. Prints one JSON line: tasks, requests, failures (an error
-//! or a status of 400 and up), and the p50/p99 latency of the requests.
+//! or a status of 400 and up), and the p50/p99 latency of the requests; and the same of the
+//! checkout requests alone (`POST /cart/checkout`), with their statuses.
 //!
 //! `bench-mix <base url> <tasks per second> <seconds> [<CA PEM for https>]`
 //!
@@ -43,8 +44,21 @@ const MIX: [(Task, u32); 6] = [
     (Task::Checkout, 1),
 ];
 
-/// One request's outcome: its latency, and whether it failed.
-type Outcome = (Duration, bool);
+/// One request's outcome.
+#[derive(Clone, Copy)]
+struct Outcome {
+    took: Duration,
+    /// Its status; `None` when no whole answer came.
+    status: Option<u16>,
+    /// Whether it was a checkout (`POST /cart/checkout`).
+    checkout: bool,
+}
+
+impl Outcome {
+    fn failed(&self) -> bool {
+        self.status.is_none_or(|s| s >= 400)
+    }
+}
 
 struct Shopper {
     http: reqwest::Client,
@@ -62,8 +76,14 @@ impl Shopper {
         form: &[(&str, String)],
     ) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
+        let checkout = method == reqwest::Method::POST && path == "/cart/checkout";
         let (mut method, mut path) = (method, path.to_owned());
-        for _ in 0..5 {
+        for hop in 0..5 {
+            let outcome = |took, status| Outcome {
+                took,
+                status,
+                checkout: checkout && hop == 0,
+            };
             let started = Instant::now();
             let mut req = self
                 .http
@@ -90,7 +110,7 @@ impl Shopper {
             let res = match req.send().await {
                 Ok(res) => res,
                 Err(_) => {
-                    outcomes.push((started.elapsed(), true));
+                    outcomes.push(outcome(started.elapsed(), None));
                     return outcomes;
                 }
             };
@@ -108,8 +128,8 @@ impl Shopper {
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let failed = res.bytes().await.is_err() || status.as_u16() >= 400;
-            outcomes.push((started.elapsed(), failed));
+            let whole = res.bytes().await.is_ok();
+            outcomes.push(outcome(started.elapsed(), whole.then_some(status.as_u16())));
             match location {
                 Some(next) if status.is_redirection() => {
                     path = next.strip_prefix(&self.base).unwrap_or(&next).to_owned();
@@ -254,24 +274,39 @@ async fn main() {
         });
     }
     drop(tx);
-    let mut latencies = Vec::new();
-    let mut failures = 0u64;
+    let mut all = Vec::new();
+    let mut checkouts = Vec::new();
     while let Some(outcomes) = rx.recv().await {
-        for (took, failed) in outcomes {
-            latencies.push(took);
-            failures += u64::from(failed);
+        for outcome in outcomes {
+            if outcome.checkout {
+                checkouts.push(outcome);
+            }
+            all.push(outcome);
         }
     }
-    latencies.sort();
-    let pct = |p: f64| latency::percentile_ms(&latencies, p);
-    println!(
-        "{}",
-        serde_json::json!({
-            "tasks": tasks,
-            "requests": latencies.len(),
-            "failures": failures,
-            "p50_ms": (pct(0.50) * 10.0).round() / 10.0,
-            "p99_ms": (pct(0.99) * 10.0).round() / 10.0,
-        })
-    );
+    let mut summary = summarize(&mut all);
+    summary["tasks"] = tasks.into();
+    summary["checkout"] = summarize(&mut checkouts);
+    println!("{summary}");
+}
+
+/// Requests, failures, statuses and the p50/p99 latency of `outcomes`.
+fn summarize(outcomes: &mut [Outcome]) -> serde_json::Value {
+    outcomes.sort_by_key(|o| o.took);
+    let latencies: Vec<Duration> = outcomes.iter().map(|o| o.took).collect();
+    let mut by_status = BTreeMap::<String, u64>::new();
+    for o in outcomes.iter() {
+        let key = o
+            .status
+            .map_or_else(|| "failed".to_owned(), |s| s.to_string());
+        *by_status.entry(key).or_default() += 1;
+    }
+    let pct = |p: f64| (latency::percentile_ms(&latencies, p) * 10.0).round() / 10.0;
+    serde_json::json!({
+        "requests": outcomes.len(),
+        "failures": outcomes.iter().filter(|o| o.failed()).count(),
+        "by_status": by_status,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    })
 }

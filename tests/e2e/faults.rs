@@ -398,66 +398,127 @@ async fn with_a_dependency_dead_its_port_sees_at_most_a_tenth_more_calls_than_of
     served_after_retry_after(&base).await;
 }
 
+/// Identity and cart, payment behind a [`FaultProxy`] (logging its requests), and checkout
+/// with the rest calling them over HTTPS, each process with its own SQLite file; checkout
+/// serves plain HTTP to the test.
+struct ProxiedPayment {
+    dir: tempfile::TempDir,
+    _cart: Cleave,
+    payment: Cleave,
+    proxy: FaultProxy,
+    _checkout: Cleave,
+    base: String,
+    token: String,
+    /// A checkout request of the shopper's.
+    order: String,
+}
+
+impl ProxiedPayment {
+    const USER: &str = "proxied-shopper";
+
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let pki = crate::helpers::Pki::made_by_cleave();
+        let path = |f: &str| pki.path(f).display().to_string();
+        let tls = |db: &str| crate::helpers::tls_env(&pki, &sqlite_in(dir.path(), db), None);
+        let cart = Cleave::serve(&["--modules", "identity,cart"], &tls("identity.db"));
+        let mut payment_env = tls("payment.db");
+        payment_env.push(("CLEAVE_MODULES__IDENTITY__URL", cart.https_base()));
+        payment_env.push(("CLEAVE_LOG__ACCESS", "true".into()));
+        let payment = Cleave::serve(&["--modules", "payment"], &payment_env);
+        let proxy =
+            FaultProxy::start(payment.https_base().trim_start_matches("https://").into()).await;
+        let env = vec![
+            ("CLEAVE_DATABASE__URL", sqlite_in(dir.path(), "checkout.db")),
+            ("CLEAVE_REMOTE__CA_FILE", path("ca.pem")),
+            ("CLEAVE_MODULES__IDENTITY__URL", cart.https_base()),
+            ("CLEAVE_MODULES__CART__URL", cart.https_base()),
+            (
+                "CLEAVE_MODULES__PAYMENT__URL",
+                format!("https://127.0.0.1:{}", proxy.port),
+            ),
+            ("CLEAVE_REMOTE__CLIENT_CERT_FILE", path("checkout.pem")),
+            ("CLEAVE_REMOTE__CLIENT_KEY_FILE", path("checkout.key")),
+        ];
+        let checkout = Cleave::serve(
+            &["--modules", "catalog,currency,shipping,email,checkout"],
+            &env,
+        );
+        let token = crate::helpers::issued_token(
+            &sqlite_in(dir.path(), "identity.db"),
+            Self::USER,
+            "shopper",
+        );
+        Self {
+            base: checkout.base(),
+            order: crate::helpers::order_body(Self::USER, "USD", "4432-8015-6152-0454"),
+            dir,
+            _cart: cart,
+            payment,
+            proxy,
+            _checkout: checkout,
+            token,
+        }
+    }
+
+    async fn add_to_cart(&self) {
+        let items = format!("/api/cart/v1/carts/{}/items", Self::USER);
+        let item = json!({"product_id": "OLJCESPC7Z", "quantity": 1}).to_string();
+        let res = call_as(
+            &self.base,
+            Method::POST,
+            &items,
+            Some(&item),
+            Some(&self.token),
+        )
+        .await;
+        assert_eq!(res.status, 200, "{res:?}");
+    }
+
+    /// The shopper's checkout request, with `key` as its idempotency key.
+    fn place(&self, key: &str) -> reqwest::RequestBuilder {
+        client()
+            .post(format!("{}/api/checkout/v1/orders", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(self.order.clone())
+    }
+
+    /// The status of every charge payment made with `reference`.
+    async fn charges(&self, reference: &str) -> Vec<String> {
+        crate::checkout_process::column(
+            &sqlite_in(self.dir.path(), "payment.db"),
+            &format!("SELECT status FROM payment_charges WHERE reference = '{reference}'"),
+        )
+        .await
+    }
+}
+
 #[tokio::test]
 async fn a_charge_whose_answer_is_cut_is_sent_again_with_its_reference_and_charges_once() {
-    let dir = tempfile::tempdir().expect("dir");
-    let pki = crate::helpers::Pki::made_by_cleave();
-    let path = |f: &str| pki.path(f).display().to_string();
-    let tls = |db: &str| crate::helpers::tls_env(&pki, &sqlite_in(dir.path(), db), None);
-    let cart = Cleave::serve(&["--modules", "identity,cart"], &tls("identity.db"));
-    let mut payment_env = tls("payment.db");
-    payment_env.push(("CLEAVE_MODULES__IDENTITY__URL", cart.https_base()));
-    payment_env.push(("CLEAVE_LOG__ACCESS", "true".into()));
-    let mut payment = Cleave::serve(&["--modules", "payment"], &payment_env);
-    let proxy = FaultProxy::start(payment.https_base().trim_start_matches("https://").into()).await;
-    // Checkout serves plain HTTP to the test, and calls the others over HTTPS.
-    let env = vec![
-        ("CLEAVE_DATABASE__URL", sqlite_in(dir.path(), "checkout.db")),
-        ("CLEAVE_REMOTE__CA_FILE", path("ca.pem")),
-        ("CLEAVE_MODULES__IDENTITY__URL", cart.https_base()),
-        ("CLEAVE_MODULES__CART__URL", cart.https_base()),
-        (
-            "CLEAVE_MODULES__PAYMENT__URL",
-            format!("https://127.0.0.1:{}", proxy.port),
-        ),
-        ("CLEAVE_REMOTE__CLIENT_CERT_FILE", path("checkout.pem")),
-        ("CLEAVE_REMOTE__CLIENT_KEY_FILE", path("checkout.key")),
-    ];
-    let checkout = Cleave::serve(
-        &["--modules", "catalog,currency,shipping,email,checkout"],
-        &env,
-    );
-    let base = checkout.base();
-    let user = "cut-shopper";
-    let identity_db = sqlite_in(dir.path(), "identity.db");
-    let token = crate::helpers::issued_token(&identity_db, user, "shopper");
-    let order = crate::helpers::order_body(user, "USD", "4432-8015-6152-0454");
-    let items = format!("/api/cart/v1/carts/{user}/items");
-    let item = json!({"product_id": "OLJCESPC7Z", "quantity": 1}).to_string();
-    let add = || call_as(&base, Method::POST, &items, Some(&item), Some(&token));
-    let place = || {
-        client()
-            .post(format!("{base}/api/checkout/v1/orders"))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(order.clone())
-            .send()
-    };
+    let mut shop = ProxiedPayment::start().await;
 
     // A first order opens checkout's pooled connection to payment.
-    assert_eq!(add().await.status, 200);
-    assert_eq!(read(place().await.expect("send")).await.status, 201);
+    shop.add_to_cart().await;
+    assert_eq!(
+        read(shop.place("cut-1").send().await.expect("send"))
+            .await
+            .status,
+        201
+    );
 
     // The next answer payment sends (the second order's charge) is cut after a few bytes.
-    assert_eq!(add().await.status, 200);
-    proxy.set(Fault::CutNextAnswer);
-    let second = read(place().await.expect("send")).await;
+    shop.add_to_cart().await;
+    shop.proxy.set(Fault::CutNextAnswer);
+    let second = read(shop.place("cut-2").send().await.expect("send")).await;
     assert_eq!(second.status, 201, "{second:?}");
-    assert_eq!(proxy.cut(), 1, "an answer was cut");
+    assert_eq!(shop.proxy.cut(), 1, "an answer was cut");
     let order_id = second.body["order_id"].as_str().expect("order id");
 
     // Payment was asked twice for this order's charge, and charged once.
-    let charge_posts = payment
+    let charge_posts = shop
+        .payment
         .logged()
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -467,12 +528,65 @@ async fn a_charge_whose_answer_is_cut_is_sent_again_with_its_reference_and_charg
         charge_posts, 3,
         "the first order's charge and the second's, twice"
     );
-    let charges = crate::checkout_process::column(
-        &sqlite_in(dir.path(), "payment.db"),
-        &format!("SELECT status FROM payment_charges WHERE reference = '{order_id}'"),
+    assert_eq!(shop.charges(order_id).await, ["charged"]);
+}
+
+#[tokio::test]
+async fn a_checkout_past_its_deadline_mid_charge_is_settled_at_once_not_left_to_recovery() {
+    let shop = ProxiedPayment::start().await;
+    shop.add_to_cart().await;
+
+    // Payment's answers are slow; the shopper's deadline passes while the charge is under
+    // way, and the edge answers 504 and drops the request.
+    shop.proxy
+        .set(Fault::Delay(std::time::Duration::from_secs(3)));
+    let late = read(
+        shop.place("late")
+            .header("x-cleave-deadline-ms", "1000")
+            .send()
+            .await
+            .expect("send"),
     )
     .await;
-    assert_eq!(charges, ["charged"]);
+    late.assert_problem(504, "cleave.timeout");
+    shop.proxy.set(Fault::Pass);
+
+    // The saga did not stop with the request: its charge is undone and the attempt settled
+    // within seconds, not at the next recovery pass (120 s), so the shopper's next try with
+    // the same key places the order.
+    let mut placed = None;
+    for _ in 0..20 {
+        let res = shop.place("late").send().await.expect("send");
+        let retry_after: Option<u64> = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let answer = read(res).await;
+        if answer.status == 201 {
+            placed = Some(answer);
+            break;
+        }
+        // Still being settled: 409 with Retry-After, as the contract says.
+        answer.assert_problem(409, "checkout.request_in_progress");
+        let wait = retry_after.expect("a 409 says when to come back");
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
+    let placed = placed.expect("the late attempt was settled within 20 tries");
+    let order_id = placed.body["order_id"].as_str().expect("order id");
+
+    // One order, and its charge is the only one not refunded.
+    let placed_orders = crate::checkout_process::column(
+        &sqlite_in(shop.dir.path(), "checkout.db"),
+        "SELECT order_id FROM checkout_orders WHERE status = 'placed'",
+    )
+    .await;
+    assert_eq!(placed_orders, [order_id]);
+    let charged = crate::checkout_process::column(
+        &sqlite_in(shop.dir.path(), "payment.db"),
+        "SELECT reference FROM payment_charges WHERE status = 'charged'",
+    )
+    .await;
+    assert_eq!(charged, [order_id]);
 }
 
 /// A small tmpfs mounted for one test (CI runs as root; elsewhere the test fails saying so),
@@ -528,66 +642,192 @@ async fn a_full_disk_answers_503_loses_no_acknowledged_write_and_writes_resume_w
 {
     let disk = SmallDisk::mount("6m");
     let db = sqlite_in(disk.path(), "shop.db");
-    let env = [("CLEAVE_DATABASE__URL", db.clone())];
+    full_disk_drill(&disk, &db, || {}).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_a_full_disk_answers_503_loses_no_acknowledged_write_and_writes_resume() {
+    let disk = SmallDisk::mount("96m");
+    let pg = PrivatePostgres::start(&disk.path().join("pg"));
+    full_disk_drill(&disk, &pg.url, || pg.restart()).await;
+}
+
+/// Writes (a new shopper's first cart line each) until the full disk refuses some, frees the
+/// space, writes again; then stops the shop cleanly, runs `between` (restarting the database
+/// server, for one), starts it again and reads every acknowledged write back.
+async fn full_disk_drill(disk: &SmallDisk, db: &str, between: impl FnOnce()) {
+    let env = [
+        ("CLEAVE_DATABASE__URL", db.to_owned()),
+        (
+            "CLEAVE_MODULES__IDENTITY__GUESTS_PER_IP_PER_MINUTE",
+            "1000000".to_owned(),
+        ),
+    ];
     let mut shop = Cleave::serve(&[], &env);
     let base = shop.base();
-    let (user, token) = crate::helpers::guest(&base).await;
-    let items = format!("/api/cart/v1/carts/{user}/items");
-    let add = |product: &'static str| {
-        let (base, items, token) = (base.clone(), items.clone(), token.clone());
+    let write = || {
+        let base = base.clone();
         async move {
-            let body = json!({"product_id": product, "quantity": 1}).to_string();
-            call_as(&base, Method::POST, &items, Some(&body), Some(&token)).await
+            let (user, token) = crate::helpers::guest(&base).await;
+            let items = format!("/api/cart/v1/carts/{user}/items");
+            let body = json!({"product_id": "OLJCESPC7Z", "quantity": 1}).to_string();
+            let answer = call_as(&base, Method::POST, &items, Some(&body), Some(&token)).await;
+            (answer, (user, token))
         }
     };
     let mut acknowledged = Vec::new();
-    for product in ["OLJCESPC7Z", "66VCHSJNUP"] {
-        assert_eq!(add(product).await.status, 200);
-        acknowledged.push(product);
+    for _ in 0..2 {
+        let (answer, shopper) = write().await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        acknowledged.push(shopper);
     }
 
+    // The disk full: writes go on until the database has no room left (SQLite at once; a
+    // server may first fill the pages it has), and are refused with 503 from then on.
     let filler = disk.fill();
     let mut refused = 0;
-    for product in [
-        "1YMWWN1N4O",
-        "L9ECAV7KIM",
-        "2ZYFJ3GM2N",
-        "0PUK6V6EV0",
-        "LS4PSXUNUM",
-    ] {
-        let answer = add(product).await;
-        match answer.status.as_u16() {
-            200 => acknowledged.push(product),
-            _ => {
-                answer.assert_problem(503, "cart.unavailable");
-                refused += 1;
+    for _ in 0..5000 {
+        let (answer, shopper) = write().await;
+        if answer.status == 200 {
+            acknowledged.push(shopper);
+        } else {
+            answer.assert_problem(503, "cart.unavailable");
+            refused += 1;
+            if refused == 3 {
+                break;
             }
         }
     }
-    assert!(refused > 0, "the full disk refused writes");
+    assert_eq!(refused, 3, "the full disk refused writes");
 
     std::fs::remove_file(filler).expect("free the space");
-    for product in ["9SIQT8TOJO", "6E92ZMYYFZ"] {
-        let answer = add(product).await;
+    for _ in 0..2 {
+        let (answer, shopper) = write().await;
         assert_eq!(
             answer.status, 200,
             "writes resume by themselves: {answer:?}"
         );
-        acknowledged.push(product);
+        acknowledged.push(shopper);
     }
 
-    // A clean stop and a new process on the same file: every acknowledged write is there.
+    // A clean stop and a new process on the same database: every acknowledged write is there.
     shop.signal("TERM");
     assert!(shop.wait().success());
+    between();
     let again = Cleave::serve(&[], &env);
-    let cart = crate::helpers::cart_items(&again.base(), &user, &token).await;
-    let mut have: Vec<&str> = cart
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|i| i["product_id"].as_str())
-        .collect();
-    have.sort_unstable();
-    acknowledged.sort_unstable();
-    assert_eq!(have, acknowledged);
+    for (user, token) in &acknowledged {
+        let cart = crate::helpers::cart_items(&again.base(), user, token).await;
+        assert_eq!(cart[0]["product_id"], "OLJCESPC7Z", "{user}: {cart}");
+    }
+}
+
+/// A PostgreSQL server of this test's own (Debian's binaries, run as the `postgres` user),
+/// its data in `dir`, on a free port; stopped when dropped.
+struct PrivatePostgres {
+    dir: std::path::PathBuf,
+    /// The url of its database `shop`.
+    url: String,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn start(dir: &std::path::Path) -> Self {
+        let bin = Self::bin();
+        std::fs::create_dir_all(dir).expect("data dir");
+        run(std::process::Command::new("chown").arg("postgres").arg(dir));
+        let dir_arg = dir.display().to_string();
+        run(Self::as_postgres(&bin.join("initdb")).args([
+            "-D",
+            &dir_arg,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--wal-segsize=1",
+        ]));
+        let port = crate::helpers::free_port();
+        let pg = Self {
+            dir: dir.to_owned(),
+            url: format!("postgres://postgres@127.0.0.1:{port}/shop"),
+            port,
+        };
+        pg.pg_ctl("start");
+        run(Self::as_postgres(&bin.join("createdb")).args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "shop",
+        ]));
+        pg
+    }
+
+    /// A clean stop and a start on the same data.
+    fn restart(&self) {
+        self.pg_ctl("stop");
+        self.pg_ctl("start");
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.display()
+        );
+        run(Self::as_postgres(&Self::bin().join("pg_ctl")).args([
+            "-D",
+            &self.dir.display().to_string(),
+            "-w",
+            "-m",
+            "fast",
+            "-l",
+            &self.dir.join("server.log").display().to_string(),
+            "-o",
+            &options,
+            action,
+        ]));
+    }
+
+    /// Debian's PostgreSQL binaries (the newest installed version).
+    fn bin() -> std::path::PathBuf {
+        let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's binaries in /usr/lib/postgresql (Debian's postgresql)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|bin| bin.join("pg_ctl").exists())
+            .collect();
+        versions.sort();
+        versions.pop().expect("a PostgreSQL version with pg_ctl")
+    }
+
+    fn as_postgres(program: &std::path::Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = Self::as_postgres(&Self::bin().join("pg_ctl"))
+            .args([
+                "-D",
+                &self.dir.display().to_string(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .output();
+    }
+}
+
+/// Runs `cmd`, failing the test with its output when it fails.
+fn run(cmd: &mut std::process::Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

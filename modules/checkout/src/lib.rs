@@ -13,6 +13,8 @@
 //! made, the attempt is `unsettled` with its transaction id, and the next repeat of its key
 //! or [`CheckoutModule::recover`] (run at start and periodically) refunds it later. So there
 //! is never a charge without an order or a refund, and never an order without a charge.
+//! Once claimed, an attempt runs to its end on a task of its own: a shopper who closes the
+//! connection mid-saga does not leave it half done for recovery.
 //!
 //! Idempotency: the `(user_id, idempotency_key)` pair is unique. A repeat of a finished
 //! request returns its first result (marked `Idempotent-Replayed: true`); a repeat while the
@@ -104,7 +106,8 @@ pub struct CheckoutDeps {
     pub payment: Arc<dyn PaymentApi>,
 }
 
-/// The checkout module, in process.
+/// The checkout module, in process. Cheap to clone.
+#[derive(Clone)]
 #[module(contract = checkout_api::CheckoutContract, config = CheckoutConfig, owns = "orders",
     requires = ["cart", "catalog", "currency", "shipping", "payment"],
     publishes = [<OrderPlaced as cleave_kernel::events::Topic>::TOPIC], validates)]
@@ -399,6 +402,43 @@ impl CheckoutModule {
         }
     }
 
+    /// Runs the saga of a claimed attempt and records its outcome: the order placed, or the
+    /// failure undone (or left `unsettled` for recovery when it cannot be undone yet).
+    async fn place_claimed(
+        &self,
+        ctx: &CallContext,
+        order_id: String,
+        req: PlaceOrderRequest,
+    ) -> Result<Order, CheckoutError> {
+        let mut progress = Progress::default();
+        let placed = match self.run_saga(ctx, &order_id, &req, &mut progress).await {
+            Ok(order) => self.commit_order(ctx, &order).await.map(|()| order),
+            Err(e) => Err(e),
+        };
+        match placed {
+            Ok(order) => {
+                tracing::info!(order_id = %order.order_id, total = %order.total, "order placed");
+                // After the commit: a failure here leaves the shopper's cart full, not an order
+                // without a charge.
+                if let Err(e) = self.deps.cart.empty_cart(ctx, req.user_id.clone()).await {
+                    tracing::warn!(order_id = %order.order_id, error = %e, "order placed but the cart could not be emptied");
+                }
+                Ok(order)
+            }
+            Err(error) => {
+                tracing::info!(order_id, code = error.code(), "checkout failed");
+                if !self.compensate(ctx, &order_id, &progress, &error).await {
+                    self.mark_unsettled(&order_id, &error).await;
+                    return Err(CheckoutError::passed(
+                        format!("checkout failed ({error}) and could not be undone yet"),
+                        Upstream::unavailable_for(UNSETTLED_RETRY_SECS),
+                    ));
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// The forward steps up to and including shipping.
     async fn run_saga(
         &self,
@@ -674,33 +714,13 @@ impl CheckoutApi for CheckoutModule {
             cleave_kernel::context::mark_answer(cleave_kernel::context::REPLAYED_HEADER, "true");
             return earlier;
         }
-        let mut progress = Progress::default();
-        let placed = match self.run_saga(ctx, &order_id, &req, &mut progress).await {
-            Ok(order) => self.commit_order(ctx, &order).await.map(|()| order),
-            Err(e) => Err(e),
-        };
-        match placed {
-            Ok(order) => {
-                tracing::info!(order_id = %order.order_id, total = %order.total, "order placed");
-                // After the commit: a failure here leaves the shopper's cart full, not an order
-                // without a charge.
-                if let Err(e) = self.deps.cart.empty_cart(ctx, req.user_id.clone()).await {
-                    tracing::warn!(order_id = %order.order_id, error = %e, "order placed but the cart could not be emptied");
-                }
-                Ok(order)
-            }
-            Err(error) => {
-                tracing::info!(order_id, code = error.code(), "checkout failed");
-                if !self.compensate(ctx, &order_id, &progress, &error).await {
-                    self.mark_unsettled(&order_id, &error).await;
-                    return Err(CheckoutError::passed(
-                        format!("checkout failed ({error}) and could not be undone yet"),
-                        Upstream::unavailable_for(UNSETTLED_RETRY_SECS),
-                    ));
-                }
-                Err(error)
-            }
-        }
+        // The saga runs to its end on a task of its own: a shopper who gives up (closes the
+        // connection) must not stop it between the charge and the order or its refund.
+        let (this, ctx) = (self.clone(), ctx.clone());
+        cleave_kernel::context::to_completion(async move {
+            this.place_claimed(&ctx, order_id, req).await
+        })
+        .await
     }
 
     async fn get_order(&self, ctx: &CallContext, order_id: String) -> Result<Order, CheckoutError> {

@@ -97,6 +97,41 @@ pub fn within_request<F: std::future::Future>(
     CURRENT.scope(scope, fut)
 }
 
+/// Runs `fut` on a task of its own, as work of the request the current task serves (its id,
+/// deadline, trace and tracing span go along; headers it asks for with [`mark_answer`] reach
+/// the answer), and waits for its output. If the caller stops waiting (its client went away
+/// and the server dropped the request), `fut` still runs to its end: for work that must not
+/// stop halfway, such as a saga that may have charged a card and must record or undo it.
+///
+/// # Panics
+///
+/// When `fut` panics, with its panic.
+pub async fn to_completion<F>(fut: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    use tracing::Instrument;
+    let span = tracing::Span::current();
+    let detached = CURRENT.try_with(|s| (s.request_id.clone(), s.deadline, s.trace));
+    let handle = match detached {
+        Ok((request_id, deadline, trace)) => {
+            tokio::spawn(within_request(request_id, deadline, trace, marked(fut)).instrument(span))
+        }
+        Err(_) => tokio::spawn(async move { (fut.await, Vec::new()) }.instrument(span)),
+    };
+    match handle.await {
+        Ok((out, marks)) => {
+            for (name, value) in marks {
+                mark_answer(name, value);
+            }
+            out
+        }
+        // Never aborted: the task ends by returning or by panicking.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// Correlates every log line and remote call made for one incoming request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(String);
