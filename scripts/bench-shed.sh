@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Load shedding (server.max_in_flight) at twice the load a process can serve. One cleave
 # process (every module, one worker) pinned to CPU 0, the load on CPU 1, page GET / (the
-# storefront's home: a catalog list and a price conversion per product):
+# storefront's home: a catalog list and a price conversion per product, kept in memory, and
+# the visitor's cart, read from the database: every request carries one returning visitor's
+# session cookie):
 #   1. capacity: wrk, closed loop, 32 connections;
 #   2. unloaded: an open loop at 1000 requests/s (p99 of the answers);
 #   3. overloaded: an open loop at twice the capacity, once per limit (off, 64, 8, 4): the
 #      answers served (2xx), shed (503), failed (no answer in 10 s), and the p50/p99 of the
-#      2xx ones.
+#      2xx ones; and the load tool's own CPU share and how late its sends were (a tool
+#      near 100% of its CPU, or sending late, measures itself, not the server).
 # Rounds are interleaved (BENCH_ROUNDS, default 3) and medians reported. Loopback only.
+# BENCH_SHED_PATH requests another path (default /, the home page); BENCH_LIMITS the limits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 LIMITS=(${BENCH_LIMITS:-1000000 64 8 4})
-PAGE=/
+PAGE=${BENCH_SHED_PATH:-/} # what is requested; default the storefront's home page
 [ "$(nproc)" -ge 2 ] || { echo "bench-shed: needs 2 CPUs (server and load pinned apart)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench-shed: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "bench-shed: taskset is not installed (util-linux)" >&2; exit 1; }
@@ -40,12 +44,14 @@ serve() { # limit
   echo "bench-shed: cleave did not become ready" >&2; exit 1
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
-load() { taskset -c 1 "$BIN/examples/bench-open-loop" "http://127.0.0.1:18310$PAGE" "$1" "$SECS"; }
+# One returning visitor (a session id of the storefront's form): their cart is read per page.
+COOKIE="Cookie: shop_session-id=session-$(cat /proc/sys/kernel/random/uuid)"
+load() { taskset -c 1 "$BIN/examples/bench-open-loop" "http://127.0.0.1:18310$PAGE" "$1" "$SECS" "$COOKIE"; }
 
 results="$work/results"
 for round in $(seq "$ROUNDS"); do
   serve 1000000
-  cap=$(taskset -c 1 wrk -t1 -c32 -d"${SECS}s" "http://127.0.0.1:18310$PAGE" | awk '/Requests\/sec/ {printf "%d", $2}')
+  cap=$(taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -H "$COOKIE" "http://127.0.0.1:18310$PAGE" | awk '/Requests\/sec/ {printf "%d", $2}')
   echo "capacity $cap" >>"$results"
   echo "unloaded $(load 1000)" >>"$results"
   stop
@@ -68,8 +74,8 @@ def med(key, field):
 unloaded = med('unloaded', lambda v: v['ok_p99_ms'])
 print(f"capacity (wrk, closed loop): {cap:.0f} req/s; unloaded p99 at 1000 req/s: {unloaded:.2f} ms")
 print(f"offered: {2 * cap:.0f} req/s (twice the capacity), {sys.argv[2]} CPUs, server on one")
-print("| max_in_flight | served/s | shed (503) | failed | p50 served | p99 served | p99 / unloaded |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| max_in_flight | served/s | shed (503) | failed | p50 served | p99 served | p99 / unloaded | load tool CPU | sends late p99 |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for key in dict.fromkeys(k for k, _ in rows if k.startswith('limit=')):
     name = key.split('=')[1]
     name = 'off' if name == '1000000' else name
@@ -78,5 +84,7 @@ for key in dict.fromkeys(k for k, _ in rows if k.startswith('limit=')):
     rate = med(key, lambda v: v['by_status'].get('200', 0))
     p50 = med(key, lambda v: v['ok_p50_ms'])
     p99 = med(key, lambda v: v['ok_p99_ms'])
-    print(f"| {name} | {rate / secs:.0f} | {shed:.0%} | {failed:.0%} | {p50:.2f} ms | {p99:.2f} ms | {p99 / unloaded:.1f}x |")
+    tool = med(key, lambda v: v['tool_cpu_share'])
+    late = med(key, lambda v: v['tool_late_p99_ms'])
+    print(f"| {name} | {rate / secs:.0f} | {shed:.0%} | {failed:.0%} | {p50:.2f} ms | {p99:.2f} ms | {p99 / unloaded:.1f}x | {tool:.0%} | {late:.2f} ms |")
 PY

@@ -7,7 +7,8 @@
 //! or a status of 400 and up), and the p50/p99 latency of the requests; and the same of the
 //! checkout requests alone (`POST /cart/checkout`), with their statuses.
 //!
-//! `bench-mix <base url> <tasks per second> <seconds> [<CA PEM for https>]`
+//! `bench-mix <base url> <tasks per second> <seconds> [<CA PEM for https>]`; with
+//! `BENCH_MIX_ONLY=checkout` every task is a checkout (for the breaker drill).
 //!
 //! Redirects are followed by hand, so that a cookie set by a redirect is kept.
 
@@ -211,7 +212,10 @@ impl Shopper {
     }
 }
 
-fn draw() -> Task {
+fn draw(only_checkout: bool) -> Task {
+    if only_checkout {
+        return Task::Checkout;
+    }
     let total: u32 = MIX.iter().map(|(_, w)| w).sum();
     let mut at = fastrand::u32(..total);
     for (task, weight) in MIX {
@@ -235,6 +239,11 @@ async fn main() {
         }
     };
     let rate: u32 = rate.parse().expect("tasks per second");
+    let only_checkout = match std::env::var("BENCH_MIX_ONLY").as_deref() {
+        Ok("checkout") => true,
+        Ok(other) => panic!("BENCH_MIX_ONLY={other}: only `checkout` is known"),
+        Err(_) => false,
+    };
     let secs: u64 = secs.parse().expect("seconds");
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -269,7 +278,7 @@ async fn main() {
         let shopper = shoppers[fastrand::usize(..SHOPPERS)].clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let outcomes = shopper.lock().await.run(draw()).await;
+            let outcomes = shopper.lock().await.run(draw(only_checkout)).await;
             let _ = tx.send(outcomes);
         });
     }

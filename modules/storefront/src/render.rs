@@ -91,16 +91,18 @@ pub(crate) fn format_money(m: &Money) -> String {
 impl Storefront {
     pub(crate) async fn chrome(&self, visit: &Visit, ctx: &CallContext) -> Chrome {
         // Independent calls go out together: a page waits for the slowest, not the sum.
-        let (currencies, cart) = futures::join!(
-            self.deps.currency.supported_currencies(ctx),
-            self.deps.cart.get_cart(ctx, visit.user.clone())
-        );
+        let (currencies, cart) =
+            futures::join!(self.deps.currency.supported_currencies(ctx), async {
+                if visit.new_session && visit.principal.is_none() {
+                    // A session minted for this very request has no cart: nothing to ask.
+                    return None;
+                }
+                self.deps.cart.get_cart(ctx, visit.user.clone()).await.ok()
+            });
         let currencies = currencies
             .map(|c| c.into_iter().map(String::from).collect())
             .unwrap_or_else(|_| vec![visit.currency.clone()]);
-        let cart_count = cart
-            .map(|c| c.items.iter().map(|i| i.quantity).sum())
-            .unwrap_or(0);
+        let cart_count = cart.map_or(0, |c| c.items.iter().map(|i| i.quantity).sum());
         Chrome {
             currency: visit.currency.clone(),
             currencies,
