@@ -334,6 +334,55 @@ mod tests {
         assert!(!RequestId::from_header(None).as_str().is_empty());
     }
 
+    #[tokio::test]
+    async fn work_to_completion_outlives_its_caller_and_keeps_the_request() {
+        let id = RequestId::from_header(Some("req-42"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let trace = Trace {
+            sampled: false,
+            ids: Some((7, 9)),
+        };
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (seen_tx, seen) = tokio::sync::oneshot::channel();
+        let caller = within_request(id.clone(), Some(deadline), trace, async move {
+            to_completion(async move {
+                // Waits until the caller is gone, then reports what it knows of its request.
+                let _ = released.await;
+                let ctx = CallContext::current();
+                let _ = seen_tx.send((ctx.request_id().clone(), ctx.deadline(), current_trace()));
+            })
+            .await;
+        });
+        // The caller is dropped mid-way (a request dropped at its deadline).
+        let mut caller = Box::pin(caller);
+        assert!(futures::poll!(caller.as_mut()).is_pending());
+        drop(caller);
+        release.send(()).expect("the work still runs");
+        let (seen_id, seen_deadline, seen_trace) = seen.await.expect("the work ran to its end");
+        assert_eq!(seen_id, id);
+        assert_eq!(seen_deadline, Some(deadline));
+        assert_eq!(seen_trace, Some(trace));
+    }
+
+    #[tokio::test]
+    async fn marks_made_to_completion_reach_the_answer() {
+        let scope = within_request(
+            RequestId::generate(),
+            None,
+            Trace {
+                sampled: false,
+                ids: None,
+            },
+            marked(to_completion(async {
+                mark_answer(REPLAYED_HEADER, "true");
+                5
+            })),
+        );
+        let (out, marks) = scope.await;
+        assert_eq!(out, 5);
+        assert_eq!(marks, vec![(REPLAYED_HEADER, "true")]);
+    }
+
     #[test]
     fn with_timeout_keeps_the_earlier_deadline() {
         let ctx = CallContext::root().with_timeout(Duration::from_secs(1));
