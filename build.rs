@@ -1,5 +1,6 @@
 //! Records the git revision the binary is built from (`cleave --version`), or `unknown`
-//! where there is no git checkout and no GIT_REVISION (a source archive).
+//! where there is no git checkout and no GIT_REVISION (a source archive); compiles Online
+//! Boutique's gRPC contract (`src/grpc/demo.proto`).
 
 use std::path::Path;
 use std::process::Command;
@@ -33,4 +34,11 @@ fn main() {
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
+
+    // Online Boutique's gRPC contract (src/grpc.rs), with its descriptors for reflection.
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("hipstershop_descriptor.bin"))
+        .compile_protos(&["src/grpc/demo.proto"], &["src/grpc"])
+        .expect("compile src/grpc/demo.proto (protoc: scripts/install-protoc.sh)");
 }

@@ -8,6 +8,8 @@
 #   - protoc with its well-known types (scripts/install-protoc.sh: etcd-client's build compiles
 #     etcd's protocol) and Debian's etcd-server (each registry test starts its own etcd on
 #     free ports);
+#   - Python's grpcio, grpcio-tools, and its health and reflection clients for the gRPC
+#     interop test (scripts/install-grpcio.sh, from PyPI);
 #   - a NATS server with JetStream on 127.0.0.1:4222 for the event bus tests (scripts/nats.sh
 #     starts Debian's nats-server when nothing answers there; the run fails if it cannot);
 #   - with CLEAVE_TEST_DATABASE_URL set (CI sets it), every database test also runs on a fresh
@@ -29,6 +31,7 @@ bash scripts/install-protoc.sh
 bash scripts/install-debian.sh etcd etcd-server
 etcd --version | head -1
 bash scripts/nats.sh
+bash scripts/install-grpcio.sh
 if [ -n "${CLEAVE_TEST_DATABASE_URL:-}" ]; then
   if ! psql "$CLEAVE_TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null; then
     echo "test: CLEAVE_TEST_DATABASE_URL is set but PostgreSQL does not answer there" >&2

@@ -55,6 +55,10 @@ pub struct ServerConfig {
     /// Module APIs answer only signed-in users and modules of the deployment (client
     /// certificates naming `<module>.modules.cleave`): for internal processes.
     pub require_caller_proof: bool,
+    /// Where to serve Online Boutique's gRPC services of the hosted modules (plain HTTP/2;
+    /// see src/grpc.rs for which); absent: no gRPC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +77,7 @@ impl Default for ServerConfig {
             cors_allowed_origins: Vec::new(),
             tls: TlsConfig::default(),
             require_caller_proof: false,
+            grpc_listen: None,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod edge;
+pub mod grpc;
 pub mod modules;
 pub mod openapi;
 pub mod probe;

@@ -441,6 +441,9 @@ pub struct Running {
     pub handle: actix_web::dev::ServerHandle,
     /// Completes when the server has stopped.
     pub server: actix_web::dev::Server,
+    /// The bound listener of Boutique's gRPC services (`server.grpc_listen`), and the modules
+    /// they call: served by [`run_until_signalled`].
+    pub grpc: Option<(std::net::TcpListener, Arc<Assembly>)>,
 }
 
 /// Binds the listen address and builds the server (not yet polled).
@@ -459,6 +462,10 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     };
     let api_doc = crate::openapi::document();
     let draining = shop.draining.clone();
+    let grpc = match server_cfg.grpc_listen {
+        Some(addr) => Some((crate::grpc::bind(addr)?, shop.assembly.clone())),
+        None => None,
+    };
     let registration = shop.registry.as_ref().map(|registry| {
         let url = settings.advertise_url(addr);
         registry.register(&shop.plan().hosted(), &url)
@@ -499,6 +506,7 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
         registration,
         handle: server.handle(),
         server,
+        grpc,
     })
 }
 
@@ -513,6 +521,16 @@ pub async fn run_until_signalled(mut running: Running) -> anyhow::Result<()> {
     let handle = running.handle.clone();
     let (draining, drain) = (running.draining.clone(), running.drain);
     let registration = running.registration.take();
+    let (stop_grpc, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
+    let grpc = match running.grpc.take() {
+        Some((listener, assembly)) => {
+            let stopped = async {
+                let _ = grpc_stopped.await;
+            };
+            Some(crate::grpc::serve(listener, &assembly, stopped).await?)
+        }
+        None => None,
+    };
     tokio::spawn(async move {
         let signal = wait_for_signal().await;
         draining.start();
@@ -534,9 +552,13 @@ pub async fn run_until_signalled(mut running: Running) -> anyhow::Result<()> {
             }
         }
         tracing::info!(signal, "stopping: draining in-flight requests");
+        let _ = stop_grpc.send(());
         handle.stop(true).await;
     });
     running.server.await.context("server failed")?;
+    if let Some(grpc) = grpc {
+        let _ = grpc.await;
+    }
     tracing::info!("server stopped");
     Ok(())
 }

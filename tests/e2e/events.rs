@@ -160,18 +160,13 @@ async fn orders_placed_in_one_process_are_confirmed_once_by_email_in_another_ove
 
     // An operator sees nothing waiting: no pending event, no dead letter.
     let events = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cleave"))
-            .arg("events")
-            .args(args)
-            .env("CLEAVE_DATABASE__URL", &shop_db)
-            .env("CLEAVE_EVENTS__BUS", "nats")
-            .env("CLEAVE_EVENTS__NATS_PREFIX", &prefix)
-            .output()
-            .expect("cleave events");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = crate::helpers::succeeded(
+            std::process::Command::new(env!("CARGO_BIN_EXE_cleave"))
+                .arg("events")
+                .args(args)
+                .env("CLEAVE_DATABASE__URL", &shop_db)
+                .env("CLEAVE_EVENTS__BUS", "nats")
+                .env("CLEAVE_EVENTS__NATS_PREFIX", &prefix),
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
     };

@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{call_as, client, get, read, sqlite_in};
+use crate::helpers::{call_as, client, get, read, sqlite_in, succeeded};
 use crate::process::Cleave;
 
 /// What the proxy does to the bytes it carries.
@@ -734,9 +734,9 @@ impl PrivatePostgres {
     fn start(dir: &std::path::Path) -> Self {
         let bin = Self::bin();
         std::fs::create_dir_all(dir).expect("data dir");
-        run(std::process::Command::new("chown").arg("postgres").arg(dir));
+        succeeded(std::process::Command::new("chown").arg("postgres").arg(dir));
         let dir_arg = dir.display().to_string();
-        run(Self::as_postgres(&bin.join("initdb")).args([
+        succeeded(Self::as_postgres(&bin.join("initdb")).args([
             "-D",
             &dir_arg,
             "-U",
@@ -751,7 +751,7 @@ impl PrivatePostgres {
             port,
         };
         pg.pg_ctl("start");
-        run(Self::as_postgres(&bin.join("createdb")).args([
+        succeeded(Self::as_postgres(&bin.join("createdb")).args([
             "-h",
             "127.0.0.1",
             "-p",
@@ -775,7 +775,7 @@ impl PrivatePostgres {
             self.port,
             self.dir.display()
         );
-        run(Self::as_postgres(&Self::bin().join("pg_ctl")).args([
+        succeeded(Self::as_postgres(&Self::bin().join("pg_ctl")).args([
             "-D",
             &self.dir.display().to_string(),
             "-w",
@@ -819,15 +819,4 @@ impl Drop for PrivatePostgres {
             ])
             .output();
     }
-}
-
-/// Runs `cmd`, failing the test with its output when it fails.
-fn run(cmd: &mut std::process::Command) {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

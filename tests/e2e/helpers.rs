@@ -447,17 +447,12 @@ impl Pki {
 
     /// Runs `cleave certs ARGS --dir <this directory>`.
     fn cleave_certs(&self, args: &[&str]) {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cleave"))
-            .arg("certs")
-            .args(args)
-            .arg("--dir")
-            .arg(self.dir.path())
-            .output()
-            .expect("run cleave certs");
-        assert!(
-            out.status.success(),
-            "cleave certs {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            std::process::Command::new(env!("CARGO_BIN_EXE_cleave"))
+                .arg("certs")
+                .args(args)
+                .arg("--dir")
+                .arg(self.dir.path()),
         );
     }
 
@@ -567,4 +562,19 @@ pub(crate) fn tls_env(pki: &Pki, db: &str, identity: Option<&str>) -> Vec<(&'sta
         env.push(("CLEAVE_MODULES__IDENTITY__URL", identity.to_owned()));
     }
     env
+}
+
+/// Runs `cmd` to its end; its output, once it has succeeded (the test fails with its output
+/// otherwise).
+pub(crate) fn succeeded(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }

@@ -11,6 +11,7 @@ mod deploy;
 mod edge;
 mod events;
 mod faults;
+mod grpc;
 mod helpers;
 mod identity;
 mod observability;
