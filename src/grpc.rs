@@ -1,28 +1,38 @@
 //! Online Boutique's gRPC wire contract (`src/grpc/demo.proto`, package `hipstershop`) served
 //! on `server.grpc_listen`, for the modules this process hosts, through the same call path as
-//! REST (each call passes the module's contract with its layers: spans, metrics).
+//! REST, as a request from outside (each call passes the module's contract with its layers,
+//! and each operation's access rules decide as over REST).
 //!
-//! Served so far: `ProductCatalogService` (catalog) and `CurrencyService` (currency), whose
-//! operations anyone may call, as over REST; standard gRPC health checking
-//! (`grpc.health.v1.Health`, one status per service) and server reflection (v1). The other
-//! seven services of the proto act for a user (carts, orders, charges): they wait for the
-//! trust switch the gRPC issue describes (Boutique's services send no credentials), and are
-//! not served. A request's `x-request-id` and `grpc-timeout` become its call context's id and
-//! deadline; a contract's error becomes the gRPC status of its HTTP status (404 `NOT_FOUND`,
-//! 400 `INVALID_ARGUMENT`, 503 `UNAVAILABLE`, ...), its stable code in the `cleave-code`
-//! metadata.
+//! Served so far: `ProductCatalogService`, `CurrencyService`, `RecommendationService`,
+//! `AdService`, `ShippingService` and `CartService`, with standard gRPC health checking
+//! (`grpc.health.v1.Health`, one status per service) and server reflection (v1, v1alpha).
+//! Reads anyone may make answer anyone; the rest need what REST needs: a cart its owner's
+//! (or an admin's) access token as `authorization: Bearer <token>` metadata, a shipment an
+//! admin or checkout. Boutique's own services send no credentials, so those calls are refused
+//! (`UNAUTHENTICATED`) until a deployment trusts them explicitly (a switch not built yet).
+//! `PaymentService`, `EmailService` and `CheckoutService` are not served yet. A request's
+//! `x-request-id` and `grpc-timeout` become its call context's id and deadline; a contract's
+//! error becomes the gRPC status of its HTTP status (404 `NOT_FOUND`, 400 `INVALID_ARGUMENT`,
+//! 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED`, 503 `UNAVAILABLE`, ...), its stable code in
+//! the `cleave-code` trailer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ads_api::{AdsApi, AdsContract, AdsRequest};
+use cart_api::{CartApi, CartContract, CartError};
 use catalog_api::{CatalogApi, CatalogContract, Product};
-use cleave_domain::{Money, ProductId};
+use cleave_domain::{Address, Money, ProductId, UserId};
 use cleave_kernel::CallContext;
+use cleave_kernel::auth::Authenticator;
+use cleave_kernel::call::EDGE;
 use cleave_kernel::context::{REQUEST_ID_HEADER, RequestId};
 use cleave_kernel::error::ApiError;
 use cleave_kernel::module::{Assembly, Contract};
 use currency_api::{CurrencyApi, CurrencyContract};
+use recommendation_api::{RecommendationApi, RecommendationContract, RecommendationError};
+use shipping_api::{QuoteRequest, ShipOrderRequest, ShippingApi, ShippingContract, ShippingItem};
 use tonic::{Request, Response, Status};
 
 /// The code generated from `src/grpc/demo.proto`.
@@ -34,25 +44,44 @@ pub mod hipstershop {
     pub const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("hipstershop_descriptor");
 }
 
-use hipstershop::currency_service_server::{CurrencyService, CurrencyServiceServer};
-use hipstershop::product_catalog_service_server::{
-    ProductCatalogService, ProductCatalogServiceServer,
-};
+use hipstershop::currency_service_server::CurrencyService;
+use hipstershop::product_catalog_service_server::ProductCatalogService;
 
-/// The caller name of gRPC requests on the call path (like `edge` for REST).
-const CALLER: &str = "grpc";
+/// What every service needs to make a request's call context: the process's token checks.
+#[derive(Clone)]
+struct Edge(Option<Arc<Authenticator>>);
 
-/// The call context of a gRPC request: its `x-request-id` (or a new one) and the deadline
-/// its `grpc-timeout` gives (none without one).
-fn context<T>(req: &Request<T>) -> CallContext {
-    let meta = req.metadata();
-    let id = RequestId::from_header(meta.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()));
-    let deadline = meta
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(grpc_timeout)
-        .map(|budget| Instant::now() + budget);
-    CallContext::new(id, deadline)
+impl Edge {
+    /// The call context of a gRPC request: its `x-request-id` (or a new one), the deadline
+    /// its `grpc-timeout` gives, and the principal of its bearer token, if any (a token that
+    /// does not verify is refused, as over REST).
+    async fn context<T>(&self, req: &Request<T>) -> Result<CallContext, Status> {
+        let meta = req.metadata();
+        let id = RequestId::from_header(meta.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()));
+        let deadline = meta
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(grpc_timeout)
+            .map(|budget| Instant::now() + budget);
+        let ctx = CallContext::new(id, deadline);
+        let Some(raw) = meta.get("authorization") else {
+            return Ok(ctx);
+        };
+        let token = raw
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("authorization is `Bearer <access token>`"))?;
+        let authenticator = self
+            .0
+            .as_ref()
+            .ok_or_else(|| Status::unauthenticated("this process checks no tokens"))?;
+        let principal = authenticator
+            .authenticate(token)
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(ctx.with_principal(principal))
+    }
 }
 
 /// A `grpc-timeout` value (at most 8 digits and a unit: `H`, `M`, `S`, `m`, `u`, `n`).
@@ -116,7 +145,7 @@ fn product_out(p: Product) -> hipstershop::Product {
 }
 
 /// `ProductCatalogService` over the catalog contract.
-struct Catalog(Arc<dyn CatalogApi>);
+struct Catalog(Arc<dyn CatalogApi>, Edge);
 
 #[tonic::async_trait]
 impl ProductCatalogService for Catalog {
@@ -124,7 +153,7 @@ impl ProductCatalogService for Catalog {
         &self,
         req: Request<hipstershop::Empty>,
     ) -> Result<Response<hipstershop::ListProductsResponse>, Status> {
-        let products = self.0.list_products(&context(&req)).await;
+        let products = self.0.list_products(&self.1.context(&req).await?).await;
         let products = products.map_err(|e| status(&e))?;
         Ok(Response::new(hipstershop::ListProductsResponse {
             products: products.into_iter().map(product_out).collect(),
@@ -135,7 +164,7 @@ impl ProductCatalogService for Catalog {
         &self,
         req: Request<hipstershop::GetProductRequest>,
     ) -> Result<Response<hipstershop::Product>, Status> {
-        let ctx = context(&req);
+        let ctx = self.1.context(&req).await?;
         let id = ProductId::parse(req.into_inner().id).map_err(|e| {
             status(&catalog_api::CatalogError::InvalidProductId {
                 detail: e.to_string(),
@@ -149,7 +178,7 @@ impl ProductCatalogService for Catalog {
         &self,
         req: Request<hipstershop::SearchProductsRequest>,
     ) -> Result<Response<hipstershop::SearchProductsResponse>, Status> {
-        let ctx = context(&req);
+        let ctx = self.1.context(&req).await?;
         let query = req.into_inner().query;
         let found = self.0.search_products(&ctx, query).await;
         let found = found.map_err(|e| status(&e))?;
@@ -160,7 +189,7 @@ impl ProductCatalogService for Catalog {
 }
 
 /// `CurrencyService` over the currency contract.
-struct Currency(Arc<dyn CurrencyApi>);
+struct Currency(Arc<dyn CurrencyApi>, Edge);
 
 #[tonic::async_trait]
 impl CurrencyService for Currency {
@@ -168,7 +197,10 @@ impl CurrencyService for Currency {
         &self,
         req: Request<hipstershop::Empty>,
     ) -> Result<Response<hipstershop::GetSupportedCurrenciesResponse>, Status> {
-        let codes = self.0.supported_currencies(&context(&req)).await;
+        let codes = self
+            .0
+            .supported_currencies(&self.1.context(&req).await?)
+            .await;
         let codes = codes.map_err(|e| status(&e))?;
         Ok(Response::new(hipstershop::GetSupportedCurrenciesResponse {
             currency_codes: codes.into_iter().map(String::from).collect(),
@@ -179,7 +211,7 @@ impl CurrencyService for Currency {
         &self,
         req: Request<hipstershop::CurrencyConversionRequest>,
     ) -> Result<Response<hipstershop::Money>, Status> {
-        let ctx = context(&req);
+        let ctx = self.1.context(&req).await?;
         let hipstershop::CurrencyConversionRequest { from, to_code } = req.into_inner();
         let invalid =
             |detail: String| status(&currency_api::CurrencyError::InvalidMoney { detail });
@@ -188,6 +220,199 @@ impl CurrencyService for Currency {
             Money::new(&from.currency_code, from.units, from.nanos).map_err(|e| invalid(e.0))?;
         let converted = self.0.convert(&ctx, from, to_code).await;
         Ok(Response::new(money_out(converted.map_err(|e| status(&e))?)))
+    }
+}
+
+/// A field of a request that is not a valid value, as the contract's own error.
+fn invalid<E: ApiError>(
+    make: impl FnOnce(String) -> E,
+) -> impl FnOnce(cleave_domain::InvalidValue) -> Status {
+    move |e| status(&make(e.0))
+}
+
+/// The address and items of a shipping request. As over REST, where a malformed product id
+/// in the body is refused before the contract, a malformed one is `INVALID_ARGUMENT`.
+fn parcel(
+    address: Option<hipstershop::Address>,
+    items: Vec<hipstershop::CartItem>,
+) -> Result<(Address, Vec<ShippingItem>), Status> {
+    let a = address.unwrap_or_default();
+    let address = Address {
+        street_address: a.street_address,
+        city: a.city,
+        state: a.state,
+        country: a.country,
+        zip_code: a.zip_code.to_string(),
+    };
+    let items = items
+        .into_iter()
+        .map(|i| {
+            Ok(ShippingItem {
+                product_id: ProductId::parse(i.product_id)
+                    .map_err(|e| Status::invalid_argument(format!("items.product_id: {}", e.0)))?,
+                quantity: i64::from(i.quantity),
+            })
+        })
+        .collect::<Result<_, Status>>()?;
+    Ok((address, items))
+}
+
+/// `RecommendationService` over the recommendation contract.
+struct Recommendation(Arc<dyn RecommendationApi>, Edge);
+
+#[tonic::async_trait]
+impl hipstershop::recommendation_service_server::RecommendationService for Recommendation {
+    async fn list_recommendations(
+        &self,
+        req: Request<hipstershop::ListRecommendationsRequest>,
+    ) -> Result<Response<hipstershop::ListRecommendationsResponse>, Status> {
+        let ctx = self.1.context(&req).await?;
+        let hipstershop::ListRecommendationsRequest {
+            user_id,
+            product_ids,
+        } = req.into_inner();
+        let user = UserId::parse(user_id).map_err(invalid(|detail| {
+            RecommendationError::InvalidUserId { detail }
+        }))?;
+        let products = product_ids
+            .into_iter()
+            .map(ProductId::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid(|detail| RecommendationError::InvalidProductId {
+                detail,
+            }))?;
+        let found = self.0.list_recommendations(&ctx, user, products).await;
+        Ok(Response::new(hipstershop::ListRecommendationsResponse {
+            product_ids: found
+                .map_err(|e| status(&e))?
+                .into_iter()
+                .map(|p| p.to_string())
+                .collect(),
+        }))
+    }
+}
+
+/// `AdService` over the ads contract.
+struct Ads(Arc<dyn AdsApi>, Edge);
+
+#[tonic::async_trait]
+impl hipstershop::ad_service_server::AdService for Ads {
+    async fn get_ads(
+        &self,
+        req: Request<hipstershop::AdRequest>,
+    ) -> Result<Response<hipstershop::AdResponse>, Status> {
+        let ctx = self.1.context(&req).await?;
+        let context_keys = req.into_inner().context_keys;
+        let ads = self.0.get_ads(&ctx, AdsRequest { context_keys }).await;
+        Ok(Response::new(hipstershop::AdResponse {
+            ads: ads
+                .map_err(|e| status(&e))?
+                .ads
+                .into_iter()
+                .map(|a| hipstershop::Ad {
+                    redirect_url: a.redirect_url,
+                    text: a.text,
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// `ShippingService` over the shipping contract.
+struct Shipping(Arc<dyn ShippingApi>, Edge);
+
+#[tonic::async_trait]
+impl hipstershop::shipping_service_server::ShippingService for Shipping {
+    async fn get_quote(
+        &self,
+        req: Request<hipstershop::GetQuoteRequest>,
+    ) -> Result<Response<hipstershop::GetQuoteResponse>, Status> {
+        let ctx = self.1.context(&req).await?;
+        let hipstershop::GetQuoteRequest { address, items } = req.into_inner();
+        let (address, items) = parcel(address, items)?;
+        let quote = self
+            .0
+            .get_quote(&ctx, QuoteRequest { address, items })
+            .await;
+        Ok(Response::new(hipstershop::GetQuoteResponse {
+            cost_usd: Some(money_out(quote.map_err(|e| status(&e))?.cost)),
+        }))
+    }
+
+    async fn ship_order(
+        &self,
+        req: Request<hipstershop::ShipOrderRequest>,
+    ) -> Result<Response<hipstershop::ShipOrderResponse>, Status> {
+        let ctx = self.1.context(&req).await?;
+        let hipstershop::ShipOrderRequest { address, items } = req.into_inner();
+        let (address, items) = parcel(address, items)?;
+        let shipment = self
+            .0
+            .ship_order(&ctx, ShipOrderRequest { address, items })
+            .await;
+        Ok(Response::new(hipstershop::ShipOrderResponse {
+            tracking_id: shipment.map_err(|e| status(&e))?.tracking_id,
+        }))
+    }
+}
+
+/// `CartService` over the cart contract: a cart is its owner's (or an admin's), as over REST.
+struct Cart(Arc<dyn CartApi>, Edge);
+
+fn user_in(raw: String) -> Result<UserId, Status> {
+    UserId::parse(raw).map_err(invalid(|detail| CartError::InvalidUserId { detail }))
+}
+
+#[tonic::async_trait]
+impl hipstershop::cart_service_server::CartService for Cart {
+    async fn add_item(
+        &self,
+        req: Request<hipstershop::AddItemRequest>,
+    ) -> Result<Response<hipstershop::Empty>, Status> {
+        let ctx = self.1.context(&req).await?;
+        let hipstershop::AddItemRequest { user_id, item } = req.into_inner();
+        let item = item.unwrap_or_default();
+        // As over REST, where a malformed id in the body is refused before the contract.
+        let product = ProductId::parse(item.product_id)
+            .map_err(|e| Status::invalid_argument(format!("item.product_id: {}", e.0)))?;
+        self.0
+            .add_item(&ctx, user_in(user_id)?, product, i64::from(item.quantity))
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(hipstershop::Empty {}))
+    }
+
+    async fn get_cart(
+        &self,
+        req: Request<hipstershop::GetCartRequest>,
+    ) -> Result<Response<hipstershop::Cart>, Status> {
+        let ctx = self.1.context(&req).await?;
+        let user = user_in(req.into_inner().user_id)?;
+        let cart = self.0.get_cart(&ctx, user).await.map_err(|e| status(&e))?;
+        Ok(Response::new(hipstershop::Cart {
+            user_id: cart.user_id.to_string(),
+            items: cart
+                .items
+                .into_iter()
+                .map(|i| hipstershop::CartItem {
+                    product_id: i.product_id.to_string(),
+                    quantity: i32::try_from(i.quantity).unwrap_or(i32::MAX),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn empty_cart(
+        &self,
+        req: Request<hipstershop::EmptyCartRequest>,
+    ) -> Result<Response<hipstershop::Empty>, Status> {
+        let ctx = self.1.context(&req).await?;
+        let user = user_in(req.into_inner().user_id)?;
+        self.0
+            .empty_cart(&ctx, user)
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(hipstershop::Empty {}))
     }
 }
 
@@ -222,24 +447,46 @@ pub async fn serve(
     let here = |module: &str| hosted.contains(&module);
     let mut routes = tonic::service::Routes::builder();
     let mut served = vec!["grpc.health.v1.Health"];
-    if here(CatalogContract::MODULE)
-        && let Some(api) = assembly.api::<CatalogContract>(CALLER)
-    {
-        routes.add_service(ProductCatalogServiceServer::new(Catalog(api)));
-        health
-            .set_serving::<ProductCatalogServiceServer<Catalog>>()
-            .await;
-        served.push("hipstershop.ProductCatalogService");
+    let edge = Edge(assembly.authenticator());
+    // Each hosted module's service, as the edge reaches it (its access rules apply).
+    macro_rules! serve_module {
+        ($contract:ty, $module:ident :: $server:ident, $adapter:ident) => {
+            if here(<$contract>::MODULE)
+                && let Some(api) = assembly.api::<$contract>(EDGE)
+            {
+                let server = hipstershop::$module::$server::new($adapter(api, edge.clone()));
+                served.push(
+                    <hipstershop::$module::$server<$adapter> as tonic::server::NamedService>::NAME,
+                );
+                routes.add_service(server);
+                health
+                    .set_serving::<hipstershop::$module::$server<$adapter>>()
+                    .await;
+            }
+        };
     }
-    if here(CurrencyContract::MODULE)
-        && let Some(api) = assembly.api::<CurrencyContract>(CALLER)
-    {
-        routes.add_service(CurrencyServiceServer::new(Currency(api)));
-        health
-            .set_serving::<CurrencyServiceServer<Currency>>()
-            .await;
-        served.push("hipstershop.CurrencyService");
-    }
+    serve_module!(
+        CatalogContract,
+        product_catalog_service_server::ProductCatalogServiceServer,
+        Catalog
+    );
+    serve_module!(
+        CurrencyContract,
+        currency_service_server::CurrencyServiceServer,
+        Currency
+    );
+    serve_module!(
+        RecommendationContract,
+        recommendation_service_server::RecommendationServiceServer,
+        Recommendation
+    );
+    serve_module!(AdsContract, ad_service_server::AdServiceServer, Ads);
+    serve_module!(
+        ShippingContract,
+        shipping_service_server::ShippingServiceServer,
+        Shipping
+    );
+    serve_module!(CartContract, cart_service_server::CartServiceServer, Cart);
     // Reflection lists what is served (the proto describes all nine services), in both
     // versions: grpcurl asks v1 first, older clients only v1alpha.
     let reflection = || {

@@ -9,28 +9,31 @@ use serde_json::{Value, json};
 use crate::helpers::{free_port, get, succeeded};
 use crate::process::Cleave;
 
-/// What `grpc_client.py` read from the gRPC listener at `port`.
-fn boutique_client(port: u16) -> Value {
+/// What `grpc_client.py` read from the gRPC listener at `port`, acting for `user` with
+/// `token` where it needs a user.
+fn boutique_client(port: u16, user: &str, token: &str) -> Value {
     let root = env!("CARGO_MANIFEST_DIR");
     // It fails without grpcio: scripts/install-grpcio.sh installs it.
     let out = succeeded(
         std::process::Command::new("python3")
             .arg(format!("{root}/tests/e2e/grpc_client.py"))
             .arg(format!("127.0.0.1:{port}"))
-            .arg(format!("{root}/src/grpc")),
+            .arg(format!("{root}/src/grpc"))
+            .args([user, token]),
     );
     serde_json::from_slice(&out.stdout).expect("the client's JSON")
 }
 
 #[tokio::test]
-async fn boutiques_grpc_clients_read_the_catalog_and_convert_currencies_as_rest_does() {
+async fn boutiques_grpc_clients_are_answered_as_rest_answers_with_the_same_access_rules() {
     let port = free_port();
     let shop = Cleave::serve(
         &[],
         &[("CLEAVE_SERVER__GRPC_LISTEN", format!("127.0.0.1:{port}"))],
     );
-    let got = boutique_client(port);
     let base = shop.base();
+    let (user, token) = crate::helpers::guest(&base).await;
+    let got = boutique_client(port, &user, &token);
     let ids = |list: &Value| -> Vec<Value> {
         let mut ids: Vec<Value> = list
             .as_array()
@@ -100,26 +103,93 @@ async fn boutiques_grpc_clients_read_the_catalog_and_convert_currencies_as_rest_
         json!({"status": "INVALID_ARGUMENT", "cleave_code": "currency.unsupported_currency"})
     );
 
+    // Reads anyone may make.
+    let catalog = got["product_ids"].as_array().expect("ids");
+    let recommended = got["recommended"].as_array().expect("recommended");
+    assert!(!recommended.is_empty() && recommended.len() <= 5, "{got}");
+    assert!(
+        recommended
+            .iter()
+            .all(|id| catalog.contains(id) && id != "OLJCESPC7Z"),
+        "{got}"
+    );
+    let ads = got["ads"].as_array().expect("ads");
+    assert!(!ads.is_empty(), "{got}");
+    assert!(
+        ads.iter().all(|a| a["redirect_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("/product/"))),
+        "{got}"
+    );
+    let quote = crate::helpers::call(
+        &base,
+        reqwest::Method::POST,
+        "/api/shipping/v1/quotes",
+        Some(
+            &json!({
+                "address": {"street_address": "1600 Amphitheatre Parkway", "city": "Mountain View",
+                            "state": "CA", "country": "United States", "zip_code": "94043"},
+                "items": [{"product_id": "OLJCESPC7Z", "quantity": 2}],
+            })
+            .to_string(),
+        ),
+    )
+    .await
+    .body;
+    let cost = &quote["cost"];
+    assert_eq!(
+        got["quote"],
+        json!([cost["currency_code"], cost["units"], cost["nanos"]])
+    );
+
+    // The rest as over REST: shipping an order is checkout's, a cart its owner's.
+    assert_eq!(
+        got["ship_without_credentials"]["status"], "UNAUTHENTICATED",
+        "{got}"
+    );
+    assert_eq!(
+        got["cart_without_token"]["status"], "UNAUTHENTICATED",
+        "{got}"
+    );
+    assert_eq!(
+        got["cart_with_bad_token"]["status"], "UNAUTHENTICATED",
+        "{got}"
+    );
+    assert_eq!(
+        got["cart_after_add"],
+        json!({"user_id": user, "items": [["66VCHSJNUP", 3]]})
+    );
+    assert_eq!(
+        got["someone_elses_cart"]["status"], "PERMISSION_DENIED",
+        "{got}"
+    );
+    assert_eq!(got["cart_after_empty"], 0);
+
     // Standard health checking, per service; a service not served is not found.
     assert_eq!(
         got["health"],
         json!({
             "hipstershop.ProductCatalogService": "SERVING",
             "hipstershop.CurrencyService": "SERVING",
+            "hipstershop.CartService": "SERVING",
         })
     );
-    assert_eq!(got["health_cart"]["status"], "NOT_FOUND");
+    assert_eq!(got["health_payment"]["status"], "NOT_FOUND");
     // Reflection lists what is served, and only that.
     let services = got["services"].as_array().expect("services");
     for name in [
         "hipstershop.ProductCatalogService",
         "hipstershop.CurrencyService",
+        "hipstershop.RecommendationService",
+        "hipstershop.AdService",
+        "hipstershop.ShippingService",
+        "hipstershop.CartService",
         "grpc.health.v1.Health",
     ] {
         assert!(services.contains(&json!(name)), "{name} in {services:?}");
     }
     assert!(
-        !services.contains(&json!("hipstershop.CartService")),
+        !services.contains(&json!("hipstershop.PaymentService")),
         "{services:?}"
     );
 }

@@ -3,7 +3,7 @@ from Online Boutique's proto (src/grpc/demo.proto), and grpcio's standard health
 reflection clients. Calls a Cleave process's gRPC listener and prints one JSON object of what
 it answered.
 
-    python3 grpc_client.py <host:port> <directory of demo.proto>
+    python3 grpc_client.py <host:port> <directory of demo.proto> <user id> <its access token>
 """
 
 import importlib
@@ -37,7 +37,7 @@ def failure(call):
 
 
 def main():
-    target, proto_dir = sys.argv[1], sys.argv[2]
+    target, proto_dir, user, token = sys.argv[1:5]
     pb, rpc = stubs(proto_dir)
     channel = grpc.insecure_channel(target)
     catalog = rpc.ProductCatalogServiceStub(channel)
@@ -66,14 +66,50 @@ def main():
     out["convert_unknown"] = failure(lambda: currency.Convert(pb.CurrencyConversionRequest(
         **{"from": pb.Money(currency_code="USD", units=1)}, to_code="XXX"), timeout=10))
 
+    recommendation = rpc.RecommendationServiceStub(channel)
+    recs = recommendation.ListRecommendations(pb.ListRecommendationsRequest(
+        user_id=user, product_ids=["OLJCESPC7Z"]), timeout=10)
+    out["recommended"] = list(recs.product_ids)
+
+    ads = rpc.AdServiceStub(channel).GetAds(pb.AdRequest(context_keys=["kitchen"]), timeout=10)
+    out["ads"] = [{"redirect_url": a.redirect_url, "text": a.text} for a in ads.ads]
+
+    shipping = rpc.ShippingServiceStub(channel)
+    address = pb.Address(street_address="1600 Amphitheatre Parkway", city="Mountain View",
+                         state="CA", country="United States", zip_code=94043)
+    items = [pb.CartItem(product_id="OLJCESPC7Z", quantity=2)]
+    quote = shipping.GetQuote(pb.GetQuoteRequest(address=address, items=items), timeout=10)
+    out["quote"] = [quote.cost_usd.currency_code, quote.cost_usd.units, quote.cost_usd.nanos]
+    # Shipping an order is for checkout and admins: Boutique's credential-less call is refused.
+    out["ship_without_credentials"] = failure(lambda: shipping.ShipOrder(
+        pb.ShipOrderRequest(address=address, items=items), timeout=10))
+
+    cart = rpc.CartServiceStub(channel)
+    bearer = [("authorization", f"Bearer {token}")]
+    out["cart_without_token"] = failure(
+        lambda: cart.GetCart(pb.GetCartRequest(user_id=user), timeout=10))
+    out["cart_with_bad_token"] = failure(lambda: cart.GetCart(
+        pb.GetCartRequest(user_id=user), timeout=10, metadata=[("authorization", "Bearer x.y.z")]))
+    cart.AddItem(pb.AddItemRequest(user_id=user, item=pb.CartItem(
+        product_id="66VCHSJNUP", quantity=3)), timeout=10, metadata=bearer)
+    mine = cart.GetCart(pb.GetCartRequest(user_id=user), timeout=10, metadata=bearer)
+    out["cart_after_add"] = {"user_id": mine.user_id,
+                             "items": [[i.product_id, i.quantity] for i in mine.items]}
+    out["someone_elses_cart"] = failure(lambda: cart.GetCart(
+        pb.GetCartRequest(user_id="guest-someone-else"), timeout=10, metadata=bearer))
+    cart.EmptyCart(pb.EmptyCartRequest(user_id=user), timeout=10, metadata=bearer)
+    out["cart_after_empty"] = len(
+        cart.GetCart(pb.GetCartRequest(user_id=user), timeout=10, metadata=bearer).items)
+
     health = health_pb2_grpc.HealthStub(channel)
     out["health"] = {
         name: health_pb2.HealthCheckResponse.ServingStatus.Name(
             health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10).status)
-        for name in ["hipstershop.ProductCatalogService", "hipstershop.CurrencyService"]
+        for name in ["hipstershop.ProductCatalogService", "hipstershop.CurrencyService",
+                     "hipstershop.CartService"]
     }
-    out["health_cart"] = failure(lambda: health.Check(
-        health_pb2.HealthCheckRequest(service="hipstershop.CartService"), timeout=10))
+    out["health_payment"] = failure(lambda: health.Check(
+        health_pb2.HealthCheckRequest(service="hipstershop.PaymentService"), timeout=10))
 
     reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
     answers = reflection.ServerReflectionInfo(
