@@ -59,6 +59,9 @@ pub struct ServerConfig {
     /// see src/grpc.rs for which); absent: no gRPC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_listen: Option<SocketAddr>,
+    /// Takes every gRPC call without credentials as a call of the deployment's own modules
+    /// (Online Boutique's services send none): only for a listener nobody else can reach.
+    pub grpc_trusted: bool,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             tls: TlsConfig::default(),
             require_caller_proof: false,
             grpc_listen: None,
+            grpc_trusted: false,
         }
     }
 }

@@ -3,18 +3,18 @@
 //! REST, as a request from outside (each call passes the module's contract with its layers,
 //! and each operation's access rules decide as over REST).
 //!
-//! Served so far: `ProductCatalogService`, `CurrencyService`, `RecommendationService`,
-//! `AdService`, `ShippingService` and `CartService`, with standard gRPC health checking
-//! (`grpc.health.v1.Health`, one status per service) and server reflection (v1, v1alpha).
-//! Reads anyone may make answer anyone; the rest need what REST needs: a cart its owner's
-//! (or an admin's) access token as `authorization: Bearer <token>` metadata, a shipment an
-//! admin or checkout. Boutique's own services send no credentials, so those calls are refused
-//! (`UNAUTHENTICATED`) until a deployment trusts them explicitly (a switch not built yet).
-//! `PaymentService`, `EmailService` and `CheckoutService` are not served yet. A request's
-//! `x-request-id` and `grpc-timeout` become its call context's id and deadline; a contract's
-//! error becomes the gRPC status of its HTTP status (404 `NOT_FOUND`, 400 `INVALID_ARGUMENT`,
-//! 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED`, 503 `UNAVAILABLE`, ...), its stable code in
-//! the `cleave-code` trailer.
+//! Served: `ProductCatalogService`, `CurrencyService`, `RecommendationService`, `AdService`,
+//! `ShippingService`, `CartService`, `PaymentService` and `CheckoutService`, with standard gRPC
+//! health checking (`grpc.health.v1.Health`, one status per service) and server reflection
+//! (v1, v1alpha). Reads anyone may make answer anyone; the rest need what REST needs: a cart
+//! or an order its owner's (or an admin's) access token as `authorization: Bearer <token>`
+//! metadata, a charge or a shipment checkout. Boutique's own services send no credentials:
+//! with `server.grpc_trusted` a call without any is taken as a call of the deployment's
+//! modules; without it, such calls get `UNAUTHENTICATED`. `EmailService` is not served yet. A
+//! request's `x-request-id` and `grpc-timeout` become its call context's id and deadline; a
+//! contract's error becomes the gRPC status of its HTTP status (404 `NOT_FOUND`, 400
+//! `INVALID_ARGUMENT`, 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED`, 503 `UNAVAILABLE`, ...),
+//! its stable code in the `cleave-code` trailer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use ads_api::{AdsApi, AdsContract, AdsRequest};
 use cart_api::{CartApi, CartContract, CartError};
 use catalog_api::{CatalogApi, CatalogContract, Product};
-use cleave_domain::{Address, Money, ProductId, UserId};
+use checkout_api::{CheckoutApi, CheckoutContract, IdempotencyKey, PlaceOrderRequest};
+use cleave_domain::{Address, CreditCard, CurrencyCode, Money, ProductId, UserId};
 use cleave_kernel::CallContext;
 use cleave_kernel::auth::Authenticator;
 use cleave_kernel::call::EDGE;
@@ -31,6 +32,7 @@ use cleave_kernel::context::{REQUEST_ID_HEADER, RequestId};
 use cleave_kernel::error::ApiError;
 use cleave_kernel::module::{Assembly, Contract};
 use currency_api::{CurrencyApi, CurrencyContract};
+use payment_api::{ChargeRequest, PaymentApi, PaymentContract};
 use recommendation_api::{RecommendationApi, RecommendationContract, RecommendationError};
 use shipping_api::{QuoteRequest, ShipOrderRequest, ShippingApi, ShippingContract, ShippingItem};
 use tonic::{Request, Response, Status};
@@ -47,9 +49,14 @@ pub mod hipstershop {
 use hipstershop::currency_service_server::CurrencyService;
 use hipstershop::product_catalog_service_server::ProductCatalogService;
 
-/// What every service needs to make a request's call context: the process's token checks.
+/// What every service needs to make a request's call context: the process's token checks,
+/// and, when `server.grpc_trusted` is on, the deployment's modules, as which a call without
+/// credentials is taken.
 #[derive(Clone)]
-struct Edge(Option<Arc<Authenticator>>);
+struct Edge {
+    authenticator: Option<Arc<Authenticator>>,
+    trusted_as: Option<Arc<[&'static str]>>,
+}
 
 impl Edge {
     /// The call context of a gRPC request: its `x-request-id` (or a new one), the deadline
@@ -65,7 +72,12 @@ impl Edge {
             .map(|budget| Instant::now() + budget);
         let ctx = CallContext::new(id, deadline);
         let Some(raw) = meta.get("authorization") else {
-            return Ok(ctx);
+            // Boutique's services send no credentials: trusted only where the deployment
+            // says this listener is its own.
+            return Ok(match &self.trusted_as {
+                Some(modules) => ctx.with_caller_modules(modules.clone()),
+                None => ctx,
+            });
         };
         let token = raw
             .to_str()
@@ -73,7 +85,7 @@ impl Edge {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated("authorization is `Bearer <access token>`"))?;
         let authenticator = self
-            .0
+            .authenticator
             .as_ref()
             .ok_or_else(|| Status::unauthenticated("this process checks no tokens"))?;
         let principal = authenticator
@@ -230,20 +242,56 @@ fn invalid<E: ApiError>(
     move |e| status(&make(e.0))
 }
 
+fn address_in(address: Option<hipstershop::Address>) -> Address {
+    let a = address.unwrap_or_default();
+    Address {
+        street_address: a.street_address,
+        city: a.city,
+        state: a.state,
+        country: a.country,
+        zip_code: a.zip_code.to_string(),
+    }
+}
+
+fn address_out(a: Address) -> hipstershop::Address {
+    hipstershop::Address {
+        street_address: a.street_address,
+        city: a.city,
+        state: a.state,
+        country: a.country,
+        // Boutique's zip code is a number; a zip code that is not one has no form there.
+        zip_code: a.zip_code.parse().unwrap_or_default(),
+    }
+}
+
+fn card_in(card: Option<hipstershop::CreditCardInfo>) -> CreditCard {
+    let c = card.unwrap_or_default();
+    CreditCard {
+        number: c.credit_card_number,
+        cvv: c.credit_card_cvv.to_string(),
+        expiration_year: c.credit_card_expiration_year,
+        expiration_month: u32::try_from(c.credit_card_expiration_month).unwrap_or(0),
+    }
+}
+
+/// A money field Boutique's messages may leave out; a missing one is an empty amount, which
+/// the contract refuses.
+fn money_in(m: Option<hipstershop::Money>) -> Money {
+    let m = m.unwrap_or_default();
+    Money {
+        currency_code: m.currency_code,
+        units: m.units,
+        nanos: m.nanos,
+    }
+}
+
 /// The address and items of a shipping request. As over REST, where a malformed product id
 /// in the body is refused before the contract, a malformed one is `INVALID_ARGUMENT`.
 fn parcel(
     address: Option<hipstershop::Address>,
     items: Vec<hipstershop::CartItem>,
 ) -> Result<(Address, Vec<ShippingItem>), Status> {
-    let a = address.unwrap_or_default();
-    let address = Address {
-        street_address: a.street_address,
-        city: a.city,
-        state: a.state,
-        country: a.country,
-        zip_code: a.zip_code.to_string(),
-    };
+    let address = address_in(address);
     let items = items
         .into_iter()
         .map(|i| {
@@ -416,6 +464,91 @@ impl hipstershop::cart_service_server::CartService for Cart {
     }
 }
 
+/// `PaymentService` over the payment contract (charging is checkout's and admins').
+struct Payment(Arc<dyn PaymentApi>, Edge);
+
+#[tonic::async_trait]
+impl hipstershop::payment_service_server::PaymentService for Payment {
+    async fn charge(
+        &self,
+        req: Request<hipstershop::ChargeRequest>,
+    ) -> Result<Response<hipstershop::ChargeResponse>, Status> {
+        let ctx = self.1.context(&req).await?;
+        let hipstershop::ChargeRequest {
+            amount,
+            credit_card,
+        } = req.into_inner();
+        let charge = ChargeRequest {
+            amount: money_in(amount),
+            card: card_in(credit_card),
+            reference: None,
+        };
+        let charged = self.0.charge(&ctx, charge).await.map_err(|e| status(&e))?;
+        Ok(Response::new(hipstershop::ChargeResponse {
+            transaction_id: charged.transaction_id,
+        }))
+    }
+}
+
+/// `CheckoutService` over the checkout contract: an order is placed for its user (with their
+/// token) or by a trusted caller; an `idempotency-key` metadata entry makes a retry safe.
+struct Checkout(Arc<dyn CheckoutApi>, Edge);
+
+#[tonic::async_trait]
+impl hipstershop::checkout_service_server::CheckoutService for Checkout {
+    async fn place_order(
+        &self,
+        req: Request<hipstershop::PlaceOrderRequest>,
+    ) -> Result<Response<hipstershop::PlaceOrderResponse>, Status> {
+        let ctx = self.1.context(&req).await?;
+        let key = match req.metadata().get("idempotency-key") {
+            Some(raw) => Some(
+                raw.to_str()
+                    .ok()
+                    .and_then(|k| IdempotencyKey::parse(k).ok())
+                    .ok_or_else(|| {
+                        Status::invalid_argument("idempotency-key is not a valid key")
+                    })?,
+            ),
+            None => None,
+        };
+        let r = req.into_inner();
+        let bad = |field: &str, e: cleave_domain::InvalidValue| {
+            Status::invalid_argument(format!("{field}: {}", e.0))
+        };
+        let order = PlaceOrderRequest {
+            user_id: UserId::parse(r.user_id).map_err(|e| bad("user_id", e))?,
+            user_currency: CurrencyCode::parse(r.user_currency)
+                .map_err(|e| bad("user_currency", e))?,
+            address: address_in(r.address),
+            email: r.email,
+            credit_card: card_in(r.credit_card),
+        };
+        let placed = self.0.place_order(&ctx, order, key).await;
+        let placed = placed.map_err(|e| status(&e))?;
+        Ok(Response::new(hipstershop::PlaceOrderResponse {
+            order: Some(hipstershop::OrderResult {
+                order_id: placed.order_id,
+                shipping_tracking_id: placed.shipping_tracking_id,
+                shipping_cost: Some(money_out(placed.shipping_cost)),
+                shipping_address: Some(address_out(placed.shipping_address)),
+                items: placed
+                    .items
+                    .into_iter()
+                    .map(|i| hipstershop::OrderItem {
+                        item: Some(hipstershop::CartItem {
+                            product_id: i.product_id.to_string(),
+                            quantity: i32::try_from(i.quantity).unwrap_or(i32::MAX),
+                        }),
+                        // Boutique's item cost is the unit price in the shopper's currency.
+                        cost: Some(money_out(i.unit_price)),
+                    })
+                    .collect(),
+            }),
+        }))
+    }
+}
+
 /// Binds `addr` for [`serve`] (in `wiring::bind`, so that the port is taken, or the error
 /// known, before the process says it is ready).
 ///
@@ -430,12 +563,14 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
 }
 
 /// Serves Boutique's services of the modules this process hosts, health and reflection, on
-/// `listener` (from [`bind`]) until `stop` completes.
+/// `listener` (from [`bind`]) until `stop` completes; `trusted` (`server.grpc_trusted`)
+/// takes calls without credentials as calls of the deployment's modules.
 ///
 /// # Errors
 /// When the listener cannot be used or the reflection service cannot be built.
 pub async fn serve(
     listener: std::net::TcpListener,
+    trusted: bool,
     assembly: &Assembly,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
@@ -447,7 +582,10 @@ pub async fn serve(
     let here = |module: &str| hosted.contains(&module);
     let mut routes = tonic::service::Routes::builder();
     let mut served = vec!["grpc.health.v1.Health"];
-    let edge = Edge(assembly.authenticator());
+    let edge = Edge {
+        authenticator: assembly.authenticator(),
+        trusted_as: trusted.then(|| Arc::from(crate::modules::names())),
+    };
     // Each hosted module's service, as the edge reaches it (its access rules apply).
     macro_rules! serve_module {
         ($contract:ty, $module:ident :: $server:ident, $adapter:ident) => {
@@ -487,6 +625,16 @@ pub async fn serve(
         Shipping
     );
     serve_module!(CartContract, cart_service_server::CartServiceServer, Cart);
+    serve_module!(
+        PaymentContract,
+        payment_service_server::PaymentServiceServer,
+        Payment
+    );
+    serve_module!(
+        CheckoutContract,
+        checkout_service_server::CheckoutServiceServer,
+        Checkout
+    );
     // Reflection lists what is served (the proto describes all nine services), in both
     // versions: grpcurl asks v1 first, older clients only v1alpha.
     let reflection = || {

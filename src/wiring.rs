@@ -441,9 +441,10 @@ pub struct Running {
     pub handle: actix_web::dev::ServerHandle,
     /// Completes when the server has stopped.
     pub server: actix_web::dev::Server,
-    /// The bound listener of Boutique's gRPC services (`server.grpc_listen`), and the modules
-    /// they call: served by [`run_until_signalled`].
-    pub grpc: Option<(std::net::TcpListener, Arc<Assembly>)>,
+    /// The bound listener of Boutique's gRPC services (`server.grpc_listen`), whether it is
+    /// trusted (`server.grpc_trusted`), and the modules they call: served by
+    /// [`run_until_signalled`].
+    pub grpc: Option<(std::net::TcpListener, bool, Arc<Assembly>)>,
 }
 
 /// Binds the listen address and builds the server (not yet polled).
@@ -463,7 +464,11 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     let api_doc = crate::openapi::document();
     let draining = shop.draining.clone();
     let grpc = match server_cfg.grpc_listen {
-        Some(addr) => Some((crate::grpc::bind(addr)?, shop.assembly.clone())),
+        Some(addr) => Some((
+            crate::grpc::bind(addr)?,
+            server_cfg.grpc_trusted,
+            shop.assembly.clone(),
+        )),
         None => None,
     };
     let registration = shop.registry.as_ref().map(|registry| {
@@ -523,11 +528,11 @@ pub async fn run_until_signalled(mut running: Running) -> anyhow::Result<()> {
     let registration = running.registration.take();
     let (stop_grpc, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let grpc = match running.grpc.take() {
-        Some((listener, assembly)) => {
+        Some((listener, trusted, assembly)) => {
             let stopped = async {
                 let _ = grpc_stopped.await;
             };
-            Some(crate::grpc::serve(listener, &assembly, stopped).await?)
+            Some(crate::grpc::serve(listener, trusted, &assembly, stopped).await?)
         }
         None => None,
     };

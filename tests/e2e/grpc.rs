@@ -9,9 +9,8 @@ use serde_json::{Value, json};
 use crate::helpers::{free_port, get, succeeded};
 use crate::process::Cleave;
 
-/// What `grpc_client.py` read from the gRPC listener at `port`, acting for `user` with
-/// `token` where it needs a user.
-fn boutique_client(port: u16, user: &str, token: &str) -> Value {
+/// What `grpc_client.py ARGS` read from the gRPC listener at `port`.
+fn boutique_client(port: u16, args: &[&str]) -> Value {
     let root = env!("CARGO_MANIFEST_DIR");
     // It fails without grpcio: scripts/install-grpcio.sh installs it.
     let out = succeeded(
@@ -19,7 +18,7 @@ fn boutique_client(port: u16, user: &str, token: &str) -> Value {
             .arg(format!("{root}/tests/e2e/grpc_client.py"))
             .arg(format!("127.0.0.1:{port}"))
             .arg(format!("{root}/src/grpc"))
-            .args([user, token]),
+            .args(args),
     );
     serde_json::from_slice(&out.stdout).expect("the client's JSON")
 }
@@ -33,7 +32,7 @@ async fn boutiques_grpc_clients_are_answered_as_rest_answers_with_the_same_acces
     );
     let base = shop.base();
     let (user, token) = crate::helpers::guest(&base).await;
-    let got = boutique_client(port, &user, &token);
+    let got = boutique_client(port, &[&user, &token]);
     let ids = |list: &Value| -> Vec<Value> {
         let mut ids: Vec<Value> = list
             .as_array()
@@ -174,7 +173,7 @@ async fn boutiques_grpc_clients_are_answered_as_rest_answers_with_the_same_acces
             "hipstershop.CartService": "SERVING",
         })
     );
-    assert_eq!(got["health_payment"]["status"], "NOT_FOUND");
+    assert_eq!(got["health_email"]["status"], "NOT_FOUND");
     // Reflection lists what is served, and only that.
     let services = got["services"].as_array().expect("services");
     for name in [
@@ -184,12 +183,61 @@ async fn boutiques_grpc_clients_are_answered_as_rest_answers_with_the_same_acces
         "hipstershop.AdService",
         "hipstershop.ShippingService",
         "hipstershop.CartService",
+        "hipstershop.PaymentService",
+        "hipstershop.CheckoutService",
         "grpc.health.v1.Health",
     ] {
         assert!(services.contains(&json!(name)), "{name} in {services:?}");
     }
     assert!(
-        !services.contains(&json!("hipstershop.PaymentService")),
+        !services.contains(&json!("hipstershop.EmailService")),
         "{services:?}"
     );
+}
+
+#[tokio::test]
+async fn boutiques_own_services_place_an_order_on_a_trusted_listener() {
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("dir");
+    let db = crate::helpers::sqlite_in(dir.path(), "shop.db");
+    let _shop = Cleave::serve(
+        &[],
+        &[
+            ("CLEAVE_DATABASE__URL", db.clone()),
+            ("CLEAVE_SERVER__GRPC_LISTEN", format!("127.0.0.1:{port}")),
+            ("CLEAVE_SERVER__GRPC_TRUSTED", "true".into()),
+        ],
+    );
+    // Boutique's frontend and checkout send no credentials; the listener is trusted.
+    let got = boutique_client(port, &["--order", "guest-boutique-shopper"]);
+    let order_id = got["order_id"].as_str().expect("an order id");
+    assert!(
+        !got["tracking_id"].as_str().unwrap_or_default().is_empty(),
+        "{got}"
+    );
+    assert_eq!(got["shipping_cost_currency"], "EUR");
+    assert_eq!(got["zip_code"], 94043);
+    assert_eq!(got["items"], json!([["OLJCESPC7Z", 2, "EUR"]]));
+    assert_eq!(got["cart_left"], 0, "the order emptied the cart");
+    assert!(
+        !got["transaction_id"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{got}"
+    );
+
+    // The order is placed and charged once, as one placed over REST.
+    let placed = crate::checkout_process::column(
+        &db,
+        "SELECT order_id FROM checkout_orders WHERE status = 'placed'",
+    )
+    .await;
+    assert_eq!(placed, [order_id]);
+    let charged = crate::checkout_process::column(
+        &db,
+        &format!("SELECT status FROM payment_charges WHERE reference = '{order_id}'"),
+    )
+    .await;
+    assert_eq!(charged, ["charged"]);
 }

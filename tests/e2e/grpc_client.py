@@ -4,6 +4,10 @@ reflection clients. Calls a Cleave process's gRPC listener and prints one JSON o
 it answered.
 
     python3 grpc_client.py <host:port> <directory of demo.proto> <user id> <its access token>
+    python3 grpc_client.py <host:port> <directory of demo.proto> --order <user id>
+
+The second form is Boutique's own frontend and checkout: no credentials, against a trusted
+listener (`server.grpc_trusted`); it fills the user's cart, places an order and charges a card.
 """
 
 import importlib
@@ -36,7 +40,36 @@ def failure(call):
     return {"status": "OK"}
 
 
+def order(target, proto_dir, user):
+    pb, rpc = stubs(proto_dir)
+    channel = grpc.insecure_channel(target)
+    cart = rpc.CartServiceStub(channel)
+    cart.AddItem(pb.AddItemRequest(user_id=user, item=pb.CartItem(
+        product_id="OLJCESPC7Z", quantity=2)), timeout=10)
+    card = pb.CreditCardInfo(credit_card_number="4432-8015-6152-0454", credit_card_cvv=672,
+                             credit_card_expiration_year=2039, credit_card_expiration_month=1)
+    address = pb.Address(street_address="1600 Amphitheatre Parkway", city="Mountain View",
+                         state="CA", country="United States", zip_code=94043)
+    placed = rpc.CheckoutServiceStub(channel).PlaceOrder(pb.PlaceOrderRequest(
+        user_id=user, user_currency="EUR", address=address, email="someone@example.com",
+        credit_card=card), timeout=30).order
+    left = cart.GetCart(pb.GetCartRequest(user_id=user), timeout=10)
+    charge = rpc.PaymentServiceStub(channel).Charge(pb.ChargeRequest(
+        amount=pb.Money(currency_code="USD", units=5), credit_card=card), timeout=10)
+    print(json.dumps({
+        "order_id": placed.order_id,
+        "tracking_id": placed.shipping_tracking_id,
+        "shipping_cost_currency": placed.shipping_cost.currency_code,
+        "zip_code": placed.shipping_address.zip_code,
+        "items": [[i.item.product_id, i.item.quantity, i.cost.currency_code] for i in placed.items],
+        "cart_left": len(left.items),
+        "transaction_id": charge.transaction_id,
+    }))
+
+
 def main():
+    if sys.argv[3] == "--order":
+        return order(sys.argv[1], sys.argv[2], sys.argv[4])
     target, proto_dir, user, token = sys.argv[1:5]
     pb, rpc = stubs(proto_dir)
     channel = grpc.insecure_channel(target)
@@ -84,6 +117,12 @@ def main():
     out["ship_without_credentials"] = failure(lambda: shipping.ShipOrder(
         pb.ShipOrderRequest(address=address, items=items), timeout=10))
 
+    out["charge_without_credentials"] = failure(lambda: rpc.PaymentServiceStub(channel).Charge(
+        pb.ChargeRequest(amount=pb.Money(currency_code="USD", units=5)), timeout=10))
+    out["order_without_credentials"] = failure(lambda: rpc.CheckoutServiceStub(channel)
+                                               .PlaceOrder(pb.PlaceOrderRequest(
+                                                   user_id=user, user_currency="USD"), timeout=10))
+
     cart = rpc.CartServiceStub(channel)
     bearer = [("authorization", f"Bearer {token}")]
     out["cart_without_token"] = failure(
@@ -108,8 +147,8 @@ def main():
         for name in ["hipstershop.ProductCatalogService", "hipstershop.CurrencyService",
                      "hipstershop.CartService"]
     }
-    out["health_payment"] = failure(lambda: health.Check(
-        health_pb2.HealthCheckRequest(service="hipstershop.PaymentService"), timeout=10))
+    out["health_email"] = failure(lambda: health.Check(
+        health_pb2.HealthCheckRequest(service="hipstershop.EmailService"), timeout=10))
 
     reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
     answers = reflection.ServerReflectionInfo(
