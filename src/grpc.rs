@@ -56,6 +56,17 @@ use hipstershop::product_catalog_service_server::ProductCatalogService;
 struct Edge {
     authenticator: Option<Arc<Authenticator>>,
     trusted_as: Option<Arc<[&'static str]>>,
+    handler_timeout: Duration,
+}
+
+/// How the gRPC listener treats its calls (from `[server]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// `server.grpc_trusted`: a call without credentials is the deployment's modules'.
+    pub trusted: bool,
+    /// `server.handler_timeout_ms`: the longest a call may take, as over REST (a sooner
+    /// `grpc-timeout` wins); past it, `DEADLINE_EXCEEDED`.
+    pub handler_timeout: Duration,
 }
 
 impl Edge {
@@ -70,7 +81,7 @@ impl Edge {
             .and_then(|v| v.to_str().ok())
             .and_then(grpc_timeout)
             .map(|budget| Instant::now() + budget);
-        let ctx = CallContext::new(id, deadline);
+        let ctx = CallContext::new(id, deadline).with_timeout(self.handler_timeout);
         let Some(raw) = meta.get("authorization") else {
             // Boutique's services send no credentials: trusted only where the deployment
             // says this listener is its own.
@@ -563,14 +574,13 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
 }
 
 /// Serves Boutique's services of the modules this process hosts, health and reflection, on
-/// `listener` (from [`bind`]) until `stop` completes; `trusted` (`server.grpc_trusted`)
-/// takes calls without credentials as calls of the deployment's modules.
+/// `listener` (from [`bind`]) until `stop` completes, as `options` say.
 ///
 /// # Errors
 /// When the listener cannot be used or the reflection service cannot be built.
 pub async fn serve(
     listener: std::net::TcpListener,
-    trusted: bool,
+    options: Options,
     assembly: &Assembly,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
@@ -584,7 +594,8 @@ pub async fn serve(
     let mut served = vec!["grpc.health.v1.Health"];
     let edge = Edge {
         authenticator: assembly.authenticator(),
-        trusted_as: trusted.then(|| Arc::from(crate::modules::names())),
+        trusted_as: options.trusted.then(|| Arc::from(crate::modules::names())),
+        handler_timeout: options.handler_timeout,
     };
     // Each hosted module's service, as the edge reaches it (its access rules apply).
     macro_rules! serve_module {
@@ -651,6 +662,7 @@ pub async fn serve(
         .add_service(reflection().build_v1alpha().context("gRPC reflection")?);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
+        .timeout(options.handler_timeout)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, stop);
     let task = tokio::spawn(async move {

@@ -441,10 +441,9 @@ pub struct Running {
     pub handle: actix_web::dev::ServerHandle,
     /// Completes when the server has stopped.
     pub server: actix_web::dev::Server,
-    /// The bound listener of Boutique's gRPC services (`server.grpc_listen`), whether it is
-    /// trusted (`server.grpc_trusted`), and the modules they call: served by
-    /// [`run_until_signalled`].
-    pub grpc: Option<(std::net::TcpListener, bool, Arc<Assembly>)>,
+    /// The bound listener of Boutique's gRPC services (`server.grpc_listen`), how it treats
+    /// calls, and the modules they call: served by [`run_until_signalled`].
+    pub grpc: Option<(std::net::TcpListener, crate::grpc::Options, Arc<Assembly>)>,
 }
 
 /// Binds the listen address and builds the server (not yet polled).
@@ -466,7 +465,10 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
     let grpc = match server_cfg.grpc_listen {
         Some(addr) => Some((
             crate::grpc::bind(addr)?,
-            server_cfg.grpc_trusted,
+            crate::grpc::Options {
+                trusted: server_cfg.grpc_trusted,
+                handler_timeout: std::time::Duration::from_millis(server_cfg.handler_timeout_ms),
+            },
             shop.assembly.clone(),
         )),
         None => None,
@@ -528,11 +530,11 @@ pub async fn run_until_signalled(mut running: Running) -> anyhow::Result<()> {
     let registration = running.registration.take();
     let (stop_grpc, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let grpc = match running.grpc.take() {
-        Some((listener, trusted, assembly)) => {
+        Some((listener, options, assembly)) => {
             let stopped = async {
                 let _ = grpc_stopped.await;
             };
-            Some(crate::grpc::serve(listener, trusted, &assembly, stopped).await?)
+            Some(crate::grpc::serve(listener, options, &assembly, stopped).await?)
         }
         None => None,
     };

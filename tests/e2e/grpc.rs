@@ -241,3 +241,31 @@ async fn boutiques_own_services_place_an_order_on_a_trusted_listener() {
     .await;
     assert_eq!(charged, ["charged"]);
 }
+
+#[tokio::test]
+async fn a_grpc_call_whose_dependency_hangs_is_answered_by_the_server_at_its_deadline() {
+    // The catalog in a process of its own, stopped (SIGSTOP); the front (recommendations,
+    // which asks the catalog) serves gRPC with a one-second handler deadline.
+    let catalog = Cleave::serve(&["--modules", "identity,catalog"], &[]);
+    let port = free_port();
+    let _front = Cleave::serve(
+        &["--modules", "currency,cart,recommendation"],
+        &[
+            ("CLEAVE_MODULES__CATALOG__URL", catalog.base()),
+            ("CLEAVE_MODULES__IDENTITY__URL", catalog.base()),
+            ("CLEAVE_SERVER__GRPC_LISTEN", format!("127.0.0.1:{port}")),
+            ("CLEAVE_SERVER__HANDLER_TIMEOUT_MS", "1000".into()),
+            // Calls to other processes may wait long: only the handler deadline ends this.
+            ("CLEAVE_REMOTE__TIMEOUT_MS", "120000".into()),
+        ],
+    );
+    catalog.signal("STOP");
+    // The client would wait 30 s; the answer is the server's (it carries Cleave's code).
+    let got = boutique_client(port, &["--recommend", "guest-waiting-shopper"]);
+    catalog.signal("CONT");
+    assert!(
+        ["DEADLINE_EXCEEDED", "UNAVAILABLE"].contains(&got["status"].as_str().unwrap_or("")),
+        "{got}"
+    );
+    assert!(got["cleave_code"].is_string(), "the server answered: {got}");
+}

@@ -5,6 +5,7 @@ it answered.
 
     python3 grpc_client.py <host:port> <directory of demo.proto> <user id> <its access token>
     python3 grpc_client.py <host:port> <directory of demo.proto> --order <user id>
+    python3 grpc_client.py <host:port> <directory of demo.proto> --recommend <user id>
 
 The second form is Boutique's own frontend and checkout: no credentials, against a trusted
 listener (`server.grpc_trusted`); it fills the user's cart, places an order and charges a card.
@@ -67,9 +68,19 @@ def order(target, proto_dir, user):
     }))
 
 
+def recommend(target, proto_dir, user):
+    """Recommendations asked with a 30 s deadline of the client's own: the outcome."""
+    pb, rpc = stubs(proto_dir)
+    stub = rpc.RecommendationServiceStub(grpc.insecure_channel(target))
+    print(json.dumps(failure(lambda: stub.ListRecommendations(pb.ListRecommendationsRequest(
+        user_id=user, product_ids=["OLJCESPC7Z"]), timeout=30))))
+
+
 def main():
     if sys.argv[3] == "--order":
         return order(sys.argv[1], sys.argv[2], sys.argv[4])
+    if sys.argv[3] == "--recommend":
+        return recommend(sys.argv[1], sys.argv[2], sys.argv[4])
     target, proto_dir, user, token = sys.argv[1:5]
     pb, rpc = stubs(proto_dir)
     channel = grpc.insecure_channel(target)
