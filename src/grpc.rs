@@ -574,7 +574,8 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
 }
 
 /// Serves Boutique's services of the modules this process hosts, health and reflection, on
-/// `listener` (from [`bind`]) until `stop` completes, as `options` say.
+/// `listener` (from [`bind`]) until `stop` completes, as `options` say; the server's task and
+/// its health statuses.
 ///
 /// # Errors
 /// When the listener cannot be used or the reflection service cannot be built.
@@ -583,7 +584,7 @@ pub async fn serve(
     options: Options,
     assembly: &Assembly,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, Health)> {
     use anyhow::Context as _;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let bound = listener.local_addr()?;
@@ -671,7 +672,26 @@ pub async fn serve(
         }
     });
     tracing::info!(addr = %bound, "serving gRPC");
-    Ok(task)
+    Ok((task, Health { health, served }))
+}
+
+/// The gRPC health statuses of a running server's services.
+#[derive(Clone)]
+pub struct Health {
+    health: tonic_health::server::HealthReporter,
+    served: Vec<&'static str>,
+}
+
+impl Health {
+    /// Says `NOT_SERVING` for every service (and the server as a whole) in gRPC health: the
+    /// process is draining, as its failing `/health/ready` says over HTTP.
+    pub async fn draining(&self) {
+        use tonic_health::ServingStatus::NotServing;
+        self.health.set_service_status("", NotServing).await;
+        for name in &self.served {
+            self.health.set_service_status(*name, NotServing).await;
+        }
+    }
 }
 
 #[cfg(test)]

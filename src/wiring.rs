@@ -538,9 +538,13 @@ pub async fn run_until_signalled(mut running: Running) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let (grpc, grpc_health) = grpc.unzip();
     tokio::spawn(async move {
         let signal = wait_for_signal().await;
         draining.start();
+        if let Some(health) = &grpc_health {
+            health.draining().await;
+        }
         if let Some(registration) = registration {
             registration.deregister(Duration::from_secs(2)).await;
         }

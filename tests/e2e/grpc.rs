@@ -269,3 +269,32 @@ async fn a_grpc_call_whose_dependency_hangs_is_answered_by_the_server_at_its_dea
     );
     assert!(got["cleave_code"].is_string(), "the server answered: {got}");
 }
+
+#[tokio::test]
+async fn a_draining_process_says_not_serving_in_grpc_health() {
+    let port = free_port();
+    let mut shop = Cleave::serve(
+        &[],
+        &[
+            ("CLEAVE_SERVER__GRPC_LISTEN", format!("127.0.0.1:{port}")),
+            ("CLEAVE_SERVER__DRAIN_SECS", "60".into()),
+        ],
+    );
+    let serving = json!({"server": "SERVING", "hipstershop.ProductCatalogService": "SERVING"});
+    assert_eq!(boutique_client(port, &["--health"]), serving);
+
+    // SIGTERM: readiness fails, and gRPC health says so, while it serves on for the drain.
+    shop.signal("TERM");
+    shop.wait_for_log(|v| {
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("shutdown signal received"))
+    });
+    let draining =
+        json!({"server": "NOT_SERVING", "hipstershop.ProductCatalogService": "NOT_SERVING"});
+    assert_eq!(boutique_client(port, &["--health"]), draining);
+
+    // A second signal cuts the drain short; the process ends cleanly.
+    shop.signal("TERM");
+    assert!(shop.wait().success());
+}

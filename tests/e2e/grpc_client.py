@@ -6,6 +6,7 @@ it answered.
     python3 grpc_client.py <host:port> <directory of demo.proto> <user id> <its access token>
     python3 grpc_client.py <host:port> <directory of demo.proto> --order <user id>
     python3 grpc_client.py <host:port> <directory of demo.proto> --recommend <user id>
+    python3 grpc_client.py <host:port> <directory of demo.proto> --health
 
 The second form is Boutique's own frontend and checkout: no credentials, against a trusted
 listener (`server.grpc_trusted`); it fills the user's cart, places an order and charges a card.
@@ -76,7 +77,19 @@ def recommend(target, proto_dir, user):
         user_id=user, product_ids=["OLJCESPC7Z"]), timeout=30))))
 
 
+def health_now(target):
+    """The server's and the catalog service's gRPC health statuses."""
+    health = health_pb2_grpc.HealthStub(grpc.insecure_channel(target))
+    print(json.dumps({
+        name or "server": health_pb2.HealthCheckResponse.ServingStatus.Name(
+            health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10).status)
+        for name in ["", "hipstershop.ProductCatalogService"]
+    }))
+
+
 def main():
+    if sys.argv[3] == "--health":
+        return health_now(sys.argv[1])
     if sys.argv[3] == "--order":
         return order(sys.argv[1], sys.argv[2], sys.argv[4])
     if sys.argv[3] == "--recommend":
