@@ -93,7 +93,7 @@ impl Edge {
         let token = raw
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(cleave_kernel::auth::bearer_token)
             .ok_or_else(|| Status::unauthenticated("authorization is `Bearer <access token>`"))?;
         let authenticator = self
             .authenticator

@@ -369,6 +369,14 @@ impl Authenticator {
     }
 }
 
+/// The token of an `Authorization` value `Bearer <token>` (the scheme in any case), as REST
+/// headers and gRPC metadata carry it; `None` for another scheme or an empty token.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Checks that a principal has `role`.
 ///
 /// # Errors
@@ -382,5 +390,19 @@ pub fn require_role(principal: Option<&Principal>, role: &str) -> Result<(), Aut
         Err(AuthError::Forbidden {
             reason: format!("this needs the {role} role"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn a_bearer_token_is_read_in_any_case_of_its_scheme_and_never_empty() {
+        assert_eq!(bearer_token("Bearer abc.def"), Some("abc.def"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
     }
 }

@@ -437,11 +437,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .get(actix_web::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-        .filter(|t| !t.is_empty())
+    crate::auth::bearer_token(value).map(str::to_owned)
 }
 
 /// The call context a request's headers describe (a fresh request id when it has none).
