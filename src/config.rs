@@ -502,9 +502,10 @@ pub struct AppConfig {
 
 /// Keys every `[modules.<m>]` section may have, whatever the module: where it runs and how
 /// calls to it behave (each over its `[remote]` default).
-const PLACEMENT_KEYS: [&str; 6] = [
+const PLACEMENT_KEYS: [&str; 7] = [
     "url",
     "urls",
+    "transport",
     "timeout_ms",
     "max_concurrency",
     "retry",
@@ -517,8 +518,21 @@ const PLACEMENT_KEYS: [&str; 6] = [
 struct Placement {
     url: Option<String>,
     urls: Option<Vec<String>>,
+    transport: Option<TransportConfig>,
     timeout_ms: Option<u64>,
     max_concurrency: Option<usize>,
+}
+
+/// `modules.<m>.transport`: how calls to a module in another process travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportConfig {
+    /// Its REST API (the default for `http(s)://` urls).
+    #[default]
+    Rest,
+    /// Its gRPC service (the only one for `grpc://` and `grpcs://` urls), at the process's
+    /// `server.grpc_listen`.
+    Grpc,
 }
 
 /// How to reach one remote module, and how calls to it behave.
@@ -528,6 +542,8 @@ pub struct RemoteTarget {
     pub url: Url,
     /// Its replicas' base urls (`modules.<m>.urls`, or `url` alone).
     pub urls: Vec<Url>,
+    /// How its calls travel (`modules.<m>.transport`, or gRPC for a `grpc(s)://` url).
+    pub transport: TransportConfig,
     /// Its call timeout (`modules.<m>.timeout_ms`, else `remote.timeout_ms`).
     pub timeout_ms: u64,
     /// Its bulkhead (`modules.<m>.max_concurrency`, else `remote.max_concurrency`).
@@ -701,6 +717,10 @@ impl Settings {
             pool_max_idle_per_host: r.pool_max_idle_per_host,
             ca_pem: self.remote_tls.ca_pem.clone(),
             identity_pem: self.remote_tls.identity_pem.clone(),
+            transport: match self.targets.get(module).map(|t| t.transport) {
+                Some(TransportConfig::Grpc) => cleave_kernel::client::Transport::Grpc,
+                Some(TransportConfig::Rest) | None => cleave_kernel::client::Transport::Rest,
+            },
             replicas: self
                 .targets
                 .get(module)
@@ -851,18 +871,43 @@ fn targets(
             let url = Url::parse(raw).map_err(|e| {
                 ConfigError::at(figment, &key, format!("{raw:?} is not a url: {e}"))
             })?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            if !matches!(url.scheme(), "http" | "https" | "grpc" | "grpcs")
+                || url.host_str().is_none()
+            {
                 return Err(ConfigError::at(
                     figment,
                     &key,
                     format!(
-                        "{raw:?}: must be an http:// or https:// url with a host, e.g. \
-                         http://catalog:8080"
+                        "{raw:?}: must be an http://, https://, grpc:// or grpcs:// url with a \
+                         host, e.g. http://catalog:8080 or grpc://catalog:9090"
                     ),
                 ));
             }
             urls.push(url);
         }
+        let grpc_urls = urls
+            .iter()
+            .filter(|u| matches!(u.scheme(), "grpc" | "grpcs"))
+            .count();
+        let transport = match (placement.transport, grpc_urls) {
+            (_, 0) => placement.transport.unwrap_or_default(),
+            (None | Some(TransportConfig::Grpc), n) if n == urls.len() => TransportConfig::Grpc,
+            (Some(TransportConfig::Rest), _) => {
+                return Err(ConfigError::at(
+                    figment,
+                    &format!("modules.{name}.transport"),
+                    "is rest, but the module's url is a grpc:// or grpcs:// one",
+                ));
+            }
+            _ => {
+                return Err(ConfigError::at(
+                    figment,
+                    &key,
+                    "mixes grpc(s):// and http(s):// urls: a module's replicas are reached one \
+                     way",
+                ));
+            }
+        };
         let url = urls[0].clone();
         let r = &app.remote;
         targets.insert(
@@ -870,6 +915,7 @@ fn targets(
             RemoteTarget {
                 url,
                 urls,
+                transport,
                 timeout_ms: placement.timeout_ms.unwrap_or(r.timeout_ms),
                 max_concurrency: placement.max_concurrency.unwrap_or(r.max_concurrency),
                 retry: over_remote(figment, name, "retry", &r.retry)?,

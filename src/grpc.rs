@@ -18,7 +18,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ads_api::{AdsApi, AdsContract, AdsRequest};
 use cart_api::{CartApi, CartContract, CartError};
@@ -26,9 +26,7 @@ use catalog_api::{CatalogApi, CatalogContract, Product};
 use checkout_api::{CheckoutApi, CheckoutContract, IdempotencyKey, PlaceOrderRequest};
 use cleave_domain::{Address, CreditCard, CurrencyCode, Money, ProductId, UserId};
 use cleave_kernel::CallContext;
-use cleave_kernel::auth::Authenticator;
 use cleave_kernel::call::EDGE;
-use cleave_kernel::context::{REQUEST_ID_HEADER, RequestId};
 use cleave_kernel::error::ApiError;
 use cleave_kernel::module::{Assembly, Contract};
 use currency_api::{CurrencyApi, CurrencyContract};
@@ -49,103 +47,28 @@ pub mod hipstershop {
 use hipstershop::currency_service_server::CurrencyService;
 use hipstershop::product_catalog_service_server::ProductCatalogService;
 
-/// What every service needs to make a request's call context: the process's token checks,
-/// and, when `server.grpc_trusted` is on, the deployment's modules, as which a call without
-/// credentials is taken.
-#[derive(Clone)]
-struct Edge {
-    authenticator: Option<Arc<Authenticator>>,
-    trusted_as: Option<Arc<[&'static str]>>,
-    handler_timeout: Duration,
-}
+use cleave_kernel::grpc::{Edge, status};
 
 /// How the gRPC listener treats its calls (from `[server]`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// `server.grpc_trusted`: a call without credentials is the deployment's modules'.
     pub trusted: bool,
     /// `server.handler_timeout_ms`: the longest a call may take, as over REST (a sooner
     /// `grpc-timeout` wins); past it, `DEADLINE_EXCEEDED`.
     pub handler_timeout: Duration,
+    /// `server.max_body_bytes`: the largest request message accepted.
+    pub max_message_bytes: usize,
+    /// `server.tls`: the listener speaks TLS with the HTTP listener's certificate, and a
+    /// client certificate of the deployment's CA proves a caller to be its modules (as over
+    /// REST).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-impl Edge {
-    /// The call context of a gRPC request: its `x-request-id` (or a new one), the deadline
-    /// its `grpc-timeout` gives, and the principal of its bearer token, if any (a token that
-    /// does not verify is refused, as over REST).
-    async fn context<T>(&self, req: &Request<T>) -> Result<CallContext, Status> {
-        let meta = req.metadata();
-        let id = RequestId::from_header(meta.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()));
-        let deadline = meta
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(grpc_timeout)
-            .map(|budget| Instant::now() + budget);
-        let ctx = CallContext::new(id, deadline).with_timeout(self.handler_timeout);
-        let Some(raw) = meta.get("authorization") else {
-            // Boutique's services send no credentials: trusted only where the deployment
-            // says this listener is its own.
-            return Ok(match &self.trusted_as {
-                Some(modules) => ctx.with_caller_modules(modules.clone()),
-                None => ctx,
-            });
-        };
-        let token = raw
-            .to_str()
-            .ok()
-            .and_then(cleave_kernel::auth::bearer_token)
-            .ok_or_else(|| Status::unauthenticated("authorization is `Bearer <access token>`"))?;
-        let authenticator = self
-            .authenticator
-            .as_ref()
-            .ok_or_else(|| Status::unauthenticated("this process checks no tokens"))?;
-        let principal = authenticator
-            .authenticate(token)
-            .await
-            .map_err(|e| status(&e))?;
-        Ok(ctx.with_principal(principal))
-    }
-}
-
-/// A `grpc-timeout` value (at most 8 digits and a unit: `H`, `M`, `S`, `m`, `u`, `n`).
-fn grpc_timeout(raw: &str) -> Option<Duration> {
-    if raw.len() < 2 || raw.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = raw.split_at(raw.len() - 1);
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.checked_mul(3600)?),
-        "M" => Duration::from_secs(n.checked_mul(60)?),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
-/// A contract's error as a gRPC status: the code that matches its HTTP status, its message,
-/// and its stable code in the `cleave-code` metadata.
-fn status<E: ApiError>(err: &E) -> Status {
-    use tonic::Code;
-    let code = match err.status_u16() {
-        400 | 413 | 415 | 422 => Code::InvalidArgument,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::NotFound,
-        409 => Code::Aborted,
-        429 => Code::ResourceExhausted,
-        501 => Code::Unimplemented,
-        503 => Code::Unavailable,
-        504 => Code::DeadlineExceeded,
-        _ => Code::Internal,
-    };
-    let mut status = Status::new(code, err.to_string());
-    if let Ok(value) = err.code().parse() {
-        status.metadata_mut().insert("cleave-code", value);
-    }
-    status
+/// The call context of a Boutique request (see [`Edge::context`]).
+async fn context_of<T>(edge: &Edge, req: &Request<T>) -> Result<CallContext, Status> {
+    let peer = edge.peer_modules(req.extensions());
+    edge.context(req.metadata(), peer).await
 }
 
 fn money_out(m: Money) -> hipstershop::Money {
@@ -176,8 +99,11 @@ impl ProductCatalogService for Catalog {
         &self,
         req: Request<hipstershop::Empty>,
     ) -> Result<Response<hipstershop::ListProductsResponse>, Status> {
-        let products = self.0.list_products(&self.1.context(&req).await?).await;
-        let products = products.map_err(|e| status(&e))?;
+        let products = self
+            .0
+            .list_products(&context_of(&self.1, &req).await?)
+            .await;
+        let products = products.map_err(status)?;
         Ok(Response::new(hipstershop::ListProductsResponse {
             products: products.into_iter().map(product_out).collect(),
         }))
@@ -187,13 +113,13 @@ impl ProductCatalogService for Catalog {
         &self,
         req: Request<hipstershop::GetProductRequest>,
     ) -> Result<Response<hipstershop::Product>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let id = ProductId::parse(req.into_inner().id).map_err(|e| {
-            status(&catalog_api::CatalogError::InvalidProductId {
+            status(catalog_api::CatalogError::InvalidProductId {
                 detail: e.to_string(),
             })
         })?;
-        let product = self.0.get_product(&ctx, id).await.map_err(|e| status(&e))?;
+        let product = self.0.get_product(&ctx, id).await.map_err(status)?;
         Ok(Response::new(product_out(product)))
     }
 
@@ -201,10 +127,10 @@ impl ProductCatalogService for Catalog {
         &self,
         req: Request<hipstershop::SearchProductsRequest>,
     ) -> Result<Response<hipstershop::SearchProductsResponse>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let query = req.into_inner().query;
         let found = self.0.search_products(&ctx, query).await;
-        let found = found.map_err(|e| status(&e))?;
+        let found = found.map_err(status)?;
         Ok(Response::new(hipstershop::SearchProductsResponse {
             results: found.into_iter().map(product_out).collect(),
         }))
@@ -222,9 +148,9 @@ impl CurrencyService for Currency {
     ) -> Result<Response<hipstershop::GetSupportedCurrenciesResponse>, Status> {
         let codes = self
             .0
-            .supported_currencies(&self.1.context(&req).await?)
+            .supported_currencies(&context_of(&self.1, &req).await?)
             .await;
-        let codes = codes.map_err(|e| status(&e))?;
+        let codes = codes.map_err(status)?;
         Ok(Response::new(hipstershop::GetSupportedCurrenciesResponse {
             currency_codes: codes.into_iter().map(String::from).collect(),
         }))
@@ -234,15 +160,14 @@ impl CurrencyService for Currency {
         &self,
         req: Request<hipstershop::CurrencyConversionRequest>,
     ) -> Result<Response<hipstershop::Money>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let hipstershop::CurrencyConversionRequest { from, to_code } = req.into_inner();
-        let invalid =
-            |detail: String| status(&currency_api::CurrencyError::InvalidMoney { detail });
+        let invalid = |detail: String| status(currency_api::CurrencyError::InvalidMoney { detail });
         let from = from.ok_or_else(|| invalid("`from` is missing".into()))?;
         let from =
             Money::new(&from.currency_code, from.units, from.nanos).map_err(|e| invalid(e.0))?;
         let converted = self.0.convert(&ctx, from, to_code).await;
-        Ok(Response::new(money_out(converted.map_err(|e| status(&e))?)))
+        Ok(Response::new(money_out(converted.map_err(status)?)))
     }
 }
 
@@ -250,7 +175,7 @@ impl CurrencyService for Currency {
 fn invalid<E: ApiError>(
     make: impl FnOnce(String) -> E,
 ) -> impl FnOnce(cleave_domain::InvalidValue) -> Status {
-    move |e| status(&make(e.0))
+    move |e| status(make(e.0))
 }
 
 fn address_in(address: Option<hipstershop::Address>) -> Address {
@@ -325,7 +250,7 @@ impl hipstershop::recommendation_service_server::RecommendationService for Recom
         &self,
         req: Request<hipstershop::ListRecommendationsRequest>,
     ) -> Result<Response<hipstershop::ListRecommendationsResponse>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let hipstershop::ListRecommendationsRequest {
             user_id,
             product_ids,
@@ -343,7 +268,7 @@ impl hipstershop::recommendation_service_server::RecommendationService for Recom
         let found = self.0.list_recommendations(&ctx, user, products).await;
         Ok(Response::new(hipstershop::ListRecommendationsResponse {
             product_ids: found
-                .map_err(|e| status(&e))?
+                .map_err(status)?
                 .into_iter()
                 .map(|p| p.to_string())
                 .collect(),
@@ -360,12 +285,12 @@ impl hipstershop::ad_service_server::AdService for Ads {
         &self,
         req: Request<hipstershop::AdRequest>,
     ) -> Result<Response<hipstershop::AdResponse>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let context_keys = req.into_inner().context_keys;
         let ads = self.0.get_ads(&ctx, AdsRequest { context_keys }).await;
         Ok(Response::new(hipstershop::AdResponse {
             ads: ads
-                .map_err(|e| status(&e))?
+                .map_err(status)?
                 .ads
                 .into_iter()
                 .map(|a| hipstershop::Ad {
@@ -386,7 +311,7 @@ impl hipstershop::shipping_service_server::ShippingService for Shipping {
         &self,
         req: Request<hipstershop::GetQuoteRequest>,
     ) -> Result<Response<hipstershop::GetQuoteResponse>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let hipstershop::GetQuoteRequest { address, items } = req.into_inner();
         let (address, items) = parcel(address, items)?;
         let quote = self
@@ -394,7 +319,7 @@ impl hipstershop::shipping_service_server::ShippingService for Shipping {
             .get_quote(&ctx, QuoteRequest { address, items })
             .await;
         Ok(Response::new(hipstershop::GetQuoteResponse {
-            cost_usd: Some(money_out(quote.map_err(|e| status(&e))?.cost)),
+            cost_usd: Some(money_out(quote.map_err(status)?.cost)),
         }))
     }
 
@@ -402,7 +327,7 @@ impl hipstershop::shipping_service_server::ShippingService for Shipping {
         &self,
         req: Request<hipstershop::ShipOrderRequest>,
     ) -> Result<Response<hipstershop::ShipOrderResponse>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let hipstershop::ShipOrderRequest { address, items } = req.into_inner();
         let (address, items) = parcel(address, items)?;
         let shipment = self
@@ -410,7 +335,7 @@ impl hipstershop::shipping_service_server::ShippingService for Shipping {
             .ship_order(&ctx, ShipOrderRequest { address, items })
             .await;
         Ok(Response::new(hipstershop::ShipOrderResponse {
-            tracking_id: shipment.map_err(|e| status(&e))?.tracking_id,
+            tracking_id: shipment.map_err(status)?.tracking_id,
         }))
     }
 }
@@ -428,7 +353,7 @@ impl hipstershop::cart_service_server::CartService for Cart {
         &self,
         req: Request<hipstershop::AddItemRequest>,
     ) -> Result<Response<hipstershop::Empty>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let hipstershop::AddItemRequest { user_id, item } = req.into_inner();
         let item = item.unwrap_or_default();
         // As over REST, where a malformed id in the body is refused before the contract.
@@ -437,7 +362,7 @@ impl hipstershop::cart_service_server::CartService for Cart {
         self.0
             .add_item(&ctx, user_in(user_id)?, product, i64::from(item.quantity))
             .await
-            .map_err(|e| status(&e))?;
+            .map_err(status)?;
         Ok(Response::new(hipstershop::Empty {}))
     }
 
@@ -445,9 +370,9 @@ impl hipstershop::cart_service_server::CartService for Cart {
         &self,
         req: Request<hipstershop::GetCartRequest>,
     ) -> Result<Response<hipstershop::Cart>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let user = user_in(req.into_inner().user_id)?;
-        let cart = self.0.get_cart(&ctx, user).await.map_err(|e| status(&e))?;
+        let cart = self.0.get_cart(&ctx, user).await.map_err(status)?;
         Ok(Response::new(hipstershop::Cart {
             user_id: cart.user_id.to_string(),
             items: cart
@@ -465,12 +390,9 @@ impl hipstershop::cart_service_server::CartService for Cart {
         &self,
         req: Request<hipstershop::EmptyCartRequest>,
     ) -> Result<Response<hipstershop::Empty>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let user = user_in(req.into_inner().user_id)?;
-        self.0
-            .empty_cart(&ctx, user)
-            .await
-            .map_err(|e| status(&e))?;
+        self.0.empty_cart(&ctx, user).await.map_err(status)?;
         Ok(Response::new(hipstershop::Empty {}))
     }
 }
@@ -484,7 +406,7 @@ impl hipstershop::payment_service_server::PaymentService for Payment {
         &self,
         req: Request<hipstershop::ChargeRequest>,
     ) -> Result<Response<hipstershop::ChargeResponse>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let hipstershop::ChargeRequest {
             amount,
             credit_card,
@@ -494,7 +416,7 @@ impl hipstershop::payment_service_server::PaymentService for Payment {
             card: card_in(credit_card),
             reference: None,
         };
-        let charged = self.0.charge(&ctx, charge).await.map_err(|e| status(&e))?;
+        let charged = self.0.charge(&ctx, charge).await.map_err(status)?;
         Ok(Response::new(hipstershop::ChargeResponse {
             transaction_id: charged.transaction_id,
         }))
@@ -511,7 +433,7 @@ impl hipstershop::checkout_service_server::CheckoutService for Checkout {
         &self,
         req: Request<hipstershop::PlaceOrderRequest>,
     ) -> Result<Response<hipstershop::PlaceOrderResponse>, Status> {
-        let ctx = self.1.context(&req).await?;
+        let ctx = context_of(&self.1, &req).await?;
         let key = match req.metadata().get("idempotency-key") {
             Some(raw) => Some(
                 raw.to_str()
@@ -536,7 +458,7 @@ impl hipstershop::checkout_service_server::CheckoutService for Checkout {
             credit_card: card_in(r.credit_card),
         };
         let placed = self.0.place_order(&ctx, order, key).await;
-        let placed = placed.map_err(|e| status(&e))?;
+        let placed = placed.map_err(status)?;
         Ok(Response::new(hipstershop::PlaceOrderResponse {
             order: Some(hipstershop::OrderResult {
                 order_id: placed.order_id,
@@ -593,18 +515,31 @@ pub async fn serve(
     let here = |module: &str| hosted.contains(&module);
     let mut routes = tonic::service::Routes::builder();
     let mut served = vec!["grpc.health.v1.Health"];
-    let edge = Edge {
+    let edge = Arc::new(Edge {
         authenticator: assembly.authenticator(),
         trusted_as: options.trusted.then(|| Arc::from(crate::modules::names())),
+        modules: Arc::from(crate::modules::names()),
         handler_timeout: options.handler_timeout,
-    };
-    // Each hosted module's service, as the edge reaches it (its access rules apply).
+    });
+    // Each hosted module's contract as Cleave's own service (what other Cleave processes
+    // call), as the edge reaches it.
+    for entry in crate::modules::MODULES {
+        if let Some(name) =
+            entry.serve_grpc(&mut routes, assembly, &edge, options.max_message_bytes)
+        {
+            served.push(name);
+            health
+                .set_service_status(name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
+    }
+    // Each hosted module's Boutique service, as the edge reaches it (its access rules apply).
     macro_rules! serve_module {
         ($contract:ty, $module:ident :: $server:ident, $adapter:ident) => {
             if here(<$contract>::MODULE)
                 && let Some(api) = assembly.api::<$contract>(EDGE)
             {
-                let server = hipstershop::$module::$server::new($adapter(api, edge.clone()));
+                let server = hipstershop::$module::$server::new($adapter(api, (*edge).clone()));
                 served.push(
                     <hipstershop::$module::$server<$adapter> as tonic::server::NamedService>::NAME,
                 );
@@ -661,18 +596,73 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection().build_v1().context("gRPC reflection")?)
         .add_service(reflection().build_v1alpha().context("gRPC reflection")?);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tonic::transport::Server::builder()
         .timeout(options.handler_timeout)
-        .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(incoming, stop);
-    let task = tokio::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "the gRPC server failed");
+        .add_routes(routes.routes());
+    let task = match options.tls {
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve_with_incoming_shutdown(incoming, stop).await {
+                    tracing::error!(error = %e, "the gRPC server failed");
+                }
+            })
         }
-    });
+        Some(tls) => {
+            let incoming = tls_incoming(listener, &tls);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve_with_incoming_shutdown(incoming, stop).await {
+                    tracing::error!(error = %e, "the gRPC server failed");
+                }
+            })
+        }
+    };
     tracing::info!(addr = %bound, "serving gRPC");
     Ok((task, Health { health, served }))
+}
+
+/// The TLS connections of `listener`: each handshake on a task of its own (a slow client holds
+/// up no other), with the HTTP listener's configuration offering HTTP/2 (gRPC's) by ALPN.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    config: &rustls::ServerConfig,
+) -> tokio_stream::wrappers::ReceiverStream<
+    std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+> {
+    let mut config = config.clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = tx.closed() => break,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "gRPC listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "gRPC listener: TLS handshake failed");
+                    }
+                    Err(_) => tracing::debug!(%peer, "gRPC listener: TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// The gRPC health statuses of a running server's services.
@@ -691,21 +681,5 @@ impl Health {
         for name in &self.served {
             self.health.set_service_status(*name, NotServing).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeouts_are_read_in_their_units() {
-        assert_eq!(grpc_timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(grpc_timeout("5u"), Some(Duration::from_micros(5)));
-        assert_eq!(grpc_timeout("S"), None);
-        assert_eq!(grpc_timeout("10x"), None);
-        assert_eq!(grpc_timeout("123456789S"), None, "at most 8 digits");
     }
 }

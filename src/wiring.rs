@@ -468,6 +468,8 @@ pub fn bind(settings: &Settings, shop: Shop) -> anyhow::Result<Running> {
             crate::grpc::Options {
                 trusted: server_cfg.grpc_trusted,
                 handler_timeout: std::time::Duration::from_millis(server_cfg.handler_timeout_ms),
+                max_message_bytes: server_cfg.max_body_bytes,
+                tls: settings.server_tls.clone(),
             },
             shop.assembly.clone(),
         )),

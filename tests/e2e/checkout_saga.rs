@@ -16,7 +16,7 @@ use cleave_kernel::context::Principal;
 use cleave_kernel::events::{Relay, now_ms, stats};
 use cleave_kernel::http::ServerStack;
 use cleave_kernel::module::Contract;
-use cleave_kernel::testing::{TestDb, TestServer, at_the_edge, test_databases};
+use cleave_kernel::testing::{TestDb, TestGrpcServer, TestServer, at_the_edge, test_databases};
 use cleave_kernel::{ApiError, CallContext};
 use identity_api::IdentityKeys;
 use payment_api::{Charge, ChargeRequest, ChargeStatus, PaymentApi, PaymentContract, PaymentError};
@@ -316,28 +316,34 @@ async fn checkout_in_process_meets_the_contract() {
     }
 }
 
+/// A real identity module on the shop's database, and a token check trusting its keys.
+async fn identity_of(shop: &Shop) -> (Arc<identity::IdentityModule>, Arc<Authenticator>) {
+    let identity = identity::IdentityModule::start(
+        shop.conn.clone(),
+        &Default::default(),
+        identity::IdentityDeps,
+        Relay::disabled(),
+    )
+    .await
+    .expect("identity");
+    let auth = Arc::new(Authenticator {
+        verifier: TokenVerifier::new(
+            "cleave",
+            "cleave",
+            30,
+            Arc::new(IdentityKeys(identity.clone())),
+        ),
+        users: None,
+    });
+    (identity, auth)
+}
+
 #[tokio::test]
 async fn checkout_over_http_with_remote_cart_and_payment_meets_the_contract() {
     for db in test_databases().await {
         let shop = shop(&db).await;
         // Every server verifies tokens from a real identity module's keys.
-        let identity = identity::IdentityModule::start(
-            shop.conn.clone(),
-            &Default::default(),
-            identity::IdentityDeps,
-            Relay::disabled(),
-        )
-        .await
-        .expect("identity");
-        let auth = Arc::new(Authenticator {
-            verifier: TokenVerifier::new(
-                "cleave",
-                "cleave",
-                30,
-                Arc::new(IdentityKeys(identity.clone())),
-            ),
-            users: None,
-        });
+        let (identity, auth) = identity_of(&shop).await;
         let stack = ServerStack {
             authenticator: Some(auth),
             ..ServerStack::default()
@@ -363,6 +369,45 @@ async fn checkout_over_http_with_remote_cart_and_payment_meets_the_contract() {
         let remote = checkout_server.client::<CheckoutContract>();
         contract::run(
             &format!("http/{}", db.backend),
+            remote.as_ref(),
+            &CartFixture(shop.deps.cart.clone(), Some(identity)),
+        )
+        .await;
+        for s in [checkout_server, payment_server, cart_server] {
+            s.stop().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn checkout_over_grpc_with_cart_and_payment_over_grpc_meets_the_contract() {
+    for db in test_databases().await {
+        let shop = shop(&db).await;
+        let (identity, auth) = identity_of(&shop).await;
+        // Cart, payment and checkout each behind their own gRPC server, with their access
+        // rules; checkout reaches the other two over gRPC, relaying the shopper's token (her
+        // cart is hers). Charges are for checkout only: payment's listener is the trusted
+        // internal kind (`server.grpc_trusted`), there being no client certificates here.
+        let cart_server =
+            TestGrpcServer::serve_with::<CartContract>(shop.deps.cart.clone(), auth.clone(), &[])
+                .await;
+        let payment_server = TestGrpcServer::serve_with::<PaymentContract>(
+            shop.payment.clone(),
+            auth.clone(),
+            &["checkout"],
+        )
+        .await;
+        let deps = CheckoutDeps {
+            cart: cart_server.client::<CartContract>(),
+            payment: payment_server.client::<PaymentContract>(),
+            ..shop.deps.clone()
+        };
+        let checkout_server =
+            TestGrpcServer::serve_with::<CheckoutContract>(checkout_with(&shop, deps), auth, &[])
+                .await;
+        let remote = checkout_server.client::<CheckoutContract>();
+        contract::run(
+            &format!("grpc/{}", db.backend),
             remote.as_ref(),
             &CartFixture(shop.deps.cart.clone(), Some(identity)),
         )

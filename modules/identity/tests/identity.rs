@@ -11,7 +11,9 @@ use cleave_kernel::auth::{AccessClaims, AuthError, Authenticator, TokenVerifier}
 use cleave_kernel::events::{Relay, now_ms};
 use cleave_kernel::http::ServerStack;
 use cleave_kernel::module::Contract;
-use cleave_kernel::testing::{TestDb, TestServer, at_the_edge, refusal, test_databases};
+use cleave_kernel::testing::{
+    TestDb, TestGrpcServer, TestServer, at_the_edge, refusal, test_databases,
+};
 use cleave_migrations::MigratorTrait;
 use identity::{IdentityConfig, IdentityDeps, IdentityModule};
 use identity_api::{
@@ -231,15 +233,20 @@ async fn identity_in_process_keeps_sessions_right() {
     }
 }
 
+/// Token checks against `api`'s keys and users, as a process hosting identity has.
+fn authenticator(api: &Arc<dyn IdentityApi>) -> Arc<Authenticator> {
+    Arc::new(Authenticator {
+        verifier: verifier(api.clone()),
+        users: Some(Arc::new(IdentityUsers(api.clone()))),
+    })
+}
+
 #[tokio::test]
 async fn identity_over_http_keeps_sessions_right() {
     for db in test_databases().await {
         let (module, _) = start(&db).await;
         let api: Arc<dyn IdentityApi> = module.clone();
-        let auth = Arc::new(Authenticator {
-            verifier: verifier(api.clone()),
-            users: Some(Arc::new(IdentityUsers(api.clone()))),
-        });
+        let auth = authenticator(&api);
         let stack = ServerStack {
             authenticator: Some(auth),
             ..ServerStack::default()
@@ -251,6 +258,20 @@ async fn identity_over_http_keeps_sessions_right() {
         let client = server.client::<IdentityContract>();
         let v = verifier(client.clone());
         sessions(&format!("http/{}", db.backend), client.as_ref(), &v).await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn identity_over_grpc_keeps_sessions_right() {
+    for db in test_databases().await {
+        let (module, _) = start(&db).await;
+        let api: Arc<dyn IdentityApi> = module.clone();
+        let auth = authenticator(&api);
+        let server = TestGrpcServer::serve_with::<IdentityContract>(api, auth, &[]).await;
+        let client = server.client::<IdentityContract>();
+        let v = verifier(client.clone());
+        sessions(&format!("grpc/{}", db.backend), client.as_ref(), &v).await;
         server.stop().await;
     }
 }

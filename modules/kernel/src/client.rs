@@ -276,6 +276,30 @@ pub struct RemoteSettings {
     /// Longest an answer of a `cached` operation is kept (zero: none is); the module's events
     /// clear them sooner.
     pub cache_ttl: Duration,
+    /// How calls travel (a `grpc://` or `grpcs://` url is always gRPC).
+    pub transport: Transport,
+}
+
+/// How calls to a module travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// REST: each operation its route, JSON bodies, HTTP/1.1 (HTTP/2 where TLS negotiates it).
+    #[default]
+    Rest,
+    /// gRPC: each operation a method of the contract's service (see [`crate::grpc`]), over
+    /// HTTP/2.
+    Grpc,
+}
+
+impl Transport {
+    /// The transport of calls to `url` under `settings`.
+    pub fn of(url: &Url, configured: Self) -> Self {
+        if matches!(url.scheme(), "grpc" | "grpcs") {
+            Self::Grpc
+        } else {
+            configured
+        }
+    }
 }
 
 /// How a module's replicas are found.
@@ -313,6 +337,7 @@ impl Default for RemoteSettings {
             replicas: Vec::new(),
             discovery: Discovery::Static,
             cache_ttl: Duration::from_secs(5),
+            transport: Transport::Rest,
         }
     }
 }
@@ -389,6 +414,7 @@ pub type Pipeline = BoxCloneSyncService<RemoteRequest, RemoteResponse, RemoteErr
 pub struct RemoteClient {
     module: &'static str,
     base: Url,
+    transport: Transport,
     pipeline: Pipeline,
     replicas: Replicas,
     kept: Arc<KeptAnswers>,
@@ -419,7 +445,12 @@ impl RemoteClient {
             } else {
                 settings.replicas.clone()
             };
-        let shared = http_client(module, settings, None)?;
+        let transport = Transport::of(&base, settings.transport);
+        let settings = &RemoteSettings {
+            transport,
+            ..settings.clone()
+        };
+        let shared = wire_client(module, settings, None)?;
         let set = urls
             .iter()
             .map(|url| Replica::new(module, url.clone(), None, shared.clone(), settings))
@@ -454,6 +485,7 @@ impl RemoteClient {
         Ok(Self {
             module,
             base,
+            transport,
             pipeline: BoxCloneSyncService::new(pipeline),
             replicas,
             kept: Arc::new(KeptAnswers {
@@ -500,6 +532,11 @@ impl RemoteClient {
             .iter()
             .map(|r| (r.name(), r.breaker.state()))
             .collect()
+    }
+
+    /// How calls to the module travel.
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// Sends one request through the pipeline.
@@ -596,6 +633,26 @@ impl OpCall<'_> {
         self
     }
 
+    /// Sends the call as the gRPC method at `path` (`/cleave.<module>.v1.<Module>/<Method>`)
+    /// with `args` as its message (see [`crate::grpc`]).
+    pub fn grpc(mut self, path: &'static str, args: crate::grpc::Args) -> Self {
+        match args.encode() {
+            Ok(message) => {
+                path.clone_into(&mut self.req.path);
+                self.req.body = Some(message);
+                self.req.content_type = Some(crate::grpc::JSON_CONTENT_TYPE.to_owned());
+            }
+            Err(reason) => {
+                self.failure = Some(RemoteError::Protocol {
+                    module: self.client.module,
+                    status: 0,
+                    reason: format!("cannot encode request: {reason}"),
+                });
+            }
+        }
+        self
+    }
+
     /// Adds a header of the contract (e.g. `idempotency-key`).
     pub fn header(mut self, name: &'static str, value: String) -> Self {
         self.req.headers.push((name, value));
@@ -673,6 +730,9 @@ impl ReadinessCheck for RemoteClient {
 
     async fn check(&self) -> Result<(), String> {
         let ctx = CallContext::root().with_timeout(Duration::from_secs(2));
+        if self.transport == Transport::Grpc {
+            return self.grpc_health(ctx).await;
+        }
         let res = self
             .call(RemoteRequest::new(
                 ctx,
@@ -689,7 +749,60 @@ impl ReadinessCheck for RemoteClient {
     }
 }
 
-/// The innermost service: encodes the request and context on the wire (HTTP/1.1, or HTTP/2
+impl RemoteClient {
+    /// Readiness of a module reached over gRPC: the standard health service says its server
+    /// is `SERVING`.
+    async fn grpc_health(&self, ctx: CallContext) -> Result<(), String> {
+        let mut req =
+            RemoteRequest::new(ctx, Method::POST, "/grpc.health.v1.Health/Check".to_owned());
+        // `HealthCheckRequest { service: "" }` (the whole server) is the empty message.
+        req.body = Some(Bytes::new());
+        req.content_type = Some("application/grpc".to_owned());
+        let res = self.call(req).await.map_err(|e| e.to_string())?;
+        if res.status != 200 {
+            return Err(format!("health answered HTTP {}", res.status));
+        }
+        // `HealthCheckResponse { status: SERVING }`: field 1, varint 1.
+        if res.body.as_ref() == [0x08, 0x01] {
+            Ok(())
+        } else {
+            Err("its gRPC health is not SERVING".to_owned())
+        }
+    }
+}
+
+/// The innermost service for one replica: REST over HTTP, or gRPC.
+#[derive(Clone)]
+enum Wire {
+    Http(HttpTransport),
+    Grpc(crate::grpc::GrpcTransport),
+}
+
+impl Service<RemoteRequest> for Wire {
+    type Response = RemoteResponse;
+    type Error = RemoteError;
+    type Future = BoxFuture<Result<RemoteResponse, RemoteError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RemoteError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: RemoteRequest) -> Self::Future {
+        match self {
+            Self::Http(t) => t.call(req),
+            Self::Grpc(t) => t.call(req),
+        }
+    }
+}
+
+/// The pooled client a target's replicas share: REST's, or gRPC's (HTTP/2 only).
+#[derive(Clone)]
+enum WireClient {
+    Http(HttpClient),
+    Grpc(crate::grpc::GrpcClient),
+}
+
+/// The innermost REST service: encodes the request and context on the wire (HTTP/1.1, or HTTP/2
 /// when TLS negotiates it).
 #[derive(Clone)]
 struct HttpTransport {
@@ -1132,7 +1245,7 @@ type HttpClient = hyper_util::client::legacy::Client<
 /// Host names to addresses: the pinned one for its host (a replica found by DNS discovery,
 /// its certificate still checked against the name), the system's resolver for the rest.
 #[derive(Clone)]
-struct Resolver(Option<Arc<(String, SocketAddr)>>);
+pub(crate) struct Resolver(Option<Arc<(String, SocketAddr)>>);
 
 impl Service<hyper_util::client::legacy::connect::dns::Name> for Resolver {
     type Response = std::vec::IntoIter<SocketAddr>;
@@ -1165,11 +1278,11 @@ impl Service<hyper_util::client::legacy::connect::dns::Name> for Resolver {
 /// The client of a target's calls: pooled keep-alive connections, the deployment's CA (on
 /// top of the system's roots), this process's certificate; with `pinned`, every connection to
 /// that host name goes to that address.
-fn http_client(
+fn wire_client(
     module: &'static str,
     settings: &RemoteSettings,
     pinned: Option<(&str, SocketAddr)>,
-) -> Result<HttpClient, RemoteError> {
+) -> Result<WireClient, RemoteError> {
     let unusable = |what: &str, e: &dyn std::fmt::Display| RemoteError::NotSent {
         module,
         reason: format!("{what}: {e}"),
@@ -1211,17 +1324,26 @@ fn http_client(
     tcp.set_connect_timeout(Some(settings.connect_timeout));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(tcp);
-    Ok(
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector),
-    )
+        .https_or_http();
+    let mut builder =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    builder
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+        .pool_timer(hyper_util::rt::TokioTimer::new());
+    Ok(match settings.transport {
+        Transport::Rest => WireClient::Http(
+            builder.build(connector.enable_http1().enable_http2().wrap_connector(tcp)),
+        ),
+        // gRPC is HTTP/2 only: with prior knowledge over plain TCP, by ALPN over TLS. One
+        // connection carries every call at once.
+        Transport::Grpc => WireClient::Grpc(
+            builder
+                .http2_only(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .build(connector.enable_http2().wrap_connector(tcp)),
+        ),
+    })
 }
 
 /// One replica of the target module: where it is, its circuit breaker, its load.
@@ -1229,7 +1351,7 @@ struct Replica {
     url: Url,
     /// The address DNS discovery found it at (static replicas are reached by their url).
     addr: Option<SocketAddr>,
-    transport: HttpTransport,
+    transport: Wire,
     breaker: Arc<Breaker>,
     load: Load,
 }
@@ -1239,14 +1361,22 @@ impl Replica {
         module: &'static str,
         url: Url,
         addr: Option<SocketAddr>,
-        http: HttpClient,
+        client: WireClient,
         settings: &RemoteSettings,
     ) -> Arc<Self> {
-        let transport = HttpTransport {
-            module,
-            base: Base::of(&url),
-            http,
-            max_answer_bytes: settings.max_answer_bytes,
+        let transport = match client {
+            WireClient::Http(http) => Wire::Http(HttpTransport {
+                module,
+                base: Base::of(&url),
+                http,
+                max_answer_bytes: settings.max_answer_bytes,
+            }),
+            WireClient::Grpc(client) => Wire::Grpc(crate::grpc::GrpcTransport {
+                module,
+                origin: crate::grpc::GrpcTransport::origin_of(&url),
+                client,
+                max_answer_bytes: settings.max_answer_bytes,
+            }),
         };
         Arc::new(Self {
             url,
@@ -1318,7 +1448,7 @@ impl Replicas {
 impl Replicas {
     /// Follows the registry's list of the module's replicas: each url listed is one (one kept
     /// as it is, breaker and load, while it stays listed). Stops when the client is dropped.
-    fn follow(&self, mut found: Found, http: HttpClient, settings: RemoteSettings) {
+    fn follow(&self, mut found: Found, http: WireClient, settings: RemoteSettings) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(
                 module = self.module,
@@ -1386,7 +1516,7 @@ where
                         next.push(kept.clone());
                         continue;
                     }
-                    match http_client(module, settings, Some((host, addr))) {
+                    match wire_client(module, settings, Some((host, addr))) {
                         Ok(http) => next.push(Replica::new(
                             module,
                             url.clone(),
@@ -1497,7 +1627,7 @@ mod tests {
 
     fn replica_at(url: &Url, addr: SocketAddr) -> Arc<Replica> {
         let settings = RemoteSettings::default();
-        let http = http_client("probe", &settings, None).expect("client");
+        let http = wire_client("probe", &settings, None).expect("client");
         Replica::new("probe", url.clone(), Some(addr), http, &settings)
     }
 
@@ -1523,7 +1653,10 @@ mod tests {
         ] {
             let url = Url::parse(base).expect("url");
             let replica = replica_at(&url, addr);
-            let url = replica.transport.url_for(path).expect("an http url");
+            let Wire::Http(transport) = &replica.transport else {
+                panic!("{base} is reached over REST");
+            };
+            let url = transport.url_for(path).expect("an http url");
             assert_eq!(url.to_string(), expected, "{base}");
         }
     }

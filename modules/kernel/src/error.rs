@@ -235,6 +235,11 @@ impl Failure {
     pub fn problem(&self) -> &Problem {
         &self.problem
     }
+
+    /// Seconds the caller should wait before trying again, if the error says.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
+    }
 }
 
 impl<E: ApiError> From<E> for Failure {

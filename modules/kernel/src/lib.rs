@@ -34,6 +34,7 @@ pub mod context;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod grpc;
 pub mod health;
 pub mod http;
 pub mod metrics;

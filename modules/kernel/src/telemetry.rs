@@ -272,19 +272,46 @@ where
     layer
 }
 
-/// Reads W3C Trace Context from actix request headers.
-struct ActixHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+/// Request headers trace context is read from: actix's (REST) or `http`'s (gRPC).
+pub trait RequestHeaders {
+    /// The value of header `key`, if it is text.
+    fn header(&self, key: &str) -> Option<&str>;
+    /// Every header name.
+    fn names(&self) -> Vec<&str>;
+}
 
-impl Extractor for ActixHeaders<'_> {
+impl RequestHeaders for actix_web::http::header::HeaderMap {
+    fn header(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.keys()
+            .map(actix_web::http::header::HeaderName::as_str)
+            .collect()
+    }
+}
+
+impl RequestHeaders for hyper::HeaderMap {
+    fn header(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.keys().map(hyper::header::HeaderName::as_str).collect()
+    }
+}
+
+/// Reads W3C Trace Context from request headers.
+struct Incoming<'a, H: ?Sized>(&'a H);
+
+impl<H: RequestHeaders + ?Sized> Extractor for Incoming<'_, H> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+        self.0.header(key)
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0
-            .keys()
-            .map(actix_web::http::header::HeaderName::as_str)
-            .collect()
+        self.0.names()
     }
 }
 
@@ -305,11 +332,10 @@ impl Injector for ReqwestHeaders<'_> {
 /// Starts the trace of a request whose span is `span`: with an exporter, the span continues
 /// the caller's `traceparent` (or starts a trace) in OpenTelemetry; without one, the caller's
 /// trace id is kept (or one made) with a new span id, and nothing is sampled.
-pub fn continue_trace(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) -> Trace {
+pub fn continue_trace<H: RequestHeaders + ?Sized>(span: &tracing::Span, headers: &H) -> Trace {
     if !exporting() {
         let trace_id = headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
+            .header("traceparent")
             .and_then(parse_trace_id)
             .unwrap_or_else(|| fastrand::u128(1..));
         return Trace {
@@ -317,8 +343,8 @@ pub fn continue_trace(span: &tracing::Span, headers: &actix_web::http::header::H
             ids: Some((trace_id, fastrand::u64(1..))),
         };
     }
-    if headers.contains_key("traceparent") {
-        let parent = TraceContextPropagator::new().extract(&ActixHeaders(headers));
+    if headers.header("traceparent").is_some() {
+        let parent = TraceContextPropagator::new().extract(&Incoming(headers));
         let _ = span.set_parent(parent);
     }
     Trace {

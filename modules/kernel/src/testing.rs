@@ -185,6 +185,86 @@ impl TestServer {
     }
 }
 
+/// A contract's gRPC service (see [`crate::grpc`]) on a random loopback port, as `cleave
+/// serve` serves it on `server.grpc_listen`.
+pub struct TestGrpcServer {
+    /// `grpc://127.0.0.1:<port>`.
+    pub url: Url,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestGrpcServer {
+    /// Serves contract `C` from `api`, verifying tokens signed by `keys`; every call passes
+    /// the operations' access rules.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub async fn serve<C: Contract>(api: Arc<C::Api>, keys: &Arc<TestKeys>) -> Self {
+        Self::serve_with::<C>(api, keys.authenticator(), &[]).await
+    }
+
+    /// Serves contract `C` from `api`, verifying tokens with `authenticator`, taking every
+    /// caller as the modules `trusted_as` (a listener with `server.grpc_trusted`; none:
+    /// callers prove who they are); every call passes the operations' access rules.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub async fn serve_with<C: Contract>(
+        api: Arc<C::Api>,
+        authenticator: Arc<crate::auth::Authenticator>,
+        trusted_as: &[&'static str],
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a random port");
+        let port = listener.local_addr().expect("local address").port();
+        let edge = Arc::new(crate::grpc::Edge {
+            authenticator: Some(authenticator),
+            trusted_as: (!trusted_as.is_empty()).then(|| Arc::from(trusted_as)),
+            modules: Arc::from([C::MODULE]),
+            handler_timeout: std::time::Duration::from_secs(30),
+        });
+        let service =
+            crate::grpc::ContractService::<C>::new(at_the_edge::<C>(api), edge, 64 * 1024);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("the gRPC test server runs");
+        });
+        let url = Url::parse(&format!("grpc://127.0.0.1:{port}")).expect("url");
+        Self {
+            url,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Contract `C` over gRPC, calling this server through the remote-call pipeline.
+    ///
+    /// # Panics
+    /// When `C` has no client or the client cannot be built.
+    pub fn client<C: Contract>(&self) -> Arc<C::Api> {
+        let remote = RemoteClient::new(C::MODULE, self.url.clone(), &RemoteSettings::default())
+            .expect("remote client");
+        C::client(remote).expect("the contract has a client")
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
 /// A signing key of its own, for tests of modules that need signed-in callers without an
 /// identity module: it publishes its public key like identity does and mints access tokens.
 pub struct TestKeys {
@@ -295,7 +375,7 @@ pub fn at_the_edge<C: Contract>(api: Arc<C::Api>) -> Arc<C::Api> {
 
 type Provide = Arc<dyn Fn(&mut Assembly) + Send + Sync>;
 
-/// Runs a module's contract suite in process and over HTTP (the module served on a random
+/// Runs a module's contract suite in process, over HTTP and over gRPC (the module served on a random
 /// port, called through its client), on SQLite and, when configured, PostgreSQL: one fresh
 /// database per run.
 pub struct ContractHarness<M: Module> {
@@ -362,13 +442,13 @@ impl<M: Module> ContractHarness<M> {
             .unwrap_or_else(|e| panic!("start {}: {e}", M::Contract::MODULE))
     }
 
-    /// Runs `suite` against `M` in process and over HTTP, on every test database.
+    /// Runs `suite` against `M` in process, over HTTP and over gRPC, on every test database.
     pub async fn run<F, Fut>(&self, suite: F)
     where
         F: Fn(Placed<<M::Contract as Contract>::Api>) -> Fut,
         Fut: Future<Output = ()>,
     {
-        for placement in ["in-process", "http"] {
+        for placement in ["in-process", "http", "grpc"] {
             for db in test_databases().await {
                 let keys = TestKeys::new();
                 let api = self.start(&db, &keys).await;
@@ -377,6 +457,11 @@ impl<M: Module> ContractHarness<M> {
                     // The suite is a caller from outside: the access rules apply here too.
                     let api = at_the_edge::<M::Contract>(api);
                     suite(Placed { label, api, keys }).await;
+                } else if placement == "grpc" {
+                    let server = TestGrpcServer::serve::<M::Contract>(api, &keys).await;
+                    let api = server.client::<M::Contract>();
+                    suite(Placed { label, api, keys }).await;
+                    server.stop().await;
                 } else {
                     let server = TestServer::serve::<M::Contract>(api, &keys);
                     let api = server.client::<M::Contract>();

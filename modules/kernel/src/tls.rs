@@ -42,7 +42,11 @@ pub fn peer_modules(conn: &dyn Any, known: &[&'static str]) -> Option<PeerModule
         .downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>>(
         )?;
     let (_, session) = tls.get_ref();
-    let cert = session.peer_certificates()?.first()?;
+    modules_named_by(session.peer_certificates()?.first()?, known)
+}
+
+/// The modules of `known` a verified client certificate names (`<module>.modules.cleave`).
+pub fn modules_named_by(cert: &CertificateDer<'_>, known: &[&'static str]) -> Option<PeerModules> {
     let cert = webpki::EndEntityCert::try_from(cert).ok()?;
     let names: Vec<&'static str> = known
         .iter()

@@ -412,6 +412,58 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
     let tag_doc = doc_text(&item.attrs);
     let ops_doc = format!(" The operations of the `{module}` contract, in declaration order.");
 
+    // The gRPC service (see `cleave_kernel::grpc`): one method per operation, its message
+    // the arguments as a JSON object.
+    let grpc_service = format!("cleave.{module}.v1.{}", module.to_upper_camel_case());
+    let mut grpc_calls = Vec::new();
+    let mut grpc_arms = Vec::new();
+    for m in &methods {
+        let sig = &m.item.sig;
+        let name = &sig.ident;
+        let constant = &m.constant;
+        let grpc_method = name.to_string().to_upper_camel_case();
+        let grpc_path = format!("/{grpc_service}/{grpc_method}");
+        let args: Vec<Ident> = sig
+            .inputs
+            .iter()
+            .filter_map(|a| match a {
+                FnArg::Typed(t) => match &*t.pat {
+                    Pat::Ident(id) => Some(id.ident.clone()),
+                    _ => None,
+                },
+                FnArg::Receiver(_) => None,
+            })
+            .collect();
+        let Some((ctx, rest)) = args.split_first() else {
+            return Err(syn::Error::new_spanned(
+                sig,
+                "operations take the call context (`ctx: &CallContext`) after &self",
+            ));
+        };
+        let keys: Vec<String> = rest.iter().map(ToString::to_string).collect();
+        grpc_calls.push(quote! {
+            #sig {
+                self.remote
+                    .op(&ops::#constant, #ctx)
+                    .grpc(#grpc_path, #k::grpc::Args::new()#(.arg(#keys, &#rest))*)
+                    .fetch()
+                    .await
+            }
+        });
+        grpc_arms.push(quote! {
+            #grpc_method => ::core::option::Option::Some(::std::boxed::Box::pin(async move {
+                #[allow(unused_mut, unused_variables)]
+                let mut args = #k::grpc::Args::decode(&args)?;
+                #(let #rest = args.take(#keys)?;)*
+                let answer = api
+                    .#name(&ctx, #(#rest),*)
+                    .await
+                    .map_err(#k::Failure::from)?;
+                #k::grpc::answer(&answer)
+            })),
+        });
+    }
+
     // The interception point: every call of the contract, local or remote, passes here.
     let forwarders = methods.iter().map(|m| -> syn::Result<TokenStream> {
         let sig = &m.item.sig;
@@ -459,10 +511,34 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
         " The `{module}` contract as the kernel sees it: its operations, interception point, \
          client, routes and API document."
     );
+    let grpc_client = format_ident!("__{}Grpc", trait_ident);
     let client = args.client.as_ref().map_or_else(
         || quote!(::core::option::Option::None),
-        |c| quote!(::core::option::Option::Some(::std::sync::Arc::new(#c::new(remote)))),
+        |c| {
+            quote! {
+                ::core::option::Option::Some(match remote.transport() {
+                    #k::client::Transport::Rest => ::std::sync::Arc::new(#c::new(remote)),
+                    #k::client::Transport::Grpc => ::std::sync::Arc::new(#grpc_client { remote }),
+                })
+            }
+        },
     );
+    let grpc_client_impl = args.client.as_ref().map(|_| {
+        let doc = format!(" The `{module}` module in another process, reached over gRPC.");
+        quote! {
+            #[doc = #doc]
+            #[doc(hidden)]
+            #[derive(Debug, Clone)]
+            pub struct #grpc_client {
+                remote: #k::client::RemoteClient,
+            }
+
+            #[#k::async_trait]
+            impl #trait_ident for #grpc_client {
+                #(#grpc_calls)*
+            }
+        }
+    });
     let configure = match &args.http {
         Some(http) => quote! {
             let mut routes = #k::http::Routes::new(#module);
@@ -524,6 +600,8 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
 
         #client_struct
 
+        #grpc_client_impl
+
         #[doc(hidden)]
         pub struct #intercepted {
             inner: ::std::sync::Arc<dyn #trait_ident>,
@@ -544,6 +622,7 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             type Error = #error;
             const MODULE: &'static str = #module;
             const OPERATIONS: &'static [&'static #k::call::Operation] = ops::ALL;
+            const GRPC_SERVICE: &'static str = #grpc_service;
 
             fn intercept(
                 api: ::std::sync::Arc<dyn #trait_ident>,
@@ -556,6 +635,26 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
                 remote: #k::client::RemoteClient,
             ) -> ::core::option::Option<::std::sync::Arc<dyn #trait_ident>> {
                 #client
+            }
+
+            fn dispatch(
+                api: ::std::sync::Arc<dyn #trait_ident>,
+                method: &str,
+                ctx: #k::CallContext,
+                args: #k::__private::actix_web::web::Bytes,
+            ) -> ::core::option::Option<
+                #k::call::BoxFuture<
+                    'static,
+                    ::core::result::Result<#k::__private::actix_web::web::Bytes, #k::Failure>,
+                >,
+            > {
+                match method {
+                    #(#grpc_arms)*
+                    _ => {
+                        let _ = (api, ctx, args);
+                        ::core::option::Option::None
+                    }
+                }
             }
 
             fn configure(

@@ -133,6 +133,15 @@ pub trait ModuleEntry: Send + Sync {
     fn connect(&self, asm: &mut Assembly, remote: RemoteClient);
     /// Serves its routes from the module, forwards them, or answers 503.
     fn configure(&self, cfg: &mut actix_web::web::ServiceConfig, asm: &Assembly);
+    /// Adds its contract's gRPC service (see [`crate::grpc`]) to `routes` when this process
+    /// hosts it, as the edge reaches it, and answers the service's name.
+    fn serve_grpc(
+        &self,
+        routes: &mut tonic::service::RoutesBuilder,
+        asm: &Assembly,
+        edge: &Arc<crate::grpc::Edge>,
+        max_message_bytes: usize,
+    ) -> Option<&'static str>;
 }
 
 /// A module `M` with its migrations `S`: one entry of the composition root's list.
@@ -255,6 +264,25 @@ impl<M: Module, S: MigrationSet> ModuleEntry for Entry<M, S> {
             asm.remotes.insert(name_of::<M>(), remote);
             asm.register::<M::Contract>(api, Locality::Remote);
         }
+    }
+
+    fn serve_grpc(
+        &self,
+        routes: &mut tonic::service::RoutesBuilder,
+        asm: &Assembly,
+        edge: &Arc<crate::grpc::Edge>,
+        max_message_bytes: usize,
+    ) -> Option<&'static str> {
+        if M::Contract::OPERATIONS.is_empty() || !asm.plan().hosted().contains(&name_of::<M>()) {
+            return None;
+        }
+        let api = asm.api::<M::Contract>(crate::call::EDGE)?;
+        routes.add_service(crate::grpc::ContractService::<M::Contract>::new(
+            api,
+            edge.clone(),
+            max_message_bytes,
+        ));
+        Some(M::Contract::GRPC_SERVICE)
     }
 
     fn configure(&self, cfg: &mut actix_web::web::ServiceConfig, asm: &Assembly) {

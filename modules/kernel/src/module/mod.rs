@@ -54,6 +54,24 @@ pub trait Contract: 'static {
     /// The contract over HTTP through `remote`, if the module can be called remotely.
     fn client(remote: RemoteClient) -> Option<Arc<Self::Api>>;
 
+    /// Its gRPC service, `cleave.<module>.v1.<Module>` (see [`crate::grpc`]); `#[contract]`
+    /// names it. A contract without operations (none) serves none.
+    const GRPC_SERVICE: &'static str = "";
+
+    /// Runs the operation whose gRPC method is `method` on `api` with `ctx` and the JSON
+    /// message `args`, answering its result's JSON; `None` for a method the contract does not
+    /// have.
+    fn dispatch(
+        api: Arc<Self::Api>,
+        method: &str,
+        ctx: crate::CallContext,
+        args: actix_web::web::Bytes,
+    ) -> Option<crate::call::BoxFuture<'static, Result<actix_web::web::Bytes, crate::Failure>>>
+    {
+        let _ = (api, method, ctx, args);
+        None
+    }
+
     /// Serves the contract's routes from `api`.
     fn configure(cfg: &mut actix_web::web::ServiceConfig, api: Arc<Self::Api>);
 
