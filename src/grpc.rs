@@ -1,20 +1,27 @@
-//! Online Boutique's gRPC wire contract (`src/grpc/demo.proto`, package `hipstershop`) served
-//! on `server.grpc_listen`, for the modules this process hosts, through the same call path as
-//! REST, as a request from outside (each call passes the module's contract with its layers,
-//! and each operation's access rules decide as over REST).
+//! gRPC on `server.grpc_listen`: Cleave's own services and Online Boutique's wire contract.
 //!
-//! Served: `ProductCatalogService`, `CurrencyService`, `RecommendationService`, `AdService`,
-//! `ShippingService`, `CartService`, `PaymentService` and `CheckoutService`, with standard gRPC
-//! health checking (`grpc.health.v1.Health`, one status per service) and server reflection
-//! (v1, v1alpha). Reads anyone may make answer anyone; the rest need what REST needs: a cart
-//! or an order its owner's (or an admin's) access token as `authorization: Bearer <token>`
-//! metadata, a charge or a shipment checkout. Boutique's own services send no credentials:
-//! with `server.grpc_trusted` a call without any is taken as a call of the deployment's
-//! modules; without it, such calls get `UNAUTHENTICATED`. `EmailService` is not served yet. A
-//! request's `x-request-id` and `grpc-timeout` become its call context's id and deadline; a
-//! contract's error becomes the gRPC status of its HTTP status (404 `NOT_FOUND`, 400
-//! `INVALID_ARGUMENT`, 401 `UNAUTHENTICATED`, 403 `PERMISSION_DENIED`, 503 `UNAVAILABLE`, ...),
-//! its stable code in the `cleave-code` trailer.
+//! - Every contract this process hosts as Cleave's own service, `cleave.<module>.v1.<Module>`
+//!   (see [`cleave_kernel::grpc`]): what other Cleave processes call when their
+//!   `modules.<m>.url` is `grpc://` (`grpcs://`). With `server.tls`, the listener speaks TLS
+//!   with the same certificate, and a module certificate proves the caller as over REST.
+//! - Boutique's services (`src/grpc/demo.proto`, package `hipstershop`) of every module this
+//!   process reaches, hosted or remote, through the same call path as REST, as requests from
+//!   outside (each call passes the module's contract with its layers, and each operation's
+//!   access rules decide here, as over REST): `ProductCatalogService`, `CurrencyService`,
+//!   `RecommendationService`, `AdService`, `ShippingService`, `CartService`,
+//!   `PaymentService` and `CheckoutService`. Reads anyone may make answer anyone; the rest
+//!   need what REST needs: a cart or an order its owner's (or an admin's) access token as
+//!   `authorization: Bearer <token>` metadata, a charge or a shipment checkout. Boutique's own
+//!   services send no credentials: with `server.grpc_trusted` every caller is taken as the
+//!   deployment's modules; without it, calls without a token get `UNAUTHENTICATED`.
+//!   `EmailService` is not served yet.
+//!
+//! Both kinds come with standard gRPC health checking (`grpc.health.v1.Health`, one status per
+//! service) and server reflection (v1, v1alpha). A request's `x-request-id` and
+//! `grpc-timeout` become its call context's id and deadline; a contract's error becomes the
+//! gRPC status of its HTTP status (404 `NOT_FOUND`, 400 `INVALID_ARGUMENT`, 401
+//! `UNAUTHENTICATED`, 403 `PERMISSION_DENIED`, 503 `UNAVAILABLE`, ...), its stable code in the
+//! `cleave-code` trailer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +35,7 @@ use cleave_domain::{Address, CreditCard, CurrencyCode, Money, ProductId, UserId}
 use cleave_kernel::CallContext;
 use cleave_kernel::call::EDGE;
 use cleave_kernel::error::ApiError;
-use cleave_kernel::module::{Assembly, Contract};
+use cleave_kernel::module::Assembly;
 use currency_api::{CurrencyApi, CurrencyContract};
 use payment_api::{ChargeRequest, PaymentApi, PaymentContract};
 use recommendation_api::{RecommendationApi, RecommendationContract, RecommendationError};
@@ -511,8 +518,6 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let bound = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    let hosted = assembly.plan().hosted();
-    let here = |module: &str| hosted.contains(&module);
     let mut routes = tonic::service::Routes::builder();
     let mut served = vec!["grpc.health.v1.Health"];
     let edge = Arc::new(Edge {
@@ -533,12 +538,12 @@ pub async fn serve(
                 .await;
         }
     }
-    // Each hosted module's Boutique service, as the edge reaches it (its access rules apply).
+    // Each placed module's Boutique service, as the edge reaches it (its access rules apply
+    // here): a hosted module's served by it, a remote one's through its client (over REST or
+    // gRPC), so that Boutique's clients may be pointed at any one process of a deployment.
     macro_rules! serve_module {
         ($contract:ty, $module:ident :: $server:ident, $adapter:ident) => {
-            if here(<$contract>::MODULE)
-                && let Some(api) = assembly.api::<$contract>(EDGE)
-            {
+            if let Some(api) = assembly.api::<$contract>(EDGE) {
                 let server = hipstershop::$module::$server::new($adapter(api, (*edge).clone()));
                 served.push(
                     <hipstershop::$module::$server<$adapter> as tonic::server::NamedService>::NAME,
@@ -582,15 +587,19 @@ pub async fn serve(
         checkout_service_server::CheckoutServiceServer,
         Checkout
     );
-    // Reflection lists what is served (the proto describes all nine services), in both
+    // Reflection lists what its descriptors describe (the proto describes all nine Boutique
+    // services; Cleave's own have no proto, their schema being the contract traits), in both
     // versions: grpcurl asks v1 first, older clients only v1alpha.
     let reflection = || {
-        served.iter().fold(
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(hipstershop::DESCRIPTOR)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
-            |builder, name| builder.with_service_name(*name),
-        )
+        served
+            .iter()
+            .filter(|name| !name.starts_with("cleave."))
+            .fold(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(hipstershop::DESCRIPTOR)
+                    .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+                |builder, name| builder.with_service_name(*name),
+            )
     };
     routes
         .add_service(health_service)

@@ -120,9 +120,9 @@ fn check_trust(settings: &Settings, plan: &PlacementPlan) -> Result<(), Placemen
             }
             let mut missing = Vec::new();
             // Replicas found in the registry say their scheme when they register.
-            if !matches!(url.scheme(), "https" | "etcd") {
+            if !matches!(url.scheme(), "https" | "grpcs" | "etcd") {
                 missing.push(format!(
-                    "reach {callee} over https:// (modules.{callee}.url is {})",
+                    "reach {callee} over https:// or grpcs:// (modules.{callee}.url is {})",
                     cleave_kernel::config::redact_url_password(url.as_str())
                 ));
             }

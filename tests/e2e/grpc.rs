@@ -298,3 +298,71 @@ async fn a_draining_process_says_not_serving_in_grpc_health() {
     shop.signal("TERM");
     assert!(shop.wait().success());
 }
+
+#[tokio::test]
+async fn boutiques_client_places_an_order_with_checkout_cart_and_payment_in_processes_talking_grpc()
+{
+    use crate::helpers::{Pki, tls_env};
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = Pki::made_by_cleave();
+    let path = |f: &str| pki.path(f).display().to_string();
+    let db = |name: &str| crate::helpers::sqlite_in(dir.path(), name);
+    let [cart_grpc, payment_grpc, front_grpc] = crate::helpers::free_ports(3)[..] else {
+        unreachable!("three ports")
+    };
+    // Cart (with identity) and payment each serve their contracts' gRPC services over TLS,
+    // telling the checkout module by its certificate, as their REST APIs do.
+    let grpc_listen = |port: u16| ("CLEAVE_SERVER__GRPC_LISTEN", format!("127.0.0.1:{port}"));
+    let mut env = tls_env(&pki, &db("identity.db"), None);
+    env.push(grpc_listen(cart_grpc));
+    let cart = Cleave::serve(&["--modules", "identity,cart"], &env);
+    let mut env = tls_env(&pki, &db("payment.db"), Some(&cart.https_base()));
+    env.push(grpc_listen(payment_grpc));
+    let _payment = Cleave::serve(&["--modules", "payment"], &env);
+    // Checkout reaches both over gRPC only (grpcs:// urls: no REST request can go there),
+    // presenting checkout's certificate. Its own listener serves Boutique's services, the
+    // remote cart's and payment's included, to Boutique's clients, which send no credentials.
+    let checkout_db = db("checkout.db");
+    let _checkout = Cleave::serve(
+        &["--modules", "catalog,currency,shipping,email,checkout"],
+        &[
+            ("CLEAVE_DATABASE__URL", checkout_db.clone()),
+            ("CLEAVE_MODULES__IDENTITY__URL", cart.https_base()),
+            (
+                "CLEAVE_MODULES__CART__URL",
+                format!("grpcs://127.0.0.1:{cart_grpc}"),
+            ),
+            (
+                "CLEAVE_MODULES__PAYMENT__URL",
+                format!("grpcs://127.0.0.1:{payment_grpc}"),
+            ),
+            ("CLEAVE_REMOTE__CA_FILE", path("ca.pem")),
+            ("CLEAVE_REMOTE__CLIENT_CERT_FILE", path("checkout.pem")),
+            ("CLEAVE_REMOTE__CLIENT_KEY_FILE", path("checkout.key")),
+            grpc_listen(front_grpc),
+            ("CLEAVE_SERVER__GRPC_TRUSTED", "true".into()),
+        ],
+    );
+
+    let got = boutique_client(front_grpc, &["--order", "guest-grpc-shopper"]);
+    let order_id = got["order_id"].as_str().expect("an order id");
+    assert_eq!(got["items"], json!([["OLJCESPC7Z", 2, "EUR"]]));
+    assert_eq!(got["cart_left"], 0, "the order emptied the remote cart");
+    assert!(
+        !got["tracking_id"].as_str().unwrap_or_default().is_empty(),
+        "{got}"
+    );
+    let placed = crate::checkout_process::column(
+        &checkout_db,
+        "SELECT order_id FROM checkout_orders WHERE status = 'placed'",
+    )
+    .await;
+    assert_eq!(placed, [order_id]);
+    // The charge is in the payment process's database, made over gRPC.
+    let charged = crate::checkout_process::column(
+        &db("payment.db"),
+        &format!("SELECT status FROM payment_charges WHERE reference = '{order_id}'"),
+    )
+    .await;
+    assert_eq!(charged, ["charged"]);
+}
