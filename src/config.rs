@@ -505,7 +505,7 @@ pub struct AppConfig {
 const PLACEMENT_KEYS: [&str; 7] = [
     "url",
     "urls",
-    "transport",
+    "protocol",
     "timeout_ms",
     "max_concurrency",
     "retry",
@@ -518,12 +518,12 @@ const PLACEMENT_KEYS: [&str; 7] = [
 struct Placement {
     url: Option<String>,
     urls: Option<Vec<String>>,
-    transport: Option<TransportConfig>,
+    protocol: Option<TransportConfig>,
     timeout_ms: Option<u64>,
     max_concurrency: Option<usize>,
 }
 
-/// `modules.<m>.transport`: how calls to a module in another process travel.
+/// `modules.<m>.protocol`: how calls to a module in another process travel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportConfig {
@@ -542,7 +542,7 @@ pub struct RemoteTarget {
     pub url: Url,
     /// Its replicas' base urls (`modules.<m>.urls`, or `url` alone).
     pub urls: Vec<Url>,
-    /// How its calls travel (`modules.<m>.transport`, or gRPC for a `grpc(s)://` url).
+    /// How its calls travel (`modules.<m>.protocol`, or gRPC for a `grpc(s)://` url).
     pub transport: TransportConfig,
     /// Its call timeout (`modules.<m>.timeout_ms`, else `remote.timeout_ms`).
     pub timeout_ms: u64,
@@ -889,13 +889,13 @@ fn targets(
             .iter()
             .filter(|u| matches!(u.scheme(), "grpc" | "grpcs"))
             .count();
-        let transport = match (placement.transport, grpc_urls) {
-            (_, 0) => placement.transport.unwrap_or_default(),
+        let transport = match (placement.protocol, grpc_urls) {
+            (_, 0) => placement.protocol.unwrap_or_default(),
             (None | Some(TransportConfig::Grpc), n) if n == urls.len() => TransportConfig::Grpc,
             (Some(TransportConfig::Rest), _) => {
                 return Err(ConfigError::at(
                     figment,
-                    &format!("modules.{name}.transport"),
+                    &format!("modules.{name}.protocol"),
                     "is rest, but the module's url is a grpc:// or grpcs:// one",
                 ));
             }

@@ -114,7 +114,7 @@ fn replicas_are_a_list_of_urls_checked_like_one_and_discovery_is_named() {
                 r#"["http://a:1", "ftp://b"]"#,
             )],
             "modules.catalog.urls",
-            "\"ftp://b\": must be an http:// or https:// url",
+            "\"ftp://b\": must be an http://, https://, grpc:// or grpcs:// url",
         ),
         (
             vec![("CLEAVE_DISCOVERY__KIND", "consul")],
