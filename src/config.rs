@@ -533,7 +533,15 @@ pub enum TransportConfig {
     /// Its gRPC service (the only one for `grpc://` and `grpcs://` urls), at the process's
     /// `server.grpc_listen`.
     Grpc,
+    /// Online Boutique's gRPC service for it, with Boutique's messages: an existing Boutique
+    /// service (or anything serving its proto) as the module. For the modules whose contract
+    /// Boutique's service covers: [`BOUTIQUE_CLIENTS`].
+    Boutique,
 }
+
+/// The modules that may be reached as Online Boutique's services (`modules.<m>.protocol =
+/// "boutique"`).
+pub const BOUTIQUE_CLIENTS: [&str; 1] = ["recommendation"];
 
 /// How to reach one remote module, and how calls to it behave.
 #[derive(Debug, Clone, PartialEq)]
@@ -680,6 +688,11 @@ impl Settings {
             .unwrap_or_else(|_| Url::parse("http://127.0.0.1/").expect("a valid url"))
     }
 
+    /// How calls to `module` travel, if it is remote.
+    pub fn protocol(&self, module: &str) -> Option<TransportConfig> {
+        self.targets.get(module).map(|t| t.transport)
+    }
+
     /// Call settings for `module` (its `[modules.<m>]` keys over `[remote]`); with
     /// `discovery.kind = "etcd"`, its replicas are followed in `registry`.
     pub fn remote_settings(
@@ -718,7 +731,9 @@ impl Settings {
             ca_pem: self.remote_tls.ca_pem.clone(),
             identity_pem: self.remote_tls.identity_pem.clone(),
             transport: match self.targets.get(module).map(|t| t.transport) {
-                Some(TransportConfig::Grpc) => cleave_kernel::client::Transport::Grpc,
+                Some(TransportConfig::Grpc | TransportConfig::Boutique) => {
+                    cleave_kernel::client::Transport::Grpc
+                }
                 Some(TransportConfig::Rest) | None => cleave_kernel::client::Transport::Rest,
             },
             replicas: self
@@ -889,9 +904,22 @@ fn targets(
             .iter()
             .filter(|u| matches!(u.scheme(), "grpc" | "grpcs"))
             .count();
+        if placement.protocol == Some(TransportConfig::Boutique)
+            && !BOUTIQUE_CLIENTS.contains(&name.as_str())
+        {
+            return Err(ConfigError::at(
+                figment,
+                &format!("modules.{name}.protocol"),
+                format!(
+                    "is boutique, but Cleave calls only {} as Online Boutique's services",
+                    BOUTIQUE_CLIENTS.join(", ")
+                ),
+            ));
+        }
         let transport = match (placement.protocol, grpc_urls) {
             (_, 0) => placement.protocol.unwrap_or_default(),
             (None | Some(TransportConfig::Grpc), n) if n == urls.len() => TransportConfig::Grpc,
+            (Some(TransportConfig::Boutique), n) if n == urls.len() => TransportConfig::Boutique,
             (Some(TransportConfig::Rest), _) => {
                 return Err(ConfigError::at(
                     figment,

@@ -34,8 +34,9 @@ use checkout_api::{CheckoutApi, CheckoutContract, IdempotencyKey, PlaceOrderRequ
 use cleave_domain::{Address, CreditCard, CurrencyCode, Money, ProductId, UserId};
 use cleave_kernel::CallContext;
 use cleave_kernel::call::EDGE;
+use cleave_kernel::client::RemoteClient;
 use cleave_kernel::error::ApiError;
-use cleave_kernel::module::Assembly;
+use cleave_kernel::module::{Assembly, Contract as _};
 use currency_api::{CurrencyApi, CurrencyContract};
 use payment_api::{ChargeRequest, PaymentApi, PaymentContract};
 use recommendation_api::{RecommendationApi, RecommendationContract, RecommendationError};
@@ -486,6 +487,58 @@ impl hipstershop::checkout_service_server::CheckoutService for Checkout {
                     .collect(),
             }),
         }))
+    }
+}
+
+/// Reaches remote module `module` as Online Boutique's service for it, through `remote` (its
+/// pipeline), for `modules.<m>.protocol = "boutique"` (the modules of
+/// [`crate::config::BOUTIQUE_CLIENTS`]).
+pub fn connect_boutique(module: &str, remote: RemoteClient, asm: &mut Assembly) {
+    if module == RecommendationContract::MODULE {
+        asm.connect_with::<RecommendationContract>(Arc::new(BoutiqueRecommendation(remote)));
+    }
+}
+
+/// The recommendation module as Boutique's `RecommendationService`: `ListRecommendations`
+/// with Boutique's messages.
+struct BoutiqueRecommendation(RemoteClient);
+
+#[tonic::async_trait]
+impl RecommendationApi for BoutiqueRecommendation {
+    async fn list_recommendations(
+        &self,
+        ctx: &CallContext,
+        user_id: UserId,
+        product_ids: Vec<ProductId>,
+    ) -> Result<Vec<ProductId>, RecommendationError> {
+        use prost::Message as _;
+        let request = hipstershop::ListRecommendationsRequest {
+            user_id: user_id.to_string(),
+            product_ids: product_ids.iter().map(ToString::to_string).collect(),
+        };
+        let answer = self
+            .0
+            .op(&recommendation_api::ops::LIST_RECOMMENDATIONS, ctx)
+            .message(
+                "/hipstershop.RecommendationService/ListRecommendations",
+                request.encode_to_vec().into(),
+            )
+            .fetch_message::<RecommendationError>()
+            .await?;
+        let answer = hipstershop::ListRecommendationsResponse::decode(answer).map_err(|e| {
+            RecommendationError::unavailable(format!("the answer does not decode: {e}"))
+        })?;
+        answer
+            .product_ids
+            .into_iter()
+            .map(|id| {
+                ProductId::parse(id).map_err(|e| {
+                    RecommendationError::unavailable(format!(
+                        "it recommended a bad product id: {e}"
+                    ))
+                })
+            })
+            .collect()
     }
 }
 

@@ -273,6 +273,13 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
     let identity = settings.module::<identity::IdentityModule>();
     let brokered = nats.is_some();
     let mut assembly = Assembly::build(&MODULES, plan, options, |name, asm| {
+        // A module reached as Online Boutique's service: its Boutique client over the
+        // module's pipeline, instead of the generated one.
+        if settings.protocol(name) == Some(crate::config::TransportConfig::Boutique)
+            && let Some(remote) = asm.remote_client(name)
+        {
+            crate::grpc::connect_boutique(name, remote, asm);
+        }
         // Every process verifies tokens itself, from identity's published keys.
         if name == IdentityContract::MODULE
             && let Some(api) = asm.api::<IdentityContract>(TOKEN_CHECKS)

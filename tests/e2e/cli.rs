@@ -117,6 +117,30 @@ fn replicas_are_a_list_of_urls_checked_like_one_and_discovery_is_named() {
             "\"ftp://b\": must be an http://, https://, grpc:// or grpcs:// url",
         ),
         (
+            vec![
+                ("CLEAVE_MODULES__CART__URL", "grpc://cart:9090"),
+                ("CLEAVE_MODULES__CART__PROTOCOL", "boutique"),
+            ],
+            "modules.cart.protocol",
+            "Cleave calls only recommendation as Online Boutique's services",
+        ),
+        (
+            vec![
+                ("CLEAVE_MODULES__CART__URL", "grpc://cart:9090"),
+                ("CLEAVE_MODULES__CART__PROTOCOL", "rest"),
+            ],
+            "modules.cart.protocol",
+            "is rest, but the module's url is a grpc:// or grpcs:// one",
+        ),
+        (
+            vec![(
+                "CLEAVE_MODULES__CART__URLS",
+                r#"["grpc://a:1", "http://b:2"]"#,
+            )],
+            "modules.cart.urls",
+            "mixes grpc(s):// and http(s):// urls",
+        ),
+        (
             vec![("CLEAVE_DISCOVERY__KIND", "consul")],
             "discovery.kind",
             "static",

@@ -366,3 +366,125 @@ async fn boutiques_client_places_an_order_with_checkout_cart_and_payment_in_proc
     .await;
     assert_eq!(charged, ["charged"]);
 }
+
+/// A Boutique `RecommendationService` written in Python (`boutique_recommendation_server.py`),
+/// stopped when dropped; the requests it answered are in `requests`.
+struct PythonRecommendations {
+    child: std::process::Child,
+    port: u16,
+    requests: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PythonRecommendations {
+    fn start() -> Self {
+        use std::io::BufRead as _;
+        let root = env!("CARGO_MANIFEST_DIR");
+        let dir = tempfile::tempdir().expect("dir");
+        let requests = dir.path().join("requests.jsonl");
+        let mut child = std::process::Command::new("python3")
+            .arg(format!(
+                "{root}/tests/e2e/boutique_recommendation_server.py"
+            ))
+            .arg(format!("{root}/src/grpc"))
+            .arg(&requests)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        // Its first line is its port, printed once it serves.
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the server's port");
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the Python server did not start: {line:?}")
+        });
+        Self {
+            child,
+            port,
+            requests,
+            _dir: dir,
+        }
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.requests)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+}
+
+impl Drop for PythonRecommendations {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_cleave_deployment_calls_an_existing_boutique_service_as_its_recommendation_module() {
+    let python = PythonRecommendations::start();
+    let port = free_port();
+    let shop = Cleave::serve(
+        &[],
+        &[
+            (
+                "CLEAVE_MODULES__RECOMMENDATION__URL",
+                format!("grpc://127.0.0.1:{}", python.port),
+            ),
+            (
+                "CLEAVE_MODULES__RECOMMENDATION__PROTOCOL",
+                "boutique".into(),
+            ),
+            ("CLEAVE_SERVER__GRPC_LISTEN", format!("127.0.0.1:{port}")),
+        ],
+    );
+    // The storefront's product page asks the recommendation module: the Python service.
+    let page = crate::helpers::client()
+        .get(format!("{}/product/OLJCESPC7Z", shop.base()))
+        .send()
+        .await
+        .expect("the product page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    let asked = python.requests();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0]["product_ids"], json!(["OLJCESPC7Z"]));
+    let user = asked[0]["user_id"].as_str().expect("a user id");
+    assert!(!user.is_empty());
+    for id in ["9SIQT8TOJO", "1YMWWN1N4O"] {
+        assert!(
+            html.contains(&format!("/product/{id}")),
+            "{id} not on the page"
+        );
+    }
+    assert!(
+        !html.contains("/product/L9ECAV7KIM"),
+        "only what it recommended"
+    );
+
+    // Boutique's own clients, pointed at Cleave, get the Python service's answer through
+    // Cleave's recommendation contract.
+    let got = boutique_client(port, &["--recommended", "guest-via-cleave"]);
+    assert_eq!(got["product_ids"], json!(["9SIQT8TOJO", "1YMWWN1N4O"]));
+    let asked = python.requests();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[1]["user_id"], "guest-via-cleave");
+
+    // Its standard gRPC health is the remote module's readiness.
+    let ready = get(&shop.base(), "/health/ready").await;
+    assert_eq!(ready.status, 200, "{:?}", ready.body);
+    assert_eq!(ready.body["checks"]["module:recommendation"], "ok");
+    drop(python);
+    // Recommendations are optional to the storefront: the process stays ready, degraded.
+    let ready = get(&shop.base(), "/health/ready").await;
+    let check = ready.body["checks"]["module:recommendation"].as_str();
+    assert!(
+        check.is_some_and(|c| c.starts_with("degraded: ") && c.contains("unreachable")),
+        "{:?}",
+        ready.body
+    );
+}

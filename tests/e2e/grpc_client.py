@@ -6,6 +6,7 @@ it answered.
     python3 grpc_client.py <host:port> <directory of demo.proto> <user id> <its access token>
     python3 grpc_client.py <host:port> <directory of demo.proto> --order <user id>
     python3 grpc_client.py <host:port> <directory of demo.proto> --recommend <user id>
+    python3 grpc_client.py <host:port> <directory of demo.proto> --recommended <user id>
     python3 grpc_client.py <host:port> <directory of demo.proto> --health
 
 The second form is Boutique's own frontend and checkout: no credentials, against a trusted
@@ -77,6 +78,15 @@ def recommend(target, proto_dir, user):
         user_id=user, product_ids=["OLJCESPC7Z"]), timeout=30))))
 
 
+def recommended(target, proto_dir, user):
+    """The products recommended to the user viewing one product."""
+    pb, rpc = stubs(proto_dir)
+    stub = rpc.RecommendationServiceStub(grpc.insecure_channel(target))
+    got = stub.ListRecommendations(pb.ListRecommendationsRequest(
+        user_id=user, product_ids=["OLJCESPC7Z"]), timeout=30)
+    print(json.dumps({"product_ids": list(got.product_ids)}))
+
+
 def health_now(target):
     """The server's and the catalog service's gRPC health statuses."""
     health = health_pb2_grpc.HealthStub(grpc.insecure_channel(target))
@@ -94,6 +104,8 @@ def main():
         return order(sys.argv[1], sys.argv[2], sys.argv[4])
     if sys.argv[3] == "--recommend":
         return recommend(sys.argv[1], sys.argv[2], sys.argv[4])
+    if sys.argv[3] == "--recommended":
+        return recommended(sys.argv[1], sys.argv[2], sys.argv[4])
     target, proto_dir, user, token = sys.argv[1:5]
     pb, rpc = stubs(proto_dir)
     channel = grpc.insecure_channel(target)

@@ -653,6 +653,16 @@ impl OpCall<'_> {
         self
     }
 
+    /// Sends the call as the gRPC method at `path` of another wire contract (Online
+    /// Boutique's services), `message` being its request already encoded (protobuf); read the
+    /// answer's message with [`OpCall::fetch_message`].
+    pub fn message(mut self, path: &'static str, message: Bytes) -> Self {
+        path.clone_into(&mut self.req.path);
+        self.req.body = Some(message);
+        self.req.content_type = Some("application/grpc".to_owned());
+        self
+    }
+
     /// Adds a header of the contract (e.g. `idempotency-key`).
     pub fn header(mut self, name: &'static str, value: String) -> Self {
         self.req.headers.push((name, value));
@@ -707,6 +717,17 @@ impl OpCall<'_> {
             }
             .into_api_error()
         })
+    }
+
+    /// Sends the call and answers the body of its answer as it is (a gRPC answer's message).
+    ///
+    /// # Errors
+    /// As [`OpCall::fetch`].
+    pub async fn fetch_message<E: ApiError>(self) -> Result<Bytes, E> {
+        self.answer()
+            .await
+            .map(|(res, _)| res.body)
+            .map_err(RemoteError::into_api_error)
     }
 
     /// Sends the call and expects a 2xx answer whose body is ignored (e.g. 204).

@@ -479,6 +479,18 @@ impl Assembly {
         self.register::<C>(api, Locality::Local);
     }
 
+    /// Reaches contract `C`'s remote module through `api` instead of its generated client: a
+    /// client of another wire contract (Online Boutique's services) over the module's
+    /// [`RemoteClient`] (see [`Assembly::remote_client`]).
+    pub fn connect_with<C: Contract>(&mut self, api: Arc<C::Api>) {
+        self.register::<C>(api, Locality::Remote);
+    }
+
+    /// The client of remote module `module`, if this process calls it.
+    pub fn remote_client(&self, module: &str) -> Option<RemoteClient> {
+        self.remotes.get(module).cloned()
+    }
+
     /// Starts module `M` with `config`, places it, and returns it (without interception).
     ///
     /// # Errors
