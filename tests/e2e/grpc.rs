@@ -323,7 +323,7 @@ async fn boutiques_client_places_an_order_with_checkout_cart_and_payment_in_proc
     // presenting checkout's certificate. Its own listener serves Boutique's services, the
     // remote cart's and payment's included, to Boutique's clients, which send no credentials.
     let checkout_db = db("checkout.db");
-    let _checkout = Cleave::serve(
+    let checkout = Cleave::serve(
         &["--modules", "catalog,currency,shipping,email,checkout"],
         &[
             ("CLEAVE_DATABASE__URL", checkout_db.clone()),
@@ -365,6 +365,37 @@ async fn boutiques_client_places_an_order_with_checkout_cart_and_payment_in_proc
     )
     .await;
     assert_eq!(charged, ["charged"]);
+
+    // REST clients of the checkout process reach the cart too: its routes are served there,
+    // each call passed to cart over gRPC, with the access rules deciding at the door.
+    let (user, path) = ("rest-shopper", "/api/cart/v1/carts/rest-shopper");
+    let token = crate::helpers::issued_token(&db("identity.db"), user, "shopper");
+    let add = crate::helpers::call_as(
+        &checkout.base(),
+        reqwest::Method::POST,
+        &format!("{path}/items"),
+        Some(&json!({"product_id": "66VCHSJNUP", "quantity": 3}).to_string()),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(add.status, 200, "{add:?}");
+    let cart = crate::helpers::call_as(
+        &checkout.base(),
+        reqwest::Method::GET,
+        path,
+        None,
+        Some(&token),
+    )
+    .await;
+    assert_eq!(
+        cart.body["items"],
+        json!([{"product_id": "66VCHSJNUP", "quantity": 3}])
+    );
+    let anonymous = get(&checkout.base(), path).await;
+    assert_eq!(
+        (anonymous.status.as_u16(), anonymous.body["code"].as_str()),
+        (401, Some("cart.unauthenticated"))
+    );
 }
 
 /// A Boutique `RecommendationService` written in Python (`boutique_recommendation_server.py`),

@@ -131,7 +131,8 @@ pub trait ModuleEntry: Send + Sync {
     fn host<'a>(&'a self, asm: &'a mut Assembly) -> BoxFuture<'a, Result<(), StartError>>;
     /// Reaches it over HTTP through `remote`.
     fn connect(&self, asm: &mut Assembly, remote: RemoteClient);
-    /// Serves its routes from the module, forwards them, or answers 503.
+    /// Serves its routes from the module (or from its client, for a module reached over
+    /// gRPC), forwards them, or answers 503.
     fn configure(&self, cfg: &mut actix_web::web::ServiceConfig, asm: &Assembly);
     /// Adds its contract's gRPC service (see [`crate::grpc`]) to `routes` when this process
     /// hosts it, as the edge reaches it, and answers the service's name.
@@ -287,7 +288,16 @@ impl<M: Module, S: MigrationSet> ModuleEntry for Entry<M, S> {
 
     fn configure(&self, cfg: &mut actix_web::web::ServiceConfig, asm: &Assembly) {
         let name = name_of::<M>();
-        if let Some(remote) = asm.remotes.get(name) {
+        let over_grpc = asm
+            .remotes
+            .get(name)
+            .is_some_and(|r| r.transport() == crate::client::Transport::Grpc);
+        if over_grpc && let Some(api) = asm.api::<M::Contract>(EDGE) {
+            // No REST request can be relayed over gRPC as it is: the module's routes are
+            // served here, each decoded and passed to its client (the access rules decide
+            // here, and the module sees this process's certificate and the caller's token).
+            M::Contract::configure(cfg, api);
+        } else if let Some(remote) = asm.remotes.get(name) {
             let path = CallPath::new(EDGE, name, Locality::Remote, asm.layers.clone());
             configure_forward::<<M::Contract as Contract>::Error>(
                 cfg,
