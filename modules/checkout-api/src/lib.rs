@@ -259,7 +259,7 @@ pub trait CheckoutApi: Send + Sync {
     ///
     /// With an `idempotency_key`, a repeated request returns the first result and charges
     /// at most once.
-    #[op(POST "/orders", keyed, access(owner(req.user_id), admin, modules(storefront)), errors(InvalidRequest, InvalidAddress, EmptyCart, ProductUnavailable, UnsupportedCurrency, PaymentDeclined, IdempotencyKeyReused, RequestInProgress))]
+    #[op(POST "/orders", keyed(idempotency_key), access(owner(req.user_id), admin, modules(storefront)), errors(InvalidRequest, InvalidAddress, EmptyCart, ProductUnavailable, UnsupportedCurrency, PaymentDeclined, IdempotencyKeyReused, RequestInProgress))]
     #[rest(
         params((
             "Idempotency-Key" = Option<String>, Header,

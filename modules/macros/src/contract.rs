@@ -80,6 +80,9 @@ struct Op {
     method: Ident,
     path: LitStr,
     repeat: Ident,
+    /// For a `keyed` operation, the argument (or its field) holding the optional key or
+    /// reference that makes a call safe to repeat: `keyed(req.reference)`.
+    key: Option<syn::Expr>,
     /// Callers in other processes may keep its answers (see `Operation::cached`).
     cached: bool,
     access: Access,
@@ -180,6 +183,7 @@ impl Parse for Op {
             return Err(syn::Error::new_spanned(&path, "the path starts with /"));
         }
         let mut repeat = None;
+        let mut key = None;
         let mut cached = None;
         let mut access = None;
         let mut errors = Vec::new();
@@ -189,7 +193,13 @@ impl Parse for Op {
             }
             let word: Ident = input.parse()?;
             match word.to_string().as_str() {
-                "read_only" | "idempotent" | "keyed" | "once" => repeat = Some(word),
+                "keyed" => {
+                    let inner;
+                    syn::parenthesized!(inner in input);
+                    key = Some(inner.parse::<syn::Expr>()?);
+                    repeat = Some(word);
+                }
+                "read_only" | "idempotent" | "once" => repeat = Some(word),
                 "cached" => cached = Some(word),
                 "access" => {
                     let inner;
@@ -206,7 +216,7 @@ impl Parse for Op {
                 _ => {
                     return Err(syn::Error::new_spanned(
                         word,
-                        "expected read_only, idempotent, keyed, once, cached, access(..) or \
+                        "expected read_only, idempotent, keyed(<key>), once, cached, access(..) or \
                          errors(..)",
                     ));
                 }
@@ -238,6 +248,7 @@ impl Parse for Op {
             method,
             path,
             repeat,
+            key,
             cached: cached.is_some(),
             access,
             errors,
@@ -441,10 +452,13 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             ));
         };
         let keys: Vec<String> = rest.iter().map(ToString::to_string).collect();
+        // A keyed call carrying its key is safe to repeat, as over REST.
+        let keyed = m.op.key.as_ref().map(|key| quote!(.keyed(#key.is_some())));
         grpc_calls.push(quote! {
             #sig {
                 self.remote
                     .op(&ops::#constant, #ctx)
+                    #keyed
                     .grpc(#grpc_path, #k::grpc::Args::new()#(.arg(#keys, &#rest))*)
                     .fetch()
                     .await

@@ -72,16 +72,18 @@ pub fn derive_api_error(input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Every method is an operation: its route (method and path under `/api/<module>/v1`), how
-/// safe it is to repeat (`read_only`, `idempotent`, `keyed`: safe when the call carries its
-/// key or reference, `once`: never repeated), and the contract errors it may answer besides
+/// safe it is to repeat (`read_only`, `idempotent`, `keyed(<key>)`: safe when the call carries
+/// its key or reference, `<key>` being the argument or field holding it as an `Option`, `once`:
+/// never repeated), and the contract errors it may answer besides
 /// `unavailable`. `#[rest(..)]` documents the route (the arguments of `utoipa::path` other
 /// than the method, path and tag, which come from `#[op]`; error responses come from the
 /// error table); operations sharing a route document it once.
 ///
 /// Generated: `pub mod ops` (one `Operation` constant per method, `ALL`, and the API
 /// document), the trait (with `async_trait`), the client struct named by `client` (holding a
-/// `RemoteClient`; its trait impl is written by hand), and `pub struct <Module>Contract`, the
-/// contract's descriptor, whose routes are `<http>::routes`.
+/// `RemoteClient`; its trait impl is written by hand), the contract's gRPC service (a
+/// dispatcher and a client, written from the signatures; see `cleave_kernel::grpc`), and `pub
+/// struct <Module>Contract`, the contract's descriptor, whose routes are `<http>::routes`.
 #[proc_macro_attribute]
 pub fn contract(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemTrait);

@@ -183,7 +183,7 @@ pub trait PaymentApi: Send + Sync {
     /// [`ChargeStatus::Charged`]. The card is checked with [`validate_card`] against the
     /// current month (UTC) and the amount with [`validate_amount`]; nothing is charged when
     /// either fails.
-    #[op(POST "/charges", keyed, access(admin, modules(checkout)), errors(InvalidAmount, InvalidCard, UnsupportedCard, InvalidCvv, CardExpired, InvalidReference))]
+    #[op(POST "/charges", keyed(req.reference), access(admin, modules(checkout)), errors(InvalidAmount, InvalidCard, UnsupportedCard, InvalidCvv, CardExpired, InvalidReference))]
     #[rest(
         request_body = ChargeRequest,
         responses(
