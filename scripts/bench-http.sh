@@ -4,6 +4,9 @@
 #   single  cleave, every module in one process
 #   split   cleave front process forwarding to catalog in a second cleave process
 #   hop     a hand-written actix + reqwest forwarding hop to that same catalog process
+#   grpc    cleave front process calling catalog in a second cleave process over gRPC (the
+#           front serves the route from its gRPC client; kept answers off, so every read
+#           crosses, as a forwarded one does)
 # Every server runs one worker; wrk runs one thread. Rounds are interleaved and the median
 # is reported, with the ratios the goals are stated in. Loopback only; every run is bounded.
 # With BENCH_BASELINE_BIN=<a cleave binary built from an earlier commit>, the same set-ups of
@@ -53,6 +56,10 @@ start catalog env $(cleave_env catalog 18192) CLEAVE_MODULES__IDENTITY__URL=http
 start front env $(cleave_env front 18193) CLEAVE_MODULES__CATALOG__URL=http://127.0.0.1:18192 \
   "$BIN/cleave" serve --modules identity,currency,cart,recommendation
 start hop "$BIN/examples/bench-forward" 127.0.0.1:18194 http://127.0.0.1:18192
+start catalog_grpc env $(cleave_env catalog_grpc 18199) CLEAVE_SERVER__GRPC_LISTEN=127.0.0.1:18299 \
+  CLEAVE_MODULES__IDENTITY__URL=http://127.0.0.1:18201 "$BIN/cleave" serve --modules catalog
+start front_grpc env $(cleave_env front_grpc 18201) CLEAVE_MODULES__CATALOG__URL=grpc://127.0.0.1:18299 \
+  CLEAVE_REMOTE__CACHE_TTL_MS=0 "$BIN/cleave" serve --modules identity,currency,cart,recommendation
 BASE=${BENCH_BASELINE_BIN:-}
 if [ -n "$BASE" ]; then
   [ -x "$BASE" ] || { echo "bench-http: BENCH_BASELINE_BIN=$BASE is not executable" >&2; exit 1; }
@@ -71,8 +78,9 @@ declare -A url=(
   [single]=http://127.0.0.1:18191$PATH_UNDER_TEST
   [split]=http://127.0.0.1:18193$PATH_UNDER_TEST
   [hop]=http://127.0.0.1:18194$PATH_UNDER_TEST
+  [grpc]=http://127.0.0.1:18201$PATH_UNDER_TEST
 )
-setups=(bare single split hop)
+setups=(bare single split hop grpc)
 if [ -n "$BASE" ]; then
   url[single_before]=http://127.0.0.1:18197$PATH_UNDER_TEST
   url[split_before]=http://127.0.0.1:18196$PATH_UNDER_TEST
@@ -111,7 +119,7 @@ done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 b=$(median "${results[bare]}"); s1=$(median "${results[single]}")
-sp=$(median "${results[split]}"); h=$(median "${results[hop]}")
+sp=$(median "${results[split]}"); h=$(median "${results[hop]}"); g=$(median "${results[grpc]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
 cat <<MD
@@ -123,11 +131,13 @@ cat <<MD
 | cleave, one process | $s1 | ${results[single]}|
 | hand-written actix+reqwest hop -> cleave catalog | $h | ${results[hop]}|
 | cleave split: front -> cleave catalog | $sp | ${results[split]}|
+| cleave split over gRPC: front -> cleave catalog | $g | ${results[grpc]}|
 
 | goal | ratio | target |
 | --- | ---: | ---: |
 | one process / bare | $(ratio "$s1" "$b") | >= 0.85 |
 | split / hand-written hop | $(ratio "$sp" "$h") | >= 1.00 |
+| gRPC split / REST split | $(ratio "$g" "$sp") | (measured) |
 MD
 if [ -n "$BASE" ]; then
   s1b=$(median "${results[single_before]}"); spb=$(median "${results[split_before]}")

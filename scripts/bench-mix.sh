@@ -5,6 +5,8 @@
 #   one     every module in one process (plain HTTP, its own SQLite file)
 #   split   one process per module, checkout with email (scripts/split.sh: HTTPS with module
 #           certificates, one SQLite file per process, events over NATS)
+#   grpc    the same split, the processes calling each other over gRPC (SPLIT_PROTOCOL=grpc:
+#           grpcs:// with the same certificates); the shoppers still browse over HTTPS
 # For each, every cleave process's CPU time (utime + stime from /proc) over the run is divided
 # by the requests answered; p50 and p99 are the shoppers' request latencies. Rounds alternate
 # the set-ups; medians are reported with the split / one ratios the goal is stated in.
@@ -24,6 +26,7 @@ SECS=${BENCH_MIX_SECS:-30}
 ROUNDS=${BENCH_MIX_ROUNDS:-3}
 ONE=127.0.0.1:18400
 FRONT=127.0.0.1:18410
+FRONT_GRPC=127.0.0.1:18430
 
 bash scripts/install-debian.sh "jq curl" jq curl
 bash scripts/nats.sh >/dev/null
@@ -47,6 +50,10 @@ groups+=(checkout,email)
 SPLIT_KEEP_GOING=1 SPLIT_BIN="$BIN/cleave" DIR="$work/split" FRONT=$FRONT bash scripts/split.sh "${groups[@]}" >"$work/split.log" 2>&1 &
 pids+=($!)
 split_pid=$!
+SPLIT_PROTOCOL=grpc SPLIT_KEEP_GOING=1 SPLIT_BIN="$BIN/cleave" DIR="$work/grpc" FRONT=$FRONT_GRPC \
+  bash scripts/split.sh "${groups[@]}" >"$work/grpc.log" 2>&1 &
+pids+=($!)
+grpc_pid=$!
 
 up() { # url, then curl options
   local url=$1; shift
@@ -60,24 +67,29 @@ up() { # url, then curl options
 }
 up "http://$ONE/health/ready"
 up "https://$FRONT/health/ready" --cacert "$work/split/certs/ca.pem"
-for p in $(pgrep -P "$split_pid"); do up "https://127.0.0.1:$(
-  tr '\0' ' ' </proc/"$p"/cmdline | sed -E 's/.*--listen [^:]+:([0-9]+).*/\1/')/health/live" --cacert "$work/split/certs/ca.pem"; done
+up "https://$FRONT_GRPC/health/ready" --cacert "$work/grpc/certs/ca.pem"
+for s in split grpc; do
+  parent=$split_pid; [ "$s" = grpc ] && parent=$grpc_pid
+  for p in $(pgrep -P "$parent"); do up "https://127.0.0.1:$(
+    tr '\0' ' ' </proc/"$p"/cmdline | sed -E 's/.*--listen [^:]+:([0-9]+).*/\1/')/health/ready" --cacert "$work/$s/certs/ca.pem"; done
+done
 
-declare -A target=([one]="http://$ONE" [split]="https://$FRONT")
-declare -A ca=([one]="" [split]="$work/split/certs/ca.pem")
+declare -A target=([one]="http://$ONE" [split]="https://$FRONT" [grpc]="https://$FRONT_GRPC")
+declare -A ca=([one]="" [split]="$work/split/certs/ca.pem" [grpc]="$work/grpc/certs/ca.pem")
 procs() { # the cleave processes of a set-up
-  if [ "$1" = one ]; then echo "$one_pid"; else pgrep -P "$split_pid"; fi
+  case $1 in one) echo "$one_pid" ;; split) pgrep -P "$split_pid" ;; grpc) pgrep -P "$grpc_pid" ;; esac
 }
 cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 name_of() { tr '\0' ' ' </proc/"$1"/cmdline | sed -E 's/.*--modules ([^ ]+).*/\1/; t; s/.*/all/'; }
 hz=$(getconf CLK_TCK)
 
 mix() { "$BIN/examples/bench-mix" "${target[$1]}" "$2" "$3" ${ca[$1]:+"${ca[$1]}"}; }
-for s in one split; do mix "$s" "$RATE" 5 >/dev/null; done # warm-up
+setups=(one split grpc)
+for s in "${setups[@]}"; do mix "$s" "$RATE" 5 >/dev/null; done # warm-up
 
 declare -A cpu p50 p99 fails reqs per_proc
 for round in $(seq 1 "$ROUNDS"); do
-  for s in one split; do
+  for s in "${setups[@]}"; do
     declare -A before=()
     for p in $(procs "$s"); do before[$p]=$(cpu_ticks "$p"); done
     out=$(mix "$s" "$RATE" "$SECS")
@@ -99,8 +111,8 @@ done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-c1=$(median "${cpu[one]}"); cs=$(median "${cpu[split]}")
-l1=$(median "${p50[one]}"); ls=$(median "${p50[split]}")
+c1=$(median "${cpu[one]}"); cs=$(median "${cpu[split]}"); cg=$(median "${cpu[grpc]}")
+l1=$(median "${p50[one]}"); ls=$(median "${p50[split]}"); lg=$(median "${p50[grpc]}")
 cat <<MD
 ### Boutique's mix ($(date -u +%Y-%m-%d), $ROUNDS rounds x ${SECS}s at $RATE tasks/s, $(nproc) cores)
 
@@ -108,13 +120,16 @@ cat <<MD
 | --- | ---: | --- | --- | --- | --- |
 | one process | $c1 | ${p50[one]}| ${p99[one]}| ${reqs[one]}| ${fails[one]}|
 | one process per module | $cs | ${p50[split]}| ${p99[split]}| ${reqs[split]}| ${fails[split]}|
+| one process per module, gRPC between them | $cg | ${p50[grpc]}| ${p99[grpc]}| ${reqs[grpc]}| ${fails[grpc]}|
 
 | goal | ratio | target |
 | --- | ---: | ---: |
 | split / one, CPU per request | $(ratio "$cs" "$c1") | <= 2.0 |
 | split / one, p50 | $(ratio "$ls" "$l1") | <= 2.0 |
+| gRPC split / REST split, CPU per request | $(ratio "$cg" "$cs") | (measured) |
+| gRPC split / REST split, p50 | $(ratio "$lg" "$ls") | (measured) |
 
-CPU ticks per process in the last split round (1 tick = $((1000 / hz)) ms): ${per_proc[split]}
+CPU ticks per process in the last round (1 tick = $((1000 / hz)) ms): REST ${per_proc[split]}; gRPC ${per_proc[grpc]}
 MD
 
 # The breaker drill: checkouts alone, payment healthy, then killed (checkout's breaker open).

@@ -12,7 +12,9 @@
 # the ports after it. Clients trust $DIR/certs/ca.pem (curl --cacert, REQUESTS_CA_BUNDLE for
 # Locust). Environment: SPLIT_BIN (default target/release/cleave), DIR (default
 # target/split), NATS_URL (default nats://127.0.0.1:4222), SPLIT_KEEP_GOING (set: a process
-# that exits leaves the others running, for fault drills; default: it stops them all).
+# that exits leaves the others running, for fault drills; default: it stops them all),
+# SPLIT_PROTOCOL (grpc: each process also serves gRPC on its port + 1000, and the others call
+# its modules there, grpcs:// with the same certificates; default rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SPLIT_BIN:-target/release/cleave}
@@ -32,12 +34,20 @@ front_port=${FRONT##*:}
 
 rm -rf "$DIR" && mkdir -p "$DIR/certs" "$DIR/data" "$DIR/logs"
 "$BIN" certs init --dir "$DIR/certs" >/dev/null
+PROTOCOL=${SPLIT_PROTOCOL:-rest}
+case $PROTOCOL in rest|grpc) ;; *) echo "SPLIT_PROTOCOL is rest or grpc, not $PROTOCOL" >&2; exit 1 ;; esac
 declare -A url_of port_of
 next=$((front_port + 1))
 for g in "${groups[@]}"; do
   if [[ ",$g," == *",storefront,"* ]]; then port_of[$g]=$front_port; else port_of[$g]=$next; next=$((next + 1)); fi
   "$BIN" certs issue --module "$g" --dir "$DIR/certs" >/dev/null
-  for m in ${g//,/ }; do url_of[$m]="https://$front_host:${port_of[$g]}"; done
+  for m in ${g//,/ }; do
+    if [ "$PROTOCOL" = grpc ]; then
+      url_of[$m]="grpcs://$front_host:$((port_of[$g] + 1000))"
+    else
+      url_of[$m]="https://$front_host:${port_of[$g]}"
+    fi
+  done
 done
 
 prefix="split$$"
@@ -59,6 +69,9 @@ for g in "${groups[@]}"; do
     CLEAVE_EVENTS__NATS_PREFIX="$prefix"
     CLEAVE_LOG__FORMAT=json
   )
+  if [ "$PROTOCOL" = grpc ]; then
+    env_+=(CLEAVE_SERVER__GRPC_LISTEN="$front_host:$((port_of[$g] + 1000))")
+  fi
   for m in "${!url_of[@]}"; do
     [[ ",$g," == *",$m,"* ]] || env_+=("CLEAVE_MODULES__${m^^}__URL=${url_of[$m]}")
   done

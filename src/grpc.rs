@@ -663,7 +663,7 @@ pub async fn serve(
         .add_routes(routes.routes());
     let task = match options.tls {
         None => {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let incoming = cleave_kernel::grpc::incoming(listener);
             tokio::spawn(async move {
                 if let Err(e) = server.serve_with_incoming_shutdown(incoming, stop).await {
                     tracing::error!(error = %e, "the gRPC server failed");

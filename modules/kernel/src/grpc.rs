@@ -333,6 +333,22 @@ pub fn grpc_timeout(raw: &str) -> Option<Duration> {
     })
 }
 
+/// The connections of a gRPC listener, each with `TCP_NODELAY`: answers go out as they are
+/// written (without it, a DATA frame waits behind its HEADERS frame for the peer's delayed
+/// ACK, 40 ms a call).
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |tcp| {
+            let tcp = tcp?;
+            tcp.set_nodelay(true)?;
+            Ok(tcp)
+        },
+    )
+}
+
 /// Contract `C` served as its gRPC service `cleave.<module>.v1.<Module>`, from `api` as the
 /// edge reaches it.
 pub struct ContractService<C: Contract> {

@@ -228,7 +228,7 @@ impl TestGrpcServer {
         let service =
             crate::grpc::ContractService::<C>::new(at_the_edge::<C>(api), edge, 64 * 1024);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming = crate::grpc::incoming(listener);
         let task = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(service)

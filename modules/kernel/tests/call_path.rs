@@ -10,7 +10,7 @@ use cleave_kernel::call::{
 };
 use cleave_kernel::http::forward::configure_forward;
 use cleave_kernel::module::Contract;
-use cleave_kernel::testing::{TestKeys, TestServer};
+use cleave_kernel::testing::{TestGrpcServer, TestKeys, TestServer};
 use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
 
 /// Errors of the probe contract.
@@ -238,6 +238,73 @@ async fn remote_calls_pass_the_same_point_and_keep_their_typed_errors() {
             .all(|s| s.caller == "storefront" && s.locality == Locality::Remote)
     );
     assert_eq!(probe.reached.load(Ordering::SeqCst), 2);
+    server.stop().await;
+}
+
+/// A probe whose first `fail_first` echoes answer `unavailable`, recording the request id and
+/// the time left of each call that reaches it.
+struct Flaky {
+    fail_first: usize,
+    reached: AtomicUsize,
+    seen: Mutex<Vec<(String, Option<std::time::Duration>)>>,
+}
+
+#[async_trait]
+impl ProbeApi for Flaky {
+    async fn echo(&self, ctx: &CallContext, word: String) -> Result<String, ProbeError> {
+        self.seen
+            .lock()
+            .expect("lock")
+            .push((ctx.request_id().to_string(), ctx.remaining()));
+        if self.reached.fetch_add(1, Ordering::SeqCst) < self.fail_first {
+            return Err(ProbeError::Unavailable {
+                reason: "not yet".into(),
+            });
+        }
+        Ok(word)
+    }
+
+    async fn refuse(&self, _: &CallContext) -> Result<(), ProbeError> {
+        self.reached.fetch_add(1, Ordering::SeqCst);
+        Err(ProbeError::Declined {
+            why: "as asked".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn grpc_calls_carry_id_and_deadline_are_retried_when_safe_and_keep_typed_errors() {
+    let flaky = Arc::new(Flaky {
+        fail_first: 1,
+        reached: AtomicUsize::new(0),
+        seen: Mutex::new(Vec::new()),
+    });
+    let server = TestGrpcServer::serve::<ProbeContract>(flaky.clone(), &TestKeys::new()).await;
+    let recorder = Arc::new(Recorder::default());
+    let api = ProbeContract::intercept(
+        server.client::<ProbeContract>(),
+        path("storefront", Locality::Remote, vec![recorder.clone()]),
+    );
+    let budget = std::time::Duration::from_secs(20);
+    let ctx = CallContext::root().with_timeout(budget);
+    // The first try answers 503 (UNAVAILABLE with its problem): a read is tried again.
+    assert_eq!(api.echo(&ctx, "a b/c".into()).await, Ok("a b/c".into()));
+    let seen = flaky.seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2, "tried twice: {seen:?}");
+    for (id, left) in &seen {
+        assert_eq!(id, ctx.request_id().as_str(), "the request id travels");
+        let left = left.expect("the deadline travels as grpc-timeout");
+        assert!(left <= budget && !left.is_zero(), "{left:?}");
+    }
+    // An operation that may not be repeated is not, and its error is the same variant.
+    assert_eq!(
+        api.refuse(&ctx).await,
+        Err(ProbeError::Declined {
+            why: "as asked".into()
+        })
+    );
+    assert_eq!(flaky.reached.load(Ordering::SeqCst), 3);
+    assert_eq!(recorder.seen().len(), 2, "one call each through the path");
     server.stop().await;
 }
 
