@@ -9,12 +9,12 @@
 //!   outside (each call passes the module's contract with its layers, and each operation's
 //!   access rules decide here, as over REST): `ProductCatalogService`, `CurrencyService`,
 //!   `RecommendationService`, `AdService`, `ShippingService`, `CartService`,
-//!   `PaymentService` and `CheckoutService`. Reads anyone may make answer anyone; the rest
+//!   `PaymentService`, `CheckoutService` and `EmailService`. Reads anyone may make answer
+//!   anyone; the rest
 //!   need what REST needs: a cart or an order its owner's (or an admin's) access token as
 //!   `authorization: Bearer <token>` metadata, a charge or a shipment checkout. Boutique's own
 //!   services send no credentials: with `server.grpc_trusted` every caller is taken as the
 //!   deployment's modules; without it, calls without a token get `UNAUTHENTICATED`.
-//!   `EmailService` is not served yet.
 //!
 //! Both kinds come with standard gRPC health checking (`grpc.health.v1.Health`, one status per
 //! service) and server reflection (v1, v1alpha). A request's `x-request-id` and
@@ -38,6 +38,7 @@ use cleave_kernel::client::RemoteClient;
 use cleave_kernel::error::ApiError;
 use cleave_kernel::module::{Assembly, Contract as _};
 use currency_api::{CurrencyApi, CurrencyContract};
+use email_api::{EmailApi, EmailContract};
 use payment_api::{ChargeRequest, PaymentApi, PaymentContract};
 use recommendation_api::{RecommendationApi, RecommendationContract, RecommendationError};
 use shipping_api::{QuoteRequest, ShipOrderRequest, ShippingApi, ShippingContract, ShippingItem};
@@ -431,6 +432,63 @@ impl hipstershop::payment_service_server::PaymentService for Payment {
     }
 }
 
+/// `EmailService` over the email contract (sending is checkout's and admins'): Boutique's
+/// `OrderResult` becomes the confirmation's summary. Boutique's items carry a unit price and a
+/// product id only: a line costs its unit price times its quantity, is named by its product
+/// id, and the total is the lines and shipping. Sending again for an order sends nothing (the
+/// message id is `boutique-<order id>`).
+struct Email(Arc<dyn EmailApi>, Edge);
+
+#[tonic::async_trait]
+impl hipstershop::email_service_server::EmailService for Email {
+    async fn send_order_confirmation(
+        &self,
+        req: Request<hipstershop::SendOrderConfirmationRequest>,
+    ) -> Result<Response<hipstershop::Empty>, Status> {
+        let ctx = context_of(&self.1, &req).await?;
+        let hipstershop::SendOrderConfirmationRequest { email, order } = req.into_inner();
+        let order = order.unwrap_or_default();
+        let bad = |detail: String| status(email_api::EmailError::InvalidRequest { detail });
+        let shipping_cost = money_in(order.shipping_cost);
+        let mut total = shipping_cost.clone();
+        let mut lines = Vec::with_capacity(order.items.len());
+        for item in order.items {
+            let (product, quantity) = item
+                .item
+                .map(|i| (i.product_id, i64::from(i.quantity)))
+                .unwrap_or_default();
+            let cost = money_in(item.cost)
+                .checked_mul(quantity)
+                .map_err(|e| bad(format!("item {product}: {e}")))?;
+            total = total
+                .checked_add(&cost)
+                .map_err(|e| bad(format!("item {product}: {e}")))?;
+            lines.push(email_api::SummaryLine {
+                name: product,
+                quantity,
+                cost,
+            });
+        }
+        let request = email_api::ConfirmationRequest {
+            message_id: format!("boutique-{}", order.order_id),
+            email,
+            order: email_api::OrderSummary {
+                order_id: order.order_id,
+                tracking_id: order.shipping_tracking_id,
+                shipping_cost,
+                total,
+                lines,
+                address: address_in(order.shipping_address),
+            },
+        };
+        self.0
+            .send_order_confirmation(&ctx, request)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(hipstershop::Empty {}))
+    }
+}
+
 /// `CheckoutService` over the checkout contract: an order is placed for its user (with their
 /// token) or by a trusted caller; an `idempotency-key` metadata entry makes a retry safe.
 struct Checkout(Arc<dyn CheckoutApi>, Edge);
@@ -639,6 +697,11 @@ pub async fn serve(
         CheckoutContract,
         checkout_service_server::CheckoutServiceServer,
         Checkout
+    );
+    serve_module!(
+        EmailContract,
+        email_service_server::EmailServiceServer,
+        Email
     );
     // Reflection lists what its descriptors describe (the proto describes all nine Boutique
     // services; Cleave's own have no proto, their schema being the contract traits), in both

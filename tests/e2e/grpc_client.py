@@ -10,7 +10,8 @@ it answered.
     python3 grpc_client.py <host:port> <directory of demo.proto> --health
 
 The second form is Boutique's own frontend and checkout: no credentials, against a trusted
-listener (`server.grpc_trusted`); it fills the user's cart, places an order and charges a card.
+listener (`server.grpc_trusted`); it fills the user's cart, places an order, charges a card
+and confirms the order by e-mail (twice, as a retry would).
 """
 
 import importlib
@@ -59,6 +60,11 @@ def order(target, proto_dir, user):
     left = cart.GetCart(pb.GetCartRequest(user_id=user), timeout=10)
     charge = rpc.PaymentServiceStub(channel).Charge(pb.ChargeRequest(
         amount=pb.Money(currency_code="USD", units=5), credit_card=card), timeout=10)
+    # Boutique's checkout confirms by e-mail; a retry of the same confirmation sends nothing.
+    email = rpc.EmailServiceStub(channel)
+    for _ in range(2):
+        email.SendOrderConfirmation(pb.SendOrderConfirmationRequest(
+            email="someone@example.com", order=placed), timeout=10)
     print(json.dumps({
         "order_id": placed.order_id,
         "tracking_id": placed.shipping_tracking_id,
@@ -181,10 +187,11 @@ def main():
         name: health_pb2.HealthCheckResponse.ServingStatus.Name(
             health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10).status)
         for name in ["hipstershop.ProductCatalogService", "hipstershop.CurrencyService",
-                     "hipstershop.CartService"]
+                     "hipstershop.CartService", "hipstershop.EmailService",
+                     "cleave.cart.v1.Cart"]
     }
-    out["health_email"] = failure(lambda: health.Check(
-        health_pb2.HealthCheckRequest(service="hipstershop.EmailService"), timeout=10))
+    out["health_unknown"] = failure(lambda: health.Check(
+        health_pb2.HealthCheckRequest(service="hipstershop.NoSuchService"), timeout=10))
 
     reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
     answers = reflection.ServerReflectionInfo(
