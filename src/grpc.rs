@@ -74,6 +74,14 @@ pub struct Options {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
+/// A malformed field of a message, refused before the contract as REST refuses a malformed
+/// body: `INVALID_ARGUMENT` with code `cleave.bad_request`.
+fn malformed(field: &str, e: &cleave_domain::InvalidValue) -> Status {
+    status(cleave_kernel::error::KernelError::BadRequest {
+        detail: format!("{field}: {}", e.0),
+    })
+}
+
 /// The call context of a Boutique request (see [`Edge::context`]).
 async fn context_of<T>(edge: &Edge, req: &Request<T>) -> Result<CallContext, Status> {
     let peer = edge.peer_modules(req.extensions());
@@ -242,7 +250,7 @@ fn parcel(
         .map(|i| {
             Ok(ShippingItem {
                 product_id: ProductId::parse(i.product_id)
-                    .map_err(|e| Status::invalid_argument(format!("items.product_id: {}", e.0)))?,
+                    .map_err(|e| malformed("items.product_id", &e))?,
                 quantity: i64::from(i.quantity),
             })
         })
@@ -366,8 +374,8 @@ impl hipstershop::cart_service_server::CartService for Cart {
         let hipstershop::AddItemRequest { user_id, item } = req.into_inner();
         let item = item.unwrap_or_default();
         // As over REST, where a malformed id in the body is refused before the contract.
-        let product = ProductId::parse(item.product_id)
-            .map_err(|e| Status::invalid_argument(format!("item.product_id: {}", e.0)))?;
+        let product =
+            ProductId::parse(item.product_id).map_err(|e| malformed("item.product_id", &e))?;
         self.0
             .add_item(&ctx, user_in(user_id)?, product, i64::from(item.quantity))
             .await
@@ -506,15 +514,15 @@ impl hipstershop::checkout_service_server::CheckoutService for Checkout {
                     .ok()
                     .and_then(|k| IdempotencyKey::parse(k).ok())
                     .ok_or_else(|| {
-                        Status::invalid_argument("idempotency-key is not a valid key")
+                        status(cleave_kernel::error::KernelError::BadRequest {
+                            detail: "idempotency-key is not a valid key".into(),
+                        })
                     })?,
             ),
             None => None,
         };
         let r = req.into_inner();
-        let bad = |field: &str, e: cleave_domain::InvalidValue| {
-            Status::invalid_argument(format!("{field}: {}", e.0))
-        };
+        let bad = |field: &str, e: cleave_domain::InvalidValue| malformed(field, &e);
         let order = PlaceOrderRequest {
             user_id: UserId::parse(r.user_id).map_err(|e| bad("user_id", e))?,
             user_currency: CurrencyCode::parse(r.user_currency)
