@@ -226,7 +226,7 @@ impl TestGrpcServer {
             handler_timeout: std::time::Duration::from_secs(30),
         });
         let service =
-            crate::grpc::ContractService::<C>::new(at_the_edge::<C>(api), edge, 64 * 1024);
+            crate::module::ContractService::<C>::new(at_the_edge::<C>(api), edge, 64 * 1024);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let incoming = crate::grpc::incoming(listener);
         let task = tokio::spawn(async move {

@@ -278,7 +278,7 @@ impl<M: Module, S: MigrationSet> ModuleEntry for Entry<M, S> {
             return None;
         }
         let api = asm.api::<M::Contract>(crate::call::EDGE)?;
-        routes.add_service(crate::grpc::ContractService::<M::Contract>::new(
+        routes.add_service(super::ContractService::<M::Contract>::new(
             api,
             edge.clone(),
             max_message_bytes,

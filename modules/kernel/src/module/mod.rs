@@ -15,6 +15,7 @@
 //! docs/ARCHITECTURE.md).
 
 mod assembly;
+mod grpc_service;
 mod placement;
 
 use std::any::Any;
@@ -28,6 +29,7 @@ use serde::de::DeserializeOwned;
 pub use assembly::{
     Assembly, AssemblyOptions, Entry, MigrationSet, Migrations, ModuleEntry, NoTables,
 };
+pub use grpc_service::ContractService;
 pub use placement::{ModuleSpec, Placement, PlacementError, PlacementPlan};
 
 use crate::auth::Authenticator;

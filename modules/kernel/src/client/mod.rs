@@ -5,6 +5,8 @@
 //! added here, in [`RemoteClient::new`], and no module client changes. See [`crate::resilience`] for when a
 //! call is tried again and when the breaker opens.
 
+mod grpc;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -796,7 +798,7 @@ impl RemoteClient {
 #[derive(Clone)]
 enum Wire {
     Http(HttpTransport),
-    Grpc(crate::grpc::GrpcTransport),
+    Grpc(grpc::GrpcTransport),
 }
 
 impl Service<RemoteRequest> for Wire {
@@ -820,7 +822,7 @@ impl Service<RemoteRequest> for Wire {
 #[derive(Clone)]
 enum WireClient {
     Http(HttpClient),
-    Grpc(crate::grpc::GrpcClient),
+    Grpc(grpc::GrpcClient),
 }
 
 /// The innermost REST service: encodes the request and context on the wire (HTTP/1.1, or HTTP/2
@@ -1392,9 +1394,9 @@ impl Replica {
                 http,
                 max_answer_bytes: settings.max_answer_bytes,
             }),
-            WireClient::Grpc(client) => Wire::Grpc(crate::grpc::GrpcTransport {
+            WireClient::Grpc(client) => Wire::Grpc(grpc::GrpcTransport {
                 module,
-                origin: crate::grpc::GrpcTransport::origin_of(&url),
+                origin: grpc::GrpcTransport::origin_of(&url),
                 client,
                 max_answer_bytes: settings.max_answer_bytes,
             }),
