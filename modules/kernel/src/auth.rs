@@ -188,6 +188,21 @@ pub struct TokenVerifier {
     /// [`MAX_FETCHES_PER_SEC`] fetches a second whatever the kids: made-up kids cannot turn
     /// requests into a flood on the identity module.
     fetches: Mutex<Fetches>,
+    /// Tokens already verified with the current keys, and their claims: each hop of a call
+    /// chain relays the end user's token, and a signature need not be checked again in every
+    /// process for every call (see [`TokenVerifier::verify`]).
+    verified: std::sync::Mutex<Verified>,
+}
+
+/// Most tokens a verifier remembers; past it, it forgets them all.
+const MAX_VERIFIED: usize = 4096;
+
+/// Tokens verified with one key set.
+#[derive(Default)]
+struct Verified {
+    /// The key set they were verified with (a new one forgets them).
+    keys: Option<Arc<HashMap<String, DecodingKey>>>,
+    claims: HashMap<Box<str>, AccessClaims>,
 }
 
 /// Most JWKS fetches per second by one verifier.
@@ -210,7 +225,60 @@ impl TokenVerifier {
             source,
             keys: ArcSwap::from_pointee(HashMap::new()),
             fetches: Mutex::new(Fetches::default()),
+            verified: std::sync::Mutex::new(Verified::default()),
         }
+    }
+
+    /// The claims of `token` if it was verified with `keys`, checked again against the
+    /// clock (expiry and not-before, with the leeway); what does not depend on the clock
+    /// (signature, algorithm, type, issuer, audience) held when it was verified.
+    fn remembered(
+        &self,
+        token: &str,
+        keys: &Arc<HashMap<String, DecodingKey>>,
+    ) -> Option<Result<AccessClaims, AuthError>> {
+        let verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !verified.keys.as_ref().is_some_and(|k| Arc::ptr_eq(k, keys)) {
+            return None;
+        }
+        let claims = verified.claims.get(token)?;
+        let now = crate::events::now_ms() / 1000;
+        let leeway = i64::try_from(self.leeway).unwrap_or(0);
+        Some(if claims.exp < now - leeway {
+            Err(unauthenticated("the token has expired"))
+        } else if claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
+            Err(unauthenticated("the token is not valid yet (nbf)"))
+        } else {
+            Ok(claims.clone())
+        })
+    }
+
+    /// Remembers that `token`, with `claims`, verified with `keys`.
+    fn remember(
+        &self,
+        token: &str,
+        keys: Arc<HashMap<String, DecodingKey>>,
+        claims: &AccessClaims,
+    ) {
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !verified
+            .keys
+            .as_ref()
+            .is_some_and(|k| Arc::ptr_eq(k, &keys))
+        {
+            verified.claims.clear();
+            verified.keys = Some(keys);
+        }
+        if verified.claims.len() >= MAX_VERIFIED {
+            verified.claims.clear();
+        }
+        verified.claims.insert(token.into(), claims.clone());
     }
 
     async fn refresh_keys(&self, kid: &str) -> Result<(), AuthError> {
@@ -244,12 +312,17 @@ impl TokenVerifier {
         Ok(())
     }
 
-    /// Verifies `token` and returns its claims.
+    /// Verifies `token` and returns its claims. A token this verifier verified before with
+    /// the same keys (at most [`MAX_VERIFIED`] of them) is only checked against the clock
+    /// again: its signature stays good until the keys change.
     ///
     /// # Errors
     /// [`AuthError::Unauthenticated`] naming what is wrong; [`AuthError::Unavailable`] when the
     /// keys cannot be fetched.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        if let Some(known) = self.remembered(token, &self.keys.load_full()) {
+            return known;
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             unauthenticated("the token is not a well-formed JWT with a known algorithm")
         })?;
@@ -276,7 +349,7 @@ impl TokenVerifier {
         if !self.keys.load().contains_key(&kid) {
             self.refresh_keys(&kid).await?;
         }
-        let keys = self.keys.load();
+        let keys = self.keys.load_full();
         let key = keys
             .get(&kid)
             .ok_or_else(|| unauthenticated("the token is signed with an unknown key"))?;
@@ -307,6 +380,7 @@ impl TokenVerifier {
             // a clock anyone should trust.
             return Err(unauthenticated("the token was issued in the future (iat)"));
         }
+        self.remember(token, keys.clone(), &data.claims);
         Ok(data.claims)
     }
 }
