@@ -729,8 +729,12 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection().build_v1().context("gRPC reflection")?)
         .add_service(reflection().build_v1alpha().context("gRPC reflection")?);
+    // Each call's context ends at the handler timeout (or its sooner `grpc-timeout`) and its
+    // calls answer DEADLINE_EXCEEDED with Cleave's code then. tonic's own timeout is only the
+    // backstop for a handler that ignores its deadline, a second later: at the same instant
+    // it would race the handler's answer with its bare CANCELLED.
     let server = tonic::transport::Server::builder()
-        .timeout(options.handler_timeout)
+        .timeout(options.handler_timeout + Duration::from_secs(1))
         .add_routes(routes.routes());
     let task = match options.tls {
         None => {
