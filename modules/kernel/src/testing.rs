@@ -279,13 +279,21 @@ impl TestKeys {
     /// # Panics
     /// When no key can be generated.
     pub fn new() -> std::sync::Arc<Self> {
+        Self::named("test-key")
+    }
+
+    /// A fresh Ed25519 key published under `kid` (keys of one verifier have distinct ones).
+    ///
+    /// # Panics
+    /// When no key can be generated.
+    pub fn named(kid: &str) -> std::sync::Arc<Self> {
         use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
         use base64::Engine;
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key pair");
         std::sync::Arc::new(Self {
-            kid: "test-key".into(),
+            kid: kid.into(),
             pkcs8: pkcs8.as_ref().to_vec(),
             x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
         })
@@ -330,11 +338,18 @@ impl TestKeys {
     }
 }
 
+impl TestKeys {
+    /// The key as identity publishes it.
+    pub fn public(&self) -> crate::auth::PublicJwk {
+        crate::auth::PublicJwk::ed25519(&self.kid, &self.x)
+    }
+}
+
 #[async_trait::async_trait]
 impl crate::auth::KeySource for TestKeys {
     async fn jwks(&self) -> Result<crate::auth::Jwks, String> {
         Ok(crate::auth::Jwks {
-            keys: vec![crate::auth::PublicJwk::ed25519(&self.kid, &self.x)],
+            keys: vec![self.public()],
         })
     }
 }

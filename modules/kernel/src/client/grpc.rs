@@ -8,9 +8,8 @@ use hyper::http;
 use tonic::Status;
 use tower::Service;
 
-use super::{OPERATION_HEADER, RemoteError, RemoteRequest, RemoteResponse, Resolver};
+use super::{RemoteError, RemoteRequest, RemoteResponse, Resolver};
 use crate::call::BoxFuture;
-use crate::context::REQUEST_ID_HEADER;
 use crate::error::Problem;
 use crate::grpc::{PROBLEM_METADATA, RawCodec, http_status_of};
 
@@ -92,7 +91,8 @@ impl Service<RemoteRequest> for GrpcTransport {
             Err(e) => return not_sent(format!("{}: {e}", req.path)),
         };
         let mut request = tonic::Request::new(req.body.clone().unwrap_or_default());
-        let headers = metadata_of(&req);
+        let mut headers = http::HeaderMap::with_capacity(8);
+        super::call_headers(&req, &mut headers);
         *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
         if let Some(left) = req.ctx.remaining() {
             request.set_timeout(left);
@@ -116,37 +116,6 @@ impl Service<RemoteRequest> for GrpcTransport {
             }
         })
     }
-}
-
-/// The metadata of a call: request id, operation and whether it is safe to repeat, trace
-/// context, the end user's token, the contract's headers.
-fn metadata_of(req: &RemoteRequest) -> http::HeaderMap {
-    use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
-    const H_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
-    const H_OPERATION: HeaderName = HeaderName::from_static(OPERATION_HEADER);
-    let mut headers = http::HeaderMap::with_capacity(6);
-    if let Ok(id) = HeaderValue::from_str(req.ctx.request_id().as_str()) {
-        headers.insert(H_REQUEST_ID, id);
-    }
-    if let Some(op) = req.op {
-        headers.insert(H_OPERATION, HeaderValue::from_static(op.id));
-    }
-    crate::telemetry::inject_current(&mut headers);
-    if let Some(token) = req.ctx.principal().and_then(|p| p.access_token.as_deref())
-        && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {token}"))
-    {
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-    }
-    for (name, value) in &req.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    headers
 }
 
 /// A status the callee answered as the pipeline reads answers: a Cleave error as its problem

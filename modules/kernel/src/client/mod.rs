@@ -849,16 +849,9 @@ impl Service<RemoteRequest> for HttpTransport {
     fn call(&mut self, req: RemoteRequest) -> Self::Future {
         let module = self.module;
         let url = self.url_for(&req.path);
-        // Header names and fixed values are built once, not parsed per call.
-        const H_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
         const H_DEADLINE: HeaderName = HeaderName::from_static(DEADLINE_HEADER);
-        const H_OPERATION: HeaderName = HeaderName::from_static(OPERATION_HEADER);
-        const H_SAFE: HeaderName = HeaderName::from_static(SAFE_TO_REPEAT_HEADER);
         let mut headers = HeaderMap::with_capacity(8);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        if let Ok(id) = HeaderValue::from_str(req.ctx.request_id().as_str()) {
-            headers.insert(H_REQUEST_ID, id);
-        }
         if let Some(left) = req.ctx.remaining() {
             let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
             headers.insert(H_DEADLINE, HeaderValue::from(ms));
@@ -870,36 +863,7 @@ impl Service<RemoteRequest> for HttpTransport {
         {
             headers.insert(CONTENT_TYPE, ct);
         }
-        crate::telemetry::inject_current(&mut headers);
-        if let Some(op) = req.op {
-            headers.insert(H_OPERATION, HeaderValue::from_static(op.id));
-            let safe = if op.repeat.is_safe(req.keyed) {
-                "true"
-            } else {
-                "false"
-            };
-            headers.insert(H_SAFE, HeaderValue::from_static(safe));
-        }
-        let forwards_authorization = req.headers.iter().any(|(n, _)| *n == "authorization");
-        if let Some(token) = req
-            .ctx
-            .principal()
-            .and_then(|p| p.access_token.as_deref())
-            .filter(|_| !forwards_authorization)
-            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {token}"))
-        {
-            // The end user's identity travels with the call (token relay).
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-        for (name, value) in req.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                headers.append(name, value);
-            }
-        }
+        call_headers(&req, &mut headers);
         let http = self.http.clone();
         let limit = self.max_answer_bytes;
         let request = url.and_then(|url| {
@@ -944,6 +908,49 @@ impl Service<RemoteRequest> for HttpTransport {
                 headers,
             })
         })
+    }
+}
+
+/// The headers every call carries, over REST as over gRPC (as metadata): its request id, the
+/// operation and whether it is safe to repeat, the trace context, the end user's token (unless
+/// a forwarded request brings its own `authorization`), and the contract's headers.
+fn call_headers(req: &RemoteRequest, headers: &mut HeaderMap) {
+    // Header names and fixed values are built once, not parsed per call.
+    const H_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+    const H_OPERATION: HeaderName = HeaderName::from_static(OPERATION_HEADER);
+    const H_SAFE: HeaderName = HeaderName::from_static(SAFE_TO_REPEAT_HEADER);
+    if let Ok(id) = HeaderValue::from_str(req.ctx.request_id().as_str()) {
+        headers.insert(H_REQUEST_ID, id);
+    }
+    crate::telemetry::inject_current(headers);
+    if let Some(op) = req.op {
+        headers.insert(H_OPERATION, HeaderValue::from_static(op.id));
+        let safe = if op.repeat.is_safe(req.keyed) {
+            "true"
+        } else {
+            "false"
+        };
+        headers.insert(H_SAFE, HeaderValue::from_static(safe));
+    }
+    let forwards_authorization = req.headers.iter().any(|(n, _)| *n == "authorization");
+    if let Some(token) = req
+        .ctx
+        .principal()
+        .and_then(|p| p.access_token.as_deref())
+        .filter(|_| !forwards_authorization)
+        && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        // The end user's identity travels with the call (token relay).
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    for (name, value) in &req.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
     }
 }
 
