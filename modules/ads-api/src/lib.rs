@@ -10,7 +10,7 @@
 //! Each operation's route is declared on the trait ([`ops`] lists them); [`http::routes`]
 //! serves them and [`AdsClient`] calls them.
 
-use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
+use cleave_kernel::{CallContext, async_trait, contract, contract_error};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -52,8 +52,7 @@ pub struct Ads {
 }
 
 /// Errors of the ads contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "ads")]
+#[contract_error(module = "ads")]
 pub enum AdsError {
     /// More than [`MAX_CONTEXT_KEYS`] context keys.
     #[api(status = 400)]
@@ -82,29 +81,6 @@ pub enum AdsError {
     AdNotFound {
         /// The id asked for.
         ad_id: String,
-    },
-    /// A caller the operation does not admit (see its access rules).
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Unauthenticated (401) or forbidden (403), and why.
-        refusal: Refusal,
-    },
-    /// The ads module (or its storage) cannot be reached.
-    #[api(unavailable)]
-    #[error("ads are unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
-        upstream: Option<Upstream>,
-    },
-    /// A bug in the ads module.
-    #[api(internal)]
-    #[error("ads internal error: {reason}")]
-    Internal {
-        /// What went wrong (logged, not sent).
-        reason: String,
     },
 }
 

@@ -9,7 +9,7 @@
 //! serves them and [`CartClient`] calls them.
 
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
+use cleave_kernel::{CallContext, async_trait, contract, contract_error};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -49,8 +49,7 @@ pub struct AddItemRequest {
 }
 
 /// Errors of the cart contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "cart")]
+#[contract_error(module = "cart")]
 pub enum CartError {
     /// The user id is malformed.
     #[api(status = 400)]
@@ -83,29 +82,6 @@ pub enum CartError {
     TooManyItems {
         /// The limit.
         max: usize,
-    },
-    /// A caller the operation does not admit (see its access rules).
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Unauthenticated (401) or forbidden (403), and why.
-        refusal: Refusal,
-    },
-    /// The cart module (or its storage) cannot be reached.
-    #[api(unavailable)]
-    #[error("cart is unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
-        upstream: Option<Upstream>,
-    },
-    /// A bug in the cart module.
-    #[api(internal)]
-    #[error("cart internal error: {reason}")]
-    Internal {
-        /// What went wrong (logged, not sent).
-        reason: String,
     },
 }
 

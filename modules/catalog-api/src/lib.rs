@@ -8,7 +8,7 @@
 //! serves them and [`CatalogClient`] calls them.
 
 use cleave_domain::{Money, ProductId};
-use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
+use cleave_kernel::{CallContext, async_trait, contract, contract_error};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -57,8 +57,7 @@ pub struct ProductList {
 }
 
 /// Errors of the catalog contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "catalog")]
+#[contract_error(module = "catalog")]
 pub enum CatalogError {
     /// No product has this id.
     #[api(status = 404)]
@@ -87,29 +86,6 @@ pub enum CatalogError {
     InvalidProduct {
         /// What is wrong.
         detail: String,
-    },
-    /// A caller the operation does not admit (see its access rules).
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Unauthenticated (401) or forbidden (403), and why.
-        refusal: Refusal,
-    },
-    /// The catalog module (or its storage) cannot be reached.
-    #[api(unavailable)]
-    #[error("catalog is unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
-        upstream: Option<Upstream>,
-    },
-    /// A bug in the catalog.
-    #[api(internal)]
-    #[error("catalog internal error: {reason}")]
-    Internal {
-        /// What went wrong (logged, not sent).
-        reason: String,
     },
 }
 

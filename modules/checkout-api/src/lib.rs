@@ -12,7 +12,7 @@ use cleave_domain::{
     Address, CreditCard, CurrencyCode, InvalidValue, Money, ProductId, UserId, validate_email,
 };
 use cleave_kernel::events::Topic;
-use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
+use cleave_kernel::{CallContext, async_trait, contract, contract_error};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -159,8 +159,10 @@ impl Topic for OrderPlaced {
 }
 
 /// Errors of the checkout contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "checkout")]
+#[contract_error(
+    module = "checkout",
+    unavailable = "A module checkout needs cannot be reached (or its storage). Nothing was charged, or the charge was refunded."
+)]
 pub enum CheckoutError {
     /// A field of the request is malformed.
     #[api(status = 400)]
@@ -215,13 +217,6 @@ pub enum CheckoutError {
     #[api(status = 422)]
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,
-    /// A caller the operation does not admit (see its access rules).
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Unauthenticated (401) or forbidden (403), and why.
-        refusal: Refusal,
-    },
     /// A request with the same idempotency key is still being processed, or failed and is
     /// being undone (a dependency is down): try again after `retry_after_secs`.
     #[api(status = 409)]
@@ -229,23 +224,6 @@ pub enum CheckoutError {
     RequestInProgress {
         /// Seconds to wait (also in `Retry-After`).
         retry_after_secs: u64,
-    },
-    /// A module checkout needs cannot be reached (or its storage). Nothing was charged, or
-    /// the charge was refunded.
-    #[api(unavailable)]
-    #[error("checkout is unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
-        upstream: Option<Upstream>,
-    },
-    /// A bug in the checkout module.
-    #[api(internal)]
-    #[error("checkout internal error: {reason}")]
-    Internal {
-        /// What went wrong (logged, not sent).
-        reason: String,
     },
 }
 

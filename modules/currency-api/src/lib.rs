@@ -8,7 +8,7 @@
 //! serves them and [`CurrencyClient`] calls them.
 
 use cleave_domain::{CurrencyCode, Money};
-use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
+use cleave_kernel::{CallContext, async_trait, contract, contract_error};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -32,8 +32,7 @@ pub struct CurrencyList {
 }
 
 /// Errors of the currency contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "currency")]
+#[contract_error(module = "currency")]
 pub enum CurrencyError {
     /// The code is malformed or not in the rate table.
     #[api(status = 400)]
@@ -48,29 +47,6 @@ pub enum CurrencyError {
     InvalidMoney {
         /// What is wrong.
         detail: String,
-    },
-    /// A caller the operation does not admit (see its access rules).
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Unauthenticated (401) or forbidden (403), and why.
-        refusal: Refusal,
-    },
-    /// The currency module (or its storage) cannot be reached.
-    #[api(unavailable)]
-    #[error("currency is unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
-        upstream: Option<Upstream>,
-    },
-    /// A bug in the currency module.
-    #[api(internal)]
-    #[error("currency internal error: {reason}")]
-    Internal {
-        /// What went wrong (logged, not sent).
-        reason: String,
     },
 }
 

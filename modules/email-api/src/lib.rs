@@ -9,7 +9,7 @@
 //! serves them and [`EmailClient`] calls them.
 
 use cleave_domain::{Address, Money};
-use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
+use cleave_kernel::{CallContext, async_trait, contract, contract_error};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -77,8 +77,10 @@ pub struct Confirmation {
 }
 
 /// Errors of the email contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "email")]
+#[contract_error(
+    module = "email",
+    unavailable = "The email module (its storage or mail transport) cannot be reached."
+)]
 pub enum EmailError {
     /// A field of the request is malformed.
     #[api(status = 400)]
@@ -86,29 +88,6 @@ pub enum EmailError {
     InvalidRequest {
         /// What is wrong.
         detail: String,
-    },
-    /// A caller the operation does not admit (see its access rules).
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Unauthenticated (401) or forbidden (403), and why.
-        refusal: Refusal,
-    },
-    /// The email module (its storage or mail transport) cannot be reached.
-    #[api(unavailable)]
-    #[error("email is unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
-        upstream: Option<Upstream>,
-    },
-    /// A bug in the email module.
-    #[api(internal)]
-    #[error("email internal error: {reason}")]
-    Internal {
-        /// What went wrong (logged, not sent).
-        reason: String,
     },
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use cleave_kernel::auth::{Jwks, KeySource, UserDirectory};
 use cleave_kernel::context::Principal;
 use cleave_kernel::events::{Event, EventError, Subscriber, Topic};
-use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, async_trait, contract, contract_error};
 use serde::{Deserialize, Serialize};
 
 pub mod http;
@@ -133,8 +133,7 @@ pub struct UserStatus {
 }
 
 /// Errors of the identity contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "identity")]
+#[contract_error(module = "identity")]
 pub enum IdentityError {
     /// The e-mail address is malformed.
     #[api(status = 400)]
@@ -180,35 +179,12 @@ pub enum IdentityError {
         /// Seconds to wait (also in `Retry-After`).
         retry_after_secs: u64,
     },
-    /// A caller the operation does not admit (see its access rules).
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Unauthenticated (401) or forbidden (403), and why.
-        refusal: Refusal,
-    },
     /// No such user.
     #[api(status = 404)]
     #[error("user {user_id} not found")]
     UserNotFound {
         /// The id asked for.
         user_id: String,
-    },
-    /// The identity module (or its storage) cannot be reached.
-    #[api(unavailable)]
-    #[error("identity is unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
-        upstream: Option<Upstream>,
-    },
-    /// A bug in the identity module.
-    #[api(internal)]
-    #[error("identity internal error: {reason}")]
-    Internal {
-        /// What went wrong (logged, not sent).
-        reason: String,
     },
 }
 

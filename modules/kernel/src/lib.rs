@@ -3,7 +3,8 @@
 //! - [`context`]: the [`context::CallContext`] (request id, deadline, principal) that travels
 //!   through every local and remote call.
 //! - [`error`]: the error model: stable codes, `application/problem+json`, status mapping,
-//!   declared once per contract with `#[derive(ApiError)]`.
+//!   declared once per contract with `#[contract_error]` (`#[derive(ApiError)]` plus the
+//!   failures every contract shares).
 //! - [`auth`]: access tokens (claims, JWKS) and their verification.
 //! - [`call`]: the call path every call of a contract operation passes, local or remote, and
 //!   the operation table (`#[contract]`) it knows calls by.
@@ -52,7 +53,7 @@ pub mod tls;
 pub mod testing;
 
 pub use async_trait::async_trait;
-pub use cleave_macros::{ApiError, contract, module};
+pub use cleave_macros::{ApiError, contract, contract_error, module};
 pub use context::CallContext;
 pub use error::{ApiError, Failure, Problem, Refusal, Upstream};
 

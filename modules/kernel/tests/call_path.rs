@@ -11,11 +11,10 @@ use cleave_kernel::call::{
 use cleave_kernel::http::forward::configure_forward;
 use cleave_kernel::module::Contract;
 use cleave_kernel::testing::{TestGrpcServer, TestKeys, TestServer};
-use cleave_kernel::{ApiError, CallContext, Refusal, async_trait, contract};
+use cleave_kernel::{ApiError, CallContext, async_trait, contract, contract_error};
 
 /// Errors of the probe contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "probe")]
+#[contract_error(module = "probe")]
 pub enum ProbeError {
     /// The probe declines, as asked.
     #[api(status = 409)]
@@ -23,27 +22,6 @@ pub enum ProbeError {
     Declined {
         /// Why.
         why: String,
-    },
-    /// A caller the operation does not admit.
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Why.
-        refusal: Refusal,
-    },
-    /// The probe cannot be reached.
-    #[api(unavailable)]
-    #[error("probe unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-    },
-    /// A bug.
-    #[api(internal)]
-    #[error("probe internal error: {reason}")]
-    Internal {
-        /// What went wrong.
-        reason: String,
     },
 }
 
@@ -259,6 +237,7 @@ impl ProbeApi for Flaky {
         if self.reached.fetch_add(1, Ordering::SeqCst) < self.fail_first {
             return Err(ProbeError::Unavailable {
                 reason: "not yet".into(),
+                upstream: None,
             });
         }
         Ok(word)
@@ -321,7 +300,7 @@ async fn a_layer_that_refuses_answers_unavailable_without_reaching_the_callee() 
         ),
     );
     match api.echo(&CallContext::root(), "hi".into()).await {
-        Err(ProbeError::Unavailable { reason }) => assert!(reason.contains("shed")),
+        Err(ProbeError::Unavailable { reason, .. }) => assert!(reason.contains("shed")),
         other => panic!("expected unavailable, got {other:?}"),
     }
     assert_eq!(

@@ -12,7 +12,7 @@ use cleave_kernel::client::{
 };
 use cleave_kernel::error::KernelError;
 use cleave_kernel::resilience::{BreakerSettings, BreakerState, RetrySettings};
-use cleave_kernel::{ApiError, CallContext};
+use cleave_kernel::{ApiError, CallContext, contract_error};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 mod support;
@@ -40,33 +40,8 @@ enum Act {
 }
 
 /// The errors of a contract whose unavailable variant passes a dependency's failure on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "probe")]
-enum ProbeError {
-    /// A caller the operation does not admit.
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Why.
-        refusal: cleave_kernel::Refusal,
-    },
-    /// The probe cannot be reached.
-    #[api(unavailable)]
-    #[error("probe unavailable: {reason}")]
-    Unavailable {
-        /// Why.
-        reason: String,
-        /// A dependency's failure as itself.
-        upstream: Option<cleave_kernel::Upstream>,
-    },
-    /// A bug.
-    #[api(internal)]
-    #[error("probe internal error: {reason}")]
-    Internal {
-        /// What went wrong.
-        reason: String,
-    },
-}
+#[contract_error(module = "probe")]
+enum ProbeError {}
 
 /// A server on a random port that reads each request and does what `script` says for it.
 struct Scripted {

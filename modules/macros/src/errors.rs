@@ -593,3 +593,112 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         }
     })
 }
+
+/// `#[contract_error(module = "..")]`: the enum with the derives every contract error has and
+/// the failures every contract shares (`Refused`, `Unavailable`, `Internal`) appended, unless
+/// it declares its own variant of that kind. `unavailable = ".."` words the `Unavailable`
+/// description where the default ("The <module> module (or its storage) cannot be reached.")
+/// says too little.
+pub(crate) fn contract_error(
+    args: TokenStream,
+    mut item: syn::ItemEnum,
+) -> syn::Result<TokenStream> {
+    let mut module: Option<LitStr> = None;
+    let mut unavailable_doc: Option<LitStr> = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("module") {
+            module = Some(meta.value()?.parse()?);
+            Ok(())
+        } else if meta.path.is_ident("unavailable") {
+            unavailable_doc = Some(meta.value()?.parse()?);
+            Ok(())
+        } else {
+            Err(meta.error("expected `module = \"..\"` or `unavailable = \"..\"`"))
+        }
+    });
+    syn::parse::Parser::parse2(parser, args)?;
+    let module = module.ok_or_else(|| {
+        syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "#[contract_error] needs `module = \"<module>\"`",
+        )
+    })?;
+    let name = module.value();
+    let declares = |kind: &str| {
+        item.variants.iter().any(|v| {
+            v.attrs
+                .iter()
+                .filter(|a| a.path().is_ident("api"))
+                .any(|a| {
+                    let mut found = false;
+                    let _ = a.parse_nested_meta(|meta| {
+                        found |= meta.path.is_ident(kind);
+                        // Skip a value, if any, to keep parsing.
+                        if meta.input.peek(syn::Token![=]) {
+                            let _: syn::Expr = meta.value()?.parse()?;
+                        }
+                        Ok(())
+                    });
+                    found
+                })
+        })
+    };
+    let k = quote!(::cleave_kernel);
+    let string = quote!(::std::string::String);
+    let mut shared: Vec<syn::Variant> = Vec::new();
+    if !declares("refused") {
+        shared.push(syn::parse_quote! {
+            /// A caller the operation does not admit (see its access rules).
+            #[api(refused)]
+            #[error("{refusal}")]
+            Refused {
+                /// Unauthenticated (401) or forbidden (403), and why.
+                refusal: #k::Refusal
+            }
+        });
+    }
+    if !declares("unavailable") {
+        let doc = unavailable_doc.map_or_else(
+            || format!("The {name} module (or its storage) cannot be reached."),
+            |d| d.value(),
+        );
+        let message = format!("{name} is unavailable: {{reason}}");
+        shared.push(syn::parse_quote! {
+            #[doc = #doc]
+            #[api(unavailable)]
+            #[error(#message)]
+            Unavailable {
+                /// Why (logged, not sent).
+                reason: #string,
+                /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
+                upstream: ::core::option::Option<#k::Upstream>
+            }
+        });
+    }
+    if !declares("internal") {
+        let doc = format!("A bug in the {name} module.");
+        let message = format!("{name} internal error: {{reason}}");
+        shared.push(syn::parse_quote! {
+            #[doc = #doc]
+            #[api(internal)]
+            #[error(#message)]
+            Internal {
+                /// What went wrong (logged, not sent).
+                reason: #string
+            }
+        });
+    }
+    item.variants.extend(shared);
+    Ok(quote! {
+        #[derive(
+            ::core::fmt::Debug,
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
+            ::core::cmp::Eq,
+            ::thiserror::Error,
+            #k::ApiError
+        )]
+        #[api(module = #module)]
+        #item
+    })
+}

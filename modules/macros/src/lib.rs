@@ -53,6 +53,32 @@ pub fn derive_api_error(input: TokenStream) -> TokenStream {
         .into()
 }
 
+/// A contract's error enum: `#[derive(ApiError)]` (with `Debug`, `Clone`, `PartialEq`, `Eq`
+/// and `thiserror::Error`) on the enum as written plus the failures every contract shares,
+/// declared here once: `Refused { refusal }` (401/403), `Unavailable { reason, upstream }`
+/// (503, or a dependency's failure passed on as itself) and `Internal { reason }` (500).
+///
+/// ```ignore
+/// #[contract_error(module = "catalog")]
+/// pub enum CatalogError {
+///     /// No product has this id.
+///     #[api(status = 404)]
+///     #[error("product {id} not found")]
+///     ProductNotFound { id: String },
+/// }
+/// ```
+///
+/// `unavailable = ".."` words the 503's description where the default says too little. A
+/// variant the enum declares itself with `#[api(refused)]`, `#[api(unavailable)]` or
+/// `#[api(internal)]` replaces the shared one. The crate depends on `thiserror`.
+#[proc_macro_attribute]
+pub fn contract_error(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemEnum);
+    errors::contract_error(args.into(), item)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
 /// Declares a module's contract trait and derives its operation table, its interception
 /// point, its API document, its client type and its `cleave_kernel::module::Contract`
 /// descriptor.

@@ -15,7 +15,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cleave_domain::{CreditCard, Money};
-use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
+use cleave_kernel::{CallContext, async_trait, contract, contract_error};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -103,8 +103,7 @@ pub struct Charge {
 
 /// Errors of the payment contract. No variant carries more of a card number than its last
 /// four digits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "payment")]
+#[contract_error(module = "payment")]
 pub enum PaymentError {
     /// The card number or expiry month is malformed, or the number fails the Luhn check.
     #[api(status = 400)]
@@ -150,29 +149,6 @@ pub enum PaymentError {
     TransactionNotFound {
         /// The id asked for.
         transaction_id: String,
-    },
-    /// A caller the operation does not admit (see its access rules).
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Unauthenticated (401) or forbidden (403), and why.
-        refusal: Refusal,
-    },
-    /// The payment module (or its storage) cannot be reached.
-    #[api(unavailable)]
-    #[error("payment is unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
-        upstream: Option<Upstream>,
-    },
-    /// A bug in the payment module.
-    #[api(internal)]
-    #[error("payment internal error: {reason}")]
-    Internal {
-        /// What went wrong (logged, not sent).
-        reason: String,
     },
 }
 
@@ -442,6 +418,7 @@ impl PaymentApi for PaymentClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cleave_kernel::{ApiError, Upstream};
 
     fn card(number: &str, cvv: &str, year: i32, month: u32) -> CreditCard {
         CreditCard {

@@ -9,7 +9,7 @@
 //! serves them and [`RecommendationClient`] calls them.
 
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
+use cleave_kernel::{CallContext, async_trait, contract, contract_error};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -29,8 +29,10 @@ pub struct Recommendations {
 }
 
 /// Errors of the recommendation contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "recommendation")]
+#[contract_error(
+    module = "recommendation",
+    unavailable = "The recommendation module or the catalog cannot be reached."
+)]
 pub enum RecommendationError {
     /// The user id is malformed.
     #[api(status = 400)]
@@ -52,29 +54,6 @@ pub enum RecommendationError {
     TooManyProducts {
         /// The limit.
         max: usize,
-    },
-    /// A caller the operation does not admit (see its access rules).
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Unauthenticated (401) or forbidden (403), and why.
-        refusal: Refusal,
-    },
-    /// The recommendation module or the catalog cannot be reached.
-    #[api(unavailable)]
-    #[error("recommendations are unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
-        upstream: Option<Upstream>,
-    },
-    /// A bug in the recommendation module.
-    #[api(internal)]
-    #[error("recommendation internal error: {reason}")]
-    Internal {
-        /// What went wrong (logged, not sent).
-        reason: String,
     },
 }
 

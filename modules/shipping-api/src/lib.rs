@@ -10,7 +10,7 @@
 //! serves them and [`ShippingClient`] calls them.
 
 use cleave_domain::{Address, Money, ProductId};
-use cleave_kernel::{ApiError, CallContext, Refusal, Upstream, async_trait, contract};
+use cleave_kernel::{CallContext, async_trait, contract, contract_error};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "test-util")]
@@ -75,8 +75,7 @@ pub struct Shipment {
 }
 
 /// Errors of the shipping contract.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, ApiError)]
-#[api(module = "shipping")]
+#[contract_error(module = "shipping")]
 pub enum ShippingError {
     /// The address is incomplete or malformed.
     #[api(status = 400)]
@@ -111,29 +110,6 @@ pub enum ShippingError {
     ShipmentNotFound {
         /// The tracking id asked for.
         tracking_id: String,
-    },
-    /// A caller the operation does not admit (see its access rules).
-    #[api(refused)]
-    #[error("{refusal}")]
-    Refused {
-        /// Unauthenticated (401) or forbidden (403), and why.
-        refusal: Refusal,
-    },
-    /// The shipping module (or its storage) cannot be reached.
-    #[api(unavailable)]
-    #[error("shipping is unavailable: {reason}")]
-    Unavailable {
-        /// Why (logged, not sent).
-        reason: String,
-        /// A dependency's failure passed on as itself (a 429 or 504, or when to retry).
-        upstream: Option<Upstream>,
-    },
-    /// A bug in the shipping module.
-    #[api(internal)]
-    #[error("shipping internal error: {reason}")]
-    Internal {
-        /// What went wrong (logged, not sent).
-        reason: String,
     },
 }
 
@@ -285,6 +261,7 @@ impl ShippingApi for ShippingClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cleave_kernel::ApiError;
 
     fn address() -> Address {
         Address::example()
