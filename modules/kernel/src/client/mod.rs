@@ -285,7 +285,8 @@ pub struct RemoteSettings {
 /// How calls to a module travel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Transport {
-    /// REST: each operation its route, JSON bodies, HTTP/1.1 (HTTP/2 where TLS negotiates it).
+    /// REST: each operation its route, JSON bodies, HTTP/1.1 over pooled keep-alive
+    /// connections.
     #[default]
     Rest,
     /// gRPC: each operation a method of the contract's service (see [`crate::grpc`]), over
@@ -825,8 +826,7 @@ enum WireClient {
     Grpc(grpc::GrpcClient),
 }
 
-/// The innermost REST service: encodes the request and context on the wire (HTTP/1.1, or HTTP/2
-/// when TLS negotiates it).
+/// The innermost REST service: encodes the request and context on the wire (HTTP/1.1).
 #[derive(Clone)]
 struct HttpTransport {
     module: &'static str,
@@ -1263,8 +1263,11 @@ fn failed(result: &Result<RemoteResponse, RemoteError>) -> bool {
     }
 }
 
-/// The HTTP client of a target's calls: hyper's pooled client (keep-alive connections,
-/// HTTP/2 when TLS negotiates it) over rustls. hyper's own client rather than reqwest: reqwest
+/// The HTTP client of a target's calls: hyper's pooled client (keep-alive connections) over
+/// rustls. REST calls offer only HTTP/1.1 in TLS's ALPN: on Boutique's mix the split used 12%
+/// less CPU per request than with HTTP/2 (hpack, flow control and frames on both ends; see
+/// docs/BENCHMARKS.md section 5), and a pool of connections serves concurrent calls as one
+/// multiplexed connection did. hyper's own client rather than reqwest: reqwest
 /// parses each call's url three times (its redirect policy and its response included), a
 /// sixth of a forwarded read's instructions, for features a module call does not use.
 type HttpClient = hyper_util::client::legacy::Client<
@@ -1362,9 +1365,9 @@ fn wire_client(
         .pool_max_idle_per_host(settings.pool_max_idle_per_host)
         .pool_timer(hyper_util::rt::TokioTimer::new());
     Ok(match settings.transport {
-        Transport::Rest => WireClient::Http(
-            builder.build(connector.enable_http1().enable_http2().wrap_connector(tcp)),
-        ),
+        Transport::Rest => {
+            WireClient::Http(builder.build(connector.enable_http1().wrap_connector(tcp)))
+        }
         // gRPC is HTTP/2 only: with prior knowledge over plain TCP, by ALPN over TLS. One
         // connection carries every call at once.
         Transport::Grpc => WireClient::Grpc(
