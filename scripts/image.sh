@@ -66,6 +66,6 @@ buildah config \
   "$ctr"
 buildah commit --quiet --rm "$ctr" "$IMAGE" >/dev/null
 ctr=""
-size=$(buildah images --format '{{.Size}}' "$IMAGE" | head -1)
+size=$(buildah images --format '{{.Size}}' "$IMAGE" | sed -n 1p)
 binary=$(du -h "$BIN" | cut -f1)
 echo "image $IMAGE: $size (the binary alone: $binary; $version)"

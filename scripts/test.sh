@@ -22,14 +22,14 @@ echo "== test prerequisites"
 bash scripts/install-browser.sh
 chromium --version
 bash scripts/install-prometheus.sh
-promtool --version | head -1
+promtool --version | sed -n 1p
 # nginx and haproxy for the edge test (`cleave edge`); Debian's, not started as services.
 bash scripts/install-debian.sh "nginx haproxy" nginx haproxy
 nginx -v
-haproxy -v | head -1
+haproxy -v | sed -n 1p
 bash scripts/install-protoc.sh
 bash scripts/install-debian.sh etcd etcd-server
-etcd --version | head -1
+etcd --version | sed -n 1p
 bash scripts/nats.sh
 bash scripts/install-grpcio.sh
 if [ -n "${CLEAVE_TEST_DATABASE_URL:-}" ]; then

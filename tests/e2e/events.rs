@@ -531,3 +531,114 @@ async fn a_caller_answers_from_kept_catalog_answers_until_the_catalog_publishes_
     assert_eq!(ask().await, 200, "the catalog answers again");
     delete_streams(&prefix).await;
 }
+
+/// The number in the storefront header's cart count.
+fn header_count(page: &str) -> i64 {
+    let marker = "class=\"cart-count\">";
+    let at = page.find(marker).expect("the header's cart count") + marker.len();
+    page[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("a count")
+}
+
+/// The storefront's header counts the cart from an answer kept for the shopper
+/// (`kept_answer_will_do`): with the cart process stopped the page still shows it; a change
+/// made elsewhere (the cart emptied at the cart's own process by an admin) shows once the
+/// cart's `cart.changed` has arrived over NATS. Kept answers live a minute here, so only the
+/// event can drop this one.
+#[tokio::test]
+async fn the_storefronts_cart_count_follows_a_change_made_elsewhere_once_the_cart_announces_it() {
+    use crate::storefront::Shopper;
+    nats_answers();
+    let dir = tempfile::tempdir().expect("dir");
+    let prefix = unique_prefix();
+    // The front calls operations reserved to the deployment's modules: HTTPS and module
+    // certificates, as a split deployment has them.
+    let front_modules = [
+        "catalog",
+        "currency",
+        "recommendation",
+        "shipping",
+        "payment",
+        "ads",
+        "email",
+        "checkout",
+        "storefront",
+    ];
+    let pki = crate::helpers::Pki::shared_for(&[vec!["identity", "cart"], front_modules.to_vec()]);
+    let env_of = |db: String, group: &str| {
+        let mut env = on_nats(db, &prefix);
+        env.extend(
+            crate::helpers::tls_env(&pki, "", None)
+                .into_iter()
+                .filter(|(k, _)| *k != "CLEAVE_DATABASE__URL"),
+        );
+        let file = |ext: &str| pki.path(&format!("{group}.{ext}")).display().to_string();
+        env.push(("CLEAVE_REMOTE__CLIENT_CERT_FILE", file("pem")));
+        env.push(("CLEAVE_REMOTE__CLIENT_KEY_FILE", file("key")));
+        env
+    };
+    let cart_db = sqlite_in(dir.path(), "cart.db");
+    let cart = Cleave::serve(
+        &["--modules", "identity,cart"],
+        &env_of(cart_db.clone(), "identity+cart"),
+    );
+    let mut env = env_of(sqlite_in(dir.path(), "front.db"), &front_modules.join("+"));
+    env.extend([
+        ("CLEAVE_MODULES__IDENTITY__URL", cart.https_base()),
+        ("CLEAVE_MODULES__CART__URL", cart.https_base()),
+        ("CLEAVE_REMOTE__CACHE_TTL_MS", "60000".to_owned()),
+        // The drop of one resource's kept answers is logged at debug.
+        ("CLEAVE_LOG__LEVEL", "debug".to_owned()),
+    ]);
+    let mut front = Cleave::serve(&["--modules", &front_modules.join(",")], &env);
+    let cart_dropped = |v: &serde_json::Value| {
+        v["message"] == "a resource changed: the answers kept about it dropped"
+            && v["module"] == "cart"
+            && v["topic"] == "cart.changed"
+    };
+    let mut shopper = Shopper::at(front.https_base());
+    assert_eq!(shopper.get("/").await.status, 200);
+    let added = shopper
+        .post("/cart", &[("product_id", "OLJCESPC7Z"), ("quantity", "2")])
+        .await;
+    assert!(added.status.is_redirection(), "{}", added.status);
+    // The cart announces the change this very process made (it dropped the answer already).
+    front.wait_for_log(cart_dropped);
+    assert_eq!(
+        header_count(&shopper.get("/").await.body),
+        2,
+        "a change made through the storefront shows at once"
+    );
+
+    cart.signal("STOP");
+    let page = shopper.get("/").await;
+    cart.signal("CONT");
+    assert_eq!(page.status, 200);
+    assert_eq!(header_count(&page.body), 2, "counted from the kept answer");
+
+    let admin = issued_token(&cart_db, "ops", "admin");
+    let session = shopper
+        .cookie(storefront::SESSION_COOKIE)
+        .expect("a session")
+        .to_owned();
+    let emptied = call_as(
+        &cart.https_base(),
+        Method::DELETE,
+        &format!("/api/cart/v1/carts/{session}"),
+        None,
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(emptied.status, 204, "{emptied:?}");
+    front.wait_for_log(cart_dropped);
+    assert_eq!(
+        header_count(&shopper.get("/").await.body),
+        0,
+        "the kept answer went with the cart's event"
+    );
+    delete_streams(&prefix).await;
+}

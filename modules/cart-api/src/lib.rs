@@ -1,7 +1,7 @@
 //! Contract of the `cart` module: one shopping cart per user or session.
 //!
 //! - Owns: carts (lines of product id and quantity per user id).
-//! - Provides: [`CartApi`]: `add_item`, `get_cart`, `empty_cart`.
+//! - Provides: [`CartApi`]: `add_item`, `get_cart`, `empty_cart`; publishes [`CartChanged`].
 //! - Requires: nothing (product ids are not checked against the catalog, as in Boutique:
 //!   pricing happens at checkout).
 //!
@@ -119,6 +119,31 @@ pub trait CartApi: Send + Sync {
         responses((status = 204, description = "Emptied (also when it was empty)"))
     )]
     async fn empty_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<(), CartError>;
+}
+
+/// Published when a cart changed (an item added, the cart emptied), through the cart's outbox
+/// with the change: callers in other processes drop what they kept of that cart (its
+/// `resource`, see `cleave_kernel::events::CHANGED_RESOURCE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartChanged {
+    /// Whose cart.
+    pub user_id: String,
+    /// The cart's path under the API, `/api/cart/v1/carts/{user_id}`.
+    pub resource: String,
+}
+
+impl CartChanged {
+    /// The change of `user_id`'s cart.
+    pub fn of(user_id: &UserId) -> Self {
+        Self {
+            user_id: user_id.to_string(),
+            resource: ops::GET_CART.path_with(&[user_id.as_str()]),
+        }
+    }
+}
+
+impl cleave_kernel::events::Topic for CartChanged {
+    const TOPIC: &'static str = "cart.changed";
 }
 
 /// Checks a quantity against the contract's bounds.

@@ -3,6 +3,8 @@
 //! - Owns: table `cart_items` (migrations in `cleave-migrations::cart`).
 //! - Provides: [`cart_api::CartApi`] through [`CartModule`].
 //! - Requires: nothing.
+//! - Publishes: [`cart_api::CartChanged`] with every change of a cart (through the outbox, in
+//!   the change's transaction): callers in other processes drop what they kept of it.
 //!
 //! `add_item` is one transaction: an upsert that adds to the line atomically (so concurrent
 //! adds are not lost), then the limits are checked and the transaction rolled back if the
@@ -14,9 +16,12 @@ use cleave_kernel::module;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cart_api::{Cart, CartApi, CartError, CartItem, MAX_LINES, MAX_QUANTITY, validate_quantity};
+use cart_api::{
+    Cart, CartApi, CartChanged, CartError, CartItem, MAX_LINES, MAX_QUANTITY, validate_quantity,
+};
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::CallContext;
+use cleave_kernel::events::{Relay, Topic, commit_with};
+use cleave_kernel::{ApiError, CallContext};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
@@ -35,15 +40,36 @@ pub struct CartDeps;
 
 /// The cart module, in process.
 #[module(contract = cart_api::CartContract, config = CartConfig, owns = "carts",
-    start = Ok(CartModule::new(start.db()?, start.config(), CartDeps)))]
+    publishes = [<CartChanged as Topic>::TOPIC],
+    start = Ok(CartModule::new(start.db()?, start.config(), CartDeps, start.relay())))]
 pub struct CartModule {
     db: DatabaseConnection,
+    /// Delivers [`CartChanged`] from the outbox.
+    relay: Relay,
 }
 
 impl CartModule {
-    /// The module over its (migrated) database.
-    pub fn new(db: DatabaseConnection, _config: &CartConfig, _deps: CartDeps) -> Arc<Self> {
-        Arc::new(Self { db })
+    /// The module over its (migrated) database; `relay` delivers its events.
+    pub fn new(
+        db: DatabaseConnection,
+        _config: &CartConfig,
+        _deps: CartDeps,
+        relay: Relay,
+    ) -> Arc<Self> {
+        Arc::new(Self { db, relay })
+    }
+
+    /// Enqueues [`CartChanged`] for `user_id` in `tx` (the change), commits, and tells the
+    /// relay.
+    async fn announce(
+        &self,
+        tx: sea_orm::DatabaseTransaction,
+        ctx: &CallContext,
+        user_id: &UserId,
+    ) -> Result<(), CartError> {
+        commit_with(tx, ctx, &CartChanged::of(user_id), &self.relay)
+            .await
+            .map_err(|e| CartError::unavailable(e.to_string()))
     }
 }
 
@@ -76,7 +102,7 @@ async fn load_cart(db: &impl ConnectionTrait, user_id: UserId) -> Result<Cart, C
 impl CartApi for CartModule {
     async fn add_item(
         &self,
-        _ctx: &CallContext,
+        ctx: &CallContext,
         user_id: UserId,
         product_id: ProductId,
         quantity: i64,
@@ -136,8 +162,8 @@ impl CartApi for CartModule {
             tx.rollback().await.map_err(storage_error)?;
             return Err(CartError::TooManyItems { max: MAX_LINES });
         }
-        let cart = load_cart(&tx, user_id).await?;
-        tx.commit().await.map_err(storage_error)?;
+        let cart = load_cart(&tx, user_id.clone()).await?;
+        self.announce(tx, ctx, &user_id).await?;
         tracing::debug!(product_id = %product_id, quantity, "item added to cart");
         Ok(cart)
     }
@@ -146,12 +172,17 @@ impl CartApi for CartModule {
         load_cart(&self.db, user_id).await
     }
 
-    async fn empty_cart(&self, _ctx: &CallContext, user_id: UserId) -> Result<(), CartError> {
-        entity::Entity::delete_many()
+    async fn empty_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<(), CartError> {
+        let tx = self.db.begin().await.map_err(storage_error)?;
+        let removed = entity::Entity::delete_many()
             .filter(entity::Column::UserId.eq(user_id.as_str()))
-            .exec(&self.db)
+            .exec(&tx)
             .await
             .map_err(storage_error)?;
-        Ok(())
+        if removed.rows_affected == 0 {
+            // Nothing changed: nothing to announce.
+            return tx.commit().await.map_err(storage_error);
+        }
+        self.announce(tx, ctx, &user_id).await
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use cart::{CartConfig, CartDeps, CartModule};
 use cart_api::{CartApi, contract};
+use cleave_kernel::events::Relay;
 use cleave_kernel::module::Migrations;
 use cleave_kernel::testing::{ContractHarness, TestDb, test_databases};
 use cleave_migrations::MigratorTrait;
@@ -12,12 +13,16 @@ use cleave_migrations::cart::Migrator;
 async fn start(db: &TestDb) -> Arc<CartModule> {
     let conn = db.connect().await;
     Migrator::up(&conn, None).await.expect("migrate cart");
-    CartModule::new(conn, &CartConfig::default(), CartDeps)
+    cleave_migrations::events::Migrator::up(&conn, None)
+        .await
+        .expect("migrate the outbox");
+    CartModule::new(conn, &CartConfig::default(), CartDeps, Relay::disabled())
 }
 
 #[tokio::test]
 async fn cart_meets_the_contract_in_process_and_over_http() {
     ContractHarness::<CartModule>::new::<Migrations<Migrator>>()
+        .with_migrations::<Migrations<cleave_migrations::events::Migrator>>()
         .run(|p| async move { contract::run(&p).await })
         .await;
 }

@@ -208,9 +208,11 @@ pub struct Operation {
     pub path: &'static str,
     /// Whether it is safe to repeat.
     pub repeat: Repeat,
-    /// Whether callers in other processes may keep its answers (a read anyone may call, of
-    /// data that changes rarely): until the module publishes any event, which says its data
-    /// changed, or for `remote.cache_ttl_ms` at most. In one process calls are plain calls.
+    /// Whether callers in other processes may keep its answers (a read of data read far more
+    /// often than it changes): until the module publishes an event saying that resource (or
+    /// any of its data) changed, until the caller itself writes to that resource, or for
+    /// `remote.cache_ttl_ms` at most. The answer of an operation not everyone may call is
+    /// kept for the one who asked only. In one process calls are plain calls.
     pub cached: bool,
     /// Who may call it (any one of these).
     pub access: &'static [Access],

@@ -221,6 +221,9 @@ pub struct CallContext {
     deadline: Option<Instant>,
     principal: Option<Principal>,
     modules: Option<std::sync::Arc<[&'static str]>>,
+    /// A read may be answered from what this process kept of an earlier answer to the same
+    /// asker (see [`CallContext::kept_answer_will_do`]).
+    kept_will_do: bool,
 }
 
 impl CallContext {
@@ -232,6 +235,7 @@ impl CallContext {
             deadline: None,
             principal: None,
             modules: None,
+            kept_will_do: false,
         }
     }
 
@@ -251,7 +255,24 @@ impl CallContext {
             deadline,
             principal: None,
             modules: None,
+            kept_will_do: false,
         }
+    }
+
+    /// Same context, saying that a read of another process's module may be answered from an
+    /// answer this process kept for the same asker a moment ago (at most
+    /// `remote.cache_ttl_ms`, and not after a change of that resource made through this
+    /// process or announced by the module): for what may lag a moment behind, like the item
+    /// count in a page's header, never for reads a decision rests on.
+    #[must_use]
+    pub fn kept_answer_will_do(mut self) -> Self {
+        self.kept_will_do = true;
+        self
+    }
+
+    /// Whether a kept answer will do (see [`CallContext::kept_answer_will_do`]).
+    pub fn accepts_kept_answers(&self) -> bool {
+        self.kept_will_do
     }
 
     /// Same context with a deadline `budget` from now, keeping an earlier existing one.

@@ -38,6 +38,19 @@ pub trait Topic: Serialize + DeserializeOwned + Send + Sync + 'static {
     const TOPIC: &'static str;
 }
 
+/// The payload field an event may carry to say which resource of its module changed: the
+/// path of the resource under the module's API (e.g. `/api/cart/v1/carts/u1`, as
+/// `Operation::path_with` writes it). Callers in other processes then drop only the answers
+/// they kept about that resource; an event without it drops every answer they kept of the
+/// module.
+pub const CHANGED_RESOURCE: &str = "resource";
+
+/// The resource an event says changed ([`CHANGED_RESOURCE`]), if it says one.
+pub fn changed_resource(event: &Event) -> Option<String> {
+    let payload: serde_json::Value = serde_json::from_str(&event.payload).ok()?;
+    payload.get(CHANGED_RESOURCE)?.as_str().map(str::to_owned)
+}
+
 /// One event as stored and delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {

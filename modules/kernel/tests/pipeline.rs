@@ -359,14 +359,16 @@ async fn requests_past_the_in_flight_limit_are_shed_at_once_and_probes_are_not()
 /// A counting read: every request the server sees bumps the count it answers.
 fn counting(hits: Arc<AtomicUsize>) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg: &mut web::ServiceConfig| {
-        let hits = hits.clone();
-        cfg.route(
-            "/count",
-            web::route().to(move || {
-                let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
-                async move { HttpResponse::Ok().json(n) }
-            }),
-        );
+        for path in ["/count", "/carts/{tail:.*}"] {
+            let hits = hits.clone();
+            cfg.route(
+                path,
+                web::route().to(move || {
+                    let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
+                    async move { HttpResponse::Ok().json(n) }
+                }),
+            );
+        }
         cfg.route(
             "/missing",
             web::get().to(|| async {
@@ -390,6 +392,100 @@ const WRITE: Operation = Operation {
     repeat: Repeat::Idempotent,
     ..read("probe.write", "/count")
 };
+
+/// A read of one user's cart: not everyone may call it.
+const OWNED: Operation = Operation {
+    access: &[
+        cleave_kernel::call::Access::Owner,
+        cleave_kernel::call::Access::Module("storefront"),
+    ],
+    ..read("probe.owned", "/carts/{user_id}")
+};
+const OWNED_ADD: Operation = Operation {
+    method: HttpMethod::Post,
+    repeat: Repeat::Once,
+    ..OWNED
+};
+const OWNED_ADD_PATH: Operation = Operation {
+    path: "/carts/{user_id}/items",
+    ..OWNED_ADD
+};
+
+#[tokio::test]
+async fn a_read_whose_caller_takes_a_kept_answer_is_kept_per_asker_and_dropped_when_its_resource_changes()
+ {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let keys = cleave_kernel::testing::TestKeys::new();
+    let server = TestServer::spawn_with(
+        cleave_kernel::http::ServerStack {
+            authenticator: Some(keys.authenticator()),
+            ..Default::default()
+        },
+        counting(hits.clone()),
+    );
+    let remote = client(server.base_url.clone(), Duration::from_secs(5));
+    let read = |ctx: CallContext, user: &'static str| {
+        let remote = remote.clone();
+        async move {
+            remote
+                .op(&OWNED, &ctx)
+                .params(&[user])
+                .fetch::<usize, KernelError>()
+                .await
+                .expect("read")
+        }
+    };
+    let fresh = CallContext::root();
+    let will_do = CallContext::root().kept_answer_will_do();
+    let alice = will_do.clone().with_principal(keys.principal("u1", &[]));
+    // A read not marked `cached` whose caller did not say a kept answer will do: always asked.
+    assert_eq!(read(fresh.clone(), "u1").await, 1);
+    assert_eq!(read(fresh.clone(), "u1").await, 2);
+    // The caller says it will do: asked once, then kept.
+    assert_eq!(read(will_do.clone(), "u1").await, 3);
+    assert_eq!(read(will_do.clone(), "u1").await, 3, "the kept answer");
+    // Not for another asker: the callee's access rules decided it for the first one.
+    assert_eq!(read(alice.clone(), "u1").await, 4);
+    assert_eq!(
+        read(alice.clone(), "u1").await,
+        4,
+        "alice's own kept answer"
+    );
+    // Another cart is another question.
+    assert_eq!(read(will_do.clone(), "u2").await, 5);
+    // A change of u1's cart made through this client drops what was kept about it (for
+    // every asker), and only that.
+    remote
+        .op(&OWNED_ADD_PATH, &fresh)
+        .params(&["u1"])
+        .send::<KernelError>()
+        .await
+        .expect("add");
+    assert_eq!(read(will_do.clone(), "u1").await, 7);
+    assert_eq!(read(alice.clone(), "u1").await, 8);
+    assert_eq!(
+        read(will_do.clone(), "u2").await,
+        5,
+        "u2's cart is kept still"
+    );
+    // The module announced a change of u2's cart (its event names the resource).
+    remote.forget_answers_about("/carts/u2");
+    assert_eq!(read(will_do.clone(), "u2").await, 9);
+    assert_eq!(
+        read(will_do.clone(), "u1").await,
+        7,
+        "u1's cart is kept still"
+    );
+    // A write to the resource itself drops it too.
+    remote
+        .op(&OWNED_ADD, &fresh)
+        .params(&["u1"])
+        .send::<KernelError>()
+        .await
+        .expect("write");
+    assert_eq!(read(will_do.clone(), "u1").await, 11);
+    server.stop().await;
+}
 
 #[tokio::test]
 async fn answers_of_cached_operations_are_kept_until_forgotten_and_only_those() {

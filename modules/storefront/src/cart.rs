@@ -73,6 +73,9 @@ pub(crate) async fn cart_page(
         Ok(c) => c,
         Err(e) => return shop.unavailable(visit, chrome, format!("cart: {e}")),
     };
+    // The header may have counted from a kept answer; this page shows the cart as it is.
+    let mut chrome = chrome;
+    chrome.cart_count = crate::render::count_of(&cart);
     let zero = Money::new(&visit.currency, 0, 0).unwrap_or_else(|_| Money {
         currency_code: visit.currency.clone(),
         units: 0,

@@ -109,7 +109,10 @@ pub(crate) async fn checkout(
             return shop.unavailable(&visit, chrome, format!("checkout: {e}"));
         }
     };
-    let chrome = shop.chrome(&visit, &ctx).await;
+    let mut chrome = shop.chrome(&visit, &ctx).await;
+    // Placing the order emptied the cart (checkout's contract); the header may have counted
+    // from an answer kept before the order.
+    chrome.cart_count = 0;
     let recommendations = shop
         .recommendations(
             &ctx,

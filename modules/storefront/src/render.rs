@@ -88,6 +88,11 @@ pub(crate) fn format_money(m: &Money) -> String {
     }
 }
 
+/// How many items a cart holds (the header's count).
+pub(crate) fn count_of(cart: &cart_api::Cart) -> i64 {
+    cart.items.iter().map(|i| i.quantity).sum()
+}
+
 impl Storefront {
     pub(crate) async fn chrome(&self, visit: &Visit, ctx: &CallContext) -> Chrome {
         // Independent calls go out together: a page waits for the slowest, not the sum.
@@ -97,12 +102,15 @@ impl Storefront {
                     // A session minted for this very request has no cart: nothing to ask.
                     return None;
                 }
-                self.deps.cart.get_cart(ctx, visit.user.clone()).await.ok()
+                // The header's count may lag a moment behind a change made elsewhere: where
+                // cart is another process's, an answer kept since its last change will do.
+                let ctx = ctx.clone().kept_answer_will_do();
+                self.deps.cart.get_cart(&ctx, visit.user.clone()).await.ok()
             });
         let currencies = currencies
             .map(|c| c.into_iter().map(String::from).collect())
             .unwrap_or_else(|_| vec![visit.currency.clone()]);
-        let cart_count = cart.map_or(0, |c| c.items.iter().map(|i| i.quantity).sum());
+        let cart_count = cart.as_ref().map_or(0, count_of);
         Chrome {
             currency: visit.currency.clone(),
             currencies,

@@ -348,11 +348,42 @@ impl Default for RemoteSettings {
 /// Most answers one client keeps; past it the expired ones go, then all.
 const MAX_KEPT_ANSWERS: usize = 10_000;
 
-/// What identifies a kept answer: the operation, the path with its query, the body.
-type AnswerKey = (&'static str, String, Bytes);
+/// What identifies a kept answer: the operation, the path with its query, the body, and, for
+/// an operation not everyone may call, who asked (see [`asker`]).
+type AnswerKey = (&'static str, String, Bytes, Option<String>);
+
+/// Who a request asks as, as the callee will see it: the relayed token and the headers that
+/// speak for the caller (a forwarded request's marker and `Authorization`). An answer kept
+/// for one asker is never given to another: the callee's access rules decided it for that
+/// one. Holds tokens: never logged (`KeptAnswers`' `Debug` shows only a count).
+fn asker(req: &RemoteRequest) -> String {
+    let mut who = String::new();
+    if let Some(token) = req.ctx.principal().and_then(|p| p.access_token.as_deref()) {
+        who.push_str(token);
+    }
+    for (name, value) in &req.headers {
+        who.push('\n');
+        who.push_str(name);
+        who.push(':');
+        who.push_str(value);
+    }
+    who
+}
+
+/// Whether two paths (queries aside) name the same resource or one is inside the other
+/// (`/carts/u1` and `/carts/u1/items`; `/products` and `/products/X`), as a write's
+/// invalidation goes in HTTP caching (RFC 9111, 4.4).
+fn related(a: &str, b: &str) -> bool {
+    let (a, b) = (
+        a.split('?').next().unwrap_or(a),
+        b.split('?').next().unwrap_or(b),
+    );
+    let inside = |x: &str, y: &str| x.strip_prefix(y).is_some_and(|r| r.starts_with('/'));
+    a == b || inside(a, b) || inside(b, a)
+}
 
 /// Answers of `cached` operations kept by the caller.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct KeptAnswers {
     ttl: Duration,
     answers: std::sync::Mutex<HashMap<AnswerKey, (Instant, RemoteResponse)>>,
@@ -361,15 +392,22 @@ struct KeptAnswers {
 }
 
 impl KeptAnswers {
-    /// The key of a request whose answer may be kept, with the generation it is asked in.
+    /// The key of a request whose answer may be kept, with the generation it is asked in:
+    /// a `cached` operation's, or a read whose caller says a kept answer will do.
     fn key(&self, req: &RemoteRequest) -> Option<(AnswerKey, u64)> {
-        let op = req.op.filter(|op| op.cached && !self.ttl.is_zero())?;
+        let op = req.op.filter(|op| {
+            (op.cached
+                || (req.ctx.accepts_kept_answers() && op.repeat == crate::call::Repeat::ReadOnly))
+                && !self.ttl.is_zero()
+        })?;
         let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        let everyones = op.access.contains(&crate::call::Access::Anyone);
         Some((
             (
                 op.id,
                 req.path.clone(),
                 req.body.clone().unwrap_or_default(),
+                (!everyones).then(|| asker(req)),
             ),
             generation,
         ))
@@ -400,11 +438,37 @@ impl KeptAnswers {
         answers.insert(key, (Instant::now(), res.clone()));
     }
 
-    fn forget(&self) {
+    /// Forgets every answer; says how many there were.
+    fn forget(&self) -> usize {
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let kept = answers.len();
         answers.clear();
+        kept
+    }
+
+    /// Forgets the answers about `path`'s resource, what is inside it and what it is inside
+    /// of (see [`related`]), whoever asked.
+    fn forget_related(&self, path: &str) {
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        answers.retain(|(_, kept, _, _), _| !related(kept, path));
+    }
+}
+
+impl std::fmt::Debug for KeptAnswers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self
+            .answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("KeptAnswers")
+            .field("ttl", &self.ttl)
+            .field("kept", &kept)
+            .finish_non_exhaustive()
     }
 }
 
@@ -498,10 +562,22 @@ impl RemoteClient {
         })
     }
 
-    /// Drops every answer kept of the module's `cached` operations (it said its data
-    /// changed).
-    pub fn forget_answers(&self) {
-        self.kept.forget();
+    /// Drops every answer kept of the module (it said its data changed); says how many were
+    /// kept.
+    pub fn forget_answers(&self) -> usize {
+        self.kept.forget()
+    }
+
+    /// Drops the answers kept about the resource at `path` (e.g. `/api/cart/v1/carts/u1`),
+    /// about what is inside it and about what it is inside of; the others stay. Over gRPC,
+    /// where answers are kept by method and message, not by resource, all go.
+    pub fn forget_answers_about(&self, path: &str) {
+        match self.transport {
+            Transport::Rest => self.kept.forget_related(path),
+            Transport::Grpc => {
+                self.kept.forget();
+            }
+        }
     }
 
     /// The module this client calls.
@@ -688,14 +764,15 @@ impl OpCall<'_> {
         if let Some(res) = key.as_ref().and_then(|(k, _)| client.kept.get(k)) {
             return Ok((res, client.module));
         }
-        // A change made through this client: its own later reads see it.
-        let writes = self
+        // A change made through this client: its own later reads of that resource see it.
+        let written = self
             .req
             .op
-            .is_some_and(|op| op.repeat != crate::call::Repeat::ReadOnly);
+            .is_some_and(|op| op.repeat != crate::call::Repeat::ReadOnly)
+            .then(|| self.req.path.clone());
         let res = client.call(self.req).await;
-        if writes {
-            client.kept.forget();
+        if let Some(path) = written {
+            client.forget_answers_about(&path);
         }
         let res = res?;
         client.check_status(&res)?;
@@ -1657,6 +1734,26 @@ impl Service<RemoteRequest> for Replicas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_is_related_to_its_resource_what_is_inside_it_and_what_it_is_inside_of() {
+        assert!(related("/api/cart/v1/carts/u1", "/api/cart/v1/carts/u1"));
+        assert!(related(
+            "/api/cart/v1/carts/u1/items",
+            "/api/cart/v1/carts/u1"
+        ));
+        assert!(related(
+            "/api/cart/v1/carts/u1",
+            "/api/cart/v1/carts/u1/items"
+        ));
+        assert!(related("/products?q=mug", "/products/OLJCESPC7Z"));
+        assert!(!related("/api/cart/v1/carts/u1", "/api/cart/v1/carts/u2"));
+        assert!(!related("/api/cart/v1/carts/u1", "/api/cart/v1/carts/u10"));
+        assert!(!related(
+            "/api/cart/v1/carts/u1/summary",
+            "/api/cart/v1/carts/u1/items"
+        ));
+    }
 
     fn replica_at(url: &Url, addr: SocketAddr) -> Arc<Replica> {
         let settings = RemoteSettings::default();

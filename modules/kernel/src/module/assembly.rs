@@ -165,18 +165,27 @@ fn name_of<M: Module>() -> &'static str {
     <M::Contract as Contract>::MODULE
 }
 
-/// Clears a remote module's kept answers when it publishes a change.
+/// Clears a remote module's kept answers when it publishes a change: those about the
+/// resource the event names (`events::CHANGED_RESOURCE`), else all.
 struct ForgetAnswers(RemoteClient);
 
 #[async_trait::async_trait]
 impl Subscriber for ForgetAnswers {
     async fn handle(&self, event: &Event) -> Result<(), EventError> {
-        tracing::info!(
-            module = self.0.module(),
-            topic = %event.topic,
-            "its data changed: kept answers dropped"
-        );
-        self.0.forget_answers();
+        if let Some(resource) = crate::events::changed_resource(event) {
+            tracing::debug!(
+                module = self.0.module(),
+                topic = %event.topic,
+                "a resource changed: the answers kept about it dropped"
+            );
+            self.0.forget_answers_about(&resource);
+        } else if self.0.forget_answers() > 0 {
+            tracing::info!(
+                module = self.0.module(),
+                topic = %event.topic,
+                "its data changed: kept answers dropped"
+            );
+        }
         Ok(())
     }
 }
@@ -420,12 +429,11 @@ impl Assembly {
                             reason: format!("cannot build its HTTP client: {e}"),
                         })?;
                     // Any event the module publishes says its data changed: answers kept of
-                    // its cached operations go.
-                    if entry.operations().iter().any(|op| op.cached) {
-                        for topic in entry.publishes() {
-                            asm.bus
-                                .watch(topic, Arc::new(ForgetAnswers(remote.clone())));
-                        }
+                    // it go (those of `cached` operations, and reads whose callers said a
+                    // kept answer would do).
+                    for topic in entry.publishes() {
+                        asm.bus
+                            .watch(topic, Arc::new(ForgetAnswers(remote.clone())));
                     }
                     entry.connect(&mut asm, remote);
                 }
