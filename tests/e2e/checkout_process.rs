@@ -63,19 +63,10 @@ async fn add(base: &str, token: &str, user: &str, product: &str, quantity: i64) 
 
 /// Rows in `payment_charges` of the payment process's database.
 async fn charges(url: &str) -> i64 {
-    use sea_orm::{ConnectionTrait, Statement};
     let db = cleave_kernel::db::connect(url, 1)
         .await
         .expect("open payment db");
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM payment_charges",
-        ))
-        .await
-        .expect("count")
-        .expect("row");
-    row.try_get::<i64>("", "n").expect("n")
+    cleave_kernel::testing::count(&db, "SELECT COUNT(*) AS n FROM payment_charges").await
 }
 
 #[tokio::test]

@@ -690,16 +690,11 @@ async fn a_key_whose_checkout_hit_an_outage_is_settled_by_the_next_try_once_paym
 
 /// `checkout.order_placed` events in the outbox (the cart's own events go there too).
 async fn order_events(conn: &DatabaseConnection) -> i64 {
-    use sea_orm::{ConnectionTrait, Statement};
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM events_outbox WHERE topic = 'checkout.order_placed'",
-        ))
-        .await
-        .expect("count")
-        .expect("row");
-    row.try_get::<i64>("", "n").expect("n")
+    cleave_kernel::testing::count(
+        conn,
+        "SELECT COUNT(*) AS n FROM events_outbox WHERE topic = 'checkout.order_placed'",
+    )
+    .await
 }
 
 #[tokio::test]

@@ -557,18 +557,11 @@ async fn the_storefronts_cart_count_follows_a_change_made_elsewhere_once_the_car
     let prefix = unique_prefix();
     // The front calls operations reserved to the deployment's modules: HTTPS and module
     // certificates, as a split deployment has them.
-    let front_modules = [
-        "catalog",
-        "currency",
-        "recommendation",
-        "shipping",
-        "payment",
-        "ads",
-        "email",
-        "checkout",
-        "storefront",
-    ];
-    let pki = crate::helpers::Pki::shared_for(&[vec!["identity", "cart"], front_modules.to_vec()]);
+    let front_modules: Vec<&str> = cleave::modules::names()
+        .into_iter()
+        .filter(|m| !["identity", "cart"].contains(m))
+        .collect();
+    let pki = crate::helpers::Pki::shared_for(&[vec!["identity", "cart"], front_modules.clone()]);
     let env_of = |db: String, group: &str| {
         let mut env = on_nats(db, &prefix);
         env.extend(

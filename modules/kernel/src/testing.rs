@@ -372,6 +372,23 @@ impl<A: ?Sized> Placed<A> {
     }
 }
 
+/// What `sql` (`SELECT COUNT(*) AS n FROM ...`) counts on `conn`.
+///
+/// # Panics
+/// When the query fails or gives no `n`.
+pub async fn count(conn: &impl sea_orm::ConnectionTrait, sql: &str) -> i64 {
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|| panic!("{sql}: no row"));
+    row.try_get::<i64>("", "n")
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// The status of the refusal `result` is (401 or 403), if it is one: for suites checking
 /// the operations' access rules.
 pub fn refusal<T, E: crate::ApiError>(result: &Result<T, E>) -> Option<u16> {

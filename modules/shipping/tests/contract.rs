@@ -104,16 +104,6 @@ async fn a_refused_order_stores_nothing() {
 }
 
 async fn count_rows(db: &TestDb) -> i64 {
-    use sea_orm::{ConnectionTrait, Statement};
-
     let conn = db.connect().await;
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM shipping_shipments",
-        ))
-        .await
-        .expect("count")
-        .expect("a row");
-    row.try_get::<i64>("", "n").expect("n")
+    cleave_kernel::testing::count(&conn, "SELECT COUNT(*) AS n FROM shipping_shipments").await
 }
