@@ -37,12 +37,22 @@ pub(crate) async fn product(
 ) -> HttpResponse {
     let visit = Visit::of(&req, &shop).await;
     let product_id = ProductId::parse(id.into_inner());
-    let (chrome, product) = futures::join!(shop.chrome(&visit, &ctx), async {
-        match &product_id {
-            Ok(id) => Some(shop.deps.catalog.get_product(&ctx, id.clone()).await),
-            Err(_) => None,
+    // The recommendations need only the id: they go out with the product's own reads.
+    let (chrome, product, recommendations) = futures::join!(
+        shop.chrome(&visit, &ctx),
+        async {
+            match &product_id {
+                Ok(id) => Some(shop.deps.catalog.get_product(&ctx, id.clone()).await),
+                Err(_) => None,
+            }
+        },
+        async {
+            match &product_id {
+                Ok(id) => shop.recommendations(&ctx, &visit, vec![id.clone()]).await,
+                Err(_) => Vec::new(),
+            }
         }
-    });
+    );
     let not_found = |chrome| {
         error_page(
             &visit,
@@ -52,7 +62,7 @@ pub(crate) async fn product(
             "It may no longer be sold, or the link may be mistyped.",
         )
     };
-    let (Ok(id), Some(product)) = (product_id, product) else {
+    let Some(product) = product else {
         return not_found(chrome);
     };
     let product = match product {
@@ -62,14 +72,14 @@ pub(crate) async fn product(
         }
         Err(e) => return shop.unavailable(&visit, chrome, format!("catalog: {e}")),
     };
-    let card = match shop.card(&ctx, &product, &visit.currency).await {
+    let (card, ad) = futures::join!(
+        shop.card(&ctx, &product, &visit.currency),
+        shop.ad(&ctx, product.categories.clone())
+    );
+    let card = match card {
         Ok(card) => card,
         Err(e) => return shop.unavailable(&visit, chrome, e),
     };
-    let (recommendations, ad) = futures::join!(
-        shop.recommendations(&ctx, &visit, vec![id]),
-        shop.ad(&ctx, product.categories.clone())
-    );
     let page = ProductPage {
         chrome,
         description: product.description,

@@ -65,17 +65,19 @@ pub(crate) async fn cart_page(
     status: StatusCode,
     form_error: Option<String>,
 ) -> HttpResponse {
-    let (chrome, cart) = futures::join!(
-        shop.chrome(visit, ctx),
+    // This page shows the cart as it is: one fresh read serves the lines and the header.
+    let (currencies, cart) = futures::join!(
+        shop.currencies(visit, ctx),
         shop.deps.cart.get_cart(ctx, visit.user.clone())
     );
     let cart = match cart {
         Ok(c) => c,
-        Err(e) => return shop.unavailable(visit, chrome, format!("cart: {e}")),
+        Err(e) => {
+            let chrome = Storefront::chrome_of(visit, currencies, 0);
+            return shop.unavailable(visit, chrome, format!("cart: {e}"));
+        }
     };
-    // The header may have counted from a kept answer; this page shows the cart as it is.
-    let mut chrome = chrome;
-    chrome.cart_count = crate::render::count_of(&cart);
+    let chrome = Storefront::chrome_of(visit, currencies, crate::render::count_of(&cart));
     let zero = Money::new(&visit.currency, 0, 0).unwrap_or_else(|_| Money {
         currency_code: visit.currency.clone(),
         units: 0,
@@ -125,7 +127,9 @@ pub(crate) async fn cart_page(
             .deps
             .shipping
             .get_quote(
-                ctx,
+                // A quote is the same for the same items: one kept a moment will do (the
+                // order's shipping is quoted afresh by checkout).
+                &ctx.clone().kept_answer_will_do(),
                 QuoteRequest {
                     // A quote depends on the item count only: quote for the demo address.
                     address: Address::example(),

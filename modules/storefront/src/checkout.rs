@@ -109,17 +109,15 @@ pub(crate) async fn checkout(
             return shop.unavailable(&visit, chrome, format!("checkout: {e}"));
         }
     };
-    let mut chrome = shop.chrome(&visit, &ctx).await;
-    // Placing the order emptied the cart (checkout's contract); the header may have counted
-    // from an answer kept before the order.
-    chrome.cart_count = 0;
-    let recommendations = shop
-        .recommendations(
+    // Placing the order emptied the cart (checkout's contract): the header counts 0.
+    let (chrome, recommendations) = futures::join!(
+        shop.chrome_counting(&visit, &ctx, 0),
+        shop.recommendations(
             &ctx,
             &visit,
             order.items.iter().map(|i| i.product_id.clone()).collect(),
         )
-        .await;
+    );
     let page = ConfirmationPage {
         chrome,
         order_id: order.order_id,

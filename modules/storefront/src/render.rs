@@ -94,23 +94,44 @@ pub(crate) fn count_of(cart: &cart_api::Cart) -> i64 {
 }
 
 impl Storefront {
+    /// The header, counting the cart's items itself.
     pub(crate) async fn chrome(&self, visit: &Visit, ctx: &CallContext) -> Chrome {
         // Independent calls go out together: a page waits for the slowest, not the sum.
-        let (currencies, cart) =
-            futures::join!(self.deps.currency.supported_currencies(ctx), async {
-                if visit.new_session && visit.principal.is_none() {
-                    // A session minted for this very request has no cart: nothing to ask.
-                    return None;
-                }
-                // The header's count may lag a moment behind a change made elsewhere: where
-                // cart is another process's, an answer kept since its last change will do.
-                let ctx = ctx.clone().kept_answer_will_do();
-                self.deps.cart.get_cart(&ctx, visit.user.clone()).await.ok()
-            });
-        let currencies = currencies
+        let (currencies, cart) = futures::join!(self.currencies(visit, ctx), async {
+            if visit.new_session && visit.principal.is_none() {
+                // A session minted for this very request has no cart: nothing to ask.
+                return None;
+            }
+            // The header's count may lag a moment behind a change made elsewhere: where
+            // cart is another process's, an answer kept since its last change will do.
+            let ctx = ctx.clone().kept_answer_will_do();
+            self.deps.cart.get_cart(&ctx, visit.user.clone()).await.ok()
+        });
+        Self::chrome_of(visit, currencies, cart.as_ref().map_or(0, count_of))
+    }
+
+    /// The header of a page that knows the cart's item count (it read the cart, or the
+    /// order it placed emptied it): the cart is not asked again.
+    pub(crate) async fn chrome_counting(
+        &self,
+        visit: &Visit,
+        ctx: &CallContext,
+        cart_count: i64,
+    ) -> Chrome {
+        Self::chrome_of(visit, self.currencies(visit, ctx).await, cart_count)
+    }
+
+    /// The currencies a visitor may pick; only the visit's own when currency fails.
+    pub(crate) async fn currencies(&self, visit: &Visit, ctx: &CallContext) -> Vec<String> {
+        self.deps
+            .currency
+            .supported_currencies(ctx)
+            .await
             .map(|c| c.into_iter().map(String::from).collect())
-            .unwrap_or_else(|_| vec![visit.currency.clone()]);
-        let cart_count = cart.as_ref().map_or(0, count_of);
+            .unwrap_or_else(|_| vec![visit.currency.clone()])
+    }
+
+    pub(crate) fn chrome_of(visit: &Visit, currencies: Vec<String>, cart_count: i64) -> Chrome {
         Chrome {
             currency: visit.currency.clone(),
             currencies,
@@ -154,6 +175,8 @@ impl Storefront {
     }
 
     /// Recommended products as cards; empty when recommendations fail (they are optional).
+    /// An answer kept a moment will do: the same user and products get the same
+    /// recommendations, and a suggestion may lag a catalog change by `remote.cache_ttl_ms`.
     pub(crate) async fn recommendations(
         &self,
         ctx: &CallContext,
@@ -163,7 +186,11 @@ impl Storefront {
         let ids = match self
             .deps
             .recommendation
-            .list_recommendations(ctx, visit.user.clone(), products)
+            .list_recommendations(
+                &ctx.clone().kept_answer_will_do(),
+                visit.user.clone(),
+                products,
+            )
             .await
         {
             Ok(ids) => ids,
@@ -180,12 +207,16 @@ impl Storefront {
         cards.into_iter().flatten().collect()
     }
 
-    /// One ad for these categories; `None` when ads fail (they are optional).
+    /// One ad for these categories; `None` when ads fail (they are optional). An ad kept a
+    /// moment (`remote.cache_ttl_ms`) will do.
     pub(crate) async fn ad(&self, ctx: &CallContext, keys: Vec<String>) -> Option<AdView> {
         match self
             .deps
             .ads
-            .get_ads(ctx, AdsRequest { context_keys: keys })
+            .get_ads(
+                &ctx.clone().kept_answer_will_do(),
+                AdsRequest { context_keys: keys },
+            )
             .await
         {
             Ok(ads) => ads.ads.into_iter().next().map(|a| AdView {
