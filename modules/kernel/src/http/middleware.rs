@@ -442,10 +442,13 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
 
 /// The call context a request's headers describe (a fresh request id when it has none).
 fn context_from_headers(headers: &HeaderMap) -> CallContext {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // Names built once: a lookup by `&str` parses the name on every request.
+    const H_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+    const H_DEADLINE: HeaderName = HeaderName::from_static(DEADLINE_HEADER);
+    let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     CallContext::new(
-        RequestId::from_header(header(REQUEST_ID_HEADER)),
-        CallContext::deadline_from_header(header(DEADLINE_HEADER)),
+        RequestId::from_header(header(&H_REQUEST_ID)),
+        CallContext::deadline_from_header(header(&H_DEADLINE)),
     )
 }
 
