@@ -153,6 +153,13 @@ pub(crate) async fn call_json(
     call_as(base, method, path, body.as_deref(), token).await
 }
 
+/// Trades `refresh_token` for a new token pair (`POST /api/identity/v1/tokens/refresh`).
+pub(crate) async fn refresh(base: &str, refresh_token: &str) -> Answer {
+    let body = serde_json::json!({ "refresh_token": refresh_token });
+    let path = "/api/identity/v1/tokens/refresh";
+    call_json(base, Method::POST, path, Some(body), None).await
+}
+
 pub(crate) async fn read(res: reqwest::Response) -> Answer {
     let status = res.status();
     let content_type = res

@@ -222,24 +222,10 @@ async fn users_log_in_through_any_process_and_tokens_survive_a_key_rotation() {
         .as_str()
         .expect("refresh")
         .to_owned();
-    let next = call(
-        &base,
-        Method::POST,
-        "/api/identity/v1/tokens/refresh",
-        Some(json!({"refresh_token": refresh})),
-        None,
-    )
-    .await;
-    assert_eq!(next.status, 200);
-    call(
-        &base,
-        Method::POST,
-        "/api/identity/v1/tokens/refresh",
-        Some(json!({"refresh_token": refresh})),
-        None,
-    )
-    .await
-    .assert_problem(401, "identity.refresh_token_reused");
+    assert_eq!(crate::helpers::refresh(&base, &refresh).await.status, 200);
+    crate::helpers::refresh(&base, &refresh)
+        .await
+        .assert_problem(401, "identity.refresh_token_reused");
 
     // Deleting the user (as the admin) makes their still-unexpired token useless at once.
     let admin_login = call(

@@ -78,6 +78,13 @@ async fn exercise(base: &str, admin: &str) -> Vec<Seen> {
     // who else may call what is the authorization test's business.
     let get = |p: String| async move { send(base, Method::GET, &p, None, &as_admin).await };
     macro_rules! call {
+        // `call!(POST path, body)` as an admin; `call!(POST path, body, headers)` as `headers` say.
+        ($method:ident $path:expr, $body:expr) => {
+            call!(send(base, Method::$method, $path, $body, &as_admin))
+        };
+        ($method:ident $path:expr, $body:expr, $headers:expr) => {
+            call!(send(base, Method::$method, $path, $body, $headers))
+        };
         ($e:expr) => {{
             let s = $e.await;
             let body = s.body.clone();
@@ -94,264 +101,103 @@ async fn exercise(base: &str, admin: &str) -> Vec<Seen> {
     let teapot = json!({"id": "DOCTEAPOT", "name": "Teapot", "description": "Short and stout.",
         "picture": "/static/img/products/teapot.svg",
         "price_usd": {"currency_code": "USD", "units": 20, "nanos": 0}, "categories": ["kitchen"]});
-    call!(send(
-        base,
-        Method::PUT,
-        "/api/catalog/v1/products/DOCTEAPOT",
-        Some(teapot.clone()),
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::PUT,
-        "/api/catalog/v1/products/DOCTEAPOT",
-        Some(teapot),
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::DELETE,
-        "/api/catalog/v1/products/DOCTEAPOT",
-        None,
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::DELETE,
-        "/api/catalog/v1/products/DOCTEAPOT",
-        None,
-        &as_admin
-    ));
+    call!(PUT "/api/catalog/v1/products/DOCTEAPOT", Some(teapot.clone()));
+    call!(PUT "/api/catalog/v1/products/DOCTEAPOT", Some(teapot));
+    call!(DELETE "/api/catalog/v1/products/DOCTEAPOT", None);
+    call!(DELETE "/api/catalog/v1/products/DOCTEAPOT", None);
     // ads management (admin)
     let ad =
         json!({"category": "teapots", "redirect_url": "/product/6E92ZMYYFZ", "text": "Tea time."});
-    call!(send(
-        base,
-        Method::PUT,
-        "/api/ads/v1/ads/doc-ad",
-        Some(ad.clone()),
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::PUT,
-        "/api/ads/v1/ads/doc-ad",
-        Some(ad),
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::DELETE,
-        "/api/ads/v1/ads/doc-ad",
-        None,
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::DELETE,
-        "/api/ads/v1/ads/doc-ad",
-        None,
-        &as_admin
-    ));
+    call!(PUT "/api/ads/v1/ads/doc-ad", Some(ad.clone()));
+    call!(PUT "/api/ads/v1/ads/doc-ad", Some(ad));
+    call!(DELETE "/api/ads/v1/ads/doc-ad", None);
+    call!(DELETE "/api/ads/v1/ads/doc-ad", None);
     // currency
     call!(get("/api/currency/v1/currencies".into()));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/currency/v1/convert",
-        Some(json!({"from": {"currency_code": "USD", "units": 3, "nanos": 0}, "to_code": "EUR"})),
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/currency/v1/convert",
-        Some(json!({"from": {"currency_code": "USD", "units": 3, "nanos": 0}, "to_code": "XXX"})),
-        &as_admin
-    ));
+    call!(
+        POST "/api/currency/v1/convert",
+        Some(json!({"from": {"currency_code": "USD", "units": 3, "nanos": 0}, "to_code": "EUR"}))
+    );
+    call!(
+        POST "/api/currency/v1/convert",
+        Some(json!({"from": {"currency_code": "USD", "units": 3, "nanos": 0}, "to_code": "XXX"}))
+    );
     // cart
     call!(get("/api/cart/v1/carts/doc-user".into()));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/cart/v1/carts/doc-user/items",
-        Some(json!({"product_id": "OLJCESPC7Z", "quantity": 2})),
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/cart/v1/carts/doc-user/items",
-        Some(json!({"product_id": "OLJCESPC7Z", "quantity": 0})),
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/cart/v1/carts/doc-user/items",
-        Some(json!("not an object")),
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::DELETE,
-        "/api/cart/v1/carts/doc-user",
-        None,
-        &as_admin
-    ));
+    call!(
+        POST "/api/cart/v1/carts/doc-user/items",
+        Some(json!({"product_id": "OLJCESPC7Z", "quantity": 2}))
+    );
+    call!(
+        POST "/api/cart/v1/carts/doc-user/items",
+        Some(json!({"product_id": "OLJCESPC7Z", "quantity": 0}))
+    );
+    call!(POST "/api/cart/v1/carts/doc-user/items", Some(json!("not an object")));
+    call!(DELETE "/api/cart/v1/carts/doc-user", None);
     // recommendation
     call!(get(
         "/api/recommendation/v1/recommendations?user_id=doc-user&product_ids=OLJCESPC7Z".into()
     ));
     // shipping
     let items = json!([{"product_id": "OLJCESPC7Z", "quantity": 2}]);
-    call!(send(
-        base,
-        Method::POST,
-        "/api/shipping/v1/quotes",
-        Some(json!({"address": address(), "items": items})),
-        &as_admin
-    ));
-    let shipment = call!(send(
-        base,
-        Method::POST,
-        "/api/shipping/v1/shipments",
-        Some(json!({"address": address(), "items": items})),
-        &as_admin
-    ));
+    call!(POST "/api/shipping/v1/quotes", Some(json!({"address": address(), "items": items})));
+    let shipment = call!(
+        POST "/api/shipping/v1/shipments",
+        Some(json!({"address": address(), "items": items}))
+    );
     let tracking = shipment["tracking_id"].as_str().unwrap_or("XX").to_owned();
     call!(get(format!("/api/shipping/v1/shipments/{tracking}")));
     call!(get("/api/shipping/v1/shipments/AB-00000-0000000".into()));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/shipping/v1/shipments",
-        Some(json!({"address": address(), "items": []})),
-        &as_admin
-    ));
+    call!(POST "/api/shipping/v1/shipments", Some(json!({"address": address(), "items": []})));
     // payment
-    let charge = call!(send(
-        base,
-        Method::POST,
-        "/api/payment/v1/charges",
-        Some(
-            json!({"amount": {"currency_code": "USD", "units": 10, "nanos": 0}, "card": card("4111111111111111"), "reference": "doc-ref-1"})
-        ),
-        &as_admin
-    ));
+    let usd10 = json!({"currency_code": "USD", "units": 10, "nanos": 0});
+    let charge_req = json!({"amount": usd10, "card": card("4111111111111111"),
+        "reference": "doc-ref-1"});
+    let charge = call!(POST "/api/payment/v1/charges", Some(charge_req));
     let txn = charge["transaction_id"]
         .as_str()
         .unwrap_or("none")
         .to_owned();
-    call!(send(
-        base,
-        Method::POST,
-        "/api/payment/v1/charges",
-        Some(
-            json!({"amount": {"currency_code": "USD", "units": 10, "nanos": 0}, "card": card("378282246310005")})
-        ),
-        &as_admin
-    ));
+    let declined_req = json!({"amount": usd10, "card": card("378282246310005")});
+    call!(POST "/api/payment/v1/charges", Some(declined_req));
     call!(get(format!("/api/payment/v1/charges/{txn}")));
     call!(get("/api/payment/v1/charges?reference=doc-ref-1".into()));
     call!(get("/api/payment/v1/charges?reference=doc-ref-none".into()));
-    call!(send(
-        base,
-        Method::POST,
-        &format!("/api/payment/v1/charges/{txn}/refund"),
-        None,
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        &format!("/api/payment/v1/charges/{txn}/refund"),
-        None,
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/payment/v1/charges/nope/refund",
-        None,
-        &as_admin
-    ));
+    call!(POST & format!("/api/payment/v1/charges/{txn}/refund"), None);
+    call!(POST & format!("/api/payment/v1/charges/{txn}/refund"), None);
+    call!(POST "/api/payment/v1/charges/nope/refund", None);
     // ads
     call!(get("/api/ads/v1/ads?context_keys=kitchen".into()));
     call!(get("/api/ads/v1/ads".into()));
     call!(get("/api/ads/v1/ads?context_keys=bad%3Ckey".into()));
     // checkout
-    call!(send(
-        base,
-        Method::POST,
-        "/api/cart/v1/carts/doc-user/items",
-        Some(json!({"product_id": "6E92ZMYYFZ", "quantity": 1})),
-        &as_admin
-    ));
+    call!(
+        POST "/api/cart/v1/carts/doc-user/items",
+        Some(json!({"product_id": "6E92ZMYYFZ", "quantity": 1}))
+    );
     let order_req = json!({"user_id": "doc-user", "user_currency": "EUR", "address": address(),
         "email": "someone@example.com", "credit_card": card("4432-8015-6152-0454")});
-    let order = call!(send(
-        base,
-        Method::POST,
-        "/api/checkout/v1/orders",
+    let order = call!(
+        POST "/api/checkout/v1/orders",
         Some(order_req.clone()),
         &[("idempotency-key", "doc-1")]
-    ));
+    );
     let order_id = order["order_id"].as_str().unwrap_or("none").to_owned();
     let mut other = order_req.clone();
     other["user_currency"] = json!("USD");
-    call!(send(
-        base,
-        Method::POST,
-        "/api/checkout/v1/orders",
-        Some(other),
-        &[("idempotency-key", "doc-1")]
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/checkout/v1/orders",
-        Some(order_req.clone()),
-        &as_admin
-    ));
+    call!(POST "/api/checkout/v1/orders", Some(other), &[("idempotency-key", "doc-1")]);
+    call!(POST "/api/checkout/v1/orders", Some(order_req.clone()));
     let mut declined = order_req.clone();
     declined["credit_card"] = card("378282246310005");
-    call!(send(
-        base,
-        Method::POST,
-        "/api/cart/v1/carts/doc-user/items",
-        Some(json!({"product_id": "6E92ZMYYFZ", "quantity": 1})),
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/checkout/v1/orders",
-        Some(declined),
-        &as_admin
-    ));
+    call!(
+        POST "/api/cart/v1/carts/doc-user/items",
+        Some(json!({"product_id": "6E92ZMYYFZ", "quantity": 1}))
+    );
+    call!(POST "/api/checkout/v1/orders", Some(declined));
     call!(get(format!("/api/checkout/v1/orders/{order_id}")));
-    call!(send(
-        base,
-        Method::GET,
-        &format!("/api/checkout/v1/orders/{order_id}"),
-        None,
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::GET,
-        "/api/checkout/v1/orders?user_id=doc-user",
-        None,
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::GET,
-        "/api/checkout/v1/orders?limit=5",
-        None,
-        &as_admin
-    ));
+    call!(GET & format!("/api/checkout/v1/orders/{order_id}"), None);
+    call!(GET "/api/checkout/v1/orders?user_id=doc-user", None);
+    call!(GET "/api/checkout/v1/orders?limit=5", None);
     call!(get(
         "/api/checkout/v1/orders/0190f5a0-0000-7000-8000-000000000000".into()
     ));
@@ -360,118 +206,62 @@ async fn exercise(base: &str, admin: &str) -> Vec<Seen> {
     call!(get(format!(
         "/api/email/v1/confirmations?order_id={order_id}"
     )));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/email/v1/confirmations",
-        Some(json!({
-        "message_id": "doc-message-1", "email": "someone@example.com",
+    let mug = json!({"currency_code": "USD", "units": 8, "nanos": 990000000});
+    let total = json!({"currency_code": "USD", "units": 18, "nanos": 980000000});
+    let confirmation = json!({"message_id": "doc-message-1", "email": "someone@example.com",
         "order": {"order_id": "doc-order", "tracking_id": "AB-12345-1234567",
-                  "shipping_cost": {"currency_code": "USD", "units": 8, "nanos": 990000000},
-                  "total": {"currency_code": "USD", "units": 18, "nanos": 980000000},
-                  "lines": [{"name": "Mug", "quantity": 1, "cost": {"currency_code": "USD", "units": 8, "nanos": 990000000}}],
-                  "address": address()}})),
-        &as_admin
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/email/v1/confirmations",
-        Some(json!({"message_id": "x"})),
-        &as_admin
-    ));
+            "shipping_cost": mug, "total": total,
+            "lines": [{"name": "Mug", "quantity": 1, "cost": mug}], "address": address()}});
+    call!(POST "/api/email/v1/confirmations", Some(confirmation));
+    call!(POST "/api/email/v1/confirmations", Some(json!({"message_id": "x"})));
     // identity
     let creds = json!({"email": "doc@example.com", "password": "correct horse"});
-    call!(send(
-        base,
-        Method::POST,
-        "/api/identity/v1/users",
-        Some(creds.clone()),
-        &[]
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/identity/v1/users",
-        Some(creds.clone()),
-        &[]
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/identity/v1/users",
+    call!(POST "/api/identity/v1/users", Some(creds.clone()), &[]);
+    call!(POST "/api/identity/v1/users", Some(creds.clone()), &[]);
+    call!(
+        POST "/api/identity/v1/users",
         Some(json!({"email": "x", "password": "correct horse"})),
         &[]
-    ));
-    let pair = call!(send(
-        base,
-        Method::POST,
-        "/api/identity/v1/tokens",
-        Some(creds.clone()),
-        &[]
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/identity/v1/tokens",
+    );
+    let pair = call!(POST "/api/identity/v1/tokens", Some(creds.clone()), &[]);
+    call!(
+        POST "/api/identity/v1/tokens",
         Some(json!({"email": "doc@example.com", "password": "wrong password"})),
         &[]
-    ));
+    );
     let token = pair["access_token"].as_str().unwrap_or("none").to_owned();
     let bearer = format!("Bearer {token}");
-    let me = call!(send(
-        base,
-        Method::GET,
-        "/api/identity/v1/me",
-        None,
-        &[("authorization", bearer.as_str())]
-    ));
-    call!(send(base, Method::GET, "/api/identity/v1/me", None, &[]));
+    let me = call!(GET "/api/identity/v1/me", None, &[("authorization", bearer.as_str())]);
+    call!(GET "/api/identity/v1/me", None, &[]);
     let user_id = me["user_id"].as_str().unwrap_or("none").to_owned();
     call!(get(format!("/api/identity/v1/users/{user_id}/active")));
     call!(get("/api/identity/v1/jwks".into()));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/identity/v1/guests",
-        None,
-        &[]
-    ));
-    let refreshed = call!(send(
-        base,
-        Method::POST,
-        "/api/identity/v1/tokens/refresh",
+    call!(POST "/api/identity/v1/guests", None, &[]);
+    let refreshed = call!(
+        POST "/api/identity/v1/tokens/refresh",
         Some(json!({"refresh_token": pair["refresh_token"]})),
         &[]
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/identity/v1/tokens/refresh",
+    );
+    call!(
+        POST "/api/identity/v1/tokens/refresh",
         Some(json!({"refresh_token": pair["refresh_token"]})),
         &[]
-    ));
-    call!(send(
-        base,
-        Method::POST,
-        "/api/identity/v1/tokens/revoke",
+    );
+    call!(
+        POST "/api/identity/v1/tokens/revoke",
         Some(json!({"refresh_token": refreshed["refresh_token"]})),
         &[]
-    ));
-    call!(send(
-        base,
-        Method::DELETE,
-        &format!("/api/identity/v1/users/{user_id}"),
+    );
+    call!(
+        DELETE & format!("/api/identity/v1/users/{user_id}"),
         None,
         &[("authorization", bearer.as_str())]
-    ));
-    call!(send(
-        base,
-        Method::DELETE,
-        &format!("/api/identity/v1/users/{user_id}"),
+    );
+    call!(
+        DELETE & format!("/api/identity/v1/users/{user_id}"),
         None,
         &[]
-    ));
+    );
     seen
 }
 

@@ -77,14 +77,7 @@ async fn no_log_line_at_any_level_shows_a_password_token_or_card_number() {
         Some(&access),
     )
     .await;
-    let next = send(
-        &base,
-        Method::POST,
-        "/api/identity/v1/tokens/refresh",
-        Some(json!({"refresh_token": refresh})),
-        None,
-    )
-    .await;
+    let next = crate::helpers::refresh(&base, &refresh).await.body;
     let next_refresh = next["refresh_token"].as_str().expect("refresh").to_owned();
     send(
         &base,

@@ -746,17 +746,10 @@ impl CheckoutApi for CheckoutModule {
         _ctx: &CallContext,
         user_id: UserId,
     ) -> Result<Vec<Order>, CheckoutError> {
-        entity::Entity::find()
-            .filter(entity::Column::UserId.eq(user_id.as_str()))
-            .filter(entity::Column::Status.eq(PLACED))
-            .order_by_desc(entity::Column::CreatedAtMs)
-            .order_by_desc(entity::Column::OrderId)
-            .all(&self.db)
-            .await
-            .map_err(storage_error)?
-            .iter()
-            .map(parse_order)
-            .collect()
+        self.placed_orders(
+            entity::Entity::find().filter(entity::Column::UserId.eq(user_id.as_str())),
+        )
+        .await
     }
 
     async fn list_all_orders(
@@ -764,11 +757,21 @@ impl CheckoutApi for CheckoutModule {
         _ctx: &CallContext,
         limit: u64,
     ) -> Result<Vec<Order>, CheckoutError> {
-        entity::Entity::find()
+        self.placed_orders(entity::Entity::find().limit(limit.min(1000)))
+            .await
+    }
+}
+
+impl CheckoutModule {
+    /// The placed orders `query` selects (attempts not yet placed left out), newest first.
+    async fn placed_orders(
+        &self,
+        query: sea_orm::Select<entity::Entity>,
+    ) -> Result<Vec<Order>, CheckoutError> {
+        query
             .filter(entity::Column::Status.eq(PLACED))
             .order_by_desc(entity::Column::CreatedAtMs)
             .order_by_desc(entity::Column::OrderId)
-            .limit(limit.min(1000))
             .all(&self.db)
             .await
             .map_err(storage_error)?
@@ -776,9 +779,7 @@ impl CheckoutApi for CheckoutModule {
             .map(parse_order)
             .collect()
     }
-}
 
-impl CheckoutModule {
     /// Starts the module from what the process gives it (see `#[module]`).
     async fn from_start(start: Start<'_, CheckoutConfig>) -> Result<Arc<Self>, StartError> {
         let deps = CheckoutDeps {
