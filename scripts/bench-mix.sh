@@ -14,6 +14,10 @@
 #   BENCH_MIX_SECS   seconds per round (default 30)
 #   BENCH_MIX_ROUNDS rounds (default 3)
 #   BENCH_PROFILE    cargo profile of the binaries (default release; profiling has symbols)
+#   BENCH_MIX_BASELINE_BIN  a cleave binary built from an earlier commit: its one-process
+#                    set-up runs in the same rounds ("one, before"), so a change of the one
+#                    process's cost is told from the machine's (BENCH_MIX_BASELINE_CONFIG_DIR:
+#                    that commit's config/, when the newer one holds keys it refuses)
 # Last, a breaker drill on the split set-up: checkouts alone (BENCH_MIX_ONLY=checkout, 20 a
 # second, each after adding an item) for BENCH_MIX_SECS with payment healthy; then payment
 # is killed (kill -9) and, after a warm-up that opens checkout's breaker to it, the same
@@ -25,6 +29,7 @@ RATE=${BENCH_MIX_RATE:-64}
 SECS=${BENCH_MIX_SECS:-30}
 ROUNDS=${BENCH_MIX_ROUNDS:-3}
 ONE=127.0.0.1:18400
+ONE_BEFORE=127.0.0.1:18401
 FRONT=127.0.0.1:18410
 FRONT_GRPC=127.0.0.1:18430
 
@@ -42,6 +47,15 @@ CLEAVE_SERVER__LISTEN=$ONE CLEAVE_LOG__FORMAT=json CLEAVE_DATABASE__DATA_DIR="$w
   "$BIN/cleave" serve >"$work/one.log" 2>&1 &
 pids+=($!)
 one_pid=$!
+BASE=${BENCH_MIX_BASELINE_BIN:-}
+if [ -n "$BASE" ]; then
+  [ -x "$BASE" ] || { echo "bench-mix: BENCH_MIX_BASELINE_BIN=$BASE is not executable" >&2; exit 1; }
+  CLEAVE_CONFIG_DIR=${BENCH_MIX_BASELINE_CONFIG_DIR:-config} CLEAVE_SERVER__LISTEN=$ONE_BEFORE \
+    CLEAVE_LOG__FORMAT=json CLEAVE_DATABASE__DATA_DIR="$work/one_before" \
+    "$BASE" serve >"$work/one_before.log" 2>&1 &
+  pids+=($!)
+  before_pid=$!
+fi
 groups=()
 for m in $("$BIN/cleave" modules | awk 'NR > 1 && $1 != "" { print $1 }'); do
   case $m in checkout|email) ;; *) groups+=("$m") ;; esac
@@ -66,6 +80,7 @@ up() { # url, then curl options
   exit 1
 }
 up "http://$ONE/health/ready"
+[ -z "$BASE" ] || up "http://$ONE_BEFORE/health/ready"
 up "https://$FRONT/health/ready" --cacert "$work/split/certs/ca.pem"
 up "https://$FRONT_GRPC/health/ready" --cacert "$work/grpc/certs/ca.pem"
 for s in split grpc; do
@@ -74,10 +89,15 @@ for s in split grpc; do
     tr '\0' ' ' </proc/"$p"/cmdline | sed -E 's/.*--listen [^:]+:([0-9]+).*/\1/')/health/ready" --cacert "$work/$s/certs/ca.pem"; done
 done
 
-declare -A target=([one]="http://$ONE" [split]="https://$FRONT" [grpc]="https://$FRONT_GRPC")
-declare -A ca=([one]="" [split]="$work/split/certs/ca.pem" [grpc]="$work/grpc/certs/ca.pem")
+declare -A target=([one]="http://$ONE" [split]="https://$FRONT" [grpc]="https://$FRONT_GRPC"
+  [one_before]="http://$ONE_BEFORE")
+declare -A ca=([one]="" [split]="$work/split/certs/ca.pem" [grpc]="$work/grpc/certs/ca.pem"
+  [one_before]="")
 procs() { # the cleave processes of a set-up
-  case $1 in one) echo "$one_pid" ;; split) pgrep -P "$split_pid" ;; grpc) pgrep -P "$grpc_pid" ;; esac
+  case $1 in
+    one) echo "$one_pid" ;; one_before) echo "$before_pid" ;;
+    split) pgrep -P "$split_pid" ;; grpc) pgrep -P "$grpc_pid" ;;
+  esac
 }
 cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 name_of() { tr '\0' ' ' </proc/"$1"/cmdline | sed -E 's/.*--modules ([^ ]+).*/\1/; t; s/.*/all/'; }
@@ -85,6 +105,7 @@ hz=$(getconf CLK_TCK)
 
 mix() { "$BIN/examples/bench-mix" "${target[$1]}" "$2" "$3" ${ca[$1]:+"${ca[$1]}"}; }
 setups=(one split grpc)
+[ -z "$BASE" ] || setups+=(one_before)
 for s in "${setups[@]}"; do mix "$s" "$RATE" 5 >/dev/null; done # warm-up
 
 declare -A cpu p50 p99 fails reqs per_proc
@@ -131,6 +152,13 @@ cat <<MD
 
 CPU ticks per process in the last round (1 tick = $((1000 / hz)) ms): REST ${per_proc[split]}; gRPC ${per_proc[grpc]}
 MD
+if [ -n "$BASE" ]; then
+  cb=$(median "${cpu[one_before]}")
+  cat <<MD
+
+Baseline \`$BASE\`, one process, same rounds: CPU $cb ms / request (rounds: ${cpu[one_before]}), p50 ${p50[one_before]}ms, p99 ${p99[one_before]}ms, failures ${fails[one_before]}; this build / baseline, CPU per request: $(ratio "$c1" "$cb").
+MD
+fi
 
 # The breaker drill: checkouts alone, payment healthy, then killed (checkout's breaker open).
 healthy=$(BENCH_MIX_ONLY=checkout mix split 20 "$SECS")
