@@ -6,18 +6,21 @@
 # session cookie):
 #   1. capacity: wrk, closed loop, 32 connections;
 #   2. unloaded: an open loop at 1000 requests/s (p99 of the answers);
-#   3. overloaded: an open loop at twice the capacity, once per limit (off, 64, 8, 4): the
-#      answers served (2xx), shed (503), failed (no answer in 10 s), and the p50/p99 of the
-#      2xx ones; and the load tool's own CPU share and how late its sends were (a tool
-#      near 100% of its CPU, or sending late, measures itself, not the server).
+#   3. overloaded: an open loop at twice the capacity, once per limit (none; in-flight
+#      limits 64 and 4, `server.max_in_flight`; loop-delay limits of 2 and 5 ms,
+#      `server.max_queue_delay_ms`): the answers served (2xx), shed (503), failed (no answer
+#      in 10 s), and the p50/p99 of the 2xx ones; and the load tool's own CPU share and how
+#      late its sends were (a tool near 100% of its CPU, or sending late, measures itself,
+#      not the server).
 # Rounds are interleaved (BENCH_ROUNDS, default 3) and medians reported. Loopback only.
-# BENCH_SHED_PATH requests another path (default /, the home page); BENCH_LIMITS the limits.
+# BENCH_SHED_PATH requests another path (default /, the home page); BENCH_LIMITS the limits
+# (`off`, `in_flight=N`, `queue_delay=MS`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
-LIMITS=(${BENCH_LIMITS:-1000000 64 8 4})
+LIMITS=(${BENCH_LIMITS:-off in_flight=64 in_flight=4 queue_delay=2 queue_delay=5})
 PAGE=${BENCH_SHED_PATH:-/} # what is requested; default the storefront's home page
 [ "$(nproc)" -ge 2 ] || { echo "bench-shed: needs 2 CPUs (server and load pinned apart)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench-shed: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -31,9 +34,17 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-serve() { # limit
+serve() { # limit: off, in_flight=N or queue_delay=MS
+  local in_flight=1000000 queue_delay=0
+  case "$1" in
+    off) ;;
+    in_flight=*) in_flight=${1#in_flight=} ;;
+    queue_delay=*) queue_delay=${1#queue_delay=} ;;
+    *) echo "bench-shed: unknown limit $1" >&2; exit 1 ;;
+  esac
   CLEAVE_SERVER__LISTEN=127.0.0.1:18310 CLEAVE_SERVER__WORKERS=1 CLEAVE_LOG__FORMAT=json \
-    CLEAVE_DATABASE__DATA_DIR="$work/data" CLEAVE_SERVER__MAX_IN_FLIGHT="$1" \
+    CLEAVE_DATABASE__DATA_DIR="$work/data" CLEAVE_SERVER__MAX_IN_FLIGHT="$in_flight" \
+    CLEAVE_SERVER__MAX_QUEUE_DELAY_MS="$queue_delay" \
     taskset -c 0 "$BIN/cleave" serve >"$work/serve.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
@@ -50,7 +61,7 @@ load() { taskset -c 1 "$BIN/examples/bench-open-loop" "http://127.0.0.1:18310$PA
 
 results="$work/results"
 for round in $(seq "$ROUNDS"); do
-  serve 1000000
+  serve off
   cap=$(taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -H "$COOKIE" "http://127.0.0.1:18310$PAGE" | awk '/Requests\/sec/ {printf "%d", $2}')
   echo "capacity $cap" >>"$results"
   echo "unloaded $(load 1000)" >>"$results"
@@ -74,11 +85,10 @@ def med(key, field):
 unloaded = med('unloaded', lambda v: v['ok_p99_ms'])
 print(f"capacity (wrk, closed loop): {cap:.0f} req/s; unloaded p99 at 1000 req/s: {unloaded:.2f} ms")
 print(f"offered: {2 * cap:.0f} req/s (twice the capacity), {sys.argv[2]} CPUs, server on one")
-print("| max_in_flight | served/s | shed (503) | failed | p50 served | p99 served | p99 / unloaded | load tool CPU | sends late p99 |")
+print("| limit | served/s | shed (503) | failed | p50 served | p99 served | p99 / unloaded | load tool CPU | sends late p99 |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for key in dict.fromkeys(k for k, _ in rows if k.startswith('limit=')):
-    name = key.split('=')[1]
-    name = 'off' if name == '1000000' else name
+    name = key.split('=', 1)[1]
     shed = med(key, lambda v: v['by_status'].get('503', 0) / v['offered'])
     failed = med(key, lambda v: v['by_status'].get('failed', 0) / v['offered'])
     rate = med(key, lambda v: v['by_status'].get('200', 0))

@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub handler_timeout_ms: u64,
     /// Requests each worker serves at once; past it, 503 `cleave.overloaded` at once.
     pub max_in_flight: usize,
+    /// How late, in ms, a worker's event loop may run before new requests get 503
+    /// `cleave.overloaded` at once; 0: not watched.
+    pub max_queue_delay_ms: u64,
     /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
     pub cors_allowed_origins: Vec<String>,
     /// `[server.tls]`
@@ -77,6 +80,12 @@ impl Default for ServerConfig {
             keep_alive_secs: 30,
             handler_timeout_ms: 30_000,
             max_in_flight: cleave_kernel::http::HttpLimits::default().max_in_flight,
+            max_queue_delay_ms: u64::try_from(
+                cleave_kernel::http::HttpLimits::default()
+                    .max_queue_delay
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX),
             cors_allowed_origins: Vec::new(),
             tls: TlsConfig::default(),
             require_caller_proof: false,

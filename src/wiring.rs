@@ -325,6 +325,7 @@ pub async fn assemble(settings: &Settings) -> anyhow::Result<Shop> {
             log_every_request: settings.app.log.access,
             handler_timeout: std::time::Duration::from_millis(server.handler_timeout_ms),
             max_in_flight: server.max_in_flight,
+            max_queue_delay: std::time::Duration::from_millis(server.max_queue_delay_ms),
         },
         cors_allowed_origins: server.cors_allowed_origins.clone(),
         authenticator: assembly.authenticator(),

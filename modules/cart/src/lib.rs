@@ -9,18 +9,28 @@
 //! `add_item` is one transaction: an upsert that adds to the line atomically (so concurrent
 //! adds are not lost), then the limits are checked and the transaction rolled back if the
 //! addition broke one.
+//!
+//! Carts it read are kept for `modules.cart.keep_ms` and given to readers that said a kept
+//! answer will do (the item count in a page's header): every page of a returning shopper
+//! would otherwise read the database for it. Its own changes drop a kept cart at once;
+//! another process's (a replica on the same database) through their `cart.changed` event when
+//! events go over NATS, else when the time is up. Reads a decision rests on (the cart page,
+//! checkout) always read the database.
 
 mod entity;
 
 use cleave_kernel::module;
-use std::sync::Arc;
+use cleave_kernel::module::{Start, StartError};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use cart_api::{
     Cart, CartApi, CartChanged, CartError, CartItem, MAX_LINES, MAX_QUANTITY, validate_quantity,
 };
 use cleave_domain::{ProductId, UserId};
-use cleave_kernel::events::{Relay, Topic, commit_with};
+use cleave_kernel::events::{Event, EventError, Relay, Subscriber, Topic, commit_with};
+use cleave_kernel::kept::Kept;
 use cleave_kernel::{ApiError, CallContext};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -29,10 +39,22 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-/// Settings of `[modules.cart]`: none yet.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Settings of `[modules.cart]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct CartConfig {}
+pub struct CartConfig {
+    /// Longest a cart read is kept for readers that said a kept answer will do; 0 keeps none.
+    pub keep_ms: u64,
+}
+
+impl Default for CartConfig {
+    fn default() -> Self {
+        Self { keep_ms: 5000 }
+    }
+}
+
+/// Most carts kept at once; past it the expired ones go, then all.
+const MAX_KEPT_CARTS: usize = 10_000;
 
 /// What the cart module needs from other modules: nothing.
 #[derive(Debug, Clone, Default)]
@@ -41,22 +63,47 @@ pub struct CartDeps;
 /// The cart module, in process.
 #[module(contract = cart_api::CartContract, config = CartConfig, owns = "carts",
     publishes = [<CartChanged as Topic>::TOPIC],
-    start = Ok(CartModule::new(start.db()?, start.config(), CartDeps, start.relay())))]
+    start = CartModule::start(&start))]
 pub struct CartModule {
     db: DatabaseConnection,
     /// Delivers [`CartChanged`] from the outbox.
     relay: Relay,
+    /// Carts read, for readers that said a kept answer will do (see the module's doc).
+    kept: Kept<UserId, Cart>,
 }
 
 impl CartModule {
     /// The module over its (migrated) database; `relay` delivers its events.
     pub fn new(
         db: DatabaseConnection,
-        _config: &CartConfig,
+        config: &CartConfig,
         _deps: CartDeps,
         relay: Relay,
     ) -> Arc<Self> {
-        Arc::new(Self { db, relay })
+        Arc::new(Self {
+            db,
+            relay,
+            kept: Kept::new(Duration::from_millis(config.keep_ms), MAX_KEPT_CARTS),
+        })
+    }
+
+    /// The module as a process starts it: it also watches `cart.changed`, so that a change
+    /// made by another process on the same database drops the cart kept here.
+    fn start(start: &Start<'_, CartConfig>) -> Result<Arc<Self>, StartError> {
+        let cart = Self::new(start.db()?, start.config(), CartDeps, start.relay());
+        start.bus().watch(
+            <CartChanged as Topic>::TOPIC,
+            Arc::new(ForgetChanged(Arc::downgrade(&cart))),
+        );
+        Ok(cart)
+    }
+
+    /// The cart as it is in the database; kept for later readers.
+    async fn read(&self, user_id: UserId) -> Result<Cart, CartError> {
+        let ticket = self.kept.ticket();
+        let cart = load_cart(&self.db, user_id.clone()).await?;
+        self.kept.keep(ticket, user_id, cart.clone());
+        Ok(cart)
     }
 
     /// Enqueues [`CartChanged`] for `user_id` in `tx` (the change), commits, and tells the
@@ -163,13 +210,20 @@ impl CartApi for CartModule {
             return Err(CartError::TooManyItems { max: MAX_LINES });
         }
         let cart = load_cart(&tx, user_id.clone()).await?;
-        self.announce(tx, ctx, &user_id).await?;
+        let announced = self.announce(tx, ctx, &user_id).await;
+        self.kept.forget(&user_id);
+        announced?;
         tracing::debug!(product_id = %product_id, quantity, "item added to cart");
         Ok(cart)
     }
 
-    async fn get_cart(&self, _ctx: &CallContext, user_id: UserId) -> Result<Cart, CartError> {
-        load_cart(&self.db, user_id).await
+    async fn get_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<Cart, CartError> {
+        if ctx.accepts_kept_answers()
+            && let Some(cart) = self.kept.get(&user_id)
+        {
+            return Ok(cart);
+        }
+        self.read(user_id).await
     }
 
     async fn empty_cart(&self, ctx: &CallContext, user_id: UserId) -> Result<(), CartError> {
@@ -183,6 +237,24 @@ impl CartApi for CartModule {
             // Nothing changed: nothing to announce.
             return tx.commit().await.map_err(storage_error);
         }
-        self.announce(tx, ctx, &user_id).await
+        let announced = self.announce(tx, ctx, &user_id).await;
+        self.kept.forget(&user_id);
+        announced
+    }
+}
+
+/// Drops a kept cart when its `cart.changed` event arrives (from any process).
+struct ForgetChanged(Weak<CartModule>);
+
+#[async_trait]
+impl Subscriber for ForgetChanged {
+    async fn handle(&self, event: &Event) -> Result<(), EventError> {
+        let changed: CartChanged = event.decode()?;
+        if let Some(cart) = self.0.upgrade()
+            && let Ok(user_id) = UserId::parse(changed.user_id)
+        {
+            cart.kept.forget(&user_id);
+        }
+        Ok(())
     }
 }

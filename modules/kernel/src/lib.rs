@@ -18,6 +18,8 @@
 //! - [`events`]: events between modules through a transactional outbox and an event bus.
 //! - [`config`]: layered configuration (figment) with errors that name the key and its source.
 //! - [`db`]: database connections (SQLite by default, PostgreSQL by URL).
+//! - [`kept`]: answers kept a moment (for reads that say a kept answer will do), forgotten
+//!   on changes.
 //! - [`health`], [`ratelimit`], [`tls`], [`telemetry`]: probes, rate limits, TLS, logs.
 //!
 //! The files depend on each other in one direction (`context` <- `error` <- `auth` <- `http`,
@@ -38,6 +40,7 @@ pub mod events;
 pub mod grpc;
 pub mod health;
 pub mod http;
+pub mod kept;
 pub mod metrics;
 pub mod module;
 pub mod nats;

@@ -356,6 +356,71 @@ async fn requests_past_the_in_flight_limit_are_shed_at_once_and_probes_are_not()
     server.stop().await;
 }
 
+/// A worker whose event loop runs late (here a handler blocks it, as a flood of requests that
+/// wait on nothing would keep it busy) refuses the requests queued behind it, though none of
+/// them is in flight; probes still pass; once the loop is on time again requests are admitted.
+#[tokio::test]
+async fn requests_queued_behind_a_late_event_loop_are_shed_until_it_is_on_time() {
+    use cleave_kernel::http::{HttpLimits, ServerStack};
+    let stack = ServerStack {
+        limits: HttpLimits {
+            max_queue_delay: Duration::from_millis(200),
+            ..HttpLimits::default()
+        },
+        ..ServerStack::default()
+    };
+    let (entered, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let server = TestServer::spawn_with(stack, move |cfg| {
+        let entered = entered.clone();
+        cfg.route(
+            "/block",
+            web::get().to(move || {
+                entered.send(()).expect("the test listens");
+                // Holds the worker's only thread: nothing else on it runs meanwhile.
+                std::thread::sleep(Duration::from_millis(600));
+                async { HttpResponse::Ok().finish() }
+            }),
+        );
+        cfg.route(
+            "/quick",
+            web::get().to(|| async { HttpResponse::Ok().finish() }),
+        );
+        cfg.route(
+            "/health/live",
+            web::get().to(|| async { HttpResponse::Ok().finish() }),
+        );
+    });
+    let url = |p: &str| server.base_url.join(p).expect("url");
+    let http = reqwest::Client::new();
+    let get = |p: &str| http.get(url(p)).send();
+    assert_eq!(get("/quick").await.expect("send").status(), 200, "on time");
+
+    let blocked = tokio::spawn(reqwest::get(url("/block")));
+    arrivals.recv().await.expect("the blocking request arrives");
+    let (behind, also_behind, probe) =
+        tokio::join!(get("/quick"), get("/quick"), get("/health/live"));
+    for queued in [behind, also_behind] {
+        let queued = queued.expect("send");
+        assert_eq!(queued.status(), 503, "queued behind a loop 600 ms late");
+        assert_eq!(queued.headers()["retry-after"], "1");
+        let body: serde_json::Value = queued.json().await.expect("problem");
+        assert_eq!(body["code"], "cleave.overloaded", "{body}");
+    }
+    assert_eq!(probe.expect("send").status(), 200, "probes are never shed");
+    assert_eq!(blocked.await.expect("task").expect("send").status(), 200);
+
+    // The loop's timer, next due within 100 ms, finds it on time: requests are admitted.
+    let mut refused = 0;
+    loop {
+        match get("/quick").await.expect("send").status().as_u16() {
+            200 => break,
+            503 if refused < 100_000 => refused += 1,
+            other => panic!("after {refused} refusals: {other}"),
+        }
+    }
+    server.stop().await;
+}
+
 /// A counting read: every request the server sees bumps the count it answers.
 fn counting(hits: Arc<AtomicUsize>) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg: &mut web::ServiceConfig| {

@@ -7,14 +7,13 @@
 
 mod grpc;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::web::Bytes;
 
@@ -33,6 +32,7 @@ use crate::call::Operation;
 use crate::context::{CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER};
 use crate::error::{ApiError, Problem, Upstream, is_problem_json};
 use crate::health::ReadinessCheck;
+use crate::kept::{Kept, Ticket};
 use crate::registry::Found;
 use crate::resilience::{Breaker, BreakerSettings, BreakerState, RetrySettings, random_up_to};
 use tower::retry::budget::{Budget, TpsBudget};
@@ -382,94 +382,29 @@ fn related(a: &str, b: &str) -> bool {
     a == b || inside(a, b) || inside(b, a)
 }
 
-/// Answers of `cached` operations kept by the caller.
-#[derive(Default)]
-struct KeptAnswers {
-    ttl: Duration,
-    answers: std::sync::Mutex<HashMap<AnswerKey, (Instant, RemoteResponse)>>,
-    /// Bumped by every [`KeptAnswers::forget`]: an answer asked for before it is not kept.
-    generation: std::sync::atomic::AtomicU64,
-}
+/// Answers of `cached` operations, and of reads whose caller said a kept answer will do,
+/// kept by the caller.
+type KeptAnswers = Kept<AnswerKey, RemoteResponse>;
 
-impl KeptAnswers {
-    /// The key of a request whose answer may be kept, with the generation it is asked in:
-    /// a `cached` operation's, or a read whose caller says a kept answer will do.
-    fn key(&self, req: &RemoteRequest) -> Option<(AnswerKey, u64)> {
-        let op = req.op.filter(|op| {
-            (op.cached
-                || (req.ctx.accepts_kept_answers() && op.repeat == crate::call::Repeat::ReadOnly))
-                && !self.ttl.is_zero()
-        })?;
-        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
-        let everyones = op.access.contains(&crate::call::Access::Anyone);
-        Some((
-            (
-                op.id,
-                req.path.clone(),
-                req.body.clone().unwrap_or_default(),
-                (!everyones).then(|| asker(req)),
-            ),
-            generation,
-        ))
-    }
-
-    fn get(&self, key: &AnswerKey) -> Option<RemoteResponse> {
-        let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        answers
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, res)| res.clone())
-    }
-
-    /// Keeps `res`, unless the answers were forgotten since it was asked for (it may say
-    /// what was true before the change).
-    fn keep(&self, (key, asked_in): (AnswerKey, u64), res: &RemoteResponse) {
-        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.generation.load(std::sync::atomic::Ordering::Acquire) != asked_in {
-            return;
-        }
-        if answers.len() >= MAX_KEPT_ANSWERS {
-            let ttl = self.ttl;
-            answers.retain(|_, (at, _)| at.elapsed() < ttl);
-            if answers.len() >= MAX_KEPT_ANSWERS {
-                answers.clear();
-            }
-        }
-        answers.insert(key, (Instant::now(), res.clone()));
-    }
-
-    /// Forgets every answer; says how many there were.
-    fn forget(&self) -> usize {
-        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let kept = answers.len();
-        answers.clear();
-        kept
-    }
-
-    /// Forgets the answers about `path`'s resource, what is inside it and what it is inside
-    /// of (see [`related`]), whoever asked.
-    fn forget_related(&self, path: &str) {
-        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        answers.retain(|(_, kept, _, _), _| !related(kept, path));
-    }
-}
-
-impl std::fmt::Debug for KeptAnswers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kept = self
-            .answers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        f.debug_struct("KeptAnswers")
-            .field("ttl", &self.ttl)
-            .field("kept", &kept)
-            .finish_non_exhaustive()
-    }
+/// The key of a request whose answer may be kept, with the ticket it is asked with: a
+/// `cached` operation's, or a read whose caller says a kept answer will do.
+fn kept_key(kept: &KeptAnswers, req: &RemoteRequest) -> Option<(AnswerKey, Ticket)> {
+    let op = req.op.filter(|op| {
+        (op.cached
+            || (req.ctx.accepts_kept_answers() && op.repeat == crate::call::Repeat::ReadOnly))
+            && kept.keeps()
+    })?;
+    let ticket = kept.ticket();
+    let everyones = op.access.contains(&crate::call::Access::Anyone);
+    Some((
+        (
+            op.id,
+            req.path.clone(),
+            req.body.clone().unwrap_or_default(),
+            (!everyones).then(|| asker(req)),
+        ),
+        ticket,
+    ))
 }
 
 /// The type-erased service stack every remote call runs through.
@@ -555,17 +490,14 @@ impl RemoteClient {
             transport,
             pipeline: BoxCloneSyncService::new(pipeline),
             replicas,
-            kept: Arc::new(KeptAnswers {
-                ttl: settings.cache_ttl,
-                ..KeptAnswers::default()
-            }),
+            kept: Arc::new(Kept::new(settings.cache_ttl, MAX_KEPT_ANSWERS)),
         })
     }
 
     /// Drops every answer kept of the module (it said its data changed); says how many were
     /// kept.
     pub fn forget_answers(&self) -> usize {
-        self.kept.forget()
+        self.kept.forget_all()
     }
 
     /// Drops the answers kept about the resource at `path` (e.g. `/api/cart/v1/carts/u1`),
@@ -573,9 +505,11 @@ impl RemoteClient {
     /// where answers are kept by method and message, not by resource, all go.
     pub fn forget_answers_about(&self, path: &str) {
         match self.transport {
-            Transport::Rest => self.kept.forget_related(path),
+            Transport::Rest => self
+                .kept
+                .forget_where(|(_, kept, _, _)| related(kept, path)),
             Transport::Grpc => {
-                self.kept.forget();
+                self.kept.forget_all();
             }
         }
     }
@@ -760,7 +694,7 @@ impl OpCall<'_> {
             return Err(failure);
         }
         let client = self.client;
-        let key = client.kept.key(&self.req);
+        let key = kept_key(&client.kept, &self.req);
         if let Some(res) = key.as_ref().and_then(|(k, _)| client.kept.get(k)) {
             return Ok((res, client.module));
         }
@@ -776,8 +710,8 @@ impl OpCall<'_> {
         }
         let res = res?;
         client.check_status(&res)?;
-        if let Some(key) = key {
-            client.kept.keep(key, &res);
+        if let Some((key, ticket)) = key {
+            client.kept.keep(ticket, key, res.clone());
         }
         Ok((res, client.module))
     }

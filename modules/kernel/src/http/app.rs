@@ -73,7 +73,10 @@ pub fn app(
         .app_data(web::Data::new(stack.edge_rules))
         .app_data(web::Data::new(stack.caller_proof))
         // Per worker: the app is built once by each.
-        .app_data(web::Data::new(super::InFlight::new(limits.max_in_flight)))
+        .app_data(web::Data::new(super::InFlight::new(
+            limits.max_in_flight,
+            Some(limits.max_queue_delay),
+        )))
         .configure(move |c| configure_extractors(c, limits));
     if let Some(auth) = stack.authenticator {
         app = app.app_data(web::Data::from(auth));

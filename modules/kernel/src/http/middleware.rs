@@ -480,6 +480,9 @@ pub struct HttpLimits {
     /// Requests a worker serves at once; past it, 503 `cleave.overloaded` (see
     /// `super::shed`).
     pub max_in_flight: usize,
+    /// How late a worker's event loop may run; past it, 503 `cleave.overloaded` (see
+    /// `super::shed`). Zero: not watched.
+    pub max_queue_delay: std::time::Duration,
 }
 
 impl Default for HttpLimits {
@@ -489,6 +492,7 @@ impl Default for HttpLimits {
             log_every_request: false,
             handler_timeout: std::time::Duration::from_secs(30),
             max_in_flight: 256,
+            max_queue_delay: std::time::Duration::ZERO,
         }
     }
 }
