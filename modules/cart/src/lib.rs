@@ -15,7 +15,8 @@
 //! would otherwise read the database for it. Its own changes drop a kept cart at once;
 //! another process's (a replica on the same database) through their `cart.changed` event when
 //! events go over NATS, else when the time is up. Reads a decision rests on (the cart page,
-//! checkout) always read the database.
+//! checkout) always read the database. A process whose modules do not call cart (its callers
+//! are all elsewhere, and the kept-answer word does not cross the wire) keeps none.
 
 mod entity;
 
@@ -87,9 +88,16 @@ impl CartModule {
         })
     }
 
-    /// The module as a process starts it: it also watches `cart.changed`, so that a change
-    /// made by another process on the same database drops the cart kept here.
+    /// The module as a process starts it. Where a module of this process calls it, it keeps
+    /// carts and watches `cart.changed`, so that a change made by another process on the same
+    /// database drops the cart kept here. Where every caller is in another process, nothing
+    /// can ask for a kept cart (the word does not cross the wire): it keeps none and does not
+    /// watch.
     fn start(start: &Start<'_, CartConfig>) -> Result<Arc<Self>, StartError> {
+        if start.callers_all_remote() {
+            let config = CartConfig { keep_ms: 0 };
+            return Ok(Self::new(start.db()?, &config, CartDeps, start.relay()));
+        }
         let cart = Self::new(start.db()?, start.config(), CartDeps, start.relay());
         start.bus().watch(
             <CartChanged as Topic>::TOPIC,
@@ -106,17 +114,17 @@ impl CartModule {
         Ok(cart)
     }
 
-    /// Enqueues [`CartChanged`] for `user_id` in `tx` (the change), commits, and tells the
-    /// relay.
+    /// Enqueues [`CartChanged`] for `user_id` in `tx` (the change), commits, tells the relay,
+    /// and drops the kept cart (also when the commit failed: whether it landed is unknown).
     async fn announce(
         &self,
         tx: sea_orm::DatabaseTransaction,
         ctx: &CallContext,
         user_id: &UserId,
     ) -> Result<(), CartError> {
-        commit_with(tx, ctx, &CartChanged::of(user_id), &self.relay)
-            .await
-            .map_err(|e| CartError::unavailable(e.to_string()))
+        let committed = commit_with(tx, ctx, &CartChanged::of(user_id), &self.relay).await;
+        self.kept.forget(user_id);
+        committed.map_err(|e| CartError::unavailable(e.to_string()))
     }
 }
 
@@ -210,9 +218,7 @@ impl CartApi for CartModule {
             return Err(CartError::TooManyItems { max: MAX_LINES });
         }
         let cart = load_cart(&tx, user_id.clone()).await?;
-        let announced = self.announce(tx, ctx, &user_id).await;
-        self.kept.forget(&user_id);
-        announced?;
+        self.announce(tx, ctx, &user_id).await?;
         tracing::debug!(product_id = %product_id, quantity, "item added to cart");
         Ok(cart)
     }
@@ -237,9 +243,7 @@ impl CartApi for CartModule {
             // Nothing changed: nothing to announce.
             return tx.commit().await.map_err(storage_error);
         }
-        let announced = self.announce(tx, ctx, &user_id).await;
-        self.kept.forget(&user_id);
-        announced
+        self.announce(tx, ctx, &user_id).await
     }
 }
 

@@ -13,6 +13,7 @@ use cleave_kernel::client::{
     SAFE_TO_REPEAT_HEADER, Url,
 };
 use cleave_kernel::error::{ApiError, KernelError};
+use cleave_kernel::http::{HttpLimits, ServerStack};
 use cleave_kernel::testing::TestServer;
 
 /// A read of `path` on the probe server, named `probe.<name>`.
@@ -254,17 +255,32 @@ async fn remote_calls_name_their_operation_and_whether_they_may_be_repeated() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_request_that_takes_longer_than_the_server_allows_gets_504() {
-    use cleave_kernel::http::{HttpLimits, ServerStack};
+/// A test server with the middleware stack under `limits`, serving `routes` and a probe at
+/// `/health/live`.
+fn spawn_limited<F>(limits: HttpLimits, routes: F) -> TestServer
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
     let stack = ServerStack {
-        limits: HttpLimits {
-            handler_timeout: Duration::from_millis(200),
-            ..HttpLimits::default()
-        },
+        limits,
         ..ServerStack::default()
     };
-    let server = TestServer::spawn_with(stack, |cfg| {
+    TestServer::spawn_with(stack, move |cfg| {
+        routes(cfg);
+        cfg.route(
+            "/health/live",
+            web::get().to(|| async { HttpResponse::Ok().finish() }),
+        );
+    })
+}
+
+#[tokio::test]
+async fn a_request_that_takes_longer_than_the_server_allows_gets_504() {
+    let limits = HttpLimits {
+        handler_timeout: Duration::from_millis(200),
+        ..HttpLimits::default()
+    };
+    let server = spawn_limited(limits, |cfg| {
         cfg.route(
             "/never",
             web::get().to(|| async {
@@ -291,18 +307,14 @@ async fn a_request_that_takes_longer_than_the_server_allows_gets_504() {
 
 #[tokio::test]
 async fn requests_past_the_in_flight_limit_are_shed_at_once_and_probes_are_not() {
-    use cleave_kernel::http::{HttpLimits, ServerStack};
-    let stack = ServerStack {
-        limits: HttpLimits {
-            max_in_flight: 2,
-            ..HttpLimits::default()
-        },
-        ..ServerStack::default()
+    let limits = HttpLimits {
+        max_in_flight: 2,
+        ..HttpLimits::default()
     };
     let (entered, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<()>();
     let release = Arc::new(tokio::sync::Semaphore::new(0));
     let gate = release.clone();
-    let server = TestServer::spawn_with(stack, move |cfg| {
+    let server = spawn_limited(limits, move |cfg| {
         let (entered, gate) = (entered.clone(), gate.clone());
         cfg.route(
             "/held",
@@ -314,10 +326,6 @@ async fn requests_past_the_in_flight_limit_are_shed_at_once_and_probes_are_not()
                     HttpResponse::Ok().finish()
                 }
             }),
-        );
-        cfg.route(
-            "/health/live",
-            web::get().to(|| async { HttpResponse::Ok().finish() }),
         );
     });
     let url = |p: &str| server.base_url.join(p).expect("url");
@@ -361,16 +369,12 @@ async fn requests_past_the_in_flight_limit_are_shed_at_once_and_probes_are_not()
 /// them is in flight; probes still pass; once the loop is on time again requests are admitted.
 #[tokio::test]
 async fn requests_queued_behind_a_late_event_loop_are_shed_until_it_is_on_time() {
-    use cleave_kernel::http::{HttpLimits, ServerStack};
-    let stack = ServerStack {
-        limits: HttpLimits {
-            max_queue_delay: Duration::from_millis(200),
-            ..HttpLimits::default()
-        },
-        ..ServerStack::default()
+    let limits = HttpLimits {
+        max_queue_delay: Duration::from_millis(200),
+        ..HttpLimits::default()
     };
     let (entered, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let server = TestServer::spawn_with(stack, move |cfg| {
+    let server = spawn_limited(limits, move |cfg| {
         let entered = entered.clone();
         cfg.route(
             "/block",
@@ -383,10 +387,6 @@ async fn requests_queued_behind_a_late_event_loop_are_shed_until_it_is_on_time()
         );
         cfg.route(
             "/quick",
-            web::get().to(|| async { HttpResponse::Ok().finish() }),
-        );
-        cfg.route(
-            "/health/live",
             web::get().to(|| async { HttpResponse::Ok().finish() }),
         );
     });
@@ -500,10 +500,22 @@ async fn a_read_whose_caller_takes_a_kept_answer_is_kept_per_asker_and_dropped_w
                 .expect("read")
         }
     };
+    let write = |op: &'static Operation, user: &'static str| {
+        let remote = remote.clone();
+        async move {
+            remote
+                .op(op, &CallContext::root())
+                .params(&[user])
+                .send::<KernelError>()
+                .await
+                .expect("write");
+        }
+    };
     let fresh = CallContext::root();
     let will_do = CallContext::root().kept_answer_will_do();
     let alice = will_do.clone().with_principal(keys.principal("u1", &[]));
-    // A read not marked `cached` whose caller did not say a kept answer will do: always asked.
+    // A read not marked `cached` whose caller did not say a kept answer will do: always asked
+    // (and, before any caller asked so, not kept).
     assert_eq!(read(fresh.clone(), "u1").await, 1);
     assert_eq!(read(fresh.clone(), "u1").await, 2);
     // The caller says it will do: asked once, then kept.
@@ -520,12 +532,7 @@ async fn a_read_whose_caller_takes_a_kept_answer_is_kept_per_asker_and_dropped_w
     assert_eq!(read(will_do.clone(), "u2").await, 5);
     // A change of u1's cart made through this client drops what was kept about it (for
     // every asker), and only that.
-    remote
-        .op(&OWNED_ADD_PATH, &fresh)
-        .params(&["u1"])
-        .send::<KernelError>()
-        .await
-        .expect("add");
+    write(&OWNED_ADD_PATH, "u1").await;
     assert_eq!(read(will_do.clone(), "u1").await, 7);
     assert_eq!(read(alice.clone(), "u1").await, 8);
     assert_eq!(
@@ -542,13 +549,27 @@ async fn a_read_whose_caller_takes_a_kept_answer_is_kept_per_asker_and_dropped_w
         "u1's cart is kept still"
     );
     // A write to the resource itself drops it too.
-    remote
-        .op(&OWNED_ADD, &fresh)
-        .params(&["u1"])
-        .send::<KernelError>()
-        .await
-        .expect("write");
+    write(&OWNED_ADD, "u1").await;
     assert_eq!(read(will_do.clone(), "u1").await, 11);
+    // A fresh read is asked in any case, and renews what is kept for the callers whose kept
+    // answer will do (the cart page's read serves the header's count after it).
+    write(&OWNED_ADD, "u1").await;
+    assert_eq!(read(fresh.clone(), "u1").await, 13);
+    assert_eq!(
+        read(fresh.clone(), "u1").await,
+        14,
+        "a fresh read always asks"
+    );
+    assert_eq!(
+        read(will_do.clone(), "u1").await,
+        14,
+        "renewed by the fresh read"
+    );
+    assert_eq!(
+        read(alice.clone(), "u1").await,
+        15,
+        "only for the same asker"
+    );
     server.stop().await;
 }
 

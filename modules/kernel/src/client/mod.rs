@@ -355,7 +355,7 @@ type AnswerKey = (&'static str, String, Bytes, Option<String>);
 /// Who a request asks as, as the callee will see it: the relayed token and the headers that
 /// speak for the caller (a forwarded request's marker and `Authorization`). An answer kept
 /// for one asker is never given to another: the callee's access rules decided it for that
-/// one. Holds tokens: never logged (`KeptAnswers`' `Debug` shows only a count).
+/// one. Holds tokens: never logged (`Kept`'s `Debug` shows only a count).
 fn asker(req: &RemoteRequest) -> String {
     let mut who = String::new();
     if let Some(token) = req.ctx.principal().and_then(|p| p.access_token.as_deref()) {
@@ -384,27 +384,70 @@ fn related(a: &str, b: &str) -> bool {
 
 /// Answers of `cached` operations, and of reads whose caller said a kept answer will do,
 /// kept by the caller.
-type KeptAnswers = Kept<AnswerKey, RemoteResponse>;
+struct KeptAnswers {
+    answers: Kept<AnswerKey, RemoteResponse>,
+    /// Read-only operations a caller has asked with the kept-answer word: their fresh reads
+    /// (the cart page's) renew the answer kept for those callers (the header's count), which
+    /// would otherwise be asked again after every change.
+    asked_kept: std::sync::RwLock<Vec<&'static str>>,
+}
 
-/// The key of a request whose answer may be kept, with the ticket it is asked with: a
-/// `cached` operation's, or a read whose caller says a kept answer will do.
-fn kept_key(kept: &KeptAnswers, req: &RemoteRequest) -> Option<(AnswerKey, Ticket)> {
-    let op = req.op.filter(|op| {
-        (op.cached
-            || (req.ctx.accepts_kept_answers() && op.repeat == crate::call::Repeat::ReadOnly))
-            && kept.keeps()
-    })?;
-    let ticket = kept.ticket();
-    let everyones = op.access.contains(&crate::call::Access::Anyone);
-    Some((
-        (
-            op.id,
-            req.path.clone(),
-            req.body.clone().unwrap_or_default(),
-            (!everyones).then(|| asker(req)),
-        ),
-        ticket,
-    ))
+/// How a call may use the kept answers.
+enum KeptUse {
+    /// A kept answer answers it, else its answer is kept.
+    Answer,
+    /// It is asked in any case; its answer renews the kept one.
+    Renew,
+}
+
+impl KeptAnswers {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            answers: Kept::new(ttl, MAX_KEPT_ANSWERS),
+            asked_kept: std::sync::RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The key of a request whose answer may be kept, the ticket it is asked with, and how
+    /// it may use what is kept: a `cached` operation's or a read whose caller says a kept
+    /// answer will do (answered from it), or a fresh read of an operation asked so before
+    /// (renewing it).
+    fn key(&self, req: &RemoteRequest) -> Option<(AnswerKey, Ticket, KeptUse)> {
+        let op = req.op.filter(|_| self.answers.keeps())?;
+        let read_only = op.repeat == crate::call::Repeat::ReadOnly;
+        let how = if op.cached || (read_only && req.ctx.accepts_kept_answers()) {
+            if !op.cached && !self.was_asked_kept(op.id) {
+                self.asked_kept
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(op.id);
+            }
+            KeptUse::Answer
+        } else if read_only && self.was_asked_kept(op.id) {
+            KeptUse::Renew
+        } else {
+            return None;
+        };
+        let ticket = self.answers.ticket();
+        let everyones = op.access.contains(&crate::call::Access::Anyone);
+        Some((
+            (
+                op.id,
+                req.path.clone(),
+                req.body.clone().unwrap_or_default(),
+                (!everyones).then(|| asker(req)),
+            ),
+            ticket,
+            how,
+        ))
+    }
+
+    fn was_asked_kept(&self, op: &'static str) -> bool {
+        self.asked_kept
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&op)
+    }
 }
 
 /// The type-erased service stack every remote call runs through.
@@ -490,14 +533,14 @@ impl RemoteClient {
             transport,
             pipeline: BoxCloneSyncService::new(pipeline),
             replicas,
-            kept: Arc::new(Kept::new(settings.cache_ttl, MAX_KEPT_ANSWERS)),
+            kept: Arc::new(KeptAnswers::new(settings.cache_ttl)),
         })
     }
 
     /// Drops every answer kept of the module (it said its data changed); says how many were
     /// kept.
     pub fn forget_answers(&self) -> usize {
-        self.kept.forget_all()
+        self.kept.answers.forget_all()
     }
 
     /// Drops the answers kept about the resource at `path` (e.g. `/api/cart/v1/carts/u1`),
@@ -507,9 +550,10 @@ impl RemoteClient {
         match self.transport {
             Transport::Rest => self
                 .kept
+                .answers
                 .forget_where(|(_, kept, _, _)| related(kept, path)),
             Transport::Grpc => {
-                self.kept.forget_all();
+                self.kept.answers.forget_all();
             }
         }
     }
@@ -694,8 +738,10 @@ impl OpCall<'_> {
             return Err(failure);
         }
         let client = self.client;
-        let key = kept_key(&client.kept, &self.req);
-        if let Some(res) = key.as_ref().and_then(|(k, _)| client.kept.get(k)) {
+        let key = client.kept.key(&self.req);
+        if let Some((k, _, KeptUse::Answer)) = &key
+            && let Some(res) = client.kept.answers.get(k)
+        {
             return Ok((res, client.module));
         }
         // A change made through this client: its own later reads of that resource see it.
@@ -710,8 +756,8 @@ impl OpCall<'_> {
         }
         let res = res?;
         client.check_status(&res)?;
-        if let Some((key, ticket)) = key {
-            client.kept.keep(ticket, key, res.clone());
+        if let Some((key, ticket, _)) = key {
+            client.kept.answers.keep(ticket, key, res.clone());
         }
         Ok((res, client.module))
     }

@@ -75,7 +75,7 @@ pub fn app(
         // Per worker: the app is built once by each.
         .app_data(web::Data::new(super::InFlight::new(
             limits.max_in_flight,
-            Some(limits.max_queue_delay),
+            limits.max_queue_delay,
         )))
         .configure(move |c| configure_extractors(c, limits));
     if let Some(auth) = stack.authenticator {

@@ -56,8 +56,8 @@ pub struct InFlight {
 
 impl InFlight {
     /// A counter admitting `limit` requests at once, and while the loop is at most
-    /// `max_delay` late (`None`: however late).
-    pub fn new(limit: usize, max_delay: Option<Duration>) -> Self {
+    /// `max_delay` late (zero: however late).
+    pub fn new(limit: usize, max_delay: Duration) -> Self {
         let err = KernelError::Overloaded {
             retry_after_secs: SHED_RETRY_AFTER_SECS,
         };
@@ -68,7 +68,7 @@ impl InFlight {
         Self {
             now: AtomicUsize::new(0),
             limit: limit.max(1),
-            max_delay: max_delay.filter(|d| !d.is_zero()),
+            max_delay: Some(max_delay).filter(|d| !d.is_zero()),
             epoch: Instant::now(),
             due_us: AtomicU64::new(0),
             late_us: AtomicU64::new(0),

@@ -224,6 +224,13 @@ impl<'a, C> Start<'a, C> {
             })
     }
 
+    /// Whether the placement says every caller of this module is in another process (see
+    /// [`PlacementPlan::callers_all_remote`]): work done only for callers in this process
+    /// (answers kept for them) is waste then.
+    pub fn callers_all_remote(&self) -> bool {
+        self.assembly.plan().callers_all_remote(self.module)
+    }
+
     /// The process's event bus, to subscribe to events.
     pub fn bus(&self) -> &'a dyn EventBus {
         self.assembly.bus()

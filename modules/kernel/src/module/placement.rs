@@ -239,6 +239,17 @@ impl PlacementPlan {
         &self.entries
     }
 
+    /// Whether this process hosts `module` and no module it hosts calls it (requires it, or
+    /// uses it when present): its callers are all in other processes. `false` for a module
+    /// the plan does not host (an assembly put together by hand, as in tests).
+    pub fn callers_all_remote(&self, module: &str) -> bool {
+        *self.placement(module) == Placement::Hosted
+            && !self.entries.iter().any(|(spec, placement)| {
+                *placement == Placement::Hosted
+                    && (spec.requires.contains(&module) || spec.optional.contains(&module))
+            })
+    }
+
     /// Names of the modules this process hosts.
     pub fn hosted(&self) -> Vec<&'static str> {
         self.entries
@@ -289,6 +300,27 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Url::parse(v).unwrap()))
             .collect()
+    }
+
+    #[test]
+    fn a_module_has_callers_in_process_only_where_a_hosted_module_requires_it() {
+        let catalog_url = urls(&[("catalog", "http://10.0.0.1:8081")]);
+        let catalog_alone = vec!["catalog".to_owned()];
+        let alone =
+            PlacementPlan::resolve(SPECS, Some(&catalog_alone), &catalog_url, listen()).unwrap();
+        assert!(alone.callers_all_remote("catalog"));
+        let together = PlacementPlan::resolve(SPECS, None, &urls(&[]), listen()).unwrap();
+        assert!(
+            !together.callers_all_remote("catalog"),
+            "recommendation calls it"
+        );
+        assert!(
+            together.callers_all_remote("recommendation"),
+            "nothing calls recommendation"
+        );
+        let elsewhere = PlacementPlan::resolve(SPECS, None, &catalog_url, listen()).unwrap();
+        assert!(!elsewhere.callers_all_remote("catalog"), "not hosted here");
+        assert!(!PlacementPlan::empty().callers_all_remote("catalog"));
     }
 
     #[test]
