@@ -7,6 +7,10 @@
 #           certificates, one SQLite file per process, events over NATS)
 #   grpc    the same split, the processes calling each other over gRPC (SPLIT_PROTOCOL=grpc:
 #           grpcs:// with the same certificates); the shoppers still browse over HTTPS
+#   one_tls the one process serving the shoppers over HTTPS as the split's front does (the same
+#           certificate; HTTP/2 by ALPN, as the load tool then speaks to both): the split / one
+#           ratios are also given against it, so that the cost of serving shoppers over TLS
+#           is not counted as a cost of the split
 # For each, every cleave process's CPU time (utime + stime from /proc) over the run is divided
 # by the requests answered; p50 and p99 are the shoppers' request latencies. Rounds alternate
 # the set-ups; medians are reported with the split / one ratios the goal is stated in.
@@ -30,6 +34,7 @@ SECS=${BENCH_MIX_SECS:-30}
 ROUNDS=${BENCH_MIX_ROUNDS:-3}
 ONE=127.0.0.1:18400
 ONE_BEFORE=127.0.0.1:18401
+ONE_TLS=127.0.0.1:18402
 FRONT=127.0.0.1:18410
 FRONT_GRPC=127.0.0.1:18430
 
@@ -82,6 +87,14 @@ up() { # url, then curl options
 up "http://$ONE/health/ready"
 [ -z "$BASE" ] || up "http://$ONE_BEFORE/health/ready"
 up "https://$FRONT/health/ready" --cacert "$work/split/certs/ca.pem"
+# The split's certificates exist now: the one process over HTTPS uses the front's.
+CLEAVE_SERVER__LISTEN=$ONE_TLS CLEAVE_LOG__FORMAT=json CLEAVE_DATABASE__DATA_DIR="$work/one_tls" \
+  CLEAVE_SERVER__TLS__CERT_FILE="$work/split/certs/server.pem" \
+  CLEAVE_SERVER__TLS__KEY_FILE="$work/split/certs/server.key" \
+  "$BIN/cleave" serve >"$work/one_tls.log" 2>&1 &
+pids+=($!)
+one_tls_pid=$!
+up "https://$ONE_TLS/health/ready" --cacert "$work/split/certs/ca.pem"
 up "https://$FRONT_GRPC/health/ready" --cacert "$work/grpc/certs/ca.pem"
 for s in split grpc; do
   parent=$split_pid; [ "$s" = grpc ] && parent=$grpc_pid
@@ -90,12 +103,12 @@ for s in split grpc; do
 done
 
 declare -A target=([one]="http://$ONE" [split]="https://$FRONT" [grpc]="https://$FRONT_GRPC"
-  [one_before]="http://$ONE_BEFORE")
+  [one_before]="http://$ONE_BEFORE" [one_tls]="https://$ONE_TLS")
 declare -A ca=([one]="" [split]="$work/split/certs/ca.pem" [grpc]="$work/grpc/certs/ca.pem"
-  [one_before]="")
+  [one_before]="" [one_tls]="$work/split/certs/ca.pem")
 procs() { # the cleave processes of a set-up
   case $1 in
-    one) echo "$one_pid" ;; one_before) echo "$before_pid" ;;
+    one) echo "$one_pid" ;; one_before) echo "$before_pid" ;; one_tls) echo "$one_tls_pid" ;;
     split) pgrep -P "$split_pid" ;; grpc) pgrep -P "$grpc_pid" ;;
   esac
 }
@@ -104,7 +117,7 @@ name_of() { tr '\0' ' ' </proc/"$1"/cmdline | sed -E 's/.*--modules ([^ ]+).*/\1
 hz=$(getconf CLK_TCK)
 
 mix() { "$BIN/examples/bench-mix" "${target[$1]}" "$2" "$3" ${ca[$1]:+"${ca[$1]}"}; }
-setups=(one split grpc)
+setups=(one one_tls split grpc)
 [ -z "$BASE" ] || setups+=(one_before)
 for s in "${setups[@]}"; do mix "$s" "$RATE" 5 >/dev/null; done # warm-up
 
@@ -134,12 +147,14 @@ median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {p
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 c1=$(median "${cpu[one]}"); cs=$(median "${cpu[split]}"); cg=$(median "${cpu[grpc]}")
 l1=$(median "${p50[one]}"); ls=$(median "${p50[split]}"); lg=$(median "${p50[grpc]}")
+ct=$(median "${cpu[one_tls]}"); lt=$(median "${p50[one_tls]}")
 cat <<MD
 ### Boutique's mix ($(date -u +%Y-%m-%d), $ROUNDS rounds x ${SECS}s at $RATE tasks/s, $(nproc) cores)
 
 | set-up | CPU ms / request (median) | p50 ms | p99 ms | requests | failures |
 | --- | ---: | --- | --- | --- | --- |
 | one process | $c1 | ${p50[one]}| ${p99[one]}| ${reqs[one]}| ${fails[one]}|
+| one process, HTTPS to the shoppers | $ct | ${p50[one_tls]}| ${p99[one_tls]}| ${reqs[one_tls]}| ${fails[one_tls]}|
 | one process per module | $cs | ${p50[split]}| ${p99[split]}| ${reqs[split]}| ${fails[split]}|
 | one process per module, gRPC between them | $cg | ${p50[grpc]}| ${p99[grpc]}| ${reqs[grpc]}| ${fails[grpc]}|
 
@@ -147,6 +162,8 @@ cat <<MD
 | --- | ---: | ---: |
 | split / one, CPU per request | $(ratio "$cs" "$c1") | <= 2.0 |
 | split / one, p50 | $(ratio "$ls" "$l1") | <= 2.0 |
+| split / one over HTTPS (the same protocol to the shoppers), CPU per request | $(ratio "$cs" "$ct") | <= 2.0 |
+| split / one over HTTPS, p50 | $(ratio "$ls" "$lt") | <= 2.0 |
 | gRPC split / REST split, CPU per request | $(ratio "$cg" "$cs") | (measured) |
 | gRPC split / REST split, p50 | $(ratio "$lg" "$ls") | (measured) |
 
