@@ -33,6 +33,21 @@ async fn tls_catalog(pki: &Pki, extra: &[(&str, Value)]) -> TestApp {
     TestApp::start(Some(Arc::new(TestDb::sqlite())), &keys).await
 }
 
+/// A process hosting currency, cart and recommendation that reaches `catalog` at its HTTPS
+/// url, with `extra` settings (what it trusts, what it presents).
+async fn calling(catalog: &TestApp, extra: &[(&str, Value)]) -> TestApp {
+    let mut settings = vec![
+        (
+            "server.modules",
+            json!(["currency", "cart", "recommendation"]),
+        ),
+        ("modules.identity.url", json!(ELSEWHERE)),
+        ("modules.catalog.url", json!(https(catalog, ""))),
+    ];
+    settings.extend(extra.iter().cloned());
+    TestApp::start(Some(Arc::new(TestDb::sqlite())), &settings).await
+}
+
 fn https(app: &TestApp, path: &str) -> String {
     app.url(path).replacen("http://", "https://", 1)
 }
@@ -60,19 +75,7 @@ async fn the_listener_serves_https_and_modules_call_each_other_over_tls() {
     );
 
     // Another process reaches the catalog over HTTPS, trusting the configured CA.
-    let main = TestApp::start(
-        Some(Arc::new(TestDb::sqlite())),
-        &[
-            (
-                "server.modules",
-                json!(["currency", "cart", "recommendation"]),
-            ),
-            ("modules.identity.url", json!(ELSEWHERE)),
-            ("modules.catalog.url", json!(https(&catalog, ""))),
-            ("remote.ca_file", s(&pki.path("ca.pem"))),
-        ],
-    )
-    .await;
+    let main = calling(&catalog, &[("remote.ca_file", s(&pki.path("ca.pem")))]).await;
     let forwarded = reqwest::get(main.url("/api/catalog/v1/products/OLJCESPC7Z"))
         .await
         .expect("request");
@@ -85,18 +88,7 @@ async fn the_listener_serves_https_and_modules_call_each_other_over_tls() {
     assert_eq!(recs.status(), 200, "module calls over TLS");
 
     // Without the CA, the certificate is not trusted: the call fails as unavailable.
-    let untrusting = TestApp::start(
-        Some(Arc::new(TestDb::sqlite())),
-        &[
-            (
-                "server.modules",
-                json!(["currency", "cart", "recommendation"]),
-            ),
-            ("modules.identity.url", json!(ELSEWHERE)),
-            ("modules.catalog.url", json!(https(&catalog, ""))),
-        ],
-    )
-    .await;
+    let untrusting = calling(&catalog, &[]).await;
     let refused = reqwest::get(untrusting.url("/api/catalog/v1/products/OLJCESPC7Z"))
         .await
         .expect("request");
@@ -128,15 +120,9 @@ async fn a_module_requiring_client_certificates_refuses_callers_without_one() {
     assert_eq!(ok.status(), 200);
 
     // A process configured with a client certificate calls it (mutual TLS).
-    let main = TestApp::start(
-        Some(Arc::new(TestDb::sqlite())),
+    let main = calling(
+        &catalog,
         &[
-            (
-                "server.modules",
-                json!(["currency", "cart", "recommendation"]),
-            ),
-            ("modules.identity.url", json!(ELSEWHERE)),
-            ("modules.catalog.url", json!(https(&catalog, ""))),
             ("remote.ca_file", s(&pki.path("ca.pem"))),
             ("remote.client_cert_file", s(&pki.path("client.pem"))),
             ("remote.client_key_file", s(&pki.path("client.key"))),

@@ -7,8 +7,8 @@
 //!   the change's transaction): callers in other processes drop what they kept of it.
 //!
 //! `add_item` is one transaction: an upsert that adds to the line atomically (so concurrent
-//! adds are not lost), then the limits are checked and the transaction rolled back if the
-//! addition broke one.
+//! adds are not lost), then the cart is read and the limits are checked on it, the
+//! transaction rolled back if the addition broke one.
 //!
 //! Carts it read are kept for `modules.cart.keep_ms` and given to readers that said a kept
 //! answer will do (the item count in a page's header): every page of a returning shopper
@@ -36,7 +36,7 @@ use cleave_kernel::{ApiError, CallContext};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, Statement, TransactionTrait,
+    QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -196,11 +196,13 @@ impl CartApi for CartModule {
             .exec_without_returning(&tx)
             .await
             .map_err(storage_error)?;
-        let total = entity::Entity::find_by_id((user_id.to_string(), product_id.to_string()))
-            .one(&tx)
-            .await
-            .map_err(storage_error)?
-            .map_or(0, |l| i64::from(l.quantity));
+        // The cart as the addition left it, in the transaction: both limits are checked on it.
+        let cart = load_cart(&tx, user_id.clone()).await?;
+        let total = cart
+            .items
+            .iter()
+            .find(|line| line.product_id == product_id)
+            .map_or(0, |line| line.quantity);
         if total > MAX_QUANTITY {
             tx.rollback().await.map_err(storage_error)?;
             return Err(CartError::QuantityLimitExceeded {
@@ -208,16 +210,10 @@ impl CartApi for CartModule {
                 max: MAX_QUANTITY,
             });
         }
-        let lines = entity::Entity::find()
-            .filter(entity::Column::UserId.eq(user_id.as_str()))
-            .count(&tx)
-            .await
-            .map_err(storage_error)?;
-        if lines > MAX_LINES as u64 {
+        if cart.items.len() > MAX_LINES {
             tx.rollback().await.map_err(storage_error)?;
             return Err(CartError::TooManyItems { max: MAX_LINES });
         }
-        let cart = load_cart(&tx, user_id.clone()).await?;
         self.announce(tx, ctx, &user_id).await?;
         tracing::debug!(product_id = %product_id, quantity, "item added to cart");
         Ok(cart)
