@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Split cost on Online Boutique's task mix (benches/tools/mix.rs: its weights, routes and
 # forms, 50 shoppers with their own cookies, tasks started at a fixed rate), measured in one
-# run against two set-ups of the same binary:
+# run against these set-ups of the same binary:
 #   one     every module in one process (plain HTTP, its own SQLite file)
 #   split   one process per module, checkout with email (scripts/split.sh: HTTPS with module
 #           certificates, one SQLite file per process, events over NATS)
@@ -91,6 +91,8 @@ up "https://$FRONT/health/ready" --cacert "$work/split/certs/ca.pem"
 CLEAVE_SERVER__LISTEN=$ONE_TLS CLEAVE_LOG__FORMAT=json CLEAVE_DATABASE__DATA_DIR="$work/one_tls" \
   CLEAVE_SERVER__TLS__CERT_FILE="$work/split/certs/server.pem" \
   CLEAVE_SERVER__TLS__KEY_FILE="$work/split/certs/server.key" \
+  CLEAVE_SERVER__TLS__CLIENT_CA_FILE="$work/split/certs/ca.pem" \
+  CLEAVE_SERVER__TLS__CLIENT_CERT_REQUIRED=false \
   "$BIN/cleave" serve >"$work/one_tls.log" 2>&1 &
 pids+=($!)
 one_tls_pid=$!

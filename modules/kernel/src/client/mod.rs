@@ -382,13 +382,14 @@ fn related(a: &str, b: &str) -> bool {
     a == b || inside(a, b) || inside(b, a)
 }
 
-/// Answers of `cached` operations, and of reads whose caller said a kept answer will do,
-/// kept by the caller.
+/// Answers of `cached` operations, of reads whose caller said a kept answer will do, and of
+/// fresh reads of operations asked so before, kept by the caller.
 struct KeptAnswers {
     answers: Kept<AnswerKey, RemoteResponse>,
-    /// Read-only operations a caller has asked with the kept-answer word: their fresh reads
-    /// (the cart page's) renew the answer kept for those callers (the header's count), which
-    /// would otherwise be asked again after every change.
+    /// Read-only operations a caller has asked with the kept-answer word: the answers of
+    /// their fresh reads (the cart page's) are kept for the same asker too, for its next read
+    /// that a kept answer will do (the header's count), which would otherwise be asked again
+    /// after every change.
     asked_kept: std::sync::RwLock<Vec<&'static str>>,
 }
 
@@ -396,7 +397,8 @@ struct KeptAnswers {
 enum KeptUse {
     /// A kept answer answers it, else its answer is kept.
     Answer,
-    /// It is asked in any case; its answer renews the kept one.
+    /// It is asked in any case; its answer is kept (replacing what was), its error drops
+    /// what was kept for it.
     Renew,
 }
 
@@ -417,10 +419,13 @@ impl KeptAnswers {
         let read_only = op.repeat == crate::call::Repeat::ReadOnly;
         let how = if op.cached || (read_only && req.ctx.accepts_kept_answers()) {
             if !op.cached && !self.was_asked_kept(op.id) {
-                self.asked_kept
+                let mut asked = self
+                    .asked_kept
                     .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(op.id);
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !asked.contains(&op.id) {
+                    asked.push(op.id);
+                }
             }
             KeptUse::Answer
         } else if read_only && self.was_asked_kept(op.id) {
@@ -755,7 +760,14 @@ impl OpCall<'_> {
             client.forget_answers_about(&path);
         }
         let res = res?;
-        client.check_status(&res)?;
+        if let Err(refused) = client.check_status(&res) {
+            // A fresh read refused (the token revoked, the resource gone): what was kept for
+            // this asker no longer holds.
+            if let Some((key, _, KeptUse::Renew)) = &key {
+                client.kept.answers.forget(key);
+            }
+            return Err(refused);
+        }
         if let Some((key, ticket, _)) = key {
             client.kept.answers.keep(ticket, key, res.clone());
         }
