@@ -2,7 +2,7 @@
 //! failures surface.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -423,14 +423,26 @@ async fn requests_queued_behind_a_late_event_loop_are_shed_until_it_is_on_time()
 
 /// A counting read: every request the server sees bumps the count it answers.
 fn counting(hits: Arc<AtomicUsize>) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    counting_unless_refused(hits, Arc::new(AtomicBool::new(false)))
+}
+
+/// [`counting`], whose reads are refused (404, not counted) while `refuse` is set.
+fn counting_unless_refused(
+    hits: Arc<AtomicUsize>,
+    refuse: Arc<AtomicBool>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     move |cfg: &mut web::ServiceConfig| {
         for path in ["/count", "/carts/{tail:.*}"] {
-            let hits = hits.clone();
+            let (hits, refuse) = (hits.clone(), refuse.clone());
             cfg.route(
                 path,
                 web::route().to(move || {
-                    let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
-                    async move { HttpResponse::Ok().json(n) }
+                    let answer = if refuse.load(Ordering::SeqCst) {
+                        Err(cleave_kernel::Failure::from(KernelError::RouteNotFound))
+                    } else {
+                        Ok(HttpResponse::Ok().json(hits.fetch_add(1, Ordering::SeqCst) + 1))
+                    };
+                    async move { answer }
                 }),
             );
         }
@@ -480,13 +492,14 @@ const OWNED_ADD_PATH: Operation = Operation {
 async fn a_read_whose_caller_takes_a_kept_answer_is_kept_per_asker_and_dropped_when_its_resource_changes()
  {
     let hits = Arc::new(AtomicUsize::new(0));
+    let refuse = Arc::new(AtomicBool::new(false));
     let keys = cleave_kernel::testing::TestKeys::new();
     let server = TestServer::spawn_with(
         cleave_kernel::http::ServerStack {
             authenticator: Some(keys.authenticator()),
             ..Default::default()
         },
-        counting(hits.clone()),
+        counting_unless_refused(hits.clone(), refuse.clone()),
     );
     let remote = client(server.base_url.clone(), Duration::from_secs(5));
     let read = |ctx: CallContext, user: &'static str| {
@@ -570,6 +583,17 @@ async fn a_read_whose_caller_takes_a_kept_answer_is_kept_per_asker_and_dropped_w
         15,
         "only for the same asker"
     );
+    // A fresh read the callee refuses (the cart gone, the token revoked) drops what was kept
+    // for that asker: its next read asks again.
+    refuse.store(true, Ordering::SeqCst);
+    let refused = remote
+        .op(&OWNED, &fresh)
+        .params(&["u1"])
+        .fetch::<usize, KernelError>()
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    refuse.store(false, Ordering::SeqCst);
+    assert_eq!(read(will_do.clone(), "u1").await, 16, "asked again");
     server.stop().await;
 }
 
