@@ -94,20 +94,26 @@ impl CartModule {
     /// can ask for a kept cart (the word does not cross the wire): it keeps none and does not
     /// watch.
     fn start(start: &Start<'_, CartConfig>) -> Result<Arc<Self>, StartError> {
-        if start.callers_all_remote() {
-            let config = CartConfig { keep_ms: 0 };
-            return Ok(Self::new(start.db()?, &config, CartDeps, start.relay()));
+        let callers_here = !start.callers_all_remote();
+        let mut config = start.config().clone();
+        if !callers_here {
+            config.keep_ms = 0;
         }
-        let cart = Self::new(start.db()?, start.config(), CartDeps, start.relay());
-        start.bus().watch(
-            <CartChanged as Topic>::TOPIC,
-            Arc::new(ForgetChanged(Arc::downgrade(&cart))),
-        );
+        let cart = Self::new(start.db()?, &config, CartDeps, start.relay());
+        if callers_here {
+            start.bus().watch(
+                <CartChanged as Topic>::TOPIC,
+                Arc::new(ForgetChanged(Arc::downgrade(&cart))),
+            );
+        }
         Ok(cart)
     }
 
-    /// The cart as it is in the database; kept for later readers.
+    /// The cart as it is in the database; kept for later readers (where carts are kept).
     async fn read(&self, user_id: UserId) -> Result<Cart, CartError> {
+        if !self.kept.keeps() {
+            return load_cart(&self.db, user_id).await;
+        }
         let ticket = self.kept.ticket();
         let cart = load_cart(&self.db, user_id.clone()).await?;
         self.kept.keep(ticket, user_id, cart.clone());
