@@ -196,39 +196,107 @@ async fn overlapping_deliveries_whose_sending_fails_record_nothing_and_none_repo
     }
 }
 
-/// Counts deliveries per event id.
+/// Records the events delivered to it, in the order they arrive.
 #[derive(Default)]
-struct Counter(std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>);
+struct Arrivals(std::sync::Mutex<Vec<uuid::Uuid>>);
 
 #[async_trait::async_trait]
-impl cleave_kernel::events::Subscriber for Counter {
+impl cleave_kernel::events::Subscriber for Arrivals {
     async fn handle(
         &self,
         event: &cleave_kernel::events::Event,
     ) -> Result<(), cleave_kernel::events::EventError> {
-        *self.0.lock().expect("lock").entry(event.id).or_default() += 1;
+        self.0.lock().expect("lock").push(event.id);
+        // Lets relays running at once interleave.
         tokio::task::yield_now().await;
         Ok(())
+    }
+}
+
+/// An outbox holding `n` `OrderPlaced` events (orders `<prefix>-0`...), and a bus whose
+/// subscriber records their deliveries.
+struct Outbox {
+    conn: sea_orm::DatabaseConnection,
+    /// The events' ids, oldest first.
+    ids: Vec<uuid::Uuid>,
+    bus: Arc<InProcessBus>,
+    arrivals: Arc<Arrivals>,
+}
+
+impl Outbox {
+    async fn with_orders(db: &TestDb, prefix: &str, n: usize) -> Self {
+        // The outbox's tables (through the email module's start).
+        let _ = start(db, &EmailConfig::default()).await;
+        let conn = db.connect().await;
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            ids.push(
+                enqueue(
+                    &conn,
+                    &CallContext::root(),
+                    &placed(&format!("{prefix}-{i}")),
+                )
+                .await
+                .expect("enqueue"),
+            );
+        }
+        let arrivals = Arc::new(Arrivals::default());
+        let bus = InProcessBus::new();
+        bus.subscribe("checkout.order_placed", "arrivals", arrivals.clone());
+        Self {
+            conn,
+            ids,
+            bus,
+            arrivals,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_relay_pass_takes_the_oldest_due_events_up_to_its_batch_and_delivers_them_in_order() {
+    for db in test_databases().await {
+        let outbox = Outbox::with_orders(&db, "batch", 5).await;
+        let settings = RelaySettings {
+            batch_size: 2,
+            ..RelaySettings::default()
+        };
+        let mut full = Vec::new();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            full.push(
+                relay_pass(&outbox.conn, outbox.bus.as_ref(), settings)
+                    .await
+                    .expect("pass"),
+            );
+            seen.push(outbox.arrivals.0.lock().expect("lock").len());
+        }
+        assert_eq!(
+            full,
+            [true, true, false],
+            "{}: a full batch says more may wait",
+            db.backend
+        );
+        assert_eq!(seen, [2, 4, 5], "{}: at most a batch a pass", db.backend);
+        assert_eq!(
+            *outbox.arrivals.0.lock().expect("lock"),
+            outbox.ids,
+            "{}: oldest first",
+            db.backend
+        );
+        let left = stats(&outbox.conn).await.expect("stats");
+        assert_eq!((left.pending, left.published), (0, 5), "{}", db.backend);
     }
 }
 
 #[tokio::test]
 async fn relays_sharing_a_database_deliver_each_event_once_and_published_rows_are_pruned() {
     for db in test_databases().await {
-        // The outbox's tables (through the email module's start).
-        let _ = start(&db, &EmailConfig::default()).await;
-        let conn = db.connect().await;
-        let mut ids = Vec::new();
-        for i in 0..60 {
-            ids.push(
-                enqueue(&conn, &CallContext::root(), &placed(&format!("relay-{i}")))
-                    .await
-                    .expect("enqueue"),
-            );
-        }
-        let counter = Arc::new(Counter::default());
-        let bus = InProcessBus::new();
-        bus.subscribe("checkout.order_placed", "counter", counter.clone());
+        let Outbox {
+            conn,
+            ids,
+            bus,
+            arrivals,
+        } = Outbox::with_orders(&db, "relay", 60).await;
         // Four relays (as four processes would) on the same outbox, at once.
         let settings = RelaySettings {
             batch_size: 1000,
@@ -241,9 +309,10 @@ async fn relays_sharing_a_database_deliver_each_event_once_and_published_rows_ar
         for relay in relays.collect::<Vec<_>>() {
             relay.await.expect("task").expect("pass");
         }
-        let counts = counter.0.lock().expect("lock").clone();
+        let arrived = arrivals.0.lock().expect("lock").clone();
         for id in &ids {
-            assert_eq!(counts.get(id), Some(&1), "{}: event {id}", db.backend);
+            let times = arrived.iter().filter(|a| *a == id).count();
+            assert_eq!(times, 1, "{}: event {id}", db.backend);
         }
         assert_eq!(stats(&conn).await.expect("stats").pending, 0);
         // Published rows go once they are older than the retention; pending ones stay.

@@ -55,6 +55,9 @@ impl crate::metrics::Gauges for PoolGauges {
     }
 }
 
+/// How long a PostgreSQL connection sits idle in the pool before it is pinged on acquire.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(30);
+
 /// Connects, creating the SQLite file and its directory when needed.
 ///
 /// SQLite runs in WAL mode (readers do not block the writer) with full fsync, so a committed
@@ -81,6 +84,16 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
         .map_sqlx_sqlite_pool_opts(|pool| pool.after_release(close_if_in_transaction));
+    if is_sqlite {
+        // A SQLite connection is a file opened in this process: nothing between can drop it,
+        // and a ping is a round trip to its worker thread on every acquire.
+        opts.test_before_acquire(false);
+    } else {
+        // A server connection is checked only after it sat idle long enough for the server,
+        // a proxy or a firewall to have dropped it; a hot one goes out untested (a broken
+        // one fails its statement as unavailable and is not given back).
+        opts.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
+    }
     let db = Database::connect(opts).await?;
     if is_sqlite {
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;

@@ -20,10 +20,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Order, Query};
 use sea_orm::{
-    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -560,7 +560,13 @@ impl Relay {
     }
 }
 
-/// Delivers one batch of due events. Returns whether a full batch was read (more may wait).
+/// Delivers one batch of due events. Returns whether a full batch was taken (more may wait).
+///
+/// Two statements for a batch, whatever its size: one takes the due events (a conditional
+/// update that returns the rows it changed, so relays sharing the database each take a row
+/// at most once a lease, and one that dies holding it leaves it to the others after the
+/// lease), one marks those the bus accepted. A failed delivery is put off with its own
+/// back-off.
 ///
 /// # Errors
 /// [`EventError::Storage`] when the outbox cannot be read or updated.
@@ -570,71 +576,66 @@ pub async fn relay_pass(
     settings: RelaySettings,
 ) -> Result<bool, EventError> {
     let now = now_ms();
-    let due = outbox::Entity::find()
-        .filter(outbox::Column::PublishedAtMs.is_null())
-        .filter(outbox::Column::NextAttemptAtMs.lte(now))
-        .order_by_asc(outbox::Column::Id)
+    // Held until then; at least a millisecond ahead, so the rows no longer match `due`.
+    let lease = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
+    let held_until = now.saturating_add(Ord::max(lease, 1));
+    let due = || {
+        Condition::all()
+            .add(outbox::Column::PublishedAtMs.is_null())
+            .add(outbox::Column::NextAttemptAtMs.lte(now))
+    };
+    let oldest_due = Query::select()
+        .column(outbox::Column::Id)
+        .from(outbox::Entity)
+        .cond_where(due())
+        .order_by(outbox::Column::Id, Order::Asc)
         .limit(settings.batch_size)
+        .to_owned();
+    let take = Query::update()
+        .table(outbox::Entity)
+        .value(outbox::Column::NextAttemptAtMs, held_until)
+        .cond_where(due().add(outbox::Column::Id.in_subquery(oldest_due)))
+        .returning_all()
+        .to_owned();
+    let mut taken = outbox::Model::find_by_statement(db.get_database_backend().build(&take))
         .all(db)
         .await?;
-    let full = due.len() as u64 == settings.batch_size;
-    let lease = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
-    for row in due {
-        // Take the event: relays sharing the database each take a row at most once a lease
-        // (a conditional update only one of them wins), so none publishes what another is
-        // publishing. A relay that dies holding it leaves it to the others after the lease.
-        let claimed = outbox::Entity::update_many()
-            .col_expr(
-                outbox::Column::NextAttemptAtMs,
-                Expr::value(now_ms().saturating_add(lease)),
-            )
-            .filter(outbox::Column::Id.eq(row.id.as_str()))
-            .filter(outbox::Column::PublishedAtMs.is_null())
-            .filter(outbox::Column::NextAttemptAtMs.eq(row.next_attempt_at_ms))
-            .exec(db)
-            .await?;
-        if claimed.rows_affected == 0 {
-            continue;
-        }
+    // RETURNING gives no order: deliver oldest first (ids are UUIDv7).
+    taken.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let full = taken.len() as u64 == settings.batch_size;
+    let mut published = Vec::with_capacity(taken.len());
+    for row in taken {
         let Ok(id) = Uuid::parse_str(&row.id) else {
             tracing::error!(event_id = %row.id, "outbox row with a malformed id skipped");
             continue;
         };
         let event = Event {
             id,
-            topic: row.topic.clone(),
-            payload: row.payload.clone(),
-            request_id: row.request_id.clone(),
+            topic: row.topic,
+            payload: row.payload,
+            request_id: row.request_id,
             created_at_ms: row.created_at_ms,
-            traceparent: row.traceparent.clone(),
+            traceparent: row.traceparent,
         };
-        let published = bus.publish(&event).await;
+        let outcome = bus.publish(&event).await;
         metrics::counter!(
             crate::metrics::EVENTS_RELAYED,
-            "topic" => row.topic.clone(),
-            "outcome" => if published.is_ok() { "ok" } else { "failed" },
+            "topic" => event.topic.clone(),
+            "outcome" => if outcome.is_ok() { "ok" } else { "failed" },
         )
         .increment(1);
-        match published {
+        match outcome {
             Ok(()) => {
-                outbox::Entity::update_many()
-                    .col_expr(outbox::Column::PublishedAtMs, Expr::value(now_ms()))
-                    .col_expr(
-                        outbox::Column::Attempts,
-                        Expr::col(outbox::Column::Attempts).add(1),
-                    )
-                    .filter(outbox::Column::Id.eq(row.id.as_str()))
-                    .exec(db)
-                    .await?;
-                tracing::debug!(event_id = %id, topic = %row.topic, request_id = %row.request_id, "event published");
+                tracing::debug!(event_id = %id, topic = %event.topic, request_id = %event.request_id, "event published");
+                published.push(row.id);
             }
             Err(e) => {
                 let attempts = row.attempts.saturating_add(1);
                 let backoff = backoff_ms(attempts, settings);
                 if matches!(e, EventError::NoSubscriber(_)) && row.attempts == 0 {
-                    tracing::warn!(event_id = %id, topic = %row.topic, "no subscriber in this process: event kept in the outbox");
+                    tracing::warn!(event_id = %id, topic = %event.topic, "no subscriber in this process: event kept in the outbox");
                 } else if !matches!(e, EventError::NoSubscriber(_)) {
-                    tracing::warn!(event_id = %id, topic = %row.topic, request_id = %row.request_id, attempts, error = %e, "event delivery failed; will retry");
+                    tracing::warn!(event_id = %id, topic = %event.topic, request_id = %event.request_id, attempts, error = %e, "event delivery failed; will retry");
                 }
                 outbox::Entity::update_many()
                     .col_expr(outbox::Column::Attempts, Expr::value(attempts))
@@ -649,11 +650,17 @@ pub async fn relay_pass(
             }
         }
     }
-    prune(
-        db,
-        now_ms().saturating_sub(i64::try_from(settings.retention.as_millis()).unwrap_or(i64::MAX)),
-    )
-    .await?;
+    if !published.is_empty() {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::PublishedAtMs, Expr::value(now_ms()))
+            .col_expr(
+                outbox::Column::Attempts,
+                Expr::col(outbox::Column::Attempts).add(1),
+            )
+            .filter(outbox::Column::Id.is_in(published))
+            .exec(db)
+            .await?;
+    }
     Ok(full)
 }
 
