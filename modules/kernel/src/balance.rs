@@ -2,8 +2,8 @@
 //! Linkerd. Each replica keeps its calls in flight and a latency estimate that jumps up to
 //! any slower answer at once (the peak) and decays towards faster ones; its cost is that
 //! estimate times (calls in flight + 1). A call samples two usable replicas at random and
-//! takes the clearly cheaper one (by a quarter; closer costs are noise, and the first drawn
-//! goes): a slow or busy replica is passed over without every caller herding to the one that
+//! takes the clearly cheaper one (by a quarter and [`NOISE`]; closer costs are noise, and the
+//! first drawn goes): a slow or busy replica is passed over without every caller herding to the one that
 //! looks best. A failed call counts as a slow one ([`FAILURE_PENALTY`]), and an
 //! estimate not refreshed for a while decays ([`DECAY`]), so a replica passed over is tried
 //! again later instead of never.
@@ -26,6 +26,10 @@ pub(crate) const FAILURE_PENALTY: Duration = Duration::from_millis(100);
 /// How much cheaper a replica must be to be preferred: costs closer than this are treated
 /// as equal (measurement noise on loopback is of that order).
 const CLEARLY_CHEAPER: f64 = 1.25;
+/// A difference of cost below this is noise too, however large a share of it: answers of a
+/// tenth of a millisecond and one that waited a millisecond on a busy host's scheduler tell
+/// nothing about the replicas (preferring by them starved a healthy replica for seconds).
+pub(crate) const NOISE: Duration = Duration::from_millis(1);
 /// The estimate of a replica no call has measured yet.
 const FIRST_ESTIMATE: Duration = Duration::from_millis(1);
 
@@ -126,10 +130,13 @@ pub(crate) fn pick(
                 b += 1;
             }
             let (a, b) = (candidates[a], candidates[b]);
-            // Costs within a quarter of each other are noise: the first drawn (at random)
-            // goes, which keeps healthy replicas even; a slow or busy one is clearly dearer.
+            // Costs within a quarter and a millisecond of each other are noise: the first
+            // drawn (at random) goes, which keeps healthy replicas even; a slow or busy one is
+            // clearly dearer.
             let (ca, cb) = (cost(a), cost(b));
-            Some(if cb * CLEARLY_CHEAPER < ca { b } else { a })
+            let noise = NOISE.as_nanos() as f64;
+            let clearly_cheaper = cb * CLEARLY_CHEAPER + noise < ca;
+            Some(if clearly_cheaper { b } else { a })
         }
     }
 }
@@ -138,24 +145,35 @@ pub(crate) fn pick(
 mod tests {
     use super::*;
 
-    #[test]
-    fn costs_within_a_quarter_are_a_coin_toss() {
-        let costs = [1.0, 1.2, 1.1];
+    /// Costs in nanoseconds, from milliseconds.
+    fn ms(costs: [f64; 3]) -> [f64; 3] {
+        costs.map(|c| c * 1e6)
+    }
+
+    /// How many of 3000 picks each replica gets at these costs.
+    fn picks(costs: [f64; 3]) -> [usize; 3] {
         let mut seen = [0usize; 3];
         for _ in 0..3000 {
             seen[pick(3, |_| true, |i| costs[i]).expect("some")] += 1;
         }
-        assert!(seen.iter().all(|n| (800..1200).contains(n)), "{seen:?}");
+        seen
+    }
+
+    #[test]
+    fn costs_within_a_quarter_or_a_millisecond_are_a_coin_toss() {
+        for costs in [ms([10.0, 12.0, 11.0]), ms([0.1, 0.9, 0.5])] {
+            let seen = picks(costs);
+            assert!(
+                seen.iter().all(|n| (800..1200).contains(n)),
+                "{costs:?}: {seen:?}"
+            );
+        }
     }
 
     #[test]
     fn the_cheaper_of_two_is_taken_and_only_usable_ones() {
-        let costs = [5.0, 1.0, 9.0];
-        let mut seen = [0usize; 3];
-        for _ in 0..3000 {
-            let i = pick(3, |_| true, |i| costs[i]).expect("some");
-            seen[i] += 1;
-        }
+        let costs = ms([5.0, 1.0, 9.0]);
+        let seen = picks(costs);
         // Replica 2 is the dearest of every pair it is drawn in: never taken. Replica 1
         // wins both pairs it is in (2/3 of draws), replica 0 the one it has with 2.
         assert_eq!(seen[2], 0, "{seen:?}");
