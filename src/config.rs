@@ -511,12 +511,13 @@ pub struct AppConfig {
 
 /// Keys every `[modules.<m>]` section may have, whatever the module: where it runs and how
 /// calls to it behave (each over its `[remote]` default).
-const PLACEMENT_KEYS: [&str; 7] = [
+const PLACEMENT_KEYS: [&str; 8] = [
     "url",
     "urls",
     "protocol",
     "timeout_ms",
     "max_concurrency",
+    "cache_ttl_ms",
     "retry",
     "breaker",
 ];
@@ -530,6 +531,7 @@ struct Placement {
     protocol: Option<TransportConfig>,
     timeout_ms: Option<u64>,
     max_concurrency: Option<usize>,
+    cache_ttl_ms: Option<u64>,
 }
 
 /// `modules.<m>.protocol`: how calls to a module in another process travel.
@@ -565,6 +567,9 @@ pub struct RemoteTarget {
     pub timeout_ms: u64,
     /// Its bulkhead (`modules.<m>.max_concurrency`, else `remote.max_concurrency`).
     pub max_concurrency: usize,
+    /// How long its answers are kept (`modules.<m>.cache_ttl_ms`, else
+    /// `remote.cache_ttl_ms`).
+    pub cache_ttl_ms: u64,
     /// `[remote.retry]` with `[modules.<m>.retry]` over it.
     pub retry: RetryConfig,
     /// `[remote.breaker]` with `[modules.<m>.breaker]` over it.
@@ -710,15 +715,28 @@ impl Settings {
         registry: Option<&Arc<Registry>>,
     ) -> RemoteSettings {
         let r = &self.app.remote;
-        let (timeout_ms, max_concurrency, retry, breaker) = match self.targets.get(module) {
-            Some(t) => (t.timeout_ms, t.max_concurrency, &t.retry, &t.breaker),
-            None => (r.timeout_ms, r.max_concurrency, &r.retry, &r.breaker),
-        };
+        let (timeout_ms, max_concurrency, cache_ttl_ms, retry, breaker) =
+            match self.targets.get(module) {
+                Some(t) => (
+                    t.timeout_ms,
+                    t.max_concurrency,
+                    t.cache_ttl_ms,
+                    &t.retry,
+                    &t.breaker,
+                ),
+                None => (
+                    r.timeout_ms,
+                    r.max_concurrency,
+                    r.cache_ttl_ms,
+                    &r.retry,
+                    &r.breaker,
+                ),
+            };
         RemoteSettings {
             timeout: std::time::Duration::from_millis(timeout_ms),
             max_concurrency,
             max_answer_bytes: r.max_answer_bytes,
-            cache_ttl: std::time::Duration::from_millis(r.cache_ttl_ms),
+            cache_ttl: std::time::Duration::from_millis(cache_ttl_ms),
             retry: cleave_kernel::resilience::RetrySettings {
                 attempts: retry.attempts,
                 base: std::time::Duration::from_millis(retry.base_ms),
@@ -955,6 +973,7 @@ fn targets(
                 transport,
                 timeout_ms: placement.timeout_ms.unwrap_or(r.timeout_ms),
                 max_concurrency: placement.max_concurrency.unwrap_or(r.max_concurrency),
+                cache_ttl_ms: placement.cache_ttl_ms.unwrap_or(r.cache_ttl_ms),
                 retry: over_remote(figment, name, "retry", &r.retry)?,
                 breaker: over_remote(figment, name, "breaker", &r.breaker)?,
             },
@@ -1359,12 +1378,14 @@ mod tests {
             r#"
             [remote]
             max_concurrency = 100
+            cache_ttl_ms = 2000
             [remote.retry]
             attempts = 4
             base_ms = 10
             [modules.payment]
             url = "http://payment:8080"
             max_concurrency = 8
+            cache_ttl_ms = 60000
             retry = { attempts = 1 }
             breaker = { consecutive = 3, open_ms = 1000 }
             [modules.cart]
@@ -1374,6 +1395,7 @@ mod tests {
         .expect("valid");
         let payment = settings.remote_settings("payment", None);
         assert_eq!(payment.max_concurrency, 8);
+        assert_eq!(payment.cache_ttl, std::time::Duration::from_secs(60));
         assert_eq!(payment.retry.attempts, 1);
         assert_eq!(
             payment.retry.base,
@@ -1385,6 +1407,7 @@ mod tests {
         assert_eq!(payment.breaker.window, 20, "the built-in default");
         let cart = settings.remote_settings("cart", None);
         assert_eq!((cart.max_concurrency, cart.retry.attempts), (100, 4));
+        assert_eq!(cart.cache_ttl, std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -176,7 +176,8 @@ impl Storefront {
 
     /// Recommended products as cards; empty when recommendations fail (they are optional).
     /// An answer kept a moment will do: the same user and products get the same
-    /// recommendations, and a suggestion may lag a catalog change by `remote.cache_ttl_ms`.
+    /// recommendations, and a suggestion may lag a catalog change by
+    /// `modules.recommendation.cache_ttl_ms` (a product since removed is left out below).
     pub(crate) async fn recommendations(
         &self,
         ctx: &CallContext,
