@@ -554,7 +554,7 @@ pub enum TransportConfig {
 /// "boutique"`).
 pub const BOUTIQUE_CLIENTS: [&str; 1] = ["recommendation"];
 
-/// How to reach one remote module, and how calls to it behave.
+/// Where one remote module given a url is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteTarget {
     /// Its base url (the first of its replicas').
@@ -563,6 +563,12 @@ pub struct RemoteTarget {
     pub urls: Vec<Url>,
     /// How its calls travel (`modules.<m>.protocol`, or gRPC for a `grpc(s)://` url).
     pub transport: TransportConfig,
+}
+
+/// How calls to one module behave when it is in another process, however it is found (a
+/// url, DNS or etcd): its `[modules.<m>]` keys over `[remote]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleCalls {
     /// Its call timeout (`modules.<m>.timeout_ms`, else `remote.timeout_ms`).
     pub timeout_ms: u64,
     /// Its bulkhead (`modules.<m>.max_concurrency`, else `remote.max_concurrency`).
@@ -574,6 +580,19 @@ pub struct RemoteTarget {
     pub retry: RetryConfig,
     /// `[remote.breaker]` with `[modules.<m>.breaker]` over it.
     pub breaker: BreakerConfig,
+}
+
+impl ModuleCalls {
+    /// `[remote]`'s, for a module with no keys of its own.
+    fn of_remote(r: &RemoteConfig) -> Self {
+        Self {
+            timeout_ms: r.timeout_ms,
+            max_concurrency: r.max_concurrency,
+            cache_ttl_ms: r.cache_ttl_ms,
+            retry: r.retry.clone(),
+            breaker: r.breaker.clone(),
+        }
+    }
 }
 
 /// `[remote.<part>]` with `[modules.<module>.<part>]` over it, key by key.
@@ -609,8 +628,10 @@ pub struct Settings {
     pub figment: Figment,
     /// The common sections.
     pub app: AppConfig,
-    /// `modules.<m>.url` (and timeout) of every module that has one.
+    /// `modules.<m>.url` of every module that has one.
     pub targets: BTreeMap<String, RemoteTarget>,
+    /// The call keys of every module with a `[modules.<m>]` section.
+    pub calls: BTreeMap<String, ModuleCalls>,
     /// Every module's `[modules.<m>]` settings, validated.
     pub modules: ModuleConfigs,
     /// The listener's TLS configuration, when `server.tls` is set.
@@ -660,7 +681,7 @@ impl Settings {
         let app: AppConfig = figment
             .extract()
             .map_err(|e| ConfigError::from_figment(e, &figment))?;
-        let targets = targets(&figment, &app)?;
+        let (targets, calls) = targets(&figment, &app)?;
         let mut modules = ModuleConfigs::default();
         for entry in &MODULES {
             modules.insert(
@@ -668,13 +689,14 @@ impl Settings {
                 entry.load_config(&figment, &PLACEMENT_KEYS)?,
             );
         }
-        check_values(&figment, &app, &targets)?;
+        check_values(&figment, &app, &calls)?;
         let server_tls = server_tls(&figment, &app.server.tls)?;
         let remote_tls = remote_tls(&figment, &app.remote)?;
         Ok(Self {
             figment,
             app,
             targets,
+            calls,
             modules,
             server_tls,
             remote_tls,
@@ -715,28 +737,20 @@ impl Settings {
         registry: Option<&Arc<Registry>>,
     ) -> RemoteSettings {
         let r = &self.app.remote;
-        let (timeout_ms, max_concurrency, cache_ttl_ms, retry, breaker) =
-            match self.targets.get(module) {
-                Some(t) => (
-                    t.timeout_ms,
-                    t.max_concurrency,
-                    t.cache_ttl_ms,
-                    &t.retry,
-                    &t.breaker,
-                ),
-                None => (
-                    r.timeout_ms,
-                    r.max_concurrency,
-                    r.cache_ttl_ms,
-                    &r.retry,
-                    &r.breaker,
-                ),
-            };
+        let own;
+        let calls = match self.calls.get(module) {
+            Some(calls) => calls,
+            None => {
+                own = ModuleCalls::of_remote(r);
+                &own
+            }
+        };
+        let (retry, breaker) = (&calls.retry, &calls.breaker);
         RemoteSettings {
-            timeout: std::time::Duration::from_millis(timeout_ms),
-            max_concurrency,
+            timeout: std::time::Duration::from_millis(calls.timeout_ms),
+            max_concurrency: calls.max_concurrency,
             max_answer_bytes: r.max_answer_bytes,
-            cache_ttl: std::time::Duration::from_millis(cache_ttl_ms),
+            cache_ttl: std::time::Duration::from_millis(calls.cache_ttl_ms),
             retry: cleave_kernel::resilience::RetrySettings {
                 attempts: retry.attempts,
                 base: std::time::Duration::from_millis(retry.base_ms),
@@ -871,12 +885,16 @@ fn check_sections(figment: &Figment) -> Result<(), ConfigError> {
     }
 }
 
-/// `modules.<m>.url` (and timeout) of every module that has one; unknown modules refused.
-fn targets(
-    figment: &Figment,
-    app: &AppConfig,
-) -> Result<BTreeMap<String, RemoteTarget>, ConfigError> {
+/// `modules.<m>.url` of every module that has one, and the call keys of every module with a
+/// section; unknown modules refused.
+type Targets = (
+    BTreeMap<String, RemoteTarget>,
+    BTreeMap<String, ModuleCalls>,
+);
+
+fn targets(figment: &Figment, app: &AppConfig) -> Result<Targets, ConfigError> {
     let mut targets = BTreeMap::new();
+    let mut calls = BTreeMap::new();
     for name in app.modules.keys() {
         if crate::modules::find(name).is_none() {
             return Err(ConfigError::at(
@@ -889,6 +907,17 @@ fn targets(
             ));
         }
         let placement: Placement = section(figment, name)?;
+        let r = &app.remote;
+        calls.insert(
+            name.clone(),
+            ModuleCalls {
+                timeout_ms: placement.timeout_ms.unwrap_or(r.timeout_ms),
+                max_concurrency: placement.max_concurrency.unwrap_or(r.max_concurrency),
+                cache_ttl_ms: placement.cache_ttl_ms.unwrap_or(r.cache_ttl_ms),
+                retry: over_remote(figment, name, "retry", &r.retry)?,
+                breaker: over_remote(figment, name, "breaker", &r.breaker)?,
+            },
+        );
         let (key, raws) = match (placement.url, placement.urls) {
             (None, None) => continue,
             (Some(_), Some(_)) => {
@@ -964,22 +993,16 @@ fn targets(
             }
         };
         let url = urls[0].clone();
-        let r = &app.remote;
         targets.insert(
             name.clone(),
             RemoteTarget {
                 url,
                 urls,
                 transport,
-                timeout_ms: placement.timeout_ms.unwrap_or(r.timeout_ms),
-                max_concurrency: placement.max_concurrency.unwrap_or(r.max_concurrency),
-                cache_ttl_ms: placement.cache_ttl_ms.unwrap_or(r.cache_ttl_ms),
-                retry: over_remote(figment, name, "retry", &r.retry)?,
-                breaker: over_remote(figment, name, "breaker", &r.breaker)?,
             },
         );
     }
-    Ok(targets)
+    Ok((targets, calls))
 }
 
 /// The retry and breaker settings at `at` (`remote` or `modules.<m>`) that serde cannot
@@ -1020,7 +1043,7 @@ fn check_resilience(
 fn check_values(
     figment: &Figment,
     app: &AppConfig,
-    targets: &BTreeMap<String, RemoteTarget>,
+    modules: &BTreeMap<String, ModuleCalls>,
 ) -> Result<(), ConfigError> {
     let server = &app.server;
     let mut positive: Vec<(String, u64)> = vec![
@@ -1074,7 +1097,7 @@ fn check_values(
         &app.remote.retry,
         &app.remote.breaker,
     )];
-    for (name, t) in targets {
+    for (name, t) in modules {
         calls.push((
             format!("modules.{name}"),
             t.timeout_ms,
@@ -1390,6 +1413,8 @@ mod tests {
             breaker = { consecutive = 3, open_ms = 1000 }
             [modules.cart]
             url = "http://cart:8080"
+            [modules.ads]
+            timeout_ms = 700
             "#,
         )
         .expect("valid");
@@ -1408,6 +1433,10 @@ mod tests {
         let cart = settings.remote_settings("cart", None);
         assert_eq!((cart.max_concurrency, cart.retry.attempts), (100, 4));
         assert_eq!(cart.cache_ttl, std::time::Duration::from_secs(2));
+        // A module given no url (found through DNS or etcd) takes its own keys too.
+        let ads = settings.remote_settings("ads", None);
+        assert_eq!(ads.timeout, std::time::Duration::from_millis(700));
+        assert_eq!((ads.max_concurrency, ads.retry.attempts), (100, 4));
     }
 
     #[test]
