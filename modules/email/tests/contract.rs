@@ -196,9 +196,10 @@ async fn overlapping_deliveries_whose_sending_fails_record_nothing_and_none_repo
     }
 }
 
-/// Records the events delivered to it, in the order they arrive.
+/// Records the events delivered to it, in the order they arrive, each after taking `.1` to
+/// handle it (a slow subscriber; zero: at once).
 #[derive(Default)]
-struct Arrivals(std::sync::Mutex<Vec<uuid::Uuid>>);
+struct Arrivals(std::sync::Mutex<Vec<uuid::Uuid>>, std::time::Duration);
 
 #[async_trait::async_trait]
 impl cleave_kernel::events::Subscriber for Arrivals {
@@ -206,6 +207,9 @@ impl cleave_kernel::events::Subscriber for Arrivals {
         &self,
         event: &cleave_kernel::events::Event,
     ) -> Result<(), cleave_kernel::events::EventError> {
+        if !self.1.is_zero() {
+            tokio::time::sleep(self.1).await;
+        }
         self.0.lock().expect("lock").push(event.id);
         // Lets relays running at once interleave.
         tokio::task::yield_now().await;
@@ -224,7 +228,13 @@ struct Outbox {
 }
 
 impl Outbox {
-    async fn with_orders(db: &TestDb, prefix: &str, n: usize) -> Self {
+    /// Events delivered to a subscriber taking `handling` for each.
+    async fn with_orders(
+        db: &TestDb,
+        prefix: &str,
+        n: usize,
+        handling: std::time::Duration,
+    ) -> Self {
         // The outbox's tables (through the email module's start).
         let _ = start(db, &EmailConfig::default()).await;
         let conn = db.connect().await;
@@ -240,7 +250,7 @@ impl Outbox {
                 .expect("enqueue"),
             );
         }
-        let arrivals = Arc::new(Arrivals::default());
+        let arrivals = Arc::new(Arrivals(std::sync::Mutex::default(), handling));
         let bus = InProcessBus::new();
         bus.subscribe("checkout.order_placed", "arrivals", arrivals.clone());
         Self {
@@ -255,7 +265,7 @@ impl Outbox {
 #[tokio::test]
 async fn a_relay_pass_takes_the_oldest_due_events_up_to_its_batch_and_delivers_them_in_order() {
     for db in test_databases().await {
-        let outbox = Outbox::with_orders(&db, "batch", 5).await;
+        let outbox = Outbox::with_orders(&db, "batch", 5, std::time::Duration::ZERO).await;
         let settings = RelaySettings {
             batch_size: 2,
             ..RelaySettings::default()
@@ -289,6 +299,43 @@ async fn a_relay_pass_takes_the_oldest_due_events_up_to_its_batch_and_delivers_t
 }
 
 #[tokio::test]
+async fn a_pass_that_ran_half_its_lease_gives_the_events_it_has_not_tried_back() {
+    for db in test_databases().await {
+        // Each delivery takes 30 ms, half the lease is 20 ms: the first event is published,
+        // then the pass stops and gives the other two back, due at once.
+        let outbox =
+            Outbox::with_orders(&db, "slow", 3, std::time::Duration::from_millis(30)).await;
+        let settings = RelaySettings {
+            lease: std::time::Duration::from_millis(40),
+            ..RelaySettings::default()
+        };
+        let more = relay_pass(&outbox.conn, outbox.bus.as_ref(), settings)
+            .await
+            .expect("pass");
+        assert!(more, "{}: events were given back", db.backend);
+        assert_eq!(
+            *outbox.arrivals.0.lock().expect("lock"),
+            outbox.ids[..1],
+            "{}",
+            db.backend
+        );
+        let left = stats(&outbox.conn).await.expect("stats");
+        assert_eq!((left.pending, left.published), (2, 1), "{}", db.backend);
+        // Given back means due now: the next pass (another relay's, or this one's) takes them.
+        let settings = RelaySettings::default();
+        relay_pass(&outbox.conn, outbox.bus.as_ref(), settings)
+            .await
+            .expect("pass");
+        assert_eq!(
+            *outbox.arrivals.0.lock().expect("lock"),
+            outbox.ids,
+            "{}",
+            db.backend
+        );
+    }
+}
+
+#[tokio::test]
 async fn relays_sharing_a_database_deliver_each_event_once_and_published_rows_are_pruned() {
     for db in test_databases().await {
         let Outbox {
@@ -296,7 +343,7 @@ async fn relays_sharing_a_database_deliver_each_event_once_and_published_rows_ar
             ids,
             bus,
             arrivals,
-        } = Outbox::with_orders(&db, "relay", 60).await;
+        } = Outbox::with_orders(&db, "relay", 60, std::time::Duration::ZERO).await;
         // Four relays (as four processes would) on the same outbox, at once.
         let settings = RelaySettings {
             batch_size: 1000,

@@ -211,7 +211,7 @@ pub struct Operation {
     /// Whether callers in other processes may keep its answers (a read of data read far more
     /// often than it changes): until the module publishes an event saying that resource (or
     /// any of its data) changed, until the caller itself writes to that resource, or for
-    /// `remote.cache_ttl_ms` at most. The answer of an operation not everyone may call is
+    /// the module's `cache_ttl_ms` (else `remote.cache_ttl_ms`) at most. The answer of an operation not everyone may call is
     /// kept for the one who asked only. In one process calls are plain calls.
     pub cached: bool,
     /// Who may call it (any one of these).

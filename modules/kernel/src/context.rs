@@ -260,8 +260,8 @@ impl CallContext {
     }
 
     /// Same context, saying that a read of another process's module may be answered from an
-    /// answer this process kept for the same asker a moment ago (at most
-    /// `remote.cache_ttl_ms`, and not after a change of that resource made through this
+    /// answer this process kept for the same asker a moment ago (at most the module's
+    /// `cache_ttl_ms`, else `remote.cache_ttl_ms`, and not after a change of that resource made through this
     /// process or announced by the module): for what may lag a moment behind, like the item
     /// count in a page's header, never for reads a decision rests on.
     #[must_use]

@@ -55,8 +55,9 @@ impl crate::metrics::Gauges for PoolGauges {
     }
 }
 
-/// How long a PostgreSQL connection sits idle in the pool before it is pinged on acquire.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(30);
+/// How long a PostgreSQL connection sits idle in the pool before it is pinged on acquire
+/// (HikariCP skips the check within half a second of a connection's last use).
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Connects, creating the SQLite file and its directory when needed.
 ///
@@ -89,9 +90,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         // and a ping is a round trip to its worker thread on every acquire.
         opts.test_before_acquire(false);
     } else {
-        // A server connection is checked only after it sat idle long enough for the server,
-        // a proxy or a firewall to have dropped it; a hot one goes out untested (a broken
-        // one fails its statement as unavailable and is not given back).
+        // A server connection is checked when it sat idle a while; one used within the last
+        // second goes out untested. After a server restart or failover each such hot
+        // connection fails one statement (as unavailable: 503) and is closed, not given back
+        // (sqlx pings it on release); a quiet pool reconnects unseen.
         opts.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
     }
     let db = Database::connect(opts).await?;

@@ -469,8 +469,9 @@ pub struct RelaySettings {
     pub batch_size: u64,
     /// Longest wait before a failed event is tried again (backoff doubles up to it).
     pub max_backoff: Duration,
-    /// How long a relay holds an event it took (while it hands it to the bus) before another
-    /// relay on the same database may take it: longer than a publish takes.
+    /// How long a relay holds the events it took (while it hands them to the bus) before
+    /// another relay on the same database may take them: a pass publishes for half of it at
+    /// most, so it must be longer than two publishes take.
     pub lease: Duration,
     /// How long published events stay in the outbox before they are deleted.
     pub retention: Duration,
@@ -560,16 +561,20 @@ impl Relay {
     }
 }
 
-/// Delivers one batch of due events. Returns whether a full batch was taken (more may wait).
+/// Delivers one batch of due events. Returns whether more may wait (a full batch was taken,
+/// or the pass gave some back).
 ///
-/// Two statements for a batch, whatever its size: one takes the due events (a conditional
-/// update that returns the rows it changed, so relays sharing the database each take a row
-/// at most once a lease, and one that dies holding it leaves it to the others after the
-/// lease), one marks those the bus accepted. A failed delivery is put off with its own
-/// back-off.
+/// One statement takes the due events (a conditional update that returns the rows it
+/// changed: relays sharing the database each take a row at most once a lease, and one that
+/// dies holding it leaves it to the others after the lease); each event the bus accepts is
+/// marked published at once, and a failed one is put off with its own back-off. So the usual
+/// pass, one event after a commit, is two statements (it was four). The batch is held for
+/// one lease: once half of it is gone the pass stops and gives the events it has not tried
+/// back, so that no other relay takes an event while this one may still publish it.
 ///
 /// # Errors
-/// [`EventError::Storage`] when the outbox cannot be read or updated.
+/// [`EventError::Storage`] when the outbox cannot be read or updated (the events taken and
+/// not yet marked wait for the lease to end).
 pub async fn relay_pass(
     db: &DatabaseConnection,
     bus: &dyn EventBus,
@@ -603,8 +608,25 @@ pub async fn relay_pass(
     // RETURNING gives no order: deliver oldest first (ids are UUIDv7).
     taken.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     let full = taken.len() as u64 == settings.batch_size;
-    let mut published = Vec::with_capacity(taken.len());
-    for row in taken {
+    let give_back_at = now.saturating_add(lease / 2);
+    let mut taken = taken.into_iter();
+    let mut tried = 0_usize;
+    while let Some(row) = taken.next() {
+        // The first is always tried: a pass makes progress whatever the lease.
+        if tried > 0 && now_ms() >= give_back_at {
+            let untried: Vec<String> = std::iter::once(row.id).chain(taken.map(|r| r.id)).collect();
+            tracing::warn!(
+                events = untried.len(),
+                "event relay pass ran half its lease: the events left are given back"
+            );
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::NextAttemptAtMs, Expr::value(now_ms()))
+                .filter(outbox::Column::Id.is_in(untried))
+                .exec(db)
+                .await?;
+            return Ok(true);
+        }
+        tried += 1;
         let Ok(id) = Uuid::parse_str(&row.id) else {
             tracing::error!(event_id = %row.id, "outbox row with a malformed id skipped");
             continue;
@@ -626,8 +648,16 @@ pub async fn relay_pass(
         .increment(1);
         match outcome {
             Ok(()) => {
+                outbox::Entity::update_many()
+                    .col_expr(outbox::Column::PublishedAtMs, Expr::value(now_ms()))
+                    .col_expr(
+                        outbox::Column::Attempts,
+                        Expr::col(outbox::Column::Attempts).add(1),
+                    )
+                    .filter(outbox::Column::Id.eq(row.id.as_str()))
+                    .exec(db)
+                    .await?;
                 tracing::debug!(event_id = %id, topic = %event.topic, request_id = %event.request_id, "event published");
-                published.push(row.id);
             }
             Err(e) => {
                 let attempts = row.attempts.saturating_add(1);
@@ -649,17 +679,6 @@ pub async fn relay_pass(
                     .await?;
             }
         }
-    }
-    if !published.is_empty() {
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::PublishedAtMs, Expr::value(now_ms()))
-            .col_expr(
-                outbox::Column::Attempts,
-                Expr::col(outbox::Column::Attempts).add(1),
-            )
-            .filter(outbox::Column::Id.is_in(published))
-            .exec(db)
-            .await?;
     }
     Ok(full)
 }

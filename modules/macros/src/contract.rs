@@ -313,7 +313,7 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
             .collect::<Vec<_>>();
         let cached_doc = if op.cached {
             " Callers in other processes keep its answers until the module publishes a change \
-             (or `remote.cache_ttl_ms`)."
+             (or the module's `cache_ttl_ms`, else `remote.cache_ttl_ms`)."
         } else {
             ""
         };
