@@ -737,14 +737,10 @@ impl Settings {
         registry: Option<&Arc<Registry>>,
     ) -> RemoteSettings {
         let r = &self.app.remote;
-        let own;
-        let calls = match self.calls.get(module) {
-            Some(calls) => calls,
-            None => {
-                own = ModuleCalls::of_remote(r);
-                &own
-            }
-        };
+        let calls = self.calls.get(module).map_or_else(
+            || std::borrow::Cow::Owned(ModuleCalls::of_remote(r)),
+            std::borrow::Cow::Borrowed,
+        );
         let (retry, breaker) = (&calls.retry, &calls.breaker);
         RemoteSettings {
             timeout: std::time::Duration::from_millis(calls.timeout_ms),
@@ -1090,45 +1086,37 @@ fn check_values(
             u64::try_from(app.remote.max_answer_bytes).unwrap_or(u64::MAX),
         ),
     ];
-    let mut calls = vec![(
-        "remote".to_owned(),
-        app.remote.timeout_ms,
-        app.remote.max_concurrency,
-        &app.remote.retry,
-        &app.remote.breaker,
-    )];
-    for (name, t) in modules {
-        calls.push((
-            format!("modules.{name}"),
-            t.timeout_ms,
-            t.max_concurrency,
-            &t.retry,
-            &t.breaker,
-        ));
-    }
-    for (at, timeout_ms, max_concurrency, retry, breaker) in &calls {
+    let remote = ModuleCalls::of_remote(&app.remote);
+    let calls: Vec<(String, &ModuleCalls)> = std::iter::once(("remote".to_owned(), &remote))
+        .chain(
+            modules
+                .iter()
+                .map(|(name, c)| (format!("modules.{name}"), c)),
+        )
+        .collect();
+    for (at, c) in &calls {
         positive.extend([
-            (format!("{at}.timeout_ms"), *timeout_ms),
+            (format!("{at}.timeout_ms"), c.timeout_ms),
             (
                 format!("{at}.max_concurrency"),
-                u64::try_from(*max_concurrency).unwrap_or(u64::MAX),
+                u64::try_from(c.max_concurrency).unwrap_or(u64::MAX),
             ),
-            (format!("{at}.retry.attempts"), u64::from(retry.attempts)),
+            (format!("{at}.retry.attempts"), u64::from(c.retry.attempts)),
             (
                 format!("{at}.breaker.consecutive"),
-                u64::from(breaker.consecutive),
+                u64::from(c.breaker.consecutive),
             ),
             (
                 format!("{at}.breaker.window"),
-                u64::try_from(breaker.window).unwrap_or(u64::MAX),
+                u64::try_from(c.breaker.window).unwrap_or(u64::MAX),
             ),
         ]);
     }
     if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
         return Err(ConfigError::at(figment, key, "must be at least 1"));
     }
-    for (at, _, _, retry, breaker) in &calls {
-        check_resilience(figment, at, retry, breaker)?;
+    for (at, c) in &calls {
+        check_resilience(figment, at, &c.retry, &c.breaker)?;
     }
     let prefix = &app.events.nats_prefix;
     if prefix.is_empty()

@@ -3,8 +3,8 @@
 //! any slower answer at once (the peak) and decays towards faster ones; its cost is that
 //! estimate times (calls in flight + 1). A call samples two usable replicas at random and
 //! takes the clearly cheaper one (by a quarter and [`NOISE`]; closer costs are noise, and the
-//! first drawn goes): a slow or busy replica is passed over without every caller herding to the one that
-//! looks best. A failed call counts as a slow one ([`FAILURE_PENALTY`]), and an
+//! first drawn goes): a slow or busy replica is passed over without every caller herding to
+//! the one that looks best. A failed call counts as a slow one ([`FAILURE_PENALTY`]), and an
 //! estimate not refreshed for a while decays ([`DECAY`]), so a replica passed over is tried
 //! again later instead of never.
 //!
