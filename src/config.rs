@@ -359,6 +359,10 @@ pub struct RemoteConfig {
     /// Longest an answer of a `cached` operation (catalog reads, currency conversions) is
     /// kept by its caller, in ms; the module's events drop them sooner. 0: none is kept.
     pub cache_ttl_ms: u64,
+    /// The same, in ms, for a module that announces every change (`#[module(announces)]`:
+    /// cart, catalog, ads) when its events reach this process (`events.bus = "nats"`): its
+    /// events drop what they change, so this only bounds what a lost event leaves stale.
+    pub announced_cache_ttl_ms: u64,
     /// `[remote.retry]`
     pub retry: RetryConfig,
     /// `[remote.breaker]`
@@ -444,6 +448,7 @@ impl Default for RemoteConfig {
             max_concurrency: d.max_concurrency,
             max_answer_bytes: d.max_answer_bytes,
             cache_ttl_ms: u64::try_from(d.cache_ttl.as_millis()).unwrap_or(5000),
+            announced_cache_ttl_ms: 60_000,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
         }
@@ -574,7 +579,7 @@ pub struct ModuleCalls {
     /// Its bulkhead (`modules.<m>.max_concurrency`, else `remote.max_concurrency`).
     pub max_concurrency: usize,
     /// How long its answers are kept (`modules.<m>.cache_ttl_ms`, else
-    /// `remote.cache_ttl_ms`).
+    /// `remote.announced_cache_ttl_ms` or `remote.cache_ttl_ms`: [`cache_ttl_ms`]).
     pub cache_ttl_ms: u64,
     /// `[remote.retry]` with `[modules.<m>.retry]` over it.
     pub retry: RetryConfig,
@@ -582,8 +587,29 @@ pub struct ModuleCalls {
     pub breaker: BreakerConfig,
 }
 
+/// How long answers of `module` are kept by callers in other processes: its own
+/// `modules.<m>.cache_ttl_ms`, else `remote.announced_cache_ttl_ms` when it announces every
+/// change and its events reach this process (over NATS), else `remote.cache_ttl_ms`.
+fn cache_ttl_ms(app: &AppConfig, module: &str, own: Option<u64>) -> u64 {
+    let announced = app.events.bus == BusKind::Nats
+        && crate::modules::find(module).is_some_and(|m| m.announces_changes());
+    own.unwrap_or(if announced {
+        app.remote.announced_cache_ttl_ms
+    } else {
+        app.remote.cache_ttl_ms
+    })
+}
+
 impl ModuleCalls {
-    /// `[remote]`'s, for a module with no keys of its own.
+    /// `[remote]`'s and the module's answer lifetime, for a module with no keys of its own.
+    fn of_module(app: &AppConfig, module: &str) -> Self {
+        Self {
+            cache_ttl_ms: cache_ttl_ms(app, module, None),
+            ..Self::of_remote(&app.remote)
+        }
+    }
+
+    /// `[remote]`'s.
     fn of_remote(r: &RemoteConfig) -> Self {
         Self {
             timeout_ms: r.timeout_ms,
@@ -738,7 +764,7 @@ impl Settings {
     ) -> RemoteSettings {
         let r = &self.app.remote;
         let calls = self.calls.get(module).map_or_else(
-            || std::borrow::Cow::Owned(ModuleCalls::of_remote(r)),
+            || std::borrow::Cow::Owned(ModuleCalls::of_module(&self.app, module)),
             std::borrow::Cow::Borrowed,
         );
         let (retry, breaker) = (&calls.retry, &calls.breaker);
@@ -909,7 +935,7 @@ fn targets(figment: &Figment, app: &AppConfig) -> Result<Targets, ConfigError> {
             ModuleCalls {
                 timeout_ms: placement.timeout_ms.unwrap_or(r.timeout_ms),
                 max_concurrency: placement.max_concurrency.unwrap_or(r.max_concurrency),
-                cache_ttl_ms: placement.cache_ttl_ms.unwrap_or(r.cache_ttl_ms),
+                cache_ttl_ms: cache_ttl_ms(app, name, placement.cache_ttl_ms),
                 retry: over_remote(figment, name, "retry", &r.retry)?,
                 breaker: over_remote(figment, name, "breaker", &r.breaker)?,
             },
@@ -1425,6 +1451,43 @@ mod tests {
         let ads = settings.remote_settings("ads", None);
         assert_eq!(ads.timeout, std::time::Duration::from_millis(700));
         assert_eq!((ads.max_concurrency, ads.retry.attempts), (100, 4));
+    }
+
+    #[test]
+    fn answers_of_a_module_announcing_its_changes_are_kept_longer_where_its_events_arrive() {
+        let keys = r#"
+            [remote]
+            cache_ttl_ms = 2000
+            announced_cache_ttl_ms = 30000
+            [modules.ads]
+            cache_ttl_ms = 1000
+            [modules.catalog]
+            timeout_ms = 700
+            "#;
+        let over_nats = load(&format!("[events]\nbus = \"nats\"\n{keys}")).expect("valid");
+        let in_process = load(keys).expect("valid");
+        let kept = |s: &Settings, module| s.remote_settings(module, None).cache_ttl.as_millis();
+        assert_eq!(
+            kept(&over_nats, "cart"),
+            30_000,
+            "cart announces every change"
+        );
+        assert_eq!(
+            kept(&over_nats, "catalog"),
+            30_000,
+            "also with a section of its own"
+        );
+        assert_eq!(
+            kept(&over_nats, "currency"),
+            2000,
+            "currency announces nothing"
+        );
+        assert_eq!(kept(&over_nats, "ads"), 1000, "the module's own key wins");
+        assert_eq!(
+            kept(&in_process, "cart"),
+            2000,
+            "without a bus between processes another process's change is not heard"
+        );
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl Reload for AdsModule {
 
 /// The ads module, in process.
 #[module(contract = ads_api::AdsContract, config = AdsConfig, owns = "ads",
-    publishes = [<AdChanged as Topic>::TOPIC],
+    publishes = [<AdChanged as Topic>::TOPIC], announces,
     start = AdsModule::start(start.db()?, start.config(), AdsDeps, start.relay())
         .await
         .inspect(|module| {

@@ -63,7 +63,7 @@ pub struct CartDeps;
 
 /// The cart module, in process.
 #[module(contract = cart_api::CartContract, config = CartConfig, owns = "carts",
-    publishes = [<CartChanged as Topic>::TOPIC],
+    publishes = [<CartChanged as Topic>::TOPIC], announces,
     start = CartModule::start(&start))]
 pub struct CartModule {
     db: DatabaseConnection,

@@ -62,7 +62,7 @@ struct Snapshot {
 
 /// The catalog, in process.
 #[module(contract = catalog_api::CatalogContract, config = CatalogConfig, owns = "products",
-    publishes = [<ProductChanged as Topic>::TOPIC],
+    publishes = [<ProductChanged as Topic>::TOPIC], announces,
     start = CatalogModule::start(start.db()?, start.config(), CatalogDeps, start.relay())
         .await
         .inspect(|module| {

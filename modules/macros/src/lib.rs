@@ -134,7 +134,10 @@ pub fn contract(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// `requires = ["catalog"]`, `subscribes = ["checkout"]` and `publishes = [TOPIC]` name what
-/// it calls, whose events it consumes and what it publishes. `start = <expr>` starts it
+/// it calls, whose events it consumes and what it publishes; `announces` says that every
+/// change of what its operations answer is published as one of those events (callers in
+/// other processes may then keep its answers longer: `remote.announced_cache_ttl_ms`).
+/// `start = <expr>` starts it
 /// (`start`, the module's `Start`, is in scope; the expression may `.await` and gives a
 /// `Result<Arc<Self>, StartError>`); without it, `Self::from_start(start).await`.
 #[proc_macro_attribute]

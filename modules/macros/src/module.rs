@@ -8,7 +8,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ItemStruct, LitStr, Path, Token, Type};
 
 /// `contract = .., config = .., owns = "..", requires = [..], optional = [..],
-/// subscribes = [..], publishes = [..], start = <expr>, validates`.
+/// subscribes = [..], publishes = [..], start = <expr>, announces, validates`.
 struct Args {
     contract: Path,
     config: Type,
@@ -18,6 +18,7 @@ struct Args {
     subscribes: Vec<LitStr>,
     publishes: Vec<Expr>,
     start: Option<Expr>,
+    announces: bool,
     validates: bool,
 }
 
@@ -35,11 +36,13 @@ impl Parse for Args {
         let (mut requires, mut subscribes, mut publishes): (Vec<LitStr>, Vec<LitStr>, Vec<Expr>) =
             (Vec::new(), Vec::new(), Vec::new());
         let mut optional: Vec<LitStr> = Vec::new();
-        let mut validates = false;
+        let (mut validates, mut announces) = (false, None);
         while !input.is_empty() {
             let key: syn::Ident = input.parse()?;
             if key == "validates" {
                 validates = true;
+            } else if key == "announces" {
+                announces = Some(key);
             } else {
                 input.parse::<Token![=]>()?;
                 match key.to_string().as_str() {
@@ -55,7 +58,7 @@ impl Parse for Args {
                         return Err(syn::Error::new_spanned(
                             key,
                             "expected contract, config, owns, requires, optional, subscribes, \
-                             publishes, start or validates",
+                             publishes, start, announces or validates",
                         ));
                     }
                 }
@@ -74,6 +77,15 @@ impl Parse for Args {
                 "an optional dependency must be one of `requires`",
             ));
         }
+        if let Some(key) = &announces
+            && publishes.is_empty()
+        {
+            return Err(syn::Error::new_spanned(
+                key,
+                "a module that announces its changes publishes them: name the topics in \
+                 `publishes`",
+            ));
+        }
         Ok(Self {
             contract: contract.ok_or_else(|| missing("contract"))?,
             config: config.ok_or_else(|| missing("config"))?,
@@ -83,6 +95,7 @@ impl Parse for Args {
             subscribes,
             publishes,
             start,
+            announces: announces.is_some(),
             validates,
         })
     }
@@ -101,6 +114,7 @@ pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> syn::Result<TokenSt
         subscribes,
         publishes,
         start,
+        announces,
         validates,
     } = args;
     let start = start.map_or_else(|| quote!(Self::from_start(start).await), |e| quote!(#e));
@@ -119,6 +133,7 @@ pub(crate) fn expand(args: TokenStream, item: ItemStruct) -> syn::Result<TokenSt
             const OPTIONAL: &'static [&'static str] = &[#(#optional),*];
             const SUBSCRIBES: &'static [&'static str] = &[#(#subscribes),*];
             const PUBLISHES: &'static [&'static str] = &[#(#publishes),*];
+            const ANNOUNCES_CHANGES: bool = #announces;
 
             async fn start(
                 start: #k::module::Start<'_, #config>,

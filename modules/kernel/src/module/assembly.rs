@@ -94,6 +94,8 @@ pub trait ModuleEntry: Send + Sync {
     fn subscribes(&self) -> &'static [&'static str];
     /// Topics it publishes.
     fn publishes(&self) -> &'static [&'static str];
+    /// Whether it publishes every change of what it answers ([`super::Module::ANNOUNCES_CHANGES`]).
+    fn announces_changes(&self) -> bool;
     /// Whether it needs the outbox where it is hosted (it publishes or consumes events).
     fn uses_events(&self) -> bool {
         !self.publishes().is_empty() || !self.subscribes().is_empty()
@@ -206,6 +208,10 @@ impl<M: Module, S: MigrationSet> ModuleEntry for Entry<M, S> {
 
     fn publishes(&self) -> &'static [&'static str] {
         M::PUBLISHES
+    }
+
+    fn announces_changes(&self) -> bool {
+        M::ANNOUNCES_CHANGES
     }
 
     fn operations(&self) -> &'static [&'static Operation] {

@@ -149,6 +149,11 @@ pub trait Module: Send + Sync + 'static {
     const SUBSCRIBES: &'static [&'static str] = &[];
     /// Topics it publishes through the outbox.
     const PUBLISHES: &'static [&'static str] = &[];
+    /// Whether every change of what its operations answer is published as one of
+    /// [`Module::PUBLISHES`] (in the change's transaction): where those events reach the
+    /// callers (a bus between processes), their kept answers of it are dropped by the
+    /// events, and may be kept longer (`remote.announced_cache_ttl_ms`).
+    const ANNOUNCES_CHANGES: bool = false;
 
     /// Starts the module in this process.
     ///
