@@ -25,19 +25,39 @@ struct Scope {
     deadline: Option<Instant>,
     /// The request's trace.
     trace: Trace,
-    /// Headers the work asked to add to the request's answer (see [`mark_answer`]); the task
-    /// serving the request is the only one to touch them.
-    marks: std::cell::RefCell<Vec<(&'static str, &'static str)>>,
+    /// Headers the work asked to add to the request's answer (see [`mark_answer`] and
+    /// [`note_announced`]); the task serving the request is the only one to touch them.
+    marks: std::cell::RefCell<Marks>,
 }
+
+/// Headers for a request's answer, asked for by the work that served it.
+pub type Marks = Vec<(&'static str, std::borrow::Cow<'static, str>)>;
 
 /// Response header marking an answer as the replay of an earlier one with the same
 /// idempotency key (`Idempotent-Replayed: true`).
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
+/// Response header of an answer to another module's call: the id of an event the call
+/// committed (one header per event). The caller, which dropped what it kept of the resource it
+/// wrote when this answer came, then drops only what it kept before when that event arrives
+/// (see `RemoteClient::forget_answers_about_change`): answers it read since already show the
+/// change.
+pub const ANNOUNCED_HEADER: &str = "x-cleave-announced";
+
 /// Adds a header to the answer of the request the current task serves, from code that does
 /// not build that answer (a module saying its answer is an idempotent replay). Outside a
 /// request, nothing.
 pub fn mark_answer(name: &'static str, value: &'static str) {
+    push_mark(name, std::borrow::Cow::Borrowed(value));
+}
+
+/// Notes that the work of the request the current task serves committed event `id` (see
+/// [`ANNOUNCED_HEADER`]). Outside a request, nothing.
+pub fn note_announced(id: uuid::Uuid) {
+    push_mark(ANNOUNCED_HEADER, std::borrow::Cow::Owned(id.to_string()));
+}
+
+fn push_mark(name: &'static str, value: std::borrow::Cow<'static, str>) {
     let _ = CURRENT.try_with(|s| {
         if let Ok(mut marks) = s.marks.try_borrow_mut() {
             marks.push((name, value));
@@ -45,10 +65,8 @@ pub fn mark_answer(name: &'static str, value: &'static str) {
     });
 }
 
-/// The headers [`mark_answer`] added during `fut`, with its output.
-pub async fn marked<F: std::future::Future>(
-    fut: F,
-) -> (F::Output, Vec<(&'static str, &'static str)>) {
+/// The headers [`mark_answer`] and [`note_announced`] added during `fut`, with its output.
+pub async fn marked<F: std::future::Future>(fut: F) -> (F::Output, Marks) {
     let out = fut.await;
     let marks = CURRENT.try_with(|s| s.marks.take()).unwrap_or_default();
     (out, marks)
@@ -123,7 +141,7 @@ where
     match handle.await {
         Ok((out, marks)) => {
             for (name, value) in marks {
-                mark_answer(name, value);
+                push_mark(name, value);
             }
             out
         }
@@ -401,7 +419,7 @@ mod tests {
         );
         let (out, marks) = scope.await;
         assert_eq!(out, 5);
-        assert_eq!(marks, vec![(REPLAYED_HEADER, "true")]);
+        assert_eq!(marks, vec![(REPLAYED_HEADER, "true".into())]);
     }
 
     #[test]

@@ -177,7 +177,8 @@ pub async fn enqueue<T: Topic>(
 }
 
 /// Enqueues `event` in `tx` (the transaction of the change it announces), commits, and tells
-/// `relay` to deliver it: how a module publishes.
+/// `relay` to deliver it: how a module publishes. The answer to the request that made the
+/// change names the event to a calling module ([`crate::context::ANNOUNCED_HEADER`]).
 ///
 /// # Errors
 /// [`EventError::Storage`] (nothing is committed) or [`EventError::Payload`].
@@ -187,8 +188,9 @@ pub async fn commit_with<T: Topic>(
     event: &T,
     relay: &Relay,
 ) -> Result<(), EventError> {
-    enqueue(&tx, ctx, event).await?;
+    let id = enqueue(&tx, ctx, event).await?;
     tx.commit().await?;
+    crate::context::note_announced(id);
     relay.notify();
     Ok(())
 }

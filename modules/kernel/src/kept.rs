@@ -99,6 +99,15 @@ impl<K: Eq + Hash, V: Clone> Kept<K, V> {
         answers.retain(|key, _| !gone(key));
     }
 
+    /// Forgets the answers whose key `gone` says changed that were kept before `before`; those
+    /// kept since stay, and reads under way may still be kept. For a change whose answers
+    /// were forgotten (by key) at `before`: every answer kept since was asked after that
+    /// forget, so it shows the change.
+    pub fn forget_kept_before(&self, before: Instant, gone: impl Fn(&K) -> bool) {
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        answers.retain(|key, (at, _)| *at >= before || !gone(key));
+    }
+
     /// Forgets the answer kept for `key`.
     pub fn forget<Q>(&self, key: &Q)
     where

@@ -597,6 +597,82 @@ async fn a_read_whose_caller_takes_a_kept_answer_is_kept_per_asker_and_dropped_w
     server.stop().await;
 }
 
+/// The event a change made through the client below announces, as its answer names it.
+const ADDED: uuid::Uuid = uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+/// An event of a change made elsewhere.
+const ELSEWHERE: uuid::Uuid = uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0002);
+
+#[tokio::test]
+async fn the_event_of_a_change_made_through_this_client_drops_only_what_was_kept_before_it() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let server = TestServer::spawn(move |cfg: &mut web::ServiceConfig| {
+        let hits = counted.clone();
+        cfg.route(
+            "/carts/{user_id}",
+            web::get().to(move || {
+                let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
+                async move { HttpResponse::Ok().json(n) }
+            }),
+        )
+        .route(
+            "/carts/{user_id}/items",
+            web::post().to(|| async {
+                cleave_kernel::context::note_announced(ADDED);
+                HttpResponse::NoContent().finish()
+            }),
+        );
+    });
+    let remote = client(server.base_url.clone(), Duration::from_secs(5));
+    let will_do = CallContext::root().kept_answer_will_do();
+    let read = |user: &'static str| {
+        let (remote, ctx) = (remote.clone(), will_do.clone());
+        async move {
+            remote
+                .op(&OWNED, &ctx)
+                .params(&[user])
+                .fetch::<usize, KernelError>()
+                .await
+                .expect("read")
+        }
+    };
+    assert_eq!(read("u1").await, 1);
+    assert_eq!(read("u2").await, 2);
+    // An addition to u1's cart through this client: its answer names the event, and u1's
+    // kept cart goes; the read after it is kept.
+    remote
+        .op(&OWNED_ADD_PATH, &CallContext::root())
+        .params(&["u1"])
+        .send::<KernelError>()
+        .await
+        .expect("add");
+    assert_eq!(read("u1").await, 3);
+    // The addition's event arrives, naming all carts: what was read since the addition
+    // stays (it shows the change), what was kept before goes.
+    remote.forget_answers_about_change(ADDED, "/carts");
+    assert_eq!(read("u1").await, 3, "read after the change: kept");
+    assert_eq!(read("u2").await, 4, "kept before the change: dropped");
+    // A change made elsewhere drops what it names, whenever it was read.
+    remote.forget_answers_about_change(ELSEWHERE, "/carts/u1");
+    assert_eq!(read("u1").await, 5);
+    // Only a calling module is told which events its call committed.
+    let plain = reqwest::Client::new()
+        .post(format!("{}carts/u1/items", server.base_url))
+        .send()
+        .await
+        .expect("plain request");
+    assert_eq!(plain.status(), 204);
+    assert!(
+        plain
+            .headers()
+            .get(cleave_kernel::context::ANNOUNCED_HEADER)
+            .is_none(),
+        "{:?}",
+        plain.headers()
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn answers_of_cached_operations_are_kept_until_forgotten_and_only_those() {
     let hits = Arc::new(AtomicUsize::new(0));

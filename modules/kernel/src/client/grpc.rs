@@ -111,6 +111,7 @@ impl Service<RemoteRequest> for GrpcTransport {
                     content_type: Some("application/json".to_owned()),
                     body: res.into_inner(),
                     headers: Vec::new(),
+                    announced: Vec::new(),
                 }),
                 Err(status) => answer_of(module, &status),
             }
@@ -139,6 +140,7 @@ fn answer_of(module: &'static str, status: &Status) -> Result<RemoteResponse, Re
             content_type: Some("application/problem+json".to_owned()),
             body: json,
             headers,
+            announced: Vec::new(),
         });
     }
     if let Some(source) = std::error::Error::source(status) {
@@ -158,6 +160,7 @@ fn answer_of(module: &'static str, status: &Status) -> Result<RemoteResponse, Re
         content_type: None,
         body: Bytes::new(),
         headers: Vec::new(),
+        announced: Vec::new(),
     })
 }
 

@@ -105,6 +105,8 @@ pub struct RemoteResponse {
     /// Response headers of the contract that a forwarded answer keeps (see
     /// [`FORWARDED_RESPONSE_HEADERS`]).
     pub headers: Vec<(&'static str, String)>,
+    /// The events the call committed ([`crate::context::ANNOUNCED_HEADER`]; REST only).
+    pub announced: Vec<uuid::Uuid>,
 }
 
 /// Response headers relayed with a forwarded answer: where a created resource is, when to
@@ -347,6 +349,9 @@ impl Default for RemoteSettings {
 
 /// Most answers one client keeps; past it the expired ones go, then all.
 const MAX_KEPT_ANSWERS: usize = 10_000;
+/// Most changes made through one client remembered until their events arrive; past it the
+/// oldest go (their events then drop all they name, as another process's would).
+const MAX_OWN_CHANGES: usize = 1024;
 
 /// What identifies a kept answer: the operation, the path with its query, the body, and, for
 /// an operation not everyone may call, who asked (see [`asker`]).
@@ -391,6 +396,9 @@ struct KeptAnswers {
     /// that a kept answer will do (the header's count), which would otherwise be asked again
     /// after every change.
     asked_kept: std::sync::RwLock<Vec<&'static str>>,
+    /// Events announcing changes made through this client, and when what it kept of the
+    /// written resource was dropped for them (see [`RemoteClient::forget_answers_about_change`]).
+    own_changes: std::sync::Mutex<std::collections::VecDeque<(uuid::Uuid, std::time::Instant)>>,
 }
 
 /// How a call may use the kept answers.
@@ -407,7 +415,38 @@ impl KeptAnswers {
         Self {
             answers: Kept::new(ttl, MAX_KEPT_ANSWERS),
             asked_kept: std::sync::RwLock::new(Vec::new()),
+            own_changes: std::sync::Mutex::default(),
         }
+    }
+
+    /// Remembers that `events` announce a change made through this client, whose written
+    /// resource's answers were dropped just now.
+    fn note_own_changes(&self, events: &[uuid::Uuid]) {
+        if events.is_empty() || !self.answers.keeps() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut own = self
+            .own_changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for &event in events {
+            if own.len() >= MAX_OWN_CHANGES {
+                own.pop_front();
+            }
+            own.push_back((event, now));
+        }
+    }
+
+    /// When the answers were dropped for `event`, a change made through this client; the
+    /// record goes.
+    fn take_own_change(&self, event: uuid::Uuid) -> Option<std::time::Instant> {
+        let mut own = self
+            .own_changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = own.iter().position(|(id, _)| *id == event)?;
+        own.remove(at).map(|(_, dropped)| dropped)
     }
 
     /// The key of a request whose answer may be kept, the ticket it is asked with, and how
@@ -560,6 +599,22 @@ impl RemoteClient {
             Transport::Grpc => {
                 self.kept.answers.forget_all();
             }
+        }
+    }
+
+    /// Drops what an event of the module says changed: the answers kept about `path` (as
+    /// [`RemoteClient::forget_answers_about`]), or, when the event announces a change made
+    /// through this client, only those kept before its answer came: the client dropped the
+    /// written resource's answers then, and reads asked since show the change (a read asked
+    /// before is not kept, see [`crate::kept`]). The cart page read after adding an item is
+    /// then not dropped by the addition's own `cart.changed`.
+    pub fn forget_answers_about_change(&self, event: uuid::Uuid, path: &str) {
+        match (self.transport, self.kept.take_own_change(event)) {
+            (Transport::Rest, Some(dropped)) => self
+                .kept
+                .answers
+                .forget_kept_before(dropped, |(_, kept, _, _)| related(kept, path)),
+            _ => self.forget_answers_about(path),
         }
     }
 
@@ -758,6 +813,9 @@ impl OpCall<'_> {
         let res = client.call(self.req).await;
         if let Some(path) = written {
             client.forget_answers_about(&path);
+            if let Ok(res) = &res {
+                client.kept.note_own_changes(&res.announced);
+            }
         }
         let res = res?;
         if let Err(refused) = client.check_status(&res) {
@@ -969,12 +1027,19 @@ impl Service<RemoteRequest> for HttpTransport {
                     Some((name, value.to_owned()))
                 })
                 .collect();
+            let announced = res
+                .headers()
+                .get_all(crate::context::ANNOUNCED_HEADER)
+                .iter()
+                .filter_map(|v| uuid::Uuid::parse_str(v.to_str().ok()?).ok())
+                .collect();
             let body = read_capped(res, limit, module, status).await?;
             Ok(RemoteResponse {
                 status,
                 content_type,
                 body,
                 headers,
+                announced,
             })
         })
     }

@@ -13,7 +13,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
 use tracing::Instrument;
 
 use crate::context::{
-    CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER, RequestId, marked, within_request,
+    ANNOUNCED_HEADER, CallContext, DEADLINE_HEADER, REQUEST_ID_HEADER, RequestId, marked,
+    within_request,
 };
 use crate::error::{ApiError, Failure, KernelError, is_problem_json, problem_response};
 
@@ -92,6 +93,8 @@ async fn answer(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let started = Instant::now();
+    // Events the call committed are named to a calling module only (see ANNOUNCED_HEADER).
+    let module_call = req.headers().contains_key(crate::client::OPERATION_HEADER);
     let (res, marks) = marked(next.call(req).instrument(span.clone())).await;
     let res = match res {
         Ok(res) => res,
@@ -103,10 +106,17 @@ async fn answer(
     };
     let mut res = ensure_problem_body(res.map_into_boxed_body(), &request_id);
     for (name, value) in marks {
-        res.headers_mut().insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
+        let Ok(value) = HeaderValue::from_str(&value) else {
+            continue;
+        };
+        let name = HeaderName::from_static(name);
+        if name == ANNOUNCED_HEADER {
+            if module_call {
+                res.headers_mut().append(name, value);
+            }
+        } else {
+            res.headers_mut().insert(name, value);
+        }
     }
     if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
         res.headers_mut()

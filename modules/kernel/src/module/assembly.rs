@@ -180,7 +180,7 @@ impl Subscriber for ForgetAnswers {
                 topic = %event.topic,
                 "a resource changed: the answers kept about it dropped"
             );
-            self.0.forget_answers_about(&resource);
+            self.0.forget_answers_about_change(event.id, &resource);
         } else if self.0.forget_answers() > 0 {
             tracing::info!(
                 module = self.0.module(),
