@@ -488,6 +488,16 @@ const OWNED_ADD_PATH: Operation = Operation {
     ..OWNED_ADD
 };
 
+/// Reads `user`'s cart ([`OWNED`]) as `ctx`: the count the callee answered.
+async fn read_cart(remote: &RemoteClient, ctx: &CallContext, user: &str) -> usize {
+    remote
+        .op(&OWNED, ctx)
+        .params(&[user])
+        .fetch::<usize, KernelError>()
+        .await
+        .expect("read")
+}
+
 #[tokio::test]
 async fn a_read_whose_caller_takes_a_kept_answer_is_kept_per_asker_and_dropped_when_its_resource_changes()
  {
@@ -504,14 +514,7 @@ async fn a_read_whose_caller_takes_a_kept_answer_is_kept_per_asker_and_dropped_w
     let remote = client(server.base_url.clone(), Duration::from_secs(5));
     let read = |ctx: CallContext, user: &'static str| {
         let remote = remote.clone();
-        async move {
-            remote
-                .op(&OWNED, &ctx)
-                .params(&[user])
-                .fetch::<usize, KernelError>()
-                .await
-                .expect("read")
-        }
+        async move { read_cart(&remote, &ctx, user).await }
     };
     let write = |op: &'static Operation, user: &'static str| {
         let remote = remote.clone();
@@ -604,37 +607,26 @@ const ELSEWHERE: uuid::Uuid = uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0
 
 #[tokio::test]
 async fn the_event_of_a_change_made_through_this_client_drops_only_what_was_kept_before_it() {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = hits.clone();
+    // Carts are counted reads, as above; an addition commits event ADDED.
+    let counting = counting_unless_refused(
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let server = TestServer::spawn(move |cfg: &mut web::ServiceConfig| {
-        let hits = counted.clone();
         cfg.route(
-            "/carts/{user_id}",
-            web::get().to(move || {
-                let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
-                async move { HttpResponse::Ok().json(n) }
-            }),
-        )
-        .route(
             "/carts/{user_id}/items",
             web::post().to(|| async {
                 cleave_kernel::context::note_announced(ADDED);
                 HttpResponse::NoContent().finish()
             }),
         );
+        counting(cfg);
     });
     let remote = client(server.base_url.clone(), Duration::from_secs(5));
     let will_do = CallContext::root().kept_answer_will_do();
     let read = |user: &'static str| {
         let (remote, ctx) = (remote.clone(), will_do.clone());
-        async move {
-            remote
-                .op(&OWNED, &ctx)
-                .params(&[user])
-                .fetch::<usize, KernelError>()
-                .await
-                .expect("read")
-        }
+        async move { read_cart(&remote, &ctx, user).await }
     };
     assert_eq!(read("u1").await, 1);
     assert_eq!(read("u2").await, 2);
