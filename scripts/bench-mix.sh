@@ -19,9 +19,10 @@
 #   BENCH_MIX_ROUNDS rounds (default 3)
 #   BENCH_PROFILE    cargo profile of the binaries (default release; profiling has symbols)
 #   BENCH_MIX_BASELINE_BIN  a cleave binary built from an earlier commit: its one-process
-#                    set-up runs in the same rounds ("one, before"), so a change of the one
-#                    process's cost is told from the machine's (BENCH_MIX_BASELINE_CONFIG_DIR:
-#                    that commit's config/, when the newer one holds keys it refuses)
+#                    and split set-ups run in the same rounds ("one, before", "split,
+#                    before"), so a change of either's cost is told from the machine's
+#                    (BENCH_MIX_BASELINE_CONFIG_DIR: that commit's config/, when the newer
+#                    one holds keys it refuses)
 # Last, a breaker drill on the split set-up: checkouts alone (BENCH_MIX_ONLY=checkout, 20 a
 # second, each after adding an item) for BENCH_MIX_SECS with payment healthy; then payment
 # is killed (kill -9) and, after a warm-up that opens checkout's breaker to it, the same
@@ -37,6 +38,7 @@ ONE_BEFORE=127.0.0.1:18401
 ONE_TLS=127.0.0.1:18402
 FRONT=127.0.0.1:18410
 FRONT_GRPC=127.0.0.1:18430
+FRONT_BEFORE=127.0.0.1:18450
 
 bash scripts/install-debian.sh "jq curl" jq curl
 bash scripts/nats.sh >/dev/null
@@ -73,6 +75,13 @@ SPLIT_PROTOCOL=grpc SPLIT_KEEP_GOING=1 SPLIT_BIN="$BIN/cleave" DIR="$work/grpc" 
   bash scripts/split.sh "${groups[@]}" >"$work/grpc.log" 2>&1 &
 pids+=($!)
 grpc_pid=$!
+if [ -n "$BASE" ]; then
+  CLEAVE_CONFIG_DIR=${BENCH_MIX_BASELINE_CONFIG_DIR:-config} SPLIT_KEEP_GOING=1 SPLIT_BIN="$BASE" \
+    DIR="$work/split_before" FRONT=$FRONT_BEFORE bash scripts/split.sh "${groups[@]}" \
+    >"$work/split_before.log" 2>&1 &
+  pids+=($!)
+  split_before_pid=$!
+fi
 
 up() { # url, then curl options
   local url=$1; shift
@@ -98,20 +107,26 @@ pids+=($!)
 one_tls_pid=$!
 up "https://$ONE_TLS/health/ready" --cacert "$work/split/certs/ca.pem"
 up "https://$FRONT_GRPC/health/ready" --cacert "$work/grpc/certs/ca.pem"
-for s in split grpc; do
-  parent=$split_pid; [ "$s" = grpc ] && parent=$grpc_pid
+[ -z "$BASE" ] || up "https://$FRONT_BEFORE/health/ready" --cacert "$work/split_before/certs/ca.pem"
+splits=(split grpc)
+[ -z "$BASE" ] || splits+=(split_before)
+for s in "${splits[@]}"; do
+  case $s in split) parent=$split_pid ;; grpc) parent=$grpc_pid ;; *) parent=$split_before_pid ;; esac
   for p in $(pgrep -P "$parent"); do up "https://127.0.0.1:$(
     tr '\0' ' ' </proc/"$p"/cmdline | sed -E 's/.*--listen [^:]+:([0-9]+).*/\1/')/health/ready" --cacert "$work/$s/certs/ca.pem"; done
 done
 
 declare -A target=([one]="http://$ONE" [split]="https://$FRONT" [grpc]="https://$FRONT_GRPC"
-  [one_before]="http://$ONE_BEFORE" [one_tls]="https://$ONE_TLS")
+  [one_before]="http://$ONE_BEFORE" [one_tls]="https://$ONE_TLS"
+  [split_before]="https://$FRONT_BEFORE")
 declare -A ca=([one]="" [split]="$work/split/certs/ca.pem" [grpc]="$work/grpc/certs/ca.pem"
-  [one_before]="" [one_tls]="$work/split/certs/ca.pem")
+  [one_before]="" [one_tls]="$work/split/certs/ca.pem"
+  [split_before]="$work/split_before/certs/ca.pem")
 procs() { # the cleave processes of a set-up
   case $1 in
     one) echo "$one_pid" ;; one_before) echo "$before_pid" ;; one_tls) echo "$one_tls_pid" ;;
     split) pgrep -P "$split_pid" ;; grpc) pgrep -P "$grpc_pid" ;;
+    split_before) pgrep -P "$split_before_pid" ;;
   esac
 }
 cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
@@ -120,7 +135,7 @@ hz=$(getconf CLK_TCK)
 
 mix() { "$BIN/examples/bench-mix" "${target[$1]}" "$2" "$3" ${ca[$1]:+"${ca[$1]}"}; }
 setups=(one one_tls split grpc)
-[ -z "$BASE" ] || setups+=(one_before)
+[ -z "$BASE" ] || setups+=(one_before split_before)
 for s in "${setups[@]}"; do mix "$s" "$RATE" 5 >/dev/null; done # warm-up
 
 declare -A cpu p50 p99 fails reqs per_proc
@@ -173,9 +188,10 @@ CPU ticks per process in the last round (1 tick = $((1000 / hz)) ms): REST ${per
 MD
 if [ -n "$BASE" ]; then
   cb=$(median "${cpu[one_before]}")
+  csb=$(median "${cpu[split_before]}")
   cat <<MD
 
-Baseline \`$BASE\`, one process, same rounds: CPU $cb ms / request (rounds: ${cpu[one_before]}), p50 ${p50[one_before]}ms, p99 ${p99[one_before]}ms, failures ${fails[one_before]}; this build / baseline, CPU per request: $(ratio "$c1" "$cb").
+Baseline \`$BASE\`, same rounds: one process CPU $cb ms / request (rounds: ${cpu[one_before]}), p50 ${p50[one_before]}ms, p99 ${p99[one_before]}ms, failures ${fails[one_before]}; this build / baseline, CPU per request: $(ratio "$c1" "$cb"). One process per module CPU $csb ms / request (rounds: ${cpu[split_before]}), p50 ${p50[split_before]}ms, p99 ${p99[split_before]}ms, failures ${fails[split_before]}; this build / baseline: $(ratio "$cs" "$csb"). Ticks per process in the last round: ${per_proc[split_before]}
 MD
 fi
 

@@ -106,14 +106,16 @@ async fn answer(
     };
     let mut res = ensure_problem_body(res.map_into_boxed_body(), &request_id);
     for (name, value) in marks {
-        let Ok(value) = HeaderValue::from_str(&value) else {
+        let announced = name == ANNOUNCED_HEADER;
+        if announced && !module_call {
+            continue;
+        }
+        let (name, Ok(value)) = (HeaderName::from_static(name), HeaderValue::from_str(&value))
+        else {
             continue;
         };
-        let name = HeaderName::from_static(name);
-        if name == ANNOUNCED_HEADER {
-            if module_call {
-                res.headers_mut().append(name, value);
-            }
+        if announced {
+            res.headers_mut().append(name, value);
         } else {
             res.headers_mut().insert(name, value);
         }
