@@ -454,11 +454,25 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemTrait) -> syn::Result<Toke
         let keys: Vec<String> = rest.iter().map(ToString::to_string).collect();
         // A keyed call carrying its key is safe to repeat, as over REST.
         let keyed = m.op.key.as_ref().map(|key| quote!(.keyed(#key.is_some())));
+        // The REST resource it is about, when its path parameters are all arguments: kept
+        // answers are then dropped by resource, as over REST.
+        let params: Vec<&str> = m
+            .full_path
+            .split('{')
+            .skip(1)
+            .filter_map(|part| part.split_once('}').map(|(name, _)| name))
+            .collect();
+        let resource = (!params.is_empty() && params.iter().all(|p| keys.iter().any(|k| k == p)))
+            .then(|| {
+                let params = params.iter().map(|p| format_ident!("{p}"));
+                quote!(.resource(&[#(::std::string::ToString::to_string(&#params).as_str()),*]))
+            });
         grpc_calls.push(quote! {
             #sig {
                 self.remote
                     .op(&ops::#constant, #ctx)
                     #keyed
+                    #resource
                     .grpc(#grpc_path, #k::grpc::Args::new()#(.arg(#keys, &#rest))*)
                     .fetch()
                     .await

@@ -66,6 +66,9 @@ pub struct RemoteRequest {
     /// Whether the request carries the key or reference that makes a `keyed` operation safe
     /// to repeat.
     pub keyed: bool,
+    /// The REST path of the resource a gRPC call is about, when its operation's path
+    /// parameters are all among its arguments (see [`OpCall::resource`]).
+    pub resource: Option<String>,
 }
 
 impl RemoteRequest {
@@ -80,6 +83,7 @@ impl RemoteRequest {
             headers: Vec::new(),
             op: None,
             keyed: false,
+            resource: None,
         }
     }
 
@@ -353,9 +357,20 @@ const MAX_KEPT_ANSWERS: usize = 10_000;
 /// oldest go (their events then drop all they name, as another process's would).
 const MAX_OWN_CHANGES: usize = 1024;
 
-/// What identifies a kept answer: the operation, the path with its query, the body, and, for
-/// an operation not everyone may call, who asked (see [`asker`]).
+/// What identifies a kept answer: the operation, the resource (see [`resource_of`]), the body,
+/// and, for an operation not everyone may call, who asked (see [`asker`]).
 type AnswerKey = (&'static str, String, Bytes, Option<String>);
+
+/// The resource a call is about, as kept answers are keyed and dropped: over REST its path
+/// with its query; over gRPC the REST path its operation names ([`OpCall::resource`]), else
+/// the module's root (`""`, inside which every resource is: any change drops it).
+fn resource_of(req: &RemoteRequest) -> String {
+    match &req.resource {
+        Some(resource) => resource.clone(),
+        None if grpc::is_grpc_call(req) => String::new(),
+        None => req.path.clone(),
+    }
+}
 
 /// Who a request asks as, as the callee will see it: the relayed token and the headers that
 /// speak for the caller (a forwarded request's marker and `Authorization`). An answer kept
@@ -477,7 +492,7 @@ impl KeptAnswers {
         Some((
             (
                 op.id,
-                req.path.clone(),
+                resource_of(req),
                 req.body.clone().unwrap_or_default(),
                 (!everyones).then(|| asker(req)),
             ),
@@ -588,18 +603,13 @@ impl RemoteClient {
     }
 
     /// Drops the answers kept about the resource at `path` (e.g. `/api/cart/v1/carts/u1`),
-    /// about what is inside it and about what it is inside of; the others stay. Over gRPC,
-    /// where answers are kept by method and message, not by resource, all go.
+    /// about what is inside it and about what it is inside of; the others stay. Over gRPC an
+    /// answer whose resource its call did not name (an operation without path parameters)
+    /// goes with any.
     pub fn forget_answers_about(&self, path: &str) {
-        match self.transport {
-            Transport::Rest => self
-                .kept
-                .answers
-                .forget_where(|(_, kept, _, _)| related(kept, path)),
-            Transport::Grpc => {
-                self.kept.answers.forget_all();
-            }
-        }
+        self.kept
+            .answers
+            .forget_where(|(_, kept, _, _)| related(kept, path));
     }
 
     /// Drops what an event of the module says changed: the answers kept about `path` (as
@@ -609,12 +619,12 @@ impl RemoteClient {
     /// before is not kept, see [`crate::kept`]). The cart page read after adding an item is
     /// then not dropped by the addition's own `cart.changed`.
     pub fn forget_answers_about_change(&self, event: uuid::Uuid, path: &str) {
-        match (self.transport, self.kept.take_own_change(event)) {
-            (Transport::Rest, Some(dropped)) => self
+        match self.kept.take_own_change(event) {
+            Some(dropped) => self
                 .kept
                 .answers
                 .forget_kept_before(dropped, |(_, kept, _, _)| related(kept, path)),
-            _ => self.forget_answers_about(path),
+            None => self.forget_answers_about(path),
         }
     }
 
@@ -750,6 +760,16 @@ impl OpCall<'_> {
         self
     }
 
+    /// Names the resource a gRPC call is about: its operation's REST path with `params` (what
+    /// [`OpCall::params`] would send over REST). Its answer is then kept and dropped by that
+    /// resource, as over REST: a change of one shopper's cart drops only that cart's answers.
+    pub fn resource(mut self, params: &[&str]) -> Self {
+        if let Some(op) = self.req.op {
+            self.req.resource = Some(op.path_with(params));
+        }
+        self
+    }
+
     /// Sends the call as the gRPC method at `path` (`/cleave.<module>.v1.<Module>/<Method>`)
     /// with `args` as its message (see [`crate::grpc`]).
     pub fn grpc(mut self, path: &'static str, args: crate::grpc::Args) -> Self {
@@ -809,7 +829,7 @@ impl OpCall<'_> {
             .req
             .op
             .is_some_and(|op| op.repeat != crate::call::Repeat::ReadOnly)
-            .then(|| self.req.path.clone());
+            .then(|| resource_of(&self.req));
         let res = client.call(self.req).await;
         if let Some(path) = written {
             client.forget_answers_about(&path);
@@ -1810,6 +1830,77 @@ mod tests {
             "/api/cart/v1/carts/u1/summary",
             "/api/cart/v1/carts/u1/items"
         ));
+    }
+
+    #[test]
+    fn a_grpc_answer_is_kept_by_the_resource_its_call_names_else_by_the_modules_root() {
+        const GET_CART: crate::call::Operation = crate::call::Operation {
+            module: "cart",
+            name: "get_cart",
+            id: "cart.get_cart",
+            method: crate::call::HttpMethod::Get,
+            path: "/api/cart/v1/carts/{user_id}",
+            repeat: crate::call::Repeat::ReadOnly,
+            cached: true,
+            access: &[crate::call::Access::Anyone],
+            owner: None,
+            errors: &[],
+            summary: "",
+        };
+        let grpc = |resource: Option<&str>| RemoteRequest {
+            op: Some(&GET_CART),
+            content_type: Some(crate::grpc::JSON_CONTENT_TYPE.to_owned()),
+            resource: resource.map(str::to_owned),
+            ..RemoteRequest::new(
+                CallContext::root(),
+                Method::POST,
+                "/cleave.cart.v1.Cart/GetCart".into(),
+            )
+        };
+        let rest = RemoteRequest {
+            op: Some(&GET_CART),
+            ..RemoteRequest::new(
+                CallContext::root(),
+                Method::GET,
+                "/api/cart/v1/carts/u1".into(),
+            )
+        };
+        assert_eq!(resource_of(&rest), "/api/cart/v1/carts/u1");
+        assert_eq!(
+            resource_of(&grpc(Some("/api/cart/v1/carts/u1"))),
+            "/api/cart/v1/carts/u1"
+        );
+        assert_eq!(resource_of(&grpc(None)), "", "the module's root");
+        // Kept so, a change of u2's cart drops u2's answer and the one of unknown resource,
+        // not u1's.
+        let kept = KeptAnswers::new(Duration::from_secs(60));
+        for (user, req) in [
+            ("u1", grpc(Some("/api/cart/v1/carts/u1"))),
+            ("u2", grpc(Some("/api/cart/v1/carts/u2"))),
+            ("unknown", grpc(None)),
+        ] {
+            let (key, ticket, _) = kept.key(&req).expect("a cached operation's answer is kept");
+            let answer = RemoteResponse {
+                status: 200,
+                content_type: None,
+                body: Bytes::from(user),
+                headers: Vec::new(),
+                announced: Vec::new(),
+            };
+            kept.answers.keep(ticket, key, answer);
+        }
+        kept.answers
+            .forget_where(|(_, k, _, _)| related(k, "/api/cart/v1/carts/u2"));
+        let left = |req: &RemoteRequest| {
+            let (key, _, _) = kept.key(req).expect("key");
+            kept.answers.get(&key).map(|a| a.body)
+        };
+        assert_eq!(
+            left(&grpc(Some("/api/cart/v1/carts/u1"))),
+            Some(Bytes::from("u1"))
+        );
+        assert_eq!(left(&grpc(Some("/api/cart/v1/carts/u2"))), None);
+        assert_eq!(left(&grpc(None)), None);
     }
 
     fn replica_at(url: &Url, addr: SocketAddr) -> Arc<Replica> {
