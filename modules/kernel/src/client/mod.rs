@@ -617,14 +617,20 @@ impl RemoteClient {
     /// through this client, only those kept before its answer came: the client dropped the
     /// written resource's answers then, and reads asked since show the change (a read asked
     /// before is not kept, see [`crate::kept`]). The cart page read after adding an item is
-    /// then not dropped by the addition's own `cart.changed`.
-    pub fn forget_answers_about_change(&self, event: uuid::Uuid, path: &str) {
+    /// then not dropped by the addition's own `cart.changed`. Says whether it was such a
+    /// change.
+    pub fn forget_answers_about_change(&self, event: uuid::Uuid, path: &str) -> bool {
         match self.kept.take_own_change(event) {
-            Some(dropped) => self
-                .kept
-                .answers
-                .forget_kept_before(dropped, |(_, kept, _, _)| related(kept, path)),
-            None => self.forget_answers_about(path),
+            Some(dropped) => {
+                self.kept
+                    .answers
+                    .forget_kept_before(dropped, |(_, kept, _, _)| related(kept, path));
+                true
+            }
+            None => {
+                self.forget_answers_about(path);
+                false
+            }
         }
     }
 

@@ -168,19 +168,27 @@ fn name_of<M: Module>() -> &'static str {
 }
 
 /// Clears a remote module's kept answers when it publishes a change: those about the
-/// resource the event names (`events::CHANGED_RESOURCE`), else all.
+/// resource the event names (`events::CHANGED_RESOURCE`; of a change made through this
+/// process, only those kept before it), else all.
 struct ForgetAnswers(RemoteClient);
 
 #[async_trait::async_trait]
 impl Subscriber for ForgetAnswers {
     async fn handle(&self, event: &Event) -> Result<(), EventError> {
         if let Some(resource) = crate::events::changed_resource(event) {
-            tracing::debug!(
-                module = self.0.module(),
-                topic = %event.topic,
-                "a resource changed: the answers kept about it dropped"
-            );
-            self.0.forget_answers_about_change(event.id, &resource);
+            if self.0.forget_answers_about_change(event.id, &resource) {
+                tracing::debug!(
+                    module = self.0.module(),
+                    topic = %event.topic,
+                    "a resource changed through this process: the answers kept before it dropped"
+                );
+            } else {
+                tracing::debug!(
+                    module = self.0.module(),
+                    topic = %event.topic,
+                    "a resource changed: the answers kept about it dropped"
+                );
+            }
         } else if self.0.forget_answers() > 0 {
             tracing::info!(
                 module = self.0.module(),
