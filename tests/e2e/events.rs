@@ -545,12 +545,23 @@ fn header_count(page: &str) -> i64 {
 }
 
 /// The storefront's header counts the cart from an answer kept for the shopper
-/// (`kept_answer_will_do`): with the cart process stopped the page still shows it; a change
-/// made elsewhere (the cart emptied at the cart's own process by an admin) shows once the
-/// cart's `cart.changed` has arrived over NATS. Kept answers live a minute here, so only the
-/// event can drop this one.
+/// (`kept_answer_will_do`): with the cart process stopped the page still shows it, also after
+/// another shopper's cart changed; a change made elsewhere (the cart emptied at the cart's own
+/// process by an admin) shows once the cart's `cart.changed` has arrived over NATS. Kept
+/// answers live a minute here, so only the event can drop this one.
 #[tokio::test]
 async fn the_storefronts_cart_count_follows_a_change_made_elsewhere_once_the_cart_announces_it() {
+    cart_count_follows_changes(false).await;
+}
+
+/// The same with the storefront calling cart over gRPC: kept answers there are keyed by the
+/// resource the call names, so another shopper's change leaves this one's.
+#[tokio::test]
+async fn over_grpc_the_storefronts_cart_count_is_dropped_by_its_own_carts_changes_only() {
+    cart_count_follows_changes(true).await;
+}
+
+async fn cart_count_follows_changes(grpc: bool) {
     use crate::storefront::Shopper;
     nats_answers();
     let dir = tempfile::tempdir().expect("dir");
@@ -575,14 +586,24 @@ async fn the_storefronts_cart_count_follows_a_change_made_elsewhere_once_the_car
         env
     };
     let cart_db = sqlite_in(dir.path(), "cart.db");
-    let cart = Cleave::serve(
-        &["--modules", "identity,cart"],
-        &env_of(cart_db.clone(), "identity+cart"),
-    );
+    let grpc_port = crate::helpers::free_port();
+    let mut env = env_of(cart_db.clone(), "identity+cart");
+    if grpc {
+        env.push((
+            "CLEAVE_SERVER__GRPC_LISTEN",
+            format!("127.0.0.1:{grpc_port}"),
+        ));
+    }
+    let cart = Cleave::serve(&["--modules", "identity,cart"], &env);
+    let cart_url = if grpc {
+        format!("grpcs://127.0.0.1:{grpc_port}")
+    } else {
+        cart.https_base()
+    };
     let mut env = env_of(sqlite_in(dir.path(), "front.db"), &front_modules.join("+"));
     env.extend([
         ("CLEAVE_MODULES__IDENTITY__URL", cart.https_base()),
-        ("CLEAVE_MODULES__CART__URL", cart.https_base()),
+        ("CLEAVE_MODULES__CART__URL", cart_url),
         ("CLEAVE_REMOTE__CACHE_TTL_MS", "60000".to_owned()),
         // The drop of one resource's kept answers is logged at debug.
         ("CLEAVE_LOG__LEVEL", "debug".to_owned()),
@@ -601,12 +622,21 @@ async fn the_storefronts_cart_count_follows_a_change_made_elsewhere_once_the_car
                 == "a resource changed through this process: the answers kept before it dropped"
                 && v["module"] == "cart")
     };
-    let mut shopper = Shopper::at(front.https_base());
-    assert_eq!(shopper.get("/").await.status, 200);
-    let added = shopper
-        .post("/cart", &[("product_id", "OLJCESPC7Z"), ("quantity", "2")])
-        .await;
-    assert!(added.status.is_redirection(), "{}", added.status);
+    // A new shopper (a session from the home page) adds a product through the form.
+    let front_base = front.https_base();
+    let shopper_adding = |product: &'static str, quantity: &'static str| {
+        let base = front_base.clone();
+        async move {
+            let mut shopper = Shopper::at(base);
+            assert_eq!(shopper.get("/").await.status, 200);
+            let added = shopper
+                .post("/cart", &[("product_id", product), ("quantity", quantity)])
+                .await;
+            assert!(added.status.is_redirection(), "{}", added.status);
+            shopper
+        }
+    };
+    let mut shopper = shopper_adding("OLJCESPC7Z", "2").await;
     // The cart announces the change this very process made (it dropped the answer already).
     front.wait_for_log(own_or_any_dropped);
     assert_eq!(
@@ -614,6 +644,9 @@ async fn the_storefronts_cart_count_follows_a_change_made_elsewhere_once_the_car
         2,
         "a change made through the storefront shows at once"
     );
+    // Another shopper's cart changes: its event names that cart only.
+    shopper_adding("66VCHSJNUP", "1").await;
+    front.wait_for_log(own_or_any_dropped);
 
     cart.signal("STOP");
     let page = shopper.get("/").await;
