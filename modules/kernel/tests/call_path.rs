@@ -287,6 +287,42 @@ async fn grpc_calls_carry_id_and_deadline_are_retried_when_safe_and_keep_typed_e
     server.stop().await;
 }
 
+/// A call is written, and its answer read, on the thread that makes it: a connection another
+/// thread opened (and drives, on a runtime of its own, as each actix worker has) is not handed
+/// to it, so a call never waits for another thread. Over gRPC one HTTP/2 connection would
+/// serve every call at once, whichever thread asked.
+#[tokio::test]
+async fn a_call_never_waits_for_a_connection_another_thread_drives() {
+    let server =
+        TestGrpcServer::serve::<ProbeContract>(Arc::new(Probe::default()), &TestKeys::new()).await;
+    let api = server.client::<ProbeContract>();
+    let (called, answered) = tokio::sync::oneshot::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let other = {
+        let api = Arc::clone(&api);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let echoed = runtime.block_on(api.echo(&CallContext::root(), "there".into()));
+            let _ = called.send(echoed);
+            // Keeps its runtime, and with it its connection, without driving it.
+            let _ = released.recv();
+        })
+    };
+    assert_eq!(
+        answered.await.expect("the other thread calls"),
+        Ok("there".into())
+    );
+    let ctx = CallContext::root().with_timeout(std::time::Duration::from_secs(5));
+    let here = api.echo(&ctx, "here".into()).await;
+    release.send(()).expect("the other thread waits");
+    other.join().expect("the other thread ends");
+    assert_eq!(here, Ok("here".into()));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_layer_that_refuses_answers_unavailable_without_reaching_the_callee() {
     let probe = Arc::new(Probe::default());

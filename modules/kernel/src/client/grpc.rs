@@ -8,15 +8,17 @@ use hyper::http;
 use tonic::Status;
 use tower::Service;
 
-use super::{RemoteError, RemoteRequest, RemoteResponse, Resolver};
+use super::{PerThread, RemoteError, RemoteRequest, RemoteResponse, Resolver};
 use crate::call::BoxFuture;
 use crate::error::Problem;
 use crate::grpc::{PROBLEM_METADATA, RawCodec, http_status_of};
 
 /// The client of a module reached over gRPC: HTTP/2 only (over TLS when the url says so).
-pub(crate) type GrpcClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector<Resolver>>,
-    tonic::body::Body,
+pub(crate) type GrpcClient = PerThread<
+    hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector<Resolver>>,
+        tonic::body::Body,
+    >,
 >;
 
 /// The innermost stage for a replica reached over gRPC: sends a contract call as its gRPC
@@ -98,7 +100,7 @@ impl Service<RemoteRequest> for GrpcTransport {
             request.set_timeout(left);
         }
         let limit = self.max_answer_bytes;
-        let mut grpc = tonic::client::Grpc::with_origin(self.client.clone(), origin)
+        let mut grpc = tonic::client::Grpc::with_origin(self.client.get(), origin)
             .max_decoding_message_size(limit);
         Box::pin(async move {
             grpc.ready().await.map_err(|e| RemoteError::NotSent {

@@ -1017,7 +1017,7 @@ impl Service<RemoteRequest> for HttpTransport {
             headers.insert(CONTENT_TYPE, ct);
         }
         call_headers(&req, &mut headers);
-        let http = self.http.clone();
+        let http = self.http.get();
         let limit = self.max_answer_bytes;
         let request = url.and_then(|url| {
             hyper::Request::builder()
@@ -1430,10 +1430,47 @@ fn failed(result: &Result<RemoteResponse, RemoteError>) -> bool {
 /// multiplexed connection did. hyper's own client rather than reqwest: reqwest
 /// parses each call's url three times (its redirect policy and its response included), a
 /// sixth of a forwarded read's instructions, for features a module call does not use.
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector<Resolver>>,
-    http_body_util::Full<Bytes>,
+type HttpClient = PerThread<
+    hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector<Resolver>>,
+        http_body_util::Full<Bytes>,
+    >,
 >;
+
+/// A pooled client per calling thread, made the first time the thread calls. hyper drives
+/// each connection in a task spawned where it was opened, and a shared pool hands a
+/// connection opened on one thread (an actix worker: a runtime of its own) to a call made on
+/// another: every call then crosses threads twice (the request to the connection's task, the
+/// answer back), each a wake-up of a thread that may be asleep, and waits while the other
+/// worker is busy. With a pool per thread a call is written, and its answer read, on the
+/// thread that made it.
+pub(crate) struct PerThread<C: Send> {
+    clients: Arc<thread_local::ThreadLocal<C>>,
+    make: Arc<dyn Fn() -> C + Send + Sync>,
+}
+
+impl<C: Send> Clone for PerThread<C> {
+    fn clone(&self) -> Self {
+        Self {
+            clients: Arc::clone(&self.clients),
+            make: Arc::clone(&self.make),
+        }
+    }
+}
+
+impl<C: Clone + Send> PerThread<C> {
+    fn new(make: impl Fn() -> C + Send + Sync + 'static) -> Self {
+        Self {
+            clients: Arc::new(thread_local::ThreadLocal::new()),
+            make: Arc::new(make),
+        }
+    }
+
+    /// This thread's client.
+    pub(crate) fn get(&self) -> C {
+        self.clients.get_or(|| (self.make)()).clone()
+    }
+}
 
 /// Host names to addresses: the pinned one for its host (a replica found by DNS discovery,
 /// its certificate still checked against the name), the system's resolver for the rest.
@@ -1526,16 +1563,18 @@ fn wire_client(
         .pool_timer(hyper_util::rt::TokioTimer::new());
     Ok(match settings.transport {
         Transport::Rest => {
-            WireClient::Http(builder.build(connector.enable_http1().wrap_connector(tcp)))
+            let connector = connector.enable_http1().wrap_connector(tcp);
+            WireClient::Http(PerThread::new(move || builder.build(connector.clone())))
         }
         // gRPC is HTTP/2 only: with prior knowledge over plain TCP, by ALPN over TLS. One
-        // connection carries every call at once.
-        Transport::Grpc => WireClient::Grpc(
+        // connection (a thread's) carries every call at once.
+        Transport::Grpc => {
             builder
                 .http2_only(true)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .build(connector.enable_http2().wrap_connector(tcp)),
-        ),
+                .timer(hyper_util::rt::TokioTimer::new());
+            let connector = connector.enable_http2().wrap_connector(tcp);
+            WireClient::Grpc(PerThread::new(move || builder.build(connector.clone())))
+        }
     })
 }
 
