@@ -9,12 +9,15 @@
 #   3. overloaded: an open loop at twice the capacity, once per limit (none; in-flight
 #      limits 64 and 4, `server.max_in_flight`; loop-delay limits of 2 and 5 ms,
 #      `server.max_queue_delay_ms`): the answers served (2xx), shed (503), failed (no answer
-#      in 10 s), and the p50/p99 of the 2xx ones; and the load tool's own CPU share and how
-#      late its sends were (a tool near 100% of its CPU, or sending late, measures itself,
-#      not the server).
+#      in 10 s), and the p50/p99 of the 2xx ones; and how late the load tool's sends were (a
+#      tool sending late measures itself, not the server; it paces its sends by polling the
+#      clock, so its CPU share is 100% whenever it keeps up).
 # Rounds are interleaved (BENCH_ROUNDS, default 3) and medians reported. Loopback only.
 # BENCH_SHED_PATH requests another path (default /, the home page); BENCH_LIMITS the limits
-# (`off`, `in_flight=N`, `queue_delay=MS`).
+# (`off`, `in_flight=N`, `queue_delay=MS`); BENCH_SHED_CART_ITEMS puts that many products in
+# the visitor's cart first (with BENCH_SHED_PATH=/cart: a page that reads the cart from the
+# database and converts every line, for machines whose capacity for the home page is more
+# than the load tool can send twice over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +25,7 @@ SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 LIMITS=(${BENCH_LIMITS:-off in_flight=64 in_flight=4 queue_delay=2 queue_delay=5})
 PAGE=${BENCH_SHED_PATH:-/} # what is requested; default the storefront's home page
+[ "${BENCH_SHED_CART_ITEMS:-0}" -eq 0 ] || command -v jq >/dev/null || { echo "bench-shed: BENCH_SHED_CART_ITEMS needs jq" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench-shed: needs 2 CPUs (server and load pinned apart)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench-shed: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "bench-shed: taskset is not installed (util-linux)" >&2; exit 1; }
@@ -57,11 +61,22 @@ serve() { # limit: off, in_flight=N or queue_delay=MS
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 # One returning visitor (a session id of the storefront's form): their cart is read per page.
 COOKIE="Cookie: shop_session-id=session-$(cat /proc/sys/kernel/random/uuid)"
+FILL=${BENCH_SHED_CART_ITEMS:-0}
+fill_cart() { # the products of the catalog's first page, one of each, into the visitor's cart
+  local ids
+  ids=$(curl -fsS http://127.0.0.1:18310/api/catalog/v1/products | jq -r '.products[].id' | head -n "$FILL")
+  [ "$(echo "$ids" | grep -c .)" -eq "$FILL" ] || { echo "bench-shed: the catalog has fewer than $FILL products" >&2; exit 1; }
+  for id in $ids; do
+    curl -fsS -o /dev/null -H "$COOKIE" --data "product_id=$id&quantity=1" http://127.0.0.1:18310/cart
+  done
+}
 load() { taskset -c 1 "$BIN/examples/bench-open-loop" "http://127.0.0.1:18310$PAGE" "$1" "$SECS" "$COOKIE"; }
 
 results="$work/results"
 for round in $(seq "$ROUNDS"); do
   serve off
+  # The database outlives the restarts: the cart is filled once.
+  [ "$round" -gt 1 ] || [ "$FILL" -eq 0 ] || fill_cart
   cap=$(taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -H "$COOKIE" "http://127.0.0.1:18310$PAGE" | awk '/Requests\/sec/ {printf "%d", $2}')
   echo "capacity $cap" >>"$results"
   echo "unloaded $(load 1000)" >>"$results"

@@ -2,8 +2,9 @@
 //! for a while, whether or not earlier requests have been answered (so an overloaded server
 //! sees the load grow, as it would from real users), then prints one JSON line: requests
 //! offered, answered by status, failed, and the p50/p99 latency of the 2xx answers; and, to
-//! tell whether the tool itself kept up, the share of a CPU it used and the p99 of how late
-//! it sent requests against their schedule.
+//! tell whether the tool itself kept up, the p99 of how late it sent requests against their
+//! schedule (and the share of a CPU it used: all of it, since it paces its sends by polling
+//! the clock, see `send_at`).
 //!
 //! `bench-open-loop <url> <requests per second> <seconds> [<header line>]` (plain `http://`
 //! only; the header line, e.g. `Cookie: a=b`, goes with every request)
@@ -122,6 +123,30 @@ async fn one(addr: &str, request: &[u8], idle: &RefCell<Vec<Conn>>) -> Option<u1
     tokio::time::timeout(GIVE_UP, exchange).await.ok().flatten()
 }
 
+/// How long before a send the tool stops sleeping and keeps polling the clock: tokio's timer
+/// fires at whole milliseconds.
+const PACE_BY_POLLING: Duration = Duration::from_millis(2);
+
+/// Waits until `due`. A timer alone would send every request due within the same millisecond
+/// at once (42 at a time at 42,000 a second): a burst that the server's queue, not its
+/// policy, makes the last ones wait for, where real users' requests arrive spread out. So
+/// the last stretch before a send yields to the tool's other tasks (reading answers) and looks
+/// at the clock again, until the send is due: the tool's CPU is busy the whole run, and how
+/// late its sends were (reported) is what tells whether it kept up.
+async fn send_at(due: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        if due - now > PACE_BY_POLLING {
+            tokio::time::sleep_until((due - PACE_BY_POLLING).into()).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 // One thread: the tool is pinned to one CPU, where more threads would only contend.
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -153,16 +178,14 @@ async fn main() {
     let (offered, late, cpu_share) = local
         .run_until(async {
             let period = Duration::from_secs(1) / rate.max(1);
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let (start, cpu_at_start) = (Instant::now(), cpu_used());
             let end = start + Duration::from_secs(secs);
             let mut offered = 0u32;
             let mut late = Vec::new();
             let mut tasks = Vec::new();
             while Instant::now() < end {
-                tick.tick().await;
                 let due = start + period * offered;
+                send_at(due).await;
                 late.push(Instant::now().saturating_duration_since(due));
                 offered += 1;
                 let (addr, request, idle, results) =
