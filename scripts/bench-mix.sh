@@ -108,11 +108,17 @@ one_tls_pid=$!
 up "https://$ONE_TLS/health/ready" --cacert "$work/split/certs/ca.pem"
 up "https://$FRONT_GRPC/health/ready" --cacert "$work/grpc/certs/ca.pem"
 [ -z "$BASE" ] || up "https://$FRONT_BEFORE/health/ready" --cacert "$work/split_before/certs/ca.pem"
+procs() { # the cleave processes of a set-up
+  case $1 in
+    one) echo "$one_pid" ;; one_before) echo "$before_pid" ;; one_tls) echo "$one_tls_pid" ;;
+    split) pgrep -P "$split_pid" ;; grpc) pgrep -P "$grpc_pid" ;;
+    split_before) pgrep -P "$split_before_pid" ;;
+  esac
+}
 splits=(split grpc)
 [ -z "$BASE" ] || splits+=(split_before)
 for s in "${splits[@]}"; do
-  case $s in split) parent=$split_pid ;; grpc) parent=$grpc_pid ;; *) parent=$split_before_pid ;; esac
-  for p in $(pgrep -P "$parent"); do up "https://127.0.0.1:$(
+  for p in $(procs "$s"); do up "https://127.0.0.1:$(
     tr '\0' ' ' </proc/"$p"/cmdline | sed -E 's/.*--listen [^:]+:([0-9]+).*/\1/')/health/ready" --cacert "$work/$s/certs/ca.pem"; done
 done
 
@@ -122,13 +128,6 @@ declare -A target=([one]="http://$ONE" [split]="https://$FRONT" [grpc]="https://
 declare -A ca=([one]="" [split]="$work/split/certs/ca.pem" [grpc]="$work/grpc/certs/ca.pem"
   [one_before]="" [one_tls]="$work/split/certs/ca.pem"
   [split_before]="$work/split_before/certs/ca.pem")
-procs() { # the cleave processes of a set-up
-  case $1 in
-    one) echo "$one_pid" ;; one_before) echo "$before_pid" ;; one_tls) echo "$one_tls_pid" ;;
-    split) pgrep -P "$split_pid" ;; grpc) pgrep -P "$grpc_pid" ;;
-    split_before) pgrep -P "$split_before_pid" ;;
-  esac
-}
 cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 name_of() { tr '\0' ' ' </proc/"$1"/cmdline | sed -E 's/.*--modules ([^ ]+).*/\1/; t; s/.*/all/'; }
 hz=$(getconf CLK_TCK)

@@ -176,19 +176,12 @@ struct ForgetAnswers(RemoteClient);
 impl Subscriber for ForgetAnswers {
     async fn handle(&self, event: &Event) -> Result<(), EventError> {
         if let Some(resource) = crate::events::changed_resource(event) {
-            if self.0.forget_answers_about_change(event.id, &resource) {
-                tracing::debug!(
-                    module = self.0.module(),
-                    topic = %event.topic,
-                    "a resource changed through this process: the answers kept before it dropped"
-                );
+            let dropped = if self.0.forget_answers_about_change(event.id, &resource) {
+                "a resource changed through this process: the answers kept before it dropped"
             } else {
-                tracing::debug!(
-                    module = self.0.module(),
-                    topic = %event.topic,
-                    "a resource changed: the answers kept about it dropped"
-                );
-            }
+                "a resource changed: the answers kept about it dropped"
+            };
+            tracing::debug!(module = self.0.module(), topic = %event.topic, "{dropped}");
         } else if self.0.forget_answers() > 0 {
             tracing::info!(
                 module = self.0.module(),
