@@ -9,8 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use cleave_kernel::CallContext;
 use cleave_kernel::call::{HttpMethod, Operation, Repeat};
 use cleave_kernel::client::{
-    Method, OPERATION_HEADER, RemoteClient, RemoteError, RemoteRequest, RemoteSettings,
-    SAFE_TO_REPEAT_HEADER, Url,
+    CALL_HEADER, CallMarks, Method, RemoteClient, RemoteError, RemoteRequest, RemoteSettings, Url,
 };
 use cleave_kernel::error::{ApiError, KernelError};
 use cleave_kernel::http::{HttpLimits, ServerStack};
@@ -73,8 +72,10 @@ fn echo_context(cfg: &mut web::ServiceConfig) {
                 "request_id": ctx.request_id().as_str(),
                 "has_deadline": ctx.deadline().is_some(),
                 "budget_ms": ctx.remaining().map(|d| d.as_millis() as u64),
-                "operation": header(OPERATION_HEADER),
-                "safe_to_repeat": header(SAFE_TO_REPEAT_HEADER),
+                "call": header(CALL_HEADER),
+                "operation": CallMarks::of(req.headers()).operation,
+                "safe_to_repeat": CallMarks::of(req.headers()).safe,
+                "forwarded": CallMarks::of(req.headers()).forwarded,
             }))
         }),
     )
@@ -216,7 +217,7 @@ async fn remote_calls_name_their_operation_and_whether_they_may_be_repeated() {
     let seen = |echoed: serde_json::Value| {
         (
             echoed["operation"].as_str().map(String::from),
-            echoed["safe_to_repeat"].as_str().map(String::from),
+            echoed["safe_to_repeat"].as_bool().expect("a flag"),
         )
     };
     let read: serde_json::Value = remote
@@ -226,7 +227,7 @@ async fn remote_calls_name_their_operation_and_whether_they_may_be_repeated() {
         .expect("read");
     assert_eq!(
         seen(read),
-        (Some("probe.echo".into()), Some("true".into())),
+        (Some("probe.echo".into()), true),
         "a read is safe to repeat"
     );
     let keyless: serde_json::Value = remote
@@ -237,7 +238,7 @@ async fn remote_calls_name_their_operation_and_whether_they_may_be_repeated() {
         .expect("keyless charge");
     assert_eq!(
         seen(keyless),
-        (Some("probe.charge".into()), Some("false".into())),
+        (Some("probe.charge".into()), false),
         "a keyed operation without its key is not"
     );
     let keyed: serde_json::Value = remote
@@ -247,11 +248,31 @@ async fn remote_calls_name_their_operation_and_whether_they_may_be_repeated() {
         .fetch::<_, KernelError>()
         .await
         .expect("keyed charge");
-    assert_eq!(seen(keyed).1.as_deref(), Some("true"), "with its key it is");
+    assert!(seen(keyed).1, "with its key it is");
     let unnamed: serde_json::Value =
         serde_json::from_slice(&remote.call(raw(&ctx, "/echo")).await.expect("raw").body)
             .expect("json");
-    assert_eq!(seen(unnamed), (None, None), "a raw request names nothing");
+    assert!(
+        unnamed["call"].is_null(),
+        "a raw request names nothing: {unnamed}"
+    );
+    let forwarded: serde_json::Value = serde_json::from_slice(
+        &remote
+            .call(RemoteRequest {
+                op: Some(&ECHO),
+                forwarded: true,
+                ..raw(&ctx, "/echo")
+            })
+            .await
+            .expect("forwarded")
+            .body,
+    )
+    .expect("json");
+    assert_eq!(
+        forwarded["call"], "op=probe.echo; safe; forwarded",
+        "the three marks in one header"
+    );
+    assert_eq!(forwarded["forwarded"], true);
     server.stop().await;
 }
 

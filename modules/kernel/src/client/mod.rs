@@ -39,10 +39,79 @@ use tower::retry::budget::{Budget, TpsBudget};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// Header naming the contract operation a remote request calls (`<module>.<operation>`).
-pub const OPERATION_HEADER: &str = "x-cleave-operation";
-/// Header saying whether the request is safe to repeat (`true` or `false`).
-pub const SAFE_TO_REPEAT_HEADER: &str = "x-cleave-safe-to-repeat";
+/// Header saying what a request between Cleave processes is (see [`CallMarks`]), e.g.
+/// `op=payment.charge` or `op=catalog.get_product; safe; forwarded`: one header for the three
+/// marks, fewer for the callee's HTTP parser to take apart, and read only where a mark decides
+/// something (docs/BENCHMARKS.md, "A hop's marks in one header").
+pub const CALL_HEADER: &str = "x-cleave-call";
+
+/// What [`CALL_HEADER`] says of a request: the contract operation it calls (`op=<module>.
+/// <operation>`, when it calls one), whether it is safe to repeat (`safe`), and whether a
+/// process forwards it on behalf of a client (`forwarded`: the certificate of its connection
+/// then proves the hop, not the caller).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallMarks<'a> {
+    /// The operation called, e.g. `payment.charge`.
+    pub operation: Option<&'a str>,
+    /// Whether the request may be repeated (read-only, idempotent, or keyed and carrying its
+    /// key or reference).
+    pub safe: bool,
+    /// Whether the request is forwarded for a client.
+    pub forwarded: bool,
+}
+
+impl<'a> CallMarks<'a> {
+    /// Reads a [`CALL_HEADER`] value; what it does not know it passes over.
+    pub fn parse(value: &'a str) -> Self {
+        let mut marks = Self::default();
+        // By bytes: `str::split` with a char pattern costs several times as much here.
+        let mut rest = value;
+        while !rest.is_empty() {
+            let (item, after) =
+                rest.split_at(rest.bytes().position(|b| b == b';').unwrap_or(rest.len()));
+            rest = after.get(1..).unwrap_or("");
+            match item.trim_ascii() {
+                "safe" => marks.safe = true,
+                "forwarded" => marks.forwarded = true,
+                item => {
+                    if let Some(op) = item.strip_prefix("op=").filter(|op| !op.is_empty()) {
+                        marks.operation = Some(op);
+                    }
+                }
+            }
+        }
+        marks
+    }
+
+    /// The marks of a received request's headers (none without [`CALL_HEADER`]).
+    pub fn of(headers: &actix_web::http::header::HeaderMap) -> CallMarks<'_> {
+        // A name built once: a lookup by `&str` parses the name on every request.
+        const H_CALL: actix_web::http::header::HeaderName =
+            actix_web::http::header::HeaderName::from_static(CALL_HEADER);
+        headers
+            .get(H_CALL)
+            .and_then(|v| v.to_str().ok())
+            .map(CallMarks::parse)
+            .unwrap_or_default()
+    }
+
+    /// The [`CALL_HEADER`] value; `None` when there is nothing to say.
+    pub fn render(&self) -> Option<String> {
+        let mut items = Vec::with_capacity(3);
+        let op;
+        if let Some(operation) = self.operation {
+            op = format!("op={operation}");
+            items.push(op.as_str());
+        }
+        if self.safe {
+            items.push("safe");
+        }
+        if self.forwarded {
+            items.push("forwarded");
+        }
+        (!items.is_empty()).then(|| items.join("; "))
+    }
+}
 
 /// One call to a remote module, before it is encoded on the wire.
 #[derive(Debug, Clone)]
@@ -69,6 +138,8 @@ pub struct RemoteRequest {
     /// The REST path of the resource a gRPC call is about, when its operation's path
     /// parameters are all among its arguments (see [`OpCall::resource`]).
     pub resource: Option<String>,
+    /// Whether the request is forwarded for a client (see [`CallMarks::forwarded`]).
+    pub forwarded: bool,
 }
 
 impl RemoteRequest {
@@ -84,6 +155,7 @@ impl RemoteRequest {
             op: None,
             keyed: false,
             resource: None,
+            forwarded: false,
         }
     }
 
@@ -1077,20 +1149,18 @@ impl Service<RemoteRequest> for HttpTransport {
 fn call_headers(req: &RemoteRequest, headers: &mut HeaderMap) {
     // Header names and fixed values are built once, not parsed per call.
     const H_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
-    const H_OPERATION: HeaderName = HeaderName::from_static(OPERATION_HEADER);
-    const H_SAFE: HeaderName = HeaderName::from_static(SAFE_TO_REPEAT_HEADER);
+    const H_CALL: HeaderName = HeaderName::from_static(CALL_HEADER);
     if let Ok(id) = HeaderValue::from_str(req.ctx.request_id().as_str()) {
         headers.insert(H_REQUEST_ID, id);
     }
     crate::telemetry::inject_current(headers);
-    if let Some(op) = req.op {
-        headers.insert(H_OPERATION, HeaderValue::from_static(op.id));
-        let safe = if op.repeat.is_safe(req.keyed) {
-            "true"
-        } else {
-            "false"
-        };
-        headers.insert(H_SAFE, HeaderValue::from_static(safe));
+    let marks = CallMarks {
+        operation: req.op.map(|op| op.id),
+        safe: req.op.is_some_and(|op| op.repeat.is_safe(req.keyed)),
+        forwarded: req.forwarded,
+    };
+    if let Some(value) = marks.render().and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(H_CALL, value);
     }
     let forwards_authorization = req.headers.iter().any(|(n, _)| *n == "authorization");
     if let Some(token) = req
@@ -1856,6 +1926,27 @@ impl Service<RemoteRequest> for Replicas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_marks_read_what_they_know_and_pass_over_the_rest() {
+        let marks = CallMarks::parse("op=payment.charge;safe ; later-mark; forwarded");
+        assert_eq!(
+            marks,
+            CallMarks {
+                operation: Some("payment.charge"),
+                safe: true,
+                forwarded: true,
+            }
+        );
+        assert_eq!(CallMarks::parse("op=; true"), CallMarks::default());
+        assert_eq!(CallMarks::default().render(), None, "nothing to say");
+        let forwarded = CallMarks {
+            forwarded: true,
+            ..CallMarks::default()
+        };
+        assert_eq!(forwarded.render().as_deref(), Some("forwarded"));
+        assert_eq!(CallMarks::parse("forwarded"), forwarded);
+    }
 
     #[test]
     fn a_write_is_related_to_its_resource_what_is_inside_it_and_what_it_is_inside_of() {

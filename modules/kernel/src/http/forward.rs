@@ -86,9 +86,7 @@ async fn forward<E: ApiError>(
         })
         .collect();
     // The callee admits the client, not this process: its certificate proves the hop only.
-    remote_req
-        .headers
-        .push((super::FORWARDED_HEADER, "true".to_owned()));
+    remote_req.forwarded = true;
     remote_req.keyed = req.headers().contains_key("idempotency-key");
     remote_req.op = op;
     let module = fwd.remote.module();

@@ -93,8 +93,6 @@ async fn answer(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let started = Instant::now();
-    // Events the call committed are named to a calling module only (see ANNOUNCED_HEADER).
-    let module_call = req.headers().contains_key(crate::client::OPERATION_HEADER);
     let (res, marks) = marked(next.call(req).instrument(span.clone())).await;
     let res = match res {
         Ok(res) => res,
@@ -105,6 +103,12 @@ async fn answer(
         }
     };
     let mut res = ensure_problem_body(res.map_into_boxed_body(), &request_id);
+    // Events the call committed are named to a calling module only (see ANNOUNCED_HEADER);
+    // the request's marks are read only when there are such events.
+    let module_call = marks.iter().any(|(name, _)| *name == ANNOUNCED_HEADER)
+        && crate::client::CallMarks::of(res.request().headers())
+            .operation
+            .is_some();
     for (name, value) in marks {
         let announced = name == ANNOUNCED_HEADER;
         if announced && !module_call {
@@ -237,8 +241,8 @@ fn ensure_problem_body(
 ///   `WWW-Authenticate` header, the reason logged), whatever the route;
 /// - with a client certificate naming modules of the deployment ([`crate::tls::PeerModules`]),
 ///   those modules, unless the request says it is forwarded on behalf of someone else
-///   ([`FORWARDED_HEADER`]): a process forwarding a client's request does not lend it its
-///   own certificate.
+///   ([`crate::client::CallMarks::forwarded`]): a process forwarding a client's request does
+///   not lend it its own certificate.
 ///
 /// Requests without either pass as anonymous (refused by [`CallerProof`] where required).
 ///
@@ -251,7 +255,6 @@ pub async fn authenticate(
     let peer = req
         .conn_data::<crate::tls::PeerModules>()
         .map(|p| p.0.clone());
-    let forwarded = req.headers().contains_key(FORWARDED_HEADER);
     let principal = match bearer_token(req.headers()) {
         None => None,
         Some(token) => match verify(&req, &token).await {
@@ -268,7 +271,7 @@ pub async fn authenticate(
     {
         return Ok(req.into_response(refusal));
     }
-    let modules = peer.filter(|_| !forwarded);
+    let modules = peer.filter(|_| !crate::client::CallMarks::of(req.headers()).forwarded);
     if principal.is_some() || modules.is_some() {
         let mut ctx = req
             .extensions()
@@ -285,11 +288,6 @@ pub async fn authenticate(
     }
     Ok(next.call(req).await?.map_into_boxed_body())
 }
-
-/// Request header a process sets on requests it forwards for a client (see
-/// [`crate::http::forward`]): the certificate of the connection proves the hop, not the
-/// caller.
-pub const FORWARDED_HEADER: &str = "x-cleave-forwarded";
 
 async fn verify(
     req: &ServiceRequest,

@@ -13,8 +13,8 @@ mod shed;
 pub use app::{ServerStack, app};
 pub use extractors::{configure_extractors, configure_not_placed};
 pub use middleware::{
-    CallerProof, FORWARDED_HEADER, HttpLimits, authenticate, canonical_path, canonical_path_scope,
-    handler_timeout, request_scope,
+    CallerProof, HttpLimits, authenticate, canonical_path, canonical_path_scope, handler_timeout,
+    request_scope,
 };
 pub use routes::{Call, Reply, Routes, created, no_content, ok};
 pub use shed::InFlight;
