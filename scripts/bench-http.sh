@@ -8,7 +8,10 @@
 #           front serves the route from its gRPC client; kept answers off, so every read
 #           crosses, as a forwarded one does)
 # Every server runs one worker; wrk runs one thread. Rounds are interleaved and the median
-# is reported, with the ratios the goals are stated in. Loopback only; every run is bounded.
+# is reported, with the ratios the goals are stated in. Beside the throughput, each set-up's
+# CPU time a request (utime + stime of its server processes from /proc, wrk's left out): on
+# a shared machine whose neighbours move the throughput by 10-30% between rounds, the work a
+# request costs moves much less. Loopback only; every run is bounded.
 # With BENCH_BASELINE_BIN=<a cleave binary built from an earlier commit>, the same set-ups of
 # that binary (single, split, and a hop to its catalog) run in the same rounds, so a change
 # is compared with what it replaced in one run. A newer config/default.toml may hold keys an
@@ -39,10 +42,12 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
+declare -A pid_of
 start() { # name, then the command
   local name=$1; shift
   "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
+  pid_of[$name]=$!
 }
 cleave_env() { # data dir name, listen port
   echo "CLEAVE_SERVER__LISTEN=127.0.0.1:$2 CLEAVE_SERVER__WORKERS=1 CLEAVE_LOG__FORMAT=json CLEAVE_DATABASE__DATA_DIR=$work/$1"
@@ -104,57 +109,83 @@ done
 
 for s in "${setups[@]}"; do wrk -t1 -c"$CONNECTIONS" -d2s "${url[$s]}" >/dev/null; done # warm-up
 
-declare -A results
+# The server processes each set-up's requests pass through.
+declare -A procs_of=([bare]="bare" [single]="single" [split]="front catalog" [hop]="hop catalog"
+  [grpc]="front_grpc catalog_grpc" [single_before]="single_before"
+  [split_before]="front_before catalog_before" [hop_before]="hop_before catalog_before")
+ticks() { # CPU ticks used so far by the processes of set-up $1
+  local t=0 p
+  for p in ${procs_of[$1]}; do
+    t=$((t + $(awk '{print $14 + $15}' /proc/"${pid_of[$p]}"/stat)))
+  done
+  echo "$t"
+}
+hz=$(getconf CLK_TCK)
+
+declare -A results cpu
 for round in $(seq 1 "$ROUNDS"); do
   for s in "${setups[@]}"; do
+    before=$(ticks "$s")
     out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${url[$s]}")
+    used=$(($(ticks "$s") - before))
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    us=$(awk -v t="$used" -v hz="$hz" -v n="$n" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
+    cpu[$s]+="$us "
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
     errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
     [ -z "$errors" ] || { echo "bench-http: $s had errors: $errors" >&2; exit 1; }
     results[$s]+="$rps "
-    echo "round $round  $s  $rps req/s  p50 $p50" >&2
+    echo "round $round  $s  $rps req/s  p50 $p50  cpu $us us/request" >&2
   done
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 b=$(median "${results[bare]}"); s1=$(median "${results[single]}")
 sp=$(median "${results[split]}"); h=$(median "${results[hop]}"); g=$(median "${results[grpc]}")
+cb=$(median "${cpu[bare]}"); c1=$(median "${cpu[single]}"); csp=$(median "${cpu[split]}")
+ch=$(median "${cpu[hop]}"); cg=$(median "${cpu[grpc]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
 cat <<MD
 ### HTTP: GET $PATH_UNDER_TEST ($(date -u +%Y-%m-%d), $ROUNDS rounds x $DURATION, $CONNECTIONS connections, wrk -t1, 1 server worker)
 
-| set-up | median req/s | all rounds |
-| --- | ---: | --- |
-| bare actix handler (baseline) | $b | ${results[bare]}|
-| cleave, one process | $s1 | ${results[single]}|
-| hand-written actix+reqwest hop -> cleave catalog | $h | ${results[hop]}|
-| cleave split: front -> cleave catalog | $sp | ${results[split]}|
-| cleave split over gRPC: front -> cleave catalog | $g | ${results[grpc]}|
+| set-up | median req/s | all rounds | CPU µs / request (median) | all rounds |
+| --- | ---: | --- | ---: | --- |
+| bare actix handler (baseline) | $b | ${results[bare]}| $cb | ${cpu[bare]}|
+| cleave, one process | $s1 | ${results[single]}| $c1 | ${cpu[single]}|
+| hand-written actix+reqwest hop -> cleave catalog | $h | ${results[hop]}| $ch | ${cpu[hop]}|
+| cleave split: front -> cleave catalog | $sp | ${results[split]}| $csp | ${cpu[split]}|
+| cleave split over gRPC: front -> cleave catalog | $g | ${results[grpc]}| $cg | ${cpu[grpc]}|
 
 | goal | ratio | target |
 | --- | ---: | ---: |
 | one process / bare | $(ratio "$s1" "$b") | >= 0.85 |
 | split / hand-written hop | $(ratio "$sp" "$h") | >= 1.00 |
 | gRPC split / REST split | $(ratio "$g" "$sp") | (measured) |
+| bare / one process, CPU per request (as a throughput ratio: the work of a request) | $(ratio "$cb" "$c1") | (measured) |
+| hand-written hop / split, CPU per request (both processes of each) | $(ratio "$ch" "$csp") | (measured) |
 MD
 if [ -n "$BASE" ]; then
   s1b=$(median "${results[single_before]}"); spb=$(median "${results[split_before]}")
   hb=$(median "${results[hop_before]}")
+  c1b=$(median "${cpu[single_before]}"); cspb=$(median "${cpu[split_before]}")
+  chb=$(median "${cpu[hop_before]}")
   cat <<MD
 
 Baseline \`$BASE\`, same rounds:
 
-| set-up | median req/s | all rounds |
-| --- | ---: | --- |
-| baseline, one process | $s1b | ${results[single_before]}|
-| hand-written hop -> baseline catalog | $hb | ${results[hop_before]}|
-| baseline split | $spb | ${results[split_before]}|
+| set-up | median req/s | all rounds | CPU µs / request (median) | all rounds |
+| --- | ---: | --- | ---: | --- |
+| baseline, one process | $s1b | ${results[single_before]}| $c1b | ${cpu[single_before]}|
+| hand-written hop -> baseline catalog | $hb | ${results[hop_before]}| $chb | ${cpu[hop_before]}|
+| baseline split | $spb | ${results[split_before]}| $cspb | ${cpu[split_before]}|
 
 | ratio | baseline | this build |
 | --- | ---: | ---: |
 | one process / bare | $(ratio "$s1b" "$b") | $(ratio "$s1" "$b") |
 | split / hand-written hop | $(ratio "$spb" "$hb") | $(ratio "$sp" "$h") |
+| bare / one process, CPU per request | $(ratio "$cb" "$c1b") | $(ratio "$cb" "$c1") |
+| hand-written hop / split, CPU per request | $(ratio "$chb" "$cspb") | $(ratio "$ch" "$csp") |
 MD
 fi

@@ -17,7 +17,10 @@
 # (`off`, `in_flight=N`, `queue_delay=MS`); BENCH_SHED_CART_ITEMS puts that many products in
 # the visitor's cart first (with BENCH_SHED_PATH=/cart: a page that reads the cart from the
 # database and converts every line, for machines whose capacity for the home page is more
-# than the load tool can send twice over).
+# than the load tool can send twice over); BENCH_SHED_PRODUCTS=N puts N copies of every
+# product in the catalog first (written to its table with sqlite3 before the process that
+# serves the rounds starts): a home page that still waits on nothing (the catalog is read
+# from memory, the cart count kept) but costs the worker N+1 times the products' share of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +28,7 @@ SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 LIMITS=(${BENCH_LIMITS:-off in_flight=64 in_flight=4 queue_delay=2 queue_delay=5})
 PAGE=${BENCH_SHED_PATH:-/} # what is requested; default the storefront's home page
+[ "${BENCH_SHED_PRODUCTS:-0}" -eq 0 ] || command -v sqlite3 >/dev/null || { echo "bench-shed: BENCH_SHED_PRODUCTS needs sqlite3" >&2; exit 1; }
 [ "${BENCH_SHED_CART_ITEMS:-0}" -eq 0 ] || command -v jq >/dev/null || { echo "bench-shed: BENCH_SHED_CART_ITEMS needs jq" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench-shed: needs 2 CPUs (server and load pinned apart)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench-shed: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -70,12 +74,26 @@ fill_cart() { # the products of the catalog's first page, one of each, into the 
     curl -fsS -o /dev/null -H "$COOKIE" --data "product_id=$id&quantity=1" http://127.0.0.1:18310/cart
   done
 }
+COPIES=${BENCH_SHED_PRODUCTS:-0}
+copy_products() { # every product of the catalog again, COPIES times, under ids of its own
+  local n
+  for n in $(seq "$COPIES"); do
+    echo "INSERT INTO catalog_products SELECT id || '-$n', name || ' $n', description, picture,
+      price_currency_code, price_units, price_nanos, categories FROM catalog_products
+      WHERE id NOT LIKE '%-%';"
+  done | sqlite3 "$work/data/cleave.db"
+}
 load() { taskset -c 1 "$BIN/examples/bench-open-loop" "http://127.0.0.1:18310$PAGE" "$1" "$SECS" "$COOKIE"; }
 
 results="$work/results"
 for round in $(seq "$ROUNDS"); do
   serve off
-  # The database outlives the restarts: the cart is filled once.
+  # The database outlives the restarts: the catalog grows and the cart is filled once.
+  if [ "$round" -eq 1 ] && [ "$COPIES" -gt 0 ]; then
+    stop
+    copy_products
+    serve off
+  fi
   [ "$round" -gt 1 ] || [ "$FILL" -eq 0 ] || fill_cart
   cap=$(taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -H "$COOKIE" "http://127.0.0.1:18310$PAGE" | awk '/Requests\/sec/ {printf "%d", $2}')
   echo "capacity $cap" >>"$results"
