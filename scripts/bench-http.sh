@@ -9,9 +9,9 @@
 #           crosses, as a forwarded one does)
 # Every server runs one worker; wrk runs one thread. Rounds are interleaved and the median
 # is reported, with the ratios the goals are stated in. Beside the throughput, each set-up's
-# CPU time a request (utime + stime of its server processes from /proc, wrk's left out): on
-# a shared machine whose neighbours move the throughput by 10-30% between rounds, the work a
-# request costs moves much less. Loopback only; every run is bounded.
+# CPU time a request (utime + stime of its server processes from /proc, wrk's left out): where
+# the throughput is lower, it tells work a request costs from time spent waiting (on a noisy
+# host it moves between rounds too). Loopback only; every run is bounded.
 # With BENCH_BASELINE_BIN=<a cleave binary built from an earlier commit>, the same set-ups of
 # that binary (single, split, and a hop to its catalog) run in the same rounds, so a change
 # is compared with what it replaced in one run. A newer config/default.toml may hold keys an
@@ -38,15 +38,13 @@ PROFILE=${BENCH_PROFILE:-release}
 cargo build --profile "$PROFILE" --locked --bin cleave --example bench-bare --example bench-forward
 BIN=target/$PROFILE
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+declare -A pid_of # each server process by name
+cleanup() { for p in "${pid_of[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-declare -A pid_of
 start() { # name, then the command
   local name=$1; shift
   "$@" >"$work/$name.log" 2>&1 &
-  pids+=($!)
   pid_of[$name]=$!
 }
 cleave_env() { # data dir name, listen port

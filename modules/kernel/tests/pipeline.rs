@@ -62,6 +62,7 @@ fn echo_context(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/echo",
         web::route().to(|ctx: CallContext, req: HttpRequest| async move {
+            let marks = CallMarks::of(req.headers());
             let header = |name: &str| {
                 req.headers()
                     .get(name)
@@ -73,9 +74,9 @@ fn echo_context(cfg: &mut web::ServiceConfig) {
                 "has_deadline": ctx.deadline().is_some(),
                 "budget_ms": ctx.remaining().map(|d| d.as_millis() as u64),
                 "call": header(CALL_HEADER),
-                "operation": CallMarks::of(req.headers()).operation,
-                "safe_to_repeat": CallMarks::of(req.headers()).safe,
-                "forwarded": CallMarks::of(req.headers()).forwarded,
+                "operation": marks.operation,
+                "safe_to_repeat": marks.safe,
+                "forwarded": marks.forwarded,
             }))
         }),
     )

@@ -97,19 +97,19 @@ impl<'a> CallMarks<'a> {
 
     /// The [`CALL_HEADER`] value; `None` when there is nothing to say.
     pub fn render(&self) -> Option<String> {
-        let mut items = Vec::with_capacity(3);
-        let op;
-        if let Some(operation) = self.operation {
-            op = format!("op={operation}");
-            items.push(op.as_str());
+        let mut value = self
+            .operation
+            .map(|op| format!("op={op}"))
+            .unwrap_or_default();
+        for (set, flag) in [(self.safe, "safe"), (self.forwarded, "forwarded")] {
+            if set {
+                if !value.is_empty() {
+                    value.push_str("; ");
+                }
+                value.push_str(flag);
+            }
         }
-        if self.safe {
-            items.push("safe");
-        }
-        if self.forwarded {
-            items.push("forwarded");
-        }
-        (!items.is_empty()).then(|| items.join("; "))
+        (!value.is_empty()).then_some(value)
     }
 }
 
