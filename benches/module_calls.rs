@@ -17,9 +17,9 @@ use cleave_kernel::CallContext;
 use cleave_kernel::call::{
     BoxFuture, CallInfo, CallLayer, CallLayers, CallPath, Locality, Next, Outcome,
 };
-use cleave_kernel::module::Contract;
-use cleave_kernel::testing::{TestDb, TestServer};
-use cleave_migrations::MigratorTrait;
+use cleave_kernel::module::{Contract, Migrations};
+use cleave_kernel::testing::{ContractHarness, TestDb, TestServer};
+use cleave_migrations::catalog::Migrator;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// A layer that does nothing but pass the call on: the price of the interception point.
@@ -46,10 +46,9 @@ fn module_calls(c: &mut Criterion) {
 
     let db = TestDb::sqlite();
     let module = rt.block_on(async {
-        let conn = db.connect().await;
-        cleave_migrations::catalog::Migrator::up(&conn, None)
-            .await
-            .expect("migrate");
+        let conn = ContractHarness::<CatalogModule>::new::<Migrations<Migrator>>()
+            .migrated(&db)
+            .await;
         CatalogModule::start(
             conn,
             &CatalogConfig { refresh_secs: 0 },

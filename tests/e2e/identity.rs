@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use cleave_kernel::testing::TestDb;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{TestApp, call_json as call, raw, read};
 use crate::process::Cleave;
@@ -384,123 +384,23 @@ async fn sign_up(base: &str, email: &str) -> (String, String, String) {
     (access, refresh, user_id)
 }
 
-/// The key identity signs with, read from its database: for forging tokens in tests.
-async fn signing_key(db_url: &str) -> (String, Vec<u8>, String) {
-    use base64::Engine;
-    use sea_orm::{ConnectionTrait, Statement};
-    let db = cleave_kernel::db::connect(db_url, 1)
-        .await
-        .expect("open identity db");
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT kid, private_pkcs8, public_x FROM identity_signing_keys \
-             WHERE retired_at_ms IS NULL",
-        ))
-        .await
-        .expect("query")
-        .expect("a key");
-    let kid: String = row.try_get_by_index(0).expect("kid");
-    let der: String = row.try_get_by_index(1).expect("der");
-    let x: String = row.try_get_by_index(2).expect("x");
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(der)
-        .expect("base64");
-    (kid, der, x)
-}
-
 #[tokio::test]
 async fn with_identity_in_its_own_process_every_forged_or_stale_token_is_refused() {
-    use base64::Engine;
-    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let dir = tempfile::tempdir().expect("dir");
     let identity_db = sqlite_url(dir.path(), "identity.db");
     let (_identity, main) = identity_and_main(dir.path(), "catalog,currency,cart,recommendation");
     let base = main.base();
     let (_, refresh, sub) = sign_up(&base, "split@example.com").await;
 
-    let (kid, der, x) = signing_key(&identity_db).await;
-    let now = cleave_kernel::events::now_ms() / 1000;
-    let good = json!({"iss": "cleave", "aud": "cleave", "sub": sub, "exp": now + 300,
-                      "iat": now, "jti": "j-1", "roles": ["shopper"]});
-    let with = |key: &str, value: Value| {
-        let mut c = good.clone();
-        c[key] = value;
-        c
-    };
-    let eddsa = |kid: &str, typ: &str| {
-        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        h.typ = Some(typ.into());
-        h.kid = Some(kid.into());
-        h
-    };
-    let sign = |header: jsonwebtoken::Header, claims: &Value| {
-        jsonwebtoken::encode(
-            &header,
-            claims,
-            &jsonwebtoken::EncodingKey::from_ed_der(&der),
-        )
-        .expect("sign")
-    };
-    let mut no_exp = good.clone();
-    no_exp.as_object_mut().expect("object").remove("exp");
-    let mut hs256 = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    hs256.typ = Some("at+jwt".into());
-    hs256.kid = Some(kid.clone());
-    let genuine = sign(eddsa(&kid, "at+jwt"), &good);
-    let mut parts = genuine.split('.');
-    let (head, _, sig) = (
-        parts.next().expect("head"),
-        parts.next().expect("body"),
-        parts.next().expect("sig"),
-    );
-    let cases = [
-        (
-            "alg none",
-            format!(
-                "{}.{}.",
-                b64(&json!({"alg": "none", "typ": "at+jwt", "kid": kid})),
-                b64(&good)
-            ),
-        ),
-        (
-            "HS256 with the public key",
-            jsonwebtoken::encode(
-                &hs256,
-                &good,
-                &jsonwebtoken::EncodingKey::from_secret(x.as_bytes()),
-            )
-            .expect("hs256"),
-        ),
-        (
-            "wrong aud",
-            sign(eddsa(&kid, "at+jwt"), &with("aud", json!("other"))),
-        ),
-        (
-            "wrong iss",
-            sign(eddsa(&kid, "at+jwt"), &with("iss", json!("evil"))),
-        ),
-        (
-            "expired",
-            sign(eddsa(&kid, "at+jwt"), &with("exp", json!(now - 120))),
-        ),
-        (
-            "nbf in the future",
-            sign(eddsa(&kid, "at+jwt"), &with("nbf", json!(now + 600))),
-        ),
-        ("missing exp", sign(eddsa(&kid, "at+jwt"), &no_exp)),
-        (
-            "tampered payload",
-            format!("{head}.{}.{sig}", b64(&with("roles", json!(["admin"])))),
-        ),
-        ("unknown kid", sign(eddsa("no-such-key", "at+jwt"), &good)),
-        ("wrong typ", sign(eddsa(&kid, "JWT"), &good)),
-        ("a refresh token", refresh.clone()),
-    ];
+    let identity_conn = cleave_kernel::db::connect(&identity_db, 1)
+        .await
+        .expect("open identity db");
+    let cases = identity::testing::forged_tokens(&identity_conn, &sub, &refresh).await;
     // Each is refused by the main process itself (its own route) and on a forwarded one.
-    for (case, token) in &cases {
+    for forged in &cases {
         for path in ["/api/catalog/v1/products", "/api/identity/v1/me"] {
-            let answer = call(&base, Method::GET, path, None, Some(token)).await;
+            let answer = call(&base, Method::GET, path, None, Some(&forged.token)).await;
+            let case = forged.case;
             assert_eq!(answer.status, 401, "{case} on {path}: {answer:?}");
             answer.assert_problem(401, "auth.unauthenticated");
         }

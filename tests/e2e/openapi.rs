@@ -37,26 +37,13 @@ async fn send(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = req.send().await.expect("send");
-    let status = res.status().as_u16();
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let bytes = res.bytes().await.expect("body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-    };
+    let answer = crate::helpers::read(req.send().await.expect("send")).await;
     Seen {
         method,
         path: path.split('?').next().unwrap_or_default().to_owned(),
-        status,
-        content_type,
-        body,
+        status: answer.status.as_u16(),
+        content_type: answer.content_type,
+        body: answer.body,
     }
 }
 

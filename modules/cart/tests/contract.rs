@@ -7,22 +7,21 @@ use cart_api::{CartApi, contract};
 use cleave_kernel::events::Relay;
 use cleave_kernel::module::Migrations;
 use cleave_kernel::testing::{ContractHarness, TestDb, test_databases};
-use cleave_migrations::MigratorTrait;
 use cleave_migrations::cart::Migrator;
 
+fn harness() -> ContractHarness<CartModule> {
+    ContractHarness::new::<Migrations<Migrator>>()
+        .with_migrations::<Migrations<cleave_migrations::events::Migrator>>()
+}
+
 async fn start(db: &TestDb) -> Arc<CartModule> {
-    let conn = db.connect().await;
-    Migrator::up(&conn, None).await.expect("migrate cart");
-    cleave_migrations::events::Migrator::up(&conn, None)
-        .await
-        .expect("migrate the outbox");
+    let conn = harness().migrated(db).await;
     CartModule::new(conn, &CartConfig::default(), CartDeps, Relay::disabled())
 }
 
 #[tokio::test]
 async fn cart_meets_the_contract_in_process_and_over_http() {
-    ContractHarness::<CartModule>::new::<Migrations<Migrator>>()
-        .with_migrations::<Migrations<cleave_migrations::events::Migrator>>()
+    harness()
         .run(|p| async move { contract::run(&p).await })
         .await;
 }
@@ -128,11 +127,7 @@ async fn a_kept_cart_is_read_until_a_change_drops_it() {
     use sea_orm::ConnectionTrait;
 
     for db in test_databases().await {
-        let conn = db.connect().await;
-        Migrator::up(&conn, None).await.expect("migrate cart");
-        cleave_migrations::events::Migrator::up(&conn, None)
-            .await
-            .expect("migrate the outbox");
+        let conn = harness().migrated(&db).await;
         let mut asm = Assembly::standalone(Some(conn.clone()));
         let module = asm
             .start::<CartModule>(CartConfig { keep_ms: 600_000 })

@@ -6,7 +6,6 @@ use cleave_domain::ProductId;
 use cleave_kernel::CallContext;
 use cleave_kernel::module::Migrations;
 use cleave_kernel::testing::{ContractHarness, TestDb, TestKeys, at_the_edge, test_databases};
-use cleave_migrations::MigratorTrait;
 use cleave_migrations::catalog::Migrator;
 use sea_orm::ConnectionTrait;
 
@@ -17,13 +16,8 @@ fn harness() -> ContractHarness<CatalogModule> {
 }
 
 async fn start(db: &TestDb) -> std::sync::Arc<CatalogModule> {
-    let conn = db.connect().await;
-    Migrator::up(&conn, None).await.expect("migrate catalog");
-    cleave_migrations::events::Migrator::up(&conn, None)
-        .await
-        .expect("migrate the outbox");
     CatalogModule::start(
-        conn,
+        harness().migrated(db).await,
         &CatalogConfig { refresh_secs: 0 },
         CatalogDeps,
         cleave_kernel::events::Relay::disabled(),

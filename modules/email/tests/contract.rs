@@ -12,20 +12,18 @@ use cleave_migrations::MigratorTrait;
 use email::{EmailConfig, EmailDeps, EmailModule, MailTransport};
 use email_api::{EmailApi, contract};
 
+fn harness() -> ContractHarness<EmailModule> {
+    ContractHarness::new::<Migrations<cleave_migrations::email::Migrator>>()
+        .with_migrations::<Migrations<cleave_migrations::events::Migrator>>()
+}
+
 async fn start(db: &TestDb, config: &EmailConfig) -> Arc<EmailModule> {
-    let conn = db.connect().await;
-    cleave_migrations::email::Migrator::up(&conn, None)
-        .await
-        .expect("migrate email");
-    cleave_migrations::events::Migrator::up(&conn, None)
-        .await
-        .expect("migrate outbox");
-    EmailModule::new(conn, config, EmailDeps)
+    EmailModule::new(harness().migrated(db).await, config, EmailDeps)
 }
 
 #[tokio::test]
 async fn email_meets_the_contract_in_process_and_over_http() {
-    ContractHarness::<EmailModule>::new::<Migrations<cleave_migrations::email::Migrator>>()
+    harness()
         .run(|p| async move {
             contract::run(&p.label, p.api.as_ref(), &p.as_user("ops", &["admin"])).await
         })

@@ -17,6 +17,8 @@
 //! Rotating keys keeps the old public key published until every token it signed has expired.
 
 mod entity;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 use cleave_kernel::module;
 use cleave_kernel::module::ModuleConfig;

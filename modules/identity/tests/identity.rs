@@ -4,33 +4,29 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cleave_kernel::CallContext;
 use cleave_kernel::auth::{AccessClaims, AuthError, Authenticator, TokenVerifier};
-use cleave_kernel::events::{Relay, now_ms};
+use cleave_kernel::events::Relay;
 use cleave_kernel::http::ServerStack;
-use cleave_kernel::module::Contract;
+use cleave_kernel::module::{Contract, Migrations};
 use cleave_kernel::testing::{
-    TestDb, TestGrpcServer, TestServer, at_the_edge, refusal, test_databases,
+    ContractHarness, TestDb, TestGrpcServer, TestServer, at_the_edge, refusal, test_databases,
 };
-use cleave_migrations::MigratorTrait;
+use identity::testing::Forged;
 use identity::{IdentityConfig, IdentityDeps, IdentityModule};
 use identity_api::{
     Credentials, IdentityApi, IdentityContract, IdentityError, IdentityKeys, IdentityUsers, Secret,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use serde_json::{Value, json};
 
 async fn start(db: &TestDb) -> (Arc<IdentityModule>, DatabaseConnection) {
-    let conn = db.connect().await;
-    cleave_migrations::identity::Migrator::up(&conn, None)
-        .await
-        .expect("migrate identity");
     // Deletions go through the outbox.
-    cleave_migrations::events::Migrator::up(&conn, None)
-        .await
-        .expect("migrate the outbox");
+    let conn = ContractHarness::<IdentityModule>::new::<
+        Migrations<cleave_migrations::identity::Migrator>,
+    >()
+    .with_migrations::<Migrations<cleave_migrations::events::Migrator>>()
+    .migrated(db)
+    .await;
     let module = IdentityModule::start(
         conn.clone(),
         &IdentityConfig::default(),
@@ -319,77 +315,6 @@ async fn passwords_are_stored_as_argon2id_and_refresh_tokens_only_as_hashes() {
     }
 }
 
-/// The private key currently signing, and its kid, read from the module's table.
-async fn signing_key(conn: &DatabaseConnection) -> (String, Vec<u8>, String) {
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT kid, private_pkcs8, public_x FROM identity_signing_keys \
-             WHERE retired_at_ms IS NULL",
-        ))
-        .await
-        .expect("query")
-        .expect("a key");
-    let kid: String = row.try_get_by_index(0).expect("kid");
-    let der: String = row.try_get_by_index(1).expect("der");
-    let x: String = row.try_get_by_index(2).expect("x");
-    (kid, STANDARD.decode(der).expect("base64"), x)
-}
-
-fn claims_for(sub: &str) -> Value {
-    let now = now_ms() / 1000;
-    json!({"iss": "cleave", "aud": "cleave", "sub": sub, "exp": now + 300, "iat": now,
-           "jti": uuid::Uuid::new_v4().to_string(), "roles": ["shopper"]})
-}
-
-fn sign(header: jsonwebtoken::Header, claims: &Value, der: &[u8]) -> String {
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &jsonwebtoken::EncodingKey::from_ed_der(der),
-    )
-    .expect("sign")
-}
-
-/// A token with exactly `header` (which the JWT library's header type cannot always
-/// carry), signed with the Ed25519 key `der`.
-fn sign_raw(header: &Value, claims: &Value, der: &[u8]) -> String {
-    let input = format!("{}.{}", b64(header), b64(claims));
-    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(der).expect("key");
-    let sig = URL_SAFE_NO_PAD.encode(pair.sign(input.as_bytes()).as_ref());
-    format!("{input}.{sig}")
-}
-
-fn eddsa(kid: &str) -> jsonwebtoken::Header {
-    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-    h.typ = Some("at+jwt".into());
-    h.kid = Some(kid.into());
-    h
-}
-
-fn b64(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
-}
-
-/// Why each forged token must be refused (so that none passes the test for another reason).
-fn expected_reason(case: &str) -> &'static str {
-    match case {
-        "alg none" | "a refresh token" => "not a well-formed JWT",
-        "HS256 signed with the public key" => "algorithm is not allowed",
-        "wrong aud" => "another audience",
-        "wrong iss" => "another issuer",
-        "expired" => "expired",
-        "nbf in the future" => "not valid yet",
-        "missing exp" => "lacks a required claim",
-        "tampered payload" => "signature is invalid",
-        "unknown kid" => "unknown key",
-        "not an access token (typ)" => "not an access token",
-        "iat a year ahead" => "issued in the future",
-        "an unknown crit header" => "critical header extensions",
-        _ => "?",
-    }
-}
-
 #[tokio::test]
 async fn forged_stale_and_misdirected_tokens_are_refused() {
     let db = TestDb::sqlite();
@@ -420,96 +345,20 @@ async fn forged_stale_and_misdirected_tokens_are_refused() {
         .expect("genuine token");
     assert_eq!(ok.subject, user.user_id);
 
-    let (kid, der, x) = signing_key(&conn).await;
-    let good = claims_for(&user.user_id);
-    let with = |key: &str, value: Value| {
-        let mut c = good.clone();
-        c[key] = value;
-        c
-    };
-    let without = |key: &str| {
-        let mut c = good.clone();
-        c.as_object_mut().expect("object").remove(key);
-        c
-    };
-    let now = now_ms() / 1000;
-    let genuine = sign(eddsa(&kid), &good, &der);
-    let (head, rest) = genuine.split_once('.').expect("jwt");
-    let (_, sig) = rest.split_once('.').expect("jwt");
-    let mut hs256 = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    hs256.typ = Some("at+jwt".into());
-    hs256.kid = Some(kid.clone());
-    let mut wrong_typ = eddsa(&kid);
-    wrong_typ.typ = Some("JWT".into());
-
-    let cases: Vec<(&str, String)> = vec![
-        (
-            "alg none",
-            format!(
-                "{}.{}.",
-                b64(&json!({"alg": "none", "typ": "at+jwt", "kid": kid})),
-                b64(&good)
-            ),
-        ),
-        (
-            "HS256 signed with the public key",
-            jsonwebtoken::encode(
-                &hs256,
-                &good,
-                &jsonwebtoken::EncodingKey::from_secret(x.as_bytes()),
-            )
-            .expect("hs256"),
-        ),
-        (
-            "wrong aud",
-            sign(eddsa(&kid), &with("aud", json!("someone-else")), &der),
-        ),
-        (
-            "wrong iss",
-            sign(eddsa(&kid), &with("iss", json!("evil")), &der),
-        ),
-        (
-            "expired",
-            sign(eddsa(&kid), &with("exp", json!(now - 120)), &der),
-        ),
-        (
-            "nbf in the future",
-            sign(eddsa(&kid), &with("nbf", json!(now + 600)), &der),
-        ),
-        ("missing exp", sign(eddsa(&kid), &without("exp"), &der)),
-        (
-            "tampered payload",
-            format!("{head}.{}.{sig}", b64(&with("roles", json!(["admin"])))),
-        ),
-        ("unknown kid", sign(eddsa("no-such-key"), &good, &der)),
-        ("not an access token (typ)", sign(wrong_typ, &good, &der)),
-        ("a refresh token", pair.refresh_token.expose().to_owned()),
-        (
-            "iat a year ahead",
-            sign(
-                eddsa(&kid),
-                &with("iat", json!(now + 365 * 24 * 3600)),
-                &der,
-            ),
-        ),
-        (
-            "an unknown crit header",
-            sign_raw(
-                &json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid,
-                        "crit": ["urn:example:must-check"], "urn:example:must-check": true}),
-                &good,
-                &der,
-            ),
-        ),
-    ];
-    for (case, token) in cases {
+    let forged =
+        identity::testing::forged_tokens(&conn, &user.user_id, pair.refresh_token.expose()).await;
+    for Forged {
+        case,
+        token,
+        reason: want,
+    } in forged
+    {
         match auth.authenticate(&token).await {
             Err(AuthError::Unauthenticated { reason }) => {
                 assert!(
                     !reason.contains(&token),
                     "{case}: the reason never echoes the token"
                 );
-                let want = expected_reason(case);
                 assert!(
                     reason.contains(want),
                     "{case}: refused for {reason:?}, not {want:?}"

@@ -451,6 +451,21 @@ impl<M: Module> ContractHarness<M> {
         self
     }
 
+    /// A connection to `db` with `M`'s migrations applied: for tests that build the module
+    /// themselves.
+    ///
+    /// # Panics
+    /// When a migration fails.
+    pub async fn migrated(&self, db: &TestDb) -> DatabaseConnection {
+        let conn = db.connect().await;
+        for migrate in &self.migrate {
+            migrate(&conn)
+                .await
+                .unwrap_or_else(|e| panic!("migrate {}: {e}", M::Contract::MODULE));
+        }
+        conn
+    }
+
     /// `M` started on a fresh, migrated `db`, with its dependencies provided, trusting `keys`.
     ///
     /// # Panics
@@ -460,12 +475,7 @@ impl<M: Module> ContractHarness<M> {
         db: &TestDb,
         keys: &Arc<TestKeys>,
     ) -> Arc<<M::Contract as Contract>::Api> {
-        let conn = db.connect().await;
-        for migrate in &self.migrate {
-            migrate(&conn)
-                .await
-                .unwrap_or_else(|e| panic!("migrate {}: {e}", M::Contract::MODULE));
-        }
+        let conn = self.migrated(db).await;
         let mut asm = Assembly::standalone(Some(conn));
         asm.set_authenticator(keys.authenticator());
         (self.provide)(&mut asm);
