@@ -1,12 +1,9 @@
 //! The gRPC transport: the innermost stage for a replica reached over gRPC (see
 //! [`crate::grpc`]).
 
-use std::task::{Context, Poll};
-
 use actix_web::web::Bytes;
 use hyper::http;
 use tonic::Status;
-use tower::Service;
 
 use super::{PerThread, RemoteError, RemoteRequest, RemoteResponse, Resolver};
 use crate::call::BoxFuture;
@@ -63,16 +60,11 @@ pub(crate) fn is_grpc_call(req: &RemoteRequest) -> bool {
         .is_some_and(|ct| ct.starts_with("application/grpc"))
 }
 
-impl Service<RemoteRequest> for GrpcTransport {
-    type Response = RemoteResponse;
-    type Error = RemoteError;
-    type Future = BoxFuture<'static, Result<RemoteResponse, RemoteError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), RemoteError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: RemoteRequest) -> Self::Future {
+impl GrpcTransport {
+    pub(super) fn send(
+        &self,
+        req: RemoteRequest,
+    ) -> BoxFuture<'static, Result<RemoteResponse, RemoteError>> {
         let module = self.module;
         let not_sent = move |reason: String| {
             Box::pin(async move { Err(RemoteError::NotSent { module, reason }) })
