@@ -4,14 +4,14 @@
 use super::*;
 
 /// Most answers one client keeps; past it the expired ones go, then all.
-pub(super) const MAX_KEPT_ANSWERS: usize = 10_000;
+const MAX_KEPT_ANSWERS: usize = 10_000;
 /// Most changes made through one client remembered until their events arrive; past it the
 /// oldest go (their events then drop all they name, as another process's would).
-pub(super) const MAX_OWN_CHANGES: usize = 1024;
+const MAX_OWN_CHANGES: usize = 1024;
 
 /// What identifies a kept answer: the operation, the resource (see [`resource_of`]), the body,
 /// and, for an operation not everyone may call, who asked (see [`asker`]).
-pub(super) type AnswerKey = (&'static str, String, Bytes, Option<String>);
+type AnswerKey = (&'static str, String, Bytes, Option<String>);
 
 /// The resource a call is about, as kept answers are keyed and dropped: over REST its path
 /// with its query; over gRPC the REST path its operation names ([`OpCall::resource`]), else

@@ -145,7 +145,7 @@ impl Replicas {
 /// The replicas after looking `urls` up with `lookup`: every address of each url, the ones
 /// `current` already has kept as they are; a url whose lookup fails keeps its current
 /// replicas. `None` when nothing changed or nothing would be left.
-pub(super) async fn rediscover<F, Fut>(
+async fn rediscover<F, Fut>(
     module: &'static str,
     urls: &[Url],
     current: &[Arc<Replica>],

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Whether an answer's status says the callee (or what is behind it) failed for now.
-pub(super) fn transient_status(status: u16) -> bool {
+fn transient_status(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 

@@ -5,7 +5,7 @@ use super::*;
 /// One stage of the pipeline that wraps the stages inside it: what it does with a call, the
 /// inner stages being `inner`. [`StepLayer`] makes it a tower layer; the stages differ only
 /// in this.
-pub(super) trait Step: Clone {
+trait Step: Clone {
     fn call<S: Inner>(&self, inner: &mut S, req: RemoteRequest) -> Answer;
 }
 
@@ -14,7 +14,7 @@ pub(super) type Answer = BoxFuture<Result<RemoteResponse, RemoteError>>;
 
 /// The stages inside a [`Step`]: a service of remote calls whose answers may be awaited
 /// anywhere.
-pub(super) trait Inner:
+trait Inner:
     Service<RemoteRequest, Response = RemoteResponse, Error = RemoteError, Future: Send + 'static>
 {
 }

@@ -200,7 +200,7 @@ impl HttpTransport {
 
 /// The body of `res`, refused as soon as it is known to exceed `limit` bytes (by its
 /// `Content-Length`, or while it streams in).
-pub(super) async fn read_capped(
+async fn read_capped(
     res: hyper::Response<hyper::body::Incoming>,
     limit: usize,
     module: &'static str,
@@ -239,7 +239,7 @@ pub(super) async fn read_capped(
 /// multiplexed connection did. hyper's own client rather than reqwest: reqwest
 /// parses each call's url three times (its redirect policy and its response included), a
 /// sixth of a forwarded read's instructions, for features a module call does not use.
-pub(super) type HttpClient = PerThread<
+type HttpClient = PerThread<
     hyper_util::client::legacy::Client<
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector<Resolver>>,
         http_body_util::Full<Bytes>,
