@@ -450,12 +450,8 @@ fn check_discovery(
     }
 }
 
-/// The database url's scheme is one Cleave speaks, and production names its database.
 /// The OTLP endpoint is an http(s) url; the sampling ratio a share.
-fn check_telemetry(
-    figment: &Figment,
-    telemetry: &TelemetryConfig,
-) -> Result<(), ConfigError> {
+fn check_telemetry(figment: &Figment, telemetry: &TelemetryConfig) -> Result<(), ConfigError> {
     if let Some(endpoint) = &telemetry.otlp_endpoint {
         let ok = Url::parse(endpoint)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
@@ -477,6 +473,7 @@ fn check_telemetry(
     Ok(())
 }
 
+/// The database url's scheme is one Cleave speaks, and production names its database.
 fn check_database(figment: &Figment, db: &DatabaseConfig) -> Result<(), ConfigError> {
     match &db.url {
         Some(url) => {

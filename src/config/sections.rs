@@ -80,9 +80,7 @@ impl Default for ServerConfig {
 }
 
 /// Accepts `"a,b"` (handy in env vars) as well as `["a", "b"]`.
-fn module_list<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Vec<String>>, D::Error> {
+fn module_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
