@@ -92,9 +92,7 @@ impl Replicas {
             }
         });
     }
-}
 
-impl Replicas {
     /// Runs `task`, which keeps the set up to date through its weak handle (ending when the
     /// client is dropped), on the current runtime; without one there is nothing to run it on,
     /// and the replicas stay as they are.
