@@ -61,6 +61,7 @@ pub(crate) fn is_grpc_call(req: &RemoteRequest) -> bool {
 }
 
 impl GrpcTransport {
+    /// Sends one try of a call as a gRPC request to the replica.
     pub(super) fn send(
         &self,
         req: RemoteRequest,

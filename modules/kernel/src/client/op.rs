@@ -82,9 +82,7 @@ impl OpCall<'_> {
     /// answer's message with [`OpCall::fetch_message`].
     pub fn message(mut self, path: &'static str, message: Bytes) -> Self {
         path.clone_into(&mut self.req.path);
-        self.req.body = Some(message);
-        self.req.content_type = Some("application/grpc".to_owned());
-        self
+        self.body(Ok(message), "application/grpc")
     }
 
     /// Adds a header of the contract (e.g. `idempotency-key`).

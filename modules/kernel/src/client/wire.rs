@@ -42,6 +42,7 @@ pub(super) struct HttpTransport {
 }
 
 impl HttpTransport {
+    /// Sends one try of a call as a REST request to the replica.
     fn send(&self, req: RemoteRequest) -> BoxFuture<Result<RemoteResponse, RemoteError>> {
         let module = self.module;
         let url = self.url_for(&req.path);
